@@ -1,0 +1,1 @@
+"""Shared ingredients of every DAG: environment, lake access, connections and operators."""

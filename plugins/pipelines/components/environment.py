@@ -1,0 +1,59 @@
+"""Where things are: project home, namespace and lake root, all read from the environment.
+
+This is the only module that reads ``PIPELINES_*`` variables, so a later change (for example a
+branch-aware namespace) happens in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+DEFAULT_NAMESPACE = "local"
+LAKE_CONN_ENV = "PIPELINES_LAKE_CONN_ID"
+DEFAULT_LAKE_CONN_ID = "pipelines_lake"
+
+
+def project_home() -> Path:
+    """The folder holding ``include/``: ``PIPELINES_HOME`` or found from the package location."""
+    env = os.environ.get("PIPELINES_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    # plugins/pipelines/components/environment.py -> repo root
+    return Path(__file__).resolve().parents[3]
+
+
+def include_dir() -> Path:
+    """``{home}/include``: registry, aggregates, cookbooks and sample sources."""
+    return project_home() / "include"
+
+
+def namespace() -> str:
+    """The namespace every DAG id and lake path of this deployment lives in."""
+    from pipelines.exceptions import PipelinesError
+
+    value = os.environ.get("PIPELINES_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
+    if not NAMESPACE_RE.match(value):
+        raise PipelinesError(
+            f"PIPELINES_NAMESPACE: {value!r} must match {NAMESPACE_RE.pattern} "
+            "(lowercase letters, digits, underscores)"
+        )
+    return value
+
+
+def lake_root() -> str:
+    """The lake root: ``PIPELINES_LAKE`` (local path or ``s3://bucket/prefix``), else ``.lake/``."""
+    value = os.environ.get("PIPELINES_LAKE", "").strip()
+    if not value:
+        return str(project_home() / ".lake")
+    if "://" in value and not value.startswith("file://"):
+        return value.rstrip("/")
+    local = value.removeprefix("file://")
+    return str(Path(local).expanduser().resolve())
+
+
+def lake_conn_id() -> str:
+    """The Airflow connection used for an object-storage lake."""
+    return os.environ.get(LAKE_CONN_ENV, "").strip() or DEFAULT_LAKE_CONN_ID

@@ -1,0 +1,344 @@
+"""Lake access: storage (local or S3), Parquet files, and versioned tables with atomic commits.
+
+A table is a folder of immutable Parquet files plus a log of JSON manifests
+(``_log/0000000001.json`` ...). A commit writes its new files first and then the next manifest with
+an exclusive create, so readers see either the previous version or the new one, never a mix, and
+two writers cannot both commit the same version (the loser gets :class:`CommitConflict` and
+retries). Files not named by the current manifest are ignored by readers and vacuumed later.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.components import environment
+from pipelines.components.secrets import redact
+from pipelines.exceptions import CommitConflict, LakeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+LOG_DIR = "_log"
+KEEP_VERSIONS = 20
+RETRIES = 5
+
+
+class Storage:
+    """Byte-level access to the lake root: local disk or an fsspec S3 filesystem."""
+
+    def __init__(self, root: str, conn_id: str | None = None):
+        self.root = root.rstrip("/")
+        self.remote = root.startswith("s3://")
+        self.conn_id = conn_id or environment.lake_conn_id()
+
+    @cached_property
+    def fs(self):
+        if not self.remote:
+            return None
+        from pipelines.components.secrets import s3_filesystem
+
+        return s3_filesystem(self.conn_id)
+
+    def _key(self, path: str) -> str:
+        return path.removeprefix("s3://") if self.remote else path
+
+    def check_inside(self, path: str) -> str:
+        """``path`` normalised; raises LakeError when it would leave the lake root."""
+        norm = os.path.normpath(path) if not self.remote else _norm_remote(path)
+        root = os.path.normpath(self.root) if not self.remote else _norm_remote(self.root)
+        if norm != root and not norm.startswith(root + "/"):
+            raise LakeError(f"path {redact(path)} is outside the lake root {redact(self.root)}")
+        return norm if not self.remote else path
+
+    def read(self, path: str) -> bytes:
+        if not self.remote:
+            return Path(path).read_bytes()
+        return _retry(lambda: self.fs.cat_file(self._key(path)))
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write a whole object; atomic for readers (rename locally, one PUT on S3)."""
+        self.check_inside(path)
+        if self.remote:
+            _retry(lambda: self.fs.pipe_file(self._key(path), data))
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
+    def create(self, path: str, data: bytes) -> bool:
+        """Write an object only if it does not exist yet; False when it already did."""
+        self.check_inside(path)
+        if self.remote:
+            try:
+                _retry(lambda: self.fs.pipe_file(self._key(path), data, mode="create"))
+            except FileExistsError:
+                return False
+            except OSError as exc:  # s3fs reports a failed precondition as a generic error
+                if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                    return False
+                raise
+            return True
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def list(self, path: str) -> list[str]:
+        """Names (not paths) directly under ``path``; empty when it does not exist."""
+        if not self.remote:
+            try:
+                return sorted(os.listdir(path))
+            except FileNotFoundError:
+                return []
+        try:
+            entries = _retry(lambda: self.fs.ls(self._key(path), detail=False, refresh=True))
+        except FileNotFoundError:
+            return []
+        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def delete(self, paths: Iterable[str]) -> None:
+        for path in paths:
+            self.check_inside(path)
+            if self.remote:
+                try:
+                    _retry(lambda p=path: self.fs.rm_file(self._key(p)))
+                except FileNotFoundError:
+                    pass
+            else:
+                Path(path).unlink(missing_ok=True)
+
+    def mtime(self, path: str) -> float:
+        if not self.remote:
+            return Path(path).stat().st_mtime
+        info = _retry(lambda: self.fs.info(self._key(path)))
+        modified = info.get("LastModified")
+        return modified.timestamp() if modified else time.time()
+
+
+def _norm_remote(path: str) -> str:
+    scheme, _, rest = path.partition("://")
+    parts: list[str] = []
+    for part in rest.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return f"{scheme}://" + "/".join(parts)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    markers = ("SlowDown", "Throttl", "InternalError", "ServiceUnavailable", "503", "500",
+               "RequestTimeout", "Connection reset", "ConnectionError", "EndpointConnectionError")
+    return any(m in text for m in markers) and not isinstance(exc, FileNotFoundError)
+
+
+def _retry(call: Callable[[], Any], attempts: int = RETRIES, base_delay: float = 0.2) -> Any:
+    """Call, retrying transient object-store errors with exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
+            if attempt == attempts or not _is_transient(exc):
+                raise
+            log.warning("transient storage error (attempt %s/%s): %s", attempt, attempts,
+                        redact(str(exc)))
+            time.sleep(base_delay * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def read_parquet_bytes(data: bytes) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(data)).to_pandas()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed version of a table: which file holds each partition, and table metadata."""
+
+    version: int
+    partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        body = {"version": self.version, "partitions": self.partitions, "meta": self.meta,
+                "committed_at": time.time()}
+        return json.dumps(body, sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Snapshot:
+        body = json.loads(data)
+        return cls(body["version"], body["partitions"], body.get("meta", {}))
+
+    def rows(self, partition: str | None = None) -> int:
+        if partition is not None:
+            return int(self.partitions.get(partition, {}).get("rows", 0))
+        return sum(int(p.get("rows", 0)) for p in self.partitions.values())
+
+
+EMPTY = Snapshot(0)
+
+
+class Table:
+    """A versioned, partitioned Parquet table in the lake.
+
+    :param storage: where the lake is
+    :param path: the table's root (from :mod:`pipelines.partitions`)
+    :param key: the partition column name (``ds`` or ``dt``)
+    """
+
+    def __init__(self, storage: Storage, path: str, key: str):
+        self.storage = storage
+        self.path = storage.check_inside(path)
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"Table({redact(self.path)!r})"
+
+    def _log(self, version: int) -> str:
+        return f"{self.path}/{LOG_DIR}/{version:010d}.json"
+
+    def snapshot(self) -> Snapshot:
+        """The newest committed version (version 0 and no partitions for a new table)."""
+        names = [n for n in self.storage.list(f"{self.path}/{LOG_DIR}")
+                 if n.endswith(".json") and n[:-5].isdigit()]
+        version = max((int(n[:-5]) for n in names), default=0)
+        while True:  # a commit may land between list and read: follow it
+            if version == 0:
+                return EMPTY
+            try:
+                snap = Snapshot.from_json(self.storage.read(self._log(version)))
+            except FileNotFoundError:
+                return self.snapshot()
+            nxt = self._log(version + 1)
+            if nxt.rsplit("/", 1)[-1] in self.storage.list(f"{self.path}/{LOG_DIR}"):
+                version += 1
+                continue
+            return snap
+
+    def read_partition(self, partition: str, snapshot: Snapshot | None = None) -> pd.DataFrame:
+        """One partition's rows (empty frame when it does not exist)."""
+        import pandas as pd
+
+        snap = snapshot or self.snapshot()
+        entry = snap.partitions.get(partition)
+        if entry is None:
+            return pd.DataFrame()
+        return read_parquet_bytes(self.storage.read(f"{self.path}/{entry['file']}"))
+
+    def read(self, partitions: Iterable[str] | None = None, snapshot: Snapshot | None = None,
+             with_key: bool = True) -> pd.DataFrame:
+        """Rows of the given partitions (default all) with the partition column added."""
+        import pandas as pd
+
+        for attempt in range(3):
+            snap = snapshot or self.snapshot()
+            wanted = sorted(snap.partitions if partitions is None else
+                            [p for p in partitions if p in snap.partitions])
+            try:
+                frames = [self._with_key(self.read_partition(p, snap), p, with_key)
+                          for p in wanted]
+            except FileNotFoundError:
+                if snapshot is not None or attempt == 2:
+                    raise
+                continue  # a concurrent commit vacuumed the files: re-read the new version
+            frames = [f for f in frames if not f.empty]
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        raise AssertionError("unreachable")
+
+    def _with_key(self, frame: pd.DataFrame, partition: str, with_key: bool) -> pd.DataFrame:
+        if with_key and not frame.empty:
+            frame.insert(0, self.key, partition)
+            frame[self.key] = frame[self.key].astype("string")
+        return frame
+
+    def commit(self, base: Snapshot, changes: dict[str, pd.DataFrame | None],
+               meta: dict[str, Any] | None = None, extra_files: dict[str, bytes] | None = None
+               ) -> Snapshot:
+        """Replace (a frame, even empty) or drop (None) partitions, atomically, as version+1.
+
+        :param base: the snapshot the changes were computed from
+        :param extra_files: more files (relative path -> bytes) to write before the manifest
+        :raises CommitConflict: another writer committed since ``base``
+        """
+        version = base.version + 1
+        partitions = dict(base.partitions)
+        for part, frame in sorted(changes.items()):
+            if frame is None:
+                partitions.pop(part, None)
+                continue
+            rel = f"{self.key}={part}/part-{version:08d}-{uuid.uuid4().hex[:12]}.parquet"
+            self.storage.write(f"{self.path}/{rel}", parquet_bytes(frame))
+            partitions[part] = {"file": rel, "rows": len(frame)}
+        for rel, data in (extra_files or {}).items():
+            self.storage.write(f"{self.path}/{rel}", data)
+        snap = Snapshot(version, partitions, {**base.meta, **(meta or {})})
+        if not self.storage.create(self._log(version), snap.to_json()):
+            raise CommitConflict(f"{self!r}: version {version} was committed by another writer")
+        self._vacuum(base, snap)
+        return snap
+
+    def _vacuum(self, base: Snapshot, new: Snapshot) -> None:
+        """Delete the files the new version replaced, and manifests older than KEEP_VERSIONS."""
+        live = {e["file"] for e in new.partitions.values()} | set(new.meta.get("files", []))
+        old = {e["file"] for e in base.partitions.values()} | set(base.meta.get("files", []))
+        self.storage.delete(f"{self.path}/{rel}" for rel in sorted(old - live))
+        stale = new.version - KEEP_VERSIONS
+        if stale > 0 and new.version % 10 == 0:
+            names = self.storage.list(f"{self.path}/{LOG_DIR}")
+            self.storage.delete(f"{self.path}/{LOG_DIR}/{n}" for n in names
+                                if n[:-5].isdigit() and int(n[:-5]) < stale)
+
+
+def commit_with_retry(table: Table, attempt: Callable[[Snapshot], Snapshot], tries: int = 20
+                      ) -> Snapshot:
+    """Run ``attempt(snapshot)`` (read, compute, commit) until no other writer got in between."""
+    for n in range(1, tries + 1):
+        try:
+            return attempt(table.snapshot())
+        except CommitConflict:
+            if n == tries:
+                raise
+            log.info("%r: concurrent commit, retrying (%s/%s)", table, n, tries)
+            time.sleep(0.05 * n)
+    raise AssertionError("unreachable")

@@ -1,0 +1,306 @@
+"""The project's configuration: registry rows, aggregates.yaml and cookbooks.yaml, validated together.
+
+``aggregates.yaml`` and ``cookbooks.yaml`` are each a top-level YAML list. A bad entry is reported as
+``aggregates.yaml: NAME: message`` and skipped; the other entries still load. Names are unique
+across datasets, aggregates and cookbooks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pipelines.exceptions import ConfigError, Problem
+from pipelines.registry import COLUMN_RE, NAME_RE, Dataset, Registry, load_registry
+
+AGGREGATES = "aggregates.yaml"
+COOKBOOKS = "cookbooks.yaml"
+METRIC_RE = re.compile(r"^(?P<fn>[a-z_]+)(?::(?P<col>.+))?$")
+METRIC_FUNCTIONS = ("count", "sum", "mean", "min", "max", "count_distinct")
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """A business table: ``dataset`` grouped by partition date plus ``group_by``."""
+
+    name: str
+    dataset: str
+    group_by: tuple[str, ...]
+    metrics: tuple[tuple[str, str, str | None], ...]  # (output, function, column)
+
+    @property
+    def metric_map(self) -> dict[str, tuple[str, str | None]]:
+        return {out: (fn, col) for out, fn, col in self.metrics}
+
+    @property
+    def columns(self) -> set[str]:
+        """Source columns the aggregate needs."""
+        return set(self.group_by) | {col for _, _, col in self.metrics if col}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One child of a cookbook and the steps it waits for."""
+
+    name: str
+    after: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CookbookSpec:
+    """A parent DAG that triggers children (datasets or cookbooks) for the same logical date."""
+
+    name: str
+    schedule: str | None
+    steps: tuple[Step, ...]
+    checks: dict[str, dict[str, int]]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything the factory builds DAGs from, plus every problem found."""
+
+    registry: Registry
+    aggregates: tuple[AggregateSpec, ...]
+    cookbooks: tuple[CookbookSpec, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def datasets(self) -> tuple[Dataset, ...]:
+        return self.registry.datasets
+
+    def dataset(self, name: str) -> Dataset | None:
+        return self.registry.get(name)
+
+    def aggregate(self, name: str) -> AggregateSpec | None:
+        return next((a for a in self.aggregates if a.name == name), None)
+
+    def cookbook(self, name: str) -> CookbookSpec | None:
+        return next((c for c in self.cookbooks if c.name == name), None)
+
+    def aggregates_of(self, dataset: str) -> list[AggregateSpec]:
+        return [a for a in self.aggregates if a.dataset == dataset]
+
+
+def load_project(include: str | os.PathLike | None = None, *, strict: bool = False) -> Project:
+    """Load and cross-check the three config files of ``include/`` (cached per file version).
+
+    :param strict: raise :class:`ConfigError` listing every problem instead of skipping
+    """
+    if include is None:
+        from pipelines.components.environment import include_dir
+
+        include = include_dir()
+    include = Path(include)
+    stamps = tuple(_stamp(include / f) for f in ("registry.csv", AGGREGATES, COOKBOOKS))
+    project = _load(str(include), stamps)
+    if strict and project.problems:
+        raise ConfigError(list(project.problems))
+    return project
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load(include: str, stamps: tuple) -> Project:
+    registry = load_registry(Path(include) / "registry.csv")
+    problems = list(registry.problems)
+    taken = {d.name: "dataset" for d in registry.datasets}
+    aggregates = _entries(Path(include) / AGGREGATES, problems, taken,
+                          lambda e, name, p: _aggregate(e, name, p, registry), "aggregate")
+    cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, "cookbook")
+    cookbooks = _check_cookbook_steps(cookbooks, taken, problems)
+    return Project(registry, tuple(aggregates), tuple(cookbooks), tuple(problems))
+
+
+def _entries(path: Path, problems: list[Problem], taken: dict[str, str], build, kind: str):
+    """Parse a YAML list file into specs with ``build(entry, name, problems)``."""
+    import yaml
+
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problems.append(Problem(path.name, None, "yaml", f"cannot parse{where}: {exc}"))
+        return []
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        problems.append(Problem(path.name, None, "file", "must be a YAML list of entries"))
+        return []
+    specs = []
+    for i, entry in enumerate(data, start=1):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        label = str(name) if name else f"entry {i}"
+        entry_problems: list[Problem] = []
+        report = _Reporter(path.name, label, entry_problems)
+        if not isinstance(entry, dict):
+            report("must be a mapping with a name")
+        elif not isinstance(name, str) or not NAME_RE.match(name):
+            report(f"name {name!r} must match {NAME_RE.pattern}")
+        elif name in taken:
+            report(f"name {name!r} is already used by a {taken[name]}")
+        spec = build(entry, name, report) if not entry_problems else None
+        problems.extend(entry_problems)
+        if spec is not None and not entry_problems:
+            taken[name] = kind
+            specs.append(spec)
+    return specs
+
+
+@dataclass
+class _Reporter:
+    file: str
+    name: str
+    problems: list[Problem]
+
+    def __call__(self, message: str) -> None:
+        self.problems.append(Problem(self.file, None, self.name, message))
+
+
+def _aggregate(entry: dict[str, Any], name: str, report: _Reporter, registry: Registry):
+    unknown = set(entry) - {"name", "dataset", "group_by", "metrics", "description"}
+    if unknown:
+        report(f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
+    dataset = entry.get("dataset")
+    if registry.get(str(dataset)) is None:
+        report(f"dataset {dataset!r} is not a valid dataset of registry.csv")
+    group_by = entry.get("group_by") or []
+    if not isinstance(group_by, list) or not all(
+        isinstance(c, str) and COLUMN_RE.match(c) for c in group_by
+    ):
+        report("group_by must be a list of column names")
+        group_by = []
+    metrics = _metrics(entry.get("metrics"), report)
+    if report.problems:
+        return None
+    return AggregateSpec(name, dataset, tuple(group_by), metrics)
+
+
+def _metrics(raw: Any, report: _Reporter) -> tuple[tuple[str, str, str | None], ...]:
+    if not isinstance(raw, dict) or not raw:
+        report("metrics must be a mapping {output_column: 'function:column'}")
+        return ()
+    out = []
+    for output, spec in raw.items():
+        match = METRIC_RE.match(str(spec)) if isinstance(spec, str) else None
+        fn, col = (match["fn"], match["col"]) if match else (None, None)
+        if not isinstance(output, str) or not COLUMN_RE.match(output):
+            report(f"metric output {output!r} is not a valid column name")
+        elif fn not in METRIC_FUNCTIONS:
+            report(f"metric {output}: {spec!r}: function must be one of: "
+                   f"{', '.join(METRIC_FUNCTIONS)}")
+        elif fn == "count" and col:
+            report(f"metric {output}: 'count' takes no column (it counts rows)")
+        elif fn != "count" and not (col and COLUMN_RE.match(col)):
+            report(f"metric {output}: {fn!r} needs a column, as '{fn}:column'")
+        else:
+            out.append((output, fn, col))
+    return tuple(out)
+
+
+def _cookbook(entry: dict[str, Any], name: str, report: _Reporter):
+    unknown = set(entry) - {"name", "schedule", "steps", "checks", "description"}
+    if unknown:
+        report(f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
+    schedule = entry.get("schedule")
+    if schedule is not None:
+        from pipelines.registry import PRESETS
+
+        if not isinstance(schedule, str) or (
+            schedule not in PRESETS and not _valid_cron(schedule)
+        ):
+            report(f"schedule {schedule!r} is not a cron expression or preset")
+    steps = _steps(entry.get("steps"), report)
+    checks = entry.get("checks") or {}
+    if not isinstance(checks, dict) or not all(
+        isinstance(v, dict) and all(k == "min_rows" and isinstance(n, int) for k, n in v.items())
+        for v in checks.values()
+    ):
+        report("checks must map a dataset to {min_rows: N}")
+        checks = {}
+    if report.problems:
+        return None
+    return CookbookSpec(name, schedule, steps, checks, str(entry.get("description", "")))
+
+
+def _valid_cron(expr: str) -> bool:
+    from croniter import croniter
+
+    return len(expr.split()) == 5 and croniter.is_valid(expr)
+
+
+def _steps(raw: Any, report: _Reporter) -> tuple[Step, ...]:
+    """Strings run one after the other; ``{name, after: [...]}`` names its own dependencies."""
+    if not isinstance(raw, list) or not raw:
+        report("steps must be a non-empty list")
+        return ()
+    steps: list[Step] = []
+    for item in raw:
+        if isinstance(item, str):
+            after = (steps[-1].name,) if steps else ()
+            steps.append(Step(item, after))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            after = item.get("after", [])
+            if isinstance(after, str):
+                after = [after]
+            steps.append(Step(item["name"], tuple(after)))
+        else:
+            report(f"step {item!r} must be a name or {{name: ..., after: [...]}}")
+    names = [s.name for s in steps]
+    for step in steps:
+        if names.count(step.name) > 1:
+            report(f"step {step.name!r} appears twice")
+        for dep in step.after:
+            if dep not in names:
+                report(f"step {step.name!r} waits for {dep!r}, which is not a step")
+    return tuple(steps)
+
+
+def _check_cookbook_steps(cookbooks: list[CookbookSpec], taken: dict[str, str],
+                          problems: list[Problem]) -> list[CookbookSpec]:
+    """Drop cookbooks that name unknown children or form a cycle through other cookbooks."""
+    by_name = {c.name: c for c in cookbooks}
+    good: list[CookbookSpec] = []
+    for book in cookbooks:
+        bad = [s.name for s in book.steps if taken.get(s.name) not in ("dataset", "cookbook")]
+        if bad:
+            problems.append(Problem(COOKBOOKS, None, book.name,
+                                    f"unknown dataset or cookbook: {', '.join(map(repr, bad))}"))
+        elif _cycle(book.name, by_name, ()):
+            problems.append(Problem(COOKBOOKS, None, book.name, "cookbooks trigger each other in a "
+                                                                "cycle"))
+        else:
+            good.append(book)
+    return good
+
+
+def _cycle(name: str, books: dict[str, CookbookSpec], path: tuple[str, ...]) -> bool:
+    if name in path:
+        return True
+    book = books.get(name)
+    return book is not None and any(_cycle(s.name, books, (*path, name)) for s in book.steps)
+
+
+def require(project: Project, name: str) -> Dataset | AggregateSpec | CookbookSpec:
+    """The dataset, aggregate or cookbook called ``name``, or a ConfigError saying what exists."""
+    found = project.dataset(name) or project.aggregate(name) or project.cookbook(name)
+    if found is None:
+        names = [d.name for d in project.datasets] + [c.name for c in project.cookbooks]
+        msg = f"no dataset, aggregate or cookbook named {name!r}; known: {', '.join(names)}"
+        raise ConfigError([Problem("registry.csv", None, "dataset", msg)])
+    return found

@@ -1,0 +1,152 @@
+"""The only place that knows lake paths, partition keys and data intervals.
+
+A run for logical date D covers exactly ``[D, next D)`` of the dataset's schedule and writes the
+partition ``ds=D``. Paths are Hive-style: ``{lake}/{namespace}/{layer}/{table}/{key}=YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from dataclasses import dataclass
+
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Layer(enum.StrEnum):
+    """The lake's layers, each a folder under the namespace."""
+
+    RAW = "raw"
+    CLEANED = "cleaned"
+    AGGREGATED = "aggregated"
+    QUARANTINE = "quarantine"
+
+
+PARTITION_KEY = {Layer.RAW: "ds", Layer.QUARANTINE: "ds", Layer.AGGREGATED: "dt"}
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """A half-open UTC data interval ``[start, end)``; ``ds`` keys its partition."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("interval bounds must be timezone-aware")
+        if not self.start < self.end:
+            raise ValueError(f"empty interval [{self.start}, {self.end})")
+
+    @property
+    def ds(self) -> str:
+        return format_date(self.start)
+
+    @property
+    def ds_nodash(self) -> str:
+        return self.ds.replace("-", "")
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """The same instant as an aware UTC datetime (naive values are taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC, fold=0)
+    return value.astimezone(dt.UTC).replace(fold=0)
+
+
+def format_date(value: dt.date | dt.datetime) -> str:
+    """``YYYY-MM-DD`` of a date, or of a datetime's UTC calendar date."""
+    if isinstance(value, dt.datetime):
+        value = utc(value).date()
+    return value.isoformat()
+
+
+def parse_date(value: str | dt.date | dt.datetime) -> dt.date:
+    """A ``YYYY-MM-DD`` string (or date/datetime) as a date; ValueError otherwise."""
+    if isinstance(value, dt.datetime):
+        return utc(value).date()
+    if isinstance(value, dt.date):
+        return value
+    if not DATE_RE.match(str(value)):
+        raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD")
+    return dt.date.fromisoformat(value)
+
+
+def _croniter(cron: str, start: dt.datetime):
+    from croniter import croniter
+
+    return croniter(cron, start)
+
+
+def shortest_gap(cron: str, samples: int = 60) -> dt.timedelta:
+    """The shortest time between two consecutive schedule points (over the next samples)."""
+    it = _croniter(cron, dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    points = [it.get_next(dt.datetime) for _ in range(samples)]
+    return min(b - a for a, b in zip(points, points[1:], strict=False))
+
+
+def interval_for(cron: str, logical_date: dt.datetime | dt.date | str) -> Interval:
+    """The interval a run for ``logical_date`` covers: ``[D, next D)`` when D is on the schedule.
+
+    A D between two schedule points maps to the interval that starts at the point before it.
+    """
+    when = logical_date
+    if not isinstance(when, dt.datetime):
+        when = dt.datetime.combine(parse_date(when), dt.time(), tzinfo=dt.UTC)
+    when = utc(when)
+    start = aligned_start(cron, when)
+    end = _croniter(cron, start).get_next(dt.datetime)
+    return Interval(utc(start), utc(end))
+
+
+def aligned_start(cron: str, when: dt.datetime) -> dt.datetime:
+    """The latest schedule point at or before ``when``."""
+    nxt = _croniter(cron, when - dt.timedelta(microseconds=1)).get_next(dt.datetime)
+    if utc(nxt) == when:
+        return when
+    return utc(_croniter(cron, when).get_prev(dt.datetime))
+
+
+def latest_complete_interval(cron: str, now: dt.datetime) -> Interval:
+    """The newest interval that has fully ended by ``now`` (runs with no logical date)."""
+    end = aligned_start(cron, utc(now))
+    start = utc(_croniter(cron, end).get_prev(dt.datetime))
+    return Interval(start, end)
+
+
+def intervals_between(cron: str, first: dt.date, last: dt.date) -> list[Interval]:
+    """Every interval whose start lies in ``[first 00:00, last 00:00]`` UTC, in order."""
+    start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+    stop = dt.datetime.combine(last, dt.time(), tzinfo=dt.UTC)
+    out: list[Interval] = []
+    current = interval_for(cron, start)
+    if current.start < start:
+        current = interval_for(cron, current.end)
+    while current.start <= stop:
+        out.append(current)
+        current = interval_for(cron, current.end)
+    return out
+
+
+def source_for(source: str, interval: Interval) -> str:
+    """The source location of one interval: ``{ds}``/``{ds_nodash}`` filled in, literally."""
+    return source.replace("{ds_nodash}", interval.ds_nodash).replace("{ds}", interval.ds)
+
+
+def table_path(lake: str, namespace: str, layer: Layer | str, table: str) -> str:
+    """``{lake}/{namespace}/{layer}/{table}``: the root of one table."""
+    return "/".join((lake.rstrip("/"), namespace, str(Layer(layer)), table))
+
+
+def partition_name(key: str, date: str | dt.date | dt.datetime) -> str:
+    """``key=YYYY-MM-DD``: the Hive folder name of one partition."""
+    if key not in ("ds", "dt"):
+        raise ValueError(f"unknown partition key {key!r}")
+    return f"{key}={format_date(parse_date(date))}"
+
+
+def partition_path(lake: str, namespace: str, layer: Layer | str, table: str, key: str,
+                   date: str | dt.date | dt.datetime) -> str:
+    """``{table_path}/{key}=YYYY-MM-DD``."""
+    return f"{table_path(lake, namespace, layer, table)}/{partition_name(key, date)}"

@@ -1,0 +1,206 @@
+"""Pure pandas transformations: frame in, frame out. Nothing here knows Airflow or the lake.
+
+Columns whose names begin with ``_`` are bookkeeping: ``_ds`` (the delivery a row came in),
+``_row`` (its position in that delivery) and ``_reason`` (why a row was quarantined).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+ORDER = ("_ds", "_row")  # tie-break after the incremental field: later delivery, later row
+BOOL_TEXT = {"true": True, "false": False}
+
+# Column kinds, ordered by how they widen: int -> float; anything -> string is NOT automatic.
+KINDS = ("null", "bool", "int", "float", "timestamp", "string")
+DTYPES = {
+    "bool": "boolean",
+    "int": "Int64",
+    "float": "Float64",
+    "string": "string",
+    "timestamp": "datetime64[us, UTC]",
+}
+
+
+def infer_kind(series: pd.Series) -> str:
+    """The kind of a column: typed sources keep their type, text columns are sniffed."""
+    values = series.dropna()
+    if values.empty:
+        return "null"
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
+        return "timestamp"
+    return _sniff_text(values.astype(str))
+
+
+def _sniff_text(values: pd.Series) -> str:
+    lowered = values.str.strip().str.lower()
+    if lowered.isin(BOOL_TEXT.keys()).all():
+        return "bool"
+    numbers = pd.to_numeric(values.str.strip(), errors="coerce")
+    if numbers.notna().all():
+        if (numbers == np.floor(numbers)).all() and not values.str.contains(r"[.eE]").any():
+            return "int"
+        return "float"
+    return "string"
+
+
+def widen(stored: str, new: str) -> str | None:
+    """The kind both fit in, or None when the change is incompatible."""
+    if stored == new or new == "null":
+        return stored
+    if stored == "null":
+        return new
+    if {stored, new} == {"int", "float"}:
+        return "float"
+    if stored == "string":
+        return "string"
+    return None
+
+
+def coerce(series: pd.Series, kind: str) -> pd.Series:
+    """Convert a column to a kind; raises ValueError naming a value that does not fit."""
+    if kind == "null":
+        return series.astype("string")
+    if kind == "timestamp":
+        parsed, bad = parse_timestamps(series)
+        if bad.any():
+            raise ValueError(f"{series[bad].iloc[0]!r} is not an ISO 8601 timestamp")
+        return parsed
+    if kind == "bool" and not pd.api.types.is_bool_dtype(series):
+        text = series.astype("string").str.strip().str.lower()
+        mapped = text.map(BOOL_TEXT, na_action="ignore")
+        bad = text.notna() & mapped.isna()
+        if bad.any():
+            raise ValueError(f"{series[bad].iloc[0]!r} is not true/false")
+        return mapped.astype("boolean")
+    if kind in ("int", "float") and not pd.api.types.is_numeric_dtype(series):
+        numbers = pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
+        bad = series.notna() & numbers.isna()
+        if bad.any():
+            raise ValueError(f"{series[bad].iloc[0]!r} is not a number")
+        series = numbers
+    if kind == "string" and not pd.api.types.is_string_dtype(series):
+        return series.astype("string")
+    return series.astype(DTYPES[kind])
+
+
+def parse_timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """ISO 8601 values as UTC timestamps (naive = UTC); also the mask of unparseable values."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        parsed = series.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_any_dtype(series):
+        parsed = series.dt.tz_localize("UTC")
+    else:
+        text = series.astype("string").str.strip()
+        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+        bad = text.notna() & (text != "") & parsed.isna()
+        return parsed.astype(DTYPES["timestamp"]), bad | (text == "")
+    return parsed.astype(DTYPES["timestamp"]), pd.Series(False, index=series.index)
+
+
+def filter_interval(frame: pd.DataFrame, field: str, start: dt.datetime, end: dt.datetime
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows with ``start <= field < end``; and, separately, rows whose field cannot be parsed."""
+    parsed, bad = parse_timestamps(frame[field])
+    inside = (parsed >= pd.Timestamp(start)) & (parsed < pd.Timestamp(end))
+    unparseable = frame[bad | parsed.isna()].copy()
+    unparseable["_reason"] = f"{field}: missing or not an ISO 8601 timestamp"
+    return frame[inside.fillna(False)], unparseable
+
+
+def quarantine_invalid(frame: pd.DataFrame, primary_key: Sequence[str],
+                       timestamp_fields: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off rows with a null key part or an unparseable timestamp field, with a ``_reason``.
+
+    The kept rows have their timestamp fields parsed to UTC.
+    """
+    frame = frame.copy()
+    reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for col in primary_key:
+        null = frame[col].isna() | (frame[col].astype("string").str.strip() == "")
+        reasons = reasons.mask(null & reasons.isna(), f"{col}: primary key is null")
+    for col in dict.fromkeys(timestamp_fields):
+        parsed, bad = parse_timestamps(frame[col])
+        reasons = reasons.mask(bad & reasons.isna(), f"{col}: missing or not an ISO 8601 timestamp")
+        frame[col] = parsed
+    bad_rows = reasons.notna()
+    quarantined = frame[bad_rows].copy()
+    quarantined["_reason"] = reasons[bad_rows]
+    return frame[~bad_rows], quarantined
+
+
+def latest_per_key(frame: pd.DataFrame, primary_key: Sequence[str], order: Sequence[str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per key: the greatest by ``order`` (e.g. incremental field, delivery, row).
+
+    Returns (winners, superseded). Deterministic whatever the input order.
+    """
+    if frame.empty:
+        return frame, frame.iloc[0:0]
+    ranked = frame.sort_values([*primary_key, *order], kind="mergesort", na_position="first")
+    last = ~ranked.duplicated(subset=list(primary_key), keep="last")
+    return ranked[last], ranked[~last]
+
+
+def upsert(current: pd.DataFrame, delta: pd.DataFrame, primary_key: Sequence[str],
+           order: Sequence[str]) -> pd.DataFrame:
+    """Merge a delta into current rows by key: the greatest ``order`` wins, whichever came first."""
+    if current.empty:
+        combined = delta
+    elif delta.empty:
+        combined = current
+    else:
+        combined = pd.concat([current, delta], ignore_index=True)
+    winners, _ = latest_per_key(combined, primary_key, order)
+    return winners
+
+
+def sort_rows(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.DataFrame:
+    """Rows in key order with a fresh index: equal data gives equal files."""
+    return frame.sort_values(list(primary_key), kind="mergesort").reset_index(drop=True)
+
+
+def key_hash(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.Series:
+    """A 64-bit hash of each row's key, for the key index (a hit is confirmed on real keys)."""
+    parts = frame[list(primary_key)].astype("string").fillna("\x00")
+    return pd.util.hash_pandas_object(parts, index=False).astype("uint64")
+
+
+def date_key(series: pd.Series) -> pd.Series:
+    """The UTC calendar date of timestamps as ``YYYY-MM-DD`` text."""
+    return series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d").astype("string")
+
+
+METRICS = {
+    "count": lambda g, col: g.size(),
+    "sum": lambda g, col: g[col].sum(min_count=1),
+    "mean": lambda g, col: g[col].mean(),
+    "min": lambda g, col: g[col].min(),
+    "max": lambda g, col: g[col].max(),
+    "count_distinct": lambda g, col: g[col].nunique(dropna=True),
+}
+
+
+def aggregate(frame: pd.DataFrame, group_by: Sequence[str],
+              metrics: Mapping[str, tuple[str, str | None]]) -> pd.DataFrame:
+    """Group rows by ``group_by`` and compute ``{output: (function, column)}``.
+
+    Nulls are skipped by every metric but ``count``, which counts rows. Group keys that are null
+    form their own group.
+    """
+    keys = list(group_by)
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, *metrics])
+    grouped = frame.groupby(keys, dropna=False, sort=True)
+    out = pd.DataFrame({name: METRICS[fn](grouped, col) for name, (fn, col) in metrics.items()})
+    return out.reset_index()

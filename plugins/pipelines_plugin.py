@@ -1,0 +1,19 @@
+"""The one Airflow plugin of the project: registers the timetable so the scheduler can load it.
+
+The ``pipelines`` package itself is kept out of Airflow's plugin loader by ``.airflowignore``
+(the loader imports every module as a top-level name, and ``components/secrets.py`` would shadow
+the standard library's ``secrets``).
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from pipelines.timetable import PipelinesTimetable
+
+
+class PipelinesPlugin(AirflowPlugin):
+    """Registers :class:`~pipelines.timetable.PipelinesTimetable`."""
+
+    name = "pipelines"
+    timetables = [PipelinesTimetable]
