@@ -21,8 +21,9 @@ from pipelines.partitions import Interval, Layer
 from pipelines.registry import Dataset, Ingestion
 
 
-def build(spec: AggregateSpec, dataset: Dataset, interval: Interval, lake: Lake,
-          touched: list[str]) -> dict:
+def build(
+    spec: AggregateSpec, dataset: Dataset, interval: Interval, lake: Lake, touched: list[str]
+) -> dict:
     """Recompute the aggregate's partitions for what the run touched; returns row counts."""
     cleaned = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
     out = lake.table(Layer.AGGREGATED, spec.name)
@@ -49,21 +50,35 @@ def build(spec: AggregateSpec, dataset: Dataset, interval: Interval, lake: Lake,
         return out.commit(base, full)
 
     snap = commit_with_retry(out, attempt)
-    return {"partitions": sorted(p for p, f in changes.items() if f is not None),
-            "rows": sum(len(f) for f in changes.values() if f is not None),
-            "total_rows": snap.rows()}
+    return {
+        "partitions": sorted(p for p, f in changes.items() if f is not None),
+        "rows": sum(len(f) for f in changes.values() if f is not None),
+        "total_rows": snap.rows(),
+    }
 
 
-def _by_partition(spec: AggregateSpec, rows: pd.DataFrame, partitions: list[str]
-                  ) -> dict[str, pd.DataFrame | None]:
+def _by_partition(
+    spec: AggregateSpec, rows: pd.DataFrame, partitions: list[str]
+) -> dict[str, pd.DataFrame | None]:
     if not rows.empty:
         missing = sorted(spec.columns - set(rows.columns))
         if missing:
-            raise ConfigError([Problem("aggregates.yaml", None, spec.name,
-                                       f"column {missing[0]!r} is not in dataset {spec.dataset!r} "
-                                       f"(columns: {', '.join(c for c in rows.columns)})")])
-    result = transforms.aggregate(rows, ["dt", *spec.group_by], spec.metric_map) \
-        if not rows.empty else pd.DataFrame(columns=["dt"])
+            raise ConfigError(
+                [
+                    Problem(
+                        "aggregates.yaml",
+                        None,
+                        spec.name,
+                        f"column {missing[0]!r} is not in dataset {spec.dataset!r} "
+                        f"(columns: {', '.join(c for c in rows.columns)})",
+                    )
+                ]
+            )
+    result = (
+        transforms.aggregate(rows, ["dt", *spec.group_by], spec.metric_map)
+        if not rows.empty
+        else pd.DataFrame(columns=["dt"])
+    )
     changes: dict[str, pd.DataFrame | None] = {}
     for part in partitions:
         frame = result[result["dt"] == part].drop(columns="dt").reset_index(drop=True)

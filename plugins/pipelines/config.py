@@ -1,7 +1,7 @@
-"""The project's configuration: registry rows, aggregates.yaml and cookbooks.yaml, validated together.
+"""The project's configuration: registry rows, aggregates.yaml and cookbooks.yaml, checked together.
 
-``aggregates.yaml`` and ``cookbooks.yaml`` are each a top-level YAML list. A bad entry is reported as
-``aggregates.yaml: NAME: message`` and skipped; the other entries still load. Names are unique
+``aggregates.yaml`` and ``cookbooks.yaml`` are each a top-level YAML list. A bad entry is reported
+as ``aggregates.yaml: NAME: message`` and skipped; the other entries still load. Names are unique
 across datasets, aggregates and cookbooks.
 """
 
@@ -117,8 +117,13 @@ def _load(include: str, stamps: tuple) -> Project:
     registry = load_registry(Path(include) / "registry.csv")
     problems = list(registry.problems)
     taken = {d.name: "dataset" for d in registry.datasets}
-    aggregates = _entries(Path(include) / AGGREGATES, problems, taken,
-                          lambda e, name, p: _aggregate(e, name, p, registry), "aggregate")
+    aggregates = _entries(
+        Path(include) / AGGREGATES,
+        problems,
+        taken,
+        lambda e, name, p: _aggregate(e, name, p, registry),
+        "aggregate",
+    )
     cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, "cookbook")
     cookbooks = _check_cookbook_steps(cookbooks, taken, problems)
     return Project(registry, tuple(aggregates), tuple(cookbooks), tuple(problems))
@@ -202,8 +207,9 @@ def _metrics(raw: Any, report: _Reporter) -> tuple[tuple[str, str, str | None], 
         if not isinstance(output, str) or not COLUMN_RE.match(output):
             report(f"metric output {output!r} is not a valid column name")
         elif fn not in METRIC_FUNCTIONS:
-            report(f"metric {output}: {spec!r}: function must be one of: "
-                   f"{', '.join(METRIC_FUNCTIONS)}")
+            report(
+                f"metric {output}: {spec!r}: function must be one of: {', '.join(METRIC_FUNCTIONS)}"
+            )
         elif fn == "count" and col:
             report(f"metric {output}: 'count' takes no column (it counts rows)")
         elif fn != "count" and not (col and COLUMN_RE.match(col)):
@@ -221,9 +227,7 @@ def _cookbook(entry: dict[str, Any], name: str, report: _Reporter):
     if schedule is not None:
         from pipelines.registry import PRESETS
 
-        if not isinstance(schedule, str) or (
-            schedule not in PRESETS and not _valid_cron(schedule)
-        ):
+        if not isinstance(schedule, str) or (schedule not in PRESETS and not _valid_cron(schedule)):
             report(f"schedule {schedule!r} is not a cron expression or preset")
     steps = _steps(entry.get("steps"), report)
     checks = entry.get("checks") or {}
@@ -271,19 +275,27 @@ def _steps(raw: Any, report: _Reporter) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def _check_cookbook_steps(cookbooks: list[CookbookSpec], taken: dict[str, str],
-                          problems: list[Problem]) -> list[CookbookSpec]:
+def _check_cookbook_steps(
+    cookbooks: list[CookbookSpec], taken: dict[str, str], problems: list[Problem]
+) -> list[CookbookSpec]:
     """Drop cookbooks that name unknown children or form a cycle through other cookbooks."""
     by_name = {c.name: c for c in cookbooks}
     good: list[CookbookSpec] = []
     for book in cookbooks:
         bad = [s.name for s in book.steps if taken.get(s.name) not in ("dataset", "cookbook")]
         if bad:
-            problems.append(Problem(COOKBOOKS, None, book.name,
-                                    f"unknown dataset or cookbook: {', '.join(map(repr, bad))}"))
+            problems.append(
+                Problem(
+                    COOKBOOKS,
+                    None,
+                    book.name,
+                    f"unknown dataset or cookbook: {', '.join(map(repr, bad))}",
+                )
+            )
         elif _cycle(book.name, by_name, ()):
-            problems.append(Problem(COOKBOOKS, None, book.name, "cookbooks trigger each other in a "
-                                                                "cycle"))
+            problems.append(
+                Problem(COOKBOOKS, None, book.name, "cookbooks trigger each other in a cycle")
+            )
         else:
             good.append(book)
     return good

@@ -59,8 +59,9 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     return raw.read_partition(interval.ds, snap)
 
 
-def prepare(dataset: Dataset, raw: pd.DataFrame, interval: Interval
-            ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def prepare(
+    dataset: Dataset, raw: pd.DataFrame, interval: Interval
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Valid rows, one per key (with ``_ds``), and the quarantined rows with their ``_reason``."""
     if raw.empty or not len(raw.columns):
         return raw, pd.DataFrame(), 0
@@ -69,15 +70,19 @@ def prepare(dataset: Dataset, raw: pd.DataFrame, interval: Interval
     if missing:
         from pipelines.exceptions import SchemaDriftError
 
-        raise SchemaDriftError(f"{dataset.name}: column {missing[0]!r} named in registry.csv is "
-                               f"not in the source (columns: {', '.join(raw.columns)})")
+        raise SchemaDriftError(
+            f"{dataset.name}: column {missing[0]!r} named in registry.csv is "
+            f"not in the source (columns: {', '.join(raw.columns)})"
+        )
     valid, bad = transforms.quarantine_invalid(raw, dataset.primary_key, stamps)
     valid = valid.assign(_ds=interval.ds)
-    winners, losers = transforms.latest_per_key(valid, dataset.primary_key,
-                                                order_columns(dataset))
+    winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
     losers = losers.assign(_reason="duplicate key in this delivery: superseded by a later version")
-    quarantined = pd.concat([q for q in (bad, losers) if not q.empty], ignore_index=True) \
-        if not (bad.empty and losers.empty) else pd.DataFrame()
+    quarantined = (
+        pd.concat([q for q in (bad, losers) if not q.empty], ignore_index=True)
+        if not (bad.empty and losers.empty)
+        else pd.DataFrame()
+    )
     return winners, quarantined, len(losers)
 
 
@@ -85,14 +90,19 @@ def clean(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     """Run the clean step for one interval; safe to repeat any number of times, in any order."""
     raw = read_raw(dataset, interval, lake)
     winners, quarantined, superseded = prepare(dataset, raw, interval)
-    result = MergeResult(raw_rows=len(raw), delivered=len(winners),
-                         quarantined=len(quarantined), superseded=superseded)
+    result = MergeResult(
+        raw_rows=len(raw),
+        delivered=len(winners),
+        quarantined=len(quarantined),
+        superseded=superseded,
+    )
     table = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
     if dataset.ingestion is Ingestion.INCREMENTAL:
         snap = commit_with_retry(table, lambda base: _upsert(dataset, winners, table, base, result))
     else:
-        snap = commit_with_retry(table, lambda base: _snapshot(dataset, winners, interval, table,
-                                                               base, result))
+        snap = commit_with_retry(
+            table, lambda base: _snapshot(dataset, winners, interval, table, base, result)
+        )
     write_quarantine(dataset, interval, lake, quarantined)
     result.cleaned_rows = snap.rows()
     return result
@@ -107,14 +117,15 @@ def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.
 
 
 def _table_schema(dataset: Dataset, delta: pd.DataFrame, base: Snapshot) -> dict[str, str]:
-    stored = base.meta.get("schema", {})
+    stored = dict(base.meta.get("schema", []))  # [[column, kind], ...] keeps the column order
     if delta.empty and not len([c for c in delta.columns if not c.startswith("_")]):
         return stored
     return schema.reconcile(stored, schema.delivery_kinds(delta, dataset), dataset)
 
 
-def _upsert(dataset: Dataset, delta: pd.DataFrame, table, base: Snapshot,
-            result: MergeResult) -> Snapshot:
+def _upsert(
+    dataset: Dataset, delta: pd.DataFrame, table, base: Snapshot, result: MergeResult
+) -> Snapshot:
     cols = _table_schema(dataset, delta, base)
     if delta.empty:
         result.touched = []
@@ -129,16 +140,19 @@ def _upsert(dataset: Dataset, delta: pd.DataFrame, table, base: Snapshot,
     if not current.empty:
         current = schema.conform(current, cols, dataset)
     merged = transforms.upsert(current, delta, dataset.primary_key, order_columns(dataset))
-    changes = {d: transforms.sort_rows(rows.drop(columns="dt"), dataset.primary_key)
-               for d, rows in merged.groupby("dt", sort=True)}
+    changes = {
+        d: transforms.sort_rows(rows.drop(columns="dt"), dataset.primary_key)
+        for d, rows in merged.groupby("dt", sort=True)
+    }
     changes.update({d: None for d in touched if d not in changes})
     merged_hashes = transforms.key_hash(merged, dataset.primary_key)
     mine = merged_hashes.isin(hashes)
-    new_entries = pd.DataFrame({"_key": merged_hashes[mine].to_numpy(),
-                                "dt": merged.loc[mine, "dt"].to_numpy()})
+    new_entries = pd.DataFrame(
+        {"_key": merged_hashes[mine].to_numpy(), "dt": merged.loc[mine, "dt"].to_numpy()}
+    )
     new_index = pd.concat([index[~index["_key"].isin(hashes)], new_entries], ignore_index=True)
     rel = f"{INDEX_DIR}/index-{base.version + 1:08d}.parquet"
-    meta = {"schema": cols, "files": [rel], "index": rel}
+    meta = {"schema": list(cols.items()), "files": [rel], "index": rel}
     result.touched = touched
     return table.commit(base, changes, meta, {rel: parquet_bytes(new_index)})
 
@@ -150,17 +164,24 @@ def _read_index(table, base: Snapshot) -> pd.DataFrame:
     return _read_pq(table.storage.read(f"{table.path}/{rel}"))
 
 
-def _snapshot(dataset: Dataset, delta: pd.DataFrame, interval: Interval, table, base: Snapshot,
-              result: MergeResult) -> Snapshot:
+def _snapshot(
+    dataset: Dataset,
+    delta: pd.DataFrame,
+    interval: Interval,
+    table,
+    base: Snapshot,
+    result: MergeResult,
+) -> Snapshot:
     cols = _table_schema(dataset, delta, base)
     if not delta.empty:
         delta = transforms.sort_rows(schema.conform(delta, cols, dataset), dataset.primary_key)
     _check_shrink(dataset, interval, base, len(delta))
     result.touched = [interval.ds]
     if delta.empty:  # an empty snapshot is still a snapshot: every row disappeared
-        delta = pd.DataFrame({c: pd.Series(dtype=transforms.DTYPES.get(k, "string"))
-                              for c, k in cols.items()})
-    return table.commit(base, {interval.ds: delta}, {"schema": cols})
+        delta = pd.DataFrame(
+            {c: pd.Series(dtype=transforms.DTYPES.get(k, "string")) for c, k in cols.items()}
+        )
+    return table.commit(base, {interval.ds: delta}, {"schema": list(cols.items())})
 
 
 def _check_shrink(dataset: Dataset, interval: Interval, base: Snapshot, rows: int) -> None:

@@ -146,7 +146,13 @@ def partition_name(key: str, date: str | dt.date | dt.datetime) -> str:
     return f"{key}={format_date(parse_date(date))}"
 
 
-def partition_path(lake: str, namespace: str, layer: Layer | str, table: str, key: str,
-                   date: str | dt.date | dt.datetime) -> str:
+def partition_path(
+    lake: str,
+    namespace: str,
+    layer: Layer | str,
+    table: str,
+    key: str,
+    date: str | dt.date | dt.datetime,
+) -> str:
     """``{table_path}/{key}=YYYY-MM-DD``."""
     return f"{table_path(lake, namespace, layer, table)}/{partition_name(key, date)}"

@@ -34,8 +34,20 @@ PRESETS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
 }
-SECRET_QUERY_KEYS = {"password", "passwd", "pwd", "secret", "token", "key", "access_key",
-                     "secret_key", "aws_secret_access_key", "aws_access_key_id", "sig", "signature"}
+SECRET_QUERY_KEYS = {
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "access_key",
+    "secret_key",
+    "aws_secret_access_key",
+    "aws_access_key_id",
+    "sig",
+    "signature",
+}
 
 
 class Ingestion(enum.StrEnum):
@@ -223,8 +235,9 @@ def _rows(records, columns, file, problems) -> list[Dataset]:
     seen: dict[str, int] = {}
     for line, record in records:
         if len(record) != len(columns):
-            problems.append(Problem(file, line, "row",
-                                    f"has {len(record)} fields, header has {len(columns)}"))
+            problems.append(
+                Problem(file, line, "row", f"has {len(record)} fields, header has {len(columns)}")
+            )
             continue
         values = {c: v.strip() for c, v in zip(columns, record, strict=True)}
         row_problems: list[Problem] = []
@@ -234,7 +247,9 @@ def _rows(records, columns, file, problems) -> list[Dataset]:
         if dataset is not None and folded in seen:
             first = seen[folded]
             row_problems.append(
-                Problem(file, line, "dataset", f"duplicate dataset {name!r} (first on line {first})")
+                Problem(
+                    file, line, "dataset", f"duplicate dataset {name!r} (first on line {first})"
+                )
             )
         if name and folded not in seen:
             seen[folded] = line
@@ -273,19 +288,33 @@ def _build(values: dict[str, str], line: int, report: _Reporter) -> Dataset | No
     start = _start_date(values.get("start_date", ""), report)
     mar = _int(values.get("max_active_runs", ""), "max_active_runs", 1, report)
     drop = _pct(values.get("max_drop_pct", ""), report)
-    osc = _enum(SchemaChange, values.get("on_schema_change", "") or "append",
-                "on_schema_change", report)
+    osc = _enum(
+        SchemaChange, values.get("on_schema_change", "") or "append", "on_schema_change", report
+    )
     tags = tuple(t.strip() for t in values.get("tags", "").split("|") if t.strip())
     if any(len(t) > 100 for t in tags):
         report("tags", "a tag is longer than 100 characters")
     if report.problems:
         return None
     return Dataset(
-        name=name, source=source, format=fmt, primary_key=pk, incremental_field=inc,
-        partition_field=part, ingestion=ingestion, schedule=values.get("schedule") or "@daily",
-        cron=cron, start_date=start, max_active_runs=mar,
-        owner=values.get("owner") or "pipelines", description=values.get("description", ""),
-        tags=tags, max_drop_pct=drop, on_schema_change=osc, line=line, row=dict(values),
+        name=name,
+        source=source,
+        format=fmt,
+        primary_key=pk,
+        incremental_field=inc,
+        partition_field=part,
+        ingestion=ingestion,
+        schedule=values.get("schedule") or "@daily",
+        cron=cron,
+        start_date=start,
+        max_active_runs=mar,
+        owner=values.get("owner") or "pipelines",
+        description=values.get("description", ""),
+        tags=tags,
+        max_drop_pct=drop,
+        on_schema_change=osc,
+        line=line,
+        row=dict(values),
     )
 
 
@@ -302,8 +331,11 @@ def _enum(kind, value: str, column: str, report: _Reporter):
 def _dataset_name(value: str, report: _Reporter) -> str:
     if value and not NAME_RE.match(value):
         shown = value if len(value) <= 80 else value[:77] + "..."
-        report("dataset", f"{shown!r} must match {NAME_RE.pattern} "
-                          "(lowercase letter, then lowercase letters, digits or _, at most 63)")
+        report(
+            "dataset",
+            f"{shown!r} must match {NAME_RE.pattern} "
+            "(lowercase letter, then lowercase letters, digits or _, at most 63)",
+        )
     return value
 
 
@@ -313,15 +345,22 @@ def _source(value: str, report: _Reporter) -> str:
     parts = urlsplit(value) if "://" in value else None
     if parts is not None:
         if parts.scheme not in ("file", "s3"):
-            report("source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://")
+            report(
+                "source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://"
+            )
         if parts.username or parts.password or "@" in parts.netloc:
-            report("source", "credentials must not be written in the URI; put them in an Airflow "
-                             "connection (PIPELINES_LAKE_CONN_ID / aws connection) instead")
+            report(
+                "source",
+                "credentials must not be written in the URI; put them in an Airflow "
+                "connection (PIPELINES_LAKE_CONN_ID / aws connection) instead",
+            )
         elif any(k.lower() in SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query)):
             report("source", "the URI query carries a secret; use an Airflow connection instead")
     elif Path(value).is_absolute():
-        report("source", "absolute paths are not allowed; use a path relative to include/ "
-                         "or a file:// URI")
+        report(
+            "source",
+            "absolute paths are not allowed; use a path relative to include/ or a file:// URI",
+        )
     elif ".." in Path(value).parts:
         report("source", "relative source must stay inside include/ (no '..')")
     stripped = value
@@ -339,8 +378,9 @@ def _format(value: str, source: str, report: _Reporter) -> str:
         return value.lower()
     ext = source.rsplit(".", 1)[-1].lower() if "." in source.rsplit("/", 1)[-1] else ""
     if source and ext not in FORMATS:
-        report("format", f"cannot tell the format from {source!r}; set format to csv, "
-                         "jsonl or parquet")
+        report(
+            "format", f"cannot tell the format from {source!r}; set format to csv, jsonl or parquet"
+        )
     return FORMATS.get(ext, "")
 
 
@@ -348,8 +388,11 @@ def _columns(value: str, column: str, report: _Reporter) -> tuple[str, ...]:
     cols = tuple(c.strip() for c in value.split("|")) if value else ()
     for col in cols:
         if not COLUMN_RE.match(col):
-            report(column, f"{col!r} is not a valid column name (letters, digits, _; "
-                           "must start with a letter)")
+            report(
+                column,
+                f"{col!r} is not a valid column name (letters, digits, _; "
+                "must start with a letter)",
+            )
     dupes = sorted({c for c in cols if cols.count(c) > 1})
     if dupes:
         report(column, f"column {', '.join(map(repr, dupes))} listed twice")
@@ -371,8 +414,10 @@ def _field(values, column, ingestion, report) -> str | None:
 def _schedule(value: str, report: _Reporter) -> str:
     if value.startswith("@"):
         if value not in PRESETS:
-            report("schedule", f"{value!r} is not a preset; use one of: {', '.join(PRESETS)} "
-                               "or a cron expression")
+            report(
+                "schedule",
+                f"{value!r} is not a preset; use one of: {', '.join(PRESETS)} or a cron expression",
+            )
             return ""
         return _at_most_daily(PRESETS[value], report)
     from croniter import croniter
@@ -387,8 +432,11 @@ def _at_most_daily(cron: str, report: _Reporter) -> str:
     from pipelines.partitions import shortest_gap
 
     if shortest_gap(cron) < dt.timedelta(days=1):
-        report("schedule", f"{cron!r} runs more than once a day; partitions are keyed by day "
-                           "(ds=YYYY-MM-DD), so use a daily or longer schedule")
+        report(
+            "schedule",
+            f"{cron!r} runs more than once a day; partitions are keyed by day "
+            "(ds=YYYY-MM-DD), so use a daily or longer schedule",
+        )
         return ""
     return cron
 

@@ -17,29 +17,39 @@ from pipelines.registry import Dataset, SchemaChange
 def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
     """The kind of every data column of a delivery (timestamp fields are always timestamps)."""
     forced = {c: "timestamp" for c in (dataset.incremental_field, dataset.partition_field) if c}
-    return {col: forced.get(col) or transforms.infer_kind(frame[col])
-            for col in frame.columns if not col.startswith("_")}
+    return {
+        col: forced.get(col) or transforms.infer_kind(frame[col])
+        for col in frame.columns
+        if not col.startswith("_")
+    }
 
 
-def reconcile(stored: dict[str, str], delivered: dict[str, str], dataset: Dataset
-              ) -> dict[str, str]:
+def reconcile(
+    stored: dict[str, str], delivered: dict[str, str], dataset: Dataset
+) -> dict[str, str]:
     """The table schema after this delivery, in column order; raises SchemaDriftError."""
     if not stored:
         return dict(delivered)
     missing = [c for c in stored if c not in delivered]
     if missing:
-        raise SchemaDriftError(f"{dataset.name}: column {missing[0]!r} is missing from the source "
-                               f"(the cleaned table has it); previous data is unchanged")
+        raise SchemaDriftError(
+            f"{dataset.name}: column {missing[0]!r} is missing from the source "
+            f"(the cleaned table has it); previous data is unchanged"
+        )
     added = [c for c in delivered if c not in stored]
     if added and dataset.on_schema_change is SchemaChange.FAIL:
-        raise SchemaDriftError(f"{dataset.name}: new column {added[0]!r} in the source and "
-                               "on_schema_change is 'fail'; previous data is unchanged")
+        raise SchemaDriftError(
+            f"{dataset.name}: new column {added[0]!r} in the source and "
+            "on_schema_change is 'fail'; previous data is unchanged"
+        )
     merged = {}
     for col, kind in stored.items():
         wider = transforms.widen(kind, delivered[col])
         if wider is None:
-            raise SchemaDriftError(f"{dataset.name}: column {col!r} changed type from {kind} to "
-                                   f"{delivered[col]}; previous data is unchanged")
+            raise SchemaDriftError(
+                f"{dataset.name}: column {col!r} changed type from {kind} to "
+                f"{delivered[col]}; previous data is unchanged"
+            )
         merged[col] = wider
     merged.update({c: delivered[c] for c in added})
     return merged
@@ -60,8 +70,9 @@ def conform(frame: pd.DataFrame, schema: dict[str, str], dataset: Dataset) -> pd
         except ValueError as exc:
             raise SchemaDriftError(f"{dataset.name}: column {col!r}: {exc}") from None
     extra = {c: frame[c] for c in frame.columns if c.startswith("_") or c not in schema}
-    return pd.DataFrame({**out, **{c: v for c, v in extra.items() if c not in out}},
-                        index=frame.index)
+    return pd.DataFrame(
+        {**out, **{c: v for c, v in extra.items() if c not in out}}, index=frame.index
+    )
 
 
 def _dtype(kind: str) -> str:

@@ -44,8 +44,9 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
     try:
         return _parse(data, dataset.format)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{dataset.name}: cannot read {redact(where)} as "
-                          f"{dataset.format}: {exc}") from None
+        raise SourceError(
+            f"{dataset.name}: cannot read {redact(where)} as {dataset.format}: {exc}"
+        ) from None
 
 
 def _read_bytes(where: str) -> bytes:
@@ -63,8 +64,13 @@ def _parse(data: bytes, fmt: str) -> pd.DataFrame:
         if not data.strip():
             return pd.DataFrame()
         text = data.decode("utf-8-sig")
-        return pd.read_csv(io.StringIO(text), dtype="string", keep_default_na=False,
-                           na_values=[""], skip_blank_lines=True)
+        return pd.read_csv(
+            io.StringIO(text),
+            dtype="string",
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=True,
+        )
     if fmt == "jsonl":
         if not data.strip():
             return pd.DataFrame()

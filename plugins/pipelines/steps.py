@@ -37,11 +37,14 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     if dataset.ingestion is Ingestion.INCREMENTAL and not dataset.per_interval_source:
         field = dataset.incremental_field
         if len(frame) and field not in frame.columns:
-            raise SchemaDriftError(f"{dataset.name}: incremental_field {field!r} is not in the "
-                                   f"source (columns: {', '.join(frame.columns[:-1])})")
+            raise SchemaDriftError(
+                f"{dataset.name}: incremental_field {field!r} is not in the "
+                f"source (columns: {', '.join(frame.columns[:-1])})"
+            )
         if len(frame):
-            inside, unparseable = transforms.filter_interval(frame, field, interval.start,
-                                                             interval.end)
+            inside, unparseable = transforms.filter_interval(
+                frame, field, interval.start, interval.end
+            )
             frame = pd.concat([inside, unparseable.drop(columns="_reason")]).sort_values("_row")
     table = lake.table(Layer.RAW, dataset.name)
     commit_with_retry(table, lambda base: table.commit(base, {interval.ds: frame}))
@@ -74,22 +77,33 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: dict) -
             failures.append(f"{dupes} duplicate primary keys")
     expected = merged.get("delivered", 0) + merged.get("quarantined", 0)
     if merged.get("raw_rows", 0) != expected:
-        failures.append(f"raw rows {merged.get('raw_rows')} != cleaned {merged.get('delivered')} "
-                        f"+ quarantined {merged.get('quarantined')}")
+        failures.append(
+            f"raw rows {merged.get('raw_rows')} != cleaned {merged.get('delivered')} "
+            f"+ quarantined {merged.get('quarantined')}"
+        )
     if failures:
         raise QualityCheckFailed(f"{dataset.name} ds={interval.ds}: " + "; ".join(failures))
     return {"rows_checked": len(rows), "partitions": merged.get("touched", [])}
 
 
-def aggregate(dataset: Dataset, interval: Interval, lake: Lake, merged: dict,
-              project: Project) -> dict:
+def aggregate(
+    dataset: Dataset, interval: Interval, lake: Lake, merged: dict, project: Project
+) -> dict:
     """Recompute every aggregate of the dataset for the partitions the run touched."""
-    return {spec.name: aggregation.build(spec, dataset, interval, lake, merged.get("touched", []))
-            for spec in project.aggregates_of(dataset.name)}
+    return {
+        spec.name: aggregation.build(spec, dataset, interval, lake, merged.get("touched", []))
+        for spec in project.aggregates_of(dataset.name)
+    }
 
 
-def run_interval(name: str, ds: str, steps: Sequence[str] = STEPS, *,
-                 project: Project | None = None, lake: Lake | None = None) -> dict:
+def run_interval(
+    name: str,
+    ds: str,
+    steps: Sequence[str] = STEPS,
+    *,
+    project: Project | None = None,
+    lake: Lake | None = None,
+) -> dict:
     """Run steps of one dataset for the interval of logical date ``ds``, in-process, no Airflow."""
     project = project or load_project(strict=False)
     dataset = project.dataset(name)

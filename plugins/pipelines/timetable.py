@@ -1,4 +1,4 @@
-"""The timetable every pipelines DAG uses: scheduled, manual and test runs for D all cover [D, next D).
+"""The timetable of every pipelines DAG: scheduled, manual and test runs for D cover [D, next D).
 
 Airflow's ``CronDataIntervalTimetable`` gives the scheduled run for D the interval ``[D, next D)``
 but a manual or ``dags test`` run for D the interval ``[prev D, D)``. Partitions are keyed by the

@@ -108,8 +108,9 @@ def parse_timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return parsed.astype(DTYPES["timestamp"]), pd.Series(False, index=series.index)
 
 
-def filter_interval(frame: pd.DataFrame, field: str, start: dt.datetime, end: dt.datetime
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def filter_interval(
+    frame: pd.DataFrame, field: str, start: dt.datetime, end: dt.datetime
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows with ``start <= field < end``; and, separately, rows whose field cannot be parsed."""
     parsed, bad = parse_timestamps(frame[field])
     inside = (parsed >= pd.Timestamp(start)) & (parsed < pd.Timestamp(end))
@@ -118,8 +119,9 @@ def filter_interval(frame: pd.DataFrame, field: str, start: dt.datetime, end: dt
     return frame[inside.fillna(False)], unparseable
 
 
-def quarantine_invalid(frame: pd.DataFrame, primary_key: Sequence[str],
-                       timestamp_fields: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def quarantine_invalid(
+    frame: pd.DataFrame, primary_key: Sequence[str], timestamp_fields: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off rows with a null key part or an unparseable timestamp field, with a ``_reason``.
 
     The kept rows have their timestamp fields parsed to UTC.
@@ -139,8 +141,9 @@ def quarantine_invalid(frame: pd.DataFrame, primary_key: Sequence[str],
     return frame[~bad_rows], quarantined
 
 
-def latest_per_key(frame: pd.DataFrame, primary_key: Sequence[str], order: Sequence[str]
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def latest_per_key(
+    frame: pd.DataFrame, primary_key: Sequence[str], order: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per key: the greatest by ``order`` (e.g. incremental field, delivery, row).
 
     Returns (winners, superseded). Deterministic whatever the input order.
@@ -152,8 +155,9 @@ def latest_per_key(frame: pd.DataFrame, primary_key: Sequence[str], order: Seque
     return ranked[last], ranked[~last]
 
 
-def upsert(current: pd.DataFrame, delta: pd.DataFrame, primary_key: Sequence[str],
-           order: Sequence[str]) -> pd.DataFrame:
+def upsert(
+    current: pd.DataFrame, delta: pd.DataFrame, primary_key: Sequence[str], order: Sequence[str]
+) -> pd.DataFrame:
     """Merge a delta into current rows by key: the greatest ``order`` wins, whichever came first."""
     if current.empty:
         combined = delta
@@ -191,8 +195,9 @@ METRICS = {
 }
 
 
-def aggregate(frame: pd.DataFrame, group_by: Sequence[str],
-              metrics: Mapping[str, tuple[str, str | None]]) -> pd.DataFrame:
+def aggregate(
+    frame: pd.DataFrame, group_by: Sequence[str], metrics: Mapping[str, tuple[str, str | None]]
+) -> pd.DataFrame:
     """Group rows by ``group_by`` and compute ``{output: (function, column)}``.
 
     Nulls are skipped by every metric but ``count``, which counts rows. Group keys that are null

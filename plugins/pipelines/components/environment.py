@@ -57,3 +57,19 @@ def lake_root() -> str:
 def lake_conn_id() -> str:
     """The Airflow connection used for an object-storage lake."""
     return os.environ.get(LAKE_CONN_ENV, "").strip() or DEFAULT_LAKE_CONN_ID
+
+
+def task_retries() -> int:
+    """Retries of every task (``PIPELINES_TASK_RETRIES``, default 2; local runs use 0)."""
+    value = os.environ.get("PIPELINES_TASK_RETRIES", "").strip()
+    return int(value) if value.isdigit() else 2
+
+
+def dataset_dag_id(name: str, ns: str | None = None) -> str:
+    """``{namespace}__{dataset}``."""
+    return f"{ns or namespace()}__{name}"
+
+
+def cookbook_dag_id(name: str, ns: str | None = None) -> str:
+    """``{namespace}__cookbook__{name}``."""
+    return f"{ns or namespace()}__cookbook__{name}"

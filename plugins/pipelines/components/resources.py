@@ -9,6 +9,7 @@ retries). Files not named by the current manifest are ignored by readers and vac
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -126,10 +127,8 @@ class Storage:
         for path in paths:
             self.check_inside(path)
             if self.remote:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     _retry(lambda p=path: self.fs.rm_file(self._key(p)))
-                except FileNotFoundError:
-                    pass
             else:
                 Path(path).unlink(missing_ok=True)
 
@@ -157,8 +156,18 @@ def _norm_remote(path: str) -> str:
 
 def _is_transient(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
-    markers = ("SlowDown", "Throttl", "InternalError", "ServiceUnavailable", "503", "500",
-               "RequestTimeout", "Connection reset", "ConnectionError", "EndpointConnectionError")
+    markers = (
+        "SlowDown",
+        "Throttl",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+        "RequestTimeout",
+        "Connection reset",
+        "ConnectionError",
+        "EndpointConnectionError",
+    )
     return any(m in text for m in markers) and not isinstance(exc, FileNotFoundError)
 
 
@@ -170,8 +179,9 @@ def _retry(call: Callable[[], Any], attempts: int = RETRIES, base_delay: float =
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
             if attempt == attempts or not _is_transient(exc):
                 raise
-            log.warning("transient storage error (attempt %s/%s): %s", attempt, attempts,
-                        redact(str(exc)))
+            log.warning(
+                "transient storage error (attempt %s/%s): %s", attempt, attempts, redact(str(exc))
+            )
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
@@ -201,8 +211,12 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
-        body = {"version": self.version, "partitions": self.partitions, "meta": self.meta,
-                "committed_at": time.time()}
+        body = {
+            "version": self.version,
+            "partitions": self.partitions,
+            "meta": self.meta,
+            "committed_at": time.time(),
+        }
         return json.dumps(body, sort_keys=True, indent=1).encode()
 
     @classmethod
@@ -240,8 +254,11 @@ class Table:
 
     def snapshot(self) -> Snapshot:
         """The newest committed version (version 0 and no partitions for a new table)."""
-        names = [n for n in self.storage.list(f"{self.path}/{LOG_DIR}")
-                 if n.endswith(".json") and n[:-5].isdigit()]
+        names = [
+            n
+            for n in self.storage.list(f"{self.path}/{LOG_DIR}")
+            if n.endswith(".json") and n[:-5].isdigit()
+        ]
         version = max((int(n[:-5]) for n in names), default=0)
         while True:  # a commit may land between list and read: follow it
             if version == 0:
@@ -266,18 +283,24 @@ class Table:
             return pd.DataFrame()
         return read_parquet_bytes(self.storage.read(f"{self.path}/{entry['file']}"))
 
-    def read(self, partitions: Iterable[str] | None = None, snapshot: Snapshot | None = None,
-             with_key: bool = True) -> pd.DataFrame:
+    def read(
+        self,
+        partitions: Iterable[str] | None = None,
+        snapshot: Snapshot | None = None,
+        with_key: bool = True,
+    ) -> pd.DataFrame:
         """Rows of the given partitions (default all) with the partition column added."""
         import pandas as pd
 
         for attempt in range(3):
             snap = snapshot or self.snapshot()
-            wanted = sorted(snap.partitions if partitions is None else
-                            [p for p in partitions if p in snap.partitions])
+            wanted = sorted(
+                snap.partitions
+                if partitions is None
+                else [p for p in partitions if p in snap.partitions]
+            )
             try:
-                frames = [self._with_key(self.read_partition(p, snap), p, with_key)
-                          for p in wanted]
+                frames = [self._with_key(self.read_partition(p, snap), p, with_key) for p in wanted]
             except FileNotFoundError:
                 if snapshot is not None or attempt == 2:
                     raise
@@ -292,9 +315,13 @@ class Table:
             frame[self.key] = frame[self.key].astype("string")
         return frame
 
-    def commit(self, base: Snapshot, changes: dict[str, pd.DataFrame | None],
-               meta: dict[str, Any] | None = None, extra_files: dict[str, bytes] | None = None
-               ) -> Snapshot:
+    def commit(
+        self,
+        base: Snapshot,
+        changes: dict[str, pd.DataFrame | None],
+        meta: dict[str, Any] | None = None,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> Snapshot:
         """Replace (a frame, even empty) or drop (None) partitions, atomically, as version+1.
 
         :param base: the snapshot the changes were computed from
@@ -326,12 +353,16 @@ class Table:
         stale = new.version - KEEP_VERSIONS
         if stale > 0 and new.version % 10 == 0:
             names = self.storage.list(f"{self.path}/{LOG_DIR}")
-            self.storage.delete(f"{self.path}/{LOG_DIR}/{n}" for n in names
-                                if n[:-5].isdigit() and int(n[:-5]) < stale)
+            self.storage.delete(
+                f"{self.path}/{LOG_DIR}/{n}"
+                for n in names
+                if n[:-5].isdigit() and int(n[:-5]) < stale
+            )
 
 
-def commit_with_retry(table: Table, attempt: Callable[[Snapshot], Snapshot], tries: int = 20
-                      ) -> Snapshot:
+def commit_with_retry(
+    table: Table, attempt: Callable[[Snapshot], Snapshot], tries: int = 20
+) -> Snapshot:
     """Run ``attempt(snapshot)`` (read, compute, commit) until no other writer got in between."""
     for n in range(1, tries + 1):
         try:

@@ -1,6 +1,6 @@
 """Credentials come from Airflow connections only; nothing here reads a secret from a config file.
 
-Also the helpers that keep secrets out of messages: :func:`redact` strips userinfo and secret-looking
+Also what keeps secrets out of messages: :func:`redact` strips userinfo and secret-looking
 query parameters from any URI before it is shown or logged.
 """
 

@@ -1,0 +1,209 @@
+"""The ``pipelines`` command: thin argument parsing over the package.
+
+User mistakes (bad config, unknown names, missing data) print a message and exit 1, without a
+traceback; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.exceptions import ConfigError, PipelinesError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 1
+    except PipelinesError as exc:
+        print(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipelines", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check registry.csv, aggregates.yaml, cookbooks.yaml")
+    p.add_argument(
+        "path",
+        nargs="?",
+        help="a registry.csv or an include/ folder (default: the project's include/)",
+    )
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("list", help="DAG ids, schedules, ingestion, newest raw ds in the lake")
+    p.set_defaults(func=cmd_list)
+    for name, helptext in (
+        ("run", "run one interval in-process (no scheduler)"),
+        ("backfill", "run every interval from --start to --end, in order"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("name", help="dataset or cookbook")
+        if name == "run":
+            p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+        else:
+            p.add_argument("--start", required=True, help="first logical date YYYY-MM-DD")
+            p.add_argument("--end", required=True, help="last logical date (inclusive)")
+        p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
+        p.set_defaults(func=cmd_run)
+    p = sub.add_parser("read", help="print a table of the lake")
+    p.add_argument("name", help="dataset (raw, cleaned, quarantine) or aggregate (aggregated)")
+    p.add_argument(
+        "--layer", default="cleaned", choices=["raw", "cleaned", "aggregated", "quarantine"]
+    )
+    p.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    p.add_argument("--as-of", help="YYYY-MM-DD: a raw delivery or a full dataset's snapshot")
+    p.add_argument("--namespace", help="default: PIPELINES_NAMESPACE or 'local'")
+    p.set_defaults(func=cmd_read)
+    p = sub.add_parser("show", help="what each layer of the lake holds, per table")
+    p.add_argument("--namespace", help="default: PIPELINES_NAMESPACE or 'local'")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipelines.config import load_project
+
+    include = None
+    if args.path:
+        path = Path(args.path)
+        if path.is_file():
+            if path.name != "registry.csv":
+                return _validate_file(path)
+            include = path.parent
+        else:
+            include = path
+    project = load_project(include)
+    for problem in project.problems:
+        print(problem)
+    bad = len(project.problems)
+    print(
+        f"{len(project.datasets)} datasets, {len(project.aggregates)} aggregates, "
+        f"{len(project.cookbooks)} cookbooks valid; {bad} problem{'s' * (bad != 1)}",
+        file=sys.stderr,
+    )
+    return 1 if bad else 0
+
+
+def _validate_file(path: Path) -> int:
+    """A registry under another name: validated alone."""
+    from pipelines.registry import load_registry
+
+    registry = load_registry(path)
+    for problem in registry.problems:
+        print(problem)
+    print(
+        f"{len(registry.datasets)} datasets valid; {len(registry.problems)} problems",
+        file=sys.stderr,
+    )
+    return 1 if registry.problems else 0
+
+
+def _warn_skipped(project) -> None:
+    for problem in project.problems:
+        print(f"warning: skipped: {problem}", file=sys.stderr)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from pipelines.components import environment
+    from pipelines.components.lake import Lake
+    from pipelines.config import load_project
+    from pipelines.partitions import Layer
+
+    project = load_project()
+    _warn_skipped(project)
+    lake = Lake.from_env()
+    rows = [("DAG ID", "SCHEDULE", "INGESTION", "NEWEST RAW DS")]
+    for d in project.datasets:
+        newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")
+        rows.append((environment.dataset_dag_id(d.name), d.schedule, d.ingestion.value, newest))
+    for c in project.cookbooks:
+        steps = ",".join(s.name for s in c.steps)
+        rows.append((environment.cookbook_dag_id(c.name), c.schedule or "None", "cookbook", steps))
+    _table(rows)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.local import configure
+
+    configure(verbose=args.verbose)
+    from pipelines.client import Client
+    from pipelines.config import load_project
+
+    _warn_skipped(load_project())
+    start = args.date if args.command == "run" else args.start
+    end = None if args.command == "run" else args.end
+    results = Client().submit(args.name, start, end=end, on_run=_print_outcome)
+    done = sum(r.ok for r in results.runs)
+    print(f"{done}/{len(results.runs)} runs succeeded")
+    return 0 if results.ok else 1
+
+
+def _print_outcome(outcome) -> None:
+    mark = "ok  " if outcome.ok else "FAIL"
+    line = f"{mark} {outcome.dag_id} {outcome.ds} ({outcome.seconds:.1f}s)"
+    if not outcome.ok:
+        line += f": {outcome.failed_task or 'run'} {outcome.state}"
+        if outcome.error:
+            line += f": {outcome.error}"
+    print(line, flush=True)
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from pipelines.reader import read
+
+    frame = read(args.name, args.layer, args.namespace, args.as_of)
+    with pd.option_context("display.max_columns", 50, "display.width", 200):
+        print(frame.head(args.limit).to_string(index=False) if len(frame) else "(no rows)")
+    print(f"({len(frame)} rows)", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from pipelines.components.lake import Lake
+    from pipelines.config import load_project
+    from pipelines.merge import cleaned_key
+    from pipelines.partitions import Layer
+
+    project = load_project()
+    lake = Lake.from_env(args.namespace)
+    rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
+    for d in project.datasets:
+        for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
+            key = cleaned_key(d) if layer is Layer.CLEANED else None
+            rows.append(_describe(lake.table(layer, d.name, key=key), layer, d.name))
+    for a in project.aggregates:
+        rows.append(_describe(lake.table(Layer.AGGREGATED, a.name), Layer.AGGREGATED, a.name))
+    print(f"lake {lake.root} namespace {lake.namespace}")
+    _table(rows)
+    return 0
+
+
+def _describe(table, layer, name) -> tuple[str, ...]:
+    snap = table.snapshot()
+    parts = sorted(snap.partitions)
+    newest = f"{table.key}={parts[-1]}" if parts else "-"
+    return (str(layer), name, str(len(parts)), str(snap.rows()), newest)
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

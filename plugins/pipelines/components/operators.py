@@ -1,0 +1,184 @@
+"""Operators of a dataset DAG: one per step, each a thin wrapper over :mod:`pipelines.steps`.
+
+Nothing is templated (``template_fields`` is empty): registry values are plain constructor
+arguments and never reach Jinja. Heavy imports (pandas, pyarrow) happen inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from pipelines.components import environment
+
+# Why the last tasks of this process failed, by "dag_id.task_id": the local runner reports it
+# without a traceback (tasks of ``dag.test()`` run in this process).
+FAILURES: dict[str, str] = {}
+
+
+def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Exception:
+    """Log a user-facing error in one line and pick the exception that ends the task.
+
+    Config, schema and quality errors will not fix themselves: no retry. A missing source or a
+    storage error may: Airflow retries those.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.components.secrets import redact
+    from pipelines.exceptions import ConfigError, QualityCheckFailed, SchemaDriftError
+
+    message = redact(str(exc))
+    FAILURES[f"{operator.dag_id}.{operator.task_id}"] = message
+    operator.log.error("%s", message)
+    if isinstance(exc, ConfigError | SchemaDriftError | QualityCheckFailed):
+        return AirflowFailException(message)
+    return exc
+
+
+def run_interval(context: Any, cron: str):
+    """The data interval of the running task: ``[D, next D)`` for logical date D.
+
+    Partitions are keyed by the logical date (every way of starting a run for D agrees on it); a
+    run with no logical date processes the latest complete interval before it was started.
+    """
+    from pipelines.partitions import Interval, interval_for, latest_complete_interval
+
+    logical = context.get("logical_date")
+    if logical is not None:
+        return interval_for(cron, logical)
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None and start < end:
+        return Interval(start, end)
+    run_after = getattr(context.get("dag_run"), "run_after", None) or dt.datetime.now(dt.UTC)
+    return latest_complete_interval(cron, run_after)
+
+
+class DatasetStepOperator(BaseOperator):
+    """Run one step of a dataset for the task's interval.
+
+    :param dataset: dataset name in registry.csv
+    :param namespace: namespace whose lake the step reads and writes
+    """
+
+    template_fields = ()
+    ui_color = "#e8f4fd"
+    step = ""
+
+    def __init__(self, *, dataset: str, namespace: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.namespace = namespace
+
+    def execute(self, context: Any) -> dict:
+        from pipelines.exceptions import PipelinesError
+
+        try:
+            return self._execute(context)
+        except PipelinesError as exc:
+            raise fail_clearly(self, context, exc) from None
+
+    def _execute(self, context: Any) -> dict:
+        from pipelines.components.lake import Lake
+        from pipelines.config import load_project
+
+        project = load_project()
+        dataset = project.dataset(self.dataset)
+        if dataset is None:
+            from pipelines.exceptions import PipelinesError
+
+            raise PipelinesError(
+                f"dataset {self.dataset!r} is no longer valid in registry.csv: "
+                f"{'; '.join(map(str, project.problems)) or 'removed'}"
+            )
+        interval = run_interval(context, dataset.cron)
+        self.log.info(
+            "%s %s for interval [%s, %s)", self.step, dataset.name, interval.start, interval.end
+        )
+        result = self.run(project, dataset, interval, Lake.from_env(self.namespace), context)
+        self._record(context, result)
+        return result
+
+    def run(self, project, dataset, interval, lake, context) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+    def merged(self, context: Any) -> dict:
+        """What the merge task of this run returned (touched partitions, counts)."""
+        return context["ti"].xcom_pull(task_ids="clean.merge") or {}
+
+    def _record(self, context: Any, result: dict) -> None:
+        """Attach the step's counts to every outlet asset event (shown in the UI)."""
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        for outlet in self.outlets:
+            extra = {k: v for k, v in result.items() if isinstance(v, int | str | float | list)}
+            events[outlet].extra.update(extra)
+
+
+class ExtractOperator(DatasetStepOperator):
+    """Source -> raw partition ``ds=`` of the interval."""
+
+    step = "extract"
+
+    def run(self, project, dataset, interval, lake, context) -> dict:
+        from pipelines import steps
+
+        return steps.extract(dataset, interval, lake)
+
+
+class MergeOperator(DatasetStepOperator):
+    """Raw -> cleaned (upsert by key, or snapshot) and quarantine."""
+
+    step = "merge"
+
+    def run(self, project, dataset, interval, lake, context) -> dict:
+        from pipelines import steps
+
+        return steps.merge(dataset, interval, lake)
+
+
+class CheckKeysOperator(DatasetStepOperator):
+    """Quality gate: keys unique and not null in what the run wrote; counts reconcile."""
+
+    step = "check_keys"
+    ui_color = "#fdf3e8"
+
+    def run(self, project, dataset, interval, lake, context) -> dict:
+        from pipelines import steps
+
+        return steps.check_keys(dataset, interval, lake, self.merged(context))
+
+
+class AggregateOperator(DatasetStepOperator):
+    """Cleaned -> every aggregate of the dataset, for the partitions the run touched."""
+
+    step = "aggregate"
+
+    def run(self, project, dataset, interval, lake, context) -> dict:
+        from pipelines import steps
+
+        results = steps.aggregate(dataset, interval, lake, self.merged(context), project)
+        return {name: r["rows"] for name, r in results.items()} | {"details": results}
+
+    def _record(self, context: Any, result: dict) -> None:
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        for outlet in self.outlets:
+            name = outlet.name.rsplit(".", 1)[-1]
+            details = result["details"].get(name, {})
+            events[outlet].extra.update(
+                {"rows": details.get("rows", 0), "partitions": details.get("partitions", [])}
+            )
+
+
+def default_args(owner: str) -> dict:
+    """Arguments every task of a pipelines DAG shares."""
+    return {
+        "owner": owner,
+        "retries": environment.task_retries(),
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+    }

@@ -1,0 +1,5 @@
+"""Cookbooks: parent DAGs that trigger child DAGs for the same logical date.
+
+Under a scheduler the parent uses Airflow's TriggerDagRunOperator; without one,
+:mod:`.local` runs the children in-process, in order, then the parent's own checks.
+"""

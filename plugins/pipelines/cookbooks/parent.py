@@ -1,0 +1,132 @@
+"""The parent DAG of a cookbook: one trigger task per step, then the cookbook's checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, BaseOperator
+
+from pipelines.components import environment
+from pipelines.components.lake import Lake
+from pipelines.components.operators import default_args
+from pipelines.config import CookbookSpec, Project
+
+
+def child_dag_id(project: Project, name: str, namespace: str) -> str:
+    if project.cookbook(name) is not None:
+        return environment.cookbook_dag_id(name, namespace)
+    return environment.dataset_dag_id(name, namespace)
+
+
+def child_run_id(cookbook: str, parent_run_id: str) -> str:
+    """The child's run id, derived from the parent's: a cleared parent re-runs the same child."""
+    return f"cookbook__{cookbook}__{parent_run_id}"[:250]
+
+
+class TriggerChildOperator(TriggerDagRunOperator):
+    """Trigger a child for the parent's logical date, under a run id derived from the parent's.
+
+    An existing child run with that id is cleared and run again (``reset_dag_run``), so clearing
+    and re-running the parent never creates a second child run.
+    """
+
+    def __init__(self, *, cookbook: str, **kwargs: Any) -> None:
+        kwargs.setdefault("reset_dag_run", True)
+        kwargs.setdefault("wait_for_completion", True)
+        kwargs.setdefault("poke_interval", 10)
+        kwargs.setdefault("openlineage_inject_parent_info", False)
+        super().__init__(**kwargs)
+        self.cookbook = cookbook
+
+    def execute(self, context: Any):
+        logical = context.get("logical_date")
+        run_after = logical or context["dag_run"].run_after
+        self.logical_date = logical.isoformat() if logical is not None else None
+        self.run_after = run_after.isoformat()
+        self.trigger_run_id = child_run_id(self.cookbook, context["run_id"])
+        if logical is not None:
+            self._refuse_foreign_run(context, logical)
+        return super().execute(context)
+
+    def _refuse_foreign_run(self, context: Any, logical) -> None:
+        """Airflow allows one run per logical date: say so clearly when another one holds it."""
+        from pipelines.components.operators import fail_clearly
+        from pipelines.exceptions import PipelinesError
+
+        ti = context["ti"]
+        same_date = ti.get_dr_count(self.trigger_dag_id, logical_dates=[logical])
+        ours = ti.get_dr_count(self.trigger_dag_id, run_ids=[self.trigger_run_id])
+        if same_date > ours:
+            exc = PipelinesError(
+                f"{self.trigger_dag_id} already has a run for {logical:%Y-%m-%d} that cookbook "
+                f"{self.cookbook!r} did not create (scheduled or manual); clear that run instead, "
+                "or keep the child's own schedule paused in this namespace"
+            )
+            raise fail_clearly(self, context, exc)
+
+
+class CookbookCheckOperator(BaseOperator):
+    """Assert the outputs of the cookbook's dataset steps: keys unique and not null, row counts."""
+
+    template_fields = ()
+
+    def __init__(self, *, cookbook: str, namespace: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookbook = cookbook
+        self.namespace = namespace
+
+    def execute(self, context: Any) -> dict:
+        from pipelines.components.operators import fail_clearly
+        from pipelines.config import load_project
+        from pipelines.cookbooks.checks import verify
+        from pipelines.exceptions import PipelinesError
+
+        report = verify(load_project(), self.cookbook, Lake.from_env(self.namespace))
+        for line in report.lines():
+            self.log.info("%s", line)
+        try:
+            report.raise_for_failures()
+        except PipelinesError as exc:
+            raise fail_clearly(self, context, exc) from None
+        return report.as_dict()
+
+
+def cookbook_dag(book: CookbookSpec, project: Project, lake: Lake) -> DAG:
+    """``{namespace}__cookbook__{name}``: trigger tasks in step order, then ``verify``."""
+    from pipelines.timetable import PipelinesTimetable
+
+    schedule = PipelinesTimetable(_preset(book.schedule), timezone="UTC") if book.schedule else None
+    with DAG(
+        dag_id=environment.cookbook_dag_id(book.name, lake.namespace),
+        schedule=schedule,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args("pipelines") | {"retries": 0},
+        description=book.description[:200] or f"cookbook {book.name}",
+        doc_md=f"### Cookbook `{book.name}`\n\nSteps: "
+        + ", ".join(f"`{s.name}`" for s in book.steps),
+        tags=["pipelines", "cookbook", lake.namespace],
+    ) as dag:
+        tasks = {
+            step.name: TriggerChildOperator(
+                task_id=f"trigger_{step.name}",
+                cookbook=book.name,
+                trigger_dag_id=child_dag_id(project, step.name, lake.namespace),
+            )
+            for step in book.steps
+        }
+        for step in book.steps:
+            for dep in step.after:
+                tasks[dep] >> tasks[step.name]
+        verify = CookbookCheckOperator(
+            task_id="verify", cookbook=book.name, namespace=lake.namespace
+        )
+        list(tasks.values()) >> verify
+    return dag
+
+
+def _preset(schedule: str) -> str:
+    from pipelines.registry import PRESETS
+
+    return PRESETS.get(schedule, schedule)
