@@ -167,7 +167,7 @@ class AggregateOperator(DatasetStepOperator):
         if events is None:
             return
         for outlet in self.outlets:
-            name = outlet.name.rsplit(".", 1)[-1]
+            name = outlet.extra["table"].rsplit(".", 1)[-1]
             details = result["details"].get(name, {})
             events[outlet].extra.update(
                 {"rows": details.get("rows", 0), "partitions": details.get("partitions", [])}

@@ -9,7 +9,11 @@ from pipelines.partitions import Layer
 
 
 def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
-    """``{namespace}.{layer}.{name}``, with the table's lake URI."""
-    return Asset(
-        name=f"{lake.namespace}.{layer}.{name}", uri=lake.asset_uri(layer, name), group="pipelines"
-    )
+    """The table's lake URI, used as the asset's name too.
+
+    Airflow ties a name to one URI, and the lake root may differ between deployments or tests;
+    the readable ``{namespace}.{layer}.{name}`` is in ``extra["table"]``.
+    """
+    uri = lake.asset_uri(layer, name)
+    table = f"{lake.namespace}.{layer}.{name}"
+    return Asset(name=uri, uri=uri, group="pipelines", extra={"table": table})

@@ -1,0 +1,176 @@
+"""DAG integrity: every registry row renders a DAG, ids are unique, parsing is cheap and pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import pendulum
+import pytest
+
+from pipelines.timetable import PipelinesTimetable
+from tests.conftest import REPO, write_registry
+
+DAGS = str(REPO / "dags")
+EXPECTED = ["local__orders", "local__customers", "local__events", "local__cookbook__e2e_test"]
+
+
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=DAGS)
+
+
+@pytest.fixture(scope="module")
+def bag():
+    return dagbag()
+
+
+def test_shipped_registry_has_no_import_errors(bag):
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == sorted(EXPECTED)
+
+
+def test_factory_builds_in_registry_order():
+    from pipelines.factory import build_dags
+
+    assert list(build_dags(strict=True)) == EXPECTED
+
+
+@pytest.mark.parametrize("dag_id", EXPECTED[:3])
+def test_dataset_dag_shape(bag, dag_id):
+    dag = bag.dags[dag_id]
+    assert isinstance(dag.timetable, PipelinesTimetable)
+    assert dag.catchup is True
+    assert dag.max_active_runs >= 1
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "ingest.extract",
+        "clean.merge",
+        "check.check_keys",
+        "aggregate.aggregate",
+    ]
+    assert "pipelines" in dag.tags and "local" in dag.tags
+    name = dag_id.split("__")[1]
+    assert f"| `dataset` | {name} |" in dag.doc_md
+    merge = dag.get_task("clean.merge")
+    assert {a.extra["table"] for a in merge.outlets} == {
+        f"local.cleaned.{name}",
+        f"local.quarantine.{name}",
+    }
+    assert all(a.uri.startswith("file:///") for a in merge.outlets)
+
+
+def test_cookbook_dag_triggers_children_in_order_then_verifies(bag):
+    dag = bag.dags["local__cookbook__e2e_test"]
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order == ["trigger_orders", "trigger_customers", "trigger_events", "verify"]
+    trigger = dag.get_task("trigger_customers")
+    assert trigger.trigger_dag_id == "local__customers"
+    assert trigger.reset_dag_run and trigger.wait_for_completion
+
+
+def test_k_bad_rows_of_n_give_n_minus_k_dags_and_k_errors(home, capsys):
+    rows = ["dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date"]
+    for i in range(10):
+        rows.append(f"ds_{i},sample/x_{{ds}}.csv,id,ts,ts,incremental,2024-01-01")
+    rows[3] = rows[3].replace("incremental", "incremntal")  # bad 1 (line 4)
+    rows[5] = rows[5].replace("2024-01-01", "2024-13-01")  # bad 2 (line 6)
+    rows[8] = rows[8].replace(",ts,ts,", ",,ts,")  # bad 3 (line 9)
+    write_registry(home, "\n".join(rows) + "\n")
+    from pipelines.cli import main
+
+    assert main(["validate"]) == 1
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == [
+        "registry.csv:4: ingestion: 'incremntal' is not one of: full, incremental",
+        "registry.csv:6: start_date: '2024-13-01' is not a date in the form YYYY-MM-DD",
+        "registry.csv:9: incremental_field: required when ingestion is incremental",
+    ]
+    bag = dagbag()
+    assert bag.import_errors == {}
+    assert len(bag.dag_ids) == 7
+
+
+def test_parse_is_deterministic(bag):
+    again = dagbag()
+    assert sorted(again.dag_ids) == sorted(bag.dag_ids)
+    for dag_id in bag.dag_ids:
+        assert [t.task_id for t in again.dags[dag_id].tasks] == [
+            t.task_id for t in bag.dags[dag_id].tasks
+        ]
+
+
+def test_parsing_context_builds_only_that_dag(monkeypatch):
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "local__customers")
+    assert list(dagbag().dag_ids) == ["local__customers"]
+
+
+PURITY_PROBE = """
+import socket, sys, json
+def refuse(*a, **k):
+    raise AssertionError("network touched at parse time")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from airflow.dag_processing.dagbag import DagBag
+import builtins
+opened = []
+real_open = builtins.open
+def spy(file, *a, **k):
+    opened.append(str(file))
+    return real_open(file, *a, **k)
+builtins.open = spy
+bag = DagBag(dag_folder=sys.argv[1])
+builtins.open = real_open
+print(json.dumps({"dags": len(bag.dag_ids), "errors": list(bag.import_errors.values()),
+                  "pandas": "pandas" in sys.modules, "opened": opened}))
+"""
+
+
+def test_parse_touches_no_network_data_or_heavy_imports(tmp_path):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "af")}
+    out = subprocess.run(
+        [sys.executable, "-c", PURITY_PROBE, DAGS],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["errors"] == [] and result["dags"] == 4
+    assert result["pandas"] is False
+    data_reads = [f for f in result["opened"] if "/sample/" in f or ".parquet" in f]
+    assert data_reads == []
+
+
+def test_scheduled_manual_and_dag_test_runs_get_the_same_full_width_interval(bag, airflow_db):
+    dag = bag.dags["local__orders"]
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = coerce_to_core_timetable(dag.timetable)
+    day = pendulum.datetime(2024, 1, 2, tz="UTC")
+    restriction = TimeRestriction(earliest=day, latest=None, catchup=True)
+    scheduled = timetable.next_dagrun_info(
+        last_automated_data_interval=None, restriction=restriction
+    )
+    manual = timetable.infer_manual_data_interval(run_after=day)
+    run = dag.test(logical_date=day)
+    expected = (day, day + dt.timedelta(days=1))
+    assert (scheduled.data_interval.start, scheduled.data_interval.end) == expected
+    assert scheduled.logical_date == day
+    assert (manual.start, manual.end) == expected
+    assert (run.data_interval_start, run.data_interval_end) == expected
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+
+
+def test_manual_run_without_a_date_point_gets_latest_complete_interval():
+    tt = PipelinesTimetable("0 0 * * *", timezone="UTC")
+    iv = tt.infer_manual_data_interval(run_after=pendulum.datetime(2024, 1, 5, 13, tz="UTC"))
+    assert (iv.start, iv.end) == (
+        pendulum.datetime(2024, 1, 4, tz="UTC"),
+        pendulum.datetime(2024, 1, 5, tz="UTC"),
+    )

@@ -1,0 +1,80 @@
+"""The e2e_test cookbook: children run once each, also when the parent is cleared and rerun."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pipelines
+from pipelines.client import Client
+from pipelines.cookbooks.parent import child_run_id
+
+DAY = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+CHILDREN = ["local__orders", "local__customers", "local__events"]
+
+
+def child_runs(dag_id):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [
+            (r.run_id, r.logical_date)
+            for r in session.query(DagRun).filter(DagRun.dag_id == dag_id)
+        ]
+
+
+def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_db):
+    from pipelines.local import load_dag
+
+    parent = load_dag("local__cookbook__e2e_test")  # .test() below syncs the children too
+    for task in parent.tasks:
+        if task.task_id.startswith("trigger_"):
+            task.wait_for_completion = False  # nothing would run the child without a scheduler
+    run_after = dt.datetime(2024, 1, 3, 6, tzinfo=dt.UTC)
+    for _ in range(2):  # the second run replaces the first: a cleared and rerun parent
+        run = parent.test(logical_date=DAY, run_after=run_after, mark_success_pattern="verify")
+        assert str(run.state).endswith("success")
+    for child in CHILDREN:
+        runs = child_runs(child)
+        assert runs == [(child_run_id("e2e_test", run.run_id), DAY)], child
+
+
+def test_cookbook_runs_children_in_process_and_verifies(home, airflow_db):
+    results = Client().submit("e2e_test", "2024-01-01", end="2024-01-02")
+    assert results.ok, [(r.dag_id, r.ds, r.error) for r in results.runs]
+    assert [r.dag_id for r in results.runs][:4] == [*CHILDREN, "local__cookbook__e2e_test"]
+    assert len(results.runs) == 8
+    assert results.outputs["cleaned.orders"]["order_id"].is_unique
+    assert set(results.outputs) >= {"raw.orders", "aggregated.daily_revenue"}
+    for child in CHILDREN:  # one local run per child and day
+        assert len(child_runs(child)) == 2
+
+
+def test_cookbook_verify_fails_when_outputs_are_wrong(home, airflow_db):
+    cookbooks = home / "include" / "cookbooks.yaml"
+    cookbooks.write_text(cookbooks.read_text().replace("min_rows: 3}", "min_rows: 300}", 1))
+    results = Client().submit("e2e_test", "2024-01-01")
+    assert not results.ok
+    parent = results.runs[-1]
+    assert parent.failed_task == "verify"
+    assert "orders: cleaned has 4 rows (>= 300)" in parent.error
+
+
+def test_asset_events_carry_row_counts(home, airflow_db):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from pipelines.local import run_dag
+
+    assert run_dag("local__orders", "2024-01-01").ok
+    with create_session() as session:
+        events = {
+            m.extra["table"]: e.extra
+            for e, m in session.query(AssetEvent, AssetModel)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri.startswith(f"file://{home}"))
+        }
+    assert events["local.raw.orders"]["rows"] == 6
+    assert events["local.cleaned.orders"]["delivered"] == 4
+    assert events["local.aggregated.daily_revenue"]["rows"] == 2
+    assert pipelines.read("daily_revenue", "aggregated")["orders"].sum() == 4
