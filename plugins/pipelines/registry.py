@@ -168,7 +168,7 @@ def parse_registry(raw: bytes | str, *, file: str = FILE, path: Path | None = No
     datasets: list[Dataset] = []
     if records:
         header_line, header = records[0]
-        columns = _check_header(header, file, problems)
+        columns = _check_header(header, header_line, file, problems)
         if columns is not None:
             datasets = _rows(records[1:], columns, file, problems)
     elif text is not None and not problems:
@@ -188,51 +188,70 @@ def _decode(raw: bytes | str, file: str, problems: list[Problem]) -> str | None:
 
 
 def _records(text: str, file: str, problems: list[Problem]) -> list[tuple[int, list[str]]]:
-    """CSV records with the physical line each starts on; skips blank and ``#`` lines."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    """CSV records with the physical line each starts on; skips blank and ``#`` lines.
+
+    A malformed record (unclosed or stray quote) is reported and reading resumes on the next
+    physical line, so it hides no other row.
+    """
+    lines = io.StringIO(text, newline="").readlines()  # the lines csv counts in line_num
     records: list[tuple[int, list[str]]] = []
-    next_line = 1
+    offset: int | None = 0
+    while offset is not None:
+        offset = _read_from(lines, offset, file, records, problems)
+    return records
+
+
+def _read_from(
+    lines: list[str], offset: int, file: str, records: list, problems: list
+) -> int | None:
+    """Append the records from physical line ``offset + 1`` on; where to resume after an error."""
+    reader = csv.reader(lines[offset:], strict=True)
+    next_line = offset + 1
     while True:
         start = next_line
         try:
             record = next(reader)
         except StopIteration:
-            break
+            return None
         except csv.Error as exc:
             problems.append(Problem(file, start, "csv", f"malformed CSV: {exc}"))
-            break
-        next_line = reader.line_num + 1
-        if not record or all(not cell.strip() for cell in record):
-            continue
-        if record[0].lstrip().startswith("#"):
-            continue
-        records.append((start, record))
-    return records
+            return start
+        next_line = offset + reader.line_num + 1
+        if any(cell.strip() for cell in record) and not record[0].lstrip().startswith("#"):
+            records.append((start, record))
 
 
-def _check_header(header: list[str], file: str, problems: list[Problem]) -> list[str] | None:
+def _check_header(
+    header: list[str], line: int, file: str, problems: list[Problem]
+) -> list[str] | None:
+    """The header's columns; None when no row can be read (a column missing or twice).
+
+    An unknown column is reported but does not hide the rows: only a row that gives it a value
+    is skipped (see :func:`_unknown_values`).
+    """
     columns = [h.strip() for h in header]
     ok = True
     seen: set[str] = set()
     for col in columns:
         if col not in COLUMNS:
             known = ", ".join(COLUMNS)
-            problems.append(Problem(file, 1, col or "(empty)", f"unknown column; known: {known}"))
-            ok = False
+            problems.append(
+                Problem(file, line, col or "(empty)", f"unknown column; known: {known}")
+            )
         elif col in seen:
-            problems.append(Problem(file, 1, col, "column appears twice in the header"))
+            problems.append(Problem(file, line, col, "column appears twice in the header"))
             ok = False
         seen.add(col)
     for col in HEADER_REQUIRED:
         if col not in seen:
-            problems.append(Problem(file, 1, col, "required column missing from the header"))
+            problems.append(Problem(file, line, col, "required column missing from the header"))
             ok = False
     return columns if ok else None
 
 
 def _rows(records, columns, file, problems) -> list[Dataset]:
     datasets: list[Dataset] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}
     for line, record in records:
         if len(record) != len(columns):
             problems.append(
@@ -241,22 +260,29 @@ def _rows(records, columns, file, problems) -> list[Dataset]:
             continue
         values = {c: v.strip() for c, v in zip(columns, record, strict=True)}
         row_problems: list[Problem] = []
-        dataset = _build(values, line, _Reporter(file, line, row_problems))
+        report = _Reporter(file, line, row_problems)
+        values = _unknown_values(values, report)
+        dataset = _build(values, line, report)
         name = values.get("dataset", "")
         folded = name.casefold()
-        if dataset is not None and folded in seen:
-            first = seen[folded]
-            row_problems.append(
-                Problem(
-                    file, line, "dataset", f"duplicate dataset {name!r} (first on line {first})"
-                )
-            )
-        if name and folded not in seen:
-            seen[folded] = line
+        first, first_name = seen.get(folded, (0, name))
+        if first and (dataset is not None or name != first_name):  # also 'Orders' vs 'orders'
+            same = "" if name == first_name else f" (same as {first_name!r} ignoring case)"
+            report("dataset", f"duplicate dataset {name!r}{same} (first on line {first})")
+        if name and not first:
+            seen[folded] = (line, name)
         problems.extend(row_problems)
         if dataset is not None and not row_problems:
             datasets.append(dataset)
     return datasets
+
+
+def _unknown_values(values: dict[str, str], report: _Reporter) -> dict[str, str]:
+    """The values of known columns; a value given in an unknown column is a problem of the row."""
+    for col, value in values.items():
+        if col not in COLUMNS and value:
+            report(col or "(empty)", "value in a column registry.csv does not know (see header)")
+    return {c: v for c, v in values.items() if c in COLUMNS}
 
 
 @dataclass
@@ -376,10 +402,14 @@ def _format(value: str, source: str, report: _Reporter) -> str:
         if value.lower() not in ("csv", "parquet", "jsonl"):
             report("format", f"{value!r} is not one of: csv, jsonl, parquet")
         return value.lower()
-    ext = source.rsplit(".", 1)[-1].lower() if "." in source.rsplit("/", 1)[-1] else ""
+    name = (urlsplit(source).path if "://" in source else source).rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if source and ext not in FORMATS:
+        from pipelines.components.secrets import redact
+
         report(
-            "format", f"cannot tell the format from {source!r}; set format to csv, jsonl or parquet"
+            "format",
+            f"cannot tell the format from {redact(source)!r}; set format to csv, jsonl or parquet",
         )
     return FORMATS.get(ext, "")
 
