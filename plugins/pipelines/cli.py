@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="YYYY-MM-DD: a raw delivery or a full dataset's snapshot")
     p.add_argument("--namespace", help="default: PIPELINES_NAMESPACE or 'local'")
     p.set_defaults(func=cmd_read)
+    p = sub.add_parser("init", help="create the local Airflow home (SQLite) under .airflow/")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("env", help="print the exports that point `airflow` at this project")
+    p.set_defaults(func=cmd_env)
     p = sub.add_parser("show", help="what each layer of the lake holds, per table")
     p.add_argument("--namespace", help="default: PIPELINES_NAMESPACE or 'local'")
     p.set_defaults(func=cmd_show)
@@ -107,6 +111,37 @@ def _validate_file(path: Path) -> int:
         file=sys.stderr,
     )
     return 1 if registry.problems else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pipelines.local import configure
+
+    home = configure()
+    print(f"Airflow home {home} (SQLite metadata database ready)")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """``eval "$(pipelines env)"``, then ``airflow dags test local__orders 2024-01-02`` works."""
+    import os
+    import shlex
+
+    from pipelines.local import configure
+
+    configure(verbose=True)
+    names = (
+        "AIRFLOW_HOME",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__CORE__PLUGINS_FOLDER",
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "PIPELINES_HOME",
+        "PIPELINES_LAKE",
+        "PIPELINES_NAMESPACE",
+    )
+    for name in names:
+        if os.environ.get(name):
+            print(f"export {name}={shlex.quote(os.environ[name])}")
+    return 0
 
 
 def _warn_skipped(project) -> None:

@@ -31,7 +31,8 @@ def configure(verbose: bool = False) -> Path:
     os.environ.setdefault("PIPELINES_TASK_RETRIES", "0")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "airflow.db").exists() and "SQL_ALCHEMY_CONN" not in "".join(os.environ):
+    own_database = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in os.environ  # the user's to migrate
+    if not own_database and not (home / "airflow.db").exists():
         init_database()
     return home
 
