@@ -24,26 +24,20 @@ from pipelines.registry import Dataset, Ingestion
 def build(
     spec: AggregateSpec, dataset: Dataset, interval: Interval, lake: Lake, touched: list[str]
 ) -> dict:
-    """Recompute the aggregate's partitions for what the run touched; returns row counts."""
+    """Recompute the aggregate's partitions for what the run touched; returns row counts.
+
+    The cleaned rows are read inside the commit attempt, after the aggregated table's version
+    was taken: when two runs aggregate the same partition at once, the one computed from older
+    cleaned data cannot commit last (it conflicts and recomputes).
+    """
     cleaned = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
     out = lake.table(Layer.AGGREGATED, spec.name)
-    source = cleaned.snapshot()
-    if dataset.ingestion is Ingestion.INCREMENTAL:
-        changes = _by_partition(spec, cleaned.read(touched, source), touched)
-        replace_all = False
-    elif dataset.partition_field:
-        newest = max(source.partitions, default=None)
-        rows = cleaned.read([newest], source) if newest else pd.DataFrame()
-        if not rows.empty:
-            rows["dt"] = transforms.date_key(rows[dataset.partition_field])
-        changes = _by_partition(spec, rows, sorted(set(rows.get("dt", []))))
-        replace_all = True
-    else:
-        rows = cleaned.read([interval.ds], source).rename(columns={"ds": "dt"})
-        changes = _by_partition(spec, rows, [interval.ds])
-        replace_all = False
+    computed: dict[str, pd.DataFrame | None] = {}
 
     def attempt(base: Snapshot) -> Snapshot:
+        changes, replace_all = _changes(spec, dataset, interval, cleaned, touched)
+        computed.clear()
+        computed.update(changes)
         full = dict(changes)
         if replace_all:
             full.update({p: None for p in base.partitions if p not in changes})
@@ -51,10 +45,27 @@ def build(
 
     snap = commit_with_retry(out, attempt)
     return {
-        "partitions": sorted(p for p, f in changes.items() if f is not None),
-        "rows": sum(len(f) for f in changes.values() if f is not None),
+        "partitions": sorted(p for p, f in computed.items() if f is not None),
+        "rows": sum(len(f) for f in computed.values() if f is not None),
         "total_rows": snap.rows(),
     }
+
+
+def _changes(
+    spec: AggregateSpec, dataset: Dataset, interval: Interval, cleaned, touched: list[str]
+) -> tuple[dict[str, pd.DataFrame | None], bool]:
+    """The aggregate's new partitions from the current cleaned table; True = replace all."""
+    if dataset.ingestion is Ingestion.INCREMENTAL:
+        return _by_partition(spec, cleaned.read(touched), touched), False
+    if dataset.partition_field:
+        source = cleaned.snapshot()
+        newest = max(source.partitions, default=None)
+        rows = cleaned.read([newest]) if newest else pd.DataFrame()
+        if not rows.empty:
+            rows["dt"] = transforms.date_key(rows[dataset.partition_field])
+        return _by_partition(spec, rows, sorted(set(rows.get("dt", [])))), True
+    rows = cleaned.read([interval.ds]).rename(columns={"ds": "dt"})
+    return _by_partition(spec, rows, [interval.ds]), False
 
 
 def _by_partition(

@@ -45,20 +45,30 @@ def read(
     lake = lake or Lake.from_env(namespace)
     day = format_date(parse_date(as_of)) if as_of is not None else None
     table, partitions = _locate(project, lake, name, layer, day)
-    snap = table.snapshot()
-    if snap.version == 0:
-        raise LakeError(
-            f"no {layer} data for {name!r} in namespace {lake.namespace!r} yet "
-            f"(run: pipelines run {name} --date YYYY-MM-DD)"
-        )
-    if partitions == "newest":
-        partitions = sorted(snap.partitions)[-1:]
-    if day is not None and partitions is not None and day not in snap.partitions:
-        raise LakeError(
-            f"{name}: no {layer} partition {table.key}={day} "
-            f"(have: {', '.join(sorted(snap.partitions)) or 'none'})"
-        )
-    return table.read(partitions, snap)
+    return _read_current(table, partitions, day, name, layer, lake.namespace)
+
+
+def _read_current(table, partitions, day, name, layer, namespace) -> pd.DataFrame:
+    """The partitions of the newest version (re-read when a concurrent commit replaced them)."""
+    for attempt in range(3):
+        snap = table.snapshot()
+        if snap.version == 0:
+            raise LakeError(
+                f"no {layer} data for {name!r} in namespace {namespace!r} yet "
+                f"(run: pipelines run {name} --date YYYY-MM-DD)"
+            )
+        wanted = sorted(snap.partitions)[-1:] if partitions == "newest" else partitions
+        if day is not None and wanted is not None and day not in snap.partitions:
+            raise LakeError(
+                f"{name}: no {layer} partition {table.key}={day} "
+                f"(have: {', '.join(sorted(snap.partitions)) or 'none'})"
+            )
+        try:
+            return table.read(wanted, snap)
+        except FileNotFoundError:  # a concurrent commit replaced them: read the new version
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _locate(project: Project, lake: Lake, name: str, layer: Layer, day: str | None):

@@ -16,7 +16,7 @@ from pipelines import merge as cleaning
 from pipelines.components.lake import Lake
 from pipelines.components.resources import commit_with_retry
 from pipelines.config import Project, load_project
-from pipelines.exceptions import QualityCheckFailed, SchemaDriftError
+from pipelines.exceptions import ConfigError, Problem, QualityCheckFailed, SchemaDriftError
 from pipelines.partitions import Interval, Layer, interval_for
 from pipelines.registry import Dataset, Ingestion
 
@@ -89,11 +89,23 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: dict) -
 def aggregate(
     dataset: Dataset, interval: Interval, lake: Lake, merged: dict, project: Project
 ) -> dict:
-    """Recompute every aggregate of the dataset for the partitions the run touched."""
-    return {
-        spec.name: aggregation.build(spec, dataset, interval, lake, merged.get("touched", []))
-        for spec in project.aggregates_of(dataset.name)
-    }
+    """Recompute every aggregate of the dataset for the partitions the run touched.
+
+    An aggregate that names a column the dataset does not have is reported after the others
+    were built: one bad entry of aggregates.yaml does not hold back the rest.
+    """
+    results: dict = {}
+    problems: list[Problem] = []
+    for spec in project.aggregates_of(dataset.name):
+        try:
+            results[spec.name] = aggregation.build(
+                spec, dataset, interval, lake, merged.get("touched", [])
+            )
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return results
 
 
 def run_interval(

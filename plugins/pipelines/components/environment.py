@@ -49,9 +49,24 @@ def lake_root() -> str:
     if not value:
         return str(project_home() / ".lake")
     if "://" in value and not value.startswith("file://"):
+        _refuse_credentials(value)
         return value.rstrip("/")
     local = value.removeprefix("file://")
     return str(Path(local).expanduser().resolve())
+
+
+def _refuse_credentials(uri: str) -> None:
+    """A lake URI carries no secret: the Airflow connection does (the URI is never echoed)."""
+    from urllib.parse import urlsplit
+
+    from pipelines.exceptions import PipelinesError
+
+    parts = urlsplit(uri)
+    if "@" in parts.netloc or parts.query:
+        raise PipelinesError(
+            "PIPELINES_LAKE: the lake URI must not carry credentials or query parameters; "
+            f"put them in the Airflow connection {lake_conn_id()!r} ({LAKE_CONN_ENV})"
+        )
 
 
 def lake_conn_id() -> str:

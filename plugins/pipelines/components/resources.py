@@ -363,12 +363,18 @@ class Table:
 def commit_with_retry(
     table: Table, attempt: Callable[[Snapshot], Snapshot], tries: int = 20
 ) -> Snapshot:
-    """Run ``attempt(snapshot)`` (read, compute, commit) until no other writer got in between."""
+    """Run ``attempt(snapshot)`` (read, compute, commit) until no other writer got in between.
+
+    A file of the snapshot that vanished while being read was vacuumed by a concurrent commit:
+    that is a conflict too. A file missing from the newest version is a real error.
+    """
     for n in range(1, tries + 1):
+        base = table.snapshot()
         try:
-            return attempt(table.snapshot())
-        except CommitConflict:
-            if n == tries:
+            return attempt(base)
+        except (CommitConflict, FileNotFoundError) as exc:
+            moved = isinstance(exc, CommitConflict) or table.snapshot().version != base.version
+            if n == tries or not moved:
                 raise
             log.info("%r: concurrent commit, retrying (%s/%s)", table, n, tries)
             time.sleep(0.05 * n)
