@@ -8,19 +8,18 @@ import pipelines
 from pipelines.client import Client
 from pipelines.cookbooks.parent import child_run_id
 
-DAY = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+DAY = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)  # a date no other test runs
 CHILDREN = ["local__orders", "local__customers", "local__events"]
 
 
-def child_runs(dag_id):
+def child_runs(dag_id, day):
+    """(run_id, logical_date) of the runs of ``dag_id`` for ``day``."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return [
-            (r.run_id, r.logical_date)
-            for r in session.query(DagRun).filter(DagRun.dag_id == dag_id)
-        ]
+        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.logical_date == day)
+        return [(r.run_id, r.logical_date) for r in runs]
 
 
 def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_db):
@@ -30,13 +29,12 @@ def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_
     for task in parent.tasks:
         if task.task_id.startswith("trigger_"):
             task.wait_for_completion = False  # nothing would run the child without a scheduler
-    run_after = dt.datetime(2024, 1, 3, 6, tzinfo=dt.UTC)
+    run_after = DAY + dt.timedelta(hours=30)  # fixed: the rerun keeps the parent's run id
     for _ in range(2):  # the second run replaces the first: a cleared and rerun parent
         run = parent.test(logical_date=DAY, run_after=run_after, mark_success_pattern="verify")
         assert str(run.state).endswith("success")
     for child in CHILDREN:
-        runs = child_runs(child)
-        assert runs == [(child_run_id("e2e_test", run.run_id), DAY)], child
+        assert child_runs(child, DAY) == [(child_run_id("e2e_test", run.run_id), DAY)], child
 
 
 def test_cookbook_runs_children_in_process_and_verifies(home, airflow_db):
@@ -47,7 +45,8 @@ def test_cookbook_runs_children_in_process_and_verifies(home, airflow_db):
     assert results.outputs["cleaned.orders"]["order_id"].is_unique
     assert set(results.outputs) >= {"raw.orders", "aggregated.daily_revenue"}
     for child in CHILDREN:  # one local run per child and day
-        assert len(child_runs(child)) == 2
+        for day in (1, 2):
+            assert len(child_runs(child, dt.datetime(2024, 1, day, tzinfo=dt.UTC))) == 1
 
 
 def test_cookbook_verify_fails_when_outputs_are_wrong(home, airflow_db):
