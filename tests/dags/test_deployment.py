@@ -1,0 +1,61 @@
+"""docker-compose.yaml and Dockerfile (cannot be started here): every Airflow service sees the same
+folders, namespace and lake, the image pins the tested Airflow, and mounts exist in the repo."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from tests.conftest import REPO
+
+AIRFLOW_SERVICES = {"airflow-init", "api-server", "scheduler", "dag-processor", "triggerer"}
+
+
+def compose():
+    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+
+
+def pinned(package: str) -> str:
+    text = (REPO / "requirements.lock").read_text()
+    return re.search(rf"^{re.escape(package)}==(\S+)$", text, re.M).group(1)
+
+
+def test_every_airflow_service_shares_folders_namespace_and_lake():
+    services = compose()["services"]
+    assert AIRFLOW_SERVICES <= set(services)
+    envs = [services[name]["environment"] for name in sorted(AIRFLOW_SERVICES)]
+    assert all(env == envs[0] for env in envs)
+    env = envs[0]
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/pipelines/dags"
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/pipelines/plugins"
+    assert env["PIPELINES_NAMESPACE"].startswith("${PIPELINES_NAMESPACE")
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+
+
+def test_mounted_folders_exist_and_match_the_environment():
+    services = compose()["services"]
+    mounts = services["scheduler"]["volumes"]
+    targets = {m.split(":")[1] for m in mounts}
+    assert {"/opt/pipelines/dags", "/opt/pipelines/plugins", "/opt/pipelines/include"} <= targets
+    for mount in mounts:
+        host = mount.split(":")[0]
+        if host != "./.lake":
+            assert (REPO / host).is_dir(), host
+
+
+def test_image_pins_the_tested_airflow_and_installs_the_lock():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    base = re.search(r"^FROM apache/airflow:(\S+)-python(\S+)$", dockerfile, re.M)
+    assert base.group(1) == pinned("apache-airflow")
+    assert base.group(2) == "3.11"
+    assert "-r /opt/pipelines/requirements.lock" in dockerfile
+
+
+def test_services_start_after_the_database_is_migrated():
+    services = compose()["services"]
+    assert services["airflow-init"]["command"] == ["db", "migrate"]
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == (
+            "service_completed_successfully"
+        )
