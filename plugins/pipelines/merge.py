@@ -3,8 +3,9 @@
 Incremental datasets upsert by primary key into ``dt=`` partitions (the UTC date of
 partition_field). The winner of a key is the row with the greatest incremental_field, then the
 later delivery (``_ds``), then the later row of the delivery (``_row``), so the final table does not
-depend on the order intervals ran in. A key index (hash of key -> dt) keeps the work proportional
-to the delivery, not the history. Full datasets write one snapshot per ``ds=``.
+depend on the order intervals ran in. Each partition's key range, kept in the manifest, lets a merge
+read only the partitions that can hold the delivery's keys, so its cost follows the delivery, not
+the history. Full datasets write one snapshot per ``ds=``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from pipelines import schema, transforms
 from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, commit_with_retry, parquet_bytes
-from pipelines.components.resources import read_parquet_bytes as _read_pq
+from pipelines.components.resources import Snapshot, commit_with_retry
 from pipelines.exceptions import LakeError, QualityCheckFailed
 from pipelines.partitions import Interval, Layer
 from pipelines.registry import Dataset, Ingestion
 
 log = logging.getLogger(__name__)
-INDEX_DIR = "_index"
 
 
 @dataclass
@@ -132,10 +132,7 @@ def _upsert(
         return base
     delta = schema.conform(delta, cols, dataset)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])
-    index = _read_index(table, base)
-    hashes = transforms.key_hash(delta, dataset.primary_key)
-    previous = index[index["_key"].isin(hashes)]
-    touched = sorted(set(delta["dt"]) | set(previous["dt"]))
+    touched = sorted(set(delta["dt"]) | _partitions_holding(dataset, delta, table, base))
     current = table.read(touched, base)
     if not current.empty:
         current = schema.conform(current, cols, dataset)
@@ -145,23 +142,57 @@ def _upsert(
         for d, rows in merged.groupby("dt", sort=True)
     }
     changes.update({d: None for d in touched if d not in changes})
-    merged_hashes = transforms.key_hash(merged, dataset.primary_key)
-    mine = merged_hashes.isin(hashes)
-    new_entries = pd.DataFrame(
-        {"_key": merged_hashes[mine].to_numpy(), "dt": merged.loc[mine, "dt"].to_numpy()}
-    )
-    new_index = pd.concat([index[~index["_key"].isin(hashes)], new_entries], ignore_index=True)
-    rel = f"{INDEX_DIR}/index-{base.version + 1:08d}.parquet"
-    meta = {"schema": list(cols.items()), "files": [rel], "index": rel}
     result.touched = touched
-    return table.commit(base, changes, meta, {rel: parquet_bytes(new_index)})
+    meta = {"schema": list(cols.items())}
+    return table.commit(base, changes, meta, range_column=dataset.primary_key[0])
 
 
-def _read_index(table, base: Snapshot) -> pd.DataFrame:
-    rel = base.meta.get("index")
-    if not rel:
-        return pd.DataFrame({"_key": pd.Series(dtype="uint64"), "dt": pd.Series(dtype="string")})
-    return _read_pq(table.storage.read(f"{table.path}/{rel}"))
+def _partitions_holding(dataset: Dataset, delta: pd.DataFrame, table, base: Snapshot) -> set[str]:
+    """Partitions (other than the delta's own) that already hold a key of the delta.
+
+    The manifest keeps each partition's range of the first key column: only partitions whose
+    range contains a delta key are read, and only their key columns. With growing keys (ids,
+    timestamps) that is the few recent partitions, so a merge costs what the delivery holds,
+    not what the history holds.
+    """
+    own = set(delta["dt"])
+    probe = _sortable(delta[dataset.primary_key[0]])
+    keys = delta[list(dataset.primary_key)].drop_duplicates()
+    holding: set[str] = set()
+    for part, entry in base.partitions.items():
+        if part in own or not _may_hold(probe, entry):
+            continue
+        stored = table.read_partition(part, base, columns=list(dataset.primary_key))
+        if not stored.empty and _any_shared(stored, keys, dataset.primary_key):
+            holding.add(part)
+    return holding
+
+
+def _sortable(values: pd.Series) -> np.ndarray:
+    """Key values, sorted, in the form the manifest's ``lo``/``hi`` compare with."""
+    if values.dtype.kind == "M":
+        return np.sort(np.array([v.isoformat() for v in values], dtype=object))
+    if pd.api.types.is_integer_dtype(values):
+        return np.sort(values.to_numpy(dtype="int64"))
+    if pd.api.types.is_numeric_dtype(values):
+        return np.sort(values.to_numpy(dtype="float64"))
+    return np.sort(values.astype(str).to_numpy(dtype=object))
+
+
+def _may_hold(probe: np.ndarray, entry: dict) -> bool:
+    """Whether a delta key falls in the partition's recorded key range (True when unknown)."""
+    if "lo" not in entry:
+        return True
+    try:
+        first = np.searchsorted(probe, entry["lo"], side="left")
+        return bool(np.searchsorted(probe, entry["hi"], side="right") > first)
+    except TypeError:  # the key column changed kind since that partition was written
+        return True
+
+
+def _any_shared(stored: pd.DataFrame, keys: pd.DataFrame, primary_key) -> bool:
+    stored = stored.astype(dict(keys.dtypes))
+    return not stored.merge(keys, on=list(primary_key), how="inner").empty
 
 
 def _snapshot(

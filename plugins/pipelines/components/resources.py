@@ -155,7 +155,13 @@ def _norm_remote(path: str) -> str:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}"
+    """An error worth retrying. s3fs turns botocore's ClientError into a bare OSError whose
+    message is the server's text; the S3 error code is on the chained cause, so look there too."""
+    chain, cause = [exc], exc.__cause__
+    while cause is not None and len(chain) < 5:
+        chain.append(cause)
+        cause = cause.__cause__
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
     markers = (
         "SlowDown",
         "Throttl",
@@ -196,10 +202,21 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def read_parquet_bytes(data: bytes) -> pd.DataFrame:
+def read_parquet_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(data)).to_pandas()
+    return pq.read_table(io.BytesIO(data), columns=columns).to_pandas()
+
+
+def value_range(values: pd.Series) -> dict[str, Any]:
+    """``{"lo": min, "hi": max}`` as JSON values that compare like the column (timestamps as
+    ISO text in UTC, which sorts like time)."""
+    lo, hi = values.min(), values.max()
+    if hasattr(lo, "isoformat"):
+        return {"lo": lo.isoformat(), "hi": hi.isoformat()}
+    if hasattr(lo, "item"):
+        lo, hi = lo.item(), hi.item()
+    return {"lo": lo, "hi": hi}
 
 
 @dataclass(frozen=True)
@@ -273,15 +290,18 @@ class Table:
                 continue
             return snap
 
-    def read_partition(self, partition: str, snapshot: Snapshot | None = None) -> pd.DataFrame:
-        """One partition's rows (empty frame when it does not exist)."""
+    def read_partition(
+        self, partition: str, snapshot: Snapshot | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """One partition's rows, optionally only some columns (empty frame when it does not
+        exist)."""
         import pandas as pd
 
         snap = snapshot or self.snapshot()
         entry = snap.partitions.get(partition)
         if entry is None:
             return pd.DataFrame()
-        return read_parquet_bytes(self.storage.read(f"{self.path}/{entry['file']}"))
+        return read_parquet_bytes(self.storage.read(f"{self.path}/{entry['file']}"), columns)
 
     def read(
         self,
@@ -321,11 +341,14 @@ class Table:
         changes: dict[str, pd.DataFrame | None],
         meta: dict[str, Any] | None = None,
         extra_files: dict[str, bytes] | None = None,
+        range_column: str | None = None,
     ) -> Snapshot:
         """Replace (a frame, even empty) or drop (None) partitions, atomically, as version+1.
 
         :param base: the snapshot the changes were computed from
         :param extra_files: more files (relative path -> bytes) to write before the manifest
+        :param range_column: record each written partition's min and max of this column
+            (``lo``/``hi`` in the manifest), so a merge can skip partitions without reading them
         :raises CommitConflict: another writer committed since ``base``
         """
         version = base.version + 1
@@ -337,6 +360,8 @@ class Table:
             rel = f"{self.key}={part}/part-{version:08d}-{uuid.uuid4().hex[:12]}.parquet"
             self.storage.write(f"{self.path}/{rel}", parquet_bytes(frame))
             partitions[part] = {"file": rel, "rows": len(frame)}
+            if range_column and len(frame):
+                partitions[part].update(value_range(frame[range_column]))
         for rel, data in (extra_files or {}).items():
             self.storage.write(f"{self.path}/{rel}", data)
         snap = Snapshot(version, partitions, {**base.meta, **(meta or {})})

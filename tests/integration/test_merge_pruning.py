@@ -1,0 +1,72 @@
+"""The merge reads only partitions whose key range can hold the delivery's keys, and still moves a
+key whose partition date changed, whatever the key's type."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import pipelines
+from pipelines.components.lake import Lake
+from pipelines.partitions import Layer
+from pipelines.steps import run_interval
+from tests.conftest import write_registry
+
+REGISTRY = (
+    "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date\n"
+    "items,src/items_{ds}.parquet,{pk},ts,day,incremental,2024-01-01\n"
+)
+
+
+def deliver(home, ds, rows):
+    frame = pd.DataFrame(rows, columns=["region", "id", "ts", "day", "v"])
+    (home / "include" / "src").mkdir(exist_ok=True)
+    frame.to_parquet(home / "include" / "src" / f"items_{ds}.parquet")
+    run_interval("items", ds, steps=("extract", "merge"))
+
+
+@pytest.mark.parametrize(
+    ("pk", "ids"),
+    [("id", [1, 2, 3]), ("region|id", ["a-1", "b-2", "c-3"]), ("id", ["u9", "u1", "u5"])],
+    ids=["int", "composite-text", "unordered-text"],
+)
+def test_moved_key_leaves_its_old_partition(home, pk, ids):
+    write_registry(home, REGISTRY.replace("{pk}", pk))
+    deliver(
+        home,
+        "2024-01-01",
+        [
+            ("eu", ids[0], "2024-01-01T01:00Z", "2024-01-01", 1),
+            ("eu", ids[1], "2024-01-01T02:00Z", "2024-01-01", 2),
+        ],
+    )
+    deliver(
+        home,
+        "2024-01-02",
+        [
+            ("eu", ids[2], "2024-01-02T01:00Z", "2024-01-02", 3),
+            ("eu", ids[0], "2024-01-02T02:00Z", "2024-01-02", 10),
+        ],
+    )
+    cleaned = pipelines.read("items").set_index("id")
+    assert len(cleaned) == 3
+    assert cleaned.loc[ids[0], "dt"] == "2024-01-02" and cleaned.loc[ids[0], "v"] == 10
+
+
+def test_manifest_records_key_ranges_and_new_keys_skip_old_partitions(home, monkeypatch):
+    write_registry(home, REGISTRY.replace("{pk}", "id"))
+    deliver(home, "2024-01-01", [("eu", 1, "2024-01-01T01:00Z", "2024-01-01", 1)])
+    deliver(home, "2024-01-02", [("eu", 2, "2024-01-02T01:00Z", "2024-01-02", 2)])
+    table = Lake.from_env().table(Layer.CLEANED, "items", key="dt")
+    entry = table.snapshot().partitions["2024-01-01"]
+    assert (entry["lo"], entry["hi"]) == (1, 1)
+    reads = []
+    original = type(table).read_partition
+
+    def spy(self, partition, snapshot=None, columns=None):
+        reads.append(partition)
+        return original(self, partition, snapshot, columns)
+
+    monkeypatch.setattr(type(table), "read_partition", spy)
+    deliver(home, "2024-01-03", [("eu", 3, "2024-01-03T01:00Z", "2024-01-03", 3)])
+    assert "2024-01-01" not in reads and "2024-01-02" not in reads
