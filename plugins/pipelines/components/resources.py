@@ -74,13 +74,7 @@ class Storage:
             _retry(lambda: self.fs.pipe_file(self._key(path), data))
             return
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        os.replace(_durable_temp(target, data), target)
 
     def create(self, path: str, data: bytes) -> bool:
         """Write an object only if it does not exist yet; False when it already did."""
@@ -96,12 +90,7 @@ class Storage:
                 raise
             return True
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = _durable_temp(target, data)
         try:
             os.link(tmp, target)
         except FileExistsError:
@@ -138,6 +127,17 @@ class Storage:
         info = _retry(lambda: self.fs.info(self._key(path)))
         modified = info.get("LastModified")
         return modified.timestamp() if modified else time.time()
+
+
+def _durable_temp(target: Path, data: bytes) -> Path:
+    """``data`` fsynced to a hidden temp file beside ``target`` (readers ignore ``.tmp-*``)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp
 
 
 def _norm_remote(path: str) -> str:

@@ -1,0 +1,114 @@
+"""Fixtures of the reliability suite, and the one summary line it prints at the end.
+
+Every module adds its figures to :data:`FIGURES`; ``pytest_terminal_summary`` prints them as
+``reliability: ...`` whenever any reliability test ran (no ``-s`` needed).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.reliability import workload
+from tests.reliability.s3server import S3Server
+
+FIGURES: Counter = Counter()
+S3_OUTCOMES: Counter = Counter()
+PRELOAD = [
+    "tests.reliability.workload",
+    "pipelines.steps",
+    "pipelines.reader",
+    "airflow.providers.amazon.aws.fs.s3",  # 5 s to import: paid once, in the forkserver
+]
+
+
+def pytest_runtest_logreport(report):
+    if "reliability/test_object_storage" in report.nodeid and report.when == "call":
+        S3_OUTCOMES[report.outcome] += 1
+    elif "reliability/test_object_storage" in report.nodeid and report.failed:
+        S3_OUTCOMES["failed"] += 1  # set-up or tear-down errors
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES or S3_OUTCOMES:
+        terminalreporter.write_line(summary_line(FIGURES, S3_OUTCOMES))
+
+
+def summary_line(figures: Counter, s3: Counter) -> str:
+    tried, passed = figures["bad_input_tried"], figures["bad_input_passed"]
+    cases = f"{passed} bad-input cases" + (f" ({tried - passed} FAILED)" if tried != passed else "")
+    modes = f"{figures['modes_identical']} concurrency modes identical"
+    if figures["modes_tried"] != figures["modes_identical"]:
+        modes += f" ({figures['modes_tried'] - figures['modes_identical']} DIFFERENT)"
+    status = "not run" if not s3 else ("ok" if set(s3) <= {"passed"} else "FAILED")
+    return (
+        f"reliability: {cases}, {figures['kills']} kills, {figures['corrupt_reads']} corrupt reads"
+        f" (of {figures['checked_reads']} checked), {figures['lost_rows']} lost rows, {modes}, "
+        f"s3: {status}"
+    )
+
+
+@pytest.fixture(scope="session")
+def figures() -> Counter:
+    return FIGURES
+
+
+@pytest.fixture
+def fast_dir(tmp_path):
+    """A scratch folder on tmpfs when there is one: the suite commits thousands of small files
+    and fsyncs each; on tmpfs that costs nothing (a SIGKILL does not drop the page cache)."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="reliability-", dir=shm))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_dir():
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None
+    path = Path(tempfile.mkdtemp(prefix="reliability-session-", dir=base))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def project(session_dir) -> Path:
+    """The generated 14-day project (read-only: tests give each run its own lake)."""
+    return workload.make_project(session_dir / "project")
+
+
+@pytest.fixture(scope="session")
+def reference(project, session_dir) -> dict[str, str]:
+    """Fingerprints of every table after the 14 days ran once, in order, in this process."""
+    env = workload.Env(str(project), str(session_dir / "reference-lake"))
+    workload.run(env, workload.DATASETS, workload.DAYS)
+    return workload.lake_state(env)
+
+
+@pytest.fixture(scope="session")
+def procs():
+    """Start real worker processes cheaply: a forkserver that has imported pandas, the package
+    and the amazon provider once; every child is then a fork of it (killable, isolated)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real moto S3 server on 127.0.0.1 behind a fault-injecting proxy (both stopped after)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
