@@ -123,12 +123,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_env(args: argparse.Namespace) -> int:
     """``eval "$(pipelines env)"``, then ``airflow dags test local__orders 2024-01-02`` works."""
+    import contextlib
     import os
     import shlex
 
     from pipelines.local import configure
 
-    configure(verbose=True)
+    with contextlib.redirect_stdout(sys.stderr):  # only the exports may reach stdout
+        configure()
     names = (
         "AIRFLOW_HOME",
         "AIRFLOW__CORE__DAGS_FOLDER",

@@ -1,0 +1,36 @@
+"""The `pipelines` command in-process: exit codes and what reaches standard output."""
+
+from __future__ import annotations
+
+from pipelines.cli import main
+
+
+def test_env_prints_only_exports(airflow_db, capsys):
+    assert main(["env"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines and all(line.startswith("export ") for line in lines)
+    assert any(line.startswith("export AIRFLOW__CORE__PLUGINS_FOLDER=") for line in lines)
+
+
+def test_unknown_name_is_a_message_not_a_traceback(home, capsys):
+    assert main(["read", "nope"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("error: no dataset named 'nope' in registry.csv; known: orders")
+    assert "Traceback" not in out
+
+
+def test_reading_before_any_run_says_what_to_do(home, capsys):
+    assert main(["read", "orders"]) == 1
+    assert "run: pipelines run orders --date YYYY-MM-DD" in capsys.readouterr().out
+
+
+def test_list_shows_dag_ids_and_newest_raw_ds(home, capsys):
+    from pipelines.steps import run_interval
+
+    run_interval("orders", "2024-01-02", steps=("extract",))
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()]
+    assert ["local__orders", "@daily", "incremental", "2024-01-02"] in rows
+    assert ["local__customers", "@daily", "full", "-"] in rows
+    assert "local__cookbook__e2e_test" in out
