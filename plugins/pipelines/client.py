@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -154,20 +156,55 @@ class Client:
             if project.cookbook(name)
             else environment.dataset_dag_id(name, self.namespace)
         )
-        run_id = f"client__{ds}"
         started = time.monotonic()
-        body = {"dag_run_id": run_id, "logical_date": f"{ds}T00:00:00+00:00"}
-        status, answer = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
-        if status == 409:  # already submitted: clear it so it runs again, idempotently
-            self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False})
-        elif status >= 300:
-            raise PipelinesError(f"{dag_id}: Airflow refused the run ({status}): {answer}")
+        run_id = self._start_remote(dag_id, ds)
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
         while time.monotonic() - started < self.timeout_seconds:
-            _, run = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            status, run = self._call("GET", path)
+            if status >= 300:
+                raise PipelinesError(f"{dag_id}: cannot read run {run_id} ({status}): {run}")
             if run.get("state") in ("success", "failed"):
                 return RunOutcome(dag_id, ds, run["state"], time.monotonic() - started)
             time.sleep(self.poll_seconds)
         return RunOutcome(dag_id, ds, "timeout", time.monotonic() - started)
+
+    def _start_remote(self, dag_id: str, ds: str) -> str:
+        """Create the run for ``ds``, or clear the run that already holds that date; its run id.
+
+        Airflow keeps one run per logical date: a date submitted before, or already run by the
+        scheduler, is cleared and run again (the steps are idempotent) rather than waited for
+        under a run id that does not exist. A paused DAG or a future date would never run.
+        """
+        logical = f"{ds}T00:00:00+00:00"
+        if dt.datetime.fromisoformat(logical) > dt.datetime.now(dt.UTC):
+            raise PipelinesError(f"{dag_id}: {ds} is in the future; Airflow does not run it yet")
+        status, dag = self._call("GET", f"/api/v2/dags/{dag_id}")
+        if status >= 300:
+            raise PipelinesError(f"{dag_id}: not found in Airflow ({status}): {dag}")
+        if dag.get("is_paused"):
+            raise PipelinesError(f"{dag_id} is paused in Airflow: unpause it, or no run starts")
+        run_id = f"client__{ds}"
+        body = {"dag_run_id": run_id, "logical_date": logical}
+        status, answer = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        if status == 409:
+            return self._clear_run_of(dag_id, ds, logical)
+        if status >= 300:
+            raise PipelinesError(f"{dag_id}: Airflow refused the run ({status}): {answer}")
+        return run_id
+
+    def _clear_run_of(self, dag_id: str, ds: str, logical: str) -> str:
+        """Clear the run that holds logical date ``ds`` (whoever created it); its run id."""
+        query = urllib.parse.urlencode({"logical_date_gte": logical, "logical_date_lte": logical})
+        status, answer = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")
+        runs = answer.get("dag_runs", []) if status < 300 else []
+        if not runs:
+            raise PipelinesError(f"{dag_id}: Airflow refused the run for {ds} (409): {answer}")
+        run_id = runs[0]["dag_run_id"]
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/clear"
+        status, answer = self._call("POST", path, {"dry_run": False})
+        if status >= 300:
+            raise PipelinesError(f"{dag_id}: Airflow did not clear {run_id} ({status}): {answer}")
+        return run_id
 
     def _call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         headers = {"Content-Type": "application/json"}
@@ -182,6 +219,8 @@ class Client:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, {"detail": exc.read().decode(errors="replace")[:500]}
+        except urllib.error.URLError as exc:
+            raise PipelinesError(f"cannot reach {self.airflow_url}: {exc.reason}") from None
 
     def _bearer(self) -> str:
         if self._token is None:
