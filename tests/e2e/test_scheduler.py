@@ -1,0 +1,221 @@
+"""The product under a real Airflow: api-server, scheduler (LocalExecutor) and dag-processor.
+
+The sample is moved in time so that its four days end today (D1..D4 = today-3..today): the
+scheduler's own catchup then creates three runs of orders and events (D1..D3), not one per day
+since 2024. ``customers`` starts today (no scheduled run before tomorrow), so the cookbook runs
+for D4, which no scheduled run holds yet. ``orders_api`` (orders' row under another name, also
+starting today, in no cookbook) gives the client a date that no other run holds. Airflow does not
+start a run whose logical date is in the future, so every date here is today or earlier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from pipelines.components.lake import Lake
+from pipelines.config import load_project
+from pipelines.reader import read
+from pipelines.steps import run_interval
+from tests.conftest import data_columns
+from tests.e2e.airflow_stack import USERNAME, AirflowStack, shifted_include
+
+pytestmark = pytest.mark.slow
+
+ORDERS, CUSTOMERS, EVENTS = "local__orders", "local__customers", "local__events"
+ORDERS_API = "local__orders_api"
+PARENT = "local__cookbook__e2e_test"
+CATCHUP = {"orders": ORDERS, "events": EVENTS}
+DAY = dt.timedelta(days=1)
+
+
+def _wait_past_midnight(margin: dt.timedelta = dt.timedelta(minutes=10)) -> dt.date:
+    """Today (UTC), after waiting out midnight when it is closer than the test's duration.
+
+    A new day in the middle would give the scheduler a fourth catchup run, for today.
+    """
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + DAY, dt.time(), tzinfo=dt.UTC)
+    if midnight - now < margin:
+        time.sleep((midnight - now).total_seconds() + 5)
+    return dt.datetime.now(dt.UTC).date()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    today = _wait_past_midnight()
+    home = tmp_path_factory.mktemp("airflow-e2e")
+    days = shifted_include(home, today - 3 * DAY)
+    assert days["2024-01-04"] == today
+    registry = home / "include" / "registry.csv"
+    text = registry.read_text()
+    row = {line.split(",")[0]: line for line in text.splitlines()}
+
+    def starting_today(line: str) -> str:
+        return line.replace(f",{today - 3 * DAY},", f",{today},")
+
+    text = text.replace(row["customers"], starting_today(row["customers"]))
+    text += "orders_api" + starting_today(row["orders"]).removeprefix("orders") + "\n"
+    registry.write_text(text)
+    airflow = AirflowStack(home)
+    airflow.today = today
+    try:
+        airflow.start()
+        airflow.wait_ready([ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT])
+        yield airflow
+    finally:
+        airflow.stop()
+
+
+@pytest.fixture(scope="module")
+def caught_up(stack):
+    """Unpause orders and events; the scheduler's catchup runs D1..D3 of each (max 150 s)."""
+    expected = [stack.today - n * DAY for n in (3, 2, 1)]
+    for dag_id in CATCHUP.values():
+        stack.set_paused(dag_id, False)
+    deadline = time.monotonic() + 150
+    runs: dict[str, list[dict]] = {}
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        runs = {dag_id: stack.runs(dag_id) for dag_id in CATCHUP.values()}
+        failed = [(d, r["dag_run_id"]) for d in runs for r in runs[d] if r["state"] == "failed"]
+        assert not failed, f"{failed}: {[stack.task_states(*f) for f in failed]}\n{stack.logs()}"
+        if all(
+            len(rs) == len(expected) and all(r["state"] == "success" for r in rs)
+            for rs in runs.values()
+        ):
+            return {"days": expected, "runs": runs}
+        time.sleep(1)
+    raise AssertionError(f"catchup incomplete after 150 s: {runs}\n{stack.logs()}")
+
+
+def _lake(root) -> Lake:
+    return Lake(str(root), "local")
+
+
+def _interval(run: dict) -> tuple[str, str, str]:
+    return run["logical_date"], run["data_interval_start"], run["data_interval_end"]
+
+
+def _midnight(day: dt.date) -> str:
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def test_scheduler_catchup_writes_the_same_data_as_run_interval(stack, caught_up, monkeypatch):
+    days = caught_up["days"]
+    for dag_id, runs in caught_up["runs"].items():
+        assert [r["run_type"] for r in runs] == ["scheduled"] * 3, dag_id
+        assert [_interval(r) for r in runs] == [
+            (_midnight(d), _midnight(d), _midnight(d + DAY)) for d in days
+        ], dag_id
+        for run in runs:  # every task of every run ran once and succeeded
+            states = stack.task_states(dag_id, run["dag_run_id"])
+            assert set(states.values()) == {("success", 1)}, (dag_id, states)
+
+    monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
+    project = load_project(stack.home / "include")
+    reference = _lake(stack.home / "reference-lake")
+    for name in CATCHUP:
+        for day in days:
+            run_interval(name, day.isoformat(), project=project, lake=reference)
+    actual = _lake(stack.home / "lake")
+
+    def both(name, layer, as_of=None):
+        return [
+            data_columns(read(name, layer, as_of=as_of, project=project, lake=lake))
+            for lake in (actual, reference)
+        ]
+
+    for name in CATCHUP:
+        raw = actual.table("raw", name).snapshot()
+        assert sorted(raw.partitions) == [d.isoformat() for d in days], name
+        for day in days:
+            got, want = both(name, "raw", day)
+            assert len(got) > 0 or name == "events", (name, day)
+            assert got.equals(want), (name, day, got, want)
+        got, want = both(name, "cleaned")
+        assert len(got) > 0 and got.equals(want), (name, got, want)
+        for spec in project.aggregates_of(name):
+            got, want = both(spec.name, "aggregated")
+            assert len(got) > 0 and got.equals(want), (spec.name, got, want)
+
+
+def test_cookbook_triggers_each_child_once_also_when_cleared(stack, caught_up):
+    today = stack.today
+    for dag_id in (CUSTOMERS, PARENT):
+        stack.set_paused(dag_id, False)
+    run_id = f"rest__{today}"
+    stack.api(
+        "POST",
+        f"/api/v2/dags/{PARENT}/dagRuns",
+        {"dag_run_id": run_id, "logical_date": _midnight(today)},
+    )
+    stack.wait_run(PARENT, run_id, timeout=180)
+    child_run = f"cookbook__e2e_test__{run_id}"
+    first: dict[str, dict] = {}
+    for child in (ORDERS, CUSTOMERS, EVENTS):
+        runs = stack.runs_on(child, today)
+        assert [r["dag_run_id"] for r in runs] == [child_run], (child, runs)
+        run = first[child] = runs[0]
+        assert (run["state"], run["run_type"]) == ("success", "operator_triggered")
+        assert _interval(run) == (_midnight(today), _midnight(today), _midnight(today + DAY))
+    parent_tasks = stack.task_states(PARENT, run_id)
+    assert set(parent_tasks) == {"trigger_orders", "trigger_customers", "trigger_events", "verify"}
+    assert set(parent_tasks.values()) == {("success", 1)}, parent_tasks
+
+    stack.api("POST", f"/api/v2/dags/{PARENT}/dagRuns/{run_id}/clear", {"dry_run": False})
+    stack.wait_run(PARENT, run_id, timeout=180)
+    assert set(stack.task_states(PARENT, run_id).values()) == {("success", 2)}
+    for child in (ORDERS, CUSTOMERS, EVENTS):
+        runs = stack.runs_on(child, today)
+        assert [r["dag_run_id"] for r in runs] == [child_run], (child, runs)
+        assert runs[0]["state"] == "success"
+        assert runs[0]["end_date"] > first[child]["end_date"], "the child did not run again"
+        assert set(stack.task_states(child, child_run).values()) == {("success", 2)}, child
+    assert len(stack.runs(CUSTOMERS)) == 1  # never scheduled: the cookbook's run is its only one
+    triggered = [r for r in stack.runs(ORDERS) if r["run_type"] != "scheduled"]
+    assert [r["dag_run_id"] for r in triggered] == [child_run]
+
+
+def test_client_submits_and_reruns_through_the_rest_api(stack, caught_up, monkeypatch):
+    from pipelines.client import Client
+    from pipelines.exceptions import PipelinesError
+
+    monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
+    monkeypatch.setenv("PIPELINES_LAKE", str(stack.home / "lake"))
+    client = Client(
+        stack.url, username=USERNAME, password=stack.password, poll_seconds=1, timeout_seconds=90
+    )
+    today = stack.today
+    with pytest.raises(PipelinesError, match="paused"):  # its runs would wait forever
+        client.submit("orders_api", today)
+    with pytest.raises(PipelinesError, match="future"):  # likewise
+        client.submit("orders", today + DAY)
+    assert stack.runs(ORDERS_API) == []
+
+    stack.set_paused(ORDERS_API, False)
+    results = client.submit("orders_api", today)
+    assert results.ok, (results.runs, stack.logs())
+    [run] = stack.runs(ORDERS_API)
+    assert (run["dag_run_id"], run["run_type"]) == (f"client__{today}", "manual")
+    assert _interval(run) == (_midnight(today), _midnight(today), _midnight(today + DAY))
+    raw = results.outputs["raw.orders_api"]
+    assert sorted(raw["order_id"].astype(int)) == [1008, 1009]  # sample day 4's delivery
+    assert set(raw["ds"]) == {str(today)}
+    assert len(results.outputs["cleaned.orders_api"]) == 2
+
+    again = client.submit("orders_api", today)  # submitted before: the same run, run again
+    assert again.ok, (again.runs, stack.logs())
+    assert [r["dag_run_id"] for r in stack.runs(ORDERS_API)] == [f"client__{today}"]
+    assert set(stack.task_states(ORDERS_API, f"client__{today}").values()) == {("success", 2)}
+
+    yesterday = today - DAY  # a date the scheduler ran: that run is cleared and run again
+    [scheduled] = stack.runs_on(ORDERS, yesterday)
+    before = data_columns(read("orders", "raw", as_of=yesterday))
+    rerun = client.submit("orders", yesterday)
+    assert rerun.ok, (rerun.runs, stack.logs())
+    assert [r["dag_run_id"] for r in stack.runs_on(ORDERS, yesterday)] == [scheduled["dag_run_id"]]
+    assert set(stack.task_states(ORDERS, scheduled["dag_run_id"]).values()) == {("success", 2)}
+    assert data_columns(read("orders", "raw", as_of=yesterday)).equals(before)
