@@ -239,17 +239,15 @@ def read_table(env: Env, name: str, layer: str) -> pd.DataFrame:
     from pipelines.reader import read
 
     lake, project = env.lake_obj(), env.project()
-    if layer == "cleaned" and name == "accounts":
-        frames = [read(name, layer, as_of=d, project=project, lake=lake) for d in _have(lake)]
+    dataset = project.dataset(name)
+    if layer == "cleaned" and dataset is not None and dataset.ingestion == "full":
+        have = sorted(lake.table(layer, name, key="ds").snapshot().partitions)
+        frames = [read(name, layer, as_of=d, project=project, lake=lake) for d in have]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     try:
         return read(name, layer, project=project, lake=lake)
     except LakeError:  # nothing committed yet
         return pd.DataFrame()
-
-
-def _have(lake) -> list[str]:
-    return sorted(lake.table("cleaned", "accounts", key="ds").snapshot().partitions)
 
 
 def lake_state(env: Env, names: Iterable[str] = DATASETS) -> dict[str, str]:

@@ -1,0 +1,280 @@
+"""Bad data: quarantined with a reason and counted, never silently dropped and never in cleaned;
+deterministic duplicate winners; empty intervals; shrinking snapshots; schema drift; quality
+checks that block the aggregate step."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines.exceptions import QualityCheckFailed, SchemaDriftError
+from pipelines.partitions import parse_date
+from tests.reliability import workload
+from tests.reliability.workload import DAYS, Env, fingerprint, read_table
+
+DUPLICATE = "duplicate key in this delivery: superseded by a later version"
+MINI = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,{extra}\n"
+
+
+def mini(home, rows: str, files: dict[str, str], extra: str = "start_date") -> Env:
+    """A one-dataset project ``m`` (per-day CSV ``m_{ds}.csv``) with the given deliveries."""
+    include = home / "include"
+    include.mkdir(parents=True)
+    (include / "registry.csv").write_text(MINI.format(extra=extra) + rows)
+    for day, text in files.items():
+        (include / f"m_{day}.csv").write_text(text)
+    return Env(str(home), str(home / "lake"))
+
+
+def expected_winners(delivery: pd.DataFrame) -> pd.DataFrame:
+    """Independently: per key, the greatest updated_at, then the later row of the file."""
+    valid = delivery[delivery["entry_id"].notna()].copy()
+    valid["_t"] = pd.to_datetime(valid["updated_at"], utc=True, errors="coerce")
+    valid["_b"] = pd.to_datetime(valid["booked_on"], utc=True, errors="coerce")
+    valid = valid[valid["_t"].notna() & valid["_b"].notna()]
+    valid["_pos"] = range(len(valid))
+    ranked = valid.sort_values(["entry_id", "_t", "_pos"])
+    return ranked.drop_duplicates("entry_id", keep="last").set_index("entry_id")
+
+
+def test_bad_rows_are_quarantined_with_reason_counted_and_not_in_cleaned(project, fast_dir):
+    env = Env(str(project), str(fast_dir / "lake"))
+    out = _run_one(env, "ledger", DAYS[0])
+    raw = read_table(env, "ledger", "raw")
+    cleaned = read_table(env, "ledger", "cleaned")
+    quarantine = read_table(env, "ledger", "quarantine")
+    where = fast_dir / "lake" / "local" / "quarantine" / "ledger" / f"ds={DAYS[0]}"
+    assert where.is_dir() and any(where.glob("*.parquet"))
+    assert sorted(quarantine["_reason"].unique()) == [
+        "booked_on: missing or not an ISO 8601 timestamp",
+        DUPLICATE,
+        "entry_id: primary key is null",
+        "updated_at: missing or not an ISO 8601 timestamp",
+    ]
+    assert out["merge"]["quarantined"] == len(quarantine) == 11  # 2 null, 2 bad stamps, 7 dupes
+    assert out["merge"]["superseded"] == 7
+    # nothing dropped silently: every raw row is in cleaned or in quarantine, once
+    assert sorted([*cleaned["_row"], *quarantine["_row"]]) == sorted(raw["_row"])
+    assert not {"E00bad1", "E00bad2"} & set(cleaned["entry_id"])
+
+
+def _run_one(env: Env, name: str, day: str, steps=None) -> dict:
+    from pipelines.steps import STEPS, run_interval
+
+    return run_interval(name, day, steps or STEPS, project=env.project(), lake=env.lake_obj())
+
+
+def test_duplicate_keys_have_one_deterministic_winner(project, fast_dir):
+    env = Env(str(project), str(fast_dir / "lake"))
+    _run_one(env, "ledger", DAYS[0])
+    source = pd.read_csv(project / "include" / "data" / f"ledger_{DAYS[0]}.csv", dtype="string")
+    want = expected_winners(source)
+    got = read_table(env, "ledger", "cleaned").set_index("entry_id")
+    assert sorted(got.index) == sorted(want.index)
+    assert (got.loc[want.index, "amount"].astype(float) == want["amount"].astype(float)).all()
+    ties = source[source["amount"] == "9.99"]["entry_id"]
+    assert len(ties) == 2 and (got.loc[ties, "amount"] == 9.99).all()  # later row of the file
+    losers = read_table(env, "ledger", "quarantine").query("_reason == @DUPLICATE")
+    assert len(losers) == 7 and set(losers["entry_id"]) <= set(want.index)
+
+
+def test_an_empty_interval_is_a_success_with_zero_rows(fast_dir):
+    header = "id,amount,updated_at,day\n"
+    row = "m,m_{ds}.csv,csv,id,updated_at,day,incremental,2024-01-01\n"
+    env = mini(
+        fast_dir,
+        row,
+        {
+            "2024-01-01": header + "1,5,2024-01-01T01:00:00Z,2024-01-01\n",
+            "2024-01-02": "",
+            "2024-01-03": header,
+        },
+    )
+    before = None
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        out = _run_one(env, "m", day, ["extract", "merge", "check_keys"])
+        if before is not None:
+            assert out["extract"]["rows"] == 0 and out["merge"]["delivered"] == 0
+            assert out["merge"]["touched"] == [] and out["check_keys"]["rows_checked"] == 0
+            assert fingerprint(read_table(env, "m", "cleaned")) == before
+        before = fingerprint(read_table(env, "m", "cleaned"))
+
+
+def test_clicks_interval_with_no_events_is_empty_not_an_error(project, fast_dir):
+    env = Env(str(project), str(fast_dir / "lake"))
+    out = _run_one(env, "clicks", "2024-03-01")  # after the file's last event
+    assert out["merge"]["delivered"] == 0 and out["check_keys"]["rows_checked"] == 0
+    assert out["merge"]["quarantined"] == 1  # the one unparseable event belongs to no interval
+
+
+SNAP_HEADER = "id,name,updated_at,day\n"
+
+
+def snapshot_rows(n: int) -> str:
+    return SNAP_HEADER + "".join(f"{i},n{i},2024-01-01T00:00:00Z,2024-01-01\n" for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("kept", "limit", "fails"), [(4, "", True), (6, "", False), (4, "70", False), (9, "5", True)]
+)
+def test_full_snapshot_shrinking_past_max_drop_pct_is_refused(fast_dir, kept, limit, fails):
+    row = f"m,m_{{ds}}.csv,csv,id,updated_at,day,full,2024-01-01,{limit}\n"
+    files = {"2024-01-01": snapshot_rows(10), "2024-01-02": snapshot_rows(kept)}
+    env = mini(fast_dir, row, files, extra="start_date,max_drop_pct")
+    _run_one(env, "m", "2024-01-01")
+    before = fingerprint(read_table(env, "m", "cleaned"))
+    if not fails:
+        _run_one(env, "m", "2024-01-02")
+        assert workload.read_table(env, "m", "cleaned").groupby("ds").size().to_dict() == {
+            "2024-01-01": 10,
+            "2024-01-02": kept,
+        }
+        return
+    with pytest.raises(
+        QualityCheckFailed,
+        match=rf"drop of {100 - kept * 10}% is over "
+        r"max_drop_pct=\d+; the current snapshot is kept",
+    ):
+        _run_one(env, "m", "2024-01-02")
+    assert fingerprint(read_table(env, "m", "cleaned")) == before
+
+
+DRIFT_ROW = "m,m_{{ds}}.csv,csv,id,updated_at,day,incremental,2024-01-01,{policy}\n"
+DAY1 = "id,amount,note,updated_at,day\n1,5,a,2024-01-01T01:00:00Z,2024-01-01\n"
+
+
+@pytest.mark.parametrize(
+    ("policy", "day2", "error"),
+    [
+        (
+            "append",
+            "id,amount,note,updated_at,day,channel\n2,7,b,2024-01-02T01:00:00Z,2024-01-02,web\n",
+            None,
+        ),
+        (
+            "",
+            "id,amount,note,updated_at,day,channel\n2,7,b,2024-01-02T01:00:00Z,2024-01-02,web\n",
+            None,
+        ),
+        (
+            "append",
+            "id,amount,updated_at,day\n2,7,2024-01-02T01:00:00Z,2024-01-02\n",
+            "column 'note' is missing from the source",
+        ),
+        (
+            "append",
+            "id,amount,note,updated_at,day\n2,lots,b,2024-01-02T01:00:00Z,2024-01-02\n",
+            "column 'amount' changed type from int to string",
+        ),
+        (
+            "fail",
+            "id,amount,note,updated_at,day,channel\n2,7,b,2024-01-02T01:00:00Z,2024-01-02,web\n",
+            "new column 'channel' in the source and on_schema_change is 'fail'",
+        ),
+        (
+            "fail",
+            "id,amount,updated_at,day\n2,7,2024-01-02T01:00:00Z,2024-01-02\n",
+            "column 'note' is missing from the source",
+        ),
+    ],
+    ids=[
+        "append-new-column",
+        "default-is-append",
+        "missing-column",
+        "type-change",
+        "fail-on-new-column",
+        "fail-on-missing-column",
+    ],
+)
+def test_schema_drift_follows_on_schema_change(fast_dir, policy, day2, error):
+    env = mini(
+        fast_dir,
+        DRIFT_ROW.format(policy=policy),
+        {"2024-01-01": DAY1, "2024-01-02": day2},
+        extra="start_date,on_schema_change",
+    )
+    _run_one(env, "m", "2024-01-01")
+    before = fingerprint(read_table(env, "m", "cleaned"))
+    if error is None:
+        _run_one(env, "m", "2024-01-02")
+        cleaned = read_table(env, "m", "cleaned").set_index("id")
+        assert cleaned.loc[2, "channel"] == "web" and pd.isna(cleaned.loc[1, "channel"])
+        return
+    with pytest.raises(SchemaDriftError, match=f"m: {error}.*previous data is unchanged"):
+        _run_one(env, "m", "2024-01-02")
+    assert fingerprint(read_table(env, "m", "cleaned")) == before
+
+
+def _corrupting_clean(original):
+    """clean(), then a second copy of one cleaned row committed behind its back."""
+    from pipelines.merge import cleaned_key
+    from pipelines.partitions import Layer
+
+    def clean(dataset, interval, lake):
+        result = original(dataset, interval, lake)
+        table = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
+        base = table.snapshot()
+        part = result.touched[0]
+        rows = table.read_partition(part, base)
+        table.commit(base, {part: pd.concat([rows, rows.iloc[:1]], ignore_index=True)})
+        return result
+
+    return clean
+
+
+def _airflow_env(monkeypatch, home, lake):
+    monkeypatch.setenv("PIPELINES_HOME", str(home))
+    monkeypatch.setenv("PIPELINES_LAKE", str(lake))
+
+
+def test_quality_check_failure_blocks_the_aggregate_step(
+    airflow_db, project, fast_dir, monkeypatch
+):
+    import pipelines.merge
+    from pipelines.local import run_dag
+
+    _airflow_env(monkeypatch, project, fast_dir / "lake")
+    monkeypatch.setattr(pipelines.merge, "clean", _corrupting_clean(pipelines.merge.clean))
+    outcome = run_dag("local__ledger", DAYS[0])
+    assert not outcome.ok and outcome.failed_task == "check.check_keys"
+    assert "1 duplicate primary keys" in outcome.error
+    env = Env(str(project), str(fast_dir / "lake"))
+    assert read_table(env, "ledger_by_kind", "aggregated").empty  # aggregate never ran
+
+
+def test_counts_that_do_not_reconcile_fail_the_check(project, fast_dir):
+    from pipelines.steps import check_keys
+
+    env = Env(str(project), str(fast_dir / "lake"))
+    out = _run_one(env, "ledger", DAYS[0], ["extract", "merge"])
+    dataset = env.project().dataset("ledger")
+    interval = _interval(dataset, DAYS[0])
+    lost = {**out["merge"], "quarantined": out["merge"]["quarantined"] - 1}
+    with pytest.raises(QualityCheckFailed, match=r"raw rows 161 != cleaned 150 \+ quarantined 10"):
+        check_keys(dataset, interval, env.lake_obj(), lost)
+
+
+def _interval(dataset, day):
+    from pipelines.partitions import interval_for
+
+    return interval_for(dataset.cron, parse_date(day))
+
+
+def test_quarantine_counts_reach_the_run_outputs_and_asset_metadata(
+    airflow_db, project, fast_dir, monkeypatch
+):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from pipelines.local import run_dag
+
+    _airflow_env(monkeypatch, project, fast_dir / "lake")
+    outcome = run_dag("local__ledger", DAYS[0])
+    assert outcome.ok, outcome.error
+    root = str(fast_dir / "lake")
+    with create_session() as session:
+        events = [e for e in session.scalars(select(AssetEvent)) if root in e.uri]
+        extras = {e.uri.rsplit("/", 2)[-2]: e.extra for e in events}
+    assert extras["quarantine"]["quarantined"] == 11
+    assert extras["cleaned"]["delivered"] == 150 and extras["cleaned"]["superseded"] == 7
