@@ -28,7 +28,8 @@ class TriggerChildOperator(TriggerDagRunOperator):
     """Trigger a child for the parent's logical date, under a run id derived from the parent's.
 
     An existing child run with that id is cleared and run again (``reset_dag_run``), so clearing
-    and re-running the parent never creates a second child run.
+    and re-running the parent never creates a second child run. A paused child fails the task:
+    Airflow 3 never starts a paused DAG's runs, so waiting for one would never end.
     """
 
     def __init__(self, *, cookbook: str, **kwargs: Any) -> None:
@@ -47,7 +48,20 @@ class TriggerChildOperator(TriggerDagRunOperator):
         self.trigger_run_id = child_run_id(self.cookbook, context["run_id"])
         if logical is not None:
             self._refuse_foreign_run(context, logical)
+        if self.wait_for_completion:
+            self._refuse_paused_child(context)
         return super().execute(context)
+
+    def _refuse_paused_child(self, context: Any) -> None:
+        from pipelines.components.operators import fail_clearly
+        from pipelines.exceptions import PipelinesError
+
+        if context["ti"].get_dag(self.trigger_dag_id).is_paused:
+            exc = PipelinesError(
+                f"{self.trigger_dag_id} is paused: Airflow would queue its run for cookbook "
+                f"{self.cookbook!r} and never start it; unpause it"
+            )
+            raise fail_clearly(self, context, exc)
 
     def _refuse_foreign_run(self, context: Any, logical) -> None:
         """Airflow allows one run per logical date: say so clearly when another one holds it."""
@@ -60,8 +74,8 @@ class TriggerChildOperator(TriggerDagRunOperator):
         if same_date > ours:
             exc = PipelinesError(
                 f"{self.trigger_dag_id} already has a run for {logical:%Y-%m-%d} that cookbook "
-                f"{self.cookbook!r} did not create (scheduled or manual); clear that run instead, "
-                "or keep the child's own schedule paused in this namespace"
+                f"{self.cookbook!r} did not create (scheduled or manual); clear that run to re-run "
+                "the date, or delete it so that the cookbook can run the date"
             )
             raise fail_clearly(self, context, exc)
 
