@@ -229,8 +229,8 @@ class AirflowStack:
         tis = self.api("GET", path)["task_instances"]
         return {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in tis}
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float) -> dict:
-        """Until the run ends; fail with its task states and the server logs unless it succeeded."""
+    def wait_run(self, dag_id: str, run_id: str, timeout: float, want: str = "success") -> dict:
+        """Until the run ends; fail with its task states and the server logs unless ``want``."""
         deadline = time.monotonic() + timeout
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}"
         run: dict = {}
@@ -240,7 +240,7 @@ class AirflowStack:
             if run["state"] in ("success", "failed"):
                 break
             time.sleep(1)
-        assert run.get("state") == "success", (
+        assert run.get("state") == want, (
             f"{dag_id} {run_id}: {run.get('state')} after {timeout}s; tasks "
             f"{self.task_states(dag_id, run_id)}\n{self.logs()}"
         )

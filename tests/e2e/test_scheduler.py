@@ -144,36 +144,37 @@ def test_scheduler_catchup_writes_the_same_data_as_run_interval(stack, caught_up
 
 def test_cookbook_triggers_each_child_once_also_when_cleared(stack, caught_up):
     today = stack.today
-    for dag_id in (CUSTOMERS, PARENT):
-        stack.set_paused(dag_id, False)
+    children = (ORDERS, CUSTOMERS, EVENTS)
+    stack.set_paused(PARENT, False)  # customers stays paused: its run would never start
     run_id = f"rest__{today}"
-    stack.api(
-        "POST",
-        f"/api/v2/dags/{PARENT}/dagRuns",
-        {"dag_run_id": run_id, "logical_date": _midnight(today)},
-    )
-    stack.wait_run(PARENT, run_id, timeout=180)
+    body = {"dag_run_id": run_id, "logical_date": _midnight(today)}
+    stack.api("POST", f"/api/v2/dags/{PARENT}/dagRuns", body)
+    stack.wait_run(PARENT, run_id, timeout=120, want="failed")
+    states = stack.task_states(PARENT, run_id)
+    assert states["trigger_orders"] == ("success", 1)
+    assert states["trigger_customers"] == ("failed", 1), states  # at once, not after a hang
+
+    stack.set_paused(CUSTOMERS, False)
     child_run = f"cookbook__e2e_test__{run_id}"
     first: dict[str, dict] = {}
-    for child in (ORDERS, CUSTOMERS, EVENTS):
-        runs = stack.runs_on(child, today)
-        assert [r["dag_run_id"] for r in runs] == [child_run], (child, runs)
-        run = first[child] = runs[0]
-        assert (run["state"], run["run_type"]) == ("success", "operator_triggered")
-        assert _interval(run) == (_midnight(today), _midnight(today), _midnight(today + DAY))
-    parent_tasks = stack.task_states(PARENT, run_id)
-    assert set(parent_tasks) == {"trigger_orders", "trigger_customers", "trigger_events", "verify"}
-    assert set(parent_tasks.values()) == {("success", 1)}, parent_tasks
-
-    stack.api("POST", f"/api/v2/dags/{PARENT}/dagRuns/{run_id}/clear", {"dry_run": False})
-    stack.wait_run(PARENT, run_id, timeout=180)
-    assert set(stack.task_states(PARENT, run_id).values()) == {("success", 2)}
-    for child in (ORDERS, CUSTOMERS, EVENTS):
-        runs = stack.runs_on(child, today)
-        assert [r["dag_run_id"] for r in runs] == [child_run], (child, runs)
-        assert runs[0]["state"] == "success"
-        assert runs[0]["end_date"] > first[child]["end_date"], "the child did not run again"
-        assert set(stack.task_states(child, child_run).values()) == {("success", 2)}, child
+    for attempt in (2, 3):  # clear the failed parent, then clear it again once it succeeded
+        stack.api("POST", f"/api/v2/dags/{PARENT}/dagRuns/{run_id}/clear", {"dry_run": False})
+        stack.wait_run(PARENT, run_id, timeout=180)
+        tasks = stack.task_states(PARENT, run_id)
+        assert set(tasks) == {"trigger_orders", "trigger_customers", "trigger_events", "verify"}
+        assert {state for state, _ in tasks.values()} == {"success"}, tasks
+        assert tasks["trigger_orders"][1] == attempt
+        for child in children:
+            runs = stack.runs_on(child, today)
+            assert [r["dag_run_id"] for r in runs] == [child_run], (child, runs)
+            run = runs[0]
+            assert (run["state"], run["run_type"]) == ("success", "operator_triggered")
+            assert _interval(run) == (_midnight(today), _midnight(today), _midnight(today + DAY))
+            if child in first:
+                assert run["end_date"] > first[child]["end_date"], f"{child} did not run again"
+            first[child] = run
+        tries = {c: {t for _, t in stack.task_states(c, child_run).values()} for c in children}
+        assert tries == {ORDERS: {attempt}, CUSTOMERS: {attempt - 1}, EVENTS: {attempt - 1}}
     assert len(stack.runs(CUSTOMERS)) == 1  # never scheduled: the cookbook's run is its only one
     triggered = [r for r in stack.runs(ORDERS) if r["run_type"] != "scheduled"]
     assert [r["dag_run_id"] for r in triggered] == [child_run]
