@@ -1,0 +1,116 @@
+"""Real command lines in subprocesses: ``airflow dags test`` and the ``pipelines`` console script.
+
+Each runs in a fresh SQLite Airflow home (``airflow db migrate``) over a temp copy of include/
+and an empty temp lake, exactly as a user would run them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+
+import pytest
+
+from tests.e2e.airflow_stack import BIN, REPO, airflow_env, migrate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project home (include/ copy, empty lake) with a migrated Airflow home; its env."""
+    home = tmp_path_factory.mktemp("cli")
+    shutil.copytree(REPO / "include", home / "include")
+    env = airflow_env(home, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
+    migrate(env)
+    return home, env
+
+
+def run(env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    if args[0] == "pipelines":  # as a user runs it: the CLI picks Airflow's log level itself
+        env = {k: v for k, v in env.items() if k != "AIRFLOW__LOGGING__LOGGING_LEVEL"}
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_airflow_dags_test_writes_the_partition_of_its_date(project):
+    home, env = project
+    done = run(env, "airflow", "dags", "test", "local__orders", "2024-01-02")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT state, logical_date, data_interval_start, data_interval_end FROM dag_run "
+            "WHERE dag_id = 'local__orders'"
+        ).fetchall()
+    assert len(rows) == 1, rows
+    state, logical, start, end = rows[0]
+    assert state == "success"
+    assert [v[:19] for v in (logical, start, end)] == [
+        "2024-01-02 00:00:00",
+        "2024-01-02 00:00:00",
+        "2024-01-03 00:00:00",
+    ]
+    raw = home / "lake" / "local" / "raw" / "orders"
+    assert sorted(p.name for p in raw.glob("ds=*")) == ["ds=2024-01-02"]
+
+    import pandas as pd
+
+    from pipelines.components.lake import Lake
+
+    frame = Lake(str(home / "lake"), "local").table("raw", "orders").read(["2024-01-02"])
+    source = pd.read_csv(REPO / "include" / "sample" / "orders" / "orders_2024-01-02.csv")
+    assert len(frame) == len(source) == 5
+    assert list(frame["order_id"].astype("Int64")) == list(source["order_id"].astype("Int64"))
+    assert set(frame["ds"]) == {"2024-01-02"}
+
+
+def test_pipelines_run_then_read(project, tmp_path):
+    home, env = project
+    env = env | {"PIPELINES_LAKE": str(tmp_path / "lake")}  # its own, empty lake
+    done = run(env, "pipelines", "run", "orders", "--date", "2024-01-01")
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ok   local__orders 2024-01-01 ("), lines
+    assert lines[-1] == "1/1 runs succeeded"
+
+    done = run(env, "pipelines", "read", "orders", "--layer", "cleaned", "--limit", "10")
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    header, *rows = (line.split() for line in done.stdout.splitlines())
+    assert {"dt", "order_id", "customer_id", "status", "amount"} <= set(header), header
+    ids = sorted(int(float(row[header.index("order_id")])) for row in rows)
+    assert ids == [1001, 1002, 1003, 1004]  # the keyless row is quarantined, 1002 kept once
+    assert done.stderr.strip().endswith("(4 rows)")
+
+    done = run(env, "pipelines", "read", "orders", "--layer", "raw", "--as-of", "2024-01-01")
+    assert done.returncode == 0 and done.stderr.strip().endswith("(6 rows)"), done.stderr
+
+
+def test_pipelines_validate_prints_one_line_per_bad_row(project, tmp_path):
+    home, env = project
+    include = tmp_path / "include"
+    shutil.copytree(home / "include", include)
+    (include / "aggregates.yaml").write_text("[]\n")
+    (include / "cookbooks.yaml").write_text("[]\n")
+    header = (REPO / "include" / "registry.csv").read_text().splitlines()[0]
+    good = "{name},sample/orders/orders_{{ds}}.csv,csv,order_id,updated_at,order_date,incremental,"
+    good += "@daily,2024-01-01,1,owner,,"
+    rows = [good.format(name=f"ok_{n}") for n in range(3)]
+    rows.insert(1, good.format(name="Bad-Name"))  # line 3
+    rows.append(good.format(name="typo").replace(",incremental,", ",incremntal,"))  # line 6
+    (include / "registry.csv").write_text("\n".join([header, *rows]) + "\n")
+
+    done = run(env, "pipelines", "validate", str(include))
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("registry.csv:3: dataset: "), lines
+    assert lines[1].startswith("registry.csv:6: ingestion: "), lines
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "3 datasets" in done.stderr
+
+    (include / "registry.csv").write_text("\n".join([header, *rows[:1]]) + "\n")
+    done = run(env, "pipelines", "validate", str(include))
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr
