@@ -53,9 +53,10 @@ def build_dags(project: Project | None = None, *, strict: bool = False) -> dict[
 def dataset_dag(dataset: Dataset, project: Project, lake: Lake) -> DAG:
     """``ingest >> clean >> check >> aggregate`` for one dataset."""
     start = dt.datetime.combine(dataset.start_date, dt.time(), tzinfo=dt.UTC)
+    scheduled = environment.schedules_enabled()
     with DAG(
         dag_id=environment.dataset_dag_id(dataset.name, lake.namespace),
-        schedule=PipelinesTimetable(dataset.cron, timezone="UTC"),
+        schedule=PipelinesTimetable(dataset.cron, timezone="UTC") if scheduled else None,
         start_date=start,
         catchup=True,
         max_active_runs=dataset.max_active_runs,

@@ -150,3 +150,18 @@ def test_empty_interval_is_a_success_with_zero_rows(home):
     result = run_interval("orders", "2024-01-05")
     assert result["extract"]["rows"] == 0
     assert result["merge"]["touched"] == []
+
+
+def test_unscheduled_namespace_runs_triggered_dates_with_full_intervals(
+    home, airflow_db, monkeypatch
+):
+    from pipelines.factory import build_dags
+    from pipelines.local import run_dag
+
+    monkeypatch.setenv("PIPELINES_SCHEDULES", "off")
+    datasets = [d for d in build_dags().values() if "cookbook" not in d.dag_id]
+    assert datasets and all(type(d.timetable).__name__ == "NullTimetable" for d in datasets)
+    outcome = run_dag("local__customers", "2024-01-02")
+    assert outcome.ok, outcome.error
+    raw = pipelines.read("customers", "raw")
+    assert set(raw["ds"]) == {"2024-01-02"} and len(raw) == 4

@@ -74,6 +74,21 @@ def lake_conn_id() -> str:
     return os.environ.get(LAKE_CONN_ENV, "").strip() or DEFAULT_LAKE_CONN_ID
 
 
+def schedules_enabled() -> bool:
+    """``PIPELINES_SCHEDULES``: ``on`` (default) or ``off``.
+
+    ``off`` gives dataset DAGs no schedule of their own: they run only when triggered (by a
+    cookbook, the UI or the CLI), so a namespace driven by cookbooks (e2e) never has a scheduled
+    run holding the logical date a cookbook wants to trigger.
+    """
+    from pipelines.exceptions import PipelinesError
+
+    value = os.environ.get("PIPELINES_SCHEDULES", "").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise PipelinesError(f"PIPELINES_SCHEDULES: {value!r} must be 'on' or 'off'")
+    return value == "on"
+
+
 def task_retries() -> int:
     """Retries of every task (``PIPELINES_TASK_RETRIES``, default 2; local runs use 0)."""
     value = os.environ.get("PIPELINES_TASK_RETRIES", "").strip()

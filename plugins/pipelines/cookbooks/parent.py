@@ -75,7 +75,8 @@ class TriggerChildOperator(TriggerDagRunOperator):
             exc = PipelinesError(
                 f"{self.trigger_dag_id} already has a run for {logical:%Y-%m-%d} that cookbook "
                 f"{self.cookbook!r} did not create (scheduled or manual); clear that run to re-run "
-                "the date, or delete it so that the cookbook can run the date"
+                "the date, or delete it so that the cookbook can run the date (in a namespace "
+                "driven by cookbooks, set PIPELINES_SCHEDULES=off)"
             )
             raise fail_clearly(self, context, exc)
 
