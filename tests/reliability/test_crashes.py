@@ -1,0 +1,255 @@
+"""Crashes and retries: seeded SIGKILLs of real worker processes doing extract and merge, crashes
+at chosen points between writing data and recording it, and Airflow retrying a task that failed
+half-way. After every kill, readers see a state an uninterrupted run passes through (never a mix
+or a partial file) and a rerun ends with exactly the uninterrupted run's data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.reliability import workload
+from tests.reliability.workload import DAYS, Env, fingerprint, read_table
+
+NAMES = ("ledger", "accounts")
+STEPS = ("extract", "merge")
+KILLS = int(os.environ.get("RELIABILITY_KILLS", "100"))
+SEED = int(os.environ.get("RELIABILITY_SEED", "20240101"))
+
+
+@dataclass
+class Expected:
+    """What an uninterrupted run passes through: cleaned after each day, each raw/quarantine
+    partition, and every table at the end."""
+
+    reference: Env
+    cleaned: dict[str, list[str]] = field(default_factory=dict)
+    partitions: dict[str, dict[str, str]] = field(default_factory=dict)
+    final: dict[str, object] = field(default_factory=dict)
+
+
+def by_partition(frame) -> dict[str, str]:
+    if frame.empty:
+        return {}
+    return {ds: fingerprint(rows.drop(columns="ds")) for ds, rows in frame.groupby("ds")}
+
+
+def observe(env: Env) -> dict[str, object]:
+    """Everything a reader can see now, as fingerprints (cleaned whole, others per partition)."""
+    seen: dict[str, object] = {}
+    for name in NAMES:
+        seen[f"cleaned.{name}"] = fingerprint(read_table(env, name, "cleaned"))
+        for layer in ("raw", "quarantine"):
+            seen[f"{layer}.{name}"] = by_partition(read_table(env, name, layer))
+    return seen
+
+
+@pytest.fixture(scope="module")
+def expected(project, session_dir) -> Expected:
+    env = Env(str(project), str(session_dir / "crash-reference"))
+    out = Expected(env, {n: [fingerprint(read_table(env, n, "cleaned"))] for n in NAMES})
+    for day in DAYS:
+        workload.run(env, NAMES, [day], STEPS)
+        for name in NAMES:
+            out.cleaned[name].append(fingerprint(read_table(env, name, "cleaned")))
+    seen = observe(env)
+    out.partitions = {k: v for k, v in seen.items() if not k.startswith("cleaned.")}
+    out.final = seen
+    return out
+
+
+class Checker:
+    """Checks each observation against the states of an uninterrupted run; never goes back."""
+
+    def __init__(self, expected: Expected, figures):
+        self.expected, self.figures = expected, figures
+        self.floor = dict.fromkeys(NAMES, 0)
+
+    def check(self, env: Env) -> None:
+        self.figures["checked_reads"] += 1
+        try:
+            seen = observe(env)
+        except Exception as exc:  # a partial or missing file would end up here
+            self.figures["corrupt_reads"] += 1
+            raise AssertionError(f"read failed after a kill: {exc!r}") from exc
+        bad = [k for k, v in seen.items() if not self._valid(k, v)]
+        if bad:
+            self.figures["corrupt_reads"] += 1
+            raise AssertionError(f"state no uninterrupted run passes through: {bad}")
+
+    def _valid(self, key: str, value) -> bool:
+        layer, name = key.split(".")
+        if layer == "cleaned":
+            states = self.expected.cleaned[name]
+            if value not in states[self.floor[name] :]:
+                return False
+            self.floor[name] = states.index(value, self.floor[name])
+            return True
+        want = self.expected.partitions[key]
+        return all(want.get(ds) == fp for ds, fp in value.items())
+
+
+def unreferenced(lake: Path) -> int:
+    """Files in the lake no manifest names (left by kills): staging files and orphans."""
+    live: set[Path] = set()
+    for log in lake.rglob("_log"):
+        newest = max(log.glob("*.json"), default=None)
+        if newest is not None:
+            body = json.loads(newest.read_text())
+            live |= {log.parent / e["file"] for e in body["partitions"].values()}
+            live |= {log.parent / f for f in body["meta"].get("files", [])}
+    files = {p for p in lake.rglob("*") if p.is_file() and "_log" not in p.parts}
+    tmp = {p for p in lake.rglob(".tmp-*")}
+    return len((files - live) | tmp)
+
+
+def kill_round(procs, env: Env, checker: Checker, rng: random.Random, budget: int) -> int:
+    """Kill workers at random moments until the 14 days are done; returns kills made."""
+    progress = Path(env.lake).parent / "progress"
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    done: list[str] = []
+    kills = 0
+    while len(done) < len(DAYS):
+        start = len(done) if rng.random() > 0.2 else rng.randrange(len(done) + 1)
+        worker = procs.Process(
+            target=workload.work_days, args=(env, NAMES, DAYS[start:], STEPS, str(progress))
+        )
+        deadline = time.monotonic() + rng.uniform(0.005, 0.4) if kills < budget else None
+        worker.start()
+        while worker.is_alive() and (deadline is None or time.monotonic() < deadline):
+            checker.check(env)  # readers during the writes
+        worker.kill()
+        worker.join()
+        assert worker.exitcode in (0, -9), f"worker failed on its own: {worker.exitcode}"
+        kills += worker.exitcode == -9
+        if progress.exists():
+            done = sorted(set(done) | set(progress.read_text().split()))
+        checker.check(env)  # and after the kill
+    return kills
+
+
+def test_sigkill_at_random_points_never_shows_a_mix_and_reruns_are_identical(
+    procs, project, expected, fast_dir, figures
+):
+    rng = random.Random(SEED)
+    kills = rounds = leftovers = 0
+    while kills < KILLS:
+        env = Env(str(project), str(fast_dir / f"round-{rounds}" / "lake"))
+        kills += kill_round(procs, env, Checker(expected, figures), rng, KILLS - kills)
+        assert observe(env) == expected.final  # identical to the uninterrupted run
+        lost = lost_keys(env, expected.reference)
+        figures["lost_rows"] += lost
+        assert lost == 0
+        leftovers += unreferenced(Path(env.lake))
+        rounds += 1
+    figures["kills"] += kills
+    print(f"{kills} kills in {rounds} rounds; {leftovers} leftover files, ignored by readers")
+
+
+def lost_keys(env: Env, reference: Env) -> int:
+    """Keys the uninterrupted run has in cleaned that this lake does not."""
+    lost = 0
+    for name, key in (("ledger", "entry_id"), ("accounts", "account_id")):
+        want = set(read_table(reference, name, "cleaned")[key])
+        lost += len(want - set(read_table(env, name, "cleaned")[key]))
+    return lost
+
+
+CRASH_POINTS = {  # where a worker dies: (storage method, path fragment, cleaned committed?)
+    "before-raw-manifest": ("create", "/raw/ledger/_log/", False),
+    "before-cleaned-manifest": ("create", "/cleaned/ledger/_log/", False),
+    "after-cleaned-manifest-before-vacuum": ("delete", "/cleaned/ledger/", True),
+    "before-quarantine-manifest": ("create", "/quarantine/ledger/_log/", True),
+}
+
+
+def crash_at(env: Env, method: str, fragment: str, days) -> None:
+    """Worker: run extract+merge of the days; die (exit 137, no clean-up) at the crash point."""
+    from pipelines.components import resources
+
+    original = getattr(resources.Storage, method)
+
+    def dying(self, path, *args, **kwargs):
+        paths = list(path) if method == "delete" else [path]
+        if any(fragment in p for p in paths):
+            os._exit(137)
+        return original(self, paths if method == "delete" else path, *args, **kwargs)
+
+    setattr(resources.Storage, method, dying)
+    workload.run(env, ["ledger"], days, STEPS)
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+def test_crash_between_writing_data_and_recording_it(procs, project, expected, fast_dir, point):
+    env = Env(str(project), str(fast_dir / "lake"))
+    workload.run(env, ["ledger"], DAYS[:1], STEPS)
+    before = fingerprint(read_table(env, "ledger", "cleaned"))
+    method, fragment, committed = CRASH_POINTS[point]
+    worker = procs.Process(target=crash_at, args=(env, method, fragment, DAYS[1:2]))
+    worker.start()
+    worker.join()
+    assert worker.exitcode == 137
+    after_crash = fingerprint(read_table(env, "ledger", "cleaned"))
+    states = expected.cleaned["ledger"]
+    assert after_crash == (states[2] if committed else before)  # old or new, nothing between
+    assert unreferenced(fast_dir / "lake") > 0  # the crash left debris behind
+    workload.run(env, ["ledger"], DAYS[1:2], STEPS)  # the rerun
+    assert fingerprint(read_table(env, "ledger", "cleaned")) == states[2]
+    raw = by_partition(read_table(env, "ledger", "raw"))
+    assert raw == {d: expected.partitions["raw.ledger"][d] for d in DAYS[:2]}
+    quarantine = by_partition(read_table(env, "ledger", "quarantine"))
+    assert quarantine == {d: expected.partitions["quarantine.ledger"][d] for d in DAYS[:2]}
+
+
+def fail_once(original):
+    """``original``, except that its first call fails: the task dies half-way through."""
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("injected: the worker lost its storage half-way through the task")
+        return original(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.mark.parametrize("task", ["ingest.extract", "clean.merge"])
+def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
+    airflow_db, project, expected, fast_dir, monkeypatch, task
+):
+    import pipelines.merge
+    from pipelines.components import resources
+    from pipelines.local import load_dag, parsing_only
+
+    monkeypatch.setenv("PIPELINES_HOME", str(project))
+    monkeypatch.setenv("PIPELINES_LAKE", str(fast_dir / "lake"))
+    monkeypatch.setenv("PIPELINES_TASK_RETRIES", "1")
+    if task == "clean.merge":  # cleaned committed, then the task dies before quarantine
+        monkeypatch.setattr(
+            pipelines.merge, "write_quarantine", fail_once(pipelines.merge.write_quarantine)
+        )
+    else:  # raw data file written, then the task dies before its manifest
+        monkeypatch.setattr(resources.Storage, "create", fail_once(resources.Storage.create))
+    with parsing_only("local__ledger"):
+        dag = load_dag("local__ledger")
+        for t in dag.tasks:
+            assert t.retries == 1
+            t.retry_delay = dt.timedelta(0)
+        run = dag.test(logical_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+    assert str(run.state) in ("success", "DagRunState.SUCCESS") and tries[task] == 2, tries
+    env = Env(str(project), str(fast_dir / "lake"))
+    cleaned = read_table(env, "ledger", "cleaned")
+    assert cleaned["entry_id"].is_unique
+    assert fingerprint(cleaned) == expected.cleaned["ledger"][1]
+    quarantine = by_partition(read_table(env, "ledger", "quarantine"))
+    assert quarantine == {DAYS[0]: expected.partitions["quarantine.ledger"][DAYS[0]]}
