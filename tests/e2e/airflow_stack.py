@@ -153,6 +153,20 @@ class AirflowStack:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
 
+    @contextlib.contextmanager
+    def stopped_on_sigterm(self):
+        """A SIGTERM to this process (a CI timeout) stops the servers before it interrupts."""
+
+        def stop_then_interrupt(signum, frame):
+            self.stop()
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        previous = signal.signal(signal.SIGTERM, stop_then_interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
