@@ -61,7 +61,8 @@ def test_bad_rows_are_quarantined_with_reason_counted_and_not_in_cleaned(project
 def _run_one(env: Env, name: str, day: str, steps=None) -> dict:
     from pipelines.steps import STEPS, run_interval
 
-    return run_interval(name, day, steps or STEPS, project=env.project(), lake=env.lake_obj())
+    with env.active():
+        return run_interval(name, day, steps or STEPS, project=env.project(), lake=env.lake_obj())
 
 
 def test_duplicate_keys_have_one_deterministic_winner(project, fast_dir):

@@ -7,133 +7,34 @@ or a partial file) and a rerun ends with exactly the uninterrupted run's data.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import random
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.reliability import workload
+from tests.reliability.kills import (
+    STEPS,
+    Checker,
+    Expected,
+    Plan,
+    by_partition,
+    expect,
+    kill_round,
+    lost_keys,
+    observe,
+    unreferenced,
+)
 from tests.reliability.workload import DAYS, Env, fingerprint, read_table
 
-NAMES = ("ledger", "accounts")
-STEPS = ("extract", "merge")
 KILLS = int(os.environ.get("RELIABILITY_KILLS", "100"))
 SEED = int(os.environ.get("RELIABILITY_SEED", "20240101"))
 
 
-@dataclass
-class Expected:
-    """What an uninterrupted run passes through: cleaned after each day, each raw/quarantine
-    partition, and every table at the end."""
-
-    reference: Env
-    cleaned: dict[str, list[str]] = field(default_factory=dict)
-    partitions: dict[str, dict[str, str]] = field(default_factory=dict)
-    final: dict[str, object] = field(default_factory=dict)
-
-
-def by_partition(frame) -> dict[str, str]:
-    if frame.empty:
-        return {}
-    return {ds: fingerprint(rows.drop(columns="ds")) for ds, rows in frame.groupby("ds")}
-
-
-def observe(env: Env) -> dict[str, object]:
-    """Everything a reader can see now, as fingerprints (cleaned whole, others per partition)."""
-    seen: dict[str, object] = {}
-    for name in NAMES:
-        seen[f"cleaned.{name}"] = fingerprint(read_table(env, name, "cleaned"))
-        for layer in ("raw", "quarantine"):
-            seen[f"{layer}.{name}"] = by_partition(read_table(env, name, layer))
-    return seen
-
-
 @pytest.fixture(scope="module")
 def expected(project, session_dir) -> Expected:
-    env = Env(str(project), str(session_dir / "crash-reference"))
-    out = Expected(env, {n: [fingerprint(read_table(env, n, "cleaned"))] for n in NAMES})
-    for day in DAYS:
-        workload.run(env, NAMES, [day], STEPS)
-        for name in NAMES:
-            out.cleaned[name].append(fingerprint(read_table(env, name, "cleaned")))
-    seen = observe(env)
-    out.partitions = {k: v for k, v in seen.items() if not k.startswith("cleaned.")}
-    out.final = seen
-    return out
-
-
-class Checker:
-    """Checks each observation against the states of an uninterrupted run; never goes back."""
-
-    def __init__(self, expected: Expected, figures):
-        self.expected, self.figures = expected, figures
-        self.floor = dict.fromkeys(NAMES, 0)
-
-    def check(self, env: Env) -> None:
-        self.figures["checked_reads"] += 1
-        try:
-            seen = observe(env)
-        except Exception as exc:  # a partial or missing file would end up here
-            self.figures["corrupt_reads"] += 1
-            raise AssertionError(f"read failed after a kill: {exc!r}") from exc
-        bad = [k for k, v in seen.items() if not self._valid(k, v)]
-        if bad:
-            self.figures["corrupt_reads"] += 1
-            raise AssertionError(f"state no uninterrupted run passes through: {bad}")
-
-    def _valid(self, key: str, value) -> bool:
-        layer, name = key.split(".")
-        if layer == "cleaned":
-            states = self.expected.cleaned[name]
-            if value not in states[self.floor[name] :]:
-                return False
-            self.floor[name] = states.index(value, self.floor[name])
-            return True
-        want = self.expected.partitions[key]
-        return all(want.get(ds) == fp for ds, fp in value.items())
-
-
-def unreferenced(lake: Path) -> int:
-    """Files in the lake no manifest names (left by kills): staging files and orphans."""
-    live: set[Path] = set()
-    for log in lake.rglob("_log"):
-        newest = max(log.glob("*.json"), default=None)
-        if newest is not None:
-            body = json.loads(newest.read_text())
-            live |= {log.parent / e["file"] for e in body["partitions"].values()}
-            live |= {log.parent / f for f in body["meta"].get("files", [])}
-    files = {p for p in lake.rglob("*") if p.is_file() and "_log" not in p.parts}
-    tmp = {p for p in lake.rglob(".tmp-*")}
-    return len((files - live) | tmp)
-
-
-def kill_round(procs, env: Env, checker: Checker, rng: random.Random, budget: int) -> int:
-    """Kill workers at random moments until the 14 days are done; returns kills made."""
-    progress = Path(env.lake).parent / "progress"
-    progress.parent.mkdir(parents=True, exist_ok=True)
-    done: list[str] = []
-    kills = 0
-    while len(done) < len(DAYS):
-        start = len(done) if rng.random() > 0.2 else rng.randrange(len(done) + 1)
-        worker = procs.Process(
-            target=workload.work_days, args=(env, NAMES, DAYS[start:], STEPS, str(progress))
-        )
-        deadline = time.monotonic() + rng.uniform(0.005, 0.4) if kills < budget else None
-        worker.start()
-        while worker.is_alive() and (deadline is None or time.monotonic() < deadline):
-            checker.check(env)  # readers during the writes
-        worker.kill()
-        worker.join()
-        assert worker.exitcode in (0, -9), f"worker failed on its own: {worker.exitcode}"
-        kills += worker.exitcode == -9
-        if progress.exists():
-            done = sorted(set(done) | set(progress.read_text().split()))
-        checker.check(env)  # and after the kill
-    return kills
+    return expect(Env(str(project), str(session_dir / "crash-reference")), DAYS)
 
 
 def test_sigkill_at_random_points_never_shows_a_mix_and_reruns_are_identical(
@@ -143,7 +44,8 @@ def test_sigkill_at_random_points_never_shows_a_mix_and_reruns_are_identical(
     kills = rounds = leftovers = 0
     while kills < KILLS:
         env = Env(str(project), str(fast_dir / f"round-{rounds}" / "lake"))
-        kills += kill_round(procs, env, Checker(expected, figures), rng, KILLS - kills)
+        plan = Plan(DAYS, KILLS - kills, max_delay=0.4, workdir=fast_dir / f"round-{rounds}")
+        kills += kill_round(procs, env, Checker(expected, figures), rng, plan)
         assert observe(env) == expected.final  # identical to the uninterrupted run
         lost = lost_keys(env, expected.reference)
         figures["lost_rows"] += lost
@@ -152,15 +54,6 @@ def test_sigkill_at_random_points_never_shows_a_mix_and_reruns_are_identical(
         rounds += 1
     figures["kills"] += kills
     print(f"{kills} kills in {rounds} rounds; {leftovers} leftover files, ignored by readers")
-
-
-def lost_keys(env: Env, reference: Env) -> int:
-    """Keys the uninterrupted run has in cleaned that this lake does not."""
-    lost = 0
-    for name, key in (("ledger", "entry_id"), ("accounts", "account_id")):
-        want = set(read_table(reference, name, "cleaned")[key])
-        lost += len(want - set(read_table(env, name, "cleaned")[key]))
-    return lost
 
 
 CRASH_POINTS = {  # where a worker dies: (storage method, path fragment, cleaned committed?)

@@ -10,6 +10,7 @@ and set it up themselves, as a separate deployment would.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -160,18 +161,32 @@ class Env:
     namespace: str = "local"
     extra: dict[str, str] = field(default_factory=dict)
 
-    def activate(self) -> None:
-        """Point this process's ``PIPELINES_*`` (and connection) environment at this deployment."""
-        os.environ.update(
-            PIPELINES_HOME=self.home, PIPELINES_LAKE=self.lake, PIPELINES_NAMESPACE=self.namespace
-        )
-        os.environ.update(self.extra)
+    @contextlib.contextmanager
+    def active(self):
+        """Point ``PIPELINES_*`` (and the connection) at this deployment; restored afterwards,
+        so in-process runs leave the test session's environment as they found it."""
+        values = {
+            "PIPELINES_HOME": self.home,
+            "PIPELINES_LAKE": self.lake,
+            "PIPELINES_NAMESPACE": self.namespace,
+            **self.extra,
+        }
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def lake_obj(self):
         from pipelines.components.lake import Lake
 
-        self.activate()
-        return Lake.from_env()
+        with self.active():
+            return Lake.from_env()
 
     def project(self):
         from pipelines.config import load_project
@@ -184,11 +199,12 @@ def run(env: Env, names: Iterable[str], days: Iterable[str], steps: Sequence[str
     from pipelines import steps as pipeline_steps
 
     lake, project = env.lake_obj(), env.project()
-    for day in days:
-        for name in names:
-            pipeline_steps.run_interval(
-                name, day, steps or pipeline_steps.STEPS, project=project, lake=lake
-            )
+    with env.active():  # sources are found through PIPELINES_HOME
+        for day in days:
+            for name in names:
+                pipeline_steps.run_interval(
+                    name, day, steps or pipeline_steps.STEPS, project=project, lake=lake
+                )
 
 
 def work_days(env: Env, names, days, steps, progress: str) -> None:
@@ -197,6 +213,26 @@ def work_days(env: Env, names, days, steps, progress: str) -> None:
     for day in days:
         run(env, names, [day], steps)
         os.write(fd, f"{day}\n".encode())
+
+
+def work_counting_conflicts(env: Env, names, days, steps, report: str) -> None:
+    """Worker: run the days; write how many commits lost a race and were retried."""
+    from pipelines.components import resources
+    from pipelines.exceptions import CommitConflict
+
+    lost = []
+    original = resources.Table.commit
+
+    def commit(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        except CommitConflict:
+            lost.append(1)
+            raise
+
+    resources.Table.commit = commit
+    run(env, names, days, steps)
+    Path(report).write_text(str(len(lost)))
 
 
 def work_queue(env: Env, names, queue, steps=None) -> None:
@@ -240,14 +276,15 @@ def read_table(env: Env, name: str, layer: str) -> pd.DataFrame:
 
     lake, project = env.lake_obj(), env.project()
     dataset = project.dataset(name)
-    if layer == "cleaned" and dataset is not None and dataset.ingestion == "full":
-        have = sorted(lake.table(layer, name, key="ds").snapshot().partitions)
-        frames = [read(name, layer, as_of=d, project=project, lake=lake) for d in have]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    try:
-        return read(name, layer, project=project, lake=lake)
-    except LakeError:  # nothing committed yet
-        return pd.DataFrame()
+    with env.active():
+        if layer == "cleaned" and dataset is not None and dataset.ingestion == "full":
+            have = sorted(lake.table(layer, name, key="ds").snapshot().partitions)
+            frames = [read(name, layer, as_of=d, project=project, lake=lake) for d in have]
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        try:
+            return read(name, layer, project=project, lake=lake)
+        except LakeError:  # nothing committed yet
+            return pd.DataFrame()
 
 
 def lake_state(env: Env, names: Iterable[str] = DATASETS) -> dict[str, str]:
