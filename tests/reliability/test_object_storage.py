@@ -1,0 +1,170 @@
+"""The core cases again on ``s3://``: a real moto server on 127.0.0.1 reached through the amazon
+provider and an Airflow connection (``AIRFLOW_CONN_PIPELINES_LAKE``), never an in-process mock.
+
+Reruns, SIGKILLs, concurrent merges into one partition and a DAG run; then injected faults:
+transient 500/503/SlowDown answers are retried, an answer lost after the write does not
+duplicate anything, and a failure that persists leaves the previous data as it was.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+
+import pytest
+
+from tests.reliability import workload
+from tests.reliability.kills import (
+    STEPS,
+    Checker,
+    Plan,
+    by_partition,
+    expect,
+    kill_round,
+    lost_keys,
+    observe,
+)
+from tests.reliability.s3server import BUCKET, Fault
+from tests.reliability.workload import DAYS, Env, fingerprint, lake_state, read_table
+
+PREFIXES = itertools.count()
+S3_DAYS = DAYS[:4]
+S3_KILLS = 10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fresh_filesystem():
+    """s3fs filesystems are cached per connection id: start and end with none cached."""
+    from pipelines.components.secrets import s3_filesystem
+
+    s3_filesystem.cache_clear()
+    yield
+    s3_filesystem.cache_clear()
+
+
+@pytest.fixture
+def s3_env(s3, project, request) -> Env:
+    """The generated project with its lake under a fresh prefix of the moto bucket."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    lake = f"s3://{BUCKET}/{name}-{next(PREFIXES)}"
+    yield Env(str(project), lake, extra=s3.connection_env())
+    s3.clear()
+
+
+@pytest.fixture(scope="module")
+def expected(project, session_dir):
+    """The uninterrupted local run of the first four days (extract and merge)."""
+    return expect(Env(str(project), str(session_dir / "s3-reference")), S3_DAYS)
+
+
+def test_runs_and_reruns_on_s3_equal_the_local_lake(s3_env, project, fast_dir):
+    names = ("ledger", "accounts")
+    local = Env(str(project), str(fast_dir / "lake"))
+    workload.run(local, names, DAYS[:3])
+    workload.run(s3_env, names, DAYS[:3])
+    first = lake_state(s3_env, names)
+    assert first == lake_state(local, names)
+    workload.run(s3_env, names, DAYS[:3])  # every day again: nothing changes
+    assert lake_state(s3_env, names) == first
+
+
+def test_sigkill_on_s3_never_shows_a_mix_and_reruns_are_identical(
+    procs, s3_env, expected, fast_dir, figures
+):
+    rng, kills, rounds = random.Random(7), 0, 0
+    while kills < S3_KILLS:
+        env = Env(s3_env.home, f"{s3_env.lake}/round-{rounds}", extra=s3_env.extra)
+        plan = Plan(S3_DAYS, S3_KILLS - kills, 2.0, fast_dir / str(rounds), read_during=False)
+        kills += kill_round(procs, env, Checker(expected, figures), rng, plan)
+        assert observe(env) == expected.final
+        lost = lost_keys(env, expected.reference)
+        figures["lost_rows"] += lost
+        assert lost == 0
+        rounds += 1
+    figures["kills"] += kills
+
+
+def test_two_workers_merging_into_one_s3_partition_lose_nothing(
+    procs, s3_env, project, fast_dir, figures
+):
+    local = Env(str(project), str(fast_dir / "lake"))
+    workload.run(local, ["hot"], DAYS[:6], STEPS)
+    reports = [fast_dir / "a", fast_dir / "b"]
+    workers = [
+        procs.Process(
+            target=workload.work_counting_conflicts,
+            args=(s3_env, ["hot"], days, STEPS, str(report)),
+        )
+        for days, report in zip([DAYS[0:6:2], DAYS[1:6:2]], reports, strict=True)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    cleaned = read_table(s3_env, "hot", "cleaned")
+    lost = 240 - cleaned["id"].nunique()
+    figures["lost_rows"] += max(lost, 0)
+    assert lost == 0 and cleaned["id"].is_unique
+    assert fingerprint(cleaned) == fingerprint(read_table(local, "hot", "cleaned"))
+    print(f"s3 same-partition merges: {sum(int(r.read_text()) for r in reports)} retried commits")
+
+
+def test_a_dag_run_on_s3_goes_through_the_airflow_connection(
+    airflow_db, s3_env, expected, monkeypatch
+):
+    from pipelines.local import run_dag
+
+    for key, value in {"PIPELINES_HOME": s3_env.home, "PIPELINES_LAKE": s3_env.lake}.items():
+        monkeypatch.setenv(key, value)
+    for key, value in s3_env.extra.items():
+        monkeypatch.setenv(key, value)
+    outcome = run_dag("local__ledger", DAYS[0])
+    assert outcome.ok, outcome.error
+    cleaned = read_table(s3_env, "ledger", "cleaned")
+    assert fingerprint(cleaned) == expected.cleaned["ledger"][1]
+    assert not read_table(s3_env, "ledger_by_kind", "aggregated").empty
+
+
+TRANSIENT = [
+    Fault("PUT", ".parquet", 503, "SlowDown", 2),
+    Fault("PUT", "/_log/", 500, "InternalError", 2),
+    Fault("GET", ".parquet", 503, "ServiceUnavailable", 2),
+    Fault("GET", "list-type=2", 500, "InternalError", 1),
+]
+
+
+def test_transient_errors_are_retried(s3, s3_env, expected):
+    s3.inject(*[Fault(**f.__dict__) for f in TRANSIENT])
+    workload.run(s3_env, ["ledger"], DAYS[:1], STEPS)
+    assert s3.clear() == sum(f.times for f in TRANSIENT)  # every fault was met, and survived
+    assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == expected.cleaned["ledger"][1]
+
+
+def test_a_lost_answer_after_a_write_duplicates_nothing(s3, s3_env, expected):
+    """The manifest PUT reaches S3 but its answer is lost: the retry finds the version taken
+    (If-None-Match), the commit is redone on top of itself, and the data is unchanged."""
+    s3.inject(
+        Fault("PUT", "/raw/ledger/_log/", 500, "InternalError", 1, after_forward=True),
+        Fault("PUT", "/cleaned/ledger/_log/", 500, "InternalError", 1, after_forward=True),
+    )
+    workload.run(s3_env, ["ledger"], DAYS[:1], STEPS)
+    assert s3.clear() == 2
+    cleaned = read_table(s3_env, "ledger", "cleaned")
+    assert cleaned["entry_id"].is_unique
+    assert fingerprint(cleaned) == expected.cleaned["ledger"][1]
+    assert by_partition(read_table(s3_env, "ledger", "raw")) == {
+        DAYS[0]: expected.partitions["raw.ledger"][DAYS[0]]
+    }
+
+
+def test_a_failure_that_persists_leaves_the_previous_data_intact(s3, s3_env, expected):
+    workload.run(s3_env, ["ledger"], DAYS[:1], STEPS)
+    s3.inject(Fault("PUT", "/cleaned/ledger/_log/", 500, "InternalError", 10_000))
+    with pytest.raises(OSError, match="injected"):
+        workload.run(s3_env, ["ledger"], DAYS[1:2], STEPS)
+    assert s3.clear() >= 5  # retried, then gave up
+    assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == expected.cleaned["ledger"][1]
+    workload.run(s3_env, ["ledger"], DAYS[1:2], STEPS)  # the rerun, once S3 is back
+    assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == expected.cleaned["ledger"][2]
