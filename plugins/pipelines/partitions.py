@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a namespace or table: one plain name
 
 
 class Layer(enum.StrEnum):
@@ -135,7 +136,18 @@ def source_for(source: str, interval: Interval) -> str:
 
 
 def table_path(lake: str, namespace: str, layer: Layer | str, table: str) -> str:
-    """``{lake}/{namespace}/{layer}/{table}``: the root of one table."""
+    """``{lake}/{namespace}/{layer}/{table}``: the root of one table.
+
+    Namespace and table must each be one plain name (as registry names are): ``../x`` would
+    otherwise stay under the lake root yet land in another layer or namespace.
+    """
+    for name in (namespace, table):
+        if not SEGMENT_RE.match(name):
+            from pipelines.exceptions import LakeError
+
+            raise LakeError(
+                f"{name!r} is not a lake table or namespace name ({SEGMENT_RE.pattern})"
+            )
     return "/".join((lake.rstrip("/"), namespace, str(Layer(layer)), table))
 
 

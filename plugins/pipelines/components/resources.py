@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines.components import environment
 from pipelines.components.secrets import redact
 from pipelines.exceptions import CommitConflict, LakeError
+from pipelines.partitions import partition_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -357,7 +358,8 @@ class Table:
             if frame is None:
                 partitions.pop(part, None)
                 continue
-            rel = f"{self.key}={part}/part-{version:08d}-{uuid.uuid4().hex[:12]}.parquet"
+            folder = partition_name(self.key, part)  # a date, or ValueError: stays in the table
+            rel = f"{folder}/part-{version:08d}-{uuid.uuid4().hex[:12]}.parquet"
             self.storage.write(f"{self.path}/{rel}", parquet_bytes(frame))
             partitions[part] = {"file": rel, "rows": len(frame)}
             if range_column and len(frame):
