@@ -11,6 +11,7 @@ start a run whose logical date is in the future, so every date here is today or 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import time
 
 import pytest
@@ -20,7 +21,7 @@ from pipelines.config import load_project
 from pipelines.reader import read
 from pipelines.steps import run_interval
 from tests.conftest import data_columns
-from tests.e2e.airflow_stack import USERNAME, AirflowStack, shifted_include
+from tests.e2e.airflow_stack import BIN, USERNAME, AirflowStack, shifted_include
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,33 @@ def test_scheduler_catchup_writes_the_same_data_as_run_interval(stack, caught_up
         for spec in project.aggregates_of(name):
             got, want = both(spec.name, "aggregated")
             assert len(got) > 0 and got.equals(want), (spec.name, got, want)
+
+
+def test_cli_backfill_reruns_the_scheduled_intervals(stack, caught_up, monkeypatch):
+    """``airflow backfill create`` (the UI's backfill) re-runs D1..D3: same intervals, same data."""
+    monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
+    project, lake = load_project(stack.home / "include"), _lake(stack.home / "lake")
+    before = data_columns(read("events", "cleaned", project=project, lake=lake))
+    days = caught_up["days"]
+    command = ["backfill", "create", "--dag-id", EVENTS, "--reprocess-behavior", "completed"]
+    command += ["--from-date", str(days[0]), "--to-date", str(days[-1])]
+    done = subprocess.run(
+        [str(BIN / "airflow"), *command], env=stack.env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        runs = stack.runs(EVENTS)
+        if all(r["run_type"] == "backfill" and r["state"] == "success" for r in runs):
+            break
+        assert not [r for r in runs if r["state"] == "failed"], (runs, stack.logs())
+        time.sleep(1)
+    assert [(r["run_type"], r["state"]) for r in runs] == [("backfill", "success")] * 3, runs
+    assert [_interval(r) for r in runs] == [_interval(r) for r in caught_up["runs"][EVENTS]]
+    for run in runs:
+        assert set(stack.task_states(EVENTS, run["dag_run_id"]).values()) == {("success", 2)}
+    assert data_columns(read("events", "cleaned", project=project, lake=lake)).equals(before)
 
 
 def test_cookbook_triggers_each_child_once_also_when_cleared(stack, caught_up):
