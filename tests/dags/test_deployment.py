@@ -23,7 +23,7 @@ def pinned(package: str) -> str:
 
 def test_every_airflow_service_shares_folders_namespace_and_lake():
     services = compose()["services"]
-    assert AIRFLOW_SERVICES <= set(services)
+    assert set(services) >= AIRFLOW_SERVICES
     envs = [services[name]["environment"] for name in sorted(AIRFLOW_SERVICES)]
     assert all(env == envs[0] for env in envs)
     env = envs[0]
