@@ -60,23 +60,25 @@ def figures() -> Counter:
     return FIGURES
 
 
-@pytest.fixture
-def fast_dir(tmp_path):
-    """A scratch folder on tmpfs when there is one: the suite commits thousands of small files
-    and fsyncs each; on tmpfs that costs nothing (a SIGKILL does not drop the page cache)."""
+def scratch_base() -> Path | None:
+    """tmpfs when there is a roomy one: the suite commits thousands of small files and fsyncs
+    each; on tmpfs that costs nothing (and a SIGKILL does not drop the page cache)."""
     shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield tmp_path
-        return
-    path = Path(tempfile.mkdtemp(prefix="reliability-", dir=shm))
+    if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 1 << 30:
+        return shm
+    return None  # the system temp folder
+
+
+@pytest.fixture
+def fast_dir():
+    path = Path(tempfile.mkdtemp(prefix="reliability-", dir=scratch_base()))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def session_dir():
-    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None
-    path = Path(tempfile.mkdtemp(prefix="reliability-session-", dir=base))
+    path = Path(tempfile.mkdtemp(prefix="reliability-session-", dir=scratch_base()))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

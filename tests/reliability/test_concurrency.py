@@ -96,3 +96,43 @@ def test_two_namespaces_at_once_never_touch_each_others_files(procs, project, re
     alone = Env(str(other), str(fast_dir / "team_b-alone"))
     workload.run(alone, names, DAYS)
     assert team_b == lake_state(alone, names) != team_a
+
+
+def test_an_aggregate_computed_from_older_cleaned_data_never_commits_last(
+    project, fast_dir, monkeypatch
+):
+    """The race the 4-worker backfill can only hit by chance, forced: run A reads cleaned for
+    its aggregate; before A commits, run B merges newer rows into the same partition and commits
+    its own aggregate. A must not then commit what it computed from the older rows."""
+    from pipelines import aggregation
+
+    raced = Env(str(project), str(fast_dir / "raced"))
+    workload.run(raced, ["ledger"], DAYS[:1], ("extract", "merge"))
+    workload.run(raced, ["ledger"], DAYS[1:2], ("extract",))
+    original, calls = aggregation._changes, []
+
+    def changes_then_b_overtakes(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:  # A has read cleaned: now B runs to the end
+            workload.run(raced, ["ledger"], DAYS[1:2], ("merge", "aggregate"))
+        return result
+
+    monkeypatch.setattr(aggregation, "_changes", changes_then_b_overtakes)
+    aggregate_as_run_a(raced)
+    in_order = Env(str(project), str(fast_dir / "in-order"))
+    workload.run(in_order, ["ledger"], DAYS[:2])
+    assert lake_state(raced, ["ledger"]) == lake_state(in_order, ["ledger"])
+    assert len(calls) >= 3  # A, B, then A again: A's first result was thrown away
+
+
+def aggregate_as_run_a(env: Env) -> None:
+    """The aggregate step of the first day's run, which touched cleaned dt=DAYS[0]."""
+    from pipelines.partitions import interval_for
+    from pipelines.steps import aggregate
+
+    project = env.project()
+    dataset = project.dataset("ledger")
+    with env.active():
+        interval = interval_for(dataset.cron, DAYS[0])
+        aggregate(dataset, interval, env.lake_obj(), {"touched": [DAYS[0]]}, project)
