@@ -132,7 +132,7 @@ def _upsert(
         return base
     delta = schema.conform(delta, cols, dataset)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])
-    touched = sorted(set(delta["dt"]) | _partitions_holding(dataset, delta, table, base))
+    touched = sorted(set(delta["dt"].unique()) | _partitions_holding(dataset, delta, table, base))
     current = table.read(touched, base)
     if not current.empty:
         current = schema.conform(current, cols, dataset)
@@ -155,7 +155,7 @@ def _partitions_holding(dataset: Dataset, delta: pd.DataFrame, table, base: Snap
     timestamps) that is the few recent partitions, so a merge costs what the delivery holds,
     not what the history holds.
     """
-    own = set(delta["dt"])
+    own = set(delta["dt"].unique())
     probe = _sortable(delta[dataset.primary_key[0]])
     keys = delta[list(dataset.primary_key)].drop_duplicates()
     holding: set[str] = set()

@@ -15,10 +15,14 @@ from pipelines.registry import Dataset, SchemaChange
 
 
 def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
-    """The kind of every data column of a delivery (timestamp fields are always timestamps)."""
+    """The kind of every data column of a delivery (timestamp fields are always timestamps).
+
+    CSV delivers text, whose kind is sniffed; Parquet and JSON Lines columns keep their type.
+    """
     forced = {c: "timestamp" for c in (dataset.incremental_field, dataset.partition_field) if c}
+    sniff = dataset.format == "csv"
     return {
-        col: forced.get(col) or transforms.infer_kind(frame[col])
+        col: forced.get(col) or transforms.infer_kind(frame[col], sniff=sniff)
         for col in frame.columns
         if not col.startswith("_")
     }

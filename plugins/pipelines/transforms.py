@@ -26,8 +26,8 @@ DTYPES = {
 }
 
 
-def infer_kind(series: pd.Series) -> str:
-    """The kind of a column: typed sources keep their type, text columns are sniffed."""
+def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
+    """The kind of a column: typed columns keep their type; text is sniffed when ``sniff``."""
     values = series.dropna()
     if values.empty:
         return "null"
@@ -39,7 +39,7 @@ def infer_kind(series: pd.Series) -> str:
         return "float"
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
         return "timestamp"
-    return _sniff_text(values.astype(str))
+    return _sniff_text(values.astype(str)) if sniff else "string"
 
 
 def _sniff_text(values: pd.Series) -> str:
@@ -150,9 +150,25 @@ def latest_per_key(
     """
     if frame.empty:
         return frame, frame.iloc[0:0]
-    ranked = frame.sort_values([*primary_key, *order], kind="mergesort", na_position="first")
+    # a hash pass finds the keys that occur more than once; only those rows are ranked (a
+    # stable C-level sort by the order columns), the rest are winners as they are
+    clash = frame.duplicated(subset=list(primary_key), keep=False)
+    if not clash.any():
+        return frame, frame.iloc[0:0]
+    rivals = frame[clash]
+    ranked = rivals.take(np.lexsort([_sort_key(rivals[c]) for c in reversed(order)]))
     last = ~ranked.duplicated(subset=list(primary_key), keep="last")
-    return ranked[last], ranked[~last]
+    return pd.concat([frame[~clash], ranked[last]]), ranked[~last]
+
+
+def _sort_key(series: pd.Series) -> np.ndarray:
+    """A numpy array that sorts like the column (nulls first)."""
+    if series.dtype.kind == "M":
+        return series.to_numpy(dtype="datetime64[ns]").view("int64")
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype="float64", na_value=-np.inf)
+    codes, _ = pd.factorize(series, sort=True, use_na_sentinel=True)
+    return codes
 
 
 def upsert(
@@ -171,7 +187,8 @@ def upsert(
 
 def sort_rows(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.DataFrame:
     """Rows in key order with a fresh index: equal data gives equal files."""
-    return frame.sort_values(list(primary_key), kind="mergesort").reset_index(drop=True)
+    order = np.lexsort([_sort_key(frame[c]) for c in reversed(list(primary_key))])
+    return frame.take(order).reset_index(drop=True)
 
 
 def key_hash(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.Series:
@@ -181,8 +198,12 @@ def key_hash(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.Series:
 
 
 def date_key(series: pd.Series) -> pd.Series:
-    """The UTC calendar date of timestamps as ``YYYY-MM-DD`` text."""
-    return series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d").astype("string")
+    """The UTC calendar date of timestamps as ``YYYY-MM-DD`` text (each distinct day formatted
+    once: a delivery spans few days)."""
+    days = series.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    codes, uniques = pd.factorize(days)
+    labels = np.array([str(day) for day in uniques] + [pd.NA], dtype=object)
+    return pd.Series(labels[codes], index=series.index, dtype="string")
 
 
 METRICS = {
