@@ -9,59 +9,35 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import enum
 import io
 import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 from pipelines.exceptions import Problem, RegistryError
+from pipelines.registry_values import (  # noqa: F401 - re-exported: the registry's contract
+    COLUMN_RE,
+    NAME_RE,
+    PLACEHOLDERS,
+    PRESETS,
+    Ingestion,
+    Reporter,
+    SchemaChange,
+    check_schedule,
+    columns_value,
+    dataset_name,
+    enum_value,
+    field_value,
+    format_value,
+    int_value,
+    pct_value,
+    schedule_value,
+    source_value,
+    start_date_value,
+)
 
 FILE = "registry.csv"
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-COLUMN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
-PLACEHOLDERS = ("{ds}", "{ds_nodash}")
-FORMATS = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
-PRESETS = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@quarterly": "0 0 1 */3 *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
-SECRET_QUERY_KEYS = {
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "key",
-    "access_key",
-    "secret_key",
-    "aws_secret_access_key",
-    "aws_access_key_id",
-    "sig",
-    "signature",
-}
-
-
-class Ingestion(enum.StrEnum):
-    """How a source is read for one interval (SQLMesh-style kind)."""
-
-    INCREMENTAL = "incremental"
-    FULL = "full"
-
-
-class SchemaChange(enum.StrEnum):
-    """What a run does when the source's columns differ from the cleaned table's."""
-
-    APPEND = "append"
-    FAIL = "fail"
 
 
 @dataclass(frozen=True)
@@ -260,7 +236,7 @@ def _rows(records, columns, file, problems) -> list[Dataset]:
             continue
         values = {c: v.strip() for c, v in zip(columns, record, strict=True)}
         row_problems: list[Problem] = []
-        report = _Reporter(file, line, row_problems)
+        report = Reporter(file, line, row_problems)
         values = _unknown_values(values, report)
         dataset = _build(values, line, report)
         name = values.get("dataset", "")
@@ -277,7 +253,7 @@ def _rows(records, columns, file, problems) -> list[Dataset]:
     return datasets
 
 
-def _unknown_values(values: dict[str, str], report: _Reporter) -> dict[str, str]:
+def _unknown_values(values: dict[str, str], report: Reporter) -> dict[str, str]:
     """The values of known columns; a value given in an unknown column is a problem of the row."""
     for col, value in values.items():
         if col not in COLUMNS and value:
@@ -285,17 +261,7 @@ def _unknown_values(values: dict[str, str], report: _Reporter) -> dict[str, str]
     return {c: v for c, v in values.items() if c in COLUMNS}
 
 
-@dataclass
-class _Reporter:
-    file: str
-    line: int
-    problems: list[Problem]
-
-    def __call__(self, column: str, message: str) -> None:
-        self.problems.append(Problem(self.file, self.line, column, message))
-
-
-def _build(values: dict[str, str], line: int, report: _Reporter) -> Dataset | None:
+def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | None:
     """Validate one row; report every problem; return the Dataset when there was none."""
     for col, req in COLUMNS.items():
         if req is True and not values.get(col):
@@ -303,18 +269,18 @@ def _build(values: dict[str, str], line: int, report: _Reporter) -> Dataset | No
     for col, value in values.items():
         if "\x00" in value:
             report(col, "contains a NUL character")
-    ingestion = _enum(Ingestion, values.get("ingestion", ""), "ingestion", report)
-    name = _dataset_name(values.get("dataset", ""), report)
-    source = _source(values.get("source", ""), report)
-    fmt = _format(values.get("format", ""), source, report)
-    pk = _columns(values.get("primary_key", ""), "primary_key", report)
-    inc = _field(values, "incremental_field", ingestion, report)
-    part = _field(values, "partition_field", ingestion, report)
-    cron = _schedule(values.get("schedule", "") or "@daily", report)
-    start = _start_date(values.get("start_date", ""), report)
-    mar = _int(values.get("max_active_runs", ""), "max_active_runs", 1, report)
-    drop = _pct(values.get("max_drop_pct", ""), report)
-    osc = _enum(
+    ingestion = enum_value(Ingestion, values.get("ingestion", ""), "ingestion", report)
+    name = dataset_name(values.get("dataset", ""), report)
+    source = source_value(values.get("source", ""), report)
+    fmt = format_value(values.get("format", ""), source, report)
+    pk = columns_value(values.get("primary_key", ""), "primary_key", report)
+    inc = field_value(values, "incremental_field", ingestion, report)
+    part = field_value(values, "partition_field", ingestion, report)
+    cron = schedule_value(values.get("schedule", "") or "@daily", report)
+    start = start_date_value(values.get("start_date", ""), report)
+    mar = int_value(values.get("max_active_runs", ""), "max_active_runs", 1, report)
+    drop = pct_value(values.get("max_drop_pct", ""), report)
+    osc = enum_value(
         SchemaChange, values.get("on_schema_change", "") or "append", "on_schema_change", report
     )
     tags = tuple(t.strip() for t in values.get("tags", "").split("|") if t.strip())
@@ -342,168 +308,3 @@ def _build(values: dict[str, str], line: int, report: _Reporter) -> Dataset | No
         line=line,
         row=dict(values),
     )
-
-
-def _enum(kind, value: str, column: str, report: _Reporter):
-    try:
-        return kind(value.strip().lower())
-    except ValueError:
-        if value:
-            choices = ", ".join(sorted(m.value for m in kind))
-            report(column, f"{value!r} is not one of: {choices}")
-        return None
-
-
-def _dataset_name(value: str, report: _Reporter) -> str:
-    if value and not NAME_RE.match(value):
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        report(
-            "dataset",
-            f"{shown!r} must match {NAME_RE.pattern} "
-            "(lowercase letter, then lowercase letters, digits or _, at most 63)",
-        )
-    return value
-
-
-def _source(value: str, report: _Reporter) -> str:
-    if not value:
-        return value
-    parts = urlsplit(value) if "://" in value else None
-    if parts is not None:
-        if parts.scheme not in ("file", "s3"):
-            report(
-                "source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://"
-            )
-        if parts.username or parts.password or "@" in parts.netloc:
-            report(
-                "source",
-                "credentials must not be written in the URI; put them in an Airflow "
-                "connection (PIPELINES_LAKE_CONN_ID / aws connection) instead",
-            )
-        elif any(k.lower() in SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query)):
-            report("source", "the URI query carries a secret; use an Airflow connection instead")
-    elif Path(value).is_absolute():
-        report(
-            "source",
-            "absolute paths are not allowed; use a path relative to include/ or a file:// URI",
-        )
-    elif ".." in Path(value).parts:
-        report("source", "relative source must stay inside include/ (no '..')")
-    stripped = value
-    for ph in PLACEHOLDERS:
-        stripped = stripped.replace(ph, "")
-    if "{" in stripped or "}" in stripped:
-        report("source", "only the placeholders {ds} and {ds_nodash} are allowed")
-    return value
-
-
-def _format(value: str, source: str, report: _Reporter) -> str:
-    if value:
-        if value.lower() not in ("csv", "parquet", "jsonl"):
-            report("format", f"{value!r} is not one of: csv, jsonl, parquet")
-        return value.lower()
-    name = (urlsplit(source).path if "://" in source else source).rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if source and ext not in FORMATS:
-        from pipelines.components.secrets import redact
-
-        report(
-            "format",
-            f"cannot tell the format from {redact(source)!r}; set format to csv, jsonl or parquet",
-        )
-    return FORMATS.get(ext, "")
-
-
-def _columns(value: str, column: str, report: _Reporter) -> tuple[str, ...]:
-    cols = tuple(c.strip() for c in value.split("|")) if value else ()
-    for col in cols:
-        if not COLUMN_RE.match(col):
-            report(
-                column,
-                f"{col!r} is not a valid column name (letters, digits, _; "
-                "must start with a letter)",
-            )
-    dupes = sorted({c for c in cols if cols.count(c) > 1})
-    if dupes:
-        report(column, f"column {', '.join(map(repr, dupes))} listed twice")
-    return cols
-
-
-def _field(values, column, ingestion, report) -> str | None:
-    value = values.get(column, "")
-    if not value:
-        if ingestion is Ingestion.INCREMENTAL:
-            report(column, "required when ingestion is incremental")
-        return None
-    _columns(value, column, report)
-    if "|" in value:
-        report(column, "takes one column")
-    return value
-
-
-def _schedule(value: str, report: _Reporter) -> str:
-    cron, problem = check_schedule(value)
-    if problem:
-        report("schedule", problem)
-    return cron
-
-
-@lru_cache(maxsize=256)
-def check_schedule(value: str) -> tuple[str, str | None]:
-    """(cron, None) for a valid schedule, ("", why) otherwise. Cached: a registry of 1,000 rows
-    has a handful of distinct schedules, and checking one walks its next 60 points."""
-    from croniter import croniter
-
-    from pipelines.partitions import shortest_gap
-
-    if value.startswith("@") and value not in PRESETS:
-        return (
-            "",
-            f"{value!r} is not a preset; use one of: {', '.join(PRESETS)} or a cron expression",
-        )
-    cron = PRESETS.get(value, value)
-    if len(cron.split()) != 5 or not croniter.is_valid(cron):
-        return "", f"{value!r} is not a valid 5-field cron expression or preset"
-    if shortest_gap(cron) < dt.timedelta(days=1):
-        return "", (
-            f"{cron!r} runs more than once a day; partitions are keyed by day "
-            "(ds=YYYY-MM-DD), so use a daily or longer schedule"
-        )
-    return cron, None
-
-
-def _start_date(value: str, report: _Reporter) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        date = dt.date.fromisoformat(value)
-    except ValueError:
-        report("start_date", f"{value!r} is not a date in the form YYYY-MM-DD")
-        return None
-    if date > dt.datetime.now(dt.UTC).date():
-        report("start_date", f"{value} is in the future")
-    return date
-
-
-def _int(value: str, column: str, default: int, report: _Reporter) -> int:
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1 or int(value) > 1000:
-        report(column, f"{value!r} must be a whole number from 1 to 1000")
-        return default
-    return int(value)
-
-
-def _pct(value: str, report: _Reporter) -> float:
-    if not value:
-        return 50.0
-    try:
-        pct = float(value)
-    except ValueError:
-        pct = -1.0
-    if not 0 <= pct <= 100:
-        report("max_drop_pct", f"{value!r} must be a number from 0 to 100")
-        return 50.0
-    return pct

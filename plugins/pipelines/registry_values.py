@@ -1,0 +1,236 @@
+"""How each value of a registry row is checked: names, sources, formats, keys, schedules, dates.
+
+Every checker reports through a :class:`Reporter` (file, line, column) and returns the parsed value,
+so :mod:`pipelines.registry` can collect all the problems of a row at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from pipelines.exceptions import Problem
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+COLUMN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+PLACEHOLDERS = ("{ds}", "{ds_nodash}")
+FORMATS = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
+PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+SECRET_QUERY_KEYS = {
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "access_key",
+    "secret_key",
+    "aws_secret_access_key",
+    "aws_access_key_id",
+    "sig",
+    "signature",
+}
+
+
+class Ingestion(enum.StrEnum):
+    """How a source is read for one interval (SQLMesh-style kind)."""
+
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+class SchemaChange(enum.StrEnum):
+    """What a run does when the source's columns differ from the cleaned table's."""
+
+    APPEND = "append"
+    FAIL = "fail"
+
+
+@dataclass
+class Reporter:
+    """Collects the problems of one physical line."""
+
+    file: str
+    line: int
+    problems: list[Problem]
+
+    def __call__(self, column: str, message: str) -> None:
+        self.problems.append(Problem(self.file, self.line, column, message))
+
+
+def enum_value(kind, value: str, column: str, report: Reporter):
+    try:
+        return kind(value.strip().lower())
+    except ValueError:
+        if value:
+            choices = ", ".join(sorted(m.value for m in kind))
+            report(column, f"{value!r} is not one of: {choices}")
+        return None
+
+
+def dataset_name(value: str, report: Reporter) -> str:
+    if value and not NAME_RE.match(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        report(
+            "dataset",
+            f"{shown!r} must match {NAME_RE.pattern} "
+            "(lowercase letter, then lowercase letters, digits or _, at most 63)",
+        )
+    return value
+
+
+def source_value(value: str, report: Reporter) -> str:
+    if not value:
+        return value
+    parts = urlsplit(value) if "://" in value else None
+    if parts is not None:
+        if parts.scheme not in ("file", "s3"):
+            report(
+                "source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://"
+            )
+        if parts.username or parts.password or "@" in parts.netloc:
+            report(
+                "source",
+                "credentials must not be written in the URI; put them in an Airflow "
+                "connection (PIPELINES_LAKE_CONN_ID / aws connection) instead",
+            )
+        elif any(k.lower() in SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query)):
+            report("source", "the URI query carries a secret; use an Airflow connection instead")
+    elif Path(value).is_absolute():
+        report(
+            "source",
+            "absolute paths are not allowed; use a path relative to include/ or a file:// URI",
+        )
+    elif ".." in Path(value).parts:
+        report("source", "relative source must stay inside include/ (no '..')")
+    stripped = value
+    for ph in PLACEHOLDERS:
+        stripped = stripped.replace(ph, "")
+    if "{" in stripped or "}" in stripped:
+        report("source", "only the placeholders {ds} and {ds_nodash} are allowed")
+    return value
+
+
+def format_value(value: str, source: str, report: Reporter) -> str:
+    if value:
+        if value.lower() not in ("csv", "parquet", "jsonl"):
+            report("format", f"{value!r} is not one of: csv, jsonl, parquet")
+        return value.lower()
+    name = (urlsplit(source).path if "://" in source else source).rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if source and ext not in FORMATS:
+        from pipelines.components.secrets import redact
+
+        report(
+            "format",
+            f"cannot tell the format from {redact(source)!r}; set format to csv, jsonl or parquet",
+        )
+    return FORMATS.get(ext, "")
+
+
+def columns_value(value: str, column: str, report: Reporter) -> tuple[str, ...]:
+    cols = tuple(c.strip() for c in value.split("|")) if value else ()
+    for col in cols:
+        if not COLUMN_RE.match(col):
+            report(
+                column,
+                f"{col!r} is not a valid column name (letters, digits, _; "
+                "must start with a letter)",
+            )
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        report(column, f"column {', '.join(map(repr, dupes))} listed twice")
+    return cols
+
+
+def field_value(values, column, ingestion, report) -> str | None:
+    value = values.get(column, "")
+    if not value:
+        if ingestion is Ingestion.INCREMENTAL:
+            report(column, "required when ingestion is incremental")
+        return None
+    columns_value(value, column, report)
+    if "|" in value:
+        report(column, "takes one column")
+    return value
+
+
+def schedule_value(value: str, report: Reporter) -> str:
+    cron, problem = check_schedule(value)
+    if problem:
+        report("schedule", problem)
+    return cron
+
+
+@lru_cache(maxsize=256)
+def check_schedule(value: str) -> tuple[str, str | None]:
+    """(cron, None) for a valid schedule, ("", why) otherwise. Cached: a registry of 1,000 rows
+    has a handful of distinct schedules, and checking one walks its next 60 points."""
+    from croniter import croniter
+
+    from pipelines.partitions import shortest_gap
+
+    if value.startswith("@") and value not in PRESETS:
+        return (
+            "",
+            f"{value!r} is not a preset; use one of: {', '.join(PRESETS)} or a cron expression",
+        )
+    cron = PRESETS.get(value, value)
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        return "", f"{value!r} is not a valid 5-field cron expression or preset"
+    if shortest_gap(cron) < dt.timedelta(days=1):
+        return "", (
+            f"{cron!r} runs more than once a day; partitions are keyed by day "
+            "(ds=YYYY-MM-DD), so use a daily or longer schedule"
+        )
+    return cron, None
+
+
+def start_date_value(value: str, report: Reporter) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        date = dt.date.fromisoformat(value)
+    except ValueError:
+        report("start_date", f"{value!r} is not a date in the form YYYY-MM-DD")
+        return None
+    if date > dt.datetime.now(dt.UTC).date():
+        report("start_date", f"{value} is in the future")
+    return date
+
+
+def int_value(value: str, column: str, default: int, report: Reporter) -> int:
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1 or int(value) > 1000:
+        report(column, f"{value!r} must be a whole number from 1 to 1000")
+        return default
+    return int(value)
+
+
+def pct_value(value: str, report: Reporter) -> float:
+    if not value:
+        return 50.0
+    try:
+        pct = float(value)
+    except ValueError:
+        pct = -1.0
+    if not 0 <= pct <= 100:
+        report("max_drop_pct", f"{value!r} must be a number from 0 to 100")
+        return 50.0
+    return pct
