@@ -9,18 +9,19 @@ from pipelines.components.operators import AggregateOperator
 from pipelines.config import AggregateSpec
 from pipelines.partitions import Layer
 from pipelines.registry import Dataset
-from pipelines.workflows.assets import table_asset
+from pipelines.workflows.assets import step_group, table_asset
 
 
 def aggregate(dataset: Dataset, specs: list[AggregateSpec], lake: Lake) -> TaskGroup:
     """Task group ``aggregate`` with task ``aggregate`` writing every spec's table."""
-    with TaskGroup("aggregate", tooltip="cleaned -> aggregated") as group:
-        AggregateOperator(
-            task_id="aggregate",
-            dataset=dataset.name,
-            namespace=lake.namespace,
-            inlets=[table_asset(lake, Layer.CLEANED, dataset.name)],
-            outlets=[table_asset(lake, Layer.AGGREGATED, s.name) for s in specs],
-            doc_md=", ".join(f"`{s.name}`" for s in specs) or "no aggregates",
-        )
-    return group
+    return step_group(
+        "aggregate",
+        "cleaned -> aggregated",
+        AggregateOperator,
+        "aggregate",
+        dataset,
+        lake,
+        inlets=[table_asset(lake, Layer.CLEANED, dataset.name)],
+        outlets=[table_asset(lake, Layer.AGGREGATED, s.name) for s in specs],
+        doc_md=", ".join(f"`{s.name}`" for s in specs) or "no aggregates",
+    )

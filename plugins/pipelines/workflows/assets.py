@@ -1,11 +1,14 @@
-"""The Airflow Asset of each lake table, so the UI shows lineage between layers."""
+"""What every workflow shares: the Airflow Asset of each lake table, and the one-step task group."""
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from typing import Any
+
+from airflow.sdk import Asset, TaskGroup
 
 from pipelines.components.lake import Lake
 from pipelines.partitions import Layer
+from pipelines.registry import Dataset
 
 
 def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
@@ -17,3 +20,18 @@ def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
     uri = lake.asset_uri(layer, name)
     table = f"{lake.namespace}.{layer}.{name}"
     return Asset(name=uri, uri=uri, group="pipelines", extra={"table": table})
+
+
+def step_group(
+    group_id: str,
+    tooltip: str,
+    operator: type,
+    task_id: str,
+    dataset: Dataset,
+    lake: Lake,
+    **kwargs: Any,
+) -> TaskGroup:
+    """A task group holding one step operator of ``dataset`` in ``lake``'s namespace."""
+    with TaskGroup(group_id, tooltip=tooltip) as group:
+        operator(task_id=task_id, dataset=dataset.name, namespace=lake.namespace, **kwargs)
+    return group

@@ -7,10 +7,16 @@ from airflow.sdk import TaskGroup
 from pipelines.components.lake import Lake
 from pipelines.components.operators import CheckKeysOperator
 from pipelines.registry import Dataset
+from pipelines.workflows.assets import step_group
 
 
 def check(dataset: Dataset, lake: Lake) -> TaskGroup:
     """Task group ``check`` with task ``check_keys``."""
-    with TaskGroup("check", tooltip="keys unique and not null; counts reconcile") as group:
-        CheckKeysOperator(task_id="check_keys", dataset=dataset.name, namespace=lake.namespace)
-    return group
+    return step_group(
+        "check",
+        "keys unique and not null; counts reconcile",
+        CheckKeysOperator,
+        "check_keys",
+        dataset,
+        lake,
+    )
