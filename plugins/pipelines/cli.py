@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("env", help="print the exports that point `airflow` at this project")
     p.set_defaults(func=cmd_env)
+    p = sub.add_parser("vacuum", help="delete files that crashed writers left in the lake")
+    p.add_argument(
+        "--min-age-minutes",
+        type=float,
+        default=60,
+        help="only files older than this (default 60: younger ones may be in flight)",
+    )
+    p.add_argument("--namespace", help="default: PIPELINES_NAMESPACE or 'local'")
+    p.set_defaults(func=cmd_vacuum)
     p = sub.add_parser("show", help="what each layer of the lake holds, per table")
     p.add_argument("--namespace", help="default: PIPELINES_NAMESPACE or 'local'")
     p.set_defaults(func=cmd_show)
@@ -211,22 +220,40 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from pipelines.components.lake import Lake
+
+    lake = Lake.from_env(args.namespace)
+    rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
+    rows += [_describe(table, layer, name) for layer, name, table in _tables(args.namespace)]
+    print(f"lake {lake.root} namespace {lake.namespace}")
+    _table(rows)
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    from pipelines.components.resources import sweep
+
+    deleted = sum(
+        len(sweep(table, args.min_age_minutes * 60)) for _, _, table in _tables(args.namespace)
+    )
+    print(f"deleted {deleted} leftover file{'s' * (deleted != 1)}")
+    return 0
+
+
+def _tables(namespace: str | None):
+    """(layer, name, table) of every table the project can have in the namespace."""
+    from pipelines.components.lake import Lake
     from pipelines.config import load_project
     from pipelines.merge import cleaned_key
     from pipelines.partitions import Layer
 
     project = load_project()
-    lake = Lake.from_env(args.namespace)
-    rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
+    lake = Lake.from_env(namespace)
     for d in project.datasets:
         for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
             key = cleaned_key(d) if layer is Layer.CLEANED else None
-            rows.append(_describe(lake.table(layer, d.name, key=key), layer, d.name))
+            yield layer, d.name, lake.table(layer, d.name, key=key)
     for a in project.aggregates:
-        rows.append(_describe(lake.table(Layer.AGGREGATED, a.name), Layer.AGGREGATED, a.name))
-    print(f"lake {lake.root} namespace {lake.namespace}")
-    _table(rows)
-    return 0
+        yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name)
 
 
 def _describe(table, layer, name) -> tuple[str, ...]:

@@ -70,3 +70,31 @@ def test_manifest_records_key_ranges_and_new_keys_skip_old_partitions(home, monk
     monkeypatch.setattr(type(table), "read_partition", spy)
     deliver(home, "2024-01-03", [("eu", 3, "2024-01-03T01:00Z", "2024-01-03", 3)])
     assert "2024-01-01" not in reads and "2024-01-02" not in reads
+
+
+def test_vacuum_deletes_only_old_leftovers(home, capsys):
+    import os
+    import time
+
+    from pipelines.cli import main
+
+    write_registry(home, REGISTRY.replace("{pk}", "id"))
+    deliver(home, "2024-01-01", [("eu", 1, "2024-01-01T01:00Z", "2024-01-01", 1)])
+    table = Lake.from_env().table(Layer.CLEANED, "items", key="dt")
+    folder = os.path.join(table.path, "dt=2024-01-01")
+    orphan, temp, fresh = (
+        os.path.join(folder, n)
+        for n in ("part-00000009-dead.parquet", ".tmp-abc", "part-00000010-new.parquet")
+    )
+    for path in (orphan, temp, fresh):
+        with open(path, "wb") as fh:
+            fh.write(b"half a file")
+    old = time.time() - 7200
+    os.utime(orphan, (old, old))
+    os.utime(temp, (old, old))
+    before = pipelines.read("items")
+    assert main(["vacuum"]) == 0
+    assert capsys.readouterr().out.strip() == "deleted 2 leftover files"
+    assert not os.path.exists(orphan) and not os.path.exists(temp)
+    assert os.path.exists(fresh)  # may belong to a commit in flight
+    pd.testing.assert_frame_equal(before, pipelines.read("items"))

@@ -387,6 +387,27 @@ class Table:
             )
 
 
+def sweep(table: Table, min_age_seconds: float = 3600.0) -> list[str]:
+    """Delete what crashed writers left in ``table``: data files no version names and temp files,
+    once older than ``min_age_seconds`` (younger ones may belong to a commit still in flight).
+
+    :return: the deleted paths
+    """
+    live = {e["file"] for e in table.snapshot().partitions.values()}
+    cutoff = time.time() - min_age_seconds
+    leftovers = []
+    for folder in [LOG_DIR, *(n for n in table.storage.list(table.path) if "=" in n)]:
+        for name in table.storage.list(f"{table.path}/{folder}"):
+            rel = f"{folder}/{name}"
+            orphan = name.startswith("part-") and rel not in live
+            if orphan or name.startswith(".tmp-"):
+                path = f"{table.path}/{rel}"
+                if table.storage.mtime(path) < cutoff:
+                    leftovers.append(path)
+    table.storage.delete(leftovers)
+    return leftovers
+
+
 def commit_with_retry(
     table: Table, attempt: Callable[[Snapshot], Snapshot], tries: int = 20
 ) -> Snapshot:
