@@ -89,9 +89,11 @@ def prepare(
 def clean(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     """Run the clean step for one interval; safe to repeat any number of times, in any order."""
     raw = read_raw(dataset, interval, lake)
+    raw_rows = len(raw)
     winners, quarantined, superseded = prepare(dataset, raw, interval)
+    del raw  # a million-row delivery: do not hold it through the merge
     result = MergeResult(
-        raw_rows=len(raw),
+        raw_rows=raw_rows,
         delivered=len(winners),
         quarantined=len(quarantined),
         superseded=superseded,

@@ -75,6 +75,6 @@ def _parse(data: bytes, fmt: str) -> pd.DataFrame:
         if not data.strip():
             return pd.DataFrame()
         return pd.read_json(io.BytesIO(data), lines=True, dtype=False, convert_dates=False)
-    import pyarrow.parquet as pq
+    from pipelines.components.resources import read_parquet_bytes
 
-    return pq.read_table(io.BytesIO(data)).to_pandas()
+    return read_parquet_bytes(data)

@@ -126,19 +126,21 @@ def quarantine_invalid(
 
     The kept rows have their timestamp fields parsed to UTC.
     """
-    frame = frame.copy()
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
     for col in primary_key:
-        null = frame[col].isna() | (frame[col].astype("string").str.strip() == "")
+        null = frame[col].isna()
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            null |= frame[col].astype("string").str.strip() == ""
         reasons = reasons.mask(null & reasons.isna(), f"{col}: primary key is null")
+    parsed = {}
     for col in dict.fromkeys(timestamp_fields):
-        parsed, bad = parse_timestamps(frame[col])
+        parsed[col], bad = parse_timestamps(frame[col])
         reasons = reasons.mask(bad & reasons.isna(), f"{col}: missing or not an ISO 8601 timestamp")
-        frame[col] = parsed
+    frame = frame.assign(**parsed)  # copy-on-write: only the parsed columns are new
     bad_rows = reasons.notna()
-    quarantined = frame[bad_rows].copy()
-    quarantined["_reason"] = reasons[bad_rows]
-    return frame[~bad_rows], quarantined
+    if not bad_rows.any():
+        return frame, frame.iloc[0:0].assign(_reason=reasons.iloc[0:0])
+    return frame[~bad_rows], frame[bad_rows].assign(_reason=reasons[bad_rows])
 
 
 def latest_per_key(
