@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 DEMO_START ?= 2024-01-01
 DEMO_END   ?= 2024-01-04
-LINTED     := plugins dags tests
+LINTED     := plugins dags tests bench
 
 .PHONY: install demo test lint lock bench bench-smoke clean
 
@@ -36,9 +36,22 @@ lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
-# The second command of the README, and what .ci/run runs.
-test: install lint
+# The second command of the README, and what .ci/run runs: lint, the bench smoke run, the suite
+# (last, so that its summary closes the output).
+test: install lint bench-smoke
 	$(BIN)/pytest
+
+$(VENV)/.bench: $(VENV)/.installed bench/requirements.txt bench/peers.txt
+	$(UV) pip install --quiet --python $(BIN)/python -r bench/requirements.txt
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --target bench/out/peers -r bench/peers.txt
+	@touch $@
+
+# Benchmarks side by side with the floor and dag-factory (< 15 min): table, RESULTS.md, curves.png
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench
+
+bench-smoke: $(VENV)/.bench
+	$(BIN)/python -m bench --smoke
 
 lock:
 	uv pip compile setup.cfg --extra test --python-version 3.11 -o requirements.lock

@@ -1,0 +1,162 @@
+"""Child processes, timed and repeated side by side.
+
+Every measured thing runs in a fresh child process so that imports, caches and memory of one
+measurement never leak into another. A child may print one JSON object as its last stdout line
+(see :mod:`bench.workers.common`: work seconds, peak RSS); it comes back as
+:attr:`Sample.result`. Peak RSS is reported by the child itself: the kernel's ``ru_maxrss`` of a
+child (``wait4``, ``RUSAGE_CHILDREN``) includes the parent's memory it was forked from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.workers.common import RESULT_PREFIX
+
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+DEFAULT_TIMEOUT = 600.0
+
+
+@dataclass
+class _Profiling:
+    """Where Python children write cProfile output (set by :func:`profile_children`)."""
+
+    folder: Path | None = None
+    count: int = 0
+
+
+_PROFILING = _Profiling()
+
+
+class BenchError(RuntimeError):
+    """A measured child failed or produced something other than the work asked for."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One child run.
+
+    :param wall: seconds from start to exit, as the parent saw them
+    :param result: the JSON object the child reported, or ``{}``
+    """
+
+    wall: float
+    result: dict = field(default_factory=dict)
+
+    def get(self, key: str) -> float:
+        """``wall``, or a number the child reported."""
+        return self.wall if key == "wall" else float(self.result[key])
+
+
+def run_child(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Sample:
+    """Run ``argv`` to completion; raise :class:`BenchError` on a non-zero exit or time-out.
+
+    The child runs in the temporary folder, never in the repo, so that nothing it leaves behind
+    lands in the work tree (``bench`` and the product are found through ``PYTHONPATH``).
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        _profiled(list(argv)),
+        env=dict(env),
+        cwd=tempfile.gettempdir(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise BenchError(f"{' '.join(argv)} timed out after {timeout:.0f} s") from None
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}:\n{_tail(stderr + stdout)}")
+    return Sample(wall=wall, result=_result(stdout))
+
+
+def run_python(
+    module: str, *args: str, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT
+) -> Sample:
+    """Run ``python -m module args`` in the venv's interpreter."""
+    return run_child([PYTHON, "-m", module, *args], env, timeout=timeout)
+
+
+def side_by_side(
+    variants: Mapping[str, Callable[[], Sample]], repeats: int, *, warmup: bool = True
+) -> dict[str, list[Sample]]:
+    """Run every variant ``repeats`` times, interleaved, so drift hits all of them alike.
+
+    A first untimed round (``warmup``) fills the page cache and writes ``.pyc`` files.
+    """
+    if warmup:
+        for run in variants.values():
+            run()
+    samples: dict[str, list[Sample]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            samples[name].append(run())
+    return samples
+
+
+def median(samples: Sequence[Sample], key: str = "wall") -> float:
+    """The median of one figure over repeated samples."""
+    return statistics.median(s.get(key) for s in samples)
+
+
+def profile_children(folder: Path) -> None:
+    """From now on, run Python children under cProfile, one ``NN-name.prof`` each in ``folder``.
+
+    Covers ``python -m module`` children and the venv's console scripts (``pipelines``,
+    ``airflow``); ``python -c`` children run as they are. Timings taken meanwhile are not
+    comparable with unprofiled ones.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    _PROFILING.folder = folder
+
+
+def _profiled(argv: list[str]) -> list[str]:
+    folder = _PROFILING.folder
+    if folder is None:
+        return argv
+    if argv[:2] == [PYTHON, "-m"]:
+        target, name = argv[1:], argv[2].rsplit(".", 1)[-1]
+    elif Path(argv[0]).parent == BIN and argv[0] != PYTHON:
+        target, name = argv, "-".join(Path(a).name for a in argv[:2])
+    else:
+        return argv
+    _PROFILING.count += 1
+    output = folder / f"{_PROFILING.count:02d}-{name}.prof"
+    return [PYTHON, "-m", "cProfile", "-o", str(output), *target]
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _result(stdout: str) -> dict:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line.removeprefix(RESULT_PREFIX))
+    return {}

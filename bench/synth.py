@@ -1,0 +1,204 @@
+"""Synthetic inputs: registry files and daily order deliveries, deterministic for a seed.
+
+A delivery for day D holds new orders created on D, ~1 % second versions of some of them (same key,
+later ``updated_at``) and ~1 % late updates of orders created on earlier days. Every
+``updated_at`` lies inside ``[D, D + 1 day)``, as an incremental source for one interval would.
+Keys are ``day number * KEY_STRIDE + i``, so a late update names a key that day really delivered.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+EPOCH = dt.date(2024, 1, 1)
+KEY_STRIDE = 10_000_000
+DUPLICATE_SHARE = 0.01
+LATE_SHARE = 0.01
+STATUSES = ("new", "paid", "packed", "shipped", "returned")
+COUNTRIES = tuple(f"C{i:02d}" for i in range(40))
+SKUS = 5_000
+REGISTRY_COLUMNS = (
+    "dataset",
+    "source",
+    "format",
+    "primary_key",
+    "incremental_field",
+    "partition_field",
+    "ingestion",
+    "schedule",
+    "start_date",
+    "max_active_runs",
+    "owner",
+    "description",
+    "tags",
+)
+ORDERS = "orders"
+
+
+def registry_row(
+    dataset: str, *, incremental: bool = True, fmt: str = "parquet", max_active_runs: int = 1
+) -> dict[str, str]:
+    """One registry row of an orders-shaped dataset (one source file per interval)."""
+    return {
+        "dataset": dataset,
+        "source": f"data/{dataset}_{{ds}}.{fmt}" if incremental else f"data/{dataset}.{fmt}",
+        "format": fmt,
+        "primary_key": "order_id",
+        "incremental_field": "updated_at" if incremental else "",
+        "partition_field": "created_at" if incremental else "",
+        "ingestion": "incremental" if incremental else "full",
+        "schedule": "@daily",
+        "start_date": EPOCH.isoformat(),
+        "max_active_runs": str(max_active_runs),
+        "owner": "bench",
+        "description": f"Synthetic {dataset}",
+        "tags": "bench|synthetic",
+    }
+
+
+def aggregate_entry(dataset: str) -> dict:
+    """One aggregates.yaml entry on an orders-shaped dataset: its DAG gets the aggregate task."""
+    return {
+        "name": f"{dataset}_by_status",
+        "dataset": dataset,
+        "group_by": ["status"],
+        "metrics": {"orders": "count", "revenue": "sum:amount"},
+    }
+
+
+def write_project(include: Path, rows: list[dict[str, str]]) -> None:
+    """``registry.csv`` of ``rows`` and ``aggregates.yaml`` with one aggregate per dataset."""
+    write_registry(include, rows)
+    entries = [aggregate_entry(row["dataset"]) for row in rows]
+    (include / "aggregates.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+
+
+def synthetic_registry(rows: int) -> list[dict[str, str]]:
+    """``rows`` datasets, two in three incremental, the rest full; varied max_active_runs."""
+    return [
+        registry_row(
+            f"t{i:05d}",
+            incremental=i % 3 != 2,
+            fmt=("csv", "parquet")[i % 2],
+            max_active_runs=1 + i % 3,
+        )
+        for i in range(rows)
+    ]
+
+
+def write_registry(include: Path, rows: list[dict[str, str]]) -> Path:
+    """Write ``include/registry.csv``; returns its path."""
+    path = include / "registry.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=REGISTRY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One day's source file and what it holds.
+
+    :param path: the Parquet file
+    :param rows: rows in the file
+    :param keys: distinct keys in it (rows one merge into an empty table keeps)
+    :param new_keys: keys first created that day (rows it adds to a table holding earlier days)
+    """
+
+    path: Path
+    rows: int
+    keys: int
+    new_keys: int
+
+
+def day(index: int) -> dt.date:
+    """The date of day number ``index`` (0 = EPOCH)."""
+    return EPOCH + dt.timedelta(days=index)
+
+
+def delivery(index: int, rows: int, *, late_days: int, seed: int = 0) -> pd.DataFrame:
+    """The orders delivered on day ``index``: new, second versions, late updates (shuffled).
+
+    :param late_days: late updates go back 1..late_days days (never before EPOCH)
+    """
+    rng = np.random.default_rng([seed, index])
+    late_days = min(late_days, index)
+    n_late = round(rows * LATE_SHARE) if late_days else 0
+    n_dup = round(rows * DUPLICATE_SHARE)
+    n_new = rows - n_late - n_dup
+    start = pd.Timestamp(day(index), tz="UTC")
+    new = _orders(
+        rng,
+        index * KEY_STRIDE + np.arange(n_new, dtype=np.int64),
+        created=start + _offsets(rng, n_new, hours=20),
+    )
+    new["updated_at"] = new["created_at"] + _offsets(rng, n_new, hours=1)
+    second = new.sample(n=n_dup, random_state=rng).copy()
+    second["updated_at"] += _offsets(rng, n_dup, hours=2) + pd.Timedelta(seconds=1)
+    second["status"] = "paid"
+    frame = pd.concat([new, second, _late(rng, index, n_new, n_late, late_days)])
+    return frame.sample(frac=1.0, random_state=rng).reset_index(drop=True)
+
+
+def write_delivery(
+    include: Path, dataset: str, index: int, rows: int, *, late_days: int, seed: int = 0
+) -> Delivery:
+    """Write day ``index`` of ``dataset`` where :func:`registry_row` says its source is."""
+    frame = delivery(index, rows, late_days=late_days, seed=seed)
+    path = include / "data" / f"{dataset}_{day(index).isoformat()}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    keys = frame["order_id"]
+    new_keys = keys[keys // KEY_STRIDE == index].nunique()
+    return Delivery(path, len(frame), int(keys.nunique()), int(new_keys))
+
+
+def in_memory_bytes(path: Path) -> int:
+    """``DataFrame.memory_usage(deep=True).sum()`` of a source file read with pandas."""
+    return int(pd.read_parquet(path).memory_usage(deep=True).sum())
+
+
+def _late(
+    rng: np.random.Generator, index: int, per_day: int, count: int, late_days: int
+) -> pd.DataFrame:
+    """``count`` updates of distinct orders created 1..late_days days before day ``index``."""
+    picks = rng.choice(per_day * max(late_days, 1), size=count, replace=False)
+    origin = index - 1 - picks // per_day
+    created = pd.to_datetime([day(int(d)) for d in origin], utc=True) + _offsets(rng, count, 20)
+    late = _orders(rng, origin * KEY_STRIDE + picks % per_day, created=created)
+    late["updated_at"] = pd.Timestamp(day(index), tz="UTC") + _offsets(rng, count, hours=23)
+    return late
+
+
+def _orders(rng: np.random.Generator, keys: np.ndarray, created) -> pd.DataFrame:
+    n = len(keys)
+    return pd.DataFrame(
+        {
+            "order_id": keys.astype(np.int64),
+            "created_at": pd.DatetimeIndex(created).as_unit("us"),
+            "updated_at": pd.DatetimeIndex(created).as_unit("us"),
+            "customer_id": rng.integers(1, 200_000, n, dtype=np.int64),
+            "status": pd.array(np.array(STATUSES)[rng.integers(0, len(STATUSES), n)], dtype="str"),
+            "country": pd.array(
+                np.array(COUNTRIES)[rng.integers(0, len(COUNTRIES), n)], dtype="str"
+            ),
+            "sku": pd.array(np.char.add("SKU-", rng.integers(0, SKUS, n).astype(str)), dtype="str"),
+            "quantity": rng.integers(1, 10, n, dtype=np.int64),
+            "amount": rng.gamma(2.0, 30.0, n).round(2),
+            "discount": rng.choice([0.0, 0.05, 0.1, 0.2], n),
+        }
+    )
+
+
+def _offsets(rng: np.random.Generator, n: int, hours: float) -> pd.TimedeltaIndex:
+    """``n`` random offsets in ``[0, hours)``, whole microseconds."""
+    micros = rng.integers(0, int(hours * 3_600_000_000), n, dtype=np.int64)
+    return pd.to_timedelta(micros, unit="us")

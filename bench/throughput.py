@@ -1,0 +1,161 @@
+"""Measure 2: one big interval ingested and cleaned by the product vs plain pandas and DuckDB.
+
+All three read the same Parquet delivery, keep the latest row per key by the incremental field and
+write Hive-partitioned Parquet by the partition field's date, into an empty target each time. Time
+is taken inside each child around the work (imports excluded); peak RSS is the child's own
+high-water mark, read by the child itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import synth
+from bench.measure import BenchError, Sample, median, run_python, side_by_side
+from bench.report import Row, at_most, grid, megabytes, rate, seconds
+from bench.sandbox import Sandbox
+from bench.sizes import Sizes
+
+DAY = 40  # late updates reach back 30 days, all after the registry's start date
+LATE_DAYS = 30
+PRODUCT, PANDAS, DUCKDB = "product", "pandas", "DuckDB"
+PLAIN = {PANDAS: "bench.workers.plain_pandas", DUCKDB: "bench.workers.plain_duckdb"}
+
+
+@dataclass(frozen=True)
+class ThroughputResult:
+    """Medians per implementation: seconds of work, peak RSS, RSS after imports; the interval's
+    size."""
+
+    rows: int
+    data_bytes: int
+    seconds: dict[str, float]
+    peak_rss: dict[str, float]
+    import_rss: dict[str, float]
+
+
+def measure(workdir: Path, sizes: Sizes, peers_site: Path) -> ThroughputResult:
+    """Time the product and both plain scripts on the same delivery, side by side."""
+    sandbox = Sandbox(workdir / "throughput").create()
+    row = synth.registry_row(synth.ORDERS)
+    synth.write_registry(sandbox.include, [row])
+    delivery = synth.write_delivery(
+        sandbox.include, synth.ORDERS, DAY, sizes.interval_rows, late_days=LATE_DAYS
+    )
+    variants = {PRODUCT: _product(sandbox)}
+    columns = (row["primary_key"], row["incremental_field"], row["partition_field"])
+    variants.update(
+        {name: _plain(sandbox, module, delivery.path, columns) for name, module in PLAIN.items()}
+    )
+    samples = side_by_side(
+        _checked(variants, delivery), sizes.throughput_repeats, warmup=sizes.warmup
+    )
+    return ThroughputResult(
+        rows=delivery.rows,
+        data_bytes=synth.in_memory_bytes(delivery.path),
+        seconds={name: median(runs, "seconds") for name, runs in samples.items()},
+        peak_rss={name: median(runs, "peak_rss") for name, runs in samples.items()},
+        import_rss={name: median(runs, "import_rss") for name, runs in samples.items()},
+    )
+
+
+def rows(result: ThroughputResult) -> list[Row]:
+    """Time against the faster plain script; peak RSS against the data's size in pandas."""
+    speed = {name: result.rows / s for name, s in result.seconds.items()}
+    fastest = min(PLAIN, key=result.seconds.__getitem__)
+    product_s, product_rss = result.seconds[PRODUCT], result.peak_rss[PRODUCT]
+    plain_speed = ", ".join(f"{name} {rate(speed[name])}" for name in PLAIN)
+    plain_rss = ", ".join(f"{name} {megabytes(result.peak_rss[name])}" for name in PLAIN)
+    what = f"{result.rows:,}-row interval"
+    return [
+        Row(
+            f"Throughput, {what} (time vs faster plain)",
+            f"{rate(speed[PRODUCT])} ({seconds(product_s)})",
+            plain_speed,
+            product_s / result.seconds[fastest],
+            at_most(2.0),
+        ),
+        Row(
+            f"Peak RSS, {what} (vs data in memory)",
+            megabytes(product_rss),
+            f"data {megabytes(result.data_bytes)}; {plain_rss}",
+            product_rss / result.data_bytes,
+            at_most(3.0),
+        ),
+    ]
+
+
+def details(result: ThroughputResult) -> str:
+    """Median seconds, rows/s and memory per implementation."""
+    data = result.data_bytes
+    lines = [
+        (
+            name,
+            seconds(s),
+            rate(result.rows / s),
+            megabytes(result.peak_rss[name]),
+            megabytes(result.import_rss[name]),
+            f"{result.peak_rss[name] / data:.1f}",
+            f"{(result.peak_rss[name] - result.import_rss[name]) / data:.1f}",
+        )
+        for name, s in result.seconds.items()
+    ]
+    header = (
+        "implementation",
+        "work",
+        "rows/s",
+        "peak RSS",
+        "after imports",
+        "peak / data",
+        "(peak - imports) / data",
+    )
+    return f"Interval of {result.rows:,} rows, {megabytes(data)} in pandas:\n\n" + grid(
+        header, lines
+    )
+
+
+def _product(sandbox: Sandbox) -> Callable[[], Sample]:
+    env = sandbox.env()
+    ds = synth.day(DAY).isoformat()
+
+    def run() -> Sample:
+        sandbox.reset_lake()
+        return run_python("bench.workers.product_interval", synth.ORDERS, ds, env=env)
+
+    return run
+
+
+def _plain(
+    sandbox: Sandbox, module: str, source: Path, columns: tuple[str, str, str]
+) -> Callable[[], Sample]:
+    env = sandbox.env()
+    out = sandbox.root / module.rsplit(".", 1)[-1]
+
+    def run() -> Sample:
+        shutil.rmtree(out, ignore_errors=True)
+        return run_python(module, str(source), str(out), *columns, env=env)
+
+    return run
+
+
+def _checked(
+    variants: dict[str, Callable[[], Sample]], delivery: synth.Delivery
+) -> dict[str, Callable[[], Sample]]:
+    """Each run must have read every row and kept exactly one row per key."""
+
+    def check(name: str, run: Callable[[], Sample]) -> Callable[[], Sample]:
+        def checked() -> Sample:
+            sample = run()
+            got = (sample.result["rows_in"], sample.result["rows_out"])
+            if got != (delivery.rows, delivery.keys):
+                raise BenchError(
+                    f"{name}: read/kept {got}, expected {(delivery.rows, delivery.keys)}"
+                )
+            return sample
+
+        return checked
+
+    return {name: check(name, run) for name, run in variants.items()}
