@@ -51,8 +51,8 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
 
 def _read_bytes(where: str) -> bytes:
     if where.startswith("s3://"):
-        from pipelines.components.resources import _retry
         from pipelines.components.secrets import s3_filesystem
+        from pipelines.components.storage import _retry
 
         fs = s3_filesystem(environment.lake_conn_id())
         return _retry(lambda: fs.cat_file(where.removeprefix("s3://")))

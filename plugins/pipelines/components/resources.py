@@ -1,4 +1,4 @@
-"""Lake access: storage (local or S3), Parquet files, and versioned tables with atomic commits.
+"""Lake tables: Parquet files and versioned tables with atomic commits (bytes: :mod:`.storage`).
 
 A table is a folder of immutable Parquet files plus a log of JSON manifests
 (``_log/0000000001.json`` ...). A commit writes its new files first and then the next manifest with
@@ -9,22 +9,18 @@ retries). Files not named by the current manifest are ignored by readers and vac
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.components import environment
 from pipelines.components.secrets import redact
-from pipelines.exceptions import CommitConflict, LakeError
+from pipelines.components.storage import Storage
+from pipelines.exceptions import CommitConflict
 from pipelines.partitions import partition_name
 
 if TYPE_CHECKING:
@@ -33,164 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOG_DIR = "_log"
 KEEP_VERSIONS = 20
-RETRIES = 5
-
-
-class Storage:
-    """Byte-level access to the lake root: local disk or an fsspec S3 filesystem."""
-
-    def __init__(self, root: str, conn_id: str | None = None):
-        self.root = root.rstrip("/")
-        self.remote = root.startswith("s3://")
-        self.conn_id = conn_id or environment.lake_conn_id()
-
-    @cached_property
-    def fs(self):
-        if not self.remote:
-            return None
-        from pipelines.components.secrets import s3_filesystem
-
-        return s3_filesystem(self.conn_id)
-
-    def _key(self, path: str) -> str:
-        return path.removeprefix("s3://") if self.remote else path
-
-    def check_inside(self, path: str) -> str:
-        """``path`` normalised; raises LakeError when it would leave the lake root."""
-        norm = os.path.normpath(path) if not self.remote else _norm_remote(path)
-        root = os.path.normpath(self.root) if not self.remote else _norm_remote(self.root)
-        if norm != root and not norm.startswith(root + "/"):
-            raise LakeError(f"path {redact(path)} is outside the lake root {redact(self.root)}")
-        return norm if not self.remote else path
-
-    def read(self, path: str) -> bytes:
-        if not self.remote:
-            return Path(path).read_bytes()
-        return _retry(lambda: self.fs.cat_file(self._key(path)))
-
-    def write(self, path: str, data: bytes) -> None:
-        """Write a whole object; atomic for readers (rename locally, one PUT on S3)."""
-        self.check_inside(path)
-        if self.remote:
-            _retry(lambda: self.fs.pipe_file(self._key(path), data))
-            return
-        target = Path(path)
-        os.replace(_durable_temp(target, data), target)
-
-    def create(self, path: str, data: bytes) -> bool:
-        """Write an object only if it does not exist yet; False when it already did."""
-        self.check_inside(path)
-        if self.remote:
-            try:
-                _retry(lambda: self.fs.pipe_file(self._key(path), data, mode="create"))
-            except FileExistsError:
-                return False
-            except OSError as exc:  # s3fs reports a failed precondition as a generic error
-                if "PreconditionFailed" in str(exc) or "412" in str(exc):
-                    return False
-                raise
-            return True
-        target = Path(path)
-        tmp = _durable_temp(target, data)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            return False
-        finally:
-            tmp.unlink(missing_ok=True)
-        return True
-
-    def list(self, path: str) -> list[str]:
-        """Names (not paths) directly under ``path``; empty when it does not exist."""
-        if not self.remote:
-            try:
-                return sorted(os.listdir(path))
-            except FileNotFoundError:
-                return []
-        try:
-            entries = _retry(lambda: self.fs.ls(self._key(path), detail=False, refresh=True))
-        except FileNotFoundError:
-            return []
-        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
-
-    def delete(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            self.check_inside(path)
-            if self.remote:
-                with contextlib.suppress(FileNotFoundError):
-                    _retry(lambda p=path: self.fs.rm_file(self._key(p)))
-            else:
-                Path(path).unlink(missing_ok=True)
-
-    def mtime(self, path: str) -> float:
-        if not self.remote:
-            return Path(path).stat().st_mtime
-        info = _retry(lambda: self.fs.info(self._key(path)))
-        modified = info.get("LastModified")
-        return modified.timestamp() if modified else time.time()
-
-
-def _durable_temp(target: Path, data: bytes) -> Path:
-    """``data`` fsynced to a hidden temp file beside ``target`` (readers ignore ``.tmp-*``)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return tmp
-
-
-def _norm_remote(path: str) -> str:
-    scheme, _, rest = path.partition("://")
-    parts: list[str] = []
-    for part in rest.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return f"{scheme}://" + "/".join(parts)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """An error worth retrying. s3fs turns botocore's ClientError into a bare OSError whose
-    message is the server's text; the S3 error code is on the chained cause, so look there too."""
-    chain, cause = [exc], exc.__cause__
-    while cause is not None and len(chain) < 5:
-        chain.append(cause)
-        cause = cause.__cause__
-    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
-    markers = (
-        "SlowDown",
-        "Throttl",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-        "RequestTimeout",
-        "Connection reset",
-        "ConnectionError",
-        "EndpointConnectionError",
-    )
-    return any(m in text for m in markers) and not isinstance(exc, FileNotFoundError)
-
-
-def _retry(call: Callable[[], Any], attempts: int = RETRIES, base_delay: float = 0.2) -> Any:
-    """Call, retrying transient object-store errors with exponential backoff."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
-            if attempt == attempts or not _is_transient(exc):
-                raise
-            log.warning(
-                "transient storage error (attempt %s/%s): %s", attempt, attempts, redact(str(exc))
-            )
-            time.sleep(base_delay * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
