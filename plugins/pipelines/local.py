@@ -99,6 +99,8 @@ def run_dag(dag_id: str, ds: str, skip: str | None = None) -> RunOutcome:
 
     :param skip: regex of task ids to mark successful instead of running
     """
+    from airflow.utils.state import TaskInstanceState
+
     from pipelines.components import operators
     from pipelines.partitions import parse_date
 
@@ -111,11 +113,7 @@ def run_dag(dag_id: str, ds: str, skip: str | None = None) -> RunOutcome:
     state = str(getattr(run.state, "value", run.state))
     outcome = RunOutcome(dag_id, ds, state, seconds)
     if not outcome.ok:
-        failed = [
-            ti
-            for ti in run.get_task_instances()
-            if str(ti.state) in ("failed", "TaskInstanceState.FAILED")
-        ]
+        failed = [ti for ti in run.get_task_instances() if ti.state == TaskInstanceState.FAILED]
         outcome.failed_task = failed[0].task_id if failed else None
         outcome.error = operators.FAILURES.get(f"{dag_id}.{outcome.failed_task}")
     return outcome
