@@ -4,6 +4,7 @@ result line to the parent (stdlib only)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -46,6 +47,13 @@ def peak_rss() -> int:
 
 
 def report(**figures: object) -> None:
-    """Print the worker's result as the line the parent looks for."""
+    """Print the worker's result as the line the parent looks for, then end the process at once.
+
+    Every worker reports last. Skipping the interpreter's teardown matters: a native library's
+    thread teardown was seen to abort a worker (SIGABRT, "terminate called without an active
+    exception") after its result was already printed, failing a CI run.
+    """
     sys.stdout.write(RESULT_PREFIX + json.dumps(figures, default=str) + "\n")
     sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
