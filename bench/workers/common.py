@@ -49,9 +49,9 @@ def peak_rss() -> int:
 def report(**figures: object) -> None:
     """Print the worker's result as the line the parent looks for, then end the process at once.
 
-    Every worker reports last. Skipping the interpreter's teardown matters: a native library's
-    thread teardown was seen to abort a worker (SIGABRT, "terminate called without an active
-    exception") after its result was already printed, failing a CI run.
+    Every worker reports last. Skipping the interpreter's teardown keeps a result already printed
+    from being lost to a native library aborting at exit (seen once: SIGABRT, "terminate called
+    without an active exception", from pyarrow's self-destructing conversion, since removed).
     """
     sys.stdout.write(RESULT_PREFIX + json.dumps(figures, default=str) + "\n")
     sys.stdout.flush()
