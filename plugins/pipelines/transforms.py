@@ -193,12 +193,6 @@ def sort_rows(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.DataFrame:
     return frame.take(order).reset_index(drop=True)
 
 
-def key_hash(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.Series:
-    """A 64-bit hash of each row's key, for the key index (a hit is confirmed on real keys)."""
-    parts = frame[list(primary_key)].astype("string").fillna("\x00")
-    return pd.util.hash_pandas_object(parts, index=False).astype("uint64")
-
-
 def date_key(series: pd.Series) -> pd.Series:
     """The UTC calendar date of timestamps as ``YYYY-MM-DD`` text (each distinct day formatted
     once: a delivery spans few days)."""

@@ -111,7 +111,6 @@ def unreferenced(lake: Path) -> int:
         if newest is not None:
             body = json.loads(newest.read_text())
             live |= {log.parent / e["file"] for e in body["partitions"].values()}
-            live |= {log.parent / f for f in body["meta"].get("files", [])}
     files = {p for p in lake.rglob("*") if p.is_file() and "_log" not in p.parts}
     tmp = {p for p in lake.rglob(".tmp-*")}
     return len((files - live) | tmp)

@@ -83,6 +83,11 @@ class Snapshot:
         body = json.loads(data)
         return cls(body["version"], body["partitions"], body.get("meta", {}))
 
+    @property
+    def files(self) -> set[str]:
+        """The data files (relative to the table) this version names."""
+        return {entry["file"] for entry in self.partitions.values()}
+
     def rows(self, partition: str | None = None) -> int:
         if partition is not None:
             return int(self.partitions.get(partition, {}).get("rows", 0))
@@ -182,13 +187,11 @@ class Table:
         base: Snapshot,
         changes: dict[str, pd.DataFrame | None],
         meta: dict[str, Any] | None = None,
-        extra_files: dict[str, bytes] | None = None,
         range_column: str | None = None,
     ) -> Snapshot:
         """Replace (a frame, even empty) or drop (None) partitions, atomically, as version+1.
 
         :param base: the snapshot the changes were computed from
-        :param extra_files: more files (relative path -> bytes) to write before the manifest
         :param range_column: record each written partition's min and max of this column
             (``lo``/``hi`` in the manifest), so a merge can skip partitions without reading them
         :raises CommitConflict: another writer committed since ``base``
@@ -205,8 +208,6 @@ class Table:
             partitions[part] = {"file": rel, "rows": len(frame)}
             if range_column and len(frame):
                 partitions[part].update(value_range(frame[range_column]))
-        for rel, data in (extra_files or {}).items():
-            self.storage.write(f"{self.path}/{rel}", data)
         snap = Snapshot(version, partitions, {**base.meta, **(meta or {})})
         if not self.storage.create(self._log(version), snap.to_json()):
             raise CommitConflict(f"{self!r}: version {version} was committed by another writer")
@@ -215,9 +216,7 @@ class Table:
 
     def _vacuum(self, base: Snapshot, new: Snapshot) -> None:
         """Delete the files the new version replaced, and manifests older than KEEP_VERSIONS."""
-        live = {e["file"] for e in new.partitions.values()} | set(new.meta.get("files", []))
-        old = {e["file"] for e in base.partitions.values()} | set(base.meta.get("files", []))
-        self.storage.delete(f"{self.path}/{rel}" for rel in sorted(old - live))
+        self.storage.delete(f"{self.path}/{rel}" for rel in sorted(base.files - new.files))
         stale = new.version - KEEP_VERSIONS
         if stale > 0 and new.version % 10 == 0:
             names = self.storage.list(f"{self.path}/{LOG_DIR}")
@@ -234,7 +233,7 @@ def sweep(table: Table, min_age_seconds: float = 3600.0) -> list[str]:
 
     :return: the deleted paths
     """
-    live = {e["file"] for e in table.snapshot().partitions.values()}
+    live = table.snapshot().files
     cutoff = time.time() - min_age_seconds
     leftovers = []
     for folder in [LOG_DIR, *(n for n in table.storage.list(table.path) if "=" in n)]:
