@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import synth
 from bench.workers.common import report
-from pipelines.steps import run_interval
+from pipelines.steps import run_steps
 
 LATE_DAYS = 1
 
@@ -43,11 +43,11 @@ def build(dataset: str, rows: int, points: list[int], lake: Path) -> dict[int, P
     saved: dict[int, Path] = {}
     for index in range(max(points) + 1):
         synth.write_delivery(include, dataset, index, rows, late_days=LATE_DAYS, seed=1)
-        run_interval(dataset, synth.day(index).isoformat(), steps=("extract",))
+        run_steps(dataset, synth.day(index).isoformat(), steps=("extract",))
         if index in points:
             saved[index] = lake.with_name(f"{lake.name}-{index}")
             shutil.copytree(lake, saved[index])
-        run_interval(dataset, synth.day(index).isoformat(), steps=("merge",))
+        run_steps(dataset, synth.day(index).isoformat(), steps=("merge",))
     return saved
 
 
@@ -57,7 +57,7 @@ def timed_merge(dataset: str, index: int, lake: Path, copy: Path) -> float:
     shutil.copytree(copy, lake)
     os.sync()
     start = time.perf_counter()
-    run_interval(dataset, synth.day(index).isoformat(), steps=("merge",))
+    run_steps(dataset, synth.day(index).isoformat(), steps=("merge",))
     return time.perf_counter() - start
 
 

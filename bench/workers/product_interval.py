@@ -10,18 +10,18 @@ import sys
 from dataclasses import asdict
 
 from bench.workers.common import measured, report
-from pipelines.steps import run_interval
+from pipelines.steps import run_steps
 
 
 def main(dataset: str, ds: str) -> None:
     with measured() as work:
-        out = run_interval(dataset, ds, steps=("extract", "merge"))
+        out = run_steps(dataset, ds, steps=("extract", "merge"))
     merged = out["merge"]
     report(
         **asdict(work),
         rows_in=out["extract"]["rows"],
-        rows_out=merged["cleaned_rows"],
-        partitions=len(merged["touched"]),
+        rows_out=merged.cleaned_rows,
+        partitions=len(merged.touched),
     )
 
 

@@ -1,4 +1,5 @@
-"""The aggregate step: cleaned partitions -> business tables of ``aggregates.yaml``.
+"""The aggregate step (task ``aggregate.aggregate``): cleaned partitions -> the business tables of
+``aggregates.yaml``.
 
 Every cleaned partition a run touched is recomputed whole, so reruns and any run order give the
 same result. Incremental datasets aggregate by their ``dt`` partitions. Full datasets aggregate
@@ -14,11 +15,31 @@ import pandas as pd
 from pipelines import transforms
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, commit_with_retry
-from pipelines.config import AggregateSpec
+from pipelines.config import AggregateSpec, Project
 from pipelines.exceptions import ConfigError, Problem
-from pipelines.merge import cleaned_key
+from pipelines.merge import MergeResult
 from pipelines.partitions import Interval, Layer
-from pipelines.registry import Dataset, Ingestion
+from pipelines.registry import Dataset
+
+
+def aggregate(
+    dataset: Dataset, interval: Interval, lake: Lake, merged: MergeResult, project: Project
+) -> dict:
+    """Recompute every aggregate of the dataset for the partitions the merge touched.
+
+    An aggregate that names a column the dataset does not have is reported after the others
+    were built: one bad entry of aggregates.yaml does not hold back the rest.
+    """
+    results: dict = {}
+    problems: list[Problem] = []
+    for spec in project.aggregates_of(dataset.name):
+        try:
+            results[spec.name] = build(spec, dataset, interval, lake, merged.touched)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return results
 
 
 def build(
@@ -30,7 +51,7 @@ def build(
     was taken: when two runs aggregate the same partition at once, the one computed from older
     cleaned data cannot commit last (it conflicts and recomputes).
     """
-    cleaned = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
+    cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
     out = lake.table(Layer.AGGREGATED, spec.name)
     computed: dict[str, pd.DataFrame | None] = {}
 
@@ -55,12 +76,10 @@ def _changes(
     spec: AggregateSpec, dataset: Dataset, interval: Interval, cleaned, touched: list[str]
 ) -> tuple[dict[str, pd.DataFrame | None], bool]:
     """The aggregate's new partitions from the current cleaned table; True = replace all."""
-    if dataset.ingestion is Ingestion.INCREMENTAL:
+    if dataset.ingestion.is_incremental:
         return _by_partition(spec, cleaned.read(touched), touched), False
     if dataset.partition_field:
-        source = cleaned.snapshot()
-        newest = max(source.partitions, default=None)
-        rows = cleaned.read([newest]) if newest else pd.DataFrame()
+        rows = cleaned.read(dataset.ingestion.current_partitions(cleaned.snapshot().partitions))
         if not rows.empty:
             rows["dt"] = transforms.date_key(rows[dataset.partition_field])
         return _by_partition(spec, rows, sorted(set(rows.get("dt", [])))), True

@@ -174,8 +174,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")
         rows.append((environment.dataset_dag_id(d.name), d.schedule, d.ingestion.value, newest))
     for c in project.cookbooks:
-        steps = ",".join(s.name for s in c.steps)
-        rows.append((environment.cookbook_dag_id(c.name), c.schedule or "None", "cookbook", steps))
+        children = ",".join(child.name for child in c.children)
+        rows.append(
+            (environment.cookbook_dag_id(c.name), c.schedule or "None", "cookbook", children)
+        )
     _table(rows)
     return 0
 
@@ -243,15 +245,13 @@ def _tables(namespace: str | None):
     """(layer, name, table) of every table the project can have in the namespace."""
     from pipelines.components.lake import Lake
     from pipelines.config import load_project
-    from pipelines.merge import cleaned_key
     from pipelines.partitions import Layer
 
     project = load_project()
     lake = Lake.from_env(namespace)
     for d in project.datasets:
         for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
-            key = cleaned_key(d) if layer is Layer.CLEANED else None
-            yield layer, d.name, lake.table(layer, d.name, key=key)
+            yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion)
     for a in project.aggregates:
         yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name)
 

@@ -22,11 +22,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pipelines.components import environment
-from pipelines.config import Project, load_project, require
+from pipelines.config import RUNNABLE, Kind, Project, load_project
 from pipelines.exceptions import PipelinesError
-from pipelines.local import RunOutcome
+from pipelines.local import RunOutcome, configure, run_dag
 from pipelines.partitions import intervals_between, parse_date
-from pipelines.registry import Dataset
 
 
 class Outputs(Mapping):
@@ -69,13 +68,11 @@ class Results:
 
 
 def output_keys(project: Project, name: str) -> list[str]:
-    """The tables a dataset, aggregate or cookbook run writes, as ``layer.name``."""
+    """The tables a dataset or cookbook run writes, as ``layer.name``."""
     from pipelines.cookbooks.checks import datasets_of
 
-    found = require(project, name)
-    if not isinstance(found, Dataset) and project.cookbook(name) is None:
-        return [f"aggregated.{name}"]
-    names = datasets_of(project, name) if project.cookbook(name) else [name]
+    project.require(name, *RUNNABLE)
+    names = datasets_of(project, name) if project.kind_of(name) is Kind.COOKBOOK else [name]
     keys = [f"{layer}.{n}" for n in names for layer in ("raw", "cleaned", "quarantine")]
     return keys + [f"aggregated.{a.name}" for n in names for a in project.aggregates_of(n)]
 
@@ -108,16 +105,17 @@ class Client:
         self.timeout_seconds = timeout_seconds
         self._token: str | None = None
         if self.airflow_url is None:
-            from pipelines.local import configure
-
             configure()
 
     def submit(
         self, name: str, date: str | dt.date, *, end: str | dt.date | None = None, on_run=None
     ) -> Results:
-        """Run ``name`` (dataset or cookbook) for ``date``, or every interval from date to end."""
+        """Run ``name`` (dataset or cookbook) for ``date``, or every interval from date to end.
+
+        :raises UnknownNameError: ``name`` is not a dataset or a cookbook
+        """
         project = load_project()
-        require(project, name)
+        project.require(name, *RUNNABLE)
         days = self._days(project, name, date, end)
         runs: list[RunOutcome] = []
         for ds in days:
@@ -143,19 +141,14 @@ class Client:
         if self.airflow_url:
             return [self._remote(project, name, ds)]
         from pipelines.cookbooks.local import run_cookbook
-        from pipelines.local import run_dag
 
-        if project.cookbook(name):
+        if project.kind_of(name) is Kind.COOKBOOK:
             return run_cookbook(project, name, ds)
         return [run_dag(environment.dataset_dag_id(name, self.namespace), ds)]
 
     # -- a real Airflow ---------------------------------------------------------------------
     def _remote(self, project: Project, name: str, ds: str) -> RunOutcome:
-        dag_id = (
-            environment.cookbook_dag_id(name, self.namespace)
-            if project.cookbook(name)
-            else environment.dataset_dag_id(name, self.namespace)
-        )
+        dag_id = project.dag_id(name, self.namespace)
         started = time.monotonic()
         run_id = self._start_remote(dag_id, ds)
         path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"

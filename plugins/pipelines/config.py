@@ -7,6 +7,7 @@ across datasets, aggregates and cookbooks.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 from dataclasses import dataclass
@@ -14,13 +15,38 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipelines.exceptions import ConfigError, Problem
-from pipelines.registry import COLUMN_RE, NAME_RE, Dataset, Registry, load_registry
+from pipelines.components.environment import cookbook_dag_id, dataset_dag_id, include_dir
+from pipelines.exceptions import ConfigError, Problem, UnknownNameError
+from pipelines.registry import (
+    COLUMN_RE,
+    FILE,
+    NAME_RE,
+    Dataset,
+    Registry,
+    check_schedule,
+    load_registry,
+)
 
 AGGREGATES = "aggregates.yaml"
 COOKBOOKS = "cookbooks.yaml"
 METRIC_RE = re.compile(r"^(?P<fn>[a-z_]+)(?::(?P<col>.+))?$")
 METRIC_FUNCTIONS = ("count", "sum", "mean", "min", "max", "count_distinct")
+
+
+class Kind(enum.StrEnum):
+    """What a name of the project is; names are unique across the kinds."""
+
+    DATASET = "dataset"
+    AGGREGATE = "aggregate"
+    COOKBOOK = "cookbook"
+
+    @property
+    def file(self) -> str:
+        """The file that declares entries of this kind."""
+        return {Kind.DATASET: FILE, Kind.AGGREGATE: AGGREGATES, Kind.COOKBOOK: COOKBOOKS}[self]
+
+
+RUNNABLE = (Kind.DATASET, Kind.COOKBOOK)  # what has a DAG of its own, and can be run
 
 
 @dataclass(frozen=True)
@@ -43,8 +69,8 @@ class AggregateSpec:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One child of a cookbook and the steps it waits for."""
+class Child:
+    """One child of a cookbook (a dataset or a cookbook) and the children it waits for."""
 
     name: str
     after: tuple[str, ...]
@@ -52,13 +78,18 @@ class Step:
 
 @dataclass(frozen=True)
 class CookbookSpec:
-    """A parent DAG that triggers children (datasets or cookbooks) for the same logical date."""
+    """A parent DAG that triggers children (datasets or cookbooks) for the same logical date.
+
+    ``children`` are the entries of the YAML key ``steps``; ``cron`` is ``schedule`` with a
+    preset spelled out (None: triggered only).
+    """
 
     name: str
     schedule: str | None
-    steps: tuple[Step, ...]
+    children: tuple[Child, ...]
     checks: dict[str, dict[str, int]]
     description: str = ""
+    cron: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,17 +117,66 @@ class Project:
     def aggregates_of(self, dataset: str) -> list[AggregateSpec]:
         return [a for a in self.aggregates if a.dataset == dataset]
 
+    def entries(self, kind: Kind) -> tuple[Dataset | AggregateSpec | CookbookSpec, ...]:
+        """Every valid entry of one kind, in file order."""
+        by_kind = {Kind.DATASET: self.datasets, Kind.AGGREGATE: self.aggregates}
+        return by_kind.get(kind, self.cookbooks)
+
+    def kind_of(self, name: str) -> Kind | None:
+        """Whether ``name`` is a dataset, an aggregate or a cookbook (None: none of them)."""
+        found = self._find(name)
+        return found[0] if found else None
+
+    def _find(self, name: str) -> tuple[Kind, Dataset | AggregateSpec | CookbookSpec] | None:
+        for kind in Kind:
+            entry = next((e for e in self.entries(kind) if e.name == name), None)
+            if entry is not None:
+                return kind, entry
+        return None
+
+    def dag_id(self, name: str, namespace: str | None = None) -> str:
+        """The DAG id of a dataset or a cookbook (see :data:`RUNNABLE`)."""
+        self.require(name, *RUNNABLE)
+        spell = cookbook_dag_id if self.kind_of(name) is Kind.COOKBOOK else dataset_dag_id
+        return spell(name, namespace)
+
+    def require(self, name: str, *kinds: Kind) -> Dataset | AggregateSpec | CookbookSpec:
+        """The entry called ``name`` when it is of one of ``kinds`` (default: any kind).
+
+        :raises UnknownNameError: saying what ``name`` is instead, or that it is nothing, and
+            which names of the wanted kinds exist (every entry point that takes a name asks here,
+            so all of them answer a wrong name alike)
+        """
+        kinds = kinds or tuple(Kind)
+        found, entry = self._find(name) or (None, None)
+        if found in kinds:
+            return entry
+        wanted = _either([str(k) for k in kinds])
+        known = ", ".join(e.name for k in kinds for e in self.entries(k)) or "none"
+        if found is None:
+            files = _either(list(dict.fromkeys(k.file for k in kinds)))
+            raise UnknownNameError(f"no {wanted} named {name!r} in {files}; known: {known}")
+        raise UnknownNameError(
+            f"{name!r} is {_a(found)} {found} ({found.file}), not {_a(wanted)} {wanted}; "
+            f"known: {known}"
+        )
+
+
+def _either(words: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
+def _a(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
 
 def load_project(include: str | os.PathLike | None = None, *, strict: bool = False) -> Project:
     """Load and cross-check the three config files of ``include/`` (cached per file version).
 
     :param strict: raise :class:`ConfigError` listing every problem instead of skipping
     """
-    if include is None:
-        from pipelines.components.environment import include_dir
-
-        include = include_dir()
-    include = Path(include)
+    include = Path(include) if include is not None else include_dir()
     stamps = tuple(_stamp(include / f) for f in ("registry.csv", AGGREGATES, COOKBOOKS))
     project = _load(str(include), stamps)
     if strict and project.problems:
@@ -116,20 +196,20 @@ def _stamp(path: Path) -> tuple[int, int]:
 def _load(include: str, stamps: tuple) -> Project:
     registry = load_registry(Path(include) / "registry.csv")
     problems = list(registry.problems)
-    taken = {d.name: "dataset" for d in registry.datasets}
+    taken = {d.name: Kind.DATASET for d in registry.datasets}
     aggregates = _entries(
         Path(include) / AGGREGATES,
         problems,
         taken,
         lambda e, name, p: _aggregate(e, name, p, registry),
-        "aggregate",
+        Kind.AGGREGATE,
     )
-    cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, "cookbook")
-    cookbooks = _check_cookbook_steps(cookbooks, taken, problems)
+    cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, Kind.COOKBOOK)
+    cookbooks = _check_cookbook_children(cookbooks, taken, problems)
     return Project(registry, tuple(aggregates), tuple(cookbooks), tuple(problems))
 
 
-def _entries(path: Path, problems: list[Problem], taken: dict[str, str], build, kind: str):
+def _entries(path: Path, problems: list[Problem], taken: dict[str, Kind], build, kind: Kind):
     """Parse a YAML list file into specs with ``build(entry, name, problems)``."""
     import yaml
 
@@ -225,13 +305,14 @@ def _cookbook(entry: dict[str, Any], name: str, report: _Reporter):
     unknown = set(entry) - {"name", "schedule", "steps", "checks", "description"}
     if unknown:
         report(f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
-    schedule = entry.get("schedule")
-    if schedule is not None:
-        from pipelines.registry import PRESETS
-
-        if not isinstance(schedule, str) or (schedule not in PRESETS and not _valid_cron(schedule)):
-            report(f"schedule {schedule!r} is not a cron expression or preset")
-    steps = _steps(entry.get("steps"), report)
+    schedule, cron = entry.get("schedule"), None
+    if schedule is not None and not isinstance(schedule, str):
+        report(f"schedule: {schedule!r} is not a cron expression or preset")
+    elif schedule is not None:
+        cron, problem = check_schedule(schedule, writes_partitions=False)
+        if problem:
+            report(f"schedule: {problem}")
+    children = _children(entry.get("steps"), report)
     checks = entry.get("checks") or {}
     if not isinstance(checks, dict) or not all(
         isinstance(v, dict) and all(k == "min_rows" and isinstance(n, int) for k, n in v.items())
@@ -241,50 +322,46 @@ def _cookbook(entry: dict[str, Any], name: str, report: _Reporter):
         checks = {}
     if report.problems:
         return None
-    return CookbookSpec(name, schedule, steps, checks, str(entry.get("description", "")))
+    description = str(entry.get("description", ""))
+    return CookbookSpec(name, schedule, children, checks, description, cron)
 
 
-def _valid_cron(expr: str) -> bool:
-    from croniter import croniter
-
-    return len(expr.split()) == 5 and croniter.is_valid(expr)
-
-
-def _steps(raw: Any, report: _Reporter) -> tuple[Step, ...]:
-    """Strings run one after the other; ``{name, after: [...]}`` names its own dependencies."""
+def _children(raw: Any, report: _Reporter) -> tuple[Child, ...]:
+    """The YAML ``steps``: strings run one after the other; ``{name, after: [...]}`` names its
+    own dependencies."""
     if not isinstance(raw, list) or not raw:
         report("steps must be a non-empty list")
         return ()
-    steps: list[Step] = []
+    children: list[Child] = []
     for item in raw:
         if isinstance(item, str):
-            after = (steps[-1].name,) if steps else ()
-            steps.append(Step(item, after))
+            after = (children[-1].name,) if children else ()
+            children.append(Child(item, after))
         elif isinstance(item, dict) and isinstance(item.get("name"), str):
             after = item.get("after", [])
             if isinstance(after, str):
                 after = [after]
-            steps.append(Step(item["name"], tuple(after)))
+            children.append(Child(item["name"], tuple(after)))
         else:
             report(f"step {item!r} must be a name or {{name: ..., after: [...]}}")
-    names = [s.name for s in steps]
-    for step in steps:
-        if names.count(step.name) > 1:
-            report(f"step {step.name!r} appears twice")
-        for dep in step.after:
+    names = [c.name for c in children]
+    for child in children:
+        if names.count(child.name) > 1:
+            report(f"step {child.name!r} appears twice")
+        for dep in child.after:
             if dep not in names:
-                report(f"step {step.name!r} waits for {dep!r}, which is not a step")
-    return tuple(steps)
+                report(f"step {child.name!r} waits for {dep!r}, which is not a step")
+    return tuple(children)
 
 
-def _check_cookbook_steps(
-    cookbooks: list[CookbookSpec], taken: dict[str, str], problems: list[Problem]
+def _check_cookbook_children(
+    cookbooks: list[CookbookSpec], taken: dict[str, Kind], problems: list[Problem]
 ) -> list[CookbookSpec]:
     """Drop cookbooks that name unknown children or form a cycle through other cookbooks."""
     by_name = {c.name: c for c in cookbooks}
     good: list[CookbookSpec] = []
     for book in cookbooks:
-        bad = [s.name for s in book.steps if taken.get(s.name) not in ("dataset", "cookbook")]
+        bad = [c.name for c in book.children if taken.get(c.name) not in RUNNABLE]
         if bad:
             problems.append(
                 Problem(
@@ -307,14 +384,4 @@ def _cycle(name: str, books: dict[str, CookbookSpec], path: tuple[str, ...]) -> 
     if name in path:
         return True
     book = books.get(name)
-    return book is not None and any(_cycle(s.name, books, (*path, name)) for s in book.steps)
-
-
-def require(project: Project, name: str) -> Dataset | AggregateSpec | CookbookSpec:
-    """The dataset, aggregate or cookbook called ``name``, or a ConfigError saying what exists."""
-    found = project.dataset(name) or project.aggregate(name) or project.cookbook(name)
-    if found is None:
-        names = [d.name for d in project.datasets] + [c.name for c in project.cookbooks]
-        msg = f"no dataset, aggregate or cookbook named {name!r}; known: {', '.join(names)}"
-        raise ConfigError([Problem("registry.csv", None, "dataset", msg)])
-    return found
+    return book is not None and any(_cycle(c.name, books, (*path, name)) for c in book.children)

@@ -45,6 +45,11 @@ class RegistryError(ConfigError):
     """Problems in registry.csv."""
 
 
+class UnknownNameError(PipelinesError):
+    """A name that is not a dataset, aggregate or cookbook of the project, or not of the kind
+    asked for (an aggregate where a dataset is wanted)."""
+
+
 class LakeError(PipelinesError):
     """The lake cannot be read or written as asked (missing partition, bad path, conflict)."""
 

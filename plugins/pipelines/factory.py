@@ -1,4 +1,4 @@
-"""Registry rows -> DAGs. Wiring only: what each task does lives in workflows and components.
+"""Registry rows -> DAGs. Wiring only: what each task does lives in stages and components.
 
 Parsing is cheap and deterministic: it reads the three config files (cached per file version),
 touches no data, network or database, and builds the DAGs in registry order. When Airflow parses
@@ -18,11 +18,8 @@ from pipelines.components.lake import Lake
 from pipelines.components.operators import default_args
 from pipelines.config import Project, load_project
 from pipelines.registry import Dataset
+from pipelines.stages import aggregate, check, clean, ingest
 from pipelines.timetable import PipelinesTimetable
-from pipelines.workflows.aggregate import aggregate
-from pipelines.workflows.check import check
-from pipelines.workflows.clean import clean
-from pipelines.workflows.ingest import ingest
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.components import environment
+from pipelines.exceptions import PipelinesError
+from pipelines.partitions import parse_date
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repo holding dags/ and plugins/
 PARSING_ENV = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
@@ -78,8 +80,6 @@ def load_dag(dag_id: str):
     """The DAG parsed from the dags folder exactly as a worker would (only that DAG is built)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines.exceptions import PipelinesError
-
     with parsing_only(dag_id):
         bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
@@ -101,8 +101,7 @@ def run_dag(dag_id: str, ds: str, skip: str | None = None) -> RunOutcome:
     """
     from airflow.utils.state import TaskInstanceState
 
-    from pipelines.components import operators
-    from pipelines.partitions import parse_date
+    from pipelines.components import operators  # Airflow: only after configure()
 
     logical = dt.datetime.combine(parse_date(ds), dt.time(), tzinfo=dt.UTC)
     operators.FAILURES.clear()

@@ -1,4 +1,5 @@
-"""The clean step: raw delivery -> typed, deduplicated rows merged into the cleaned table.
+"""The merge step (task ``clean.merge``): raw delivery -> typed, deduplicated rows merged into the
+cleaned table, and the rows that cannot be merged into quarantine.
 
 Incremental datasets upsert by primary key into ``dt=`` partitions (the UTC date of
 partition_field). The winner of a key is the row with the greatest incremental_field, then the
@@ -11,24 +12,29 @@ the history. Full datasets write one snapshot per ``ds=``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from pipelines import schema, transforms
 from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, commit_with_retry
-from pipelines.exceptions import LakeError, QualityCheckFailed
-from pipelines.partitions import Interval, Layer
-from pipelines.registry import Dataset, Ingestion
+from pipelines.components.resources import Snapshot, Table, commit_with_retry
+from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
+from pipelines.partitions import Ingestion, Interval, Layer
+from pipelines.registry import Dataset
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class MergeResult:
-    """What one clean run did, for XCom, asset metadata and the checks."""
+    """What one merge did: the contract with the steps after it (check_keys, aggregate).
+
+    It crosses task boundaries as a plain dict (XCom, asset event extra): :meth:`as_dict` and
+    :meth:`from_dict` are its one round trip.
+    """
 
     raw_rows: int = 0
     delivered: int = 0
@@ -38,12 +44,12 @@ class MergeResult:
     cleaned_rows: int = 0
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return asdict(self)
 
-
-def cleaned_key(dataset: Dataset) -> str:
-    """Incremental cleaned tables are partitioned by ``dt``, full snapshots by ``ds``."""
-    return "dt" if dataset.ingestion is Ingestion.INCREMENTAL else "ds"
+    @classmethod
+    def from_dict(cls, data: Mapping) -> MergeResult:
+        """The result :meth:`as_dict` gave; a key it does not know is a TypeError."""
+        return cls(**{**data, "touched": list(data.get("touched", []))})
 
 
 def order_columns(dataset: Dataset) -> list[str]:
@@ -68,8 +74,6 @@ def prepare(
     stamps = [c for c in (dataset.incremental_field, dataset.partition_field) if c]
     missing = [c for c in (*dataset.primary_key, *stamps) if c not in raw.columns]
     if missing:
-        from pipelines.exceptions import SchemaDriftError
-
         raise SchemaDriftError(
             f"{dataset.name}: column {missing[0]!r} named in registry.csv is "
             f"not in the source (columns: {', '.join(raw.columns)})"
@@ -86,8 +90,8 @@ def prepare(
     return winners, quarantined, len(losers)
 
 
-def clean(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
-    """Run the clean step for one interval; safe to repeat any number of times, in any order."""
+def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
+    """Merge the interval's raw delivery; safe to repeat any number of times, in any order."""
     raw = read_raw(dataset, interval, lake)
     raw_rows = len(raw)
     winners, quarantined, superseded = prepare(dataset, raw, interval)
@@ -98,15 +102,17 @@ def clean(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
         quarantined=len(quarantined),
         superseded=superseded,
     )
-    table = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
-    if dataset.ingestion is Ingestion.INCREMENTAL:
-        snap = commit_with_retry(table, lambda base: _upsert(dataset, winners, table, base, result))
-    else:
-        snap = commit_with_retry(
-            table, lambda base: _snapshot(dataset, winners, interval, table, base, result)
-        )
+    table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    delivery, write = _Delivery(dataset, interval, winners, table), _WRITERS[dataset.ingestion]
+
+    def attempt(base: Snapshot) -> Snapshot:
+        snap, result.touched = write(delivery, base)
+        return snap
+
+    snap = commit_with_retry(table, attempt)
     write_quarantine(dataset, interval, lake, quarantined)
     result.cleaned_rows = snap.rows()
+    log.info("%s: merged ds=%s: %s", dataset.name, interval.ds, result)
     return result
 
 
@@ -125,13 +131,22 @@ def _table_schema(dataset: Dataset, delta: pd.DataFrame, base: Snapshot) -> dict
     return schema.reconcile(stored, schema.delivery_kinds(delta, dataset), dataset)
 
 
-def _upsert(
-    dataset: Dataset, delta: pd.DataFrame, table, base: Snapshot, result: MergeResult
-) -> Snapshot:
+@dataclass(frozen=True)
+class _Delivery:
+    """The winning rows of one interval, on their way into the cleaned table."""
+
+    dataset: Dataset
+    interval: Interval
+    rows: pd.DataFrame
+    table: Table
+
+
+def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
+    """Incremental: upsert the delivery by key into its ``dt`` partitions; what it touched."""
+    dataset, delta, table = delivery.dataset, delivery.rows, delivery.table
     cols = _table_schema(dataset, delta, base)
     if delta.empty:
-        result.touched = []
-        return base
+        return base, []
     delta = schema.conform(delta, cols, dataset)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])
     touched = sorted(set(delta["dt"].unique()) | _partitions_holding(dataset, delta, table, base))
@@ -144,12 +159,13 @@ def _upsert(
         for d, rows in merged.groupby("dt", sort=True)
     }
     changes.update({d: None for d in touched if d not in changes})
-    result.touched = touched
     meta = {"schema": list(cols.items())}
-    return table.commit(base, changes, meta, range_column=dataset.primary_key[0])
+    return table.commit(base, changes, meta, range_column=dataset.primary_key[0]), touched
 
 
-def _partitions_holding(dataset: Dataset, delta: pd.DataFrame, table, base: Snapshot) -> set[str]:
+def _partitions_holding(
+    dataset: Dataset, delta: pd.DataFrame, table: Table, base: Snapshot
+) -> set[str]:
     """Partitions (other than the delta's own) that already hold a key of the delta.
 
     The manifest keeps each partition's range of the first key column: only partitions whose
@@ -197,24 +213,19 @@ def _any_shared(stored: pd.DataFrame, keys: pd.DataFrame, primary_key) -> bool:
     return not stored.merge(keys, on=list(primary_key), how="inner").empty
 
 
-def _snapshot(
-    dataset: Dataset,
-    delta: pd.DataFrame,
-    interval: Interval,
-    table,
-    base: Snapshot,
-    result: MergeResult,
-) -> Snapshot:
+def _snapshot(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
+    """Full: the delivery is the snapshot ``ds`` of the interval; it touched that one."""
+    dataset, delta, interval = delivery.dataset, delivery.rows, delivery.interval
     cols = _table_schema(dataset, delta, base)
     if not delta.empty:
         delta = transforms.sort_rows(schema.conform(delta, cols, dataset), dataset.primary_key)
     _check_shrink(dataset, interval, base, len(delta))
-    result.touched = [interval.ds]
     if delta.empty:  # an empty snapshot is still a snapshot: every row disappeared
         delta = pd.DataFrame(
             {c: pd.Series(dtype=transforms.DTYPES.get(k, "string")) for c, k in cols.items()}
         )
-    return table.commit(base, {interval.ds: delta}, {"schema": list(cols.items())})
+    meta = {"schema": list(cols.items())}
+    return delivery.table.commit(base, {interval.ds: delta}, meta), [interval.ds]
 
 
 def _check_shrink(dataset: Dataset, interval: Interval, base: Snapshot, rows: int) -> None:
@@ -229,3 +240,6 @@ def _check_shrink(dataset: Dataset, interval: Interval, base: Snapshot, rows: in
             f"drop of {(before - rows) * 100 / before:.0f}% is over max_drop_pct="
             f"{dataset.max_drop_pct:g}; the current snapshot is kept"
         )
+
+
+_WRITERS = {Ingestion.INCREMENTAL: _upsert, Ingestion.FULL: _snapshot}  # how each kind commits

@@ -2,6 +2,8 @@
 
 A run for logical date D covers exactly ``[D, next D)`` of the dataset's schedule and writes the
 partition ``ds=D``. Paths are Hive-style: ``{lake}/{namespace}/{layer}/{table}/{key}=YYYY-MM-DD``.
+Which key a table is partitioned by follows from its layer and, for the cleaned layer, from the
+dataset's ingestion kind (:class:`Ingestion`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from pipelines.exceptions import LakeError
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a namespace or table: one plain name
@@ -24,7 +29,45 @@ class Layer(enum.StrEnum):
     QUARANTINE = "quarantine"
 
 
-PARTITION_KEY = {Layer.RAW: "ds", Layer.QUARANTINE: "ds", Layer.AGGREGATED: "dt"}
+class Ingestion(enum.StrEnum):
+    """How a dataset's source is read for one interval (SQLMesh-style kind), and what follows
+    for its cleaned table."""
+
+    INCREMENTAL = "incremental"  # deliveries upserted by key into dt= partitions
+    FULL = "full"  # every delivery is a whole snapshot, one ds= partition each
+
+    @property
+    def is_incremental(self) -> bool:
+        return self is Ingestion.INCREMENTAL
+
+    @property
+    def cleaned_key(self) -> str:
+        """The cleaned table's partition key: ``dt`` (the UTC date of partition_field) for an
+        incremental dataset, ``ds`` (the delivery) for snapshots."""
+        return "dt" if self.is_incremental else "ds"
+
+    def current_partitions(self, partitions: Iterable[str]) -> list[str]:
+        """The partitions that make up the cleaned table as it stands, in order: every one of
+        an incremental table; the newest snapshot of a full one."""
+        ordered = sorted(partitions)
+        return ordered if self.is_incremental else ordered[-1:]
+
+
+_LAYER_KEY = {Layer.RAW: "ds", Layer.QUARANTINE: "ds", Layer.AGGREGATED: "dt"}
+
+
+def partition_key(layer: Layer | str, kind: Ingestion | str | None = None) -> str:
+    """The partition column of a table in ``layer``: ``ds`` for raw and quarantine (deliveries),
+    ``dt`` for aggregates, and for the cleaned layer whatever the ingestion ``kind`` says.
+
+    :raises ValueError: a cleaned table without its kind (there is no safe default)
+    """
+    layer = Layer(layer)
+    if layer is not Layer.CLEANED:
+        return _LAYER_KEY[layer]
+    if kind is None:
+        raise ValueError("a cleaned table's partition key depends on its ingestion kind: pass it")
+    return Ingestion(kind).cleaned_key
 
 
 @dataclass(frozen=True, order=True)
@@ -143,8 +186,6 @@ def table_path(lake: str, namespace: str, layer: Layer | str, table: str) -> str
     """
     for name in (namespace, table):
         if not SEGMENT_RE.match(name):
-            from pipelines.exceptions import LakeError
-
             raise LakeError(
                 f"{name!r} is not a lake table or namespace name ({SEGMENT_RE.pattern})"
             )
@@ -156,15 +197,3 @@ def partition_name(key: str, date: str | dt.date | dt.datetime) -> str:
     if key not in ("ds", "dt"):
         raise ValueError(f"unknown partition key {key!r}")
     return f"{key}={format_date(parse_date(date))}"
-
-
-def partition_path(
-    lake: str,
-    namespace: str,
-    layer: Layer | str,
-    table: str,
-    key: str,
-    date: str | dt.date | dt.datetime,
-) -> str:
-    """``{table_path}/{key}=YYYY-MM-DD``."""
-    return f"{table_path(lake, namespace, layer, table)}/{partition_name(key, date)}"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pipelines.components.lake import Lake
-from pipelines.config import Project, load_project
+from pipelines.components.resources import Table
+from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, PipelinesError
-from pipelines.merge import cleaned_key
 from pipelines.partitions import Layer, format_date, parse_date
-from pipelines.registry import Ingestion
 
 if TYPE_CHECKING:
     import pandas as pd
+
+# which partitions of the newest version to read (None: all of them)
+Selection = Callable[[Iterable[str]], list[str] | None]
 
 
 def read(
@@ -34,6 +37,8 @@ def read(
     :param as_of: ``YYYY-MM-DD`` or a date: for raw (and quarantine) that one delivery; for a full
         dataset's cleaned layer that snapshot (default: the newest)
     :return: rows with the partition key as a text column (``ds`` or ``dt``, ``YYYY-MM-DD``)
+    :raises UnknownNameError: ``name`` is not an aggregate (``aggregated``) or a dataset (the
+        other layers)
     """
     try:
         layer = Layer(layer)
@@ -44,12 +49,15 @@ def read(
     project = project or load_project()
     lake = lake or Lake.from_env(namespace)
     day = format_date(parse_date(as_of)) if as_of is not None else None
-    table, partitions = _locate(project, lake, name, layer, day)
-    return _read_current(table, partitions, day, name, layer, lake.namespace)
+    table, select = _locate(project, lake, name, layer, day)
+    return _read_current(table, select, day, name, layer, lake.namespace)
 
 
-def _read_current(table, partitions, day, name, layer, namespace) -> pd.DataFrame:
-    """The partitions of the newest version (re-read when a concurrent commit replaced them)."""
+def _read_current(
+    table: Table, select: Selection, day: str | None, name: str, layer: Layer, namespace: str
+) -> pd.DataFrame:
+    """The selected partitions of the newest version (re-read when a concurrent commit replaced
+    them)."""
     for attempt in range(3):
         snap = table.snapshot()
         if snap.version == 0:
@@ -57,8 +65,8 @@ def _read_current(table, partitions, day, name, layer, namespace) -> pd.DataFram
                 f"no {layer} data for {name!r} in namespace {namespace!r} yet "
                 f"(run: pipelines run {name} --date YYYY-MM-DD)"
             )
-        wanted = sorted(snap.partitions)[-1:] if partitions == "newest" else partitions
-        if day is not None and wanted is not None and day not in snap.partitions:
+        wanted = select(snap.partitions)
+        if wanted == [day] and day not in snap.partitions:
             raise LakeError(
                 f"{name}: no {layer} partition {table.key}={day} "
                 f"(have: {', '.join(sorted(snap.partitions)) or 'none'})"
@@ -71,21 +79,14 @@ def _read_current(table, partitions, day, name, layer, namespace) -> pd.DataFram
     raise AssertionError("unreachable")
 
 
-def _locate(project: Project, lake: Lake, name: str, layer: Layer, day: str | None):
-    """The table and which partitions to read (None = all, "newest" = the latest one)."""
+def _locate(
+    project: Project, lake: Lake, name: str, layer: Layer, day: str | None
+) -> tuple[Table, Selection]:
+    """The table, and which of its partitions make up what was asked for."""
     if layer is Layer.AGGREGATED:
-        if project.aggregate(name) is None:
-            known = ", ".join(a.name for a in project.aggregates)
-            raise PipelinesError(f"no aggregate named {name!r} in aggregates.yaml; known: {known}")
-        return lake.table(layer, name), None
-    dataset = project.dataset(name)
-    if dataset is None:
-        raise PipelinesError(
-            f"no dataset named {name!r} in registry.csv; known: {', '.join(project.registry.names)}"
-        )
-    if layer is Layer.CLEANED:
-        table = lake.table(layer, name, key=cleaned_key(dataset))
-        if dataset.ingestion is Ingestion.FULL:
-            return table, [day] if day else "newest"
-        return table, None
-    return lake.table(layer, name), [day] if day else None
+        project.require(name, Kind.AGGREGATE)
+        return lake.table(layer, name), lambda partitions: None
+    kind = project.require(name, Kind.DATASET).ingestion
+    if layer is Layer.CLEANED and (day is None or kind.is_incremental):
+        return lake.table(layer, name, kind=kind), kind.current_partitions
+    return lake.table(layer, name, kind=kind), lambda partitions: [day] if day else None

@@ -14,7 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from pipelines.components.secrets import redact
 from pipelines.exceptions import Problem
+from pipelines.partitions import Ingestion, shortest_gap
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 COLUMN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
@@ -43,13 +45,6 @@ SECRET_QUERY_KEYS = {
     "sig",
     "signature",
 }
-
-
-class Ingestion(enum.StrEnum):
-    """How a source is read for one interval (SQLMesh-style kind)."""
-
-    INCREMENTAL = "incremental"
-    FULL = "full"
 
 
 class SchemaChange(enum.StrEnum):
@@ -132,8 +127,6 @@ def format_value(value: str, source: str, report: Reporter) -> str:
     name = (urlsplit(source).path if "://" in source else source).rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if source and ext not in FORMATS:
-        from pipelines.components.secrets import redact
-
         report(
             "format",
             f"cannot tell the format from {redact(source)!r}; set format to csv, jsonl or parquet",
@@ -176,12 +169,16 @@ def schedule_value(value: str, report: Reporter) -> str:
 
 
 @lru_cache(maxsize=256)
-def check_schedule(value: str) -> tuple[str, str | None]:
-    """(cron, None) for a valid schedule, ("", why) otherwise. Cached: a registry of 1,000 rows
-    has a handful of distinct schedules, and checking one walks its next 60 points."""
-    from croniter import croniter
+def check_schedule(value: str, *, writes_partitions: bool = True) -> tuple[str, str | None]:
+    """(cron, None) for a valid schedule, ("", why) otherwise: the one rule for every schedule.
 
-    from pipelines.partitions import shortest_gap
+    A schedule is a preset or a 5-field cron expression. What writes partitions (a dataset) must
+    run daily or less often, since partitions are keyed by day; a cookbook writes none (its
+    children map its logical date to their own interval), so any valid expression will do.
+    Cached: a registry of 1,000 rows has a handful of distinct schedules, and checking one
+    walks its next 60 points.
+    """
+    from croniter import croniter
 
     if value.startswith("@") and value not in PRESETS:
         return (
@@ -191,7 +188,7 @@ def check_schedule(value: str) -> tuple[str, str | None]:
     cron = PRESETS.get(value, value)
     if len(cron.split()) != 5 or not croniter.is_valid(cron):
         return "", f"{value!r} is not a valid 5-field cron expression or preset"
-    if shortest_gap(cron) < dt.timedelta(days=1):
+    if writes_partitions and shortest_gap(cron) < dt.timedelta(days=1):
         return "", (
             f"{cron!r} runs more than once a day; partitions are keyed by day "
             "(ds=YYYY-MM-DD), so use a daily or longer schedule"

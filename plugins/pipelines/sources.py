@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.components import environment
-from pipelines.components.secrets import redact
+from pipelines.components.resources import read_parquet_bytes
+from pipelines.components.secrets import redact, s3_filesystem
+from pipelines.components.storage import retry
 from pipelines.exceptions import SourceError
 from pipelines.partitions import Interval, source_for
 from pipelines.registry import Dataset
@@ -51,11 +53,8 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
 
 def _read_bytes(where: str) -> bytes:
     if where.startswith("s3://"):
-        from pipelines.components.secrets import s3_filesystem
-        from pipelines.components.storage import _retry
-
         fs = s3_filesystem(environment.lake_conn_id())
-        return _retry(lambda: fs.cat_file(where.removeprefix("s3://")))
+        return retry(lambda: fs.cat_file(where.removeprefix("s3://")))
     return Path(where).read_bytes()
 
 
@@ -75,6 +74,4 @@ def _parse(data: bytes, fmt: str) -> pd.DataFrame:
         if not data.strip():
             return pd.DataFrame()
         return pd.read_json(io.BytesIO(data), lines=True, dtype=False, convert_dates=False)
-    from pipelines.components.resources import read_parquet_bytes
-
     return read_parquet_bytes(data)

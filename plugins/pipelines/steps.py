@@ -1,25 +1,31 @@
-"""The four steps of a dataset's run, as plain functions of (dataset, interval, lake).
+"""The four steps of a dataset's run, named as their tasks: ``extract``, ``merge``, ``check_keys``
+and ``aggregate``, each a plain function of (dataset, interval, lake).
 
-Operators call these inside ``execute``; tests, benchmarks and the crash suite call them directly.
-Each step is idempotent: it replaces the partitions it owns, computed from its inputs only.
+Operators call these inside ``execute``; tests, benchmarks and the crash suite call them directly
+(:func:`run_steps`). Each step is idempotent: it replaces the partitions it owns, computed from its
+inputs only. ``merge`` and ``aggregate`` are what :mod:`pipelines.merge` and
+:mod:`pipelines.aggregation` hold; ``merge`` hands its :class:`MergeResult` to the steps after it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
-from pipelines import aggregation, sources, transforms
-from pipelines import merge as cleaning
+from pipelines import sources, transforms
+from pipelines.aggregation import aggregate
 from pipelines.components.lake import Lake
 from pipelines.components.resources import commit_with_retry
-from pipelines.config import Project, load_project
-from pipelines.exceptions import ConfigError, Problem, QualityCheckFailed, SchemaDriftError
+from pipelines.config import Kind, Project, load_project
+from pipelines.exceptions import QualityCheckFailed, SchemaDriftError
+from pipelines.merge import MergeResult, merge
 from pipelines.partitions import Interval, Layer, interval_for
-from pipelines.registry import Dataset, Ingestion
+from pipelines.registry import Dataset
 
+__all__ = ["STEPS", "MergeResult", "aggregate", "check_keys", "extract", "merge", "run_steps"]
 log = logging.getLogger(__name__)
 STEPS = ("extract", "merge", "check_keys", "aggregate")  # the task ids, in order
 
@@ -29,12 +35,12 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
 
     A per-interval source (``{ds}`` in it) is taken whole; a single incremental source is
     filtered to ``start <= incremental_field < end`` (rows whose field cannot be parsed belong
-    to no interval: they are kept, so the clean step quarantines them with a reason); a full
+    to no interval: they are kept, so the merge quarantines them with a reason); a full
     source is the whole snapshot.
     """
     frame = sources.read_source(dataset, interval).reset_index(drop=True)
     frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
-    if dataset.ingestion is Ingestion.INCREMENTAL and not dataset.per_interval_source:
+    if dataset.ingestion.is_incremental and not dataset.per_interval_source:
         field = dataset.incremental_field
         if len(frame) and field not in frame.columns:
             raise SchemaDriftError(
@@ -52,80 +58,51 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     return {"rows": len(frame), "ds": interval.ds}
 
 
-def merge(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
-    """Raw -> cleaned (and quarantine); see :mod:`pipelines.merge`."""
-    result = cleaning.clean(dataset, interval, lake).as_dict()
-    log.info("%s: cleaned ds=%s: %s", dataset.name, interval.ds, result)
-    return result
-
-
-def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: dict) -> dict:
-    """Quality gate after clean: keys unique and not null where the run wrote; counts reconcile.
+def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeResult) -> dict:
+    """Quality gate after the merge: keys unique and not null where it wrote; counts reconcile.
 
     :raises QualityCheckFailed: downstream aggregates must not run
     """
-    table = lake.table(Layer.CLEANED, dataset.name, key=cleaning.cleaned_key(dataset))
-    rows = table.read(merged.get("touched", []))
+    table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    rows = table.read(merged.touched)
     failures: list[str] = []
     if not rows.empty:
-        pk = list(dataset.primary_key)
-        nulls = int(rows[pk].isna().any(axis=1).sum())
-        dupes = int(rows.duplicated(subset=pk).sum())
+        nulls, dupes = transforms.key_faults(rows, dataset.primary_key)
         if nulls:
             failures.append(f"{nulls} rows with a null primary key")
         if dupes:
             failures.append(f"{dupes} duplicate primary keys")
-    expected = merged.get("delivered", 0) + merged.get("quarantined", 0)
-    if merged.get("raw_rows", 0) != expected:
+    if merged.raw_rows != merged.delivered + merged.quarantined:
         failures.append(
-            f"raw rows {merged.get('raw_rows')} != cleaned {merged.get('delivered')} "
-            f"+ quarantined {merged.get('quarantined')}"
+            f"raw rows {merged.raw_rows} != cleaned {merged.delivered} "
+            f"+ quarantined {merged.quarantined}"
         )
     if failures:
         raise QualityCheckFailed(f"{dataset.name} ds={interval.ds}: " + "; ".join(failures))
-    return {"rows_checked": len(rows), "partitions": merged.get("touched", [])}
+    return {"rows_checked": len(rows), "partitions": merged.touched}
 
 
-def aggregate(
-    dataset: Dataset, interval: Interval, lake: Lake, merged: dict, project: Project
-) -> dict:
-    """Recompute every aggregate of the dataset for the partitions the run touched.
-
-    An aggregate that names a column the dataset does not have is reported after the others
-    were built: one bad entry of aggregates.yaml does not hold back the rest.
-    """
-    results: dict = {}
-    problems: list[Problem] = []
-    for spec in project.aggregates_of(dataset.name):
-        try:
-            results[spec.name] = aggregation.build(
-                spec, dataset, interval, lake, merged.get("touched", [])
-            )
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return results
-
-
-def run_interval(
+def run_steps(
     name: str,
     ds: str,
     steps: Sequence[str] = STEPS,
     *,
     project: Project | None = None,
     lake: Lake | None = None,
-) -> dict:
-    """Run steps of one dataset for the interval of logical date ``ds``, in-process, no Airflow."""
-    project = project or load_project(strict=False)
-    dataset = project.dataset(name)
-    if dataset is None:
-        from pipelines.config import require
+) -> dict[str, Any]:
+    """Run steps of one dataset for the interval of logical date ``ds``, in-process, no Airflow.
 
-        require(project, name)
+    :return: each step's result by step name (``merge``: a :class:`MergeResult`)
+    :raises UnknownNameError: ``name`` is not a dataset
+    """
+    project = project or load_project(strict=False)
+    dataset = project.require(name, Kind.DATASET)
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown step {unknown[0]!r}; steps are {', '.join(STEPS)}")
     lake = lake or Lake.from_env()
     interval = interval_for(dataset.cron, ds)
-    out: dict = {}
+    out: dict[str, Any] = {}
     for step in steps:
         if step == "extract":
             out[step] = extract(dataset, interval, lake)
@@ -133,8 +110,6 @@ def run_interval(
             out[step] = merge(dataset, interval, lake)
         elif step == "check_keys":
             out[step] = check_keys(dataset, interval, lake, out["merge"])
-        elif step == "aggregate":
-            out[step] = aggregate(dataset, interval, lake, out.get("merge", {}), project)
         else:
-            raise ValueError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")
+            out[step] = aggregate(dataset, interval, lake, out.get("merge", MergeResult()), project)
     return out

@@ -15,8 +15,7 @@ import pandas as pd
 ORDER = ("_ds", "_row")  # tie-break after the incremental field: later delivery, later row
 BOOL_TEXT = {"true": True, "false": False}
 
-# Column kinds, ordered by how they widen: int -> float; anything -> string is NOT automatic.
-KINDS = ("null", "bool", "int", "float", "timestamp", "string")
+# The dtype of each column kind (kinds: null, bool, int, float, timestamp, string; see widen)
 DTYPES = {
     "bool": "boolean",
     "int": "Int64",
@@ -171,6 +170,12 @@ def _sort_key(series: pd.Series) -> np.ndarray:
         return series.to_numpy(dtype="float64", na_value=-np.inf)
     codes, _ = pd.factorize(series, sort=True, use_na_sentinel=True)
     return codes
+
+
+def key_faults(frame: pd.DataFrame, primary_key: Sequence[str]) -> tuple[int, int]:
+    """(rows with a null key part, rows whose key an earlier row already has)."""
+    pk = list(primary_key)
+    return int(frame[pk].isna().any(axis=1).sum()), int(frame.duplicated(subset=pk).sum())
 
 
 def upsert(

@@ -19,7 +19,7 @@ import pytest
 from pipelines.components.lake import Lake
 from pipelines.config import load_project
 from pipelines.reader import read
-from pipelines.steps import run_interval
+from pipelines.steps import run_steps
 from tests.conftest import data_columns
 from tests.e2e.airflow_stack import BIN, USERNAME, AirflowStack, shifted_include
 
@@ -105,7 +105,7 @@ def _midnight(day: dt.date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
-def test_scheduler_catchup_writes_the_same_data_as_run_interval(stack, caught_up, monkeypatch):
+def test_scheduler_catchup_writes_the_same_data_as_run_steps(stack, caught_up, monkeypatch):
     days = caught_up["days"]
     for dag_id, runs in caught_up["runs"].items():
         assert [r["run_type"] for r in runs] == ["scheduled"] * 3, dag_id
@@ -121,7 +121,7 @@ def test_scheduler_catchup_writes_the_same_data_as_run_interval(stack, caught_up
     reference = _lake(stack.home / "reference-lake")
     for name in CATCHUP:
         for day in days:
-            run_interval(name, day.isoformat(), project=project, lake=reference)
+            run_steps(name, day.isoformat(), project=project, lake=reference)
     actual = _lake(stack.home / "lake")
 
     def both(name, layer, as_of=None):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pipelines
-from pipelines.steps import run_interval
+from pipelines.steps import run_steps
 from tests.conftest import data_columns
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
@@ -36,7 +36,7 @@ def snapshot(*names):
 def run_days(days, names=("orders", "customers", "events")):
     for day in days:
         for name in names:
-            run_interval(name, day)
+            run_steps(name, day)
 
 
 def assert_same(a: dict, b: dict):
@@ -121,7 +121,7 @@ def test_full_snapshot_losing_rows_loses_them_in_the_newest_only(home):
     first = pipelines.read("customers", as_of="2024-01-01")
     assert set(first["customer_id"]) == {"c1", "c2", "c3", "c4", "c5"}
     # running an old day again does not replace today's state
-    run_interval("customers", "2024-01-01")
+    run_steps("customers", "2024-01-01")
     assert set(pipelines.read("customers")["ds"]) == {"2024-01-03"}
     by_country = pipelines.read("customers_by_country", "aggregated")
     assert by_country["customers"].sum() == 4
@@ -147,9 +147,9 @@ def test_empty_interval_is_a_success_with_zero_rows(home):
     (home / "include" / "sample" / "orders" / "orders_2024-01-05.csv").write_text(
         "order_id,customer_id,status,amount,updated_at,order_date\n"
     )
-    result = run_interval("orders", "2024-01-05")
+    result = run_steps("orders", "2024-01-05")
     assert result["extract"]["rows"] == 0
-    assert result["merge"]["touched"] == []
+    assert result["merge"].touched == []
 
 
 def test_unscheduled_namespace_runs_triggered_dates_with_full_intervals(

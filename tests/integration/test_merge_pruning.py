@@ -9,7 +9,7 @@ import pytest
 import pipelines
 from pipelines.components.lake import Lake
 from pipelines.partitions import Layer
-from pipelines.steps import run_interval
+from pipelines.steps import run_steps
 from tests.conftest import write_registry
 
 REGISTRY = (
@@ -22,7 +22,7 @@ def deliver(home, ds, rows):
     frame = pd.DataFrame(rows, columns=["region", "id", "ts", "day", "v"])
     (home / "include" / "src").mkdir(exist_ok=True)
     frame.to_parquet(home / "include" / "src" / f"items_{ds}.parquet")
-    run_interval("items", ds, steps=("extract", "merge"))
+    run_steps("items", ds, steps=("extract", "merge"))
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_manifest_records_key_ranges_and_new_keys_skip_old_partitions(home, monk
     write_registry(home, REGISTRY.replace("{pk}", "id"))
     deliver(home, "2024-01-01", [("eu", 1, "2024-01-01T01:00Z", "2024-01-01", 1)])
     deliver(home, "2024-01-02", [("eu", 2, "2024-01-02T01:00Z", "2024-01-02", 2)])
-    table = Lake.from_env().table(Layer.CLEANED, "items", key="dt")
+    table = Lake.from_env().table(Layer.CLEANED, "items", kind="incremental")
     entry = table.snapshot().partitions["2024-01-01"]
     assert (entry["lo"], entry["hi"]) == (1, 1)
     reads = []
@@ -80,7 +80,7 @@ def test_vacuum_deletes_only_old_leftovers(home, capsys):
 
     write_registry(home, REGISTRY.replace("{pk}", "id"))
     deliver(home, "2024-01-01", [("eu", 1, "2024-01-01T01:00Z", "2024-01-01", 1)])
-    table = Lake.from_env().table(Layer.CLEANED, "items", key="dt")
+    table = Lake.from_env().table(Layer.CLEANED, "items", kind="incremental")
     folder = os.path.join(table.path, "dt=2024-01-01")
     orphan, temp, fresh = (
         os.path.join(folder, n)

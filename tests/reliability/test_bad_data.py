@@ -4,6 +4,8 @@ checks that block the aggregate step."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -51,18 +53,18 @@ def test_bad_rows_are_quarantined_with_reason_counted_and_not_in_cleaned(project
         "entry_id: primary key is null",
         "updated_at: missing or not an ISO 8601 timestamp",
     ]
-    assert out["merge"]["quarantined"] == len(quarantine) == 11  # 2 null, 2 bad stamps, 7 dupes
-    assert out["merge"]["superseded"] == 7
+    assert out["merge"].quarantined == len(quarantine) == 11  # 2 null, 2 bad stamps, 7 dupes
+    assert out["merge"].superseded == 7
     # nothing dropped silently: every raw row is in cleaned or in quarantine, once
     assert sorted([*cleaned["_row"], *quarantine["_row"]]) == sorted(raw["_row"])
     assert not {"E00bad1", "E00bad2"} & set(cleaned["entry_id"])
 
 
 def _run_one(env: Env, name: str, day: str, steps=None) -> dict:
-    from pipelines.steps import STEPS, run_interval
+    from pipelines.steps import STEPS, run_steps
 
     with env.active():
-        return run_interval(name, day, steps or STEPS, project=env.project(), lake=env.lake_obj())
+        return run_steps(name, day, steps or STEPS, project=env.project(), lake=env.lake_obj())
 
 
 def test_duplicate_keys_have_one_deterministic_winner(project, fast_dir):
@@ -95,8 +97,8 @@ def test_an_empty_interval_is_a_success_with_zero_rows(fast_dir):
     for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
         out = _run_one(env, "m", day, ["extract", "merge", "check_keys"])
         if before is not None:
-            assert out["extract"]["rows"] == 0 and out["merge"]["delivered"] == 0
-            assert out["merge"]["touched"] == [] and out["check_keys"]["rows_checked"] == 0
+            assert out["extract"]["rows"] == 0 and out["merge"].delivered == 0
+            assert out["merge"].touched == [] and out["check_keys"]["rows_checked"] == 0
             assert fingerprint(read_table(env, "m", "cleaned")) == before
         before = fingerprint(read_table(env, "m", "cleaned"))
 
@@ -104,8 +106,8 @@ def test_an_empty_interval_is_a_success_with_zero_rows(fast_dir):
 def test_clicks_interval_with_no_events_is_empty_not_an_error(project, fast_dir):
     env = Env(str(project), str(fast_dir / "lake"))
     out = _run_one(env, "clicks", "2024-03-01")  # after the file's last event
-    assert out["merge"]["delivered"] == 0 and out["check_keys"]["rows_checked"] == 0
-    assert out["merge"]["quarantined"] == 1  # the one unparseable event belongs to no interval
+    assert out["merge"].delivered == 0 and out["check_keys"]["rows_checked"] == 0
+    assert out["merge"].quarantined == 1  # the one unparseable event belongs to no interval
 
 
 SNAP_HEADER = "id,name,updated_at,day\n"
@@ -206,21 +208,20 @@ def test_schema_drift_follows_on_schema_change(fast_dir, policy, day2, error):
     assert fingerprint(read_table(env, "m", "cleaned")) == before
 
 
-def _corrupting_clean(original):
-    """clean(), then a second copy of one cleaned row committed behind its back."""
-    from pipelines.merge import cleaned_key
+def _corrupting_merge(original):
+    """merge(), then a second copy of one cleaned row committed behind its back."""
     from pipelines.partitions import Layer
 
-    def clean(dataset, interval, lake):
+    def merge(dataset, interval, lake):
         result = original(dataset, interval, lake)
-        table = lake.table(Layer.CLEANED, dataset.name, key=cleaned_key(dataset))
+        table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
         base = table.snapshot()
         part = result.touched[0]
         rows = table.read_partition(part, base)
         table.commit(base, {part: pd.concat([rows, rows.iloc[:1]], ignore_index=True)})
         return result
 
-    return clean
+    return merge
 
 
 def _airflow_env(monkeypatch, home, lake):
@@ -231,11 +232,11 @@ def _airflow_env(monkeypatch, home, lake):
 def test_quality_check_failure_blocks_the_aggregate_step(
     airflow_db, project, fast_dir, monkeypatch
 ):
-    import pipelines.merge
+    import pipelines.steps
     from pipelines.local import run_dag
 
     _airflow_env(monkeypatch, project, fast_dir / "lake")
-    monkeypatch.setattr(pipelines.merge, "clean", _corrupting_clean(pipelines.merge.clean))
+    monkeypatch.setattr(pipelines.steps, "merge", _corrupting_merge(pipelines.steps.merge))
     outcome = run_dag("local__ledger", DAYS[0])
     assert not outcome.ok and outcome.failed_task == "check.check_keys"
     assert "1 duplicate primary keys" in outcome.error
@@ -250,7 +251,7 @@ def test_counts_that_do_not_reconcile_fail_the_check(project, fast_dir):
     out = _run_one(env, "ledger", DAYS[0], ["extract", "merge"])
     dataset = env.project().dataset("ledger")
     interval = _interval(dataset, DAYS[0])
-    lost = {**out["merge"], "quarantined": out["merge"]["quarantined"] - 1}
+    lost = dataclasses.replace(out["merge"], quarantined=out["merge"].quarantined - 1)
     with pytest.raises(QualityCheckFailed, match=r"raw rows 161 != cleaned 150 \+ quarantined 10"):
         check_keys(dataset, interval, env.lake_obj(), lost)
 

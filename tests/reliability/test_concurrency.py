@@ -129,10 +129,10 @@ def test_an_aggregate_computed_from_older_cleaned_data_never_commits_last(
 def aggregate_as_run_a(env: Env) -> None:
     """The aggregate step of the first day's run, which touched cleaned dt=DAYS[0]."""
     from pipelines.partitions import interval_for
-    from pipelines.steps import aggregate
+    from pipelines.steps import MergeResult, aggregate
 
     project = env.project()
     dataset = project.dataset("ledger")
     with env.active():
         interval = interval_for(dataset.cron, DAYS[0])
-        aggregate(dataset, interval, env.lake_obj(), {"touched": [DAYS[0]]}, project)
+        aggregate(dataset, interval, env.lake_obj(), MergeResult(touched=[DAYS[0]]), project)

@@ -202,7 +202,7 @@ def run(env: Env, names: Iterable[str], days: Iterable[str], steps: Sequence[str
     with env.active():  # sources are found through PIPELINES_HOME
         for day in days:
             for name in names:
-                pipeline_steps.run_interval(
+                pipeline_steps.run_steps(
                     name, day, steps or pipeline_steps.STEPS, project=project, lake=lake
                 )
 
@@ -278,7 +278,7 @@ def read_table(env: Env, name: str, layer: str) -> pd.DataFrame:
     dataset = project.dataset(name)
     with env.active():
         if layer == "cleaned" and dataset is not None and dataset.ingestion == "full":
-            have = sorted(lake.table(layer, name, key="ds").snapshot().partitions)
+            have = sorted(lake.table(layer, name, kind=dataset.ingestion).snapshot().partitions)
             frames = [read(name, layer, as_of=d, project=project, lake=lake) for d in have]
             return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         try:

@@ -86,7 +86,7 @@ def test_cookbook_with_unknown_step_skips_only_that_cookbook(home):
         "cookbooks.yaml: bad: unknown dataset or cookbook: 'nothing_here'"
     ]
     nested = project.cookbook("nested")
-    assert nested.steps[1].after == ("good",)
+    assert nested.children[1].after == ("good",)
 
 
 def test_yaml_syntax_error_names_the_place(home):

@@ -7,13 +7,16 @@ import datetime as dt
 import pytest
 
 from pipelines.partitions import (
+    Ingestion,
     Interval,
     Layer,
     interval_for,
     intervals_between,
     latest_complete_interval,
-    partition_path,
+    partition_key,
+    partition_name,
     source_for,
+    table_path,
 )
 
 UTC = dt.UTC
@@ -52,6 +55,11 @@ def test_intervals_between_is_inclusive_and_ordered():
     assert days == ["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02"]
 
 
+def partition_path(lake, namespace, layer, table, key, date):
+    """How a table (``table_path``) names a partition's folder (``partition_name``)."""
+    return f"{table_path(lake, namespace, layer, table)}/{partition_name(key, date)}"
+
+
 def test_paths_are_hive_style_and_only_here():
     assert partition_path("/lake", "local", Layer.RAW, "orders", "ds", "2024-01-02") == (
         "/lake/local/raw/orders/ds=2024-01-02"
@@ -59,6 +67,26 @@ def test_paths_are_hive_style_and_only_here():
     assert partition_path("s3://b/p/", "e2e", "cleaned", "orders", "dt", dt.date(2024, 1, 2)) == (
         "s3://b/p/e2e/cleaned/orders/dt=2024-01-02"
     )
+
+
+def test_the_partition_key_follows_the_layer_and_the_ingestion_kind():
+    assert partition_key(Layer.RAW) == partition_key("quarantine") == "ds"
+    assert partition_key(Layer.AGGREGATED) == "dt"
+    assert partition_key(Layer.CLEANED, Ingestion.INCREMENTAL) == "dt"
+    assert partition_key("cleaned", "full") == "ds"
+    with pytest.raises(ValueError, match="depends on its ingestion kind"):
+        partition_key(Layer.CLEANED)
+
+
+def test_the_current_table_is_every_partition_or_the_newest_snapshot():
+    parts = {"2024-01-03": {}, "2024-01-01": {}, "2024-01-02": {}}
+    assert Ingestion.INCREMENTAL.current_partitions(parts) == [
+        "2024-01-01",
+        "2024-01-02",
+        "2024-01-03",
+    ]
+    assert Ingestion.FULL.current_partitions(parts) == ["2024-01-03"]
+    assert Ingestion.FULL.current_partitions([]) == []
 
 
 def test_source_placeholders_are_plain_substitution():

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from pipelines.components import environment
 from pipelines.components.resources import Storage, Table
-from pipelines.partitions import PARTITION_KEY, Layer, table_path
+from pipelines.partitions import Ingestion, Layer, partition_key, table_path
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,14 @@ class Lake:
     def storage(self) -> Storage:
         return Storage(self.root)
 
-    def table(self, layer: Layer | str, name: str, *, key: str | None = None) -> Table:
-        """The table of ``name`` in ``layer``; cleaned tables are keyed ``dt`` or ``ds``."""
-        layer = Layer(layer)
-        key = key or PARTITION_KEY.get(layer, "dt")
-        return Table(self.storage, table_path(self.root, self.namespace, layer, name), key)
+    def table(self, layer: Layer | str, name: str, *, kind: Ingestion | str | None = None) -> Table:
+        """The table of ``name`` in ``layer``.
+
+        :param kind: the dataset's ingestion kind; required for the cleaned layer, whose partition
+            key (``dt`` or ``ds``) depends on it (see :func:`pipelines.partitions.partition_key`)
+        """
+        path = table_path(self.root, self.namespace, layer, name)
+        return Table(self.storage, path, partition_key(layer, kind))
 
     def asset_uri(self, layer: Layer | str, name: str) -> str:
         """The URI that names a table as an Airflow Asset (no I/O)."""

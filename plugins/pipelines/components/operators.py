@@ -1,17 +1,28 @@
-"""Operators of a dataset DAG: one per step, each a thin wrapper over :mod:`pipelines.steps`.
+"""The shared operators of a dataset DAG, one per step, each a thin wrapper over
+:mod:`pipelines.steps`; and what every task of the package shares (:func:`default_args`,
+:func:`fail_clearly`, :data:`FAILURES`).
 
-Nothing is templated (``template_fields`` is empty): registry values are plain constructor
-arguments and never reach Jinja. Heavy imports (pandas, pyarrow) happen inside ``execute``.
+This is the top layer of ``components/``: it calls the steps and the config; nothing in the
+ingredients below it (lake, storage, secrets, environment) imports it. Nothing is templated
+(``template_fields`` is empty): registry values are plain constructor arguments and never reach
+Jinja. The steps (pandas, pyarrow) are imported inside ``execute``, not at DAG parse time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from pipelines.components import environment
+from pipelines.components.lake import Lake
+from pipelines.components.secrets import redact
+from pipelines.config import load_project
+from pipelines.exceptions import ConfigError, PipelinesError, QualityCheckFailed, SchemaDriftError
+from pipelines.partitions import Interval, Layer, interval_for, latest_complete_interval
 
 # Why the last tasks of this process failed, by "dag_id.task_id": the local runner reports it
 # without a traceback (tasks of ``dag.test()`` run in this process).
@@ -24,11 +35,6 @@ def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Except
     Config, schema and quality errors will not fix themselves: no retry. A missing source or a
     storage error may: Airflow retries those.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from pipelines.components.secrets import redact
-    from pipelines.exceptions import ConfigError, QualityCheckFailed, SchemaDriftError
-
     message = redact(str(exc))
     FAILURES[f"{operator.dag_id}.{operator.task_id}"] = message
     operator.log.error("%s", message)
@@ -37,14 +43,12 @@ def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Except
     return exc
 
 
-def run_interval(context: Any, cron: str):
+def task_interval(context: Mapping[str, Any], cron: str) -> Interval:
     """The data interval of the running task: ``[D, next D)`` for logical date D.
 
     Partitions are keyed by the logical date (every way of starting a run for D agrees on it); a
     run with no logical date processes the latest complete interval before it was started.
     """
-    from pipelines.partitions import Interval, interval_for, latest_complete_interval
-
     logical = context.get("logical_date")
     if logical is not None:
         return interval_for(cron, logical)
@@ -58,6 +62,10 @@ def run_interval(context: Any, cron: str):
 class DatasetStepOperator(BaseOperator):
     """Run one step of a dataset for the task's interval.
 
+    Each subclass names its step (the task id), the stage that holds it (the task group id) and
+    the layers of its dataset it reads and writes (its inlet and outlet assets): the task of a
+    step is ``{group}.{step}`` in every dataset DAG (:meth:`task_path`).
+
     :param dataset: dataset name in registry.csv
     :param namespace: namespace whose lake the step reads and writes
     """
@@ -65,34 +73,35 @@ class DatasetStepOperator(BaseOperator):
     template_fields = ()
     ui_color = "#e8f4fd"
     step = ""
+    group = ""
+    reads: tuple[Layer, ...] = ()
+    writes: tuple[Layer, ...] = ()
 
     def __init__(self, *, dataset: str, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dataset = dataset
         self.namespace = namespace
 
-    def execute(self, context: Any) -> dict:
-        from pipelines.exceptions import PipelinesError
+    @classmethod
+    def task_path(cls) -> str:
+        """``{group}.{step}``: the task id of this step in a dataset DAG."""
+        return f"{cls.group}.{cls.step}"
 
+    def execute(self, context: Any) -> dict:
         try:
             return self._execute(context)
         except PipelinesError as exc:
             raise fail_clearly(self, context, exc) from None
 
     def _execute(self, context: Any) -> dict:
-        from pipelines.components.lake import Lake
-        from pipelines.config import load_project
-
         project = load_project()
         dataset = project.dataset(self.dataset)
         if dataset is None:
-            from pipelines.exceptions import PipelinesError
-
             raise PipelinesError(
                 f"dataset {self.dataset!r} is no longer valid in registry.csv: "
                 f"{'; '.join(map(str, project.problems)) or 'removed'}"
             )
-        interval = run_interval(context, dataset.cron)
+        interval = task_interval(context, dataset.cron)
         self.log.info(
             "%s %s for interval [%s, %s)", self.step, dataset.name, interval.start, interval.end
         )
@@ -103,9 +112,13 @@ class DatasetStepOperator(BaseOperator):
     def run(self, project, dataset, interval, lake, context) -> dict:  # pragma: no cover
         raise NotImplementedError
 
-    def merged(self, context: Any) -> dict:
-        """What the merge task of this run returned (touched partitions, counts)."""
-        return context["ti"].xcom_pull(task_ids="clean.merge") or {}
+    def merged(self, context: Any):
+        """The :class:`~pipelines.merge.MergeResult` of this run's merge task."""
+        from pipelines.steps import MergeResult
+
+        return MergeResult.from_dict(
+            context["ti"].xcom_pull(task_ids=MergeOperator.task_path()) or {}
+        )
 
     def _record(self, context: Any, result: dict) -> None:
         """Attach the step's counts to every outlet asset event (shown in the UI)."""
@@ -121,6 +134,8 @@ class ExtractOperator(DatasetStepOperator):
     """Source -> raw partition ``ds=`` of the interval."""
 
     step = "extract"
+    group = "ingest"
+    writes = (Layer.RAW,)
 
     def run(self, project, dataset, interval, lake, context) -> dict:
         from pipelines import steps
@@ -132,17 +147,21 @@ class MergeOperator(DatasetStepOperator):
     """Raw -> cleaned (upsert by key, or snapshot) and quarantine."""
 
     step = "merge"
+    group = "clean"
+    reads = (Layer.RAW,)
+    writes = (Layer.CLEANED, Layer.QUARANTINE)
 
     def run(self, project, dataset, interval, lake, context) -> dict:
         from pipelines import steps
 
-        return steps.merge(dataset, interval, lake)
+        return steps.merge(dataset, interval, lake).as_dict()
 
 
 class CheckKeysOperator(DatasetStepOperator):
     """Quality gate: keys unique and not null in what the run wrote; counts reconcile."""
 
     step = "check_keys"
+    group = "check"
     ui_color = "#fdf3e8"
 
     def run(self, project, dataset, interval, lake, context) -> dict:
@@ -155,6 +174,8 @@ class AggregateOperator(DatasetStepOperator):
     """Cleaned -> every aggregate of the dataset, for the partitions the run touched."""
 
     step = "aggregate"
+    group = "aggregate"
+    reads = (Layer.CLEANED,)  # writes: the aggregates' own tables, named by aggregates.yaml
 
     def run(self, project, dataset, interval, lake, context) -> dict:
         from pipelines import steps

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.components import environment
-from pipelines.components.secrets import redact
+from pipelines.components.secrets import redact, s3_filesystem
 from pipelines.exceptions import LakeError
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,6 @@ class Storage:
     def fs(self):
         if not self.remote:
             return None
-        from pipelines.components.secrets import s3_filesystem
-
         return s3_filesystem(self.conn_id)
 
     def _key(self, path: str) -> str:
@@ -55,13 +53,13 @@ class Storage:
     def read(self, path: str) -> bytes:
         if not self.remote:
             return Path(path).read_bytes()
-        return _retry(lambda: self.fs.cat_file(self._key(path)))
+        return retry(lambda: self.fs.cat_file(self._key(path)))
 
     def write(self, path: str, data: bytes) -> None:
         """Write a whole object; atomic for readers (rename locally, one PUT on S3)."""
         self.check_inside(path)
         if self.remote:
-            _retry(lambda: self.fs.pipe_file(self._key(path), data))
+            retry(lambda: self.fs.pipe_file(self._key(path), data))
             return
         target = Path(path)
         os.replace(_durable_temp(target, data), target)
@@ -71,7 +69,7 @@ class Storage:
         self.check_inside(path)
         if self.remote:
             try:
-                _retry(lambda: self.fs.pipe_file(self._key(path), data, mode="create"))
+                retry(lambda: self.fs.pipe_file(self._key(path), data, mode="create"))
             except FileExistsError:
                 return False
             except OSError as exc:  # s3fs reports a failed precondition as a generic error
@@ -97,7 +95,7 @@ class Storage:
             except FileNotFoundError:
                 return []
         try:
-            entries = _retry(lambda: self.fs.ls(self._key(path), detail=False, refresh=True))
+            entries = retry(lambda: self.fs.ls(self._key(path), detail=False, refresh=True))
         except FileNotFoundError:
             return []
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
@@ -107,14 +105,14 @@ class Storage:
             self.check_inside(path)
             if self.remote:
                 with contextlib.suppress(FileNotFoundError):
-                    _retry(lambda p=path: self.fs.rm_file(self._key(p)))
+                    retry(lambda p=path: self.fs.rm_file(self._key(p)))
             else:
                 Path(path).unlink(missing_ok=True)
 
     def mtime(self, path: str) -> float:
         if not self.remote:
             return Path(path).stat().st_mtime
-        info = _retry(lambda: self.fs.info(self._key(path)))
+        info = retry(lambda: self.fs.info(self._key(path)))
         modified = info.get("LastModified")
         return modified.timestamp() if modified else time.time()
 
@@ -167,8 +165,9 @@ def _is_transient(exc: BaseException) -> bool:
     return any(m in text for m in markers) and not isinstance(exc, FileNotFoundError)
 
 
-def _retry(call: Callable[[], Any], attempts: int = RETRIES, base_delay: float = 0.2) -> Any:
-    """Call, retrying transient object-store errors with exponential backoff."""
+def retry(call: Callable[[], Any], attempts: int = RETRIES, base_delay: float = 0.2) -> Any:
+    """Call, retrying transient object-store errors with exponential backoff (every S3 call of
+    the package goes through here: lake and sources alike)."""
     for attempt in range(1, attempts + 1):
         try:
             return call()

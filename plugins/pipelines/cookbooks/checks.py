@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipelines import transforms
 from pipelines.components.lake import Lake
-from pipelines.config import Project
+from pipelines.config import Kind, Project
 from pipelines.exceptions import QualityCheckFailed
-from pipelines.merge import cleaned_key
 from pipelines.partitions import Layer
 
 
@@ -35,22 +35,17 @@ class Report:
 
 def verify(project: Project, cookbook: str, lake: Lake) -> Report:
     """Check the outputs of every dataset the cookbook (and its sub-cookbooks) ran."""
-    book = project.cookbook(cookbook)
+    book = project.require(cookbook, Kind.COOKBOOK)
     report = Report()
     for name in datasets_of(project, cookbook):
         dataset = project.dataset(name)
-        table = lake.table(Layer.CLEANED, name, key=cleaned_key(dataset))
+        table = lake.table(Layer.CLEANED, name, kind=dataset.ingestion)
         snap = table.snapshot()
-        parts = sorted(snap.partitions)
-        if cleaned_key(dataset) == "ds":  # full: the newest snapshot is the current table
-            parts = parts[-1:]
-        rows = table.read(parts, snap)
+        rows = table.read(dataset.ingestion.current_partitions(snap.partitions), snap)
         minimum = book.checks.get(name, {}).get("min_rows", 1)
         report.expect(len(rows) >= minimum, f"{name}: cleaned has {len(rows)} rows (>= {minimum})")
         if not rows.empty:
-            pk = list(dataset.primary_key)
-            dupes = int(rows.duplicated(subset=pk).sum())
-            nulls = int(rows[pk].isna().any(axis=1).sum())
+            nulls, dupes = transforms.key_faults(rows, dataset.primary_key)
             report.expect(dupes == 0, f"{name}: {dupes} duplicate keys")
             report.expect(nulls == 0, f"{name}: {nulls} null keys")
         for spec in project.aggregates_of(name):
@@ -60,9 +55,10 @@ def verify(project: Project, cookbook: str, lake: Lake) -> Report:
 
 
 def datasets_of(project: Project, cookbook: str) -> list[str]:
-    """Dataset names a cookbook runs, through nested cookbooks, in step order, once each."""
+    """Dataset names a cookbook runs, through nested cookbooks, in the order of its children,
+    once each."""
     out: list[str] = []
-    for step in project.cookbook(cookbook).steps:
-        names = datasets_of(project, step.name) if project.cookbook(step.name) else [step.name]
+    for child in project.require(cookbook, Kind.COOKBOOK).children:
+        names = datasets_of(project, child.name) if project.cookbook(child.name) else [child.name]
         out.extend(n for n in names if n not in out)
     return out

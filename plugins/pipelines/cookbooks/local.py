@@ -1,4 +1,4 @@
-"""A cookbook run without a scheduler: the children in-process, in step order, then ``verify``.
+"""A cookbook run without a scheduler: the children in-process, in order, then ``verify``.
 
 ``TriggerDagRunOperator`` cannot complete without a scheduler (the child run is queued and nothing
 runs it), so this runs each child DAG with ``dag.test()`` for the same logical date, then the
@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipelines.components import environment
-from pipelines.config import Project
+from pipelines.config import Kind, Project
 from pipelines.local import RunOutcome, run_dag
 
 
-def ordered_steps(project: Project, cookbook: str) -> list[str]:
-    """The steps of a cookbook in an order that respects ``after`` (stable: file order first)."""
-    steps = list(project.cookbook(cookbook).steps)
+def ordered_children(project: Project, cookbook: str) -> list[str]:
+    """The children of a cookbook in an order that respects ``after`` (stable: file order
+    first)."""
+    waiting = list(project.require(cookbook, Kind.COOKBOOK).children)
     done: list[str] = []
-    while steps:
-        ready = next(s for s in steps if all(d in done for d in s.after))
+    while waiting:
+        ready = next(c for c in waiting if all(d in done for d in c.after))
         done.append(ready.name)
-        steps.remove(ready)
+        waiting.remove(ready)
     return done
 
 
@@ -34,7 +35,7 @@ def run_cookbook(
     """
     ns = environment.namespace()
     outcomes: list[RunOutcome] = []
-    for name in ordered_steps(project, cookbook):
+    for name in ordered_children(project, cookbook):
         if project.cookbook(name) is not None:
             children = run_cookbook(project, name, ds, report)
             outcomes.extend(children)

@@ -1,4 +1,4 @@
-"""The parent DAG of a cookbook: one trigger task per step, then the cookbook's checks."""
+"""The parent DAG of a cookbook: one trigger task per child, then the cookbook's checks."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from airflow.sdk import DAG, BaseOperator
 
 from pipelines.components import environment
 from pipelines.components.lake import Lake
-from pipelines.components.operators import default_args
-from pipelines.config import CookbookSpec, Project
-
-
-def child_dag_id(project: Project, name: str, namespace: str) -> str:
-    if project.cookbook(name) is not None:
-        return environment.cookbook_dag_id(name, namespace)
-    return environment.dataset_dag_id(name, namespace)
+from pipelines.components.operators import default_args, fail_clearly
+from pipelines.config import CookbookSpec, Project, load_project
+from pipelines.exceptions import PipelinesError
+from pipelines.timetable import PipelinesTimetable
 
 
 def child_run_id(cookbook: str, parent_run_id: str) -> str:
@@ -53,9 +49,6 @@ class TriggerChildOperator(TriggerDagRunOperator):
         return super().execute(context)
 
     def _refuse_paused_child(self, context: Any) -> None:
-        from pipelines.components.operators import fail_clearly
-        from pipelines.exceptions import PipelinesError
-
         if context["ti"].get_dag(self.trigger_dag_id).is_paused:
             exc = PipelinesError(
                 f"{self.trigger_dag_id} is paused: Airflow would queue its run for cookbook "
@@ -65,9 +58,6 @@ class TriggerChildOperator(TriggerDagRunOperator):
 
     def _refuse_foreign_run(self, context: Any, logical) -> None:
         """Airflow allows one run per logical date: say so clearly when another one holds it."""
-        from pipelines.components.operators import fail_clearly
-        from pipelines.exceptions import PipelinesError
-
         ti = context["ti"]
         same_date = ti.get_dr_count(self.trigger_dag_id, logical_dates=[logical])
         ours = ti.get_dr_count(self.trigger_dag_id, run_ids=[self.trigger_run_id])
@@ -82,7 +72,7 @@ class TriggerChildOperator(TriggerDagRunOperator):
 
 
 class CookbookCheckOperator(BaseOperator):
-    """Assert the outputs of the cookbook's dataset steps: keys unique and not null, row counts."""
+    """Assert the outputs of the cookbook's datasets: keys unique and not null, row counts."""
 
     template_fields = ()
 
@@ -92,10 +82,7 @@ class CookbookCheckOperator(BaseOperator):
         self.namespace = namespace
 
     def execute(self, context: Any) -> dict:
-        from pipelines.components.operators import fail_clearly
-        from pipelines.config import load_project
-        from pipelines.cookbooks.checks import verify
-        from pipelines.exceptions import PipelinesError
+        from pipelines.cookbooks.checks import verify  # pandas: not at parse time
 
         report = verify(load_project(), self.cookbook, Lake.from_env(self.namespace))
         for line in report.lines():
@@ -108,10 +95,8 @@ class CookbookCheckOperator(BaseOperator):
 
 
 def cookbook_dag(book: CookbookSpec, project: Project, lake: Lake) -> DAG:
-    """``{namespace}__cookbook__{name}``: trigger tasks in step order, then ``verify``."""
-    from pipelines.timetable import PipelinesTimetable
-
-    schedule = PipelinesTimetable(_preset(book.schedule), timezone="UTC") if book.schedule else None
+    """``{namespace}__cookbook__{name}``: trigger tasks in the children's order, then ``verify``."""
+    schedule = PipelinesTimetable(book.cron, timezone="UTC") if book.cron else None
     with DAG(
         dag_id=environment.cookbook_dag_id(book.name, lake.namespace),
         schedule=schedule,
@@ -120,28 +105,22 @@ def cookbook_dag(book: CookbookSpec, project: Project, lake: Lake) -> DAG:
         default_args=default_args("pipelines") | {"retries": 0},
         description=book.description[:200] or f"cookbook {book.name}",
         doc_md=f"### Cookbook `{book.name}`\n\nSteps: "
-        + ", ".join(f"`{s.name}`" for s in book.steps),
+        + ", ".join(f"`{c.name}`" for c in book.children),
         tags=["pipelines", "cookbook", lake.namespace],
     ) as dag:
         tasks = {
-            step.name: TriggerChildOperator(
-                task_id=f"trigger_{step.name}",
+            child.name: TriggerChildOperator(
+                task_id=f"trigger_{child.name}",
                 cookbook=book.name,
-                trigger_dag_id=child_dag_id(project, step.name, lake.namespace),
+                trigger_dag_id=project.dag_id(child.name, lake.namespace),
             )
-            for step in book.steps
+            for child in book.children
         }
-        for step in book.steps:
-            for dep in step.after:
-                tasks[dep] >> tasks[step.name]
+        for child in book.children:
+            for dep in child.after:
+                tasks[dep] >> tasks[child.name]
         verify = CookbookCheckOperator(
             task_id="verify", cookbook=book.name, namespace=lake.namespace
         )
         list(tasks.values()) >> verify
     return dag
-
-
-def _preset(schedule: str) -> str:
-    from pipelines.registry import PRESETS
-
-    return PRESETS.get(schedule, schedule)
