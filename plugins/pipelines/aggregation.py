@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipelines import transforms
 from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, commit_with_retry
+from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import AggregateSpec, Project
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.merge import MergeResult
@@ -30,11 +30,15 @@ def aggregate(
     An aggregate that names a column the dataset does not have is reported after the others
     were built: one bad entry of aggregates.yaml does not hold back the rest.
     """
+    touched = merged.touched
+    if merged.widened:  # every cleaned partition reads in the wider kind now: recompute each
+        cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+        touched = sorted(cleaned.snapshot().partitions)
     results: dict = {}
     problems: list[Problem] = []
     for spec in project.aggregates_of(dataset.name):
         try:
-            results[spec.name] = build(spec, dataset, interval, lake, merged.touched)
+            results[spec.name] = build(spec, dataset, lake, touched)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -42,9 +46,7 @@ def aggregate(
     return results
 
 
-def build(
-    spec: AggregateSpec, dataset: Dataset, interval: Interval, lake: Lake, touched: list[str]
-) -> dict:
+def build(spec: AggregateSpec, dataset: Dataset, lake: Lake, touched: list[str]) -> dict:
     """Recompute the aggregate's partitions for what the run touched; returns row counts.
 
     The cleaned rows are read inside the commit attempt, after the aggregated table's version
@@ -56,7 +58,7 @@ def build(
     computed: dict[str, pd.DataFrame | None] = {}
 
     def attempt(base: Snapshot) -> Snapshot:
-        changes, replace_all = _changes(spec, dataset, interval, cleaned, touched)
+        changes, replace_all = _changes(spec, dataset, cleaned, touched)
         computed.clear()
         computed.update(changes)
         full = dict(changes)
@@ -73,7 +75,7 @@ def build(
 
 
 def _changes(
-    spec: AggregateSpec, dataset: Dataset, interval: Interval, cleaned, touched: list[str]
+    spec: AggregateSpec, dataset: Dataset, cleaned: Table, touched: list[str]
 ) -> tuple[dict[str, pd.DataFrame | None], bool]:
     """The aggregate's new partitions from the current cleaned table; True = replace all."""
     if dataset.ingestion.is_incremental:
@@ -83,8 +85,8 @@ def _changes(
         if not rows.empty:
             rows["dt"] = transforms.date_key(rows[dataset.partition_field])
         return _by_partition(spec, rows, sorted(set(rows.get("dt", [])))), True
-    rows = cleaned.read([interval.ds]).rename(columns={"ds": "dt"})
-    return _by_partition(spec, rows, [interval.ds]), False
+    rows = cleaned.read(touched).rename(columns={"ds": "dt"})  # each snapshot: dt = its ds
+    return _by_partition(spec, rows, touched), False
 
 
 def _by_partition(

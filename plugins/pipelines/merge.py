@@ -42,6 +42,7 @@ class MergeResult:
     superseded: int = 0
     touched: list[str] = field(default_factory=list)
     cleaned_rows: int = 0
+    widened: list[str] = field(default_factory=list)  # columns whose kind this merge changed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -49,7 +50,8 @@ class MergeResult:
     @classmethod
     def from_dict(cls, data: Mapping) -> MergeResult:
         """The result :meth:`as_dict` gave; a key it does not know is a TypeError."""
-        return cls(**{**data, "touched": list(data.get("touched", []))})
+        lists = {k: list(data.get(k, [])) for k in ("touched", "widened")}
+        return cls(**{**data, **lists})
 
 
 def order_columns(dataset: Dataset) -> list[str]:
@@ -107,6 +109,8 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
 
     def attempt(base: Snapshot) -> Snapshot:
         snap, result.touched = write(delivery, base)
+        stored, now = (dict(v.meta.get("schema", [])) for v in (base, snap))
+        result.widened = [c for c, kind in stored.items() if now.get(c, kind) != kind]
         return snap
 
     snap = commit_with_retry(table, attempt)

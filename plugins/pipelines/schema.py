@@ -1,8 +1,11 @@
 """Schema drift policy: how a delivery's columns and kinds meet the cleaned table's.
 
-New columns are appended (older rows read as null) unless the dataset says ``on_schema_change:
-fail``; a column that disappears, or changes to a kind the stored one cannot hold, always fails
-the run, naming the column, before anything is written.
+With ``on_schema_change: append`` (the default) the table's schema is the union of what every
+delivery brought, whatever the order they ran in: a new column is appended (rows of deliveries
+without it read it as null), a column a delivery lacks stays in the table and is null for that
+delivery's rows, and a kind widens (int -> float; anything into a string column). With ``fail``
+any new or missing column stops the run. A change to a kind the stored one cannot hold always
+fails the run, naming the column, before anything is written.
 """
 
 from __future__ import annotations
@@ -35,10 +38,10 @@ def reconcile(
     if not stored:
         return dict(delivered)
     missing = [c for c in stored if c not in delivered]
-    if missing:
+    if missing and dataset.on_schema_change is SchemaChange.FAIL:
         raise SchemaDriftError(
-            f"{dataset.name}: column {missing[0]!r} is missing from the source "
-            f"(the cleaned table has it); previous data is unchanged"
+            f"{dataset.name}: column {missing[0]!r} is missing from the source (the cleaned "
+            "table has it) and on_schema_change is 'fail'; previous data is unchanged"
         )
     added = [c for c in delivered if c not in stored]
     if added and dataset.on_schema_change is SchemaChange.FAIL:
@@ -48,7 +51,7 @@ def reconcile(
         )
     merged = {}
     for col, kind in stored.items():
-        wider = transforms.widen(kind, delivered[col])
+        wider = transforms.widen(kind, delivered.get(col, "null"))
         if wider is None:
             raise SchemaDriftError(
                 f"{dataset.name}: column {col!r} changed type from {kind} to "

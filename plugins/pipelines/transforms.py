@@ -93,6 +93,21 @@ def coerce(series: pd.Series, kind: str) -> pd.Series:
     return series.astype(DTYPES[kind])
 
 
+def as_kinds(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
+    """``frame`` with every column of ``kinds`` present and in its kind's dtype (changed in
+    place): partitions written before a column was added or widened read like the table as it
+    is now. Other columns are left as they are."""
+    if frame.empty:
+        return frame
+    for col, kind in kinds.items():
+        dtype = DTYPES.get(kind, "string")
+        if col not in frame.columns:
+            frame[col] = pd.Series(pd.NA, index=frame.index, dtype=dtype)
+        elif str(frame[col].dtype) != dtype:
+            frame[col] = coerce(frame[col], kind)
+    return frame
+
+
 def parse_timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """ISO 8601 values as UTC timestamps (naive = UTC); also the mask of unparseable values."""
     if isinstance(series.dtype, pd.DatetimeTZDtype):

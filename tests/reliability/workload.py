@@ -3,9 +3,10 @@
 ``make_project`` writes an ``include/`` with four datasets whose deliveries carry every kind of
 trouble the pipeline must survive (late updates that move partitions, duplicate keys with and
 without ties, null keys, unparseable timestamps, rows that vanish from a full snapshot, hostile
-text in values). The ``work_*`` functions are the bodies of real worker processes (started through
-a forkserver so each costs milliseconds, not an interpreter start); they receive a :class:`Env`
-and set it up themselves, as a separate deployment would.
+text in values, a column added, a column dropped and a type widened). The ``work_*`` functions
+are the bodies of real worker processes (started through a forkserver so each costs
+milliseconds, not an interpreter start); they receive a :class:`Env` and set it up themselves,
+as a separate deployment would.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ hot,data/hot_{ds}.csv,csv,id,updated_at,day,incremental,@daily,2024-01-01
 """
 AGGREGATES_YAML = """\
 - {name: ledger_by_kind, dataset: ledger, group_by: [kind],
-   metrics: {n: count, total: "sum:amount", accounts: "count_distinct:account_id"}}
+   metrics: {n: count, total: "sum:amount", accounts: "count_distinct:account_id",
+             units: "sum:units"}}
 - {name: accounts_by_region, dataset: accounts, group_by: [region],
    metrics: {n: count, first_open: "min:opened_on"}}
 - {name: clicks_by_page, dataset: clicks, group_by: [page],
@@ -66,6 +68,7 @@ def _ledger_day(d: int, rng: random.Random, known: list[str]) -> list[dict]:
                 "updated_at": _stamp(day, rng),
                 "booked_on": DAYS[max(0, d - rng.choice([0, 0, 0, 1]))],  # some arrive late
                 "memo": rng.choice(HOSTILE + [""] * 6),
+                **_evolving(d, rng),
             }
         )
     for key in rng.sample(known, min(30, len(known))):  # late updates; some move partitions
@@ -79,7 +82,15 @@ def _ledger_day(d: int, rng: random.Random, known: list[str]) -> list[dict]:
     rows.append(dict(rows[2], entry_id=f"E{d:02d}bad1", updated_at="not-a-time"))
     rows.append(dict(rows[3], entry_id=f"E{d:02d}bad2", booked_on="2024-13-45"))
     known += [r["entry_id"] for r in rows[:150]]
-    return rows
+    return [{k: v for k, v in r.items() if k != "memo"} for r in rows] if d >= 9 else rows
+
+
+def _evolving(d: int, rng: random.Random) -> dict:
+    """Schema evolution of the ledger: ``units`` widens from int to float on day 7, ``channel``
+    appears on day 4, and (see :func:`_ledger_day`) ``memo`` is dropped from day 9 on."""
+    units = rng.randrange(1, 9)
+    row = {"units": str(units) if d < 7 else f"{units}.5"}
+    return row | ({"channel": rng.choice(["web", "app"])} if d >= 4 else {})
 
 
 def _accounts_day(d: int, rng: random.Random) -> list[dict]:

@@ -156,8 +156,11 @@ class Table:
         snapshot: Snapshot | None = None,
         with_key: bool = True,
     ) -> pd.DataFrame:
-        """Rows of the given partitions (default all) with the partition column added."""
+        """Rows of the given partitions (default all) with the partition column added, every
+        column in the kind the table's schema (if it keeps one) gives it now."""
         import pandas as pd
+
+        from pipelines.transforms import as_kinds
 
         for attempt in range(3):
             snap = snapshot or self.snapshot()
@@ -173,7 +176,10 @@ class Table:
                     raise
                 continue  # a concurrent commit vacuumed the files: re-read the new version
             frames = [f for f in frames if not f.empty]
-            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            if not frames:
+                return pd.DataFrame()
+            rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            return as_kinds(rows, dict(snap.meta.get("schema", [])))
         raise AssertionError("unreachable")
 
     def _with_key(self, frame: pd.DataFrame, partition: str, with_key: bool) -> pd.DataFrame:
