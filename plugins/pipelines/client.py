@@ -18,34 +18,43 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pipelines.components import environment
 from pipelines.config import RUNNABLE, Kind, Project, load_project
+from pipelines.cookbooks.local import run_cookbook
 from pipelines.exceptions import PipelinesError
 from pipelines.local import RunOutcome, configure, run_dag
-from pipelines.partitions import intervals_between, parse_date
+from pipelines.partitions import date_option
+from pipelines.run_dates import run_dates
 
 
 class Outputs(Mapping):
-    """``"{layer}.{name}"`` -> DataFrame, read lazily from the lake and cached."""
+    """``"{layer}.{name}"`` -> DataFrame, read lazily from the lake and cached.
 
-    def __init__(self, keys: list[str], namespace: str, ds: str | None):
+    Raw and quarantine hold the submitted days' deliveries only; cleaned and aggregated tables
+    are read whole, as they stand.
+    """
+
+    def __init__(self, keys: list[str], namespace: str, days: list[str]):
         self._keys = keys
         self._namespace = namespace
-        self._ds = ds
+        self._days = days
         self._cache: dict = {}
 
     def __getitem__(self, key: str):
         if key not in self._keys:
             raise KeyError(f"{key!r}; outputs are: {', '.join(self._keys)}")
         if key not in self._cache:
-            from pipelines.reader import read
+            from pipelines.reader import read, read_deliveries
 
             layer, name = key.split(".", 1)
-            as_of = self._ds if layer in ("raw", "quarantine") else None
-            self._cache[key] = read(name, layer, self._namespace, as_of)
+            if layer in ("raw", "quarantine"):
+                frame = read_deliveries(name, layer, self._days, self._namespace)
+            else:
+                frame = read(name, layer, self._namespace)
+            self._cache[key] = frame
         return self._cache[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -57,14 +66,26 @@ class Outputs(Mapping):
 
 @dataclass
 class Results:
-    """The runs a submission made and the tables they wrote."""
+    """The runs a submission made, the days it was for, and the tables they wrote."""
 
     runs: list[RunOutcome]
+    days: list[str]
     outputs: Outputs = field(repr=False)
 
     @property
     def ok(self) -> bool:
-        return bool(self.runs) and all(r.ok for r in self.runs)
+        return bool(self.runs) and all(r.ok for r in self.runs) and not self.not_run
+
+    @property
+    def not_run(self) -> list[str]:
+        """The submitted days no run was made for (after a failure, without keep_going)."""
+        ran = {r.ds for r in self.runs}
+        return [d for d in self.days if d not in ran]
+
+    @property
+    def failed(self) -> list[str]:
+        """The days with a run that did not succeed."""
+        return sorted({r.ds for r in self.runs if not r.ok})
 
 
 def output_keys(project: Project, name: str) -> list[str]:
@@ -108,43 +129,54 @@ class Client:
             configure()
 
     def submit(
-        self, name: str, date: str | dt.date, *, end: str | dt.date | None = None, on_run=None
+        self,
+        name: str,
+        date: str | dt.date,
+        *,
+        end: str | dt.date | None = None,
+        allow_incomplete: bool = False,
+        keep_going: bool = False,
+        on_start: Callable[[list[str]], None] | None = None,
+        on_run: Callable[[RunOutcome], None] | None = None,
     ) -> Results:
         """Run ``name`` (dataset or cookbook) for ``date``, or every interval from date to end.
 
+        :param allow_incomplete: also run an interval that has not ended yet
+        :param keep_going: run the other days after a day failed (default: stop there)
+        :param on_start: called with the days once they are known, before the first run
+        :param on_run: called with each run's outcome as soon as it ends
+        :raises ConfigError: a config file cannot be read at all
         :raises UnknownNameError: ``name`` is not a dataset or a cookbook
+        :raises DateError: a date is malformed, or cannot be run (see :mod:`pipelines.run_dates`)
         """
         project = load_project()
+        project.require_readable()
         project.require(name, *RUNNABLE)
-        days = self._days(project, name, date, end)
+        first = date_option(date, "date")
+        last = date_option(end, "end") if end is not None else first
+        days = run_dates(project, name, first, last, allow_incomplete=allow_incomplete)
+        if on_start:
+            on_start(days)
+        report = on_run or (lambda outcome: None)
         runs: list[RunOutcome] = []
         for ds in days:
-            new = self._run_one(project, name, ds)
-            for outcome in new:
-                if on_run:
-                    on_run(outcome)
+            new = self._run_one(project, name, ds, report)
             runs.extend(new)
-            if not all(o.ok for o in new):
+            if not keep_going and not all(o.ok for o in new):
                 break
-        last = days[-1] if len(days) == 1 else None
-        return Results(runs, Outputs(output_keys(project, name), self.namespace, last))
+        return Results(runs, days, Outputs(output_keys(project, name), self.namespace, days))
 
-    def _days(self, project: Project, name: str, date, end) -> list[str]:
-        first, last = parse_date(date), parse_date(end or date)
-        if last < first:
-            raise PipelinesError(f"end {last} is before start {first}")
-        dataset = project.dataset(name)
-        cron = dataset.cron if dataset else "0 0 * * *"
-        return [i.ds for i in intervals_between(cron, first, last)]
-
-    def _run_one(self, project: Project, name: str, ds: str) -> list[RunOutcome]:
+    def _run_one(
+        self, project: Project, name: str, ds: str, report: Callable[[RunOutcome], None]
+    ) -> list[RunOutcome]:
+        if not self.airflow_url and project.kind_of(name) is Kind.COOKBOOK:
+            return run_cookbook(project, name, ds, report)
         if self.airflow_url:
-            return [self._remote(project, name, ds)]
-        from pipelines.cookbooks.local import run_cookbook
-
-        if project.kind_of(name) is Kind.COOKBOOK:
-            return run_cookbook(project, name, ds)
-        return [run_dag(environment.dataset_dag_id(name, self.namespace), ds)]
+            outcome = self._remote(project, name, ds)
+        else:
+            outcome = run_dag(environment.dataset_dag_id(name, self.namespace), ds)
+        report(outcome)
+        return [outcome]
 
     # -- a real Airflow ---------------------------------------------------------------------
     def _remote(self, project: Project, name: str, ds: str) -> RunOutcome:

@@ -19,6 +19,7 @@ from pipelines.components.environment import cookbook_dag_id, dataset_dag_id, in
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.registry import (
     COLUMN_RE,
+    COLUMN_RULE,
     FILE,
     NAME_RE,
     Dataset,
@@ -134,6 +135,19 @@ class Project:
                 return kind, entry
         return None
 
+    def skipped(self, name: str) -> str:
+        """Why an entry called ``name`` was skipped ("" when none was)."""
+        found = list(self.registry.invalid.get(name, ()))
+        found += [p for p in self.problems if p.line is None and p.column == name]
+        return "; ".join(map(str, found))
+
+    def require_readable(self) -> None:
+        """Raise :class:`ConfigError` when a config file cannot be read as a whole: a run would
+        silently go without every entry of it."""
+        unreadable = [p for p in self.problems if p.whole_file]
+        if unreadable:
+            raise ConfigError(unreadable)
+
     def dag_id(self, name: str, namespace: str | None = None) -> str:
         """The DAG id of a dataset or a cookbook (see :data:`RUNNABLE`)."""
         self.require(name, *RUNNABLE)
@@ -153,6 +167,9 @@ class Project:
             return entry
         wanted = _either([str(k) for k in kinds])
         known = ", ".join(e.name for k in kinds for e in self.entries(k)) or "none"
+        skipped = self.skipped(name)
+        if found is None and skipped:
+            raise UnknownNameError(f"{name!r} is not valid, so it was skipped: {skipped}")
         if found is None:
             files = _either(list(dict.fromkeys(k.file for k in kinds)))
             raise UnknownNameError(f"no {wanted} named {name!r} in {files}; known: {known}")
@@ -222,12 +239,14 @@ def _entries(path: Path, problems: list[Problem], taken: dict[str, Kind], build,
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problems.append(Problem(path.name, None, "yaml", f"cannot parse{where}: {exc}"))
+        said = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+        detail = ": ".join(filter(None, said)) or str(exc).splitlines()[0]  # one line
+        problems.append(Problem(path.name, None, "yaml", f"cannot parse{where}: {detail}", True))
         return []
     if data is None:
         return []
     if not isinstance(data, list):
-        problems.append(Problem(path.name, None, "file", "must be a YAML list of entries"))
+        problems.append(Problem(path.name, None, "file", "must be a YAML list of entries", True))
         return []
     specs = []
     for i, entry in enumerate(data, start=1):
@@ -287,15 +306,17 @@ def _metrics(raw: Any, report: _Reporter) -> tuple[tuple[str, str, str | None], 
         match = METRIC_RE.match(str(spec)) if isinstance(spec, str) else None
         fn, col = (match["fn"], match["col"]) if match else (None, None)
         if not isinstance(output, str) or not COLUMN_RE.match(output):
-            report(f"metric output {output!r} is not a valid column name")
+            report(f"metric output {output!r} is not a valid column name ({COLUMN_RULE})")
         elif fn not in METRIC_FUNCTIONS:
             report(
                 f"metric {output}: {spec!r}: function must be one of: {', '.join(METRIC_FUNCTIONS)}"
             )
         elif fn == "count" and col:
             report(f"metric {output}: 'count' takes no column (it counts rows)")
-        elif fn != "count" and not (col and COLUMN_RE.match(col)):
+        elif fn != "count" and not col:
             report(f"metric {output}: {fn!r} needs a column, as '{fn}:column'")
+        elif col and not COLUMN_RE.match(col):
+            report(f"metric {output}: {col!r} is not a valid column name ({COLUMN_RULE})")
         else:
             out.append((output, fn, col))
     return tuple(out)

@@ -6,7 +6,7 @@ them without a traceback; anything else reaching the top is a bug and keeps its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, order=True)
@@ -17,12 +17,14 @@ class Problem:
     :param line: physical line (1 = header) or ``None`` for YAML entries
     :param column: column or entry name the problem is about
     :param message: what is wrong, in words
+    :param whole_file: the file as a whole cannot be read (not one entry of it)
     """
 
     file: str
     line: int | None
     column: str
     message: str
+    whole_file: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
@@ -48,6 +50,11 @@ class RegistryError(ConfigError):
 class UnknownNameError(PipelinesError):
     """A name that is not a dataset, aggregate or cookbook of the project, or not of the kind
     asked for (an aggregate where a dataset is wanted)."""
+
+
+class DateError(PipelinesError):
+    """A date that cannot be run or read as asked: not a date, before the dataset's start_date,
+    off its schedule, in the future, or an interval that has not ended yet."""
 
 
 class LakeError(PipelinesError):

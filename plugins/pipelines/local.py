@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.components import environment
@@ -48,7 +48,10 @@ def init_database() -> None:
 
 @dataclass
 class RunOutcome:
-    """How one DAG run for one logical date ended."""
+    """How one DAG run for one logical date ended, and what its tasks reported.
+
+    :param results: what each task returned, by task id (``clean.merge``: the merge's counts)
+    """
 
     dag_id: str
     ds: str
@@ -56,10 +59,39 @@ class RunOutcome:
     seconds: float
     failed_task: str | None = None
     error: str | None = None
+    results: dict[str, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.state == "success"
+
+    def summary(self) -> str:
+        """What the run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
+        from pipelines.components.operators import AggregateOperator, ExtractOperator, MergeOperator
+        from pipelines.merge import MergeResult
+
+        parts = []
+        extract = self.results.get(ExtractOperator.task_path())
+        if extract is not None:
+            parts.append(f"raw {extract['rows']}")
+        if MergeOperator.task_path() in self.results:
+            merged = MergeResult.from_dict(self.results[MergeOperator.task_path()])
+            share = merged.quarantined * 100 / merged.raw_rows if merged.quarantined else 0
+            dupes = f", {_n(merged.superseded, 'duplicate key')}" if merged.superseded else ""
+            parts.append(f"cleaned {merged.delivered}")
+            parts.append(
+                f"quarantined {merged.quarantined}" + (f" ({share:.0f}%{dupes})" if share else "")
+            )
+        aggregates = self.results.get(AggregateOperator.task_path(), {}).get("details", {})
+        parts += [f"{name} {_n(r['rows'], 'row')}" for name, r in aggregates.items()]
+        checks = self.results.get("verify")
+        if checks is not None:
+            parts.append(f"checks {checks['passed']} passed, {checks['failed']} failed")
+        return ", ".join(parts)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 @contextlib.contextmanager
@@ -99,18 +131,23 @@ def run_dag(dag_id: str, ds: str, skip: str | None = None) -> RunOutcome:
 
     :param skip: regex of task ids to mark successful instead of running
     """
+    started = time.perf_counter()  # the line's time is the run's wall time, imports included
     from airflow.utils.state import TaskInstanceState
 
     from pipelines.components import operators  # Airflow: only after configure()
 
     logical = dt.datetime.combine(parse_date(ds), dt.time(), tzinfo=dt.UTC)
     operators.FAILURES.clear()
-    started = time.perf_counter()
+    operators.RESULTS.clear()
     with parsing_only(dag_id):  # dag.test() re-parses the folder: keep that to one DAG
         run = load_dag(dag_id).test(logical_date=logical, mark_success_pattern=skip)
     seconds = time.perf_counter() - started
     state = str(getattr(run.state, "value", run.state))
-    outcome = RunOutcome(dag_id, ds, state, seconds)
+    prefix = f"{dag_id}."
+    results = {
+        k.removeprefix(prefix): v for k, v in operators.RESULTS.items() if k.startswith(prefix)
+    }
+    outcome = RunOutcome(dag_id, ds, state, seconds, results=results)
     if not outcome.ok:
         failed = [ti for ti in run.get_task_instances() if ti.state == TaskInstanceState.FAILED]
         outcome.failed_task = failed[0].task_id if failed else None

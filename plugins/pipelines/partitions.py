@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipelines.exceptions import LakeError
+from pipelines.exceptions import DateError, LakeError
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a namespace or table: one plain name
@@ -115,6 +115,18 @@ def parse_date(value: str | dt.date | dt.datetime) -> dt.date:
     if not DATE_RE.match(str(value)):
         raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD")
     return dt.date.fromisoformat(value)
+
+
+def date_option(value: str | dt.date | dt.datetime, option: str) -> dt.date:
+    """``value`` (a user's ``--date``, ``as_of=`` ...) as a date, or a DateError naming the
+    option and the value."""
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        reason = "" if "YYYY-MM-DD" in str(exc) else f" ({exc})"
+        raise DateError(
+            f"{option}: {value!r} is not a date in the form YYYY-MM-DD{reason}"
+        ) from None
 
 
 def _croniter(cron: str, start: dt.datetime):

@@ -10,7 +10,7 @@ from pipelines.components.lake import Lake
 from pipelines.components.resources import Table
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, PipelinesError
-from pipelines.partitions import Layer, format_date, parse_date
+from pipelines.partitions import Layer, date_option, format_date
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,30 +40,59 @@ def read(
     :raises UnknownNameError: ``name`` is not an aggregate (``aggregated``) or a dataset (the
         other layers)
     """
-    try:
-        layer = Layer(layer)
-    except ValueError:
-        raise PipelinesError(
-            f"layer {layer!r} is not one of: {', '.join(m.value for m in Layer)}"
-        ) from None
+    layer = _layer(layer)
     project = project or load_project()
     lake = lake or Lake.from_env(namespace)
-    day = format_date(parse_date(as_of)) if as_of is not None else None
+    day = format_date(date_option(as_of, "as_of")) if as_of is not None else None
     table, select = _locate(project, lake, name, layer, day)
-    return _read_current(table, select, day, name, layer, lake.namespace)
+    spec = project.aggregate(name) if layer is Layer.AGGREGATED else None
+    return _read_current(table, select, day, name, layer, lake.namespace, spec and spec.dataset)
+
+
+def read_deliveries(
+    name: str, layer: str, days: Iterable[str], namespace: str | None = None
+) -> pd.DataFrame:
+    """The raw (or quarantine) partitions of the given days of a dataset, with their ``ds``;
+    days with no partition add no rows."""
+    layer = _layer(layer)
+    if layer not in (Layer.RAW, Layer.QUARANTINE):
+        raise PipelinesError(f"deliveries are in the raw and quarantine layers, not {layer}")
+    wanted = [format_date(date_option(d, "days")) for d in days]
+    lake = Lake.from_env(namespace)
+    table, _ = _locate(load_project(), lake, name, layer, None)
+    return _read_current(table, lambda partitions: wanted, None, name, layer, lake.namespace)
+
+
+def _layer(value: str) -> Layer:
+    try:
+        return Layer(value)
+    except ValueError:
+        raise PipelinesError(
+            f"layer {value!r} is not one of: {', '.join(m.value for m in Layer)}"
+        ) from None
 
 
 def _read_current(
-    table: Table, select: Selection, day: str | None, name: str, layer: Layer, namespace: str
+    table: Table,
+    select: Selection,
+    day: str | None,
+    name: str,
+    layer: Layer,
+    namespace: str,
+    runs: str | None = None,
 ) -> pd.DataFrame:
     """The selected partitions of the newest version (re-read when a concurrent commit replaced
-    them)."""
+    them).
+
+    :param runs: the dataset whose runs write the table, when it is not ``name`` (an aggregate)
+    """
+    hint = " its dataset" if runs else ""
     for attempt in range(3):
         snap = table.snapshot()
         if snap.version == 0:
             raise LakeError(
                 f"no {layer} data for {name!r} in namespace {namespace!r} yet "
-                f"(run: pipelines run {name} --date YYYY-MM-DD)"
+                f"(run{hint}: pipelines run {runs or name} --date YYYY-MM-DD)"
             )
         wanted = select(snap.partitions)
         if wanted == [day] and day not in snap.partitions:

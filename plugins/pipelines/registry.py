@@ -18,6 +18,7 @@ from pathlib import Path
 from pipelines.exceptions import Problem, RegistryError
 from pipelines.registry_values import (  # noqa: F401 - re-exported: the registry's contract
     COLUMN_RE,
+    COLUMN_RULE,
     NAME_RE,
     PLACEHOLDERS,
     PRESETS,
@@ -59,6 +60,7 @@ class Dataset:
     description: str = ""
     tags: tuple[str, ...] = ()
     max_drop_pct: float = 50.0
+    max_quarantine_pct: float | None = None  # None: no limit
     on_schema_change: SchemaChange = SchemaChange.APPEND
     line: int = 0
     row: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -71,11 +73,13 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Registry:
-    """The good rows of a registry file, in file order, and what was wrong with the rest."""
+    """The good rows of a registry file, in file order, and what was wrong with the rest
+    (``invalid``: the problems of each skipped row, by the dataset name it gave)."""
 
     datasets: tuple[Dataset, ...]
     problems: tuple[Problem, ...]
     path: Path
+    invalid: dict[str, tuple[Problem, ...]] = field(default_factory=dict, compare=False)
 
     def get(self, name: str) -> Dataset | None:
         return next((d for d in self.datasets if d.name == name), None)
@@ -101,6 +105,7 @@ COLUMNS = {
     "description": False,
     "tags": False,
     "max_drop_pct": False,
+    "max_quarantine_pct": False,
     "on_schema_change": False,
 }
 HEADER_REQUIRED = [c for c, req in COLUMNS.items() if req is True]
@@ -120,7 +125,7 @@ def load_registry(path: str | os.PathLike | None = None, *, strict: bool = False
     try:
         stat = path.stat()
     except OSError as exc:
-        problem = Problem(path.name, 1, "file", f"cannot read {path}: {exc.strerror}")
+        problem = Problem(path.name, 1, "file", f"cannot read {path}: {exc.strerror}", True)
         registry = Registry((), (problem,), path)
     else:
         registry = _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
@@ -142,14 +147,16 @@ def parse_registry(raw: bytes | str, *, file: str = FILE, path: Path | None = No
     text = _decode(raw, file, problems)
     records = _records(text, file, problems) if text is not None else []
     datasets: list[Dataset] = []
+    invalid: dict[str, list[Problem]] = {}
     if records:
         header_line, header = records[0]
         columns = _check_header(header, header_line, file, problems)
         if columns is not None:
-            datasets = _rows(records[1:], columns, file, problems)
+            datasets = _rows(records[1:], columns, file, problems, invalid)
     elif text is not None and not problems:
-        problems.append(Problem(file, 1, "header", "file is empty: a header row is required"))
-    return Registry(tuple(datasets), tuple(problems), path or Path(file))
+        problems.append(Problem(file, 1, "header", "file is empty: a header row is required", True))
+    skipped = {name: tuple(found) for name, found in invalid.items()}
+    return Registry(tuple(datasets), tuple(problems), path or Path(file), skipped)
 
 
 def _decode(raw: bytes | str, file: str, problems: list[Problem]) -> str | None:
@@ -159,7 +166,7 @@ def _decode(raw: bytes | str, file: str, problems: list[Problem]) -> str | None:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        problems.append(Problem(file, line, "encoding", "not valid UTF-8"))
+        problems.append(Problem(file, line, "encoding", "not valid UTF-8", True))
         return None
 
 
@@ -215,17 +222,19 @@ def _check_header(
                 Problem(file, line, col or "(empty)", f"unknown column; known: {known}")
             )
         elif col in seen:
-            problems.append(Problem(file, line, col, "column appears twice in the header"))
+            problems.append(Problem(file, line, col, "column appears twice in the header", True))
             ok = False
         seen.add(col)
     for col in HEADER_REQUIRED:
         if col not in seen:
-            problems.append(Problem(file, line, col, "required column missing from the header"))
+            problems.append(
+                Problem(file, line, col, "required column missing from the header", True)
+            )
             ok = False
     return columns if ok else None
 
 
-def _rows(records, columns, file, problems) -> list[Dataset]:
+def _rows(records, columns, file, problems, invalid: dict[str, list[Problem]]) -> list[Dataset]:
     datasets: list[Dataset] = []
     seen: dict[str, tuple[int, str]] = {}
     for line, record in records:
@@ -250,6 +259,8 @@ def _rows(records, columns, file, problems) -> list[Dataset]:
         problems.extend(row_problems)
         if dataset is not None and not row_problems:
             datasets.append(dataset)
+        elif name:
+            invalid.setdefault(name, []).extend(row_problems)
     return datasets
 
 
@@ -279,7 +290,8 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
     cron = schedule_value(values.get("schedule", "") or "@daily", report)
     start = start_date_value(values.get("start_date", ""), report)
     mar = int_value(values.get("max_active_runs", ""), "max_active_runs", 1, report)
-    drop = pct_value(values.get("max_drop_pct", ""), report)
+    drop = pct_value(values.get("max_drop_pct", ""), "max_drop_pct", 50.0, report)
+    quarantine = pct_value(values.get("max_quarantine_pct", ""), "max_quarantine_pct", None, report)
     osc = enum_value(
         SchemaChange, values.get("on_schema_change", "") or "append", "on_schema_change", report
     )
@@ -304,6 +316,7 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
         description=values.get("description", ""),
         tags=tags,
         max_drop_pct=drop,
+        max_quarantine_pct=quarantine,
         on_schema_change=osc,
         line=line,
         row=dict(values),

@@ -19,7 +19,10 @@ from pipelines.exceptions import Problem
 from pipelines.partitions import Ingestion, shortest_gap
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-COLUMN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+# a column as real files name them: letters (any script), digits, spaces and a little punctuation;
+# never a separator (|), quote, semicolon or template/shell character
+COLUMN_RE = re.compile(r"^[^\W\d_][\w .()/%#&+-]{0,127}$")
+COLUMN_RULE = "letters, digits, spaces, _ . - ( ) / % # & +; must start with a letter"
 PLACEHOLDERS = ("{ds}", "{ds_nodash}")
 FORMATS = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
 PRESETS = {
@@ -137,12 +140,8 @@ def format_value(value: str, source: str, report: Reporter) -> str:
 def columns_value(value: str, column: str, report: Reporter) -> tuple[str, ...]:
     cols = tuple(c.strip() for c in value.split("|")) if value else ()
     for col in cols:
-        if not COLUMN_RE.match(col):
-            report(
-                column,
-                f"{col!r} is not a valid column name (letters, digits, _; "
-                "must start with a letter)",
-            )
+        if not COLUMN_RE.match(col) or col != col.strip():
+            report(column, f"{col!r} is not a valid column name ({COLUMN_RULE})")
     dupes = sorted({c for c in cols if cols.count(c) > 1})
     if dupes:
         report(column, f"column {', '.join(map(repr, dupes))} listed twice")
@@ -220,14 +219,15 @@ def int_value(value: str, column: str, default: int, report: Reporter) -> int:
     return int(value)
 
 
-def pct_value(value: str, report: Reporter) -> float:
+def pct_value(value: str, column: str, default: float | None, report: Reporter) -> float | None:
+    """A percentage from 0 to 100 (``default`` when empty)."""
     if not value:
-        return 50.0
+        return default
     try:
         pct = float(value)
     except ValueError:
         pct = -1.0
     if not 0 <= pct <= 100:
-        report("max_drop_pct", f"{value!r} must be a number from 0 to 100")
-        return 50.0
+        report(column, f"{value!r} must be a number from 0 to 100")
+        return default
     return pct

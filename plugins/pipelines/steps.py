@@ -59,7 +59,8 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
 
 
 def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeResult) -> dict:
-    """Quality gate after the merge: keys unique and not null where it wrote; counts reconcile.
+    """Quality gate after the merge: keys unique and not null where it wrote; counts reconcile;
+    no more quarantined than the dataset's max_quarantine_pct.
 
     :raises QualityCheckFailed: downstream aggregates must not run
     """
@@ -76,6 +77,13 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeRe
         failures.append(
             f"raw rows {merged.raw_rows} != cleaned {merged.delivered} "
             f"+ quarantined {merged.quarantined}"
+        )
+    limit = dataset.max_quarantine_pct
+    share = merged.quarantined * 100 / merged.raw_rows if merged.raw_rows else 0.0
+    if limit is not None and share > limit:
+        failures.append(
+            f"{merged.quarantined} of {merged.raw_rows} raw rows quarantined ({share:.0f}%), "
+            f"over max_quarantine_pct={limit:g}"
         )
     if failures:
         raise QualityCheckFailed(f"{dataset.name} ds={interval.ds}: " + "; ".join(failures))

@@ -73,7 +73,8 @@ def test_pipelines_run_then_read(project, tmp_path):
     done = run(env, "pipelines", "run", "orders", "--date", "2024-01-01")
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("ok   local__orders 2024-01-01 ("), lines
+    assert lines[0] == "starting 1 run of orders: 2024-01-01", lines
+    assert lines[1].startswith("ok   local__orders 2024-01-01 ("), lines
     assert lines[-1] == "1/1 runs succeeded"
 
     done = run(env, "pipelines", "read", "orders", "--layer", "cleaned", "--limit", "10")
@@ -86,6 +87,33 @@ def test_pipelines_run_then_read(project, tmp_path):
 
     done = run(env, "pipelines", "read", "orders", "--layer", "raw", "--as-of", "2024-01-01")
     assert done.returncode == 0 and done.stderr.strip().endswith("(6 rows)"), done.stderr
+
+
+def test_pipelines_backfill_prints_its_own_lines_only(project, tmp_path):
+    """Every line on stdout is the command's: what starts, each run with its counts, the failed
+    day's reason, what was not run. No Airflow log line, no traceback."""
+    home, env = project
+    shutil.copytree(home / "include", tmp_path / "include")
+    (tmp_path / "include" / "sample" / "orders" / "orders_2024-01-02.csv").unlink()
+    env = env | {"PIPELINES_HOME": str(tmp_path), "PIPELINES_LAKE": str(tmp_path / "lake")}
+    done = run(
+        env, "pipelines", "backfill", "orders", "--start", "2024-01-01", "--end", "2024-01-03"
+    )
+    assert done.returncode == 1, done.stdout + done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 5, lines
+    assert lines[0] == "starting 3 runs of orders: 2024-01-01 .. 2024-01-03"
+    assert lines[1].startswith("ok   local__orders 2024-01-01 (")
+    assert lines[1].endswith("s): raw 6, cleaned 4, quarantined 2 (33%, 1 duplicate key), "
+                             "daily_revenue 2 rows")  # fmt: skip
+    assert lines[2].startswith("FAIL local__orders 2024-01-02 (")
+    assert lines[2].endswith("; ingest.extract failed: orders: source for 2024-01-02 not found: "
+                             f"{tmp_path}/include/sample/orders/orders_2024-01-02.csv")  # fmt: skip
+    assert lines[3:] == [
+        "1/2 runs succeeded",
+        "not run: 2024-01-03 (rerun them, or pass --keep-going)",
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_pipelines_validate_prints_one_line_per_bad_row(project, tmp_path):

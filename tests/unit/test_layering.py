@@ -35,6 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.schema",
         "pipelines.sources",
         "pipelines.reader",
+        "pipelines.run_dates",
         "pipelines.cookbooks.checks",
     ),
     "config": ("pipelines.config", "pipelines.registry", "pipelines.registry_values"),

@@ -24,8 +24,10 @@ from pipelines.config import load_project
 from pipelines.exceptions import ConfigError, PipelinesError, QualityCheckFailed, SchemaDriftError
 from pipelines.partitions import Interval, Layer, interval_for, latest_complete_interval
 
-# Why the last tasks of this process failed, by "dag_id.task_id": the local runner reports it
-# without a traceback (tasks of ``dag.test()`` run in this process).
+# What the last tasks of this process returned, and why the failed ones failed, by
+# "dag_id.task_id": the local runner reports both on the run's line, without a traceback (tasks
+# of ``dag.test()`` run in this process).
+RESULTS: dict[str, dict] = {}
 FAILURES: dict[str, str] = {}
 
 
@@ -107,6 +109,7 @@ class DatasetStepOperator(BaseOperator):
         )
         result = self.run(project, dataset, interval, Lake.from_env(self.namespace), context)
         self._record(context, result)
+        RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
 
     def run(self, project, dataset, interval, lake, context) -> dict:  # pragma: no cover

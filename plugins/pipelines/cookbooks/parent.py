@@ -9,7 +9,7 @@ from airflow.sdk import DAG, BaseOperator
 
 from pipelines.components import environment
 from pipelines.components.lake import Lake
-from pipelines.components.operators import default_args, fail_clearly
+from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.config import CookbookSpec, Project, load_project
 from pipelines.exceptions import PipelinesError
 from pipelines.timetable import PipelinesTimetable
@@ -91,6 +91,7 @@ class CookbookCheckOperator(BaseOperator):
             report.raise_for_failures()
         except PipelinesError as exc:
             raise fail_clearly(self, context, exc) from None
+        RESULTS[f"{self.dag_id}.{self.task_id}"] = report.as_dict()
         return report.as_dict()
 
 

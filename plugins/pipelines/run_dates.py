@@ -1,0 +1,112 @@
+"""Which logical dates a dataset or cookbook may be run for, and why a date is refused.
+
+A run for D is refused, with one line that says why and names the nearest dates that would do,
+when D is before the dataset's ``start_date``, when no run of its schedule starts on D, when D is
+in the future, and (unless asked for) when D's interval has not ended yet: that run would record
+a partial interval as the newest partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pipelines.config import Kind, Project
+from pipelines.exceptions import DateError
+from pipelines.partitions import Interval, interval_for, intervals_between, utc
+from pipelines.registry import Dataset
+
+DAILY = "0 0 * * *"  # a cookbook without a schedule of its own runs for days
+
+
+def run_dates(
+    project: Project,
+    name: str,
+    first: dt.date,
+    last: dt.date,
+    *,
+    allow_incomplete: bool = False,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """The logical dates (``YYYY-MM-DD``) of the runs of ``name`` from ``first`` to ``last``.
+
+    :raises DateError: the range is empty, or a date in it cannot be run (see the module)
+    """
+    if last < first:
+        raise DateError(f"the end {last} is before the start {first}")
+    now = utc(now or dt.datetime.now(dt.UTC))
+    entry = project.require(name, Kind.DATASET, Kind.COOKBOOK)
+    cron = entry.cron if isinstance(entry, Dataset) else entry.cron or DAILY
+    intervals = intervals_between(cron, first, last)
+    if not intervals:
+        raise DateError(f"{name}: {_no_run(cron, first, last)}")
+    datasets = [entry] if isinstance(entry, Dataset) else _datasets(project, name)
+    for dataset in datasets:
+        _check_start(dataset, intervals[0], name)
+    _check_complete(name, datasets, cron, intervals[-1], now, allow_incomplete)
+    return [i.ds for i in intervals]
+
+
+def _datasets(project: Project, cookbook: str) -> list[Dataset]:
+    from pipelines.cookbooks.checks import datasets_of
+
+    return [project.dataset(n) for n in datasets_of(project, cookbook)]
+
+
+def _no_run(cron: str, first: dt.date, last: dt.date) -> str:
+    before = interval_for(cron, first)
+    after = interval_for(cron, before.end)
+    days = f"on {first}" if first == last else f"between {first} and {last}"
+    return (
+        f"no run of its schedule ({cron!r}) starts {days}; "
+        f"the nearest dates are {before.ds} and {after.ds}"
+    )
+
+
+def _check_start(dataset: Dataset, interval: Interval, name: str) -> None:
+    start = dt.datetime.combine(dataset.start_date, dt.time(), tzinfo=dt.UTC)
+    if interval.start >= start:
+        return
+    first = interval_for(dataset.cron, start)
+    first = first if first.start >= start else interval_for(dataset.cron, first.end)
+    whose = "its" if dataset.name == name else f"{dataset.name}'s"
+    raise DateError(
+        f"{name}: {interval.ds} is before {whose} start_date {dataset.start_date} "
+        f"(registry.csv line {dataset.line}); the first date it can run is {first.ds}"
+    )
+
+
+def _check_complete(
+    name: str,
+    datasets: list[Dataset],
+    cron: str,
+    last: Interval,
+    now: dt.datetime,
+    allow_incomplete: bool,
+) -> None:
+    if last.start > now:
+        latest = _latest_started(cron, now)
+        raise DateError(f"{name}: {last.ds} is in the future; the latest date is {latest}")
+    if allow_incomplete:
+        return
+    end = max((interval_for(d.cron, last.start).end for d in datasets), default=last.end)
+    if end > now:
+        raise DateError(
+            f"{name}: the interval of {last.ds} ends {end:%Y-%m-%d %H:%M} UTC, which is still "
+            f"to come (the latest complete date is {_latest_complete(cron, datasets, now)}); "
+            "pass --allow-incomplete (allow_incomplete=True) to run it anyway"
+        )
+
+
+def _latest_started(cron: str, now: dt.datetime) -> str:
+    return interval_for(cron, now).ds
+
+
+def _latest_complete(cron: str, datasets: list[Dataset], now: dt.datetime) -> str:
+    """The newest date on ``cron`` whose intervals (every dataset's) have all ended."""
+    candidate = interval_for(cron, now)
+    while (
+        max((interval_for(d.cron, candidate.start).end for d in datasets), default=candidate.end)
+        > now
+    ):
+        candidate = interval_for(cron, candidate.start - dt.timedelta(microseconds=1))
+    return candidate.ds

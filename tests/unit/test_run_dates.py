@@ -1,0 +1,119 @@
+"""Which dates a run may be for: refused with one line that says why and what would do."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.config import load_project
+from pipelines.exceptions import DateError
+from pipelines.partitions import date_option
+from pipelines.run_dates import run_dates
+from tests.conftest import write_registry
+
+NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.UTC)
+HEADER = (
+    "dataset,source,primary_key,incremental_field,partition_field,ingestion,schedule,start_date"
+)
+
+
+@pytest.fixture
+def project(home):
+    write_registry(
+        home,
+        f"{HEADER}\n"
+        "daily,d_{ds}.csv,id,ts,ts,incremental,@daily,2024-01-05\n"
+        "monthly,m_{ds}.csv,id,ts,ts,incremental,@monthly,2000-01-01\n"
+        "weekly,w_{ds}.csv,id,,,full,@weekly,2024-01-01\n",
+    )
+    (home / "include" / "cookbooks.yaml").write_text("- {name: both, steps: [daily, monthly]}\n")
+    return load_project()
+
+
+def dates(project, name, first, last=None, **kwargs):
+    last = last or first
+    return run_dates(project, name, dt.date.fromisoformat(first), dt.date.fromisoformat(last),
+                     now=NOW, **kwargs)  # fmt: skip
+
+
+def test_a_range_gives_the_schedule_points_in_it(project):
+    assert dates(project, "daily", "2024-01-05", "2024-01-07") == [
+        "2024-01-05",
+        "2024-01-06",
+        "2024-01-07",
+    ]
+    assert dates(project, "monthly", "2000-01-01", "2000-03-31") == [
+        "2000-01-01",
+        "2000-02-01",
+        "2000-03-01",
+    ]
+
+
+def test_a_date_before_start_date_names_the_first_valid_date(project):
+    with pytest.raises(DateError) as caught:
+        dates(project, "daily", "2024-01-02")
+    assert str(caught.value) == (
+        "daily: 2024-01-02 is before its start_date 2024-01-05 (registry.csv line 2); "
+        "the first date it can run is 2024-01-05"
+    )
+
+
+def test_a_date_off_the_schedule_names_the_nearest_dates(project):
+    with pytest.raises(DateError) as caught:
+        dates(project, "monthly", "2000-01-15")
+    assert str(caught.value) == (
+        "monthly: no run of its schedule ('0 0 1 * *') starts on 2000-01-15; "
+        "the nearest dates are 2000-01-01 and 2000-02-01"
+    )
+    with pytest.raises(DateError, match="starts between 2000-01-02 and 2000-01-31"):
+        dates(project, "monthly", "2000-01-02", "2000-01-31")
+
+
+def test_an_interval_still_running_is_refused_unless_asked_for(project):
+    with pytest.raises(DateError) as caught:
+        dates(project, "daily", "2024-03-10")
+    assert str(caught.value).startswith(
+        "daily: the interval of 2024-03-10 ends 2024-03-11 00:00 UTC, which is still to come "
+        "(the latest complete date is 2024-03-09); pass --allow-incomplete"
+    )
+    assert dates(project, "daily", "2024-03-10", allow_incomplete=True) == ["2024-03-10"]
+    with pytest.raises(DateError, match="latest complete date is 2024-02-01"):
+        dates(project, "monthly", "2024-03-01")  # March is not over on the 10th
+
+
+def test_the_future_is_refused_even_when_incomplete_is_allowed(project):
+    with pytest.raises(DateError, match=r"^daily: 2024-03-11 is in the future; the latest date"):
+        dates(project, "daily", "2024-03-11", allow_incomplete=True)
+
+
+def test_a_cookbook_checks_every_child(project):
+    assert dates(project, "both", "2024-01-05") == ["2024-01-05"]
+    with pytest.raises(DateError, match=r"both: 2024-01-04 is before daily's start_date"):
+        dates(project, "both", "2024-01-04")
+    with pytest.raises(DateError, match="ends 2024-04-01 00:00 UTC.*complete date is 2024-02-29"):
+        dates(project, "both", "2024-03-09")  # its monthly child's March is not over
+
+
+def test_an_empty_range_is_refused(project):
+    with pytest.raises(DateError, match="the end 2024-01-05 is before the start 2024-01-06"):
+        dates(project, "daily", "2024-01-06", "2024-01-05")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2010/01/02", "--date: '2010/01/02' is not a date in the form YYYY-MM-DD"),
+        ("tomorrow", "--date: 'tomorrow' is not a date in the form YYYY-MM-DD"),
+        (
+            "2010-02-30",
+            "--date: '2010-02-30' is not a date in the form YYYY-MM-DD "
+            "(day is out of range for month)",
+        ),
+        ("2010-13-01", "--date: '2010-13-01' is not a date in the form YYYY-MM-DD (month must"),
+    ],
+)
+def test_a_malformed_date_names_the_option_and_the_value(value, message):
+    with pytest.raises(DateError) as caught:
+        date_option(value, "--date")
+    assert str(caught.value).startswith(message)
