@@ -20,6 +20,7 @@ from pipelines.exceptions import ConfigError, Problem
 from pipelines.merge import MergeResult
 from pipelines.partitions import Interval, Layer
 from pipelines.registry import Dataset
+from pipelines.schema import read_current
 
 
 def aggregate(
@@ -79,13 +80,14 @@ def _changes(
 ) -> tuple[dict[str, pd.DataFrame | None], bool]:
     """The aggregate's new partitions from the current cleaned table; True = replace all."""
     if dataset.ingestion.is_incremental:
-        return _by_partition(spec, cleaned.read(touched), touched), False
+        return _by_partition(spec, read_current(cleaned, touched), touched), False
     if dataset.partition_field:
-        rows = cleaned.read(dataset.ingestion.current_partitions(cleaned.snapshot().partitions))
+        current = dataset.ingestion.current_partitions(cleaned.snapshot().partitions)
+        rows = read_current(cleaned, current)
         if not rows.empty:
             rows["dt"] = transforms.date_key(rows[dataset.partition_field])
         return _by_partition(spec, rows, sorted(set(rows.get("dt", [])))), True
-    rows = cleaned.read(touched).rename(columns={"ds": "dt"})  # each snapshot: dt = its ds
+    rows = read_current(cleaned, touched).rename(columns={"ds": "dt"})  # each snapshot: its ds
     return _by_partition(spec, rows, touched), False
 
 

@@ -23,8 +23,12 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repo holding dags/ and
 PARSING_ENV = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
 
 
-def configure(verbose: bool = False) -> Path:
-    """Set the environment Airflow reads at import; create its database once. Returns the home."""
+def configure(verbose: bool = False, *, database: bool = True) -> Path:
+    """Set the environment Airflow reads at import; create its database once. Returns the home.
+
+    :param database: create the metadata database when there is none (commands that only read
+        the lake need none: they look a lake connection up in it only when it exists)
+    """
     home = Path(os.environ.setdefault("AIRFLOW_HOME", str(environment.project_home() / ".airflow")))
     os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PACKAGE_ROOT / "dags"))
     os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PACKAGE_ROOT / "plugins"))
@@ -34,7 +38,7 @@ def configure(verbose: bool = False) -> Path:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     home.mkdir(parents=True, exist_ok=True)
     own_database = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" in os.environ  # the user's to migrate
-    if not own_database and not (home / "airflow.db").exists():
+    if database and not own_database and not (home / "airflow.db").exists():
         init_database()
     return home
 

@@ -70,7 +70,8 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
 def prepare(
     dataset: Dataset, raw: pd.DataFrame, interval: Interval
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Valid rows, one per key (with ``_ds``), and the quarantined rows with their ``_reason``."""
+    """Valid rows, one per key (with ``_ds``), and the quarantined rows as they were delivered
+    (the text that did not parse, too), with ``_ds`` and their ``_reason``."""
     if raw.empty or not len(raw.columns):
         return raw, pd.DataFrame(), 0
     stamps = [c for c in (dataset.incremental_field, dataset.partition_field) if c]
@@ -80,10 +81,13 @@ def prepare(
             f"{dataset.name}: column {missing[0]!r} named in registry.csv is "
             f"not in the source (columns: {', '.join(raw.columns)})"
         )
-    valid, bad = transforms.quarantine_invalid(raw, dataset.primary_key, stamps)
-    valid = valid.assign(_ds=interval.ds)
+    epoch = dataset.options.epoch
+    valid, bad = transforms.quarantine_invalid(raw, dataset.primary_key, stamps, epoch)
+    valid, bad = valid.assign(_ds=interval.ds), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
-    losers = losers.assign(_reason="duplicate key in this delivery: superseded by a later version")
+    losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
+        _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"
+    )
     quarantined = (
         pd.concat([q for q in (bad, losers) if not q.empty], ignore_index=True)
         if not (bad.empty and losers.empty)

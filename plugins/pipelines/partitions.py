@@ -190,6 +190,11 @@ def source_for(source: str, interval: Interval) -> str:
     return source.replace("{ds_nodash}", interval.ds_nodash).replace("{ds}", interval.ds)
 
 
+def source_pattern(source: str) -> str:
+    """A per-interval source with ``*`` for its dates: the glob of every interval's file."""
+    return source.replace("{ds_nodash}", "*").replace("{ds}", "*")
+
+
 def table_path(lake: str, namespace: str, layer: Layer | str, table: str) -> str:
     """``{lake}/{namespace}/{layer}/{table}``: the root of one table.
 

@@ -11,6 +11,7 @@ from pipelines.components.resources import Table
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, PipelinesError
 from pipelines.partitions import Layer, date_option, format_date
+from pipelines.schema import as_stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,7 +102,7 @@ def _read_current(
                 f"(have: {', '.join(sorted(snap.partitions)) or 'none'})"
             )
         try:
-            return table.read(wanted, snap)
+            return as_stored(table.read(wanted, snap), snap)
         except FileNotFoundError:  # a concurrent commit replaced them: read the new version
             if attempt == 2:
                 raise
@@ -116,6 +117,11 @@ def _locate(
         project.require(name, Kind.AGGREGATE)
         return lake.table(layer, name), lambda partitions: None
     kind = project.require(name, Kind.DATASET).ingestion
-    if layer is Layer.CLEANED and (day is None or kind.is_incremental):
+    if layer is Layer.CLEANED and day is not None and kind.is_incremental:
+        raise PipelinesError(
+            f"as_of: {name} is incremental: its cleaned table is kept as it stands now, not as "
+            f"it stood on {day}; that day's delivery is its raw layer (layer='raw', as_of={day})"
+        )
+    if layer is Layer.CLEANED and day is None:
         return lake.table(layer, name, kind=kind), kind.current_partitions
     return lake.table(layer, name, kind=kind), lambda partitions: [day] if day else None

@@ -25,6 +25,7 @@ from pipelines.registry_values import (  # noqa: F401 - re-exported: the registr
     Ingestion,
     Reporter,
     SchemaChange,
+    SourceOptions,
     check_schedule,
     columns_value,
     dataset_name,
@@ -32,10 +33,12 @@ from pipelines.registry_values import (  # noqa: F401 - re-exported: the registr
     field_value,
     format_value,
     int_value,
+    options_value,
     pct_value,
     schedule_value,
     source_value,
     start_date_value,
+    tags_value,
 )
 
 FILE = "registry.csv"
@@ -62,6 +65,7 @@ class Dataset:
     max_drop_pct: float = 50.0
     max_quarantine_pct: float | None = None  # None: no limit
     on_schema_change: SchemaChange = SchemaChange.APPEND
+    options: SourceOptions = SourceOptions()
     line: int = 0
     row: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -107,6 +111,7 @@ COLUMNS = {
     "max_drop_pct": False,
     "max_quarantine_pct": False,
     "on_schema_change": False,
+    "options": False,
 }
 HEADER_REQUIRED = [c for c, req in COLUMNS.items() if req is True]
 
@@ -281,43 +286,32 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
         if "\x00" in value:
             report(col, "contains a NUL character")
     ingestion = enum_value(Ingestion, values.get("ingestion", ""), "ingestion", report)
-    name = dataset_name(values.get("dataset", ""), report)
     source = source_value(values.get("source", ""), report)
-    fmt = format_value(values.get("format", ""), source, report)
-    pk = columns_value(values.get("primary_key", ""), "primary_key", report)
-    inc = field_value(values, "incremental_field", ingestion, report)
-    part = field_value(values, "partition_field", ingestion, report)
-    cron = schedule_value(values.get("schedule", "") or "@daily", report)
-    start = start_date_value(values.get("start_date", ""), report)
-    mar = int_value(values.get("max_active_runs", ""), "max_active_runs", 1, report)
-    drop = pct_value(values.get("max_drop_pct", ""), "max_drop_pct", 50.0, report)
-    quarantine = pct_value(values.get("max_quarantine_pct", ""), "max_quarantine_pct", None, report)
-    osc = enum_value(
-        SchemaChange, values.get("on_schema_change", "") or "append", "on_schema_change", report
-    )
-    tags = tuple(t.strip() for t in values.get("tags", "").split("|") if t.strip())
-    if any(len(t) > 100 for t in tags):
-        report("tags", "a tag is longer than 100 characters")
+    get = values.get
+    checked = {
+        "name": dataset_name(get("dataset", ""), report),
+        "source": source,
+        "format": format_value(get("format", ""), source, report),
+        "primary_key": columns_value(get("primary_key", ""), "primary_key", report),
+        "incremental_field": field_value(values, "incremental_field", ingestion, report),
+        "partition_field": field_value(values, "partition_field", ingestion, report),
+        "ingestion": ingestion,
+        "schedule": get("schedule") or "@daily",
+        "cron": schedule_value(get("schedule", "") or "@daily", report),
+        "start_date": start_date_value(get("start_date", ""), report),
+        "max_active_runs": int_value(get("max_active_runs", ""), "max_active_runs", 1, report),
+        "owner": get("owner") or "pipelines",
+        "description": get("description", ""),
+        "tags": tags_value(get("tags", ""), report),
+        "max_drop_pct": pct_value(get("max_drop_pct", ""), "max_drop_pct", 50.0, report),
+        "max_quarantine_pct": pct_value(
+            get("max_quarantine_pct", ""), "max_quarantine_pct", None, report
+        ),
+        "on_schema_change": enum_value(
+            SchemaChange, get("on_schema_change", "") or "append", "on_schema_change", report
+        ),
+        "options": options_value(get("options", ""), report),
+    }
     if report.problems:
         return None
-    return Dataset(
-        name=name,
-        source=source,
-        format=fmt,
-        primary_key=pk,
-        incremental_field=inc,
-        partition_field=part,
-        ingestion=ingestion,
-        schedule=values.get("schedule") or "@daily",
-        cron=cron,
-        start_date=start,
-        max_active_runs=mar,
-        owner=values.get("owner") or "pipelines",
-        description=values.get("description", ""),
-        tags=tags,
-        max_drop_pct=drop,
-        max_quarantine_pct=quarantine,
-        on_schema_change=osc,
-        line=line,
-        row=dict(values),
-    )
+    return Dataset(**checked, line=line, row=dict(values))

@@ -6,6 +6,7 @@ so :mod:`pipelines.registry` can collect all the problems of a row at once.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import enum
 import re
@@ -48,6 +49,27 @@ SECRET_QUERY_KEYS = {
     "sig",
     "signature",
 }
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How a dataset's source files are read: the registry's ``options`` column, for example
+    ``delimiter=;|encoding=latin-1|null=NA,n/a|epoch=ms``.
+
+    :param delimiter: CSV field separator (``tab`` and ``pipe`` name those two)
+    :param encoding: text encoding of CSV and JSON Lines files
+    :param nulls: values read as null besides the empty one
+    :param epoch: the unit of numbers in the incremental and partition fields (since 1970 UTC)
+    """
+
+    delimiter: str = ","
+    encoding: str = "utf-8-sig"
+    nulls: tuple[str, ...] = ()
+    epoch: str = "s"
+
+
+OPTION_NAMES = {"tab": "\t", "pipe": "|"}  # separators that cannot be written in the column
+EPOCH_UNITS = ("s", "ms", "us", "ns")
 
 
 class SchemaChange(enum.StrEnum):
@@ -137,6 +159,32 @@ def format_value(value: str, source: str, report: Reporter) -> str:
     return FORMATS.get(ext, "")
 
 
+def options_value(value: str, report: Reporter) -> SourceOptions:
+    """``key=value`` pairs separated by ``|``: delimiter, encoding, null, epoch."""
+    found: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in value.split("|"))):
+        key, sep, text = (x.strip() for x in part.partition("="))
+        if not sep or key not in ("delimiter", "encoding", "null", "epoch"):
+            report("options", f"{part!r} is not one of delimiter=, encoding=, null=, epoch=")
+        elif key in found:
+            report("options", f"{key} is given twice")
+        else:
+            found[key] = text
+    delimiter = OPTION_NAMES.get(found.get("delimiter", ","), found.get("delimiter", ","))
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        report("options", f"delimiter {delimiter!r} must be one character (or tab, pipe)")
+    encoding = found.get("encoding", "utf-8-sig")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        report("options", f"encoding {encoding!r} is not a text encoding Python knows")
+    epoch = found.get("epoch", "s")
+    if epoch not in EPOCH_UNITS:
+        report("options", f"epoch {epoch!r} is not one of: {', '.join(EPOCH_UNITS)}")
+    nulls = tuple(n.strip() for n in found.get("null", "").split(",") if n.strip())
+    return SourceOptions(delimiter, encoding, nulls, epoch)
+
+
 def columns_value(value: str, column: str, report: Reporter) -> tuple[str, ...]:
     cols = tuple(c.strip() for c in value.split("|")) if value else ()
     for col in cols:
@@ -208,6 +256,13 @@ def start_date_value(value: str, report: Reporter) -> dt.date | None:
     if date > dt.datetime.now(dt.UTC).date():
         report("start_date", f"{value} is in the future")
     return date
+
+
+def tags_value(value: str, report: Reporter) -> tuple[str, ...]:
+    tags = tuple(t.strip() for t in value.split("|") if t.strip())
+    if any(len(t) > 100 for t in tags):
+        report("tags", "a tag is longer than 100 characters")
+    return tags
 
 
 def int_value(value: str, column: str, default: int, report: Reporter) -> int:

@@ -10,9 +10,12 @@ fails the run, naming the column, before anything is written.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 from pipelines import transforms
+from pipelines.components.resources import Snapshot, Table
 from pipelines.exceptions import SchemaDriftError
 from pipelines.registry import Dataset, SchemaChange
 
@@ -84,3 +87,15 @@ def conform(frame: pd.DataFrame, schema: dict[str, str], dataset: Dataset) -> pd
 
 def _dtype(kind: str) -> str:
     return transforms.DTYPES.get(kind, "string")
+
+
+def read_current(table: Table, partitions: Iterable[str] | None = None) -> pd.DataFrame:
+    """Rows of a cleaned table with every column in the kind the table has now: partitions
+    written before a column was added or widened read like the newest ones."""
+    rows, snap = table.read_version(partitions)
+    return as_stored(rows, snap)
+
+
+def as_stored(rows: pd.DataFrame, snap: Snapshot) -> pd.DataFrame:
+    """``rows`` (read from version ``snap``) in the kinds of that version's schema."""
+    return transforms.as_kinds(rows, dict(snap.meta.get("schema", [])))

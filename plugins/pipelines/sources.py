@@ -7,7 +7,7 @@ types. Nothing here is templated or passed to a shell: the location is plain str
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import json
 
 import pandas as pd
 
@@ -17,12 +17,16 @@ from pipelines.components.secrets import redact, s3_filesystem
 from pipelines.components.storage import retry
 from pipelines.exceptions import SourceError
 from pipelines.partitions import Interval, source_for
-from pipelines.registry import Dataset
+from pipelines.registry import Dataset, SourceOptions
 
 
 def location(dataset: Dataset, interval: Interval) -> str:
     """Where the source of ``interval`` is: an absolute path or an ``s3://`` URI."""
-    raw = source_for(dataset.source, interval)
+    return resolve(dataset, source_for(dataset.source, interval))
+
+
+def resolve(dataset: Dataset, raw: str) -> str:
+    """A source location as written (dates filled in) as an absolute path or ``s3://`` URI."""
     if raw.startswith("s3://"):
         return raw
     if raw.startswith("file://"):
@@ -38,40 +42,61 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
     """The source rows as delivered (whole file; filtering by interval happens in extract)."""
     where = location(dataset, interval)
     try:
-        data = _read_bytes(where)
+        data = read_bytes(where)
     except FileNotFoundError:
         raise SourceError(
             f"{dataset.name}: source for {interval.ds} not found: {redact(where)}"
         ) from None
     try:
-        return _parse(data, dataset.format)
+        return _parse(data, dataset.format, dataset.options)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SourceError(
             f"{dataset.name}: cannot read {redact(where)} as {dataset.format}: {exc}"
         ) from None
 
 
-def _read_bytes(where: str) -> bytes:
+def read_bytes(where: str, limit: int | None = None) -> bytes:
+    """The bytes of a source file (its first ``limit`` bytes when given)."""
     if where.startswith("s3://"):
-        fs = s3_filesystem(environment.lake_conn_id())
-        return retry(lambda: fs.cat_file(where.removeprefix("s3://")))
-    return Path(where).read_bytes()
+        conn_id = environment.lake_conn_id()
+        fs = s3_filesystem(conn_id)
+        shown = f"{redact(where)} (Airflow connection {conn_id!r})"
+        key = where.removeprefix("s3://")
+        return retry(lambda: fs.cat_file(key, start=0, end=limit), where=shown)
+    with open(where, "rb") as fh:
+        return fh.read(limit if limit is not None else -1)
 
 
-def _parse(data: bytes, fmt: str) -> pd.DataFrame:
+def _parse(data: bytes, fmt: str, options: SourceOptions) -> pd.DataFrame:
     if fmt == "csv":
         if not data.strip():
             return pd.DataFrame()
-        text = data.decode("utf-8-sig")
         return pd.read_csv(
-            io.StringIO(text),
+            io.StringIO(data.decode(options.encoding)),
+            sep=options.delimiter,
             dtype="string",
             keep_default_na=False,
-            na_values=[""],
+            na_values=["", *options.nulls],
             skip_blank_lines=True,
         )
     if fmt == "jsonl":
         if not data.strip():
             return pd.DataFrame()
-        return pd.read_json(io.BytesIO(data), lines=True, dtype=False, convert_dates=False)
+        text = io.StringIO(data.decode(options.encoding))
+        frame = _as_text_where_mixed(
+            pd.read_json(text, lines=True, dtype=False, convert_dates=False)
+        )
+        return frame.replace(list(options.nulls), None) if options.nulls else frame
     return read_parquet_bytes(data)
+
+
+def _as_text_where_mixed(frame: pd.DataFrame) -> pd.DataFrame:
+    """JSON values of different types in one column (``1704103200`` and ``"soon"``) as their
+    JSON text: one Parquet column holds one type, and the raw layer keeps every value."""
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype == object and values.dropna().map(type).nunique() > 1:
+            frame[col] = values.map(
+                lambda v: v if v is None or isinstance(v, str) else json.dumps(v)
+            ).astype("string")
+    return frame

@@ -49,7 +49,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             )
         if len(frame):
             inside, unparseable = transforms.filter_interval(
-                frame, field, interval.start, interval.end
+                frame, field, interval.start, interval.end, dataset.options.epoch
             )
             frame = pd.concat([inside, unparseable.drop(columns="_reason")]).sort_values("_row")
     table = lake.table(Layer.RAW, dataset.name)

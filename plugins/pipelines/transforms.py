@@ -108,37 +108,63 @@ def as_kinds(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
     return frame
 
 
-def parse_timestamps(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """ISO 8601 values as UTC timestamps (naive = UTC); also the mask of unparseable values."""
+UNPARSEABLE = "missing or not an ISO 8601 timestamp"  # nor a number of epoch units
+NUMBER = r"-?\d+(?:\.\d+)?"
+
+
+def parse_timestamps(series: pd.Series, epoch_unit: str = "s") -> tuple[pd.Series, pd.Series]:
+    """Timestamps as UTC (naive = UTC); also the mask of values that cannot be parsed.
+
+    Text is ISO 8601; a number (a numeric column, or text that is only a number and not an ISO
+    date such as ``20240102``) counts ``epoch_unit`` since 1970-01-01 UTC.
+    """
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         parsed = series.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_any_dtype(series):
         parsed = series.dt.tz_localize("UTC")
+    elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        parsed = _from_epoch(series, epoch_unit)
+        return parsed.astype(DTYPES["timestamp"]), series.isna() | parsed.isna()
     else:
         text = series.astype("string").str.strip()
         parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-        bad = text.notna() & (text != "") & parsed.isna()
-        return parsed.astype(DTYPES["timestamp"]), bad | (text == "")
+        failed = text.notna() & (text != "") & parsed.isna()
+        if failed.any():  # only then: numbers among the values that are not ISO dates
+            numbers = failed & text.str.fullmatch(NUMBER).fillna(False)
+            epoch = _from_epoch(pd.to_numeric(text.where(numbers), errors="coerce"), epoch_unit)
+            parsed = parsed.where(~numbers, epoch)
+            failed &= parsed.isna()
+        return parsed.astype(DTYPES["timestamp"]), failed | (text == "")
     return parsed.astype(DTYPES["timestamp"]), pd.Series(False, index=series.index)
 
 
+def _from_epoch(numbers: pd.Series, unit: str) -> pd.Series:
+    """Numbers of ``unit`` since the epoch as UTC timestamps (NaT where out of range)."""
+    values = pd.to_numeric(numbers, errors="coerce").astype("float64")
+    return pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
+
+
 def filter_interval(
-    frame: pd.DataFrame, field: str, start: dt.datetime, end: dt.datetime
+    frame: pd.DataFrame, field: str, start: dt.datetime, end: dt.datetime, epoch_unit: str = "s"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows with ``start <= field < end``; and, separately, rows whose field cannot be parsed."""
-    parsed, bad = parse_timestamps(frame[field])
+    parsed, bad = parse_timestamps(frame[field], epoch_unit)
     inside = (parsed >= pd.Timestamp(start)) & (parsed < pd.Timestamp(end))
     unparseable = frame[bad | parsed.isna()].copy()
-    unparseable["_reason"] = f"{field}: missing or not an ISO 8601 timestamp"
+    unparseable["_reason"] = f"{field}: {UNPARSEABLE}"
     return frame[inside.fillna(False)], unparseable
 
 
 def quarantine_invalid(
-    frame: pd.DataFrame, primary_key: Sequence[str], timestamp_fields: Sequence[str]
+    frame: pd.DataFrame,
+    primary_key: Sequence[str],
+    timestamp_fields: Sequence[str],
+    epoch_unit: str = "s",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off rows with a null key part or an unparseable timestamp field, with a ``_reason``.
 
-    The kept rows have their timestamp fields parsed to UTC.
+    The kept rows have their timestamp fields parsed to UTC; the split-off rows keep the values
+    as delivered (the text that did not parse, to be read in quarantine).
     """
     reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
     for col in primary_key:
@@ -148,13 +174,13 @@ def quarantine_invalid(
         reasons = reasons.mask(null & reasons.isna(), f"{col}: primary key is null")
     parsed = {}
     for col in dict.fromkeys(timestamp_fields):
-        parsed[col], bad = parse_timestamps(frame[col])
-        reasons = reasons.mask(bad & reasons.isna(), f"{col}: missing or not an ISO 8601 timestamp")
-    frame = frame.assign(**parsed)  # copy-on-write: only the parsed columns are new
+        parsed[col], bad = parse_timestamps(frame[col], epoch_unit)
+        reasons = reasons.mask(bad & reasons.isna(), f"{col}: {UNPARSEABLE}")
+    delivered, frame = frame, frame.assign(**parsed)  # copy-on-write: only the parsed are new
     bad_rows = reasons.notna()
     if not bad_rows.any():
-        return frame, frame.iloc[0:0].assign(_reason=reasons.iloc[0:0])
-    return frame[~bad_rows], frame[bad_rows].assign(_reason=reasons[bad_rows])
+        return frame, delivered.iloc[0:0].assign(_reason=reasons.iloc[0:0])
+    return frame[~bad_rows], delivered[bad_rows].assign(_reason=reasons[bad_rows])
 
 
 def latest_per_key(

@@ -107,7 +107,7 @@ def test_pipelines_backfill_prints_its_own_lines_only(project, tmp_path):
     assert lines[1].endswith("s): raw 6, cleaned 4, quarantined 2 (33%, 1 duplicate key), "
                              "daily_revenue 2 rows")  # fmt: skip
     assert lines[2].startswith("FAIL local__orders 2024-01-02 (")
-    assert lines[2].endswith("; ingest.extract failed: orders: source for 2024-01-02 not found: "
+    assert lines[2].endswith("s): ingest.extract failed: orders: source for 2024-01-02 not found: "
                              f"{tmp_path}/include/sample/orders/orders_2024-01-02.csv")  # fmt: skip
     assert lines[3:] == [
         "1/2 runs succeeded",

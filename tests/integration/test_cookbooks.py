@@ -56,7 +56,7 @@ def test_cookbook_verify_fails_when_outputs_are_wrong(home, airflow_db):
     assert not results.ok
     parent = results.runs[-1]
     assert parent.failed_task == "verify"
-    assert "orders: cleaned has 4 rows (>= 300)" in parent.error
+    assert "orders: cleaned has 4 rows, expected at least 300" in parent.error
 
 
 def test_asset_events_carry_row_counts(home, airflow_db):

@@ -17,7 +17,15 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "pipelines"
 # From the top down. Within components/, the shared operators are wiring; the rest are
 # ingredients, which never import a step, the config or an operator.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "entry points": ("pipelines", "pipelines.cli", "pipelines.client"),
+    "entry points": (
+        "pipelines",
+        "pipelines.cli",
+        "pipelines.cli.project",
+        "pipelines.cli.runs",
+        "pipelines.cli.lake",
+        "pipelines.cli.text",
+        "pipelines.client",
+    ),
     "airflow wiring": (
         "pipelines.factory",
         "pipelines.stages",
@@ -36,6 +44,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.sources",
         "pipelines.reader",
         "pipelines.run_dates",
+        "pipelines.header_check",
         "pipelines.cookbooks.checks",
     ),
     "config": ("pipelines.config", "pipelines.registry", "pipelines.registry_values"),

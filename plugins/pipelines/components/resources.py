@@ -156,11 +156,17 @@ class Table:
         snapshot: Snapshot | None = None,
         with_key: bool = True,
     ) -> pd.DataFrame:
-        """Rows of the given partitions (default all) with the partition column added, every
-        column in the kind the table's schema (if it keeps one) gives it now."""
-        import pandas as pd
+        """Rows of the given partitions (default all) with the partition column added."""
+        return self.read_version(partitions, snapshot, with_key)[0]
 
-        from pipelines.transforms import as_kinds
+    def read_version(
+        self,
+        partitions: Iterable[str] | None = None,
+        snapshot: Snapshot | None = None,
+        with_key: bool = True,
+    ) -> tuple[pd.DataFrame, Snapshot]:
+        """:meth:`read`, and the version the rows were read from."""
+        import pandas as pd
 
         for attempt in range(3):
             snap = snapshot or self.snapshot()
@@ -177,9 +183,8 @@ class Table:
                 continue  # a concurrent commit vacuumed the files: re-read the new version
             frames = [f for f in frames if not f.empty]
             if not frames:
-                return pd.DataFrame()
-            rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            return as_kinds(rows, dict(snap.meta.get("schema", [])))
+                return pd.DataFrame(), snap
+            return (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]), snap
         raise AssertionError("unreachable")
 
     def _with_key(self, frame: pd.DataFrame, partition: str, with_key: bool) -> pd.DataFrame:

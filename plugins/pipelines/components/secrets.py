@@ -6,8 +6,11 @@ query parameters from any URI before it is shown or logged.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
+
+from pipelines.exceptions import LakeError
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 _SECRET_QUERY = re.compile(
@@ -22,13 +25,65 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\g<key>***", text)
 
 
+# botocore's defaults wait 60 s to connect and retry on top of our own retries: a wrong endpoint
+# would take minutes to say so. A connection's own extra "config_kwargs" win over these.
+S3_CLIENT = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
+
+
 @lru_cache(maxsize=8)
 def s3_filesystem(conn_id: str):
     """An s3fs filesystem authenticated through the Airflow connection ``conn_id``.
 
-    The connection is an ``aws`` connection (``AIRFLOW_CONN_<ID>`` or the metadata database);
-    its ``extra`` may hold ``endpoint_url`` and ``region_name``.
+    The connection is an ``aws`` connection (login = access key, password = secret key, extra
+    ``endpoint_url`` and ``region_name``), found the way Airflow finds it: inside a task through
+    the Task SDK, elsewhere (the CLI, the client) through the secrets backends and the metadata
+    database as well.
+
+    :raises LakeError: no such connection
     """
     from airflow.providers.amazon.aws.fs.s3 import get_fs
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return get_fs(conn_id)
+    require_connection(conn_id)
+    chosen = S3Hook(aws_conn_id=conn_id).conn_config.extra_config.get("config_kwargs", {})
+    return get_fs(conn_id, {k: v for k, v in S3_CLIENT.items() if k not in chosen})
+
+
+def require_connection(conn_id: str) -> None:
+    """Make sure the Task SDK can find ``conn_id`` in this process.
+
+    Inside a task it asks the API server, which reads the secrets backends and the metadata
+    database. Elsewhere it reads only the environment and a configured secrets backend: a
+    connection made with ``airflow connections add`` is then looked up here the way Airflow's
+    own components do, and handed over as ``AIRFLOW_CONN_<ID>`` to this process.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+        return
+    except AirflowNotFoundException:
+        pass
+    found, why = _from_metadata(conn_id)
+    if found is None:
+        raise LakeError(
+            f"no Airflow connection {conn_id!r} ({why}): add it with `airflow connections add "
+            f"{conn_id} --conn-type aws --conn-login KEY --conn-password SECRET --conn-extra "
+            '\'{"endpoint_url": ..., "region_name": ...}\'`, or name another one in '
+            "PIPELINES_LAKE_CONN_ID"
+        )
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = found.as_json()
+
+
+def _from_metadata(conn_id: str):
+    """(connection, None) from Airflow's secrets backends and metadata database, or (None, why)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    try:
+        return Connection.get_connection_from_secrets(conn_id), None
+    except AirflowNotFoundException:
+        return None, "not in the environment, a secrets backend or the metadata database"
+    except Exception as exc:  # noqa: BLE001 - no database here (a worker, a bare shell)
+        return None, f"the metadata database cannot be read: {type(exc).__name__}"

@@ -39,6 +39,10 @@ class Storage:
             return None
         return s3_filesystem(self.conn_id)
 
+    def _call(self, call: Callable[[], Any], path: str) -> Any:
+        """An object-store call, retried; a user-fixable failure ends as one LakeError line."""
+        return retry(call, where=f"{redact(path)} (Airflow connection {self.conn_id!r})")
+
     def _key(self, path: str) -> str:
         return path.removeprefix("s3://") if self.remote else path
 
@@ -53,13 +57,13 @@ class Storage:
     def read(self, path: str) -> bytes:
         if not self.remote:
             return Path(path).read_bytes()
-        return retry(lambda: self.fs.cat_file(self._key(path)))
+        return self._call(lambda: self.fs.cat_file(self._key(path)), path)
 
     def write(self, path: str, data: bytes) -> None:
         """Write a whole object; atomic for readers (rename locally, one PUT on S3)."""
         self.check_inside(path)
         if self.remote:
-            retry(lambda: self.fs.pipe_file(self._key(path), data))
+            self._call(lambda: self.fs.pipe_file(self._key(path), data), path)
             return
         target = Path(path)
         os.replace(_durable_temp(target, data), target)
@@ -69,7 +73,7 @@ class Storage:
         self.check_inside(path)
         if self.remote:
             try:
-                retry(lambda: self.fs.pipe_file(self._key(path), data, mode="create"))
+                self._call(lambda: self.fs.pipe_file(self._key(path), data, mode="create"), path)
             except FileExistsError:
                 return False
             except OSError as exc:  # s3fs reports a failed precondition as a generic error
@@ -95,7 +99,9 @@ class Storage:
             except FileNotFoundError:
                 return []
         try:
-            entries = retry(lambda: self.fs.ls(self._key(path), detail=False, refresh=True))
+            entries = self._call(
+                lambda: self.fs.ls(self._key(path), detail=False, refresh=True), path
+            )
         except FileNotFoundError:
             return []
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
@@ -105,14 +111,14 @@ class Storage:
             self.check_inside(path)
             if self.remote:
                 with contextlib.suppress(FileNotFoundError):
-                    retry(lambda p=path: self.fs.rm_file(self._key(p)))
+                    self._call(lambda p=path: self.fs.rm_file(self._key(p)), path)
             else:
                 Path(path).unlink(missing_ok=True)
 
     def mtime(self, path: str) -> float:
         if not self.remote:
             return Path(path).stat().st_mtime
-        info = retry(lambda: self.fs.info(self._key(path)))
+        info = self._call(lambda: self.fs.info(self._key(path)), path)
         modified = info.get("LastModified")
         return modified.timestamp() if modified else time.time()
 
@@ -142,14 +148,35 @@ def _norm_remote(path: str) -> str:
     return f"{scheme}://" + "/".join(parts)
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """An error worth retrying. s3fs turns botocore's ClientError into a bare OSError whose
-    message is the server's text; the S3 error code is on the chained cause, so look there too."""
+def _chain_text(exc: BaseException) -> str:
+    """The error and its causes as text: s3fs turns botocore's ClientError into a bare OSError
+    whose message is the server's text, with the S3 error code on the chained cause."""
     chain, cause = [exc], exc.__cause__
     while cause is not None and len(chain) < 5:
         chain.append(cause)
         cause = cause.__cause__
-    text = " ".join(f"{type(e).__name__} {e}" for e in chain)
+    return " ".join(f"{type(e).__name__} {e}" for e in chain)
+
+
+def _explain(exc: BaseException, where: str) -> LakeError | None:
+    """The one line a user can act on, for the storage errors a user can fix (else None)."""
+    text = _chain_text(exc)
+    if "NoSuchBucket" in text:
+        bucket = where.removeprefix("s3://").split("/", 1)[0]
+        return LakeError(f"{where}: the bucket {bucket!r} does not exist")
+    if isinstance(exc, PermissionError) or "InvalidAccessKeyId" in text or "AccessDenied" in text:
+        return LakeError(
+            f"{where}: access refused ({redact(str(exc))}); check the login (access key) and "
+            "password (secret key) of that Airflow connection"
+        )
+    if any(m in text for m in ("EndpointConnectionError", "ConnectTimeout", "ConnectionError")):
+        return LakeError(f"{where}: the S3 endpoint does not answer ({redact(str(exc))})")
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """An error worth retrying (the S3 error code may be on a chained cause)."""
+    text = _chain_text(exc)
     markers = (
         "SlowDown",
         "Throttl",
@@ -165,15 +192,28 @@ def _is_transient(exc: BaseException) -> bool:
     return any(m in text for m in markers) and not isinstance(exc, FileNotFoundError)
 
 
-def retry(call: Callable[[], Any], attempts: int = RETRIES, base_delay: float = 0.2) -> Any:
+def retry(
+    call: Callable[[], Any],
+    attempts: int = RETRIES,
+    base_delay: float = 0.2,
+    *,
+    where: str | None = None,
+) -> Any:
     """Call, retrying transient object-store errors with exponential backoff (every S3 call of
-    the package goes through here: lake and sources alike)."""
+    the package goes through here: lake and sources alike).
+
+    :param where: what is being reached (``s3://... (connection 'x')``): a missing bucket,
+        refused credentials or an endpoint that does not answer then end as one LakeError line
+    """
     for attempt in range(1, attempts + 1):
         try:
             return call()
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
             if attempt == attempts or not _is_transient(exc):
-                raise
+                explained = _explain(exc, where) if where else None
+                if explained is None:
+                    raise
+                raise explained from None
             log.warning(
                 "transient storage error (attempt %s/%s): %s", attempt, attempts, redact(str(exc))
             )

@@ -43,14 +43,19 @@ def verify(project: Project, cookbook: str, lake: Lake) -> Report:
         snap = table.snapshot()
         rows = table.read(dataset.ingestion.current_partitions(snap.partitions), snap)
         minimum = book.checks.get(name, {}).get("min_rows", 1)
-        report.expect(len(rows) >= minimum, f"{name}: cleaned has {len(rows)} rows (>= {minimum})")
+        report.expect(
+            len(rows) >= minimum,
+            f"{name}: cleaned has {len(rows)} rows, expected at least {minimum}",
+        )
         if not rows.empty:
             nulls, dupes = transforms.key_faults(rows, dataset.primary_key)
             report.expect(dupes == 0, f"{name}: {dupes} duplicate keys")
             report.expect(nulls == 0, f"{name}: {nulls} null keys")
         for spec in project.aggregates_of(name):
             count = lake.table(Layer.AGGREGATED, spec.name).snapshot().rows()
-            report.expect(count > 0, f"{spec.name}: aggregated has {count} rows (> 0)")
+            report.expect(
+                count > 0, f"{spec.name}: aggregated has {count} rows, expected at least 1"
+            )
     return report
 
 

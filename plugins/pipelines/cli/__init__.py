@@ -1,0 +1,146 @@
+"""The ``pipelines`` command: thin argument parsing over the package.
+
+User mistakes (bad config, unknown names, missing data) print a message and exit 1, without a
+traceback; a traceback means a bug. ``--namespace`` (on every command that touches the lake or
+the DAGs) stands for ``PIPELINES_NAMESPACE`` while the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
+from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
+from pipelines.cli.runs import cmd_run
+from pipelines.exceptions import ConfigError, PipelinesError
+
+NAMESPACE_HELP = "the namespace (default: PIPELINES_NAMESPACE or 'local')"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        with _namespace(getattr(args, "namespace", None)):
+            return args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return 1
+    except PipelinesError as exc:
+        print(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted")
+        return 130
+
+
+@contextlib.contextmanager
+def _namespace(value: str | None) -> Iterator[None]:
+    """``PIPELINES_NAMESPACE`` = ``value`` while inside (checked like the variable itself)."""
+    if value is None:
+        yield
+        return
+    from pipelines.components import environment
+
+    before = os.environ.get("PIPELINES_NAMESPACE")
+    os.environ["PIPELINES_NAMESPACE"] = value
+    try:
+        environment.namespace()
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PIPELINES_NAMESPACE", None)
+        else:
+            os.environ["PIPELINES_NAMESPACE"] = before
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pipelines", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check registry.csv, aggregates.yaml, cookbooks.yaml")
+    p.add_argument(
+        "path",
+        nargs="?",
+        help="a registry.csv or an include/ folder (default: the project's include/)",
+    )
+    p.add_argument(
+        "--sources",
+        action="store_true",
+        help="also open each source's header and check the columns the config names",
+    )
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("list", help="DAG ids, schedules, ingestion, newest raw ds in the lake")
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_list)
+    for name, helptext in (
+        ("run", "run one interval in-process (no scheduler)"),
+        ("backfill", "run every interval from --start to --end, in order"),
+    ):
+        _run_parser(sub.add_parser(name, help=helptext), name)
+    _read_parser(sub.add_parser("read", help="print a table of the lake"))
+    p = sub.add_parser("init", help="create the local Airflow home (SQLite) under .airflow/")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("env", help="print the exports that point `airflow` at this project")
+    p.set_defaults(func=cmd_env)
+    p = sub.add_parser("vacuum", help="delete files that crashed writers left in the lake")
+    p.add_argument(
+        "--min-age-minutes",
+        type=float,
+        default=60,
+        help="only files older than this (default 60: younger ones may be in flight)",
+    )
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_vacuum)
+    p = sub.add_parser("show", help="what each layer of the lake holds, per table")
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("name", help="dataset or cookbook")
+    if name == "run":
+        p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    else:
+        p.add_argument("--start", required=True, help="first logical date YYYY-MM-DD")
+        p.add_argument("--end", required=True, help="last logical date (inclusive)")
+        p.add_argument(
+            "--keep-going", action="store_true", help="run the other days after a failure"
+        )
+    p.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="also run an interval that has not ended yet (it records a partial interval)",
+    )
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
+    p.set_defaults(func=cmd_run)
+
+
+def _read_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="dataset (raw, cleaned, quarantine) or aggregate (aggregated)")
+    p.add_argument(
+        "--layer", default="cleaned", choices=["raw", "cleaned", "aggregated", "quarantine"]
+    )
+    p.add_argument("--limit", type=int, help="rows to print (default: 20 as a table, else all)")
+    p.add_argument("--as-of", help="YYYY-MM-DD: a raw delivery or a full dataset's snapshot")
+    p.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "csv", "json"],
+        help="json: one object a line",
+    )
+    p.add_argument("--columns", help="only these columns, comma-separated")
+    p.add_argument(
+        "--all-columns", action="store_true", help="also the _ bookkeeping columns (_row, _ds)"
+    )
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_read)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

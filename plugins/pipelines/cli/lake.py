@@ -1,0 +1,98 @@
+"""The commands that look into the lake: ``read``, ``show`` and ``vacuum``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipelines.cli.text import plural, quiet_airflow, table
+from pipelines.exceptions import PipelinesError
+
+KEPT_BOOKKEEPING = ("_reason",)  # why a row is in quarantine: content, not bookkeeping
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    quiet_airflow()
+    import pandas as pd
+
+    from pipelines.partitions import date_option
+    from pipelines.reader import read
+
+    as_of = date_option(args.as_of, "--as-of") if args.as_of is not None else None
+    frame = _columns(read(args.name, args.layer, as_of=as_of), args)
+    limit = args.limit if args.limit is not None else (20 if args.format == "table" else None)
+    shown = frame.head(limit) if limit is not None else frame
+    if len(frame) and args.format == "csv":
+        shown.to_csv(sys.stdout, index=False)
+    elif len(frame) and args.format == "json":
+        print(shown.to_json(orient="records", date_format="iso", lines=True).rstrip())
+    elif len(frame):
+        with pd.option_context("display.max_columns", 50, "display.width", 200):
+            print(shown.to_string(index=False))
+    print(f"({plural(len(frame), 'row')})", file=sys.stderr)
+    return 0
+
+
+def _columns(frame, args: argparse.Namespace):
+    """The columns asked for (``--columns``), else all but the ``_`` bookkeeping columns
+    (unless ``--all-columns``)."""
+    if args.columns:
+        wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in frame.columns]
+        if unknown and len(frame.columns):
+            have = ", ".join(map(str, frame.columns))
+            raise PipelinesError(f"--columns: no column {unknown[0]!r} (columns: {have})")
+        return frame[wanted] if len(frame.columns) else frame
+    if args.all_columns:
+        return frame
+    hidden = [c for c in frame.columns if str(c).startswith("_") and c not in KEPT_BOOKKEEPING]
+    return frame.drop(columns=hidden)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    quiet_airflow()
+    from pipelines.components.lake import Lake
+
+    lake = Lake.from_env()
+    rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
+    rows += [_describe(*entry) for entry in _tables()]
+    print(f"lake {lake.root} namespace {lake.namespace}")
+    table(rows)
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    quiet_airflow()
+    from pipelines.components.resources import sweep
+
+    deleted = sum(len(sweep(t, args.min_age_minutes * 60)) for _, _, t, _ in _tables())
+    print(f"deleted {plural(deleted, 'leftover file')}")
+    return 0
+
+
+def _tables():
+    """(layer, name, table, ingestion kind or None) of every table the project can have."""
+    from pipelines.components.lake import Lake
+    from pipelines.config import load_project
+    from pipelines.partitions import Layer
+
+    project = load_project()
+    lake = Lake.from_env()
+    for d in project.datasets:
+        for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
+            yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
+    for a in project.aggregates:
+        yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name), None
+
+
+def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:
+    """One row of ``show``: a cleaned table's rows are those of the table as it stands (a full
+    dataset's newest snapshot), every other table's all its partitions'."""
+    from pipelines.partitions import Layer
+
+    snap = lake_table.snapshot()
+    parts = sorted(snap.partitions)
+    current = kind.current_partitions(parts) if layer is Layer.CLEANED else parts
+    newest = f"{lake_table.key}={parts[-1]}" if parts else "-"
+    rows = sum(snap.rows(p) for p in current)
+    return (str(layer), name, str(len(parts)), str(rows), newest)

@@ -1,0 +1,108 @@
+"""The commands about the project and its DAGs: ``validate``, ``list``, ``init``, ``env``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.cli.text import plural, quiet_airflow, table, warn_skipped
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipelines.config import load_project
+
+    include = None
+    if args.path:
+        path = Path(args.path)
+        if path.is_file():
+            if path.name != "registry.csv":
+                return _validate_file(path)
+            include = path.parent
+        else:
+            include = path
+    project = load_project(include)
+    problems = list(project.problems)
+    if args.sources:
+        quiet_airflow()
+        from pipelines.header_check import check_sources
+
+        found, opened = check_sources(project)
+        problems += found
+        print(f"{plural(opened, 'source')} opened", file=sys.stderr)
+    for problem in problems:
+        print(problem)
+    counts = [
+        plural(len(project.datasets), "dataset"),
+        plural(len(project.aggregates), "aggregate"),
+        plural(len(project.cookbooks), "cookbook"),
+    ]
+    bad = len(problems)
+    print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _validate_file(path: Path) -> int:
+    """A registry under another name: validated alone."""
+    from pipelines.registry import load_registry
+
+    registry = load_registry(path)
+    for problem in registry.problems:
+        print(problem)
+    valid, bad = len(registry.datasets), len(registry.problems)
+    print(f"{plural(valid, 'dataset')} valid; {plural(bad, 'problem')}", file=sys.stderr)
+    return 1 if registry.problems else 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pipelines.local import configure
+
+    home = configure()
+    print(f"Airflow home {home} (SQLite metadata database ready)")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """``eval "$(pipelines env)"``, then ``airflow dags test local__orders 2024-01-02`` works."""
+    import contextlib
+    import os
+    import shlex
+
+    from pipelines.local import configure
+
+    with contextlib.redirect_stdout(sys.stderr):  # only the exports may reach stdout
+        configure()
+    names = (
+        "AIRFLOW_HOME",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__CORE__PLUGINS_FOLDER",
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "PIPELINES_HOME",
+        "PIPELINES_LAKE",
+        "PIPELINES_NAMESPACE",
+    )
+    for name in names:
+        if os.environ.get(name):
+            print(f"export {name}={shlex.quote(os.environ[name])}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Every DAG of the namespace; a dataset's newest raw delivery, a cookbook's children."""
+    quiet_airflow()
+    from pipelines.components.lake import Lake
+    from pipelines.config import load_project
+    from pipelines.partitions import Layer
+
+    project = load_project()
+    warn_skipped(project)
+    lake = Lake.from_env()
+    rows = [("DAG ID", "SCHEDULE", "INGESTION", "NEWEST RAW DS", "CHILDREN")]
+    for d in project.datasets:
+        newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")
+        rows.append((project.dag_id(d.name), d.schedule, d.ingestion.value, newest, ""))
+    for c in project.cookbooks:
+        children = ", ".join(child.name for child in c.children)
+        rows.append((project.dag_id(c.name), c.schedule or "None", "cookbook", "-", children))
+    table(rows)
+    return 0

@@ -1,0 +1,95 @@
+"""``pipelines run`` and ``pipelines backfill``: what starts, each run as it ends, what is left."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+from pipelines.cli.text import warn_skipped
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.local import configure
+    from pipelines.partitions import date_option
+
+    if args.command == "run":
+        start = end = date_option(args.date, "--date")
+    else:
+        start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
+    configure(verbose=args.verbose)
+    from pipelines.client import Client
+    from pipelines.config import load_project
+
+    project = load_project()
+    project.require_readable()
+    warn_skipped(project)
+    progress = _Progress(args.name, project.dag_id(args.name))
+    previous = signal.signal(signal.SIGINT, progress.on_interrupt)
+    try:
+        results = Client().submit(
+            args.name,
+            start,
+            end=end,
+            allow_incomplete=args.allow_incomplete,
+            keep_going=getattr(args, "keep_going", False),
+            on_start=progress.start,
+            on_run=progress.show,
+        )
+    except KeyboardInterrupt:
+        progress.interrupted()
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    done = sum(r.ok for r in results.runs)
+    print(f"{done}/{len(results.runs)} runs succeeded")
+    if results.not_run:
+        print(f"not run: {_days(results.not_run)} (rerun them, or pass --keep-going)")
+    return 0 if results.ok else 1
+
+
+class _Progress:
+    """The run command's lines: what starts, each run as it ends, what an interrupt left.
+
+    Airflow's task runner turns a Ctrl-C inside a task into a failed task and goes on: the
+    interrupt is noted here, and the run it ended is reported as interrupted, not as a failure.
+    """
+
+    def __init__(self, name: str, dag_id: str):
+        self.name, self.dag_id = name, dag_id
+        self.days: list[str] = []
+        self.done: list[str] = []  # days whose run (a cookbook's: its own DAG's run) ended
+        self.stopping = False
+
+    def start(self, days: list[str]) -> None:
+        self.days = days
+        runs = f"{len(days)} run{'s' * (len(days) != 1)}"
+        span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+        print(f"starting {runs} of {self.name}: {span}", flush=True)
+
+    def on_interrupt(self, signum, frame) -> None:
+        self.stopping = True
+        raise KeyboardInterrupt
+
+    def show(self, outcome) -> None:
+        if self.stopping:  # the task runner swallowed the interrupt: this run did not fail
+            raise KeyboardInterrupt
+        mark = "ok  " if outcome.ok else "FAIL"
+        said = [outcome.summary()]
+        if not outcome.ok:
+            reason = f": {outcome.error}" if outcome.error else ""
+            said.append(f"{outcome.failed_task or 'run'} {outcome.state}{reason}")
+        line = f"{mark} {outcome.dag_id} {outcome.ds} ({outcome.seconds:.1f}s)"
+        line += ": " + "; ".join(filter(None, said)) if any(said) else ""
+        if outcome.dag_id == self.dag_id:
+            self.done.append(outcome.ds)
+        print(line, flush=True)
+
+    def interrupted(self) -> None:
+        left = [d for d in self.days if d not in self.done]
+        rest = f"not finished: {_days(left)} (runs are idempotent: run them again)"
+        print(f"interrupted; {rest if left else 'every run had finished'}", flush=True)
+
+
+def _days(days: list[str]) -> str:
+    """``2024-01-03``, or ``2024-01-03 .. 2024-01-09 (7 days)``."""
+    return days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]} ({len(days)} days)"

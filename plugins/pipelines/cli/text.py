@@ -1,0 +1,31 @@
+"""What every command prints the same way: aligned tables, counted nouns, skipped entries."""
+
+from __future__ import annotations
+
+import sys
+
+
+def table(rows: list[tuple[str, ...]]) -> None:
+    """Print rows as left-aligned columns (the first row is the header)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 cookbook``, ``3 cookbooks``."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def warn_skipped(project) -> None:
+    """Say on standard error which config entries are skipped, and why."""
+    for problem in project.problems:
+        print(f"warning: skipped: {problem}", file=sys.stderr)
+
+
+def quiet_airflow() -> None:
+    """Point Airflow at the project with its logging quiet, before anything imports it: only the
+    command's own lines reach standard output (an S3 lake's connection is looked up by Airflow)."""
+    from pipelines.local import configure
+
+    configure(database=False)

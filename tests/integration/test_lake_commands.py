@@ -1,0 +1,102 @@
+"""`pipelines read`, `show`, `list` and `validate` after real runs: what a user sees."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+from pipelines.steps import run_steps
+
+
+@pytest.fixture
+def ran(home):
+    for day in ("2024-01-01", "2024-01-02"):
+        for name in ("orders", "customers"):
+            run_steps(name, day)
+    return home
+
+
+def out_of(capsys, argv) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_show_counts_the_current_snapshot_of_a_full_dataset(ran, capsys):
+    code, out, _ = out_of(capsys, ["show"])
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
+    assert code == 0
+    assert rows[("cleaned", "customers")] == ["2", "4", "ds=2024-01-02"]  # 4 now, not 5 + 4
+    assert rows[("raw", "customers")] == ["2", "9", "ds=2024-01-02"]  # every delivery
+
+
+def test_list_puts_a_cookbook_s_children_in_their_own_column(ran, capsys):
+    code, out, _ = out_of(capsys, ["list"])
+    header, *lines = out.splitlines()
+    assert header.split("  ")[-1] == "CHILDREN"
+    [book] = [line for line in lines if line.startswith("local__cookbook__e2e_test")]
+    assert book.split()[1:5] == ["None", "cookbook", "-", "orders,"]
+    assert book.endswith("orders, customers, events")
+
+
+def test_read_hides_bookkeeping_unless_asked(ran, capsys):
+    _, out, err = out_of(capsys, ["read", "orders", "--layer", "raw"])
+    header = out.splitlines()[0].split()
+    assert "_row" not in header and "ds" in header and err.strip() == "(11 rows)"
+    _, out, _ = out_of(capsys, ["read", "orders", "--layer", "raw", "--all-columns"])
+    assert "_row" in out.splitlines()[0].split()
+    _, out, _ = out_of(capsys, ["read", "orders", "--layer", "quarantine"])
+    assert "_reason" in out.splitlines()[0].split()  # why a row is there is not bookkeeping
+
+
+def test_read_as_csv_or_json_with_chosen_columns(ran, capsys):
+    argv = ["read", "orders", "--format", "csv", "--columns", "order_id,status"]
+    code, out, _ = out_of(capsys, argv)
+    frame = pd.read_csv(io.StringIO(out))
+    assert code == 0 and list(frame.columns) == ["order_id", "status"] and len(frame) == 6
+    code, out, _ = out_of(capsys, ["read", "orders", "--format", "json", "--columns", "order_id"])
+    assert [json.loads(line) for line in out.splitlines()][0] == {"order_id": 1001}
+    code, out, _ = out_of(capsys, ["read", "orders", "--columns", "nope"])
+    assert code == 1 and out.startswith("error: --columns: no column 'nope' (columns: dt,")
+
+
+def test_an_empty_read_says_so_once(ran, capsys):
+    code, out, err = out_of(capsys, ["read", "customers", "--layer", "quarantine"])
+    assert (code, out, err.strip()) == (0, "", "(0 rows)")
+
+
+def test_as_of_on_an_incremental_cleaned_table_is_refused(ran, capsys):
+    code, out, _ = out_of(capsys, ["read", "orders", "--as-of", "2024-01-01"])
+    assert code == 1
+    assert out.startswith("error: as_of: orders is incremental: its cleaned table is kept as it")
+
+
+def test_namespace_is_an_option_of_every_lake_command(ran, capsys):
+    run_steps("customers", "2024-01-01", steps=("extract",), lake=_lake("other"))
+    _, out, _ = out_of(capsys, ["show", "--namespace", "other"])
+    assert out.splitlines()[0].endswith("namespace other")
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
+    assert rows[("raw", "customers")] == ["1", "5", "ds=2024-01-01"]
+    assert rows[("raw", "orders")] == ["0", "0", "-"]  # local's tables are not other's
+    code, _, err = out_of(capsys, ["read", "customers", "--layer", "raw", "--namespace", "other"])
+    assert code == 0 and err.strip() == "(5 rows)"
+    code, out, _ = out_of(capsys, ["list", "--namespace", "other"])
+    assert "other__customers" in out
+    code, out, _ = out_of(capsys, ["show", "--namespace", "Bad-Name"])
+    assert code == 1 and out.startswith("error: PIPELINES_NAMESPACE: 'Bad-Name' must match")
+
+
+def _lake(namespace):
+    from pipelines.components.lake import Lake
+
+    return Lake.from_env(namespace)
+
+
+def test_validate_counts_in_words(home, capsys):
+    code, _, err = out_of(capsys, ["validate"])
+    assert code == 0
+    assert err.strip() == "3 datasets, 3 aggregates, 1 cookbook valid; 0 problems"
