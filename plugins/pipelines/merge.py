@@ -83,7 +83,12 @@ def prepare(
         )
     epoch = dataset.options.epoch
     valid, bad = transforms.quarantine_invalid(raw, dataset.primary_key, stamps, epoch)
-    valid, bad = valid.assign(_ds=interval.ds), bad.assign(_ds=interval.ds)
+    dates = {
+        c: transforms.as_dates(valid[c])
+        for c in dict.fromkeys(stamps)
+        if transforms.is_date_only(raw.loc[valid.index, c], valid[c])
+    }  # a field delivered as dates stays dates in cleaned
+    valid, bad = valid.assign(_ds=interval.ds, **dates), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
     losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
         _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"

@@ -21,11 +21,16 @@ from pipelines.registry import Dataset, SchemaChange
 
 
 def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
-    """The kind of every data column of a delivery (timestamp fields are always timestamps).
+    """The kind of every data column of a delivery (the incremental and partition fields are
+    timestamps, or dates when the delivery gave dates).
 
     CSV delivers text, whose kind is sniffed; Parquet and JSON Lines columns keep their type.
     """
-    forced = {c: "timestamp" for c in (dataset.incremental_field, dataset.partition_field) if c}
+    forced = {
+        c: "date" if transforms.infer_kind(frame[c]) == "date" else "timestamp"
+        for c in (dataset.incremental_field, dataset.partition_field)
+        if c and c in frame.columns
+    }
     sniff = dataset.format == "csv"
     return {
         col: forced.get(col) or transforms.infer_kind(frame[col], sniff=sniff)

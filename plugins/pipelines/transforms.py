@@ -15,12 +15,14 @@ import pandas as pd
 ORDER = ("_ds", "_row")  # tie-break after the incremental field: later delivery, later row
 BOOL_TEXT = {"true": True, "false": False}
 
-# The dtype of each column kind (kinds: null, bool, int, float, timestamp, string; see widen)
+# The dtype of each column kind (kinds: null, bool, int, float, date, timestamp, string; see
+# widen). A date is a day with no time and no time zone: midnight, at second precision.
 DTYPES = {
     "bool": "boolean",
     "int": "Int64",
     "float": "Float64",
     "string": "string",
+    "date": "datetime64[s]",
     "timestamp": "datetime64[us, UTC]",
 }
 
@@ -36,6 +38,8 @@ def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
         return "int"
     if pd.api.types.is_float_dtype(series):
         return "float"
+    if str(series.dtype) == DTYPES["date"] and (values == values.dt.normalize()).all():
+        return "date"
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
         return "timestamp"
     return _sniff_text(values.astype(str)) if sniff else "string"
@@ -61,6 +65,8 @@ def widen(stored: str, new: str) -> str | None:
         return new
     if {stored, new} == {"int", "float"}:
         return "float"
+    if {stored, new} == {"date", "timestamp"}:
+        return "timestamp"
     if stored == "string":
         return "string"
     return None
@@ -70,11 +76,11 @@ def coerce(series: pd.Series, kind: str) -> pd.Series:
     """Convert a column to a kind; raises ValueError naming a value that does not fit."""
     if kind == "null":
         return series.astype("string")
-    if kind == "timestamp":
+    if kind in ("timestamp", "date"):
         parsed, bad = parse_timestamps(series)
         if bad.any():
             raise ValueError(f"{series[bad].iloc[0]!r} is not an ISO 8601 timestamp")
-        return parsed
+        return parsed if kind == "timestamp" else as_dates(parsed)
     if kind == "bool" and not pd.api.types.is_bool_dtype(series):
         text = series.astype("string").str.strip().str.lower()
         mapped = text.map(BOOL_TEXT, na_action="ignore")
@@ -239,10 +245,29 @@ def sort_rows(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.DataFrame:
     return frame.take(order).reset_index(drop=True)
 
 
+def is_date_only(text: pd.Series, parsed: pd.Series) -> bool:
+    """Whether timestamps were delivered as dates (``2024-01-02``: ten characters, midnight UTC)
+    rather than times; cheap enough for a million rows."""
+    text, parsed = text[parsed.notna()], parsed.dropna()
+    if parsed.empty or len(str(text.iloc[0]).strip()) != 10:
+        return False
+    lengths = text.astype("string").str.strip().str.len()
+    return bool((lengths == 10).all() and (parsed == parsed.dt.normalize()).all())
+
+
+def as_dates(parsed: pd.Series) -> pd.Series:
+    """Timestamps (UTC) as the dates they fall on, with no time zone."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.dt.normalize().astype(DTYPES["date"])
+
+
 def date_key(series: pd.Series) -> pd.Series:
-    """The UTC calendar date of timestamps as ``YYYY-MM-DD`` text (each distinct day formatted
-    once: a delivery spans few days)."""
-    days = series.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    """The UTC calendar date of timestamps (or the dates) as ``YYYY-MM-DD`` text (each distinct
+    day formatted once: a delivery spans few days)."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC")
+    days = series.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
     codes, uniques = pd.factorize(days)
     labels = np.array([str(day) for day in uniques] + [pd.NA], dtype=object)
     return pd.Series(labels[codes], index=series.index, dtype="string")

@@ -123,3 +123,5 @@ def test_a_run_into_a_missing_bucket_names_it_on_the_run_s_line(project):
     line = done.stdout.splitlines()[1]
     assert line.startswith("FAIL local__orders 2024-01-02 (")
     assert "the bucket 'gone' does not exist" in line
+    done = pipelines(env, "vacuum", PIPELINES_LAKE="s3://gone/x")
+    assert done.returncode == 1 and "the bucket 'gone' does not exist" in done.stdout

@@ -125,3 +125,18 @@ def test_bad_options_are_reported_in_the_usual_form(home, capsys):
         "registry.csv:2: options: encoding 'klingon' is not a text encoding Python knows",
         "registry.csv:2: options: epoch 'min' is not one of: s, ms, us, ns",
     ]
+
+
+def test_date_only_fields_stay_dates_until_a_delivery_brings_times(home, capsys):
+    run_steps("orders", "2024-01-01")
+    cleaned = pipelines.read("orders")
+    assert str(cleaned["order_date"].dtype) == "datetime64[s]"  # no time, no time zone
+    assert set(cleaned["order_date"].astype(str)) == {"2024-01-01"}
+    assert main(["read", "orders", "--format", "json", "--columns", "order_date"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == '{"order_date":"2024-01-01"}'
+    sample = home / "include" / "sample" / "orders" / "orders_2024-01-02.csv"
+    sample.write_text(sample.read_text().replace(",2024-01-02\n", ",2024-01-02T18:00:00Z\n", 1))
+    run_steps("orders", "2024-01-02")
+    widened = pipelines.read("orders")["order_date"]
+    assert str(widened.dtype) == "datetime64[us, UTC]"  # every partition reads widened
+    assert widened.min() == pd.Timestamp("2024-01-01", tz="UTC")

@@ -164,3 +164,23 @@ def test_the_client_names_its_date_argument(home, airflow_db):
         Client().submit("orders", "2024/01/02")
     with pytest.raises(DateError, match=r"^end: 'soon' is not a date"):
         Client().submit("orders", "2024-01-02", end="soon")
+
+
+def test_an_interval_still_running_needs_allow_incomplete(home, airflow_db, capsys):
+    import datetime as dt
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert main(["run", "customers", "--date", today]) == 1
+    assert lines(capsys)[-1].startswith(f"error: customers: the interval of {today} ends ")
+    assert main(["run", "customers", "--date", today, "--allow-incomplete"]) == 1  # no file
+    out = lines(capsys)
+    assert out[0] == f"starting 1 run of customers: {today}"
+    assert f"source for {today} not found" in out[1]  # it did run, as asked
+
+
+def test_a_run_in_another_namespace(home, airflow_db, capsys):
+    assert main(["run", "customers", "--date", "2024-01-01", "--namespace", "other"]) == 0
+    assert lines(capsys)[1].startswith("ok   other__customers 2024-01-01 (")
+    assert len(pipelines.read("customers", "raw", namespace="other")) == 5
+    with pytest.raises(LakeError, match="no raw data for 'customers' in namespace 'local'"):
+        pipelines.read("customers", "raw")

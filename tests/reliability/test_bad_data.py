@@ -202,6 +202,25 @@ def test_schema_drift_follows_on_schema_change(fast_dir, policy, day2, error):
     assert fingerprint(read_table(env, "m", "cleaned")) == before
 
 
+def test_a_row_a_later_delivery_supersedes_leaves_cleaned_and_stays_in_raw(fast_dir):
+    """What the README says of rows superseded across deliveries: not quarantined again, kept in
+    the raw delivery they came in."""
+    env = mini(
+        fast_dir,
+        "m,m_{ds}.csv,csv,id,updated_at,day,incremental,2024-01-01\n",
+        {
+            "2024-01-01": "id,amount,updated_at,day\n1,5,2024-01-01T01:00:00Z,2024-01-01\n",
+            "2024-01-02": "id,amount,updated_at,day\n1,7,2024-01-02T01:00:00Z,2024-01-01\n",
+        },
+    )
+    for day in ("2024-01-01", "2024-01-02"):
+        _run_one(env, "m", day)
+    assert read_table(env, "m", "cleaned")["amount"].tolist() == [7]
+    assert read_table(env, "m", "quarantine").empty
+    raw = read_table(env, "m", "raw")
+    assert raw.set_index("ds")["amount"].to_dict() == {"2024-01-01": "5", "2024-01-02": "7"}
+
+
 EVOLVING_ROW = "m,m_{ds}.csv,csv,id,ts,ts,incremental,2024-01-01,\n"
 EVOLVING = {  # a column added on day 2, one dropped on day 3, a type widened (int -> float)
     "2024-01-01": "id,reading,ts\n1,5,2024-01-01T01:00:00Z\n2,6,2024-01-01T02:00:00Z\n",

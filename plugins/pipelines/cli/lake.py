@@ -25,12 +25,20 @@ def cmd_read(args: argparse.Namespace) -> int:
     if len(frame) and args.format == "csv":
         shown.to_csv(sys.stdout, index=False)
     elif len(frame) and args.format == "json":
-        print(shown.to_json(orient="records", date_format="iso", lines=True).rstrip())
+        dates = {c: shown[c].dt.strftime("%Y-%m-%d") for c in shown if _is_date(shown[c])}
+        records = shown.assign(**dates).to_json(orient="records", date_format="iso", lines=True)
+        print(records.rstrip())
     elif len(frame):
         with pd.option_context("display.max_columns", 50, "display.width", 200):
             print(shown.to_string(index=False))
     print(f"({plural(len(frame), 'row')})", file=sys.stderr)
     return 0
+
+
+def _is_date(column) -> bool:
+    from pipelines.transforms import infer_kind
+
+    return str(column.dtype).startswith("datetime64") and infer_kind(column) == "date"
 
 
 def _columns(frame, args: argparse.Namespace):
