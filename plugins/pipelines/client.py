@@ -82,11 +82,6 @@ class Results:
         ran = {r.ds for r in self.runs}
         return [d for d in self.days if d not in ran]
 
-    @property
-    def failed(self) -> list[str]:
-        """The days with a run that did not succeed."""
-        return sorted({r.ds for r in self.runs if not r.ok})
-
 
 def output_keys(project: Project, name: str) -> list[str]:
     """The tables a dataset or cookbook run writes, as ``layer.name``."""

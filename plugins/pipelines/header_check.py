@@ -8,6 +8,7 @@ reported in the usual form, with the closest names the header has.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import glob
 import io
@@ -55,7 +56,9 @@ def source_header(dataset: Dataset) -> tuple[str, list[str]]:
     if dataset.format == "jsonl":
         return where, _json_keys(head)
     first = next((line for line in head.splitlines() if line.strip()), "")
-    return where, [c.strip().strip('"') for c in first.split(dataset.options.delimiter)]
+    return where, [
+        c.strip() for c in next(csv.reader([first], delimiter=dataset.options.delimiter))
+    ]
 
 
 def _one_file(dataset: Dataset) -> str:

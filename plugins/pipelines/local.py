@@ -69,34 +69,6 @@ class RunOutcome:
     def ok(self) -> bool:
         return self.state == "success"
 
-    def summary(self) -> str:
-        """What the run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
-        from pipelines.components.operators import AggregateOperator, ExtractOperator, MergeOperator
-        from pipelines.merge import MergeResult
-
-        parts = []
-        extract = self.results.get(ExtractOperator.task_path())
-        if extract is not None:
-            parts.append(f"raw {extract['rows']}")
-        if MergeOperator.task_path() in self.results:
-            merged = MergeResult.from_dict(self.results[MergeOperator.task_path()])
-            share = merged.quarantined * 100 / merged.raw_rows if merged.quarantined else 0
-            dupes = f", {_n(merged.superseded, 'duplicate key')}" if merged.superseded else ""
-            parts.append(f"cleaned {merged.delivered}")
-            parts.append(
-                f"quarantined {merged.quarantined}" + (f" ({share:.0f}%{dupes})" if share else "")
-            )
-        aggregates = self.results.get(AggregateOperator.task_path(), {}).get("details", {})
-        parts += [f"{name} {_n(r['rows'], 'row')}" for name, r in aggregates.items()]
-        checks = self.results.get("verify")
-        if checks is not None:
-            parts.append(f"checks {checks['passed']} passed, {checks['failed']} failed")
-        return ", ".join(parts)
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
-
 
 @contextlib.contextmanager
 def parsing_only(dag_id: str):

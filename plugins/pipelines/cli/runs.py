@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from pipelines.cli.text import warn_skipped
+from pipelines.cli.text import plural, warn_skipped
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -74,7 +74,7 @@ class _Progress:
         if self.stopping:  # the task runner swallowed the interrupt: this run did not fail
             raise KeyboardInterrupt
         mark = "ok  " if outcome.ok else "FAIL"
-        said = [outcome.summary()]
+        said = [summary(outcome)]
         if not outcome.ok:
             reason = f": {outcome.error}" if outcome.error else ""
             said.append(f"{outcome.failed_task or 'run'} {outcome.state}{reason}")
@@ -88,6 +88,31 @@ class _Progress:
         left = [d for d in self.days if d not in self.done]
         rest = f"not finished: {_days(left)} (runs are idempotent: run them again)"
         print(f"interrupted; {rest if left else 'every run had finished'}", flush=True)
+
+
+def summary(outcome) -> str:
+    """What a run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
+    from pipelines.components.operators import AggregateOperator, ExtractOperator, MergeOperator
+    from pipelines.cookbooks.parent import VERIFY
+    from pipelines.merge import MergeResult
+
+    results, parts = outcome.results, []
+    if ExtractOperator.task_path() in results:
+        parts.append(f"raw {results[ExtractOperator.task_path()]['rows']}")
+    if MergeOperator.task_path() in results:
+        merged = MergeResult.from_dict(results[MergeOperator.task_path()])
+        share = merged.quarantined * 100 / merged.raw_rows if merged.quarantined else 0
+        dupes = f", {plural(merged.superseded, 'duplicate key')}" if merged.superseded else ""
+        parts.append(f"cleaned {merged.delivered}")
+        parts.append(
+            f"quarantined {merged.quarantined}" + (f" ({share:.0f}%{dupes})" if share else "")
+        )
+    aggregates = results.get(AggregateOperator.task_path(), {}).get("details", {})
+    parts += [f"{name} {plural(r['rows'], 'row')}" for name, r in aggregates.items()]
+    if VERIFY in results:
+        checks = results[VERIFY]
+        parts.append(f"checks {checks['passed']} passed, {checks['failed']} failed")
+    return ", ".join(parts)
 
 
 def _days(days: list[str]) -> str:

@@ -14,6 +14,8 @@ from pipelines.config import CookbookSpec, Project, load_project
 from pipelines.exceptions import PipelinesError
 from pipelines.timetable import PipelinesTimetable
 
+VERIFY = "verify"  # the task id of a cookbook's checks
+
 
 def child_run_id(cookbook: str, parent_run_id: str) -> str:
     """The child's run id, derived from the parent's: a cleared parent re-runs the same child."""
@@ -120,8 +122,6 @@ def cookbook_dag(book: CookbookSpec, project: Project, lake: Lake) -> DAG:
         for child in book.children:
             for dep in child.after:
                 tasks[dep] >> tasks[child.name]
-        verify = CookbookCheckOperator(
-            task_id="verify", cookbook=book.name, namespace=lake.namespace
-        )
+        verify = CookbookCheckOperator(task_id=VERIFY, cookbook=book.name, namespace=lake.namespace)
         list(tasks.values()) >> verify
     return dag
