@@ -86,7 +86,7 @@ def prepare(
     dates = {
         c: transforms.as_dates(valid[c])
         for c in dict.fromkeys(stamps)
-        if transforms.is_date_only(raw.loc[valid.index, c], valid[c])
+        if transforms.is_date_only(raw[c], valid[c])
     }  # a field delivered as dates stays dates in cleaned
     valid, bad = valid.assign(_ds=interval.ds, **dates), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))

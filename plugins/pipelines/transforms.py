@@ -136,10 +136,12 @@ def parse_timestamps(series: pd.Series, epoch_unit: str = "s") -> tuple[pd.Serie
         parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
         failed = text.notna() & (text != "") & parsed.isna()
         if failed.any():  # only then: numbers among the values that are not ISO dates
-            numbers = failed & text.str.fullmatch(NUMBER).fillna(False)
-            epoch = _from_epoch(pd.to_numeric(text.where(numbers), errors="coerce"), epoch_unit)
-            parsed = parsed.where(~numbers, epoch)
-            failed &= parsed.isna()
+            candidates = text[failed]
+            numbers = candidates.index[candidates.str.fullmatch(NUMBER).fillna(False)]
+            if len(numbers):
+                parsed = parsed.astype(DTYPES["timestamp"])  # a copy, at the table's precision
+                parsed.loc[numbers] = _from_epoch(candidates.loc[numbers], epoch_unit)
+                failed.loc[numbers] = parsed.loc[numbers].isna()
         return parsed.astype(DTYPES["timestamp"]), failed | (text == "")
     return parsed.astype(DTYPES["timestamp"]), pd.Series(False, index=series.index)
 
@@ -147,7 +149,8 @@ def parse_timestamps(series: pd.Series, epoch_unit: str = "s") -> tuple[pd.Serie
 def _from_epoch(numbers: pd.Series, unit: str) -> pd.Series:
     """Numbers of ``unit`` since the epoch as UTC timestamps (NaT where out of range)."""
     values = pd.to_numeric(numbers, errors="coerce").astype("float64")
-    return pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
+    stamps = pd.to_datetime(values, unit=unit, utc=True, errors="coerce")
+    return stamps.dt.floor("us").astype(DTYPES["timestamp"])
 
 
 def filter_interval(
@@ -245,13 +248,14 @@ def sort_rows(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.DataFrame:
     return frame.take(order).reset_index(drop=True)
 
 
-def is_date_only(text: pd.Series, parsed: pd.Series) -> bool:
+def is_date_only(delivered: pd.Series, parsed: pd.Series) -> bool:
     """Whether timestamps were delivered as dates (``2024-01-02``: ten characters, midnight UTC)
-    rather than times; cheap enough for a million rows."""
-    text, parsed = text[parsed.notna()], parsed.dropna()
-    if parsed.empty or len(str(text.iloc[0]).strip()) != 10:
+    rather than times. ``parsed`` holds the rows kept, by the index of ``delivered``; the first
+    kept value decides cheaply for a delivery of times (a million rows: no work at all)."""
+    parsed = parsed.dropna()
+    if parsed.empty or len(str(delivered.at[parsed.index[0]]).strip()) != 10:
         return False
-    lengths = text.astype("string").str.strip().str.len()
+    lengths = delivered.loc[parsed.index].astype("string").str.strip().str.len()
     return bool((lengths == 10).all() and (parsed == parsed.dt.normalize()).all())
 
 
