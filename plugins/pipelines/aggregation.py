@@ -87,8 +87,11 @@ def _changes(
         if not rows.empty:
             rows["dt"] = transforms.date_key(rows[dataset.partition_field])
         return _by_partition(spec, rows, sorted(set(rows.get("dt", [])))), True
-    rows = read_current(cleaned, touched).rename(columns={"ds": "dt"})  # each snapshot: its ds
-    return _by_partition(spec, rows, touched), False
+    changes: dict[str, pd.DataFrame | None] = {}
+    for snapshot in touched:  # each snapshot ds gives dt = ds, one at a time (all, on a widening)
+        rows = read_current(cleaned, [snapshot]).rename(columns={"ds": "dt"})
+        changes.update(_by_partition(spec, rows, [snapshot]))
+    return changes, False
 
 
 def _by_partition(

@@ -44,21 +44,27 @@ def source_header(dataset: Dataset) -> tuple[str, list[str]]:
     """(where, the column names) of one file of the dataset's source."""
     where = _one_file(dataset)
     try:
-        if dataset.format == "parquet":
-            import pyarrow.parquet as pq
-
-            return where, list(pq.read_schema(io.BytesIO(sources.read_bytes(where))).names)
-        head = sources.read_bytes(where, limit=HEAD_BYTES).decode(
-            dataset.options.encoding, errors="replace"
-        )
+        return where, _columns(dataset, where)
     except FileNotFoundError:
         raise PipelinesError(f"{dataset.name}: no source file at {where}") from None
+    except (OSError, ValueError, csv.Error) as exc:  # a folder, no access, not that format
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise PipelinesError(
+            f"{dataset.name}: cannot read {where} as {dataset.format} ({reason})"
+        ) from None
+
+
+def _columns(dataset: Dataset, where: str) -> list[str]:
+    if dataset.format == "parquet":
+        import pyarrow.parquet as pq
+
+        local = "://" not in where  # a local file's footer is read in place
+        return list(pq.read_schema(where if local else io.BytesIO(sources.read_bytes(where))).names)
+    head = sources.read_bytes(where, limit=HEAD_BYTES).decode(dataset.options.encoding, "replace")
     if dataset.format == "jsonl":
-        return where, _json_keys(head)
+        return _json_keys(head)
     first = next((line for line in head.splitlines() if line.strip()), "")
-    return where, [
-        c.strip() for c in next(csv.reader([first], delimiter=dataset.options.delimiter))
-    ]
+    return [c.strip() for c in next(csv.reader([first], delimiter=dataset.options.delimiter), [])]
 
 
 def _one_file(dataset: Dataset) -> str:

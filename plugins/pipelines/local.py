@@ -8,7 +8,6 @@ folders) and keeps Airflow's own logging quiet unless asked. Each run parses onl
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import time
@@ -70,18 +69,9 @@ class RunOutcome:
         return self.state == "success"
 
 
-@contextlib.contextmanager
 def parsing_only(dag_id: str):
     """While inside, parsing the DAG folder builds only ``dag_id`` (as on a worker)."""
-    before = os.environ.get(PARSING_ENV)
-    os.environ[PARSING_ENV] = dag_id
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(PARSING_ENV, None)
-        else:
-            os.environ[PARSING_ENV] = before
+    return environment.variable(PARSING_ENV, dag_id)
 
 
 def load_dag(dag_id: str):

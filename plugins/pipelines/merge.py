@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipelines import schema, transforms
 from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table, commit_with_retry
+from pipelines.components.resources import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.partitions import Ingestion, Interval, Layer
 from pipelines.registry import Dataset
@@ -43,6 +43,11 @@ class MergeResult:
     touched: list[str] = field(default_factory=list)
     cleaned_rows: int = 0
     widened: list[str] = field(default_factory=list)  # columns whose kind this merge changed
+
+    @property
+    def quarantined_pct(self) -> float:
+        """The share of the delivery's rows that went to quarantine, in percent."""
+        return self.quarantined * 100 / self.raw_rows if self.raw_rows else 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -202,7 +207,7 @@ def _partitions_holding(
 def _sortable(values: pd.Series) -> np.ndarray:
     """Key values, sorted, in the form the manifest's ``lo``/``hi`` compare with."""
     if values.dtype.kind == "M":
-        return np.sort(np.array([v.isoformat() for v in values], dtype=object))
+        return np.sort(np.array([iso_utc(v) for v in values], dtype=object))
     if pd.api.types.is_integer_dtype(values):
         return np.sort(values.to_numpy(dtype="int64"))
     if pd.api.types.is_numeric_dtype(values):

@@ -43,7 +43,7 @@ def run_dates(
     for dataset in datasets:
         _check_start(dataset, intervals[0], name)
     _check_complete(name, datasets, cron, intervals[-1], now, allow_incomplete)
-    return [i.ds for i in intervals]
+    return list(dict.fromkeys(i.ds for i in intervals))  # one run a day (an hourly cookbook too)
 
 
 def _datasets(project: Project, cookbook: str) -> list[Dataset]:
@@ -88,7 +88,7 @@ def _check_complete(
         raise DateError(f"{name}: {last.ds} is in the future; the latest date is {latest}")
     if allow_incomplete:
         return
-    end = max((interval_for(d.cron, last.start).end for d in datasets), default=last.end)
+    end = _ends(datasets, last)
     if end > now:
         raise DateError(
             f"{name}: the interval of {last.ds} ends {end:%Y-%m-%d %H:%M} UTC, which is still "
@@ -104,9 +104,11 @@ def _latest_started(cron: str, now: dt.datetime) -> str:
 def _latest_complete(cron: str, datasets: list[Dataset], now: dt.datetime) -> str:
     """The newest date on ``cron`` whose intervals (every dataset's) have all ended."""
     candidate = interval_for(cron, now)
-    while (
-        max((interval_for(d.cron, candidate.start).end for d in datasets), default=candidate.end)
-        > now
-    ):
+    while _ends(datasets, candidate) > now:
         candidate = interval_for(cron, candidate.start - dt.timedelta(microseconds=1))
     return candidate.ds
+
+
+def _ends(datasets: list[Dataset], run: Interval) -> dt.datetime:
+    """When the last of the datasets' intervals for the run's logical date ends."""
+    return max((interval_for(d.cron, run.start).end for d in datasets), default=run.end)

@@ -26,10 +26,10 @@ def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
 
     CSV delivers text, whose kind is sniffed; Parquet and JSON Lines columns keep their type.
     """
-    forced = {
+    forced = {  # a field with no value in this delivery says nothing of its kind
         c: "date" if transforms.infer_kind(frame[c]) == "date" else "timestamp"
         for c in (dataset.incremental_field, dataset.partition_field)
-        if c and c in frame.columns
+        if c and c in frame.columns and frame[c].notna().any()
     }
     sniff = dataset.format == "csv"
     return {

@@ -14,7 +14,7 @@ import pandas as pd
 from pipelines.components import environment
 from pipelines.components.resources import read_parquet_bytes
 from pipelines.components.secrets import redact, s3_filesystem
-from pipelines.components.storage import retry
+from pipelines.components.storage import reached, retry
 from pipelines.exceptions import SourceError
 from pipelines.partitions import Interval, source_for
 from pipelines.registry import Dataset, SourceOptions
@@ -60,9 +60,8 @@ def read_bytes(where: str, limit: int | None = None) -> bytes:
     if where.startswith("s3://"):
         conn_id = environment.lake_conn_id()
         fs = s3_filesystem(conn_id)
-        shown = f"{redact(where)} (Airflow connection {conn_id!r})"
         key = where.removeprefix("s3://")
-        return retry(lambda: fs.cat_file(key, start=0, end=limit), where=shown)
+        return retry(lambda: fs.cat_file(key, start=0, end=limit), where=reached(where, conn_id))
     with open(where, "rb") as fh:
         return fh.read(limit if limit is not None else -1)
 

@@ -78,8 +78,7 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeRe
             f"raw rows {merged.raw_rows} != cleaned {merged.delivered} "
             f"+ quarantined {merged.quarantined}"
         )
-    limit = dataset.max_quarantine_pct
-    share = merged.quarantined * 100 / merged.raw_rows if merged.raw_rows else 0.0
+    limit, share = dataset.max_quarantine_pct, merged.quarantined_pct
     if limit is not None and share > limit:
         failures.append(
             f"{merged.quarantined} of {merged.raw_rows} raw rows quarantined ({share:.0f}%), "

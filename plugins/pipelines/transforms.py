@@ -7,6 +7,7 @@ Columns whose names begin with ``_`` are bookkeeping: ``_ds`` (the delivery a ro
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -114,6 +115,7 @@ def as_kinds(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
     return frame
 
 
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 UNPARSEABLE = "missing or not an ISO 8601 timestamp"  # nor a number of epoch units
 NUMBER = r"-?\d+(?:\.\d+)?"
 
@@ -253,10 +255,11 @@ def is_date_only(delivered: pd.Series, parsed: pd.Series) -> bool:
     rather than times. ``parsed`` holds the rows kept, by the index of ``delivered``; the first
     kept value decides cheaply for a delivery of times (a million rows: no work at all)."""
     parsed = parsed.dropna()
-    if parsed.empty or len(str(delivered.at[parsed.index[0]]).strip()) != 10:
+    if parsed.empty or not DATE_TEXT.fullmatch(str(delivered.at[parsed.index[0]]).strip()):
         return False
-    lengths = delivered.loc[parsed.index].astype("string").str.strip().str.len()
-    return bool((lengths == 10).all() and (parsed == parsed.dt.normalize()).all())
+    text = delivered.loc[parsed.index].astype("string").str.strip()
+    shaped = (text.str.len() == 10) & (text.str.get(4) == "-") & (text.str.get(7) == "-")
+    return bool(shaped.all() and (parsed == parsed.dt.normalize()).all())
 
 
 def as_dates(parsed: pd.Series) -> pd.Series:

@@ -125,3 +125,12 @@ def test_a_run_into_a_missing_bucket_names_it_on_the_run_s_line(project):
     assert "the bucket 'gone' does not exist" in line
     done = pipelines(env, "vacuum", PIPELINES_LAKE="s3://gone/x")
     assert done.returncode == 1 and "the bucket 'gone' does not exist" in done.stdout
+
+
+def test_no_metadata_database_is_created_by_looking_for_the_connection(project, tmp_path):
+    home, env = project
+    fresh = tmp_path / "no-airflow-yet"
+    done = pipelines(env, "show", AIRFLOW_HOME=str(fresh))
+    assert done.returncode == 1
+    assert done.stdout.startswith("error: no Airflow connection 'pipelines_lake' (there is no ")
+    assert not (fresh / "airflow.db").exists()  # `pipelines init` would find none and make one

@@ -140,3 +140,14 @@ def test_date_only_fields_stay_dates_until_a_delivery_brings_times(home, capsys)
     widened = pipelines.read("orders")["order_date"]
     assert str(widened.dtype) == "datetime64[us, UTC]"  # every partition reads widened
     assert widened.min() == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def test_validate_sources_of_another_folder_reads_that_folder_s_files(home, tmp_path, capsys):
+    other = tmp_path / "elsewhere" / "include"
+    other.mkdir(parents=True)
+    (other / "registry.csv").write_text(f"{HEADER}\np,p.parquet,id,,,full,2024-01-01,\n")
+    (other / "p.parquet").write_bytes(b"not parquet at all")
+    assert main(["validate", str(other), "--sources"]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"registry.csv:2: source: p: cannot read {other}/p.parquet as parquet (")
+    assert "Traceback" not in line

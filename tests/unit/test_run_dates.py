@@ -27,7 +27,10 @@ def project(home):
         "monthly,m_{ds}.csv,id,ts,ts,incremental,@monthly,2000-01-01\n"
         "weekly,w_{ds}.csv,id,,,full,@weekly,2024-01-01\n",
     )
-    (home / "include" / "cookbooks.yaml").write_text("- {name: both, steps: [daily, monthly]}\n")
+    (home / "include" / "cookbooks.yaml").write_text(
+        "- {name: both, steps: [daily, monthly]}\n"
+        "- {name: hourly, schedule: '0 * * * *', steps: [daily]}\n"
+    )
     return load_project()
 
 
@@ -117,3 +120,7 @@ def test_a_malformed_date_names_the_option_and_the_value(value, message):
     with pytest.raises(DateError) as caught:
         date_option(value, "--date")
     assert str(caught.value).startswith(message)
+
+
+def test_a_cookbook_that_runs_hourly_runs_once_a_day_when_asked_for_days(project):
+    assert dates(project, "hourly", "2024-01-05", "2024-01-06") == ["2024-01-05", "2024-01-06"]

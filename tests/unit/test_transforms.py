@@ -150,3 +150,38 @@ def test_aggregate_metrics_skip_nulls_but_count_counts_rows():
         1,
     )
     assert (b["n"], b["total"], b["users"]) == (1, 3.0, 0)
+
+
+def test_only_text_shaped_like_a_date_is_a_date():
+    from pipelines.transforms import is_date_only, parse_timestamps
+
+    for text, expected in [
+        (["2024-01-02", "2024-01-03"], True),
+        (["2024-01-02", "2024-01-03T05:00:00Z"], False),
+        (["1704153600", "1704240000"], False),  # epoch seconds at midnight: times, not dates
+        (["2024-01-02T00:00:00Z"], False),
+    ]:
+        delivered = pd.Series(text, dtype="string")
+        parsed, _ = parse_timestamps(delivered)
+        assert is_date_only(delivered, parsed) is expected, text
+
+
+def test_key_ranges_of_dates_and_timestamps_compare_alike():
+    from pipelines.components.resources import value_range
+
+    dates = value_range(pd.Series(pd.to_datetime(["2024-01-02", "2024-01-03"])))
+    stamps = value_range(pd.Series(pd.to_datetime(["2024-01-02T00:00:00Z"], utc=True)))
+    assert dates == {"lo": "2024-01-02T00:00:00+00:00", "hi": "2024-01-03T00:00:00+00:00"}
+    assert stamps["lo"] == dates["lo"]  # a key widened from date to timestamp still prunes right
+
+
+def test_a_field_with_no_value_in_a_delivery_does_not_decide_its_kind():
+    from pipelines.registry import parse_registry
+    from pipelines.schema import delivery_kinds
+
+    header = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date"
+    [dataset] = parse_registry(f"{header}\nm,m.csv,id,,day,full,2024-01-01\n").datasets
+    empty = pd.DataFrame(
+        {"id": pd.Series([], dtype="string"), "day": pd.Series([], dtype="string")}
+    )
+    assert delivery_kinds(empty, dataset) == {"id": "null", "day": "null"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -46,16 +45,9 @@ def _namespace(value: str | None) -> Iterator[None]:
         return
     from pipelines.components import environment
 
-    before = os.environ.get("PIPELINES_NAMESPACE")
-    os.environ["PIPELINES_NAMESPACE"] = value
-    try:
+    with environment.variable("PIPELINES_NAMESPACE", value):
         environment.namespace()
         yield
-    finally:
-        if before is None:
-            os.environ.pop("PIPELINES_NAMESPACE", None)
-        else:
-            os.environ["PIPELINES_NAMESPACE"] = before
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         quiet_airflow()
         from pipelines.header_check import check_sources
 
-        found, opened = check_sources(project)
+        with _home(include):  # relative sources are found under the include/ checked
+            found, opened = check_sources(project)
         problems += found
         print(f"{plural(opened, 'source')} opened", file=sys.stderr)
     for problem in problems:
@@ -40,6 +42,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     bad = len(problems)
     print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def _home(include: Path | None) -> contextlib.AbstractContextManager:
+    """``PIPELINES_HOME`` = the folder holding ``include`` while inside (nothing when None)."""
+    from pipelines.components import environment
+
+    if include is None:
+        return contextlib.nullcontext()
+    return environment.variable("PIPELINES_HOME", str(Path(include).resolve().parent))
 
 
 def _validate_file(path: Path) -> int:

@@ -40,8 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
-    done = sum(r.ok for r in results.runs)
-    print(f"{done}/{len(results.runs)} runs succeeded")
+    ran = [d for d in results.days if d not in results.not_run]
+    failed = {r.ds for r in results.runs if not r.ok}
+    print(f"{len([d for d in ran if d not in failed])}/{len(ran)} runs succeeded")
     if results.not_run:
         print(f"not run: {_days(results.not_run)} (rerun them, or pass --keep-going)")
     return 0 if results.ok else 1
@@ -62,9 +63,8 @@ class _Progress:
 
     def start(self, days: list[str]) -> None:
         self.days = days
-        runs = f"{len(days)} run{'s' * (len(days) != 1)}"
         span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
-        print(f"starting {runs} of {self.name}: {span}", flush=True)
+        print(f"starting {plural(len(days), 'run')} of {self.name}: {span}", flush=True)
 
     def on_interrupt(self, signum, frame) -> None:
         self.stopping = True
@@ -92,7 +92,12 @@ class _Progress:
 
 def summary(outcome) -> str:
     """What a run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
-    from pipelines.components.operators import AggregateOperator, ExtractOperator, MergeOperator
+    from pipelines.components.operators import (
+        DETAILS,
+        AggregateOperator,
+        ExtractOperator,
+        MergeOperator,
+    )
     from pipelines.cookbooks.parent import VERIFY
     from pipelines.merge import MergeResult
 
@@ -101,13 +106,13 @@ def summary(outcome) -> str:
         parts.append(f"raw {results[ExtractOperator.task_path()]['rows']}")
     if MergeOperator.task_path() in results:
         merged = MergeResult.from_dict(results[MergeOperator.task_path()])
-        share = merged.quarantined * 100 / merged.raw_rows if merged.quarantined else 0
+        share = merged.quarantined_pct
         dupes = f", {plural(merged.superseded, 'duplicate key')}" if merged.superseded else ""
         parts.append(f"cleaned {merged.delivered}")
         parts.append(
             f"quarantined {merged.quarantined}" + (f" ({share:.0f}%{dupes})" if share else "")
         )
-    aggregates = results.get(AggregateOperator.task_path(), {}).get("details", {})
+    aggregates = results.get(AggregateOperator.task_path(), {}).get(DETAILS, {})
     parts += [f"{name} {plural(r['rows'], 'row')}" for name, r in aggregates.items()]
     if VERIFY in results:
         checks = results[VERIFY]

@@ -6,8 +6,10 @@ branch-aware namespace) happens in one place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -103,3 +105,17 @@ def dataset_dag_id(name: str, ns: str | None = None) -> str:
 def cookbook_dag_id(name: str, ns: str | None = None) -> str:
     """``{namespace}__cookbook__{name}``."""
     return f"{ns or namespace()}__cookbook__{name}"
+
+
+@contextlib.contextmanager
+def variable(name: str, value: str) -> Iterator[None]:
+    """``name`` = ``value`` in this process while inside; the earlier value (or none) after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -29,6 +29,7 @@ from pipelines.partitions import Interval, Layer, interval_for, latest_complete_
 # of ``dag.test()`` run in this process).
 RESULTS: dict[str, dict] = {}
 FAILURES: dict[str, str] = {}
+DETAILS = "_details"  # the aggregate task's per-table results (no aggregate name starts with _)
 
 
 def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Exception:
@@ -184,7 +185,7 @@ class AggregateOperator(DatasetStepOperator):
         from pipelines import steps
 
         results = steps.aggregate(dataset, interval, lake, self.merged(context), project)
-        return {name: r["rows"] for name, r in results.items()} | {"details": results}
+        return {name: r["rows"] for name, r in results.items()} | {DETAILS: results}
 
     def _record(self, context: Any, result: dict) -> None:
         events = context.get("outlet_events")
@@ -192,7 +193,7 @@ class AggregateOperator(DatasetStepOperator):
             return
         for outlet in self.outlets:
             name = outlet.extra["table"].rsplit(".", 1)[-1]
-            details = result["details"].get(name, {})
+            details = result[DETAILS].get(name, {})
             events[outlet].extra.update(
                 {"rows": details.get("rows", 0), "partitions": details.get("partitions", [])}
             )

@@ -49,12 +49,20 @@ def read_parquet_bytes(data: bytes, columns: list[str] | None = None) -> pd.Data
     return pq.read_table(io.BytesIO(data), columns=columns).to_pandas()
 
 
+def iso_utc(value) -> str:
+    """A timestamp, or a date (no time zone: taken as UTC), as ISO text in UTC: one form for both
+    kinds, which sorts like time (a key may widen from date to timestamp)."""
+    if getattr(value, "tzinfo", None) is None and hasattr(value, "tz_localize"):
+        value = value.tz_localize("UTC")
+    return value.isoformat()
+
+
 def value_range(values: pd.Series) -> dict[str, Any]:
-    """``{"lo": min, "hi": max}`` as JSON values that compare like the column (timestamps as
-    ISO text in UTC, which sorts like time)."""
+    """``{"lo": min, "hi": max}`` as JSON values that compare like the column (timestamps and
+    dates as :func:`iso_utc` text)."""
     lo, hi = values.min(), values.max()
     if hasattr(lo, "isoformat"):
-        return {"lo": lo.isoformat(), "hi": hi.isoformat()}
+        return {"lo": iso_utc(lo), "hi": iso_utc(hi)}
     if hasattr(lo, "item"):
         lo, hi = lo.item(), hi.item()
     return {"lo": lo, "hi": hi}

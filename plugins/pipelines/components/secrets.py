@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
+from pathlib import Path
 
 from pipelines.exceptions import LakeError
 
@@ -77,10 +78,17 @@ def require_connection(conn_id: str) -> None:
 
 
 def _from_metadata(conn_id: str):
-    """(connection, None) from Airflow's secrets backends and metadata database, or (None, why)."""
+    """(connection, None) from Airflow's secrets backends and metadata database, or (None, why).
+
+    A SQLite database that does not exist is not asked: asking would create it, empty.
+    """
+    from airflow.configuration import conf
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
+    url = conf.get("database", "sql_alchemy_conn", fallback="")
+    if url.startswith("sqlite:") and not Path(url.split(":///", 1)[-1]).exists():
+        return None, f"there is no metadata database yet at {url.split(':///', 1)[-1]}"
     try:
         return Connection.get_connection_from_secrets(conn_id), None
     except AirflowNotFoundException:

@@ -41,7 +41,7 @@ class Storage:
 
     def _call(self, call: Callable[[], Any], path: str) -> Any:
         """An object-store call, retried; a user-fixable failure ends as one LakeError line."""
-        return retry(call, where=f"{redact(path)} (Airflow connection {self.conn_id!r})")
+        return retry(call, where=reached(path, self.conn_id))
 
     def _key(self, path: str) -> str:
         return path.removeprefix("s3://") if self.remote else path
@@ -121,6 +121,11 @@ class Storage:
         info = self._call(lambda: self.fs.info(self._key(path)), path)
         modified = info.get("LastModified")
         return modified.timestamp() if modified else time.time()
+
+
+def reached(path: str, conn_id: str) -> str:
+    """What a storage error names: the object and the Airflow connection it is reached with."""
+    return f"{redact(path)} (Airflow connection {conn_id!r})"
 
 
 def _durable_temp(target: Path, data: bytes) -> Path:

@@ -10,6 +10,7 @@ from pipelines.components.lake import Lake
 from pipelines.config import Kind, Project
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.partitions import Layer
+from pipelines.schema import read_current
 
 
 @dataclass
@@ -40,8 +41,9 @@ def verify(project: Project, cookbook: str, lake: Lake) -> Report:
     for name in datasets_of(project, cookbook):
         dataset = project.dataset(name)
         table = lake.table(Layer.CLEANED, name, kind=dataset.ingestion)
-        snap = table.snapshot()
-        rows = table.read(dataset.ingestion.current_partitions(snap.partitions), snap)
+        rows = read_current(
+            table, dataset.ingestion.current_partitions(table.snapshot().partitions)
+        )
         minimum = book.checks.get(name, {}).get("min_rows", 1)
         report.expect(
             len(rows) >= minimum,
