@@ -32,7 +32,7 @@ def aggregate(
     were built: one bad entry of aggregates.yaml does not hold back the rest.
     """
     touched = merged.touched
-    if merged.widened:  # every cleaned partition reads in the wider kind now: recompute each
+    if merged.reshaped:  # every cleaned partition reads differently now: recompute each
         cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
         touched = sorted(cleaned.snapshot().partitions)
     results: dict = {}

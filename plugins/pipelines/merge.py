@@ -42,7 +42,9 @@ class MergeResult:
     superseded: int = 0
     touched: list[str] = field(default_factory=list)
     cleaned_rows: int = 0
-    widened: list[str] = field(default_factory=list)  # columns whose kind this merge changed
+    # columns this merge added to the table, or whose kind it widened: every cleaned partition
+    # now reads differently, so every aggregate partition is recomputed
+    reshaped: list[str] = field(default_factory=list)
 
     @property
     def quarantined_pct(self) -> float:
@@ -55,7 +57,7 @@ class MergeResult:
     @classmethod
     def from_dict(cls, data: Mapping) -> MergeResult:
         """The result :meth:`as_dict` gave; a key it does not know is a TypeError."""
-        lists = {k: list(data.get(k, [])) for k in ("touched", "widened")}
+        lists = {k: list(data.get(k, [])) for k in ("touched", "reshaped")}
         return cls(**{**data, **lists})
 
 
@@ -124,7 +126,8 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     def attempt(base: Snapshot) -> Snapshot:
         snap, result.touched = write(delivery, base)
         stored, now = (dict(v.meta.get("schema", [])) for v in (base, snap))
-        result.widened = [c for c, kind in stored.items() if now.get(c, kind) != kind]
+        widened = [c for c, kind in stored.items() if now.get(c, kind) != kind]
+        result.reshaped = widened + [c for c in now if stored and c not in stored]
         return snap
 
     snap = commit_with_retry(table, attempt)

@@ -9,7 +9,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from pipelines.exceptions import QualityCheckFailed, SchemaDriftError
+from pipelines.exceptions import ConfigError, QualityCheckFailed, SchemaDriftError
 from pipelines.partitions import parse_date
 from tests.reliability import workload
 from tests.reliability.workload import DAYS, Env, fingerprint, read_table
@@ -260,6 +260,31 @@ def test_schema_evolution_gives_the_same_table_in_any_order(fast_dir, order):
         assert fingerprint(read_table(env, "m", layer)) == fingerprint(
             read_table(reference, "m", layer)
         ), layer
+
+
+def test_an_aggregate_of_a_column_that_arrives_later_ends_the_same_in_any_order(fast_dir):
+    """Run forward, day 1's aggregate fails (its column is not in the table yet); day 2 adds the
+    column and recomputes every aggregate partition, so the end equals the backward run's."""
+    days = {
+        "2024-01-01": "id,updated_at,day\n1,2024-01-01T01:00:00Z,2024-01-01\n",
+        "2024-01-02": "id,updated_at,day,amount\n2,2024-01-02T01:00:00Z,2024-01-02,5\n",
+    }
+    ends = []
+    for order in (["2024-01-01", "2024-01-02"], ["2024-01-02", "2024-01-01"]):
+        env = mini(
+            fast_dir / order[0], "m,m_{ds}.csv,csv,id,updated_at,day,incremental,2024-01-01\n", days
+        )
+        (fast_dir / order[0] / "include" / "aggregates.yaml").write_text(
+            "- {name: m_total, dataset: m, metrics: {n: count, total: 'sum:amount'}}\n"
+        )
+        for day in order:
+            try:
+                _run_one(env, "m", day)
+            except ConfigError as exc:  # forward: day 1 has no amount yet
+                assert day == order[0] == "2024-01-01", exc
+                assert "m_total: column 'amount' is not in dataset 'm'" in str(exc)
+        ends.append(fingerprint(read_table(env, "m_total", "aggregated")))
+    assert ends[0] == ends[1] != "empty"
 
 
 def _corrupting_merge(original):
