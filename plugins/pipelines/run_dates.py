@@ -84,7 +84,7 @@ def _check_complete(
     allow_incomplete: bool,
 ) -> None:
     if last.start > now:
-        latest = _latest_started(cron, now)
+        latest = interval_for(cron, now).ds
         raise DateError(f"{name}: {last.ds} is in the future; the latest date is {latest}")
     if allow_incomplete:
         return
@@ -95,10 +95,6 @@ def _check_complete(
             f"to come (the latest complete date is {_latest_complete(cron, datasets, now)}); "
             "pass --allow-incomplete (allow_incomplete=True) to run it anyway"
         )
-
-
-def _latest_started(cron: str, now: dt.datetime) -> str:
-    return interval_for(cron, now).ds
 
 
 def _latest_complete(cron: str, datasets: list[Dataset], now: dt.datetime) -> str:

@@ -53,22 +53,31 @@ def test_a_range_gives_the_schedule_points_in_it(project):
     ]
 
 
-def test_a_date_before_start_date_names_the_first_valid_date(project):
+@pytest.mark.parametrize(
+    ("name", "day", "message"),
+    [
+        (
+            "daily",
+            "2024-01-02",
+            "daily: 2024-01-02 is before its start_date 2024-01-05 (registry.csv line 2); "
+            "the first date it can run is 2024-01-05",
+        ),
+        (
+            "monthly",
+            "2000-01-15",
+            "monthly: no run of its schedule ('0 0 1 * *') starts on 2000-01-15; "
+            "the nearest dates are 2000-01-01 and 2000-02-01",
+        ),
+    ],
+    ids=["before-start-date", "off-the-schedule"],
+)
+def test_a_refused_date_says_why_and_names_the_dates_that_would_do(project, name, day, message):
     with pytest.raises(DateError) as caught:
-        dates(project, "daily", "2024-01-02")
-    assert str(caught.value) == (
-        "daily: 2024-01-02 is before its start_date 2024-01-05 (registry.csv line 2); "
-        "the first date it can run is 2024-01-05"
-    )
+        dates(project, name, day)
+    assert str(caught.value) == message
 
 
-def test_a_date_off_the_schedule_names_the_nearest_dates(project):
-    with pytest.raises(DateError) as caught:
-        dates(project, "monthly", "2000-01-15")
-    assert str(caught.value) == (
-        "monthly: no run of its schedule ('0 0 1 * *') starts on 2000-01-15; "
-        "the nearest dates are 2000-01-01 and 2000-02-01"
-    )
+def test_a_range_with_no_schedule_point_is_refused(project):
     with pytest.raises(DateError, match="starts between 2000-01-02 and 2000-01-31"):
         dates(project, "monthly", "2000-01-02", "2000-01-31")
 
