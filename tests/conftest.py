@@ -54,11 +54,13 @@ def home(tmp_path, monkeypatch):
 
 
 def write_registry(home: Path, text: str) -> Path:
-    """Replace the registry of a ``home`` fixture (aggregates/cookbooks are emptied)."""
+    """Replace the registry of a ``home`` fixture (aggregates, workflows and cookbooks are
+    emptied)."""
     path = home / "include" / "registry.csv"
     path.write_text(text)
     (home / "include" / "aggregates.yaml").write_text("[]\n")
     (home / "include" / "cookbooks.yaml").write_text("[]\n")
+    (home / "include" / "workflows.yaml").write_text("[]\n")
     return path
 
 

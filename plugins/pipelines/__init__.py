@@ -1,13 +1,14 @@
 """pipelines: a registry-driven, idempotent Airflow 3 DAG factory (raw -> cleaned -> aggregated).
 
 The top level stays import-light (DAG files import :mod:`pipelines.factory` directly);
-``read`` and ``Client`` load their dependencies when first used.
+``read``, ``Client`` and ``Output`` (what a workflow returns) load their dependencies when first
+used.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Client", "read"]
+__all__ = ["Client", "Output", "read"]
 
 
 def read(name: str, layer: str = "cleaned", namespace: str | None = None, as_of=None):
@@ -22,4 +23,8 @@ def __getattr__(attr: str):
         from pipelines.client import Client
 
         return Client
+    if attr == "Output":  # what a workflow function may return: no Airflow, no lake
+        from pipelines.output import Output
+
+        return Output
     raise AttributeError(attr)

@@ -39,7 +39,7 @@ def aggregate(
     problems: list[Problem] = []
     for spec in project.aggregates_of(dataset.name):
         try:
-            results[spec.name] = build(spec, dataset, lake, touched)
+            results[spec.name] = build(spec, dataset, lake, touched, interval.ds)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -47,8 +47,12 @@ def aggregate(
     return results
 
 
-def build(spec: AggregateSpec, dataset: Dataset, lake: Lake, touched: list[str]) -> dict:
+def build(
+    spec: AggregateSpec, dataset: Dataset, lake: Lake, touched: list[str], ds: str | None = None
+) -> dict:
     """Recompute the aggregate's partitions for what the run touched; returns row counts.
+
+    :param ds: the day of the run (recorded as landed in the aggregated table)
 
     The cleaned rows are read inside the commit attempt, after the aggregated table's version
     was taken: when two runs aggregate the same partition at once, the one computed from older
@@ -65,7 +69,8 @@ def build(spec: AggregateSpec, dataset: Dataset, lake: Lake, touched: list[str])
         full = dict(changes)
         if replace_all:
             full.update({p: None for p in base.partitions if p not in changes})
-        return out.commit(base, full)
+        counted = {"rows": sum(len(f) for f in changes.values() if f is not None)}
+        return out.commit(base, full, run=(ds, counted) if ds else None)
 
     snap = commit_with_retry(out, attempt)
     return {

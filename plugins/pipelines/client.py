@@ -4,6 +4,7 @@
     results = Client().submit("orders", date="2024-01-02")
     results.ok                              # True when every run succeeded
     results.outputs["cleaned.orders"]       # a DataFrame, read when first asked for
+    Client().submit("refund_model", date="2024-01-03").outputs["accuracy"]   # a workflow metric
 
 ``Client()`` runs in-process without a scheduler (``dag.test()``); ``Client(airflow_url=...)``
 triggers the same DAGs on a real Airflow through its REST API and waits for them. Outputs are
@@ -31,21 +32,52 @@ from pipelines.run_dates import run_dates
 
 
 class Outputs(Mapping):
-    """``"{layer}.{name}"`` -> DataFrame, read lazily from the lake and cached.
+    """``"{layer}.{name}"`` -> DataFrame, and each workflow metric by name -> its value, read
+    lazily from the lake and cached.
 
     Raw and quarantine hold the submitted days' deliveries only; cleaned and aggregated tables
-    are read whole, as they stand.
+    are read whole, as they stand; a workflow's table holds every day (with ``ds``). A metric is
+    the value of the last submitted day, under its own name (``accuracy``) and as
+    ``{workflow}.{metric}``; a bare name two workflows report is only there in the second form.
     """
 
-    def __init__(self, keys: list[str], namespace: str, days: list[str]):
+    def __init__(
+        self,
+        keys: list[str],
+        namespace: str,
+        days: list[str],
+        workflows: list[str] | None = None,
+    ):
         self._keys = keys
         self._namespace = namespace
         self._days = days
+        self._workflows = workflows or []
         self._cache: dict = {}
+        self._metrics: dict | None = None
+
+    def _all_metrics(self) -> dict:
+        """Every metric of the workflows for the last day (read once)."""
+        if self._metrics is None:
+            from pipelines.components.lake import Lake
+            from pipelines.workflows import metrics_of
+
+            lake = Lake.from_env(self._namespace)
+            found: dict = {}
+            bare: dict = {}
+            for name in self._workflows:
+                reported = metrics_of(name, self._days[-1], lake) if self._days else {}
+                for metric, value in reported.items():
+                    found[f"{name}.{metric}"] = value
+                    bare.setdefault(metric, []).append(value)
+            found.update({m: v[0] for m, v in bare.items() if len(v) == 1 and m not in found})
+            self._metrics = found
+        return self._metrics
 
     def __getitem__(self, key: str):
+        if key in self._all_metrics():
+            return self._metrics[key]
         if key not in self._keys:
-            raise KeyError(f"{key!r}; outputs are: {', '.join(self._keys)}")
+            raise KeyError(f"{key!r}; outputs are: {', '.join(self)}")
         if key not in self._cache:
             from pipelines.reader import read, read_deliveries
 
@@ -57,11 +89,16 @@ class Outputs(Mapping):
             self._cache[key] = frame
         return self._cache[key]
 
+    @property
+    def metrics(self) -> dict:
+        """Every workflow metric of the last submitted day, by name."""
+        return dict(self._all_metrics())
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
+        return iter([*self._keys, *(k for k in self._all_metrics() if k not in self._keys)])
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(list(iter(self)))
 
 
 @dataclass
@@ -84,13 +121,21 @@ class Results:
 
 
 def output_keys(project: Project, name: str) -> list[str]:
-    """The tables a dataset or cookbook run writes, as ``layer.name``."""
-    from pipelines.cookbooks.checks import datasets_of
-
-    project.require(name, *RUNNABLE)
-    names = datasets_of(project, name) if project.kind_of(name) is Kind.COOKBOOK else [name]
+    """The tables a dataset, workflow or cookbook run writes, as ``layer.name``."""
+    names = _steps(project, name, Kind.DATASET)
     keys = [f"{layer}.{n}" for n in names for layer in ("raw", "cleaned", "quarantine")]
-    return keys + [f"aggregated.{a.name}" for n in names for a in project.aggregates_of(n)]
+    keys += [f"aggregated.{a.name}" for n in names for a in project.aggregates_of(n)]
+    return keys + [f"workflows.{w}" for w in _steps(project, name, Kind.WORKFLOW)]
+
+
+def _steps(project: Project, name: str, kind: Kind) -> list[str]:
+    """The entries of ``kind`` a run of ``name`` runs (itself, or a cookbook's steps)."""
+    from pipelines.cookbooks.checks import steps_of
+
+    found = project.require(name, *RUNNABLE)
+    if project.kind_of(name) is Kind.COOKBOOK:
+        return steps_of(project, name, kind)
+    return [found.name] if project.kind_of(name) is kind else []
 
 
 class Client:
@@ -131,17 +176,21 @@ class Client:
         end: str | dt.date | None = None,
         allow_incomplete: bool = False,
         keep_going: bool = False,
+        upstream: bool = False,
         on_start: Callable[[list[str]], None] | None = None,
         on_run: Callable[[RunOutcome], None] | None = None,
     ) -> Results:
-        """Run ``name`` (dataset or cookbook) for ``date``, or every interval from date to end.
+        """Run ``name`` (dataset, workflow or cookbook) for ``date``, or every interval from date
+        to end.
 
         :param allow_incomplete: also run an interval that has not ended yet
         :param keep_going: run the other days after a day failed (default: stop there)
+        :param upstream: before a workflow's day, run the datasets and workflows it reads whose
+            day has not landed (in-process only; default: the workflow fails, naming them)
         :param on_start: called with the days once they are known, before the first run
         :param on_run: called with each run's outcome as soon as it ends
         :raises ConfigError: a config file cannot be read at all
-        :raises UnknownNameError: ``name`` is not a dataset or a cookbook
+        :raises UnknownNameError: ``name`` is not a dataset, a workflow or a cookbook
         :raises DateError: a date is malformed, or cannot be run (see :mod:`pipelines.run_dates`)
         """
         project = load_project()
@@ -155,11 +204,38 @@ class Client:
         report = on_run or (lambda outcome: None)
         runs: list[RunOutcome] = []
         for ds in days:
-            new = self._run_one(project, name, ds, report)
+            new = self._upstream(project, name, ds, report) if upstream else []
+            if all(o.ok for o in new):
+                new += self._run_one(project, name, ds, report)
             runs.extend(new)
             if not keep_going and not all(o.ok for o in new):
                 break
-        return Results(runs, days, Outputs(output_keys(project, name), self.namespace, days))
+        workflows = _steps(project, name, Kind.WORKFLOW)
+        outputs = Outputs(output_keys(project, name), self.namespace, days, workflows)
+        return Results(runs, days, outputs)
+
+    def _upstream(
+        self, project: Project, name: str, ds: str, report: Callable[[RunOutcome], None]
+    ) -> list[RunOutcome]:
+        """Run what a workflow reads and has not landed for ``ds``, upstream first; stop at the
+        first failure (a cookbook runs its own steps in order: nothing to add)."""
+        if project.kind_of(name) is not Kind.WORKFLOW:
+            return []
+        if self.airflow_url:
+            raise PipelinesError("upstream=True runs in-process only; on Airflow, data decides")
+        from pipelines.components.lake import Lake
+        from pipelines.workflows import missing_upstream
+
+        lake = Lake.from_env(self.namespace)
+        outcomes: list[RunOutcome] = []
+        for producer in missing_upstream(project.workflow(name), ds, lake, project):
+            outcome = run_dag(project.dag_id(producer, self.namespace), ds)
+            report(outcome)
+            outcomes.append(outcome)
+            if not outcome.ok:
+                return outcomes
+        return outcomes
+        return outcomes
 
     def _run_one(
         self, project: Project, name: str, ds: str, report: Callable[[RunOutcome], None]
@@ -169,7 +245,7 @@ class Client:
         if self.airflow_url:
             outcome = self._remote(project, name, ds)
         else:
-            outcome = run_dag(environment.dataset_dag_id(name, self.namespace), ds)
+            outcome = run_dag(project.dag_id(name, self.namespace), ds)
         report(outcome)
         return [outcome]
 

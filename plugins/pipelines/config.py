@@ -1,8 +1,9 @@
-"""The project's configuration: registry rows, aggregates.yaml and cookbooks.yaml, checked together.
+"""The project's configuration: registry rows, aggregates.yaml, workflows.yaml and cookbooks.yaml,
+checked together.
 
-``aggregates.yaml`` and ``cookbooks.yaml`` are each a top-level YAML list. A bad entry is reported
-as ``aggregates.yaml: NAME: message`` and skipped; the other entries still load. Names are unique
-across datasets, aggregates and cookbooks.
+The YAML files are each a top-level YAML list. A bad entry is reported as
+``aggregates.yaml: NAME: message`` and skipped; the other entries still load. Names are unique
+across datasets, aggregates, workflows and cookbooks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipelines.components.environment import cookbook_dag_id, dataset_dag_id, include_dir
+from pipelines.components.environment import (
+    cookbook_dag_id,
+    dataset_dag_id,
+    include_dir,
+    workflow_dag_id,
+)
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.registry import (
     COLUMN_RE,
@@ -27,6 +33,7 @@ from pipelines.registry import (
     check_schedule,
     load_registry,
 )
+from pipelines.workflow_specs import WORKFLOWS, Tables, WorkflowSpec, check_inputs, parse_workflow
 
 AGGREGATES = "aggregates.yaml"
 COOKBOOKS = "cookbooks.yaml"
@@ -39,15 +46,22 @@ class Kind(enum.StrEnum):
 
     DATASET = "dataset"
     AGGREGATE = "aggregate"
+    WORKFLOW = "workflow"
     COOKBOOK = "cookbook"
 
     @property
     def file(self) -> str:
         """The file that declares entries of this kind."""
-        return {Kind.DATASET: FILE, Kind.AGGREGATE: AGGREGATES, Kind.COOKBOOK: COOKBOOKS}[self]
+        files = {Kind.DATASET: FILE, Kind.AGGREGATE: AGGREGATES, Kind.WORKFLOW: WORKFLOWS}
+        return files.get(self, COOKBOOKS)
 
 
-RUNNABLE = (Kind.DATASET, Kind.COOKBOOK)  # what has a DAG of its own, and can be run
+RUNNABLE = (Kind.DATASET, Kind.WORKFLOW, Kind.COOKBOOK)  # what has a DAG of its own, and can run
+_DAG_IDS = {
+    Kind.DATASET: dataset_dag_id,
+    Kind.WORKFLOW: workflow_dag_id,
+    Kind.COOKBOOK: cookbook_dag_id,
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +85,8 @@ class AggregateSpec:
 
 @dataclass(frozen=True)
 class Child:
-    """One child of a cookbook (a dataset or a cookbook) and the children it waits for."""
+    """One child of a cookbook (a dataset, a workflow or a cookbook) and the children it waits
+    for."""
 
     name: str
     after: tuple[str, ...]
@@ -79,7 +94,8 @@ class Child:
 
 @dataclass(frozen=True)
 class CookbookSpec:
-    """A parent DAG that triggers children (datasets or cookbooks) for the same logical date.
+    """A parent DAG that triggers children (datasets, workflows or cookbooks) for the same
+    logical date.
 
     ``children`` are the entries of the YAML key ``steps``; ``cron`` is ``schedule`` with a
     preset spelled out (None: triggered only).
@@ -88,7 +104,7 @@ class CookbookSpec:
     name: str
     schedule: str | None
     children: tuple[Child, ...]
-    checks: dict[str, dict[str, int]]
+    checks: dict[str, dict[str, Any]]  # step -> {min_rows: N, metrics: {name: {min, max}}}
     description: str = ""
     cron: str | None = None
 
@@ -101,6 +117,7 @@ class Project:
     aggregates: tuple[AggregateSpec, ...]
     cookbooks: tuple[CookbookSpec, ...]
     problems: tuple[Problem, ...]
+    workflows: tuple[WorkflowSpec, ...] = ()
 
     @property
     def datasets(self) -> tuple[Dataset, ...]:
@@ -115,16 +132,29 @@ class Project:
     def cookbook(self, name: str) -> CookbookSpec | None:
         return next((c for c in self.cookbooks if c.name == name), None)
 
+    def workflow(self, name: str) -> WorkflowSpec | None:
+        return next((w for w in self.workflows if w.name == name), None)
+
+    def readers_of(self, layer: str, table: str) -> list[WorkflowSpec]:
+        """The workflows that read ``table`` of ``layer``, in file order."""
+        return [
+            w for w in self.workflows if any((i.layer, i.table) == (layer, table) for i in w.inputs)
+        ]
+
     def aggregates_of(self, dataset: str) -> list[AggregateSpec]:
         return [a for a in self.aggregates if a.dataset == dataset]
 
     def entries(self, kind: Kind) -> tuple[Dataset | AggregateSpec | CookbookSpec, ...]:
         """Every valid entry of one kind, in file order."""
-        by_kind = {Kind.DATASET: self.datasets, Kind.AGGREGATE: self.aggregates}
+        by_kind = {
+            Kind.DATASET: self.datasets,
+            Kind.AGGREGATE: self.aggregates,
+            Kind.WORKFLOW: self.workflows,
+        }
         return by_kind.get(kind, self.cookbooks)
 
     def kind_of(self, name: str) -> Kind | None:
-        """Whether ``name`` is a dataset, an aggregate or a cookbook (None: none of them)."""
+        """Whether ``name`` is a dataset, an aggregate, a workflow or a cookbook (None: none)."""
         found = self._find(name)
         return found[0] if found else None
 
@@ -149,10 +179,9 @@ class Project:
             raise ConfigError(unreadable)
 
     def dag_id(self, name: str, namespace: str | None = None) -> str:
-        """The DAG id of a dataset or a cookbook (see :data:`RUNNABLE`)."""
+        """The DAG id of a dataset, a workflow or a cookbook (see :data:`RUNNABLE`)."""
         self.require(name, *RUNNABLE)
-        spell = cookbook_dag_id if self.kind_of(name) is Kind.COOKBOOK else dataset_dag_id
-        return spell(name, namespace)
+        return _DAG_IDS[self.kind_of(name)](name, namespace)
 
     def require(self, name: str, *kinds: Kind) -> Dataset | AggregateSpec | CookbookSpec:
         """The entry called ``name`` when it is of one of ``kinds`` (default: any kind).
@@ -189,12 +218,13 @@ def _a(word: str) -> str:
 
 
 def load_project(include: str | os.PathLike | None = None, *, strict: bool = False) -> Project:
-    """Load and cross-check the three config files of ``include/`` (cached per file version).
+    """Load and cross-check the four config files of ``include/`` (cached per file version).
 
     :param strict: raise :class:`ConfigError` listing every problem instead of skipping
     """
     include = Path(include) if include is not None else include_dir()
-    stamps = tuple(_stamp(include / f) for f in ("registry.csv", AGGREGATES, COOKBOOKS))
+    files = ("registry.csv", AGGREGATES, WORKFLOWS, COOKBOOKS)
+    stamps = tuple(_stamp(include / f) for f in files)
     project = _load(str(include), stamps)
     if strict and project.problems:
         raise ConfigError(list(project.problems))
@@ -221,9 +251,21 @@ def _load(include: str, stamps: tuple) -> Project:
         lambda e, name, p: _aggregate(e, name, p, registry),
         Kind.AGGREGATE,
     )
+    workflows = _entries(
+        Path(include) / WORKFLOWS,
+        problems,
+        taken,
+        lambda e, name, report: parse_workflow(e, name, report),
+        Kind.WORKFLOW,
+    )
+    tables = Tables({d.name: d for d in registry.datasets}, {a.name: a for a in aggregates})
+    workflows = check_inputs(workflows, tables, problems)
+    for spec in set(taken) - {w.name for w in workflows}:
+        if taken[spec] is Kind.WORKFLOW:
+            del taken[spec]  # skipped: a cookbook step naming it is unknown
     cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, Kind.COOKBOOK)
     cookbooks = _check_cookbook_children(cookbooks, taken, problems)
-    return Project(registry, tuple(aggregates), tuple(cookbooks), tuple(problems))
+    return Project(registry, tuple(aggregates), tuple(cookbooks), tuple(problems), tuple(workflows))
 
 
 def _entries(path: Path, problems: list[Problem], taken: dict[str, Kind], build, kind: Kind):
@@ -335,16 +377,32 @@ def _cookbook(entry: dict[str, Any], name: str, report: _Reporter):
             report(f"schedule: {problem}")
     children = _children(entry.get("steps"), report)
     checks = entry.get("checks") or {}
-    if not isinstance(checks, dict) or not all(
-        isinstance(v, dict) and all(k == "min_rows" and isinstance(n, int) for k, n in v.items())
-        for v in checks.values()
-    ):
-        report("checks must map a dataset to {min_rows: N}")
+    if not isinstance(checks, dict) or not all(_check_ok(v) for v in checks.values()):
+        report(
+            "checks must map a step to {min_rows: N} (a workflow also to "
+            "metrics: {NAME: {min: X, max: Y}})"
+        )
         checks = {}
     if report.problems:
         return None
     description = str(entry.get("description", ""))
     return CookbookSpec(name, schedule, children, checks, description, cron)
+
+
+def _check_ok(check: Any) -> bool:
+    """``{min_rows: N, metrics: {name: {min: X, max: Y}}}``, each part optional."""
+    if not isinstance(check, dict) or set(check) - {"min_rows", "metrics"}:
+        return False
+    if not isinstance(check.get("min_rows", 0), int):
+        return False
+    metrics = check.get("metrics", {})
+    return isinstance(metrics, dict) and all(
+        isinstance(bounds, dict)
+        and bounds
+        and set(bounds) <= {"min", "max"}
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bounds.values())
+        for bounds in metrics.values()
+    )
 
 
 def _children(raw: Any, report: _Reporter) -> tuple[Child, ...]:
@@ -389,7 +447,7 @@ def _check_cookbook_children(
                     COOKBOOKS,
                     None,
                     book.name,
-                    f"unknown dataset or cookbook: {', '.join(map(repr, bad))}",
+                    f"unknown dataset, workflow or cookbook: {', '.join(map(repr, bad))}",
                 )
             )
         elif _cycle(book.name, by_name, ()):

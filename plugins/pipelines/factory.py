@@ -1,6 +1,7 @@
-"""Registry rows -> DAGs. Wiring only: what each task does lives in stages and components.
+"""Registry rows and workflows -> DAGs. Wiring only: what each task does lives in stages and
+components.
 
-Parsing is cheap and deterministic: it reads the three config files (cached per file version),
+Parsing is cheap and deterministic: it reads the four config files (cached per file version),
 touches no data, network or database, and builds the DAGs in registry order. When Airflow parses
 for one DAG (``get_parsing_context().dag_id``, as workers do), only that DAG is built.
 """
@@ -18,8 +19,17 @@ from pipelines.components.lake import Lake
 from pipelines.components.operators import default_args
 from pipelines.config import Project, load_project
 from pipelines.registry import Dataset
-from pipelines.stages import aggregate, check, clean, ingest
+from pipelines.stages import (
+    aggregate,
+    check,
+    clean,
+    ingest,
+    input_asset,
+    rewrite_asset,
+    workflow,
+)
 from pipelines.timetable import PipelinesTimetable
+from pipelines.workflow_specs import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,10 @@ def build_dags(project: Project | None = None, *, strict: bool = False) -> dict[
         dag_id = environment.dataset_dag_id(dataset.name, lake.namespace)
         if wanted in (None, dag_id):
             dags[dag_id] = dataset_dag(dataset, project, lake, shared)
+    for spec in project.workflows:
+        dag_id = environment.workflow_dag_id(spec.name, lake.namespace)
+        if wanted in (None, dag_id):
+            dags[dag_id] = workflow_dag(spec, project, lake, shared)
     books = [
         b
         for b in project.cookbooks
@@ -89,16 +103,76 @@ def dataset_dag(dataset: Dataset, project: Project, lake: Lake, shared: dict | N
         render_template_as_native_obj=False,
         **(shared if shared is not None else dag_defaults()),
     ) as dag:
-        chain = [ingest(dataset, lake), clean(dataset, lake), check(dataset, lake)]
+        chain = [
+            ingest(dataset, lake, project),
+            clean(dataset, lake),
+            check(dataset, lake, project),
+        ]
         specs = project.aggregates_of(dataset.name)
         if specs:
-            chain.append(aggregate(dataset, specs, lake))
+            chain.append(aggregate(dataset, specs, lake, project))
         # each group holds one task: chaining the tasks is what chaining the groups would do,
         # without Airflow walking every group's roots and leaves (an eighth of the parse)
         steps = [task for group in chain for task in group.children.values()]
         for upstream, downstream in zip(steps, steps[1:], strict=False):
             upstream >> downstream
     return dag
+
+
+def workflow_dag(
+    spec: WorkflowSpec, project: Project, lake: Lake, shared: dict | None = None
+) -> DAG:
+    """``{namespace}__workflow__{name}``: one run per day D, started by its inputs' D.
+
+    On its inputs (no ``schedule``), the DAG is on Airflow's partitioned-asset timetable: each
+    input table's asset event for day D carries the partition key D (published by the task that
+    finished the day), and the run for key D starts once every input has one. An input written
+    again for a day the workflow already ran (a rerun or a late backfill) also signals its
+    rewrite asset for D, which starts the run for D again on its own (see
+    :func:`pipelines.stages.rewrite_asset`). With a cron, it runs on the clock like a dataset.
+    """
+    start = dt.datetime.combine(spec.start_date or dt.date(2020, 1, 1), dt.time(), tzinfo=dt.UTC)
+    with DAG(
+        dag_id=environment.workflow_dag_id(spec.name, lake.namespace),
+        schedule=_workflow_schedule(spec, lake),
+        start_date=start,
+        catchup=bool(spec.cron),
+        max_active_runs=1,
+        default_args=default_args(spec.owner),
+        description=(spec.description or f"workflow {spec.function}")[:200],
+        doc_md=workflow_doc(spec),
+        tags=["pipelines", "workflow", lake.namespace],
+        render_template_as_native_obj=False,
+        **(shared if shared is not None else dag_defaults()),
+    ) as dag:
+        workflow(spec, lake, project)
+    return dag
+
+
+def _workflow_schedule(spec: WorkflowSpec, lake: Lake):
+    if not environment.schedules_enabled():
+        return None
+    if spec.cron:
+        return _timetable(spec.cron)
+    from airflow.sdk import AssetAll, AssetAny, IdentityMapper, PartitionedAssetTimetable
+
+    tables = {(i.layer, i.table): i for i in spec.inputs}.values()  # one asset per table
+    landed = AssetAll(*(input_asset(lake, i) for i in tables))
+    rewritten = [rewrite_asset(lake, spec.name, i.layer, i.table) for i in tables]
+    return PartitionedAssetTimetable(
+        assets=AssetAny(landed, *rewritten), default_partition_mapper=IdentityMapper()
+    )
+
+
+def workflow_doc(spec: WorkflowSpec) -> str:
+    """The DAG's doc_md: the declaration, shown literally."""
+    rows = "\n".join(f"| `{i.alias}` | `{i.layer}.{i.table}` | {i.window} |" for i in spec.inputs)
+    params = ", ".join(f"`{k}`" for k in spec.params) or "none"
+    return (
+        f"### Workflow `{spec.name}`\n\n`{spec.function}` from `include/workflows.yaml`.\n\n"
+        f"| input | table | window |\n|---|---|---|\n{rows}\n\nparams: {params}; key: "
+        f"{_md('|'.join(spec.primary_key)) or 'none'}\n"
+    )
 
 
 @functools.lru_cache(maxsize=256)

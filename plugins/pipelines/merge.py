@@ -54,6 +54,15 @@ class MergeResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def counts(self) -> dict[str, int]:
+        """The interval's row counts (kept with the cleaned version that merged it)."""
+        return {
+            "raw": self.raw_rows,
+            "cleaned": self.delivered,
+            "quarantined": self.quarantined,
+            "superseded": self.superseded,
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping) -> MergeResult:
         """The result :meth:`as_dict` gave; a key it does not know is a TypeError."""
@@ -121,7 +130,8 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
         superseded=superseded,
     )
     table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
-    delivery, write = _Delivery(dataset, interval, winners, table), _WRITERS[dataset.ingestion]
+    delivery = _Delivery(dataset, interval, winners, table, result)
+    write = _WRITERS[dataset.ingestion]
 
     def attempt(base: Snapshot) -> Snapshot:
         snap, result.touched = write(delivery, base)
@@ -160,14 +170,22 @@ class _Delivery:
     interval: Interval
     rows: pd.DataFrame
     table: Table
+    result: MergeResult
+
+    @property
+    def counted(self) -> tuple[str, dict]:
+        """The run's day and counts, kept with the version that merged it."""
+        return self.interval.ds, self.result.counts()
 
 
 def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
     """Incremental: upsert the delivery by key into its ``dt`` partitions; what it touched."""
     dataset, delta, table = delivery.dataset, delivery.rows, delivery.table
     cols = _table_schema(dataset, delta, base)
-    if delta.empty:
-        return base, []
+    if delta.empty:  # nothing to upsert; the day has still landed (a workflow may read it)
+        if base.has_landed(delivery.interval.ds) and base.version:
+            return base, []
+        return table.commit(base, {}, run=delivery.counted), []
     delta = schema.conform(delta, cols, dataset)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])
     touched = sorted(set(delta["dt"].unique()) | _partitions_holding(dataset, delta, table, base))
@@ -181,7 +199,10 @@ def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
     }
     changes.update({d: None for d in touched if d not in changes})
     meta = {"schema": list(cols.items())}
-    return table.commit(base, changes, meta, range_column=dataset.primary_key[0]), touched
+    snap = table.commit(
+        base, changes, meta, range_column=dataset.primary_key[0], run=delivery.counted
+    )
+    return snap, touched
 
 
 def _partitions_holding(
@@ -246,7 +267,9 @@ def _snapshot(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]
             {c: pd.Series(dtype=transforms.DTYPES.get(k, "string")) for c, k in cols.items()}
         )
     meta = {"schema": list(cols.items())}
-    return delivery.table.commit(base, {interval.ds: delta}, meta), [interval.ds]
+    return delivery.table.commit(base, {interval.ds: delta}, meta, run=delivery.counted), [
+        interval.ds
+    ]
 
 
 def _check_shrink(dataset: Dataset, interval: Interval, base: Snapshot, rows: int) -> None:

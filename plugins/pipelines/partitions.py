@@ -27,6 +27,7 @@ class Layer(enum.StrEnum):
     CLEANED = "cleaned"
     AGGREGATED = "aggregated"
     QUARANTINE = "quarantine"
+    WORKFLOWS = "workflows"  # what users' workflows write, one ds= partition per day
 
 
 class Ingestion(enum.StrEnum):
@@ -53,12 +54,18 @@ class Ingestion(enum.StrEnum):
         return ordered if self.is_incremental else ordered[-1:]
 
 
-_LAYER_KEY = {Layer.RAW: "ds", Layer.QUARANTINE: "ds", Layer.AGGREGATED: "dt"}
+_LAYER_KEY = {
+    Layer.RAW: "ds",
+    Layer.QUARANTINE: "ds",
+    Layer.AGGREGATED: "dt",
+    Layer.WORKFLOWS: "ds",
+}
 
 
 def partition_key(layer: Layer | str, kind: Ingestion | str | None = None) -> str:
-    """The partition column of a table in ``layer``: ``ds`` for raw and quarantine (deliveries),
-    ``dt`` for aggregates, and for the cleaned layer whatever the ingestion ``kind`` says.
+    """The partition column of a table in ``layer``: ``ds`` for raw and quarantine (deliveries)
+    and for workflows (one output per day), ``dt`` for aggregates, and for the cleaned layer
+    whatever the ingestion ``kind`` says.
 
     :raises ValueError: a cleaned table without its kind (there is no safe default)
     """

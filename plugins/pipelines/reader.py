@@ -32,11 +32,12 @@ def read(
     """Read a table of the lake.
 
     :param name: a dataset for ``raw``, ``cleaned`` and ``quarantine``; an aggregate's name for
-        ``aggregated``
-    :param layer: ``raw``, ``cleaned``, ``aggregated`` or ``quarantine``
+        ``aggregated``; a workflow's for ``workflows``
+    :param layer: ``raw``, ``cleaned``, ``aggregated``, ``quarantine`` or ``workflows``
     :param namespace: default ``PIPELINES_NAMESPACE``
     :param as_of: ``YYYY-MM-DD`` or a date: for raw (and quarantine) that one delivery; for a full
-        dataset's cleaned layer that snapshot (default: the newest)
+        dataset's cleaned layer that snapshot (default: the newest); for a workflow, that day
+        (default: every day)
     :return: rows with the partition key as a text column (``ds`` or ``dt``, ``YYYY-MM-DD``)
     :raises UnknownNameError: ``name`` is not an aggregate (``aggregated``) or a dataset (the
         other layers)
@@ -116,6 +117,9 @@ def _locate(
     if layer is Layer.AGGREGATED:
         project.require(name, Kind.AGGREGATE)
         return lake.table(layer, name), lambda partitions: None
+    if layer is Layer.WORKFLOWS:
+        project.require(name, Kind.WORKFLOW)
+        return lake.table(layer, name), lambda partitions: [day] if day else None
     kind = project.require(name, Kind.DATASET).ingestion
     if layer is Layer.CLEANED and day is not None and kind.is_incremental:
         raise PipelinesError(

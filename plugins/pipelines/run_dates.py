@@ -1,4 +1,4 @@
-"""Which logical dates a dataset or cookbook may be run for, and why a date is refused.
+"""Which logical dates a dataset, workflow or cookbook may be run for, and why a date is refused.
 
 A run for D is refused, with one line that says why and names the nearest dates that would do,
 when D is before the dataset's ``start_date``, when no run of its schedule starts on D, when D is
@@ -12,7 +12,7 @@ import datetime as dt
 
 from pipelines.config import Kind, Project
 from pipelines.exceptions import DateError
-from pipelines.partitions import Interval, interval_for, intervals_between, utc
+from pipelines.partitions import Interval, Layer, interval_for, intervals_between, utc
 from pipelines.registry import Dataset
 
 DAILY = "0 0 * * *"  # a cookbook without a schedule of its own runs for days
@@ -34,7 +34,7 @@ def run_dates(
     if last < first:
         raise DateError(f"the end {last} is before the start {first}")
     now = utc(now or dt.datetime.now(dt.UTC))
-    entry = project.require(name, Kind.DATASET, Kind.COOKBOOK)
+    entry = project.require(name, Kind.DATASET, Kind.WORKFLOW, Kind.COOKBOOK)
     cron = entry.cron if isinstance(entry, Dataset) else entry.cron or DAILY
     intervals = intervals_between(cron, first, last)
     if not intervals:
@@ -46,10 +46,20 @@ def run_dates(
     return list(dict.fromkeys(i.ds for i in intervals))  # one run a day (an hourly cookbook too)
 
 
-def _datasets(project: Project, cookbook: str) -> list[Dataset]:
+def _datasets(project: Project, name: str) -> list[Dataset]:
+    """The datasets a cookbook runs, or a workflow reads (through aggregates and workflows)."""
     from pipelines.cookbooks.checks import datasets_of
 
-    return [project.dataset(n) for n in datasets_of(project, cookbook)]
+    if project.kind_of(name) is Kind.COOKBOOK:
+        return [project.dataset(n) for n in datasets_of(project, name)]
+    found: list[Dataset] = []
+    for item in project.require(name, Kind.WORKFLOW).inputs:
+        if item.layer is Layer.WORKFLOWS:
+            found += _datasets(project, item.table)
+            continue
+        spec = project.aggregate(item.table) if item.layer is Layer.AGGREGATED else None
+        found.append(project.dataset(spec.dataset if spec else item.table))
+    return list({d.name: d for d in found}.values())
 
 
 def _no_run(cron: str, first: dt.date, last: dt.date) -> str:

@@ -1,8 +1,9 @@
 """The stages of a dataset DAG: one task group each, holding the step that names its task.
 
 ``ingest`` (``extract``) -> ``clean`` (``merge``) -> ``check`` (``check_keys``) -> ``aggregate``
-(``aggregate``). The group and task ids are the operators' (:mod:`pipelines.components.operators`);
-every task declares the lake tables it reads and writes as Airflow Assets.
+(``aggregate``); and a workflow DAG's one stage, ``workflow`` (``run``). The group and task ids are
+the operators' (:mod:`pipelines.components.operators`); every task declares the lake tables it
+reads and writes (and the check, the cleaned table it lets workflows read) as Airflow Assets.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pipelines.components.operators import (
     DatasetStepOperator,
     ExtractOperator,
     MergeOperator,
+    WorkflowOperator,
 )
-from pipelines.config import AggregateSpec
+from pipelines.config import AggregateSpec, Project
 from pipelines.partitions import Layer
 from pipelines.registry import Dataset
+from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
 
 
 def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
@@ -33,6 +36,20 @@ def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
     return Asset(name=uri, uri=uri, group="pipelines", extra={"table": table})
 
 
+def rewrite_asset(lake: Lake, workflow: str, layer: Layer, table: str) -> Asset:
+    """The signal that ``table`` was written again for a day ``workflow`` already ran: the
+    workflow's run for that day starts again on it alone (a first landing waits for every input).
+    """
+    uri = f"{lake.asset_uri(Layer.WORKFLOWS, workflow)}/_rewritten/{layer}.{table}"
+    extra = {"table": f"{lake.namespace}.{layer}.{table}", "rewrite_of": workflow}
+    return Asset(name=uri, uri=uri, group="pipelines", extra=extra)
+
+
+def rewrites(project: Project, lake: Lake, layer: Layer, table: str) -> list[Asset]:
+    """The rewrite signals of every workflow that reads ``table`` of ``layer``."""
+    return [rewrite_asset(lake, w.name, layer, table) for w in project.readers_of(layer, table)]
+
+
 def stage(
     operator: type[DatasetStepOperator],
     tooltip: str,
@@ -41,12 +58,20 @@ def stage(
     *,
     outlets: list[Asset] | None = None,
     doc_md: str | None = None,
+    project: Project | None = None,
 ) -> TaskGroup:
     """The task group ``operator.group`` holding the one step ``operator.step`` of ``dataset``,
     with the dataset's tables the step reads and writes as its inlets and outlets.
 
     :param outlets: tables the step writes besides its dataset's own
+    :param project: add the rewrite signals of the workflows reading what the step publishes
     """
+    signals = [
+        signal
+        for layer in operator.publishes
+        if project is not None and layer is not Layer.AGGREGATED
+        for signal in rewrites(project, lake, layer, dataset.name)
+    ]
     with TaskGroup(operator.group, tooltip=tooltip) as group:
         operator(
             task_id=operator.step,
@@ -54,18 +79,23 @@ def stage(
             namespace=lake.namespace,
             inlets=[table_asset(lake, layer, dataset.name) for layer in operator.reads],
             outlets=[
-                *(table_asset(lake, layer, dataset.name) for layer in operator.writes),
+                *(
+                    table_asset(lake, layer, dataset.name)
+                    for layer in dict.fromkeys((*operator.writes, *operator.publishes))
+                ),
                 *(outlets or []),
+                *signals,
             ],
             doc_md=doc_md,
         )
     return group
 
 
-def ingest(dataset: Dataset, lake: Lake) -> TaskGroup:
+def ingest(dataset: Dataset, lake: Lake, project: Project | None = None) -> TaskGroup:
     """Source -> the raw partition of the interval."""
     doc = f"Reads `{dataset.source}` for the interval into raw `ds=`."
-    return stage(ExtractOperator, f"{dataset.source} -> raw", dataset, lake, doc_md=doc)
+    tip = f"{dataset.source} -> raw"
+    return stage(ExtractOperator, tip, dataset, lake, doc_md=doc, project=project)
 
 
 def clean(dataset: Dataset, lake: Lake) -> TaskGroup:
@@ -74,15 +104,45 @@ def clean(dataset: Dataset, lake: Lake) -> TaskGroup:
     return stage(MergeOperator, "raw -> cleaned", dataset, lake, doc_md=doc)
 
 
-def check(dataset: Dataset, lake: Lake) -> TaskGroup:
-    """The quality gate between cleaned and aggregated."""
-    return stage(CheckKeysOperator, "keys unique and not null; counts reconcile", dataset, lake)
+def check(dataset: Dataset, lake: Lake, project: Project | None = None) -> TaskGroup:
+    """The quality gate between cleaned and aggregated (it publishes the cleaned day)."""
+    tip = "keys unique and not null; counts reconcile"
+    return stage(CheckKeysOperator, tip, dataset, lake, project=project)
 
 
-def aggregate(dataset: Dataset, specs: list[AggregateSpec], lake: Lake) -> TaskGroup:
+def aggregate(
+    dataset: Dataset, specs: list[AggregateSpec], lake: Lake, project: Project | None = None
+) -> TaskGroup:
     """Cleaned -> the dataset's business tables from aggregates.yaml."""
     tables = [table_asset(lake, Layer.AGGREGATED, s.name) for s in specs]
+    if project is not None:
+        tables += [a for s in specs for a in rewrites(project, lake, Layer.AGGREGATED, s.name)]
     doc = ", ".join(f"`{s.name}`" for s in specs) or "no aggregates"
     return stage(
         AggregateOperator, "cleaned -> aggregated", dataset, lake, outlets=tables, doc_md=doc
     )
+
+
+def input_asset(lake: Lake, item: WorkflowInput) -> Asset:
+    """The table a workflow input reads, as the asset its producer publishes."""
+    return table_asset(lake, item.layer, item.table)
+
+
+def workflow(spec: WorkflowSpec, lake: Lake, project: Project | None = None) -> TaskGroup:
+    """Inputs' windows -> the user's function -> ``workflows/{name}/ds=D`` and its metrics."""
+    reads = ", ".join(f"`{i.layer}.{i.table}` ({i.window})" for i in spec.inputs)
+    with TaskGroup(
+        WorkflowOperator.group, tooltip=f"{spec.function} -> workflows.{spec.name}"
+    ) as group:
+        WorkflowOperator(
+            task_id=WorkflowOperator.step,
+            workflow=spec.name,
+            namespace=lake.namespace,
+            inlets=[input_asset(lake, item) for item in spec.inputs],
+            outlets=[
+                table_asset(lake, Layer.WORKFLOWS, spec.name),
+                *(rewrites(project, lake, Layer.WORKFLOWS, spec.name) if project else []),
+            ],
+            doc_md=f"`{spec.function}(inputs, params, ds)` over {reads}",
+        )
+    return group

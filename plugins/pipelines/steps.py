@@ -53,7 +53,12 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             )
             frame = pd.concat([inside, unparseable.drop(columns="_reason")]).sort_values("_row")
     table = lake.table(Layer.RAW, dataset.name)
-    commit_with_retry(table, lambda base: table.commit(base, {interval.ds: frame}))
+    commit_with_retry(
+        table,
+        lambda base: table.commit(
+            base, {interval.ds: frame}, run=(interval.ds, {"rows": len(frame)})
+        ),
+    )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
     return {"rows": len(frame), "ds": interval.ds}
 

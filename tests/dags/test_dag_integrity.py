@@ -15,7 +15,15 @@ from pipelines.timetable import PipelinesTimetable
 from tests.conftest import REPO, write_registry
 
 DAGS = str(REPO / "dags")
-EXPECTED = ["local__orders", "local__customers", "local__events", "local__cookbook__e2e_test"]
+EXPECTED = [
+    "local__orders",
+    "local__customers",
+    "local__events",
+    "local__workflow__customer_features",
+    "local__workflow__train_refund_model",
+    "local__cookbook__e2e_test",
+    "local__cookbook__refund_model",
+]
 
 
 def dagbag():
@@ -140,7 +148,7 @@ def test_parse_touches_no_network_data_or_heavy_imports(tmp_path):
         check=True,
     ).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["errors"] == [] and result["dags"] == 4
+    assert result["errors"] == [] and result["dags"] == len(EXPECTED)
     assert result["pandas"] is False
     data_reads = [f for f in result["opened"] if "/sample/" in f or ".parquet" in f]
     assert data_reads == []

@@ -83,7 +83,7 @@ def test_cookbook_with_unknown_step_skips_only_that_cookbook(home):
     )
     assert [c.name for c in project.cookbooks] == ["good", "nested"]
     assert [str(p) for p in project.problems] == [
-        "cookbooks.yaml: bad: unknown dataset or cookbook: 'nothing_here'"
+        "cookbooks.yaml: bad: unknown dataset, workflow or cookbook: 'nothing_here'"
     ]
     nested = project.cookbook("nested")
     assert nested.children[1].after == ("good",)

@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.cli.lake",
         "pipelines.cli.text",
         "pipelines.client",
+        "pipelines.testing",
     ),
     "airflow wiring": (
         "pipelines.factory",
@@ -46,8 +47,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.run_dates",
         "pipelines.header_check",
         "pipelines.cookbooks.checks",
+        "pipelines.workflows",
+        "pipelines.output",
     ),
-    "config": ("pipelines.config", "pipelines.registry", "pipelines.registry_values"),
+    "config": (
+        "pipelines.config",
+        "pipelines.workflow_specs",
+        "pipelines.registry",
+        "pipelines.registry_values",
+    ),
     "ingredients": (
         "pipelines.components",
         "pipelines.components.environment",
@@ -56,7 +64,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.components.resources",
         "pipelines.components.lake",
     ),
-    "ground": ("pipelines.partitions", "pipelines.transforms", "pipelines.exceptions"),
+    "ground": (
+        "pipelines.partitions",
+        "pipelines.windows",
+        "pipelines.transforms",
+        "pipelines.exceptions",
+    ),
 }
 
 

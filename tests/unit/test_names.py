@@ -11,6 +11,8 @@ from pipelines.config import RUNNABLE, load_project
 from pipelines.exceptions import UnknownNameError
 
 DATASETS = "known: orders, customers, events"
+WORKFLOWS = "customer_features, train_refund_model"
+COOKBOOKS = "e2e_test, refund_model"
 AGGREGATE = "'daily_revenue' is an aggregate (aggregates.yaml)"
 COOKBOOK = "'e2e_test' is a cookbook (cookbooks.yaml)"
 DATASET = "'orders' is a dataset (registry.csv)"
@@ -69,17 +71,17 @@ CASES = [
         "orders",
         f"{DATASET}, not an aggregate; known: daily_revenue, customers_by_country",
     ),
-    (_submit, "daily_revenue", f"{AGGREGATE}, not a dataset or cookbook; {DATASETS}, e2e_test"),
+    (_submit, "daily_revenue", f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}"),
     (
         _output_keys,
         "daily_revenue",
-        f"{AGGREGATE}, not a dataset or cookbook; {DATASETS}, e2e_test",
+        f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}",
     ),
-    (_dag_id, "daily_revenue", f"{AGGREGATE}, not a dataset or cookbook; {DATASETS}, e2e_test"),
-    (_run_cookbook, "daily_revenue", f"{AGGREGATE}, not a cookbook; known: e2e_test"),
-    (_run_cookbook, "orders", f"{DATASET}, not a cookbook; known: e2e_test"),
-    (_verify, "daily_revenue", f"{AGGREGATE}, not a cookbook; known: e2e_test"),
-    (_verify, "orders", f"{DATASET}, not a cookbook; known: e2e_test"),
+    (_dag_id, "daily_revenue", f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}"),
+    (_run_cookbook, "daily_revenue", f"{AGGREGATE}, not a cookbook; known: {COOKBOOKS}"),
+    (_run_cookbook, "orders", f"{DATASET}, not a cookbook; known: {COOKBOOKS}"),
+    (_verify, "daily_revenue", f"{AGGREGATE}, not a cookbook; known: {COOKBOOKS}"),
+    (_verify, "orders", f"{DATASET}, not a cookbook; known: {COOKBOOKS}"),
 ]
 
 
@@ -99,11 +101,11 @@ def test_a_name_of_the_wrong_kind_is_one_clear_error(home, airflow_db, call, nam
     [
         (
             ["run", "daily_revenue", "--date", "2024-01-02"],
-            f"{AGGREGATE}, not a dataset or cookbook",
+            f"{AGGREGATE}, not a dataset, workflow or cookbook",
         ),
         (
             ["backfill", "daily_revenue", "--start", "2024-01-01", "--end", "2024-01-02"],
-            f"{AGGREGATE}, not a dataset or cookbook",
+            f"{AGGREGATE}, not a dataset, workflow or cookbook",
         ),
         (["read", "e2e_test"], f"{COOKBOOK}, not a dataset"),
         (["read", "daily_revenue", "--layer", "raw"], f"{AGGREGATE}, not a dataset"),
@@ -123,6 +125,6 @@ def test_an_unknown_name_says_where_it_was_looked_for_and_what_exists(home):
     with pytest.raises(UnknownNameError) as caught:
         load_project().require("nope", *RUNNABLE)
     assert str(caught.value) == (
-        "no dataset or cookbook named 'nope' in registry.csv or cookbooks.yaml; "
-        f"{DATASETS}, e2e_test"
+        "no dataset, workflow or cookbook named 'nope' in registry.csv, workflows.yaml or "
+        f"cookbooks.yaml; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}"
     )

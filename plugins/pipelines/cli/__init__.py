@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("name", help="dataset or cookbook")
+    p.add_argument("name", help="dataset, workflow or cookbook")
     if name == "run":
         p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
     else:
@@ -108,15 +108,25 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
         action="store_true",
         help="also run an interval that has not ended yet (it records a partial interval)",
     )
+    p.add_argument(
+        "--upstream",
+        action="store_true",
+        help="a workflow: first run the datasets and workflows it reads that lack the day",
+    )
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_run)
 
 
 def _read_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="dataset (raw, cleaned, quarantine) or aggregate (aggregated)")
     p.add_argument(
-        "--layer", default="cleaned", choices=["raw", "cleaned", "aggregated", "quarantine"]
+        "name",
+        help="dataset (raw, cleaned, quarantine), aggregate (aggregated) or workflow (workflows)",
+    )
+    p.add_argument(
+        "--layer",
+        default="cleaned",
+        choices=["raw", "cleaned", "aggregated", "quarantine", "workflows"],
     )
     p.add_argument("--limit", type=int, help="rows to print (default: 20 as a table, else all)")
     p.add_argument("--as-of", help="YYYY-MM-DD: a raw delivery or a full dataset's snapshot")

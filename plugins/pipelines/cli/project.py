@@ -32,11 +32,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             found, opened = check_sources(project)
         problems += found
         print(f"{plural(opened, 'source')} opened", file=sys.stderr)
+    if project.workflows:
+        from pipelines.workflows import resolve_all
+
+        with _home(include):  # the functions are found under the include/ checked
+            problems += resolve_all(project)
     for problem in problems:
         print(problem)
     counts = [
         plural(len(project.datasets), "dataset"),
         plural(len(project.aggregates), "aggregate"),
+        plural(len(project.workflows), "workflow"),
         plural(len(project.cookbooks), "cookbook"),
     ]
     bad = len(problems)

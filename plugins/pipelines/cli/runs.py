@@ -32,6 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             end=end,
             allow_incomplete=args.allow_incomplete,
             keep_going=getattr(args, "keep_going", False),
+            upstream=args.upstream,
             on_start=progress.start,
             on_run=progress.show,
         )
@@ -97,6 +98,7 @@ def summary(outcome) -> str:
         AggregateOperator,
         ExtractOperator,
         MergeOperator,
+        WorkflowOperator,
     )
     from pipelines.cookbooks.parent import VERIFY
     from pipelines.merge import MergeResult
@@ -114,6 +116,10 @@ def summary(outcome) -> str:
         )
     aggregates = results.get(AggregateOperator.task_path(), {}).get(DETAILS, {})
     parts += [f"{name} {plural(r['rows'], 'row')}" for name, r in aggregates.items()]
+    ran = results.get(WorkflowOperator.task_path(), {})
+    if ran:
+        shown = ", ".join(f"{k} {v}" for k, v in ran["metrics"].items())
+        parts.append(f"{plural(ran['rows'], 'row')}" + (f", {shown}" if shown else ""))
     if VERIFY in results:
         checks = results[VERIFY]
         parts.append(f"checks {checks['passed']} passed, {checks['failed']} failed")

@@ -107,6 +107,11 @@ def cookbook_dag_id(name: str, ns: str | None = None) -> str:
     return f"{ns or namespace()}__cookbook__{name}"
 
 
+def workflow_dag_id(name: str, ns: str | None = None) -> str:
+    """``{namespace}__workflow__{name}``."""
+    return f"{ns or namespace()}__workflow__{name}"
+
+
 @contextlib.contextmanager
 def variable(name: str, value: str) -> Iterator[None]:
     """``name`` = ``value`` in this process while inside; the earlier value (or none) after."""

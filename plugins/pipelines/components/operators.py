@@ -1,5 +1,6 @@
 """The shared operators of a dataset DAG, one per step, each a thin wrapper over
-:mod:`pipelines.steps`; and what every task of the package shares (:func:`default_args`,
+:mod:`pipelines.steps`; the operator of a user's workflow (over :mod:`pipelines.workflows`); and
+what every task of the package shares (:func:`default_args`,
 :func:`fail_clearly`, :data:`FAILURES`).
 
 This is the top layer of ``components/``: it calls the steps and the config; nothing in the
@@ -21,8 +22,21 @@ from pipelines.components import environment
 from pipelines.components.lake import Lake
 from pipelines.components.secrets import redact
 from pipelines.config import load_project
-from pipelines.exceptions import ConfigError, PipelinesError, QualityCheckFailed, SchemaDriftError
-from pipelines.partitions import Interval, Layer, interval_for, latest_complete_interval
+from pipelines.exceptions import (
+    ConfigError,
+    PipelinesError,
+    Problem,
+    QualityCheckFailed,
+    SchemaDriftError,
+)
+from pipelines.partitions import (
+    Interval,
+    Layer,
+    format_date,
+    interval_for,
+    latest_complete_interval,
+    parse_date,
+)
 
 # What the last tasks of this process returned, and why the failed ones failed, by
 # "dag_id.task_id": the local runner reports both on the run's line, without a traceback (tasks
@@ -79,6 +93,7 @@ class DatasetStepOperator(BaseOperator):
     group = ""
     reads: tuple[Layer, ...] = ()
     writes: tuple[Layer, ...] = ()
+    publishes: tuple[Layer, ...] = ()  # outlets whose events carry the run's day (see _record)
 
     def __init__(self, *, dataset: str, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -109,7 +124,7 @@ class DatasetStepOperator(BaseOperator):
             "%s %s for interval [%s, %s)", self.step, dataset.name, interval.start, interval.end
         )
         result = self.run(project, dataset, interval, Lake.from_env(self.namespace), context)
-        self._record(context, result)
+        self._record(context, result, interval.ds)
         RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
 
@@ -124,14 +139,19 @@ class DatasetStepOperator(BaseOperator):
             context["ti"].xcom_pull(task_ids=MergeOperator.task_path()) or {}
         )
 
-    def _record(self, context: Any, result: dict) -> None:
-        """Attach the step's counts to every outlet asset event (shown in the UI)."""
+    def _record(self, context: Any, result: dict, ds: str) -> None:
+        """Attach the step's counts to every outlet asset event (shown in the UI), and the run's
+        day as the partition key of the tables it publishes: that event is what starts the
+        workflows reading the day (a table is published once its day passed its checks)."""
         events = context.get("outlet_events")
         if events is None:
             return
+        published = {f"{self.namespace}.{layer}.{self.dataset}" for layer in self.publishes}
         for outlet in self.outlets:
             extra = {k: v for k, v in result.items() if isinstance(v, int | str | float | list)}
             events[outlet].extra.update(extra)
+            if outlet.extra.get("table") in published:
+                publish(events[outlet], outlet, ds, self.namespace)
 
 
 class ExtractOperator(DatasetStepOperator):
@@ -140,6 +160,7 @@ class ExtractOperator(DatasetStepOperator):
     step = "extract"
     group = "ingest"
     writes = (Layer.RAW,)
+    publishes = (Layer.RAW,)
 
     def run(self, project, dataset, interval, lake, context) -> dict:
         from pipelines import steps
@@ -167,6 +188,7 @@ class CheckKeysOperator(DatasetStepOperator):
     step = "check_keys"
     group = "check"
     ui_color = "#fdf3e8"
+    publishes = (Layer.CLEANED,)  # the merge wrote the day; the gate lets workflows read it
 
     def run(self, project, dataset, interval, lake, context) -> dict:
         from pipelines import steps
@@ -187,7 +209,9 @@ class AggregateOperator(DatasetStepOperator):
         results = steps.aggregate(dataset, interval, lake, self.merged(context), project)
         return {name: r["rows"] for name, r in results.items()} | {DETAILS: results}
 
-    def _record(self, context: Any, result: dict) -> None:
+    publishes = (Layer.AGGREGATED,)
+
+    def _record(self, context: Any, result: dict, ds: str) -> None:
         events = context.get("outlet_events")
         if events is None:
             return
@@ -197,6 +221,7 @@ class AggregateOperator(DatasetStepOperator):
             events[outlet].extra.update(
                 {"rows": details.get("rows", 0), "partitions": details.get("partitions", [])}
             )
+            publish(events[outlet], outlet, ds, self.namespace)
 
 
 def default_args(owner: str) -> dict:
@@ -207,3 +232,88 @@ def default_args(owner: str) -> dict:
         "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": True,
     }
+
+
+def publish(event: Any, outlet: Any, ds: str, namespace: str) -> None:
+    """Give the outlet's asset event the partition key ``ds``: the day landed in its table.
+
+    A rewrite signal (:func:`pipelines.stages.rewrite_asset`) gets it only when its workflow
+    already wrote ``ds``: the first landing of a day waits for every input; writing the day again
+    starts the workflow's run for it again, once.
+    """
+    reader = outlet.extra.get("rewrite_of")
+    if reader is not None:
+        table = Lake.from_env(namespace).table(Layer.WORKFLOWS, reader)
+        if not table.snapshot().has_landed(ds):
+            return
+    event.add_partitions(ds)
+
+
+def run_day(context: Mapping[str, Any]) -> str:
+    """The day D a workflow's run is for: its partition key when its inputs' events started it,
+    else the day of its logical date (a cookbook, the CLI, a cron), else of its data interval."""
+    key = getattr(context.get("dag_run"), "partition_key", None)
+    if key:
+        return format_date(parse_date(str(key)[:10]))
+    when = context.get("logical_date") or context.get("data_interval_start")
+    if when is None:
+        when = getattr(context.get("dag_run"), "run_after", None) or dt.datetime.now(dt.UTC)
+    return format_date(when)
+
+
+class WorkflowOperator(BaseOperator):
+    """Run a user's workflow for the run's day (:func:`run_day`): read its inputs' windows,
+    call its function, check and commit the result, publish its metrics.
+
+    The function is imported when the task runs, never when the DAG is parsed.
+
+    :param workflow: the workflow's name in workflows.yaml
+    :param namespace: namespace whose lake it reads and writes
+    """
+
+    template_fields = ()
+    ui_color = "#eefde8"
+    step = "run"
+    group = "workflow"
+
+    @classmethod
+    def task_path(cls) -> str:
+        """``workflow.run``: the task id of the step in a workflow DAG."""
+        return f"{cls.group}.{cls.step}"
+
+    def __init__(self, *, workflow: str, namespace: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workflow = workflow
+        self.namespace = namespace
+
+    def execute(self, context: Any) -> dict:
+        try:
+            return self._execute(context)
+        except PipelinesError as exc:
+            raise fail_clearly(self, context, exc) from None
+
+    def _execute(self, context: Any) -> dict:
+        from pipelines import workflows  # pandas and the user's module: not at parse time
+
+        project = load_project()
+        spec = project.workflow(self.workflow)
+        if spec is None:
+            raise ConfigError(
+                [
+                    Problem(
+                        "workflows.yaml",
+                        None,
+                        self.workflow,
+                        project.skipped(self.workflow) or "removed",
+                    )
+                ]
+            )
+        ds = run_day(context)
+        self.log.info("workflow %s for %s", spec.name, ds)
+        result = workflows.run(spec, ds, Lake.from_env(self.namespace), project)
+        events = context.get("outlet_events")
+        for outlet in self.outlets if events is not None else ():
+            events[outlet].extra.update({"rows": result["rows"], "ds": ds, **result["metrics"]})
+            publish(events[outlet], outlet, ds, self.namespace)
+        RESULTS[f"{self.dag_id}.{self.task_id}"] = result
+        return result

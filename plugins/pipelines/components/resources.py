@@ -96,6 +96,16 @@ class Snapshot:
         """The data files (relative to the table) this version names."""
         return {entry["file"] for entry in self.partitions.values()}
 
+    def has_landed(self, ds: str) -> bool:
+        """Whether a run for day ``ds`` committed to this table (a table written before runs
+        were recorded: whether it has partition ``ds``)."""
+        runs = self.meta.get("runs")
+        return ds in runs if runs is not None else ds in self.partitions
+
+    def run_metrics(self, ds: str) -> dict[str, Any]:
+        """What the run for day ``ds`` recorded when it committed ({}: no such run)."""
+        return dict(self.meta.get("runs", {}).get(ds, {}))
+
     def rows(self, partition: str | None = None) -> int:
         if partition is not None:
             return int(self.partitions.get(partition, {}).get("rows", 0))
@@ -207,12 +217,17 @@ class Table:
         changes: dict[str, pd.DataFrame | None],
         meta: dict[str, Any] | None = None,
         range_column: str | None = None,
+        *,
+        run: tuple[str, dict[str, Any]] | None = None,
     ) -> Snapshot:
         """Replace (a frame, even empty) or drop (None) partitions, atomically, as version+1.
 
         :param base: the snapshot the changes were computed from
         :param range_column: record each written partition's min and max of this column
             (``lo``/``hi`` in the manifest), so a merge can skip partitions without reading them
+        :param run: ``(day, metrics)`` of the run committing, kept in ``meta["runs"]`` with the
+            version: whether a day has landed (:meth:`Snapshot.has_landed`, what a workflow asks
+            before it reads the day) and what its run counted (:meth:`Snapshot.run_metrics`)
         :raises CommitConflict: another writer committed since ``base``
         """
         version = base.version + 1
@@ -227,7 +242,10 @@ class Table:
             partitions[part] = {"file": rel, "rows": len(frame)}
             if range_column and len(frame):
                 partitions[part].update(value_range(frame[range_column]))
-        snap = Snapshot(version, partitions, {**base.meta, **(meta or {})})
+        meta = {**base.meta, **(meta or {})}
+        if run is not None:
+            meta["runs"] = {**base.meta.get("runs", {}), run[0]: run[1]}
+        snap = Snapshot(version, partitions, meta)
         if not self.storage.create(self._log(version), snap.to_json()):
             raise CommitConflict(f"{self!r}: version {version} was committed by another writer")
         self._vacuum(base, snap)

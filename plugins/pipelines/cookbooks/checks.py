@@ -1,5 +1,6 @@
 """What a cookbook asserts after its children ran: every dataset step's cleaned table has unique,
-non-null keys and at least ``min_rows`` rows, and each of its aggregates has rows."""
+non-null keys and at least ``min_rows`` rows, each of its aggregates has rows, and every workflow
+step wrote the day with at least ``min_rows`` rows and metrics within their bounds."""
 
 from __future__ import annotations
 
@@ -34,10 +35,15 @@ class Report:
         return {"passed": len(self.passed), "failed": len(self.failed)}
 
 
-def verify(project: Project, cookbook: str, lake: Lake) -> Report:
-    """Check the outputs of every dataset the cookbook (and its sub-cookbooks) ran."""
+def verify(project: Project, cookbook: str, lake: Lake, ds: str | None = None) -> Report:
+    """Check the outputs of every dataset and workflow the cookbook (and its sub-cookbooks) ran.
+
+    :param ds: the day the cookbook ran for (its workflows' outputs of that day are checked)
+    """
     book = project.require(cookbook, Kind.COOKBOOK)
     report = Report()
+    for name in steps_of(project, cookbook, Kind.WORKFLOW):
+        _verify_workflow(report, lake, name, ds, book.checks.get(name, {}))
     for name in datasets_of(project, cookbook):
         dataset = project.dataset(name)
         table = lake.table(Layer.CLEANED, name, kind=dataset.ingestion)
@@ -61,11 +67,47 @@ def verify(project: Project, cookbook: str, lake: Lake) -> Report:
     return report
 
 
+def _verify_workflow(report: Report, lake: Lake, name: str, ds: str | None, check: dict) -> None:
+    snap = lake.table(Layer.WORKFLOWS, name).snapshot()
+    day = ds or max(snap.partitions, default=None)
+    entry = snap.partitions.get(day or "", {})
+    minimum = check.get("min_rows", 1)
+    rows = int(entry.get("rows", 0))
+    report.expect(
+        day in snap.partitions and rows >= minimum,
+        f"{name}: workflows ds={day} has {rows} rows, expected at least {minimum}",
+    )
+    metrics = entry.get("metrics", {})
+    for metric, bounds in check.get("metrics", {}).items():
+        value = metrics.get(metric)
+        low, high = bounds.get("min"), bounds.get("max")
+        inside = isinstance(value, int | float) and (low is None or value >= low)
+        inside = inside and (high is None or value <= high)
+        report.expect(inside, f"{name}: metric {metric} = {value} (expected {_bounds(low, high)})")
+
+
+def _bounds(low, high) -> str:
+    return " and ".join(
+        filter(
+            None, [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
+        )
+    )
+
+
 def datasets_of(project: Project, cookbook: str) -> list[str]:
     """Dataset names a cookbook runs, through nested cookbooks, in the order of its children,
     once each."""
+    return steps_of(project, cookbook, Kind.DATASET)
+
+
+def steps_of(project: Project, cookbook: str, kind: Kind) -> list[str]:
+    """The names of one kind (datasets, workflows) a cookbook runs, through nested cookbooks,
+    in the order of its children, once each."""
     out: list[str] = []
     for child in project.require(cookbook, Kind.COOKBOOK).children:
-        names = datasets_of(project, child.name) if project.cookbook(child.name) else [child.name]
+        if project.cookbook(child.name):
+            names = steps_of(project, child.name, kind)
+        else:
+            names = [child.name] if project.kind_of(child.name) is kind else []
         out.extend(n for n in names if n not in out)
     return out

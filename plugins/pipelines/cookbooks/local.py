@@ -42,7 +42,7 @@ def run_cookbook(
             if not children[-1].ok:
                 return outcomes
             continue
-        outcome = run_dag(environment.dataset_dag_id(name, ns), ds)
+        outcome = run_dag(project.dag_id(name, ns), ds)
         report(outcome)
         outcomes.append(outcome)
         if not outcome.ok:

@@ -12,6 +12,7 @@ from pipelines.components.lake import Lake
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.config import CookbookSpec, Project, load_project
 from pipelines.exceptions import PipelinesError
+from pipelines.partitions import format_date
 from pipelines.timetable import PipelinesTimetable
 
 VERIFY = "verify"  # the task id of a cookbook's checks
@@ -74,7 +75,8 @@ class TriggerChildOperator(TriggerDagRunOperator):
 
 
 class CookbookCheckOperator(BaseOperator):
-    """Assert the outputs of the cookbook's datasets: keys unique and not null, row counts."""
+    """Assert the outputs of the cookbook's steps: keys unique and not null, row counts, the
+    workflows' metrics for the run's day."""
 
     template_fields = ()
 
@@ -86,7 +88,8 @@ class CookbookCheckOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         from pipelines.cookbooks.checks import verify  # pandas: not at parse time
 
-        report = verify(load_project(), self.cookbook, Lake.from_env(self.namespace))
+        ds = format_date(context["logical_date"]) if context.get("logical_date") else None
+        report = verify(load_project(), self.cookbook, Lake.from_env(self.namespace), ds)
         for line in report.lines():
             self.log.info("%s", line)
         try:

@@ -1,0 +1,58 @@
+"""Helpers for the users' own tests: a workflow on frames the test builds, no lake, no Airflow.
+
+    from pipelines.testing import run_workflow
+    out = run_workflow("customer_features", inputs={"orders": orders, "customers": customers},
+                       ds="2024-01-02")
+    out.table, out.metrics
+
+The function is found and called exactly as a real run does (``workflows.yaml``, the module in
+``include/workflows/``, its ``params``), and what it returns goes through the same checks; only
+the reading of inputs and the writing of the result are left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.config import Kind, Project, load_project
+from pipelines.exceptions import PipelinesError
+from pipelines.output import Output
+from pipelines.partitions import date_option, format_date
+from pipelines.workflows import call, resolve
+
+
+def run_workflow(
+    name: str,
+    inputs: Mapping[str, Any],
+    ds: str | dt.date,
+    *,
+    params: Mapping[str, Any] | None = None,
+    project: Project | None = None,
+) -> Output:
+    """Call workflow ``name`` for day ``ds`` on ``inputs`` (alias -> DataFrame).
+
+    :param params: replace the declared params (default: those of ``workflows.yaml``)
+    :return: the checked table and metrics
+    :raises WorkflowError: the function raised, or returned a table that fails its checks
+    :raises PipelinesError: ``inputs`` does not name exactly the declared aliases
+    """
+    project = project or load_project()
+    spec = project.require(name, Kind.WORKFLOW)
+    declared = [i.alias for i in spec.inputs]
+    missing = [a for a in declared if a not in inputs]
+    unknown = [a for a in inputs if a not in declared]
+    if missing or unknown:
+        raise PipelinesError(
+            f"{name}: inputs must be exactly {', '.join(declared)}"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; not declared: {', '.join(map(str, unknown))}" if unknown else "")
+        )
+    if params is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, params=dict(params))
+    day = format_date(date_option(ds, "ds"))
+    frame, metrics = call(spec, resolve(spec), {a: inputs[a].copy() for a in declared}, day)
+    return Output(table=frame, metrics=metrics)

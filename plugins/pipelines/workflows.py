@@ -1,0 +1,243 @@
+"""The workflow step: a user's function over lake tables, for one day D.
+
+``run`` reads each input's window for D through the lake (the version each table has now, so a
+rerun reads what is there now), calls the function, checks what it returned
+(:func:`pipelines.output.validated`) and commits ``workflows/{name}/ds=D`` with the same atomic
+commit as every layer, the metrics kept with that version (``meta["runs"][D]``). A function that
+raises, or a result that fails its checks, leaves the table as it was.
+
+User modules are imported here, at run time, never when DAGs are parsed: ``include/workflows/``
+is put on ``sys.path`` first, so ``function: features:customer_features`` finds
+``include/workflows/features.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.components.environment import include_dir
+from pipelines.components.lake import Lake
+from pipelines.components.resources import Snapshot, Table, commit_with_retry
+from pipelines.config import Project
+from pipelines.exceptions import ConfigError, LakeError, Problem
+from pipelines.output import WorkflowError, validated
+from pipelines.partitions import Layer, interval_for
+from pipelines.schema import as_stored
+from pipelines.workflow_specs import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+FOLDER = "workflows"  # include/workflows/: the users' modules
+PACKAGE = str(Path(__file__).resolve().parent)  # frames below it are not the user's code
+
+
+class MissingInput(LakeError):
+    """An input of a workflow has not landed for the day the workflow runs for."""
+
+    def __init__(self, workflow: str, item: WorkflowInput, day: str, producer: str):
+        self.workflow, self.input, self.day, self.producer = workflow, item, day, producer
+        super().__init__(
+            f"{workflow}: input {item.alias} ({item.layer} {item.table}) has no data for {day} "
+            f"yet: run {producer} for {day} first (pipelines run {producer} --date {day}), "
+            f"or pass --upstream"
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one input of a workflow is read from and who writes it."""
+
+    table: Table
+    snapshots: bool  # a full dataset's cleaned table: whole snapshots, not days
+    producer: str  # the dataset or workflow whose runs write it
+    cron: str  # the producer's schedule
+
+
+def source(project: Project, lake: Lake, item: WorkflowInput) -> Source:
+    """The table behind an input (the spec was checked: the name exists in its layer)."""
+    if item.layer is Layer.WORKFLOWS:
+        upstream = project.workflow(item.table)
+        return Source(lake.table(item.layer, item.table), False, item.table, upstream.cron or DAILY)
+    dataset_name = item.table
+    if item.layer is Layer.AGGREGATED:
+        dataset_name = project.aggregate(item.table).dataset
+    dataset = project.dataset(dataset_name)
+    table = lake.table(item.layer, item.table, kind=dataset.ingestion)
+    snapshots = item.layer is Layer.CLEANED and not dataset.ingestion.is_incremental
+    return Source(table, snapshots, dataset.name, dataset.cron)
+
+
+def missing_inputs(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> list[MissingInput]:
+    """The inputs that have not landed for ``ds`` (a workflow on a cron waits for none)."""
+    if spec.cron:
+        return []
+    missing = []
+    for item in spec.inputs:
+        src = source(project, lake, item)
+        if not src.table.snapshot().has_landed(ds):
+            missing.append(MissingInput(spec.name, item, ds, src.producer))
+    return missing
+
+
+def missing_upstream(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> list[str]:
+    """What must run for ``ds`` before the workflow can: the datasets and workflows whose day
+    has not landed, upstream first, each once."""
+    order: list[str] = []
+    for gap in missing_inputs(spec, ds, lake, project):
+        upstream = project.workflow(gap.producer)
+        if upstream is not None:
+            order += missing_upstream(upstream, ds, lake, project)
+        order.append(gap.producer)
+    return list(dict.fromkeys(order))
+
+
+def read_inputs(
+    spec: WorkflowSpec, ds: str, lake: Lake, project: Project
+) -> dict[str, pd.DataFrame]:
+    """``alias -> rows`` of each input's window for ``ds``, with the partition column.
+
+    :raises MissingInput: an input has not landed for ``ds`` (a workflow on its inputs), or has
+        nothing at or before ``ds`` (a workflow on a cron)
+    """
+    inputs = {}
+    for item in spec.inputs:
+        src = source(project, lake, item)
+        snap = src.table.snapshot()
+        due = interval_for(src.cron, ds).ds
+        if not spec.cron and not snap.has_landed(ds):
+            raise MissingInput(spec.name, item, ds, src.producer)
+        wanted = item.window.select(snap.partitions, ds, snapshots=src.snapshots)
+        if spec.cron and not wanted:
+            raise MissingInput(spec.name, item, due, src.producer)
+        inputs[item.alias] = _rows(src.table, wanted, snap)
+    return inputs
+
+
+def _rows(table: Table, partitions: list[str], snap: Snapshot) -> pd.DataFrame:
+    """The partitions' rows in the table's kinds; an empty window still has the columns."""
+    import pandas as pd
+
+    rows, read_from = table.read_version(partitions, snap)
+    rows = as_stored(rows, read_from)  # an empty read gets the cleaned schema's columns here
+    rows = rows.drop(columns=[c for c in rows.columns if str(c).startswith("_")])
+    if not rows.empty:
+        return rows
+    kinds = {table.key: "string", **dict(read_from.meta.get("columns", []))}  # a workflow's
+    empty = {c: pd.Series(dtype=kinds.get(c, rows[c].dtype if c in rows else "string"))
+             for c in dict.fromkeys([*kinds, *rows.columns])}  # fmt: skip
+    return pd.DataFrame(empty)
+
+
+def resolve(spec: WorkflowSpec, include: Path | None = None) -> Callable:
+    """The workflow's function, imported from ``include/workflows/``.
+
+    :raises ConfigError: ``workflows.yaml: NAME: function ...: why`` (the module cannot be
+        imported, with the file and line of a syntax error, or has no such callable)
+    """
+    folder = str((include or include_dir()) / FOLDER)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+    def fail(why: str) -> ConfigError:
+        return ConfigError(
+            [Problem(WORKFLOWS, None, spec.name, f"function {spec.function!r}: {why}")]
+        )
+
+    try:
+        module = importlib.import_module(spec.module)
+    except SyntaxError as exc:
+        where = f"{Path(exc.filename or '?').name}, line {exc.lineno}, column {exc.offset}"
+        raise fail(f"module {spec.module} has a syntax error ({where}): {exc.msg}") from None
+    except ImportError as exc:
+        if getattr(exc, "name", None) == spec.module:
+            raise fail(
+                f"no module {spec.module} (looked in {folder} and the Python path)"
+            ) from None
+        raise fail(f"importing {spec.module} failed: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module ran code that failed
+        raise fail(f"importing {spec.module} failed: {_said(exc)}") from None
+    function = getattr(module, spec.callable_name, None)
+    if not callable(function):
+        names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise fail(
+            f"module {spec.module} has no function {spec.callable_name!r} "
+            f"(it has: {', '.join(names) or 'none'})"
+        )
+    return function
+
+
+def resolve_all(project: Project) -> list[Problem]:
+    """Import every workflow's function, as its first run would: a problem for each that does
+    not resolve (``pipelines validate``; parsing DAGs never imports user code)."""
+    problems: list[Problem] = []
+    for spec in project.workflows:
+        try:
+            resolve(spec)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def call(
+    spec: WorkflowSpec, function: Callable, inputs: Mapping[str, pd.DataFrame], ds: str
+) -> tuple[pd.DataFrame, dict]:
+    """``function(inputs, params, ds)``, and its result checked; a :class:`WorkflowError` with
+    the user's message and the line it came from when the function raises."""
+    try:
+        value = function(dict(inputs), spec.params, ds)
+    except Exception as exc:  # noqa: BLE001 - whatever the user's code raised
+        raise WorkflowError(f"{spec.name}: {spec.function} raised {_said(exc)}") from None
+    return validated(spec.name, value, spec.primary_key)
+
+
+def _said(exc: BaseException) -> str:
+    """``Type: message (file.py, line N)``, the line being the deepest frame of user code."""
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(PACKAGE)
+    ]
+    where = f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> dict:
+    """Run the workflow for day ``ds``: read, call, check, commit ``ds=D`` with its metrics.
+
+    :return: ``{"ds", "rows", "metrics", "inputs": {alias: rows}}``
+    """
+    function = resolve(spec)
+    inputs = read_inputs(spec, ds, lake, project)
+    frame, metrics = call(spec, function, inputs, ds)
+    table = lake.table(Layer.WORKFLOWS, spec.name)
+    columns = [[str(c), str(t)] for c, t in frame.dtypes.items()]
+
+    def attempt(base: Snapshot) -> Snapshot:
+        return table.commit(
+            base,
+            {ds: frame},
+            {"columns": columns},
+            run=(ds, {"rows": len(frame), "metrics": metrics}),
+        )
+
+    commit_with_retry(table, attempt)
+    log.info("%s: ds=%s: %s rows, metrics %s", spec.name, ds, len(frame), metrics)
+    return {
+        "ds": ds,
+        "rows": len(frame),
+        "metrics": metrics,
+        "inputs": {alias: len(rows) for alias, rows in inputs.items()},
+    }
+
+
+def metrics_of(name: str, ds: str, lake: Lake) -> dict[str, Any]:
+    """The metrics a workflow's run for ``ds`` reported, as the table stands now ({}: none)."""
+    recorded = lake.table(Layer.WORKFLOWS, name).snapshot().run_metrics(ds)
+    return dict(recorded.get("metrics", {}))
