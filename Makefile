@@ -23,14 +23,17 @@ $(VENV)/.installed: $(BIN)/python requirements.lock setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 # The first command of the README: set up, initialise Airflow (SQLite under .airflow/) and run the
-# e2e_test cookbook for several consecutive days, then show what each layer holds.
+# e2e_test cookbook for several consecutive days, then the refund_model cookbook (ingest -> features
+# -> train, each run's line with its metrics), then show what each layer holds.
 demo: install
 	$(BIN)/pipelines init
 	$(BIN)/pipelines validate
 	$(BIN)/pipelines backfill e2e_test --start $(DEMO_START) --end $(DEMO_END)
+	$(BIN)/pipelines backfill refund_model --start $(DEMO_START) --end $(DEMO_END)
 	$(BIN)/pipelines show
 	$(BIN)/pipelines read orders --layer cleaned --limit 10
 	$(BIN)/pipelines read daily_revenue --layer aggregated --limit 10
+	$(BIN)/pipelines read train_refund_model --layer workflows --as-of $(DEMO_END)
 
 lint: install
 	$(BIN)/ruff check $(LINTED)

@@ -41,7 +41,7 @@ def rewrite_asset(lake: Lake, workflow: str, layer: Layer, table: str) -> Asset:
     workflow's run for that day starts again on it alone (a first landing waits for every input).
     """
     uri = f"{lake.asset_uri(Layer.WORKFLOWS, workflow)}/_rewritten/{layer}.{table}"
-    extra = {"table": f"{lake.namespace}.{layer}.{table}", "rewrite_of": workflow}
+    extra = {"rewritten": f"{lake.namespace}.{layer}.{table}", "rewrite_of": workflow}
     return Asset(name=uri, uri=uri, group="pipelines", extra=extra)
 
 

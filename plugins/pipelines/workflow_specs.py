@@ -191,7 +191,7 @@ def check_inputs(specs: list[WorkflowSpec], tables: Tables, problems: list[Probl
             bad[spec.name] = "; ".join(faults)
     for spec in specs:
         loop = _cycle(spec.name, by_name, ())
-        if loop and spec.name not in bad:
+        if loop and loop[0] == spec.name and spec.name not in bad:  # it is in the loop itself
             bad[spec.name] = f"workflows depend on each other in a cycle: {' -> '.join(loop)}"
     changed = True
     while changed:  # a workflow reading a skipped workflow is skipped too

@@ -182,3 +182,52 @@ def test_manual_run_without_a_date_point_gets_latest_complete_interval():
         pendulum.datetime(2024, 1, 4, tz="UTC"),
         pendulum.datetime(2024, 1, 5, tz="UTC"),
     )
+
+
+@pytest.mark.parametrize("name", ["customer_features", "train_refund_model"])
+def test_a_workflow_dag_reads_its_inputs_and_writes_its_table_as_assets(bag, name):
+    from pipelines.config import load_project
+
+    spec = load_project().workflow(name)
+    dag = bag.dags[f"local__workflow__{name}"]
+    [task] = dag.tasks
+    assert task.task_id == "workflow.run" and task.template_fields == ()
+    assert [a.extra["table"] for a in task.inlets] == [
+        f"local.{i.layer}.{i.table}" for i in spec.inputs
+    ]
+    assert task.outlets[0].extra["table"] == f"local.workflows.{name}"
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "PartitionedAssetTimetable"
+    landed, *rewrites = timetable.asset_condition.objects  # every input's D, or one rewritten
+    assert {a.uri for a in landed.objects} == {a.uri for a in task.inlets}
+    assert {a.extra["rewrite_of"] for a in rewrites} == {name}
+
+
+def test_the_producers_publish_the_tables_workflows_read(bag):
+    check = bag.dags["local__orders"].get_task("check.check_keys")
+    signals = [a.extra for a in check.outlets if "rewrite_of" in a.extra]
+    assert signals == [{"rewritten": "local.cleaned.orders", "rewrite_of": "customer_features"}]
+    run = bag.dags["local__workflow__customer_features"].get_task("workflow.run")
+    assert [a.extra.get("rewrite_of") for a in run.outlets] == [None, "train_refund_model"]
+
+
+USER_CODE_PROBE = """
+import sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+print(sorted(m for m in sys.modules if m in ("features", "model", "numpy")))
+"""
+
+
+def test_parsing_imports_no_user_workflow_module(tmp_path):
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "af")}
+    out = subprocess.run(
+        [sys.executable, "-c", USER_CODE_PROBE, DAGS],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"

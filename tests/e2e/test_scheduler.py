@@ -28,6 +28,9 @@ pytestmark = pytest.mark.slow
 ORDERS, CUSTOMERS, EVENTS = "local__orders", "local__customers", "local__events"
 ORDERS_API = "local__orders_api"
 PARENT = "local__cookbook__e2e_test"
+FEATURES = "local__workflow__customer_features"  # reads cleaned orders (3 days) and customers
+MODEL = "local__workflow__train_refund_model"  # reads customer_features
+WORKFLOWS = {"customer_features": FEATURES, "train_refund_model": MODEL}
 CATCHUP = {"orders": ORDERS, "events": EVENTS}
 DAY = dt.timedelta(days=1)
 
@@ -65,7 +68,9 @@ def stack(tmp_path_factory):
     try:
         with airflow.stopped_on_sigterm():
             airflow.start()
-            airflow.wait_ready([ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT])
+            airflow.wait_ready([ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT, *WORKFLOWS.values()])
+            for dag_id in WORKFLOWS.values():  # before any input lands: an event a paused
+                airflow.set_paused(dag_id, False)  # partitioned consumer gets is lost for good
             yield airflow
     finally:
         airflow.stop()
@@ -249,3 +254,140 @@ def test_client_submits_and_reruns_through_the_rest_api(stack, caught_up, monkey
     assert [r["dag_run_id"] for r in stack.runs_on(ORDERS, yesterday)] == [scheduled["dag_run_id"]]
     assert set(stack.task_states(ORDERS, scheduled["dag_run_id"]).values()) == {("success", 2)}
     assert data_columns(read("orders", "raw", as_of=yesterday)).equals(before)
+
+
+# -- workflows: partitioned-asset consumers of the datasets' days ----------------------------------
+# By now orders has run D1..D4 (catchup, the cookbook; D3 again by the client) and customers only D4
+# (the cookbook, cleared once more), so customer_features has runs for D4 and none for D1..D3.
+
+
+def _by_key(stack, dag_id: str) -> dict[str, list[dict]]:
+    """The DAG's runs by partition key, oldest first."""
+    out: dict[str, list[dict]] = {}
+    for run in sorted(stack.runs(dag_id), key=lambda r: (r["run_after"], r["dag_run_id"])):
+        out.setdefault(run["partition_key"], []).append(run)
+    return out
+
+
+def _settled(stack, dag_ids, quiet: float = 8, timeout: float = 120, want=None) -> dict:
+    """Runs by DAG and key once no run of ``dag_ids`` is unfinished and nothing changed for
+    ``quiet`` seconds (and ``want(runs)`` holds); no run may fail."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        runs = {d: _by_key(stack, d) for d in dag_ids}
+        flat = [(d, r) for d in runs for rs in runs[d].values() for r in rs]
+        failed = [(d, r["dag_run_id"]) for d, r in flat if r["state"] == "failed"]
+        assert not failed, f"{failed}: {[stack.task_states(*f) for f in failed]}\n{stack.logs()}"
+        seen = sorted((d, r["dag_run_id"], r["state"]) for d, r in flat)
+        if seen != last:
+            last, since = seen, time.monotonic()
+        elif (
+            all(r["state"] == "success" for _, r in flat)
+            and (want is None or want(runs))
+            and time.monotonic() - since >= quiet
+        ):
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"workflow runs not settled in {timeout}s: {last}\n{stack.logs()}")
+
+
+def _at(timestamp: str) -> str:
+    """To the second: the API's timestamps differ in their fractions' digits."""
+    return timestamp[:19]
+
+
+def _counts(runs: dict[str, list[dict]]) -> dict[str, int]:
+    return {key: len(rs) for key, rs in runs.items()}
+
+
+def test_workflow_waits_for_every_input_and_runs_once_per_day(stack, caught_up):
+    today = stack.today
+    d1, d2, d3 = caught_up["days"]
+    producers = _settled(stack, [ORDERS, CUSTOMERS])  # the earlier tests' runs have ended
+    assert producers[CUSTOMERS].keys() == {None}  # dataset runs have no partition key
+    before = _settled(stack, WORKFLOWS.values())
+    for dag_id, runs in before.items():  # the cookbook landed D4 of both inputs, D1..D3 only orders
+        assert set(runs) == {str(today)}, (dag_id, _counts(runs))
+        for run in runs[str(today)]:
+            assert (run["run_type"], run["logical_date"]) == ("asset_triggered", None), run
+    assert [r["logical_date"] for r in stack.runs(CUSTOMERS)] == [_midnight(today)]
+    assert {r["logical_date"] for r in stack.runs(ORDERS)} >= {_midnight(d) for d in (d1, d2, d3)}
+
+    # the second input lands D3: orders' D3 has waited since the catchup for it
+    run_id = f"rest__{d3}"
+    body = {"dag_run_id": run_id, "logical_date": _midnight(d3)}
+    stack.api("POST", f"/api/v2/dags/{CUSTOMERS}/dagRuns", body)
+    customers = stack.wait_run(CUSTOMERS, run_id, timeout=120)
+    after = _settled(
+        stack, WORKFLOWS.values(), want=lambda rs: all(str(d3) in rs[d] for d in WORKFLOWS.values())
+    )
+    for dag_id, runs in after.items():
+        assert _counts(runs) == {**_counts(before[dag_id]), str(d3): 1}, (dag_id, _counts(runs))
+        [run] = runs[str(d3)]
+        assert (run["run_type"], run["logical_date"]) == ("asset_triggered", None), run
+        assert _at(run["run_after"]) >= _at(customers["start_date"]), (run, customers)
+        tasks = stack.task_states(dag_id, run["dag_run_id"])
+        assert tasks == {"workflow.run": ("success", 1)}, (dag_id, tasks)
+    [features] = after[FEATURES][str(d3)]
+    [model] = after[MODEL][str(d3)]
+    assert _at(model["run_after"]) >= _at(features["start_date"]), (model, features)
+
+
+def test_rerunning_one_input_reruns_its_workflows_once(stack, caught_up):
+    today = stack.today
+    before = _settled(stack, WORKFLOWS.values())
+    [orders] = stack.runs_on(ORDERS, today)  # the cookbook's run for D4
+    path = f"/api/v2/dags/{ORDERS}/dagRuns/{orders['dag_run_id']}/clear"
+    stack.api("POST", path, {"dry_run": False})
+    rerun = stack.wait_run(ORDERS, orders["dag_run_id"], timeout=120)
+    assert rerun["end_date"] > orders["end_date"]
+    grown = {d: len(before[d][str(today)]) + 1 for d in WORKFLOWS.values()}
+    after = _settled(
+        stack,
+        WORKFLOWS.values(),
+        quiet=10,
+        want=lambda rs: all(len(rs[d].get(str(today), [])) >= grown[d] for d in grown),
+    )
+    for dag_id, runs in after.items():  # D4 once more, on the rewrite signal alone; no other day
+        assert _counts(runs) == {**_counts(before[dag_id]), str(today): grown[dag_id]}, dag_id
+        new = runs[str(today)][-1]
+        assert new["run_type"] == "asset_triggered", new
+        assert _at(new["run_after"]) >= _at(rerun["start_date"]), (new, rerun)
+    model, features = after[MODEL][str(today)][-1], after[FEATURES][str(today)][-1]
+    assert _at(model["run_after"]) >= _at(features["start_date"]), (model, features)
+
+
+def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, monkeypatch):
+    from pipelines import workflows
+
+    today = stack.today
+    d3 = today - DAY
+    _settled(stack, WORKFLOWS.values())
+    monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
+    project = load_project(stack.home / "include")
+    reference = _lake(stack.home / "workflow-reference-lake")
+    for day in (*caught_up["days"], today):
+        run_steps("orders", day.isoformat(), project=project, lake=reference)
+    for day in (today, d3):  # the order the stack ran them in
+        run_steps("customers", day.isoformat(), project=project, lake=reference)
+    for name in WORKFLOWS:  # customer_features first: the model reads it
+        for day in (d3, today):
+            workflows.run(project.workflow(name), day.isoformat(), reference, project)
+    actual = _lake(stack.home / "lake")
+
+    for name in WORKFLOWS:
+        table = actual.table("workflows", name).snapshot()
+        assert sorted(table.partitions) == [str(d3), str(today)], name
+        for day in (d3, today):
+            got, want = (
+                data_columns(read(name, "workflows", as_of=day, project=project, lake=lake))
+                for lake in (actual, reference)
+            )
+            assert len(got) > 0 and got.equals(want), (name, day, got, want)
+            got, want = (workflows.metrics_of(name, str(day), lake) for lake in (actual, reference))
+            assert got == want, (name, day, got, want)
+    for day in (d3, today):
+        metrics = workflows.metrics_of("train_refund_model", str(day), actual)
+        assert set(metrics) == {"accuracy", "training_rows"} and metrics["training_rows"] > 0

@@ -71,13 +71,21 @@ CASES = [
         "orders",
         f"{DATASET}, not an aggregate; known: daily_revenue, customers_by_country",
     ),
-    (_submit, "daily_revenue", f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}"),
+    (
+        _submit,
+        "daily_revenue",
+        f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}",
+    ),
     (
         _output_keys,
         "daily_revenue",
         f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}",
     ),
-    (_dag_id, "daily_revenue", f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}"),
+    (
+        _dag_id,
+        "daily_revenue",
+        f"{AGGREGATE}, not a dataset, workflow or cookbook; {DATASETS}, {WORKFLOWS}, {COOKBOOKS}",
+    ),
     (_run_cookbook, "daily_revenue", f"{AGGREGATE}, not a cookbook; known: {COOKBOOKS}"),
     (_run_cookbook, "orders", f"{DATASET}, not a cookbook; known: {COOKBOOKS}"),
     (_verify, "daily_revenue", f"{AGGREGATE}, not a cookbook; known: {COOKBOOKS}"),

@@ -150,7 +150,7 @@ class DatasetStepOperator(BaseOperator):
         for outlet in self.outlets:
             extra = {k: v for k, v in result.items() if isinstance(v, int | str | float | list)}
             events[outlet].extra.update(extra)
-            if outlet.extra.get("table") in published:
+            if outlet.extra.get("table", outlet.extra.get("rewritten")) in published:
                 publish(events[outlet], outlet, ds, self.namespace)
 
 
@@ -195,6 +195,10 @@ class CheckKeysOperator(DatasetStepOperator):
 
         return steps.check_keys(dataset, interval, lake, self.merged(context))
 
+    def _record(self, context: Any, result: dict, ds: str) -> None:
+        """The cleaned table's event of the day: the merge's counts and the checks' outcome."""
+        super()._record(context, {**self.merged(context).as_dict(), **result}, ds)
+
 
 class AggregateOperator(DatasetStepOperator):
     """Cleaned -> every aggregate of the dataset, for the partitions the run touched."""
@@ -216,6 +220,9 @@ class AggregateOperator(DatasetStepOperator):
         if events is None:
             return
         for outlet in self.outlets:
+            if "rewrite_of" in outlet.extra:  # a workflow's signal: the key only
+                publish(events[outlet], outlet, ds, self.namespace)
+                continue
             name = outlet.extra["table"].rsplit(".", 1)[-1]
             details = result[DETAILS].get(name, {})
             events[outlet].extra.update(

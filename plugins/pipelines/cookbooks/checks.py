@@ -77,7 +77,7 @@ def _verify_workflow(report: Report, lake: Lake, name: str, ds: str | None, chec
         day in snap.partitions and rows >= minimum,
         f"{name}: workflows ds={day} has {rows} rows, expected at least {minimum}",
     )
-    metrics = entry.get("metrics", {})
+    metrics = snap.run_metrics(day or "").get("metrics", {})
     for metric, bounds in check.get("metrics", {}).items():
         value = metrics.get(metric)
         low, high = bounds.get("min"), bounds.get("max")

@@ -1,0 +1,187 @@
+"""Workflows in-process: the refund_model cookbook for three days, reruns, failures that write
+nothing, a late correction, --upstream, and the metrics through the client."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pandas as pd
+import pytest
+
+import pipelines
+from pipelines.client import Client
+from pipelines.components.lake import Lake
+from pipelines.partitions import Layer
+from tests.conftest import data_columns
+
+DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
+
+
+def workflow_table(name: str) -> pd.DataFrame:
+    return data_columns(pipelines.read(name, "workflows"))
+
+
+def version(name: str) -> int:
+    return Lake.from_env().table(Layer.WORKFLOWS, name).snapshot().version
+
+
+@pytest.fixture
+def cooked(home, airflow_db):
+    """refund_model run for three days: ingest -> features -> train -> verify."""
+    results = Client().submit("refund_model", DAYS[0], end=DAYS[-1])
+    assert results.ok, [(r.dag_id, r.ds, r.error) for r in results.runs if not r.ok]
+    return results
+
+
+def test_the_cookbook_runs_features_and_training_for_each_day_and_reports_accuracy(cooked):
+    ran = [(r.dag_id, r.ds) for r in cooked.runs if r.ds == DAYS[1]]
+    assert ran == [
+        ("local__orders", DAYS[1]),
+        ("local__customers", DAYS[1]),
+        ("local__workflow__customer_features", DAYS[1]),
+        ("local__workflow__train_refund_model", DAYS[1]),
+        ("local__cookbook__refund_model", DAYS[1]),
+    ]
+    features = pipelines.read("customer_features", "workflows")
+    assert sorted(features["ds"].unique()) == DAYS
+    day3 = pipelines.read("customer_features", "workflows", as_of=DAYS[2]).set_index("customer_id")
+    # the 3-day window on orders: c1 ordered 1001, 1003 (day 1) and 1008 (day 3)
+    assert day3.loc["c1", "orders"] == 3 and bool(day3.loc["c2", "refunded"])
+    assert "c3" not in day3.index  # gone from the newest customers snapshot at or before day 3
+    accuracy = cooked.outputs["accuracy"]
+    assert isinstance(accuracy, float) and 0.5 <= accuracy <= 1.0
+    assert cooked.outputs["train_refund_model.training_rows"] == len(day3)
+    assert cooked.outputs.metrics == {
+        "train_refund_model.accuracy": accuracy,
+        "train_refund_model.training_rows": len(day3),
+        "accuracy": accuracy,
+        "training_rows": len(day3),
+    }
+    assert "workflows.train_refund_model" in cooked.outputs
+
+
+def test_a_rerun_writes_the_same_outputs_and_metrics(cooked):
+    # the newest day: a rerun of an older one reads its inputs as later days left them
+    before = {n: workflow_table(n) for n in ("customer_features", "train_refund_model")}
+    versions = [version(n) for n in before]
+    again = Client().submit("refund_model", DAYS[-1])
+    assert again.ok and [version(n) for n in before] == [v + 1 for v in versions]
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(workflow_table(name), frame)
+    assert (
+        again.outputs["accuracy"]
+        == pipelines.workflows.metrics_of("train_refund_model", DAYS[-1], Lake.from_env())[
+            "accuracy"
+        ]
+    )
+
+
+def test_metrics_of_an_old_day_are_that_days(cooked):
+    from pipelines.workflows import metrics_of
+
+    lake = Lake.from_env()
+    rows = [metrics_of("train_refund_model", d, lake)["training_rows"] for d in DAYS]
+    features = pipelines.read("customer_features", "workflows")
+    assert rows == [int((features["ds"] == d).sum()) for d in DAYS]
+    counted = lake.table(Layer.CLEANED, "orders", kind="incremental").snapshot()
+    assert counted.run_metrics(DAYS[0]) == {
+        "raw": 6,
+        "cleaned": 4,
+        "quarantined": 2,
+        "superseded": 1,
+    }
+
+
+BROKEN = """
+import pandas as pd
+
+def raises(inputs, params, ds):
+    raise RuntimeError("the model diverged on " + ds)
+
+def duplicates(inputs, params, ds):
+    return pd.DataFrame({"feature": ["a", "a"], "weight": [1.0, 2.0]})
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (
+            "raises",
+            "train_refund_model: broken:raises raised RuntimeError: the model diverged on "
+            "2024-01-02 (broken.py, line 5)",
+        ),
+        (
+            "duplicates",
+            "train_refund_model: primary_key feature: 1 duplicate and 0 null keys in the "
+            "result; nothing was written",
+        ),
+    ],
+)
+def test_a_failing_function_fails_its_task_with_its_message_and_writes_nothing(
+    cooked, home, function, message
+):
+    before, kept = version("train_refund_model"), workflow_table("train_refund_model")
+    (home / "include" / "workflows" / "broken.py").write_text(BROKEN)
+    declared = home / "include" / "workflows.yaml"
+    declared.write_text(
+        declared.read_text().replace("model:train_refund_model", f"broken:{function}")
+    )
+    sys.modules.pop("broken", None)
+    outcome = Client().submit("train_refund_model", DAYS[1]).runs[-1]
+    assert not outcome.ok and outcome.failed_task == "workflow.run"
+    assert outcome.error == message
+    assert version("train_refund_model") == before
+    pd.testing.assert_frame_equal(workflow_table("train_refund_model"), kept)
+
+
+def test_a_late_correction_then_a_rerun_changes_exactly_that_days_output(cooked, home):
+    before = pipelines.read("customer_features", "workflows")
+    source = home / "include" / "sample" / "orders" / f"orders_{DAYS[1]}.csv"
+    text = source.read_text()
+    corrected = text.replace("1006,c2,placed,30.00", "1006,c2,refunded,0.00")
+    assert corrected != text
+    source.write_text(corrected)
+    assert Client().submit("orders", DAYS[1]).ok  # the late correction lands for day 2
+    assert Client().submit("customer_features", DAYS[1]).ok
+    after = pipelines.read("customer_features", "workflows")
+    for day in DAYS:
+        old, new = (data_columns(f[f["ds"] == day]) for f in (before, after))
+        if day == DAYS[1]:
+            assert not old.equals(new)
+            c2 = new.set_index("customer_id").loc["c2"]  # 1002 refunded (day 3), 1006 now too
+            assert c2["spend"] == 0.0 and bool(c2["refunded"]) and c2["orders"] == 2
+        else:
+            pd.testing.assert_frame_equal(new, old)
+
+
+def test_a_missing_input_fails_in_one_line_and_upstream_runs_it_first(home, airflow_db, capsys):
+    from pipelines.cli import main
+
+    assert main(["run", "train_refund_model", "--date", DAYS[0]]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "workflow.run failed: train_refund_model: input features (workflows customer_features) "
+        f"has no data for {DAYS[0]} yet: run customer_features for {DAYS[0]} first "
+        f"(pipelines run customer_features --date {DAYS[0]}), or pass --upstream"
+    ) in out
+    assert main(["run", "train_refund_model", "--date", DAYS[0], "--upstream"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ran = [line.split()[1] for line in lines if line.startswith("ok ")]
+    assert ran == [
+        "local__orders",
+        "local__customers",
+        "local__workflow__customer_features",
+        "local__workflow__train_refund_model",
+    ]
+    assert "accuracy" in lines[-2] and lines[-1] == "1/1 runs succeeded"
+
+
+def test_backfill_runs_a_workflow_for_each_day(cooked, capsys):
+    from pipelines.cli import main
+
+    shutil.rmtree(Lake.from_env().table(Layer.WORKFLOWS, "customer_features").path)
+    assert main(["backfill", "customer_features", "--start", DAYS[0], "--end", DAYS[-1]]) == 0
+    assert "3/3 runs succeeded" in capsys.readouterr().out
+    assert sorted(pipelines.read("customer_features", "workflows")["ds"].unique()) == DAYS
