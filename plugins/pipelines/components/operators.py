@@ -21,11 +21,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from pipelines.components import environment
 from pipelines.components.lake import Lake
 from pipelines.components.secrets import redact
-from pipelines.config import load_project
+from pipelines.config import Kind, load_project
 from pipelines.exceptions import (
     ConfigError,
     PipelinesError,
-    Problem,
     QualityCheckFailed,
     SchemaDriftError,
 )
@@ -76,7 +75,30 @@ def task_interval(context: Mapping[str, Any], cron: str) -> Interval:
     return latest_complete_interval(cron, run_after)
 
 
-class DatasetStepOperator(BaseOperator):
+class StepOperator(BaseOperator):
+    """A step of the package: its task is ``{group}.{step}`` (:meth:`task_path`), it is never
+    templated, and a user-facing error ends it in one line (:func:`fail_clearly`)."""
+
+    template_fields = ()
+    step = ""
+    group = ""
+
+    @classmethod
+    def task_path(cls) -> str:
+        """``{group}.{step}``: the task id of this step in its DAG."""
+        return f"{cls.group}.{cls.step}"
+
+    def execute(self, context: Any) -> dict:
+        try:
+            return self._execute(context)
+        except PipelinesError as exc:
+            raise fail_clearly(self, context, exc) from None
+
+    def _execute(self, context: Any) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+
+class DatasetStepOperator(StepOperator):
     """Run one step of a dataset for the task's interval.
 
     Each subclass names its step (the task id), the stage that holds it (the task group id) and
@@ -87,10 +109,7 @@ class DatasetStepOperator(BaseOperator):
     :param namespace: namespace whose lake the step reads and writes
     """
 
-    template_fields = ()
     ui_color = "#e8f4fd"
-    step = ""
-    group = ""
     reads: tuple[Layer, ...] = ()
     writes: tuple[Layer, ...] = ()
     publishes: tuple[Layer, ...] = ()  # outlets whose events carry the run's day (see _record)
@@ -99,17 +118,6 @@ class DatasetStepOperator(BaseOperator):
         super().__init__(**kwargs)
         self.dataset = dataset
         self.namespace = namespace
-
-    @classmethod
-    def task_path(cls) -> str:
-        """``{group}.{step}``: the task id of this step in a dataset DAG."""
-        return f"{cls.group}.{cls.step}"
-
-    def execute(self, context: Any) -> dict:
-        try:
-            return self._execute(context)
-        except PipelinesError as exc:
-            raise fail_clearly(self, context, exc) from None
 
     def _execute(self, context: Any) -> dict:
         project = load_project()
@@ -268,7 +276,7 @@ def run_day(context: Mapping[str, Any]) -> str:
     return format_date(when)
 
 
-class WorkflowOperator(BaseOperator):
+class WorkflowOperator(StepOperator):
     """Run a user's workflow for the run's day (:func:`run_day`): read its inputs' windows,
     call its function, check and commit the result, publish its metrics.
 
@@ -278,43 +286,20 @@ class WorkflowOperator(BaseOperator):
     :param namespace: namespace whose lake it reads and writes
     """
 
-    template_fields = ()
     ui_color = "#eefde8"
     step = "run"
     group = "workflow"
-
-    @classmethod
-    def task_path(cls) -> str:
-        """``workflow.run``: the task id of the step in a workflow DAG."""
-        return f"{cls.group}.{cls.step}"
 
     def __init__(self, *, workflow: str, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.workflow = workflow
         self.namespace = namespace
 
-    def execute(self, context: Any) -> dict:
-        try:
-            return self._execute(context)
-        except PipelinesError as exc:
-            raise fail_clearly(self, context, exc) from None
-
     def _execute(self, context: Any) -> dict:
         from pipelines import workflows  # pandas and the user's module: not at parse time
 
         project = load_project()
-        spec = project.workflow(self.workflow)
-        if spec is None:
-            raise ConfigError(
-                [
-                    Problem(
-                        "workflows.yaml",
-                        None,
-                        self.workflow,
-                        project.skipped(self.workflow) or "removed",
-                    )
-                ]
-            )
+        spec = project.require(self.workflow, Kind.WORKFLOW)
         ds = run_day(context)
         self.log.info("workflow %s for %s", spec.name, ds)
         result = workflows.run(spec, ds, Lake.from_env(self.namespace), project)
