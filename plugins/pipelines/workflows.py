@@ -28,7 +28,7 @@ from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import Project
 from pipelines.exceptions import ConfigError, LakeError, Problem
 from pipelines.output import WorkflowError, validated
-from pipelines.partitions import Layer, interval_for
+from pipelines.partitions import Layer, format_date, interval_for, parse_date
 from pipelines.schema import as_stored
 from pipelines.workflow_specs import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
 
@@ -98,6 +98,40 @@ def missing_upstream(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) 
             order += missing_upstream(upstream, ds, lake, project)
         order.append(gap.producer)
     return list(dict.fromkeys(order))
+
+
+def rerun_days(
+    project: Project, lake: Lake, workflow: str, layer: Layer, table: str, changed: list[str]
+) -> list[str]:
+    """The days ``workflow`` already wrote whose input windows hold a changed day of ``table``:
+    the days to run again (a day it has not written yet waits for its first landing).
+
+    A changed day K of a day-partitioned input reaches the workflow's days K .. K+N-1 (window
+    ``Nd``) or every day from K on (``all``); a snapshot reaches its own day only (each later day
+    has a snapshot of its own).
+    """
+    import datetime as dt
+
+    spec = project.workflow(workflow)
+    if spec is None:
+        return []
+    written = lake.table(Layer.WORKFLOWS, workflow).snapshot()
+    days: set[str] = set()
+    for item in spec.inputs:
+        if (item.layer, item.table) != (layer, table):
+            continue
+        whole = source(project, lake, item).snapshots or item.window.days == 1
+        for day in changed:
+            if whole:
+                days.add(day)
+            elif item.window.days is None:
+                days.update(d for d in written.meta.get("runs", {}) if d >= day)
+            else:
+                first = parse_date(day)
+                days.update(
+                    format_date(first + dt.timedelta(days=n)) for n in range(item.window.days)
+                )
+    return sorted(d for d in days if written.has_landed(d))
 
 
 def read_inputs(

@@ -185,3 +185,22 @@ def test_backfill_runs_a_workflow_for_each_day(cooked, capsys):
     assert main(["backfill", "customer_features", "--start", DAYS[0], "--end", DAYS[-1]]) == 0
     assert "3/3 runs succeeded" in capsys.readouterr().out
     assert sorted(pipelines.read("customer_features", "workflows")["ds"].unique()) == DAYS
+
+
+def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(cooked):
+    from pipelines.config import load_project
+    from pipelines.workflows import rerun_days
+
+    project, lake = load_project(), Lake.from_env()
+
+    def days(workflow, layer, table, changed):
+        return rerun_days(project, lake, workflow, Layer(layer), table, changed)
+
+    # orders: a 3-day window; a late update to day 1 reaches the days 1 .. 3 written so far
+    assert days("customer_features", "cleaned", "orders", [DAYS[0]]) == DAYS
+    assert days("customer_features", "cleaned", "orders", [DAYS[2]]) == [DAYS[2]]
+    assert days("customer_features", "cleaned", "orders", ["2024-01-09"]) == []  # not written
+    # customers: snapshots, each day reads its own
+    assert days("customer_features", "cleaned", "customers", [DAYS[1]]) == [DAYS[1]]
+    assert days("train_refund_model", "workflows", "customer_features", [DAYS[0]]) == [DAYS[0]]
+    assert days("train_refund_model", "cleaned", "orders", [DAYS[0]]) == []  # not an input

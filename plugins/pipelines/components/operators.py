@@ -139,6 +139,10 @@ class DatasetStepOperator(StepOperator):
     def run(self, project, dataset, interval, lake, context) -> dict:  # pragma: no cover
         raise NotImplementedError
 
+    def changed(self, context: Any, result: dict) -> list[str]:
+        """Days of the published table the run wrote besides its own (none)."""
+        return []
+
     def merged(self, context: Any):
         """The :class:`~pipelines.merge.MergeResult` of this run's merge task."""
         from pipelines.steps import MergeResult
@@ -159,7 +163,7 @@ class DatasetStepOperator(StepOperator):
             extra = {k: v for k, v in result.items() if isinstance(v, int | str | float | list)}
             events[outlet].extra.update(extra)
             if outlet.extra.get("table", outlet.extra.get("rewritten")) in published:
-                publish(events[outlet], outlet, ds, self.namespace)
+                publish(events[outlet], outlet, ds, self.namespace, self.changed(context, result))
 
 
 class ExtractOperator(DatasetStepOperator):
@@ -203,6 +207,10 @@ class CheckKeysOperator(DatasetStepOperator):
 
         return steps.check_keys(dataset, interval, lake, self.merged(context))
 
+    def changed(self, context: Any, result: dict) -> list[str]:
+        """The cleaned partitions the merge rewrote (late updates reach older days)."""
+        return list(self.merged(context).touched)
+
     def _record(self, context: Any, result: dict, ds: str) -> None:
         """The cleaned table's event of the day: the merge's counts and the checks' outcome."""
         super()._record(context, {**self.merged(context).as_dict(), **result}, ds)
@@ -228,8 +236,10 @@ class AggregateOperator(DatasetStepOperator):
         if events is None:
             return
         for outlet in self.outlets:
-            if "rewrite_of" in outlet.extra:  # a workflow's signal: the key only
-                publish(events[outlet], outlet, ds, self.namespace)
+            if "rewrite_of" in outlet.extra:  # a workflow's signal: the keys only
+                table = outlet.extra["rewritten"].rsplit(".", 1)[-1]
+                changed = result[DETAILS].get(table, {}).get("partitions", [])
+                publish(events[outlet], outlet, ds, self.namespace, changed)
                 continue
             name = outlet.extra["table"].rsplit(".", 1)[-1]
             details = result[DETAILS].get(name, {})
@@ -249,19 +259,27 @@ def default_args(owner: str) -> dict:
     }
 
 
-def publish(event: Any, outlet: Any, ds: str, namespace: str) -> None:
-    """Give the outlet's asset event the partition key ``ds``: the day landed in its table.
+def publish(
+    event: Any, outlet: Any, ds: str, namespace: str, changed: list[str] | tuple = ()
+) -> None:
+    """Give the outlet's asset event its partition keys: for a table, ``ds``, the day landed.
 
-    A rewrite signal (:func:`pipelines.stages.rewrite_asset`) gets it only when its workflow
-    already wrote ``ds``: the first landing of a day waits for every input; writing the day again
-    starts the workflow's run for it again, once.
+    A rewrite signal (:func:`pipelines.stages.rewrite_asset`) gets the days its workflow already
+    wrote whose windows hold ``ds`` or another day the run ``changed`` (a late update to an older
+    partition): those runs start again, once each. The first landing of a day gets none: it waits
+    for every input.
     """
     reader = outlet.extra.get("rewrite_of")
-    if reader is not None:
-        table = Lake.from_env(namespace).table(Layer.WORKFLOWS, reader)
-        if not table.snapshot().has_landed(ds):
-            return
-    event.add_partitions(ds)
+    if reader is None:
+        event.add_partitions(ds)
+        return
+    from pipelines.workflows import rerun_days  # pandas: not at parse time
+
+    _, layer, table = outlet.extra["rewritten"].split(".", 2)
+    lake = Lake.from_env(namespace)
+    days = rerun_days(load_project(), lake, reader, Layer(layer), table, [ds, *changed])
+    if days:
+        event.add_partitions(days)
 
 
 def run_day(context: Mapping[str, Any]) -> str:
