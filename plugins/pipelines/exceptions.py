@@ -75,3 +75,8 @@ class SchemaDriftError(PipelinesError):
 
 class QualityCheckFailed(PipelinesError):
     """A data quality check failed; downstream tasks must not run."""
+
+
+class WorkflowError(PipelinesError):
+    """A workflow function failed, or returned something that cannot be kept; nothing is
+    written."""

@@ -14,15 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import transforms
-from pipelines.exceptions import PipelinesError
+from pipelines.exceptions import WorkflowError
 
 MAX_TEXT = 200  # a metric that is text: a short label, not a payload
 Metric = int | float | str
-
-
-class WorkflowError(PipelinesError):
-    """A workflow function failed, or returned something that cannot be kept; nothing is
-    written."""
 
 
 @dataclass(frozen=True)

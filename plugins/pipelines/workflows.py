@@ -13,6 +13,7 @@ is put on ``sys.path`` first, so ``function: features:customer_features`` finds
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import logging
 import sys
@@ -110,8 +111,6 @@ def rerun_days(
     ``Nd``) or every day from K on (``all``); a snapshot reaches its own day only (each later day
     has a snapshot of its own).
     """
-    import datetime as dt
-
     spec = project.workflow(workflow)
     if spec is None:
         return []
@@ -146,12 +145,11 @@ def read_inputs(
     for item in spec.inputs:
         src = source(project, lake, item)
         snap = src.table.snapshot()
-        due = interval_for(src.cron, ds).ds
         if not spec.cron and not snap.has_landed(ds):
             raise MissingInput(spec.name, item, ds, src.producer)
         wanted = item.window.select(snap.partitions, ds, snapshots=src.snapshots)
-        if spec.cron and not wanted:
-            raise MissingInput(spec.name, item, due, src.producer)
+        if spec.cron and not wanted:  # on the clock: the input's own latest day, named
+            raise MissingInput(spec.name, item, interval_for(src.cron, ds).ds, src.producer)
         inputs[item.alias] = _rows(src.table, wanted, snap)
     return inputs
 

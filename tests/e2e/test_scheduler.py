@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -335,7 +336,22 @@ def test_workflow_waits_for_every_input_and_runs_once_per_day(stack, caught_up):
     assert _at(model["run_after"]) >= _at(features["start_date"]), (model, features)
 
 
+def _rewrites(stack, workflow: str, run: dict) -> set[str]:
+    """The days ``run`` signalled on ``workflow``'s rewrite assets (its partition keys)."""
+    query = urllib.parse.urlencode(
+        {"source_run_id": run["dag_run_id"], "timestamp_gte": run["start_date"], "limit": 100}
+    )
+    events = stack.api("GET", f"/api/v2/assets/events?{query}")["asset_events"]
+    return {
+        e["partition_key"]
+        for e in events
+        if f"/workflows/{workflow}/_rewritten/" in e["uri"] and e["partition_key"]
+    }
+
+
 def test_rerunning_one_input_reruns_its_workflows_once(stack, caught_up):
+    """Orders D4 again: each day customer_features wrote whose window holds what the run changed
+    (D4, and the older days a late update reached) runs once more, and the model after it."""
     today = stack.today
     before = _settled(stack, WORKFLOWS.values())
     [orders] = stack.runs_on(ORDERS, today)  # the cookbook's run for D4
@@ -343,20 +359,32 @@ def test_rerunning_one_input_reruns_its_workflows_once(stack, caught_up):
     stack.api("POST", path, {"dry_run": False})
     rerun = stack.wait_run(ORDERS, orders["dag_run_id"], timeout=120)
     assert rerun["end_date"] > orders["end_date"]
-    grown = {d: len(before[d][str(today)]) + 1 for d in WORKFLOWS.values()}
+    days = _rewrites(stack, "customer_features", rerun)
+    assert str(today) in days and days <= set(before[FEATURES]), (days, before[FEATURES].keys())
+    grown = {
+        dag_id: {**_counts(before[dag_id]), **{d: len(before[dag_id][d]) + 1 for d in days}}
+        for dag_id in WORKFLOWS.values()
+    }
     after = _settled(
         stack,
         WORKFLOWS.values(),
         quiet=10,
-        want=lambda rs: all(len(rs[d].get(str(today), [])) >= grown[d] for d in grown),
+        want=lambda rs: all(len(rs[d].get(k, [])) >= n for d in grown for k, n in grown[d].items()),
     )
-    for dag_id, runs in after.items():  # D4 once more, on the rewrite signal alone; no other day
-        assert _counts(runs) == {**_counts(before[dag_id]), str(today): grown[dag_id]}, dag_id
-        new = runs[str(today)][-1]
-        assert new["run_type"] == "asset_triggered", new
-        assert _at(new["run_after"]) >= _at(rerun["start_date"]), (new, rerun)
-    model, features = after[MODEL][str(today)][-1], after[FEATURES][str(today)][-1]
-    assert _at(model["run_after"]) >= _at(features["start_date"]), (model, features)
+    for dag_id, runs in after.items():  # each such day once more, on the rewrite signal alone
+        assert _counts(runs) == grown[dag_id], (
+            dag_id,
+            days,
+            _counts(runs),
+            _counts(before[dag_id]),
+        )
+        for day in days:
+            new = runs[day][-1]
+            assert new["run_type"] == "asset_triggered", new
+            assert _at(new["run_after"]) >= _at(rerun["start_date"]), (new, rerun)
+    for day in days:  # the model's rerun for a day follows the features' rerun for it
+        model, features = after[MODEL][day][-1], after[FEATURES][day][-1]
+        assert _at(model["run_after"]) >= _at(features["start_date"]), (model, features)
 
 
 def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, monkeypatch):

@@ -27,6 +27,7 @@ from pipelines.exceptions import (
     PipelinesError,
     QualityCheckFailed,
     SchemaDriftError,
+    WorkflowError,
 )
 from pipelines.partitions import (
     Interval,
@@ -48,13 +49,14 @@ DETAILS = "_details"  # the aggregate task's per-table results (no aggregate nam
 def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Exception:
     """Log a user-facing error in one line and pick the exception that ends the task.
 
-    Config, schema and quality errors will not fix themselves: no retry. A missing source or a
-    storage error may: Airflow retries those.
+    Config, schema and quality errors, and a workflow function that failed (it has no I/O: it
+    would fail again), will not fix themselves: no retry. A missing source or a storage error may:
+    Airflow retries those.
     """
     message = redact(str(exc))
     FAILURES[f"{operator.dag_id}.{operator.task_id}"] = message
     operator.log.error("%s", message)
-    if isinstance(exc, ConfigError | SchemaDriftError | QualityCheckFailed):
+    if isinstance(exc, ConfigError | SchemaDriftError | QualityCheckFailed | WorkflowError):
         return AirflowFailException(message)
     return exc
 
