@@ -91,6 +91,8 @@ def _tables():
             yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
     for a in project.aggregates:
         yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name), None
+    for w in project.workflows:
+        yield Layer.WORKFLOWS, w.name, lake.table(Layer.WORKFLOWS, w.name), None
 
 
 def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:
