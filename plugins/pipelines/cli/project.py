@@ -105,7 +105,8 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Every DAG of the namespace; a dataset's newest raw delivery, a cookbook's children."""
+    """Every DAG of the namespace; a dataset's newest raw delivery (a workflow's newest day),
+    a cookbook's children (what a workflow reads)."""
     quiet_airflow()
     from pipelines.components.lake import Lake
     from pipelines.config import load_project
@@ -114,10 +115,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     project = load_project()
     warn_skipped(project)
     lake = Lake.from_env()
-    rows = [("DAG ID", "SCHEDULE", "INGESTION", "NEWEST RAW DS", "CHILDREN")]
+    rows = [("DAG ID", "SCHEDULE", "KIND", "NEWEST DS", "CHILDREN OR INPUTS")]
     for d in project.datasets:
         newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")
         rows.append((project.dag_id(d.name), d.schedule, d.ingestion.value, newest, ""))
+    for w in project.workflows:
+        newest = max(lake.table(Layer.WORKFLOWS, w.name).snapshot().partitions, default="-")
+        reads = ", ".join(f"{i.table} ({i.window})" for i in w.inputs)
+        rows.append((project.dag_id(w.name), w.schedule or "on inputs", "workflow", newest, reads))
     for c in project.cookbooks:
         children = ", ".join(child.name for child in c.children)
         rows.append((project.dag_id(c.name), c.schedule or "None", "cookbook", "-", children))
