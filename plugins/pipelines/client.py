@@ -32,13 +32,15 @@ from pipelines.run_dates import run_dates
 
 
 class Outputs(Mapping):
-    """``"{layer}.{name}"`` -> DataFrame, and each workflow metric by name -> its value, read
-    lazily from the lake and cached.
+    """``"{layer}.{name}"`` -> DataFrame, and each metric by name -> its value, read lazily
+    from the lake and cached.
 
     Raw and quarantine hold the submitted days' deliveries only; cleaned and aggregated tables
     are read whole, as they stand; a workflow's table holds every day (with ``ds``). A metric is
-    the value of the last submitted day, under its own name (``accuracy``) and as
-    ``{workflow}.{metric}``; a bare name two workflows report is only there in the second form.
+    the value the last submitted day's run recorded with its version: a workflow's under its own
+    name (``accuracy``) and as ``{workflow}.{metric}`` (a bare name two workflows report is only
+    there in the second form); a dataset's row counts as ``{dataset}.raw``, ``.cleaned``,
+    ``.quarantined`` and ``.superseded``.
     """
 
     def __init__(
@@ -47,22 +49,29 @@ class Outputs(Mapping):
         namespace: str,
         days: list[str],
         workflows: list[str] | None = None,
+        datasets: Mapping[str, str] | None = None,
     ):
         self._keys = keys
         self._namespace = namespace
         self._days = days
         self._workflows = workflows or []
+        self._datasets = dict(datasets or {})  # name -> ingestion kind
         self._cache: dict = {}
         self._metrics: dict | None = None
 
     def _all_metrics(self) -> dict:
-        """Every metric of the workflows for the last day (read once)."""
+        """Every metric of the workflows and datasets for the last day (read once)."""
         if self._metrics is None:
             from pipelines.components.lake import Lake
+            from pipelines.partitions import Layer
             from pipelines.workflows import metrics_of
 
             lake = Lake.from_env(self._namespace)
             found: dict = {}
+            for name, kind in self._datasets.items() if self._days else ():
+                cleaned = lake.table(Layer.CLEANED, name, kind=kind).snapshot()
+                counted = cleaned.run_metrics(self._days[-1])
+                found.update({f"{name}.{count}": n for count, n in counted.items()})
             bare: dict = {}
             for name in self._workflows:
                 reported = metrics_of(name, self._days[-1], lake) if self._days else {}
@@ -91,7 +100,7 @@ class Outputs(Mapping):
 
     @property
     def metrics(self) -> dict:
-        """Every workflow metric of the last submitted day, by name."""
+        """Every metric of the last submitted day, by name."""
         return dict(self._all_metrics())
 
     def __iter__(self) -> Iterator[str]:
@@ -211,7 +220,8 @@ class Client:
             if not keep_going and not all(o.ok for o in new):
                 break
         workflows = _steps(project, name, Kind.WORKFLOW)
-        outputs = Outputs(output_keys(project, name), self.namespace, days, workflows)
+        datasets = {n: project.dataset(n).ingestion for n in _steps(project, name, Kind.DATASET)}
+        outputs = Outputs(output_keys(project, name), self.namespace, days, workflows, datasets)
         return Results(runs, days, outputs)
 
     def _upstream(
