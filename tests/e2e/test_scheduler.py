@@ -259,7 +259,8 @@ def test_client_submits_and_reruns_through_the_rest_api(stack, caught_up, monkey
 
 # -- workflows: partitioned-asset consumers of the datasets' days ----------------------------------
 # By now orders has run D1..D4 (catchup, the cookbook; D3 again by the client) and customers only D4
-# (the cookbook, cleared once more), so customer_features has runs for D4 and none for D1..D3.
+# (the cookbook, cleared once more; a run of it before its start date would hold no task), so the
+# workflows have runs for D4 only. The workflow DAGs were unpaused before the catchup's events.
 
 
 def _by_key(stack, dag_id: str) -> dict[str, list[dict]]:
@@ -303,37 +304,64 @@ def _counts(runs: dict[str, list[dict]]) -> dict[str, int]:
     return {key: len(rs) for key, rs in runs.items()}
 
 
-def test_workflow_waits_for_every_input_and_runs_once_per_day(stack, caught_up):
-    today = stack.today
-    d1, d2, d3 = caught_up["days"]
-    producers = _settled(stack, [ORDERS, CUSTOMERS])  # the earlier tests' runs have ended
-    assert producers[CUSTOMERS].keys() == {None}  # dataset runs have no partition key
-    before = _settled(stack, WORKFLOWS.values())
-    for dag_id, runs in before.items():  # the cookbook landed D4 of both inputs, D1..D3 only orders
-        assert set(runs) == {str(today)}, (dag_id, _counts(runs))
-        for run in runs[str(today)]:
-            assert (run["run_type"], run["logical_date"]) == ("asset_triggered", None), run
-    assert [r["logical_date"] for r in stack.runs(CUSTOMERS)] == [_midnight(today)]
-    assert {r["logical_date"] for r in stack.runs(ORDERS)} >= {_midnight(d) for d in (d1, d2, d3)}
+def _consumed(stack, dag_id: str, run: dict) -> list[dict]:
+    """The asset events the run was started on."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'])}"
+    return stack.api("GET", f"{path}/upstreamAssetEvents")["asset_events"]
 
-    # the second input lands D3: orders' D3 has waited since the catchup for it
-    run_id = f"rest__{d3}"
-    body = {"dag_run_id": run_id, "logical_date": _midnight(d3)}
-    stack.api("POST", f"/api/v2/dags/{CUSTOMERS}/dagRuns", body)
-    customers = stack.wait_run(CUSTOMERS, run_id, timeout=120)
-    after = _settled(
-        stack, WORKFLOWS.values(), want=lambda rs: all(str(d3) in rs[d] for d in WORKFLOWS.values())
-    )
-    for dag_id, runs in after.items():
-        assert _counts(runs) == {**_counts(before[dag_id]), str(d3): 1}, (dag_id, _counts(runs))
-        [run] = runs[str(d3)]
-        assert (run["run_type"], run["logical_date"]) == ("asset_triggered", None), run
-        assert _at(run["run_after"]) >= _at(customers["start_date"]), (run, customers)
-        tasks = stack.task_states(dag_id, run["dag_run_id"])
-        assert tasks == {"workflow.run": ("success", 1)}, (dag_id, tasks)
-    [features] = after[FEATURES][str(d3)]
-    [model] = after[MODEL][str(d3)]
-    assert _at(model["run_after"]) >= _at(features["start_date"]), (model, features)
+
+def test_workflow_waits_for_every_input_and_runs_once_per_day(stack, caught_up):
+    """D1..D3: orders landed (the catchup), customers never did: no run. D4: both landed (the
+    cookbook): one run, started on the two inputs' events for D4; every other run of D4 was
+    started by a rewrite signal (the cookbook cleared, the client reran orders)."""
+    today = stack.today
+    _settled(stack, [ORDERS, CUSTOMERS])  # the earlier tests' runs have ended
+    ran = {r["logical_date"] for r in stack.runs(ORDERS)}
+    assert ran >= {_midnight(d) for d in (*caught_up["days"], today)}, ran
+    assert [r["logical_date"] for r in stack.runs(CUSTOMERS)] == [_midnight(today)]
+    runs = _settled(stack, WORKFLOWS.values())
+    inputs = {
+        FEATURES: {"cleaned/orders", "cleaned/customers"},
+        MODEL: {"workflows/customer_features"},
+    }
+    for dag_id, by_key in runs.items():
+        assert set(by_key) == {str(today)}, (dag_id, _counts(by_key))  # nothing for D1..D3
+        for run in by_key[str(today)]:
+            assert (run["run_type"], run["logical_date"]) == ("asset_triggered", None), run
+            tasks = stack.task_states(dag_id, run["dag_run_id"])
+            assert tasks == {"workflow.run": ("success", 1)}, (dag_id, tasks)
+            events = _consumed(stack, dag_id, run)
+            assert {e["partition_key"] for e in events} == {str(today)}, (dag_id, events)
+        first = by_key[str(today)][0]  # the first landing: on every input's event for D4
+        events = [e for e in _consumed(stack, dag_id, first) if "/_rewritten/" not in e["uri"]]
+        assert {e["uri"].rsplit("/lake/local/", 1)[1] for e in events} == inputs[dag_id], events
+        assert _at(first["run_after"]) >= max(_at(e["timestamp"]) for e in events), (first, events)
+    landed = [  # every later run of D4 was started by a rewrite signal
+        run
+        for run in runs[FEATURES][str(today)]
+        if not any("/_rewritten/" in e["uri"] for e in _consumed(stack, FEATURES, run))
+    ]
+    assert landed == runs[FEATURES][str(today)][:1], landed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="package bug: a workflow run's outlet events inherit the run's partition key "
+    "(Airflow gives every event of a partitioned run dag_run.partition_key unless the task sets "
+    "one), so the rewrite signal of a downstream workflow carries D on the upstream's first "
+    "landing of D, though publish() added no key (operators.py WorkflowOperator._execute/publish)",
+)
+def test_a_workflows_first_landing_sends_no_rewrite_signal(stack, caught_up):
+    """customer_features' first run of D4 (train_refund_model had not written D4): its rewrite
+    signal for train_refund_model must carry no key, so train's first run of D4 is on the table's
+    event alone (a second input would otherwise be skipped: AssetAny starts it on the signal)."""
+    today = stack.today
+    runs = _settled(stack, WORKFLOWS.values())
+    first = runs[FEATURES][str(today)][0]
+    signals = _rewrites(stack, "train_refund_model", first)
+    assert signals == set(), signals
+    events = _consumed(stack, MODEL, runs[MODEL][str(today)][0])
+    assert not [e for e in events if "/_rewritten/" in e["uri"]], events
 
 
 def _rewrites(stack, workflow: str, run: dict) -> set[str]:
@@ -391,31 +419,26 @@ def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, 
     from pipelines import workflows
 
     today = stack.today
-    d3 = today - DAY
     _settled(stack, WORKFLOWS.values())
     monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
     project = load_project(stack.home / "include")
     reference = _lake(stack.home / "workflow-reference-lake")
     for day in (*caught_up["days"], today):
         run_steps("orders", day.isoformat(), project=project, lake=reference)
-    for day in (today, d3):  # the order the stack ran them in
-        run_steps("customers", day.isoformat(), project=project, lake=reference)
+    run_steps("customers", today.isoformat(), project=project, lake=reference)
     for name in WORKFLOWS:  # customer_features first: the model reads it
-        for day in (d3, today):
-            workflows.run(project.workflow(name), day.isoformat(), reference, project)
+        workflows.run(project.workflow(name), today.isoformat(), reference, project)
     actual = _lake(stack.home / "lake")
 
     for name in WORKFLOWS:
         table = actual.table("workflows", name).snapshot()
-        assert sorted(table.partitions) == [str(d3), str(today)], name
-        for day in (d3, today):
-            got, want = (
-                data_columns(read(name, "workflows", as_of=day, project=project, lake=lake))
-                for lake in (actual, reference)
-            )
-            assert len(got) > 0 and got.equals(want), (name, day, got, want)
-            got, want = (workflows.metrics_of(name, str(day), lake) for lake in (actual, reference))
-            assert got == want, (name, day, got, want)
-    for day in (d3, today):
-        metrics = workflows.metrics_of("train_refund_model", str(day), actual)
-        assert set(metrics) == {"accuracy", "training_rows"} and metrics["training_rows"] > 0
+        assert sorted(table.partitions) == [str(today)], name
+        got, want = (
+            data_columns(read(name, "workflows", as_of=today, project=project, lake=lake))
+            for lake in (actual, reference)
+        )
+        assert len(got) > 0 and got.equals(want), (name, got, want)
+        got, want = (workflows.metrics_of(name, str(today), lake) for lake in (actual, reference))
+        assert got == want, (name, got, want)
+    metrics = workflows.metrics_of("train_refund_model", str(today), actual)
+    assert set(metrics) == {"accuracy", "training_rows"} and metrics["training_rows"] > 0, metrics
