@@ -344,13 +344,6 @@ def test_workflow_waits_for_every_input_and_runs_once_per_day(stack, caught_up):
     assert landed == runs[FEATURES][str(today)][:1], landed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: a workflow run's outlet events inherit the run's partition key "
-    "(Airflow gives every event of a partitioned run dag_run.partition_key unless the task sets "
-    "one), so the rewrite signal of a downstream workflow carries D on the upstream's first "
-    "landing of D, though publish() added no key (operators.py WorkflowOperator._execute/publish)",
-)
 def test_a_workflows_first_landing_sends_no_rewrite_signal(stack, caught_up):
     """customer_features' first run of D4 (train_refund_model had not written D4): its rewrite
     signal for train_refund_model must carry no key, so train's first run of D4 is on the table's

@@ -99,6 +99,14 @@ class StepOperator(BaseOperator):
     def _execute(self, context: Any) -> dict:  # pragma: no cover
         raise NotImplementedError
 
+    def signal(self, events: Any, outlet: Any, ds: str, changed: list[str] | tuple = ()) -> None:
+        """:func:`publish` the outlet's day; a rewrite signal with no day to rerun sends no
+        event at all. Airflow gives an outlet's event the run's own partition key when the task
+        gave it none (a workflow's run has one), which would start the day on its own before
+        the other inputs landed; a task's events are those of its ``outlets`` when it ends."""
+        if not publish(events[outlet], outlet, ds, self.namespace, changed):
+            self.outlets = [o for o in self.outlets if o is not outlet]
+
 
 class DatasetStepOperator(StepOperator):
     """Run one step of a dataset for the task's interval.
@@ -165,7 +173,7 @@ class DatasetStepOperator(StepOperator):
             extra = {k: v for k, v in result.items() if isinstance(v, int | str | float | list)}
             events[outlet].extra.update(extra)
             if outlet.extra.get("table", outlet.extra.get("rewritten")) in published:
-                publish(events[outlet], outlet, ds, self.namespace, self.changed(context, result))
+                self.signal(events, outlet, ds, self.changed(context, result))
 
 
 class ExtractOperator(DatasetStepOperator):
@@ -241,14 +249,14 @@ class AggregateOperator(DatasetStepOperator):
             if "rewrite_of" in outlet.extra:  # a workflow's signal: the keys only
                 table = outlet.extra["rewritten"].rsplit(".", 1)[-1]
                 changed = result[DETAILS].get(table, {}).get("partitions", [])
-                publish(events[outlet], outlet, ds, self.namespace, changed)
+                self.signal(events, outlet, ds, changed)
                 continue
             name = outlet.extra["table"].rsplit(".", 1)[-1]
             details = result[DETAILS].get(name, {})
             events[outlet].extra.update(
                 {"rows": details.get("rows", 0), "partitions": details.get("partitions", [])}
             )
-            publish(events[outlet], outlet, ds, self.namespace)
+            self.signal(events, outlet, ds)
 
 
 def default_args(owner: str) -> dict:
@@ -263,18 +271,20 @@ def default_args(owner: str) -> dict:
 
 def publish(
     event: Any, outlet: Any, ds: str, namespace: str, changed: list[str] | tuple = ()
-) -> None:
+) -> bool:
     """Give the outlet's asset event its partition keys: for a table, ``ds``, the day landed.
 
     A rewrite signal (:func:`pipelines.stages.rewrite_asset`) gets the days its workflow already
     wrote whose windows hold ``ds`` or another day the run ``changed`` (a late update to an older
     partition): those runs start again, once each. The first landing of a day gets none: it waits
     for every input.
+
+    :return: whether the event has a key (a rewrite signal with none should not be sent)
     """
     reader = outlet.extra.get("rewrite_of")
     if reader is None:
         event.add_partitions(ds)
-        return
+        return True
     from pipelines.workflows import rerun_days  # pandas: not at parse time
 
     _, layer, table = outlet.extra["rewritten"].split(".", 2)
@@ -282,6 +292,7 @@ def publish(
     days = rerun_days(load_project(), lake, reader, Layer(layer), table, [ds, *changed])
     if days:
         event.add_partitions(days)
+    return bool(days)
 
 
 def run_day(context: Mapping[str, Any]) -> str:
@@ -326,6 +337,6 @@ class WorkflowOperator(StepOperator):
         events = context.get("outlet_events")
         for outlet in self.outlets if events is not None else ():
             events[outlet].extra.update({"rows": result["rows"], "ds": ds, **result["metrics"]})
-            publish(events[outlet], outlet, ds, self.namespace)
+            self.signal(events, outlet, ds)
         RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
