@@ -74,7 +74,12 @@ def test_dataset_dag_shape(bag, dag_id):
 def test_cookbook_dag_triggers_children_in_order_then_verifies(bag):
     dag = bag.dags["local__cookbook__e2e_test"]
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == ["trigger_orders", "trigger_customers", "trigger_events", "verify"]
+    assert order[:3] == ["trigger_orders", "trigger_customers", "trigger_events"]
+    assert order[3:] == ["trigger_customer_features", "trigger_train_refund_model", "verify"]
+    assert dag.get_task("trigger_customer_features").upstream_task_ids == {
+        "trigger_orders",
+        "trigger_customers",
+    }
     trigger = dag.get_task("trigger_customers")
     assert trigger.trigger_dag_id == "local__customers"
     assert trigger.reset_dag_run and trigger.wait_for_completion

@@ -9,7 +9,13 @@ from pipelines.client import Client
 from pipelines.cookbooks.parent import child_run_id
 
 DAY = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)  # a date no other test runs
-CHILDREN = ["local__orders", "local__customers", "local__events"]
+CHILDREN = [
+    "local__orders",
+    "local__customers",
+    "local__events",
+    "local__workflow__customer_features",
+    "local__workflow__train_refund_model",
+]
 
 
 def child_runs(dag_id, day):
@@ -40,8 +46,10 @@ def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_
 def test_cookbook_runs_children_in_process_and_verifies(home, airflow_db):
     results = Client().submit("e2e_test", "2024-01-01", end="2024-01-02")
     assert results.ok, [(r.dag_id, r.ds, r.error) for r in results.runs]
-    assert [r.dag_id for r in results.runs][:4] == [*CHILDREN, "local__cookbook__e2e_test"]
-    assert len(results.runs) == 8
+    assert [r.dag_id for r in results.runs][:6] == [*CHILDREN, "local__cookbook__e2e_test"]
+    assert len(results.runs) == 12
+    assert results.runs[5].results["verify"] == {"passed": 16, "failed": 0}
+    assert 0.5 <= results.outputs["accuracy"] <= 1
     assert results.outputs["cleaned.orders"]["order_id"].is_unique
     assert set(results.outputs) >= {"raw.orders", "aggregated.daily_revenue"}
     for child in CHILDREN:  # one local run per child and day

@@ -37,10 +37,10 @@ def test_show_counts_the_current_snapshot_of_a_full_dataset(ran, capsys):
 def test_list_puts_a_cookbook_s_children_in_their_own_column(ran, capsys):
     code, out, _ = out_of(capsys, ["list"])
     header, *lines = out.splitlines()
-    assert header.split("  ")[-1] == "CHILDREN"
+    assert header.split("  ")[-1].strip() == "CHILDREN OR INPUTS"
     [book] = [line for line in lines if line.startswith("local__cookbook__e2e_test")]
     assert book.split()[1:5] == ["None", "cookbook", "-", "orders,"]
-    assert book.endswith("orders, customers, events")
+    assert book.endswith("orders, customers, events, customer_features, train_refund_model")
 
 
 def test_read_hides_bookkeeping_unless_asked(ran, capsys):
