@@ -185,7 +185,7 @@ def resolve(spec: WorkflowSpec, include: Path | None = None) -> Callable:
         )
 
     try:
-        module = importlib.import_module(spec.module)
+        module = _import(spec.module, folder)
     except SyntaxError as exc:
         where = f"{Path(exc.filename or '?').name}, line {exc.lineno}, column {exc.offset}"
         raise fail(f"module {spec.module} has a syntax error ({where}): {exc.msg}") from None
@@ -205,6 +205,38 @@ def resolve(spec: WorkflowSpec, include: Path | None = None) -> Callable:
             f"(it has: {', '.join(names) or 'none'})"
         )
     return function
+
+
+_LOADED: dict[str, int] = {}  # module file -> its mtime when it was imported
+
+
+def _import(name: str, folder: str):
+    """The module ``name``, from ``folder`` when it is there; imported again when its file
+    changed since (a long-lived process, a notebook with a client, runs the function as the file
+    now reads) or when another project's module of that name was imported before."""
+    importlib.invalidate_caches()  # a module file created after the first import is found
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None) or ""
+    ours = (Path(folder) / f"{name.split('.')[0]}").exists() or Path(folder, f"{name}.py").exists()
+    if module is not None and ours and not path.startswith(folder + "/"):
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[loaded]  # another folder's module of the same name
+        module = None
+    if module is not None and path and _LOADED.get(path) != _mtime(path):
+        module = importlib.reload(module)
+    elif module is None:
+        module = importlib.import_module(name)
+    path = getattr(module, "__file__", None)
+    if path:
+        _LOADED[path] = _mtime(path)
+    return module
+
+
+def _mtime(path: str) -> int:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def resolve_all(project: Project) -> list[Problem]:

@@ -4,7 +4,6 @@ nothing, a late correction, --upstream, and the metrics through the client."""
 from __future__ import annotations
 
 import shutil
-import sys
 
 import pandas as pd
 import pytest
@@ -131,7 +130,6 @@ def test_a_failing_function_fails_its_task_with_its_message_and_writes_nothing(
     declared.write_text(
         declared.read_text().replace("model:train_refund_model", f"broken:{function}")
     )
-    sys.modules.pop("broken", None)
     outcome = Client().submit("train_refund_model", DAYS[1]).runs[-1]
     assert not outcome.ok and outcome.failed_task == "workflow.run"
     assert outcome.error == message

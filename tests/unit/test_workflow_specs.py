@@ -159,7 +159,7 @@ def test_parsing_never_imports_the_function_but_validate_reports_it(home, capsys
     out = capsys.readouterr().out
     assert "workflows.yaml: probe: function 'probe:missing': module probe has no function " in out
     assert "workflows.yaml: broken: function 'nowhere:run': no module nowhere" in out
-    sys.modules.pop("probe", None)
+
     sys.modules.pop("probe_was_imported", None)
 
 
@@ -275,9 +275,7 @@ def test_run_workflow_applies_the_checks_of_a_real_run(home, function, message):
         "  primary_key: [k]\n",
         PROBE,
     )
-    import sys
 
-    sys.modules.pop("probe", None)
     with pytest.raises(WorkflowError) as caught:
         run_workflow("probe", {"o": ORDERS}, "2024-01-02")
     assert str(caught.value).startswith(message)
@@ -290,12 +288,23 @@ def test_run_workflow_passes_params_as_written_and_checks_the_aliases(home):
         "  params: {text: '{{ ds }}'}\n",
         PROBE,
     )
-    import sys
 
-    sys.modules.pop("probe", None)
     out = run_workflow("probe", {"o": ORDERS}, "2024-01-02")
     assert out.table["p"].tolist() == ["{{ ds }}"] and out.metrics == {"n": 3}
     with pytest.raises(
         PipelinesError, match="inputs must be exactly o; missing: o; not declared: x"
     ):
         run_workflow("probe", {"x": ORDERS}, "2024-01-02")
+
+
+def test_an_edited_module_is_imported_again_in_the_same_process(home):
+    import os
+
+    write(home, "- name: probe\n  function: probe:echo\n  inputs: {o: orders}\n", PROBE)
+    params = {"text": "first"}
+    assert run_workflow("probe", {"o": ORDERS}, "2024-01-02", params=params).metrics == {"n": 3}
+    module = home / "include" / "workflows" / "probe.py"
+    module.write_text(PROBE.replace('metrics={"n": len(inputs["o"])}', 'metrics={"n": -1}'))
+    later = module.stat().st_mtime + 2
+    os.utime(module, (later, later))
+    assert run_workflow("probe", {"o": ORDERS}, "2024-01-02", params=params).metrics == {"n": -1}
