@@ -75,7 +75,8 @@ def test_every_command_works_through_a_connection_of_the_metadata_database(proje
     assert lines[0] == f"lake s3://{BUCKET}/cli namespace local"
     assert lines[1].split() == ["LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST"]
     assert all(
-        line.split()[0] in ("raw", "cleaned", "quarantine", "aggregated") for line in lines[2:]
+        line.split()[0] in ("raw", "cleaned", "quarantine", "aggregated", "workflows")
+        for line in lines[2:]
     )
     assert "raw         orders                1           6     ds=2024-01-01" in lines
 
