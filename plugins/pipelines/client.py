@@ -37,10 +37,11 @@ class Outputs(Mapping):
 
     Raw and quarantine hold the submitted days' deliveries only; cleaned and aggregated tables
     are read whole, as they stand; a workflow's table holds every day (with ``ds``). A metric is
-    the value the last submitted day's run recorded with its version: a workflow's under its own
-    name (``accuracy``) and as ``{workflow}.{metric}`` (a bare name two workflows report is only
-    there in the second form); a dataset's row counts as ``{dataset}.raw``, ``.cleaned``,
-    ``.quarantined`` and ``.superseded``.
+    the value recorded with its version by the run of ``metrics_day``, the last submitted day
+    whose runs all succeeded (none: no metrics): a workflow's under its own name (``accuracy``)
+    and as ``{workflow}.{metric}`` (a bare name two workflows report is only there in the second
+    form); a dataset's counts as ``{dataset}.raw``, ``.cleaned``, ``.quarantined``,
+    ``.superseded`` and its ``.checks``.
     """
 
     def __init__(
@@ -50,12 +51,14 @@ class Outputs(Mapping):
         days: list[str],
         workflows: list[str] | None = None,
         datasets: Mapping[str, str] | None = None,
+        metrics_day: str | None = None,
     ):
         self._keys = keys
         self._namespace = namespace
         self._days = days
         self._workflows = workflows or []
         self._datasets = dict(datasets or {})  # name -> ingestion kind
+        self.metrics_day = metrics_day  # the last day whose runs all succeeded (None: none)
         self._cache: dict = {}
         self._metrics: dict | None = None
 
@@ -68,13 +71,14 @@ class Outputs(Mapping):
 
             lake = Lake.from_env(self._namespace)
             found: dict = {}
-            for name, kind in self._datasets.items() if self._days else ():
+            day = self.metrics_day
+            for name, kind in self._datasets.items() if day else ():
                 cleaned = lake.table(Layer.CLEANED, name, kind=kind).snapshot()
-                counted = cleaned.run_metrics(self._days[-1])
+                counted = cleaned.run_metrics(day)
                 found.update({f"{name}.{count}": n for count, n in counted.items()})
             bare: dict = {}
             for name in self._workflows:
-                reported = metrics_of(name, self._days[-1], lake) if self._days else {}
+                reported = metrics_of(name, day, lake) if day else {}
                 for metric, value in reported.items():
                     found[f"{name}.{metric}"] = value
                     bare.setdefault(metric, []).append(value)
@@ -221,7 +225,11 @@ class Client:
                 break
         workflows = _steps(project, name, Kind.WORKFLOW)
         datasets = {n: project.dataset(n).ingestion for n in _steps(project, name, Kind.DATASET)}
-        outputs = Outputs(output_keys(project, name), self.namespace, days, workflows, datasets)
+        ran = {r.ds for r in runs}
+        good = [d for d in days if d in ran and all(r.ok for r in runs if r.ds == d)]
+        last = good[-1] if good else None  # metrics are those of a day whose runs succeeded
+        keys = output_keys(project, name)
+        outputs = Outputs(keys, self.namespace, days, workflows, datasets, last)
         return Results(runs, days, outputs)
 
     def _upstream(
@@ -244,7 +252,6 @@ class Client:
             outcomes.append(outcome)
             if not outcome.ok:
                 return outcomes
-        return outcomes
         return outcomes
 
     def _run_one(

@@ -54,13 +54,15 @@ class MergeResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def counts(self) -> dict[str, int]:
-        """The interval's row counts (kept with the cleaned version that merged it)."""
+    def counts(self) -> dict[str, int | str]:  # COUNTS, and "checks"
+        """The interval's row counts, kept with the cleaned version that merged it; its checks
+        are still to come (the day has not landed for a workflow until they pass)."""
         return {
             "raw": self.raw_rows,
             "cleaned": self.delivered,
             "quarantined": self.quarantined,
             "superseded": self.superseded,
+            "checks": "pending",
         }
 
     @classmethod
@@ -68,6 +70,9 @@ class MergeResult:
         """The result :meth:`as_dict` gave; a key it does not know is a TypeError."""
         lists = {k: list(data.get(k, [])) for k in ("touched", "reshaped")}
         return cls(**{**data, **lists})
+
+
+COUNTS = ("raw", "cleaned", "quarantined", "superseded")  # a merge's counts of its interval
 
 
 def order_columns(dataset: Dataset) -> list[str]:
@@ -182,9 +187,11 @@ def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
     """Incremental: upsert the delivery by key into its ``dt`` partitions; what it touched."""
     dataset, delta, table = delivery.dataset, delivery.rows, delivery.table
     cols = _table_schema(dataset, delta, base)
-    if delta.empty:  # nothing to upsert; the day has still landed (a workflow may read it)
-        if base.has_landed(delivery.interval.ds) and base.version:
-            return base, []
+    if delta.empty:  # nothing to upsert; the day's run and counts are still recorded
+        ds, counts = delivery.counted
+        recorded = base.run_metrics(ds)
+        if base.has_landed(ds) and all(recorded.get(k) == counts[k] for k in COUNTS):
+            return base, []  # a rerun of an empty delivery: nothing changed, checks stand
         return table.commit(base, {}, run=delivery.counted), []
     delta = schema.conform(delta, cols, dataset)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])

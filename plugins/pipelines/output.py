@@ -37,7 +37,8 @@ def validated(name: str, value: Any, primary_key: tuple[str, ...] = ()):
     """``(frame, metrics)`` of what a workflow returned, or a :class:`WorkflowError` saying what
     is wrong with it.
 
-    The frame must have non-empty, unique, text column names (no ``ds``: the day is the
+    A named index (what a ``groupby`` leaves) becomes columns. The frame must have non-empty,
+    unique, text column names, none starting with ``_`` and no ``ds`` (the day is the
     partition's); the declared key, unique and never null; metrics, a flat mapping of names to
     finite numbers or text up to :data:`MAX_TEXT` characters.
     """
@@ -49,6 +50,10 @@ def validated(name: str, value: Any, primary_key: tuple[str, ...] = ()):
             f"{name}: returned {type(frame).__name__}; return a pandas DataFrame or "
             "pipelines.Output(table=frame, metrics={...})"
         )
+    if any(level is not None for level in frame.index.names):
+        frame = frame.reset_index()  # a named index (a groupby's keys) is data: keep it
+    else:
+        frame = frame.reset_index(drop=True)
     _check_columns(name, frame)
     if primary_key:
         missing = [c for c in primary_key if c not in frame.columns]
@@ -63,7 +68,7 @@ def validated(name: str, value: Any, primary_key: tuple[str, ...] = ()):
                 f"{name}: primary_key {'|'.join(primary_key)}: {dupes} duplicate and {nulls} null "
                 "keys in the result; nothing was written"
             )
-    return frame.reset_index(drop=True), _metrics(name, metrics)
+    return frame, _metrics(name, metrics)
 
 
 def _check_columns(name: str, frame) -> None:
@@ -74,6 +79,12 @@ def _check_columns(name: str, frame) -> None:
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
         raise WorkflowError(f"{name}: column {twice[0]!r} appears twice in the result")
+    hidden = [c for c in columns if c.startswith("_")]
+    if hidden:
+        raise WorkflowError(
+            f"{name}: column {hidden[0]!r} starts with '_', which the lake keeps for its own "
+            "bookkeeping (a reader would not get it back); rename it"
+        )
     if "ds" in columns:
         raise WorkflowError(
             f"{name}: the result has a 'ds' column; the day is the partition's (ds=D), drop it"

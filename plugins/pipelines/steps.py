@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines import sources, transforms
 from pipelines.aggregation import aggregate
 from pipelines.components.lake import Lake
-from pipelines.components.resources import commit_with_retry
+from pipelines.components.resources import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import QualityCheckFailed, SchemaDriftError
 from pipelines.merge import MergeResult, merge
@@ -89,9 +89,21 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeRe
             f"{merged.quarantined} of {merged.raw_rows} raw rows quarantined ({share:.0f}%), "
             f"over max_quarantine_pct={limit:g}"
         )
+    outcome = f"failed: {'; '.join(failures)}" if failures else PASSED
+    record_checks(table, interval.ds, outcome)
     if failures:
         raise QualityCheckFailed(f"{dataset.name} ds={interval.ds}: " + "; ".join(failures))
     return {"rows_checked": len(rows), "partitions": merged.touched}
+
+
+def record_checks(table: Table, ds: str, outcome: str) -> None:
+    """Keep the checks' outcome with the day's run in the cleaned table's manifest: only a day
+    whose checks passed has landed for the workflows that read it."""
+
+    def attempt(base: Snapshot) -> Snapshot:
+        return table.commit(base, {}, run=(ds, {**base.run_metrics(ds), "checks": outcome}))
+
+    commit_with_retry(table, attempt)
 
 
 def run_steps(

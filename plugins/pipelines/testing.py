@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pipelines.config import Kind, Project, load_project
@@ -50,8 +51,6 @@ def run_workflow(
             + (f"; not declared: {', '.join(map(str, unknown))}" if unknown else "")
         )
     if params is not None:
-        from dataclasses import replace
-
         spec = replace(spec, params=dict(params))
     day = format_date(date_option(ds, "ds"))
     frame, metrics = call(spec, resolve(spec), {a: inputs[a].copy() for a in declared}, day)

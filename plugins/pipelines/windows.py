@@ -44,11 +44,6 @@ class Window:
     def __str__(self) -> str:
         return "all" if self.days is None else f"{self.days}d"
 
-    @property
-    def spans_days(self) -> bool:
-        """Whether it reaches before D (``Nd`` with N > 1, or ``all``)."""
-        return self.days != 1
-
     def days_of(self, ds: str | dt.date) -> tuple[str, str | None]:
         """``(last, first)``: the newest and the oldest day inside (first None: no bound)."""
         day = parse_date(ds)

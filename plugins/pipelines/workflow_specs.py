@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipelines.exceptions import Problem
@@ -23,6 +24,8 @@ from pipelines.windows import Window
 WORKFLOWS = "workflows.yaml"
 FUNCTION_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<name>[A-Za-z_]\w*)$")
 DAILY = "0 0 * * *"
+# a user module by one of these names would shadow it in the process that runs the workflow
+TAKEN_MODULES = frozenset(sys.stdlib_module_names) | {"pipelines", "airflow", "pandas", "numpy"}
 INPUT_LAYERS = (Layer.RAW, Layer.CLEANED, Layer.AGGREGATED, Layer.WORKFLOWS)
 _KEYS = {"name", "function", "inputs", "params", "primary_key", "schedule", "owner", "description"}
 
@@ -90,6 +93,11 @@ def parse_workflow(entry: dict[str, Any], name: str, report: Callable[[str], Non
         say(
             f"function {function!r} must be 'module:callable', a function of a module in "
             "include/workflows/ (features:customer_features)"
+        )
+    elif function.split(".")[0].split(":")[0] in TAKEN_MODULES:
+        say(
+            f"function {function!r}: {function.split(':')[0]} is the name of a Python or "
+            "Airflow module; rename the file in include/workflows/ (it would shadow that module)"
         )
     inputs = _inputs(entry.get("inputs"), say)
     params = entry.get("params") if entry.get("params") is not None else {}
@@ -181,7 +189,6 @@ class Tables:
 def check_inputs(specs: list[WorkflowSpec], tables: Tables, problems: list[Problem]):
     """The workflows whose inputs all exist and fit their windows, with no cycle between them;
     a problem for each of the others. Each kept spec gets its ``start_date``."""
-    from dataclasses import replace
 
     by_name = {s.name: s for s in specs}
     bad: dict[str, str] = {}

@@ -13,6 +13,7 @@ is put on ``sys.path`` first, so ``function: features:customer_features`` finds
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import importlib
 import logging
@@ -27,8 +28,8 @@ from pipelines.components.environment import include_dir
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import Project
-from pipelines.exceptions import ConfigError, LakeError, Problem
-from pipelines.output import WorkflowError, validated
+from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
+from pipelines.output import validated
 from pipelines.partitions import Layer, format_date, interval_for, parse_date
 from pipelines.schema import as_stored
 from pipelines.workflow_specs import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
@@ -44,13 +45,27 @@ PACKAGE = str(Path(__file__).resolve().parent)  # frames below it are not the us
 class MissingInput(LakeError):
     """An input of a workflow has not landed for the day the workflow runs for."""
 
-    def __init__(self, workflow: str, item: WorkflowInput, day: str, producer: str):
+    def __init__(
+        self, workflow: str, item: WorkflowInput, day: str, producer: str, checks: str = ""
+    ):
         self.workflow, self.input, self.day, self.producer = workflow, item, day, producer
+        what = f"{workflow}: input {item.alias} ({item.layer} {item.table})"
+        if checks.startswith("failed: "):
+            super().__init__(
+                f"{what} failed its checks for {day} ({checks.removeprefix('failed: ')}): "
+                f"fix it and rerun {producer} for {day}"
+            )
+            return
         super().__init__(
-            f"{workflow}: input {item.alias} ({item.layer} {item.table}) has no data for {day} "
-            f"yet: run {producer} for {day} first (pipelines run {producer} --date {day}), "
-            f"or pass --upstream"
+            f"{what} has no data for {day} yet: run {producer} for {day} first "
+            f"(pipelines run {producer} --date {day}), or pass --upstream"
         )
+
+    @classmethod
+    def of(cls, workflow: str, item: WorkflowInput, day: str, src: Source, snap: Snapshot):
+        """Why ``item`` has not landed ``day`` in ``snap``."""
+        checks = str(snap.run_metrics(day).get("checks", ""))
+        return cls(workflow, item, day, src.producer, checks)
 
 
 @dataclass(frozen=True)
@@ -84,8 +99,9 @@ def missing_inputs(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) ->
     missing = []
     for item in spec.inputs:
         src = source(project, lake, item)
-        if not src.table.snapshot().has_landed(ds):
-            missing.append(MissingInput(spec.name, item, ds, src.producer))
+        snap = src.table.snapshot()
+        if not snap.has_landed(ds):
+            missing.append(MissingInput.of(spec.name, item, ds, src, snap))
     return missing
 
 
@@ -146,7 +162,7 @@ def read_inputs(
         src = source(project, lake, item)
         snap = src.table.snapshot()
         if not spec.cron and not snap.has_landed(ds):
-            raise MissingInput(spec.name, item, ds, src.producer)
+            raise MissingInput.of(spec.name, item, ds, src, snap)
         wanted = item.window.select(snap.partitions, ds, snapshots=src.snapshots)
         if spec.cron and not wanted:  # on the clock: the input's own latest day, named
             raise MissingInput(spec.name, item, interval_for(src.cron, ds).ds, src.producer)
@@ -239,13 +255,13 @@ def _mtime(path: str) -> int:
         return -1
 
 
-def resolve_all(project: Project) -> list[Problem]:
+def resolve_all(project: Project, include: Path | None = None) -> list[Problem]:
     """Import every workflow's function, as its first run would: a problem for each that does
     not resolve (``pipelines validate``; parsing DAGs never imports user code)."""
     problems: list[Problem] = []
     for spec in project.workflows:
         try:
-            resolve(spec)
+            resolve(spec, include)
         except ConfigError as exc:
             problems.extend(exc.problems)
     return problems
@@ -257,7 +273,7 @@ def call(
     """``function(inputs, params, ds)``, and its result checked; a :class:`WorkflowError` with
     the user's message and the line it came from when the function raises."""
     try:
-        value = function(dict(inputs), spec.params, ds)
+        value = function(dict(inputs), copy.deepcopy(dict(spec.params)), ds)  # never shared
     except Exception as exc:  # noqa: BLE001 - whatever the user's code raised
         raise WorkflowError(f"{spec.name}: {spec.function} raised {_said(exc)}") from None
     return validated(spec.name, value, spec.primary_key)

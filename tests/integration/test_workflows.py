@@ -60,6 +60,7 @@ def test_the_cookbook_runs_features_and_training_for_each_day_and_reports_accura
     }
     # and each dataset's counts of the day, as its cleaned version recorded them
     assert metrics["orders.raw"] == 4 and metrics["customers.quarantined"] == 1
+    assert metrics["orders.checks"] == "passed"
     assert "workflows.train_refund_model" in cooked.outputs
 
 
@@ -92,6 +93,7 @@ def test_metrics_of_an_old_day_are_that_days(cooked):
         "cleaned": 4,
         "quarantined": 2,
         "superseded": 1,
+        "checks": "passed",
     }
 
 
@@ -205,3 +207,27 @@ def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(coo
     assert days("customer_features", "cleaned", "customers", [DAYS[1]]) == [DAYS[1]]
     assert days("train_refund_model", "workflows", "customer_features", [DAYS[0]]) == [DAYS[0]]
     assert days("train_refund_model", "cleaned", "orders", [DAYS[0]]) == []  # not an input
+
+
+def test_a_day_that_failed_its_checks_has_not_landed_for_a_workflow(home, airflow_db):
+    from pipelines.steps import record_checks
+
+    assert Client().submit("orders", DAYS[2]).ok and Client().submit("customers", DAYS[2]).ok
+    customers = Lake.from_env().table(Layer.CLEANED, "customers", kind="full")
+    record_checks(customers, DAYS[2], "failed: 1 duplicate primary keys")  # as a failed gate does
+    outcome = Client().submit("customer_features", DAYS[2]).runs[-1]
+    assert not outcome.ok
+    assert outcome.error == (
+        "customer_features: input customers (cleaned customers) failed its checks for "
+        "2024-01-03 (1 duplicate primary keys): fix it and rerun customers for 2024-01-03"
+    )
+
+
+def test_a_failed_day_returns_no_metrics_of_an_earlier_run(cooked, home):
+    (home / "include" / "workflows" / "broken.py").write_text(BROKEN)
+    declared = home / "include" / "workflows.yaml"
+    declared.write_text(declared.read_text().replace("model:train_refund_model", "broken:raises"))
+    failed = Client().submit("train_refund_model", DAYS[1])
+    assert not failed.ok and failed.outputs.metrics_day is None
+    with pytest.raises(KeyError, match="accuracy"):
+        failed.outputs["accuracy"]

@@ -78,6 +78,12 @@ def test_a_bad_entry_is_one_problem_naming_it_and_skips_only_itself(home, inputs
     assert [w.name for w in load_project().workflows] == ["fine"]
 
 
+@pytest.mark.parametrize("module", ["signal", "json.tool", "pandas", "pipelines"])
+def test_a_module_named_like_python_or_airflow_s_own_is_refused(home, module):
+    write(home, f"- name: probe\n  function: '{module}:run'\n  inputs: {{o: orders}}\n")
+    assert "is the name of a Python or Airflow module; rename the file" in problems(home)[0]
+
+
 @pytest.mark.parametrize("function", ["probe", "probe:", "pro be:run", ":run", "a:b:c", 3])
 def test_a_function_path_must_be_module_colon_callable(home, function):
     write(home, f"- name: probe\n  function: {function!r}\n  inputs: {{o: orders}}\n")
@@ -245,6 +251,16 @@ def dupes(inputs, params, ds):
 def fails(inputs, params, ds):
     raise ValueError("no customers on " + ds)
 
+def grouped(inputs, params, ds):
+    return inputs["o"].groupby("customer_id").agg(k=("order_id", "count"))
+
+def hidden(inputs, params, ds):
+    return pd.DataFrame({"k": [1], "_score": [0.5]})
+
+def mutates(inputs, params, ds):
+    params.setdefault("seen", []).append(ds)
+    return pd.DataFrame({"k": [len(params["seen"])]})
+
 def listed(inputs, params, ds):
     return [1, 2, 3]
 
@@ -265,6 +281,7 @@ def echo(inputs, params, ds):
             "probe: probe:fails raised ValueError: no customers on 2024-01-02 (probe.py, line",
         ),
         ("listed", "probe: returned list; return a pandas DataFrame"),
+        ("hidden", "probe: column '_score' starts with '_', which the lake keeps for its own"),
         ("nested", "probe: metric 'bad' is dict; a metric is a number or short text"),
     ],
 )
@@ -308,3 +325,17 @@ def test_an_edited_module_is_imported_again_in_the_same_process(home):
     later = module.stat().st_mtime + 2
     os.utime(module, (later, later))
     assert run_workflow("probe", {"o": ORDERS}, "2024-01-02", params=params).metrics == {"n": -1}
+
+
+def test_a_named_index_is_kept_as_columns_and_params_are_never_shared(home):
+    write(
+        home,
+        "- name: probe\n  function: probe:grouped\n  inputs: {o: orders}\n"
+        "- name: again\n  function: probe:mutates\n  inputs: {o: orders}\n",
+        PROBE,
+    )
+    out = run_workflow("probe", {"o": ORDERS}, "2024-01-02")
+    assert list(out.table.columns) == ["customer_id", "k"] and out.table["k"].tolist() == [2, 1]
+    for _ in range(2):  # the function's change to its params does not reach the next run
+        assert run_workflow("again", {"o": ORDERS}, "2024-01-02").table["k"].tolist() == [1]
+    assert load_project().workflow("again").params == {}

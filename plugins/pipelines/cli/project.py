@@ -36,7 +36,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from pipelines.workflows import resolve_all
 
         with _home(include):  # the functions are found under the include/ checked
-            problems += resolve_all(project)
+            problems += resolve_all(project, include)
     for problem in problems:
         print(problem)
     counts = [

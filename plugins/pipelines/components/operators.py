@@ -37,6 +37,7 @@ from pipelines.partitions import (
     latest_complete_interval,
     parse_date,
 )
+from pipelines.workflow_specs import DAILY
 
 # What the last tasks of this process returned, and why the failed ones failed, by
 # "dag_id.task_id": the local runner reports both on the run's line, without a traceback (tasks
@@ -297,14 +298,16 @@ def publish(
 
 def run_day(context: Mapping[str, Any]) -> str:
     """The day D a workflow's run is for: its partition key when its inputs' events started it,
-    else the day of its logical date (a cookbook, the CLI, a cron), else of its data interval."""
+    else the day of its logical date (a cookbook, the CLI, a cron), else of its data interval,
+    else (a manual run without a date) the latest day that has ended."""
     key = getattr(context.get("dag_run"), "partition_key", None)
     if key:
         return format_date(parse_date(str(key)[:10]))
     when = context.get("logical_date") or context.get("data_interval_start")
-    if when is None:
-        when = getattr(context.get("dag_run"), "run_after", None) or dt.datetime.now(dt.UTC)
-    return format_date(when)
+    if when is not None:
+        return format_date(when)
+    run_after = getattr(context.get("dag_run"), "run_after", None) or dt.datetime.now(dt.UTC)
+    return latest_complete_interval(DAILY, run_after).ds  # a day that has ended, as datasets do
 
 
 class WorkflowOperator(StepOperator):

@@ -97,10 +97,14 @@ class Snapshot:
         return {entry["file"] for entry in self.partitions.values()}
 
     def has_landed(self, ds: str) -> bool:
-        """Whether a run for day ``ds`` committed to this table (a table written before runs
-        were recorded: whether it has partition ``ds``)."""
-        runs = self.meta.get("runs")
-        return ds in runs if runs is not None else ds in self.partitions
+        """Whether a run for day ``ds`` committed to this table and passed its checks (a run
+        whose checks are still to come, or failed, has not landed). A day older than the first
+        recorded run (a table written before runs were recorded) has landed when its partition
+        is there."""
+        runs = self.meta.get("runs", {})
+        if ds in runs:
+            return runs[ds].get("checks", PASSED) == PASSED
+        return ds in self.partitions and ds < min(runs, default="9999-12-31")
 
     def run_metrics(self, ds: str) -> dict[str, Any]:
         """What the run for day ``ds`` recorded when it committed ({}: no such run)."""
@@ -113,6 +117,7 @@ class Snapshot:
 
 
 EMPTY = Snapshot(0)
+PASSED = "passed"  # a run's checks, in meta.runs[D]["checks"]: "pending", "passed", "failed: ..."
 
 
 class Table:
