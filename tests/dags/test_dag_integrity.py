@@ -138,11 +138,13 @@ builtins.open = spy
 bag = DagBag(dag_folder=sys.argv[1])
 builtins.open = real_open
 print(json.dumps({"dags": len(bag.dag_ids), "errors": list(bag.import_errors.values()),
-                  "pandas": "pandas" in sys.modules, "opened": opened}))
+                  "pandas": "pandas" in sys.modules, "opened": opened,
+                  "user": sorted(m for m in sys.modules if m in ("features", "model", "numpy"))}))
 """
 
 
-def test_parse_touches_no_network_data_or_heavy_imports(tmp_path):
+def parse_probe(tmp_path) -> dict:
+    """What parsing the DAG folder in a fresh process did (see PURITY_PROBE)."""
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "af")}
     out = subprocess.run(
         [sys.executable, "-c", PURITY_PROBE, DAGS],
@@ -152,7 +154,11 @@ def test_parse_touches_no_network_data_or_heavy_imports(tmp_path):
         timeout=120,
         check=True,
     ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_parse_touches_no_network_data_or_heavy_imports(tmp_path):
+    result = parse_probe(tmp_path)
     assert result["errors"] == [] and result["dags"] == len(EXPECTED)
     assert result["pandas"] is False
     data_reads = [f for f in result["opened"] if "/sample/" in f or ".parquet" in f]
@@ -216,23 +222,6 @@ def test_the_producers_publish_the_tables_workflows_read(bag):
     assert [a.extra.get("rewrite_of") for a in run.outlets] == [None, "train_refund_model"]
 
 
-USER_CODE_PROBE = """
-import sys
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-assert not bag.import_errors, bag.import_errors
-print(sorted(m for m in sys.modules if m in ("features", "model", "numpy")))
-"""
-
-
 def test_parsing_imports_no_user_workflow_module(tmp_path):
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "af")}
-    out = subprocess.run(
-        [sys.executable, "-c", USER_CODE_PROBE, DAGS],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    result = parse_probe(tmp_path)
+    assert result["errors"] == [] and result["user"] == []
