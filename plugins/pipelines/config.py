@@ -12,7 +12,7 @@ import enum
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +134,11 @@ class Project:
 
     def workflow(self, name: str) -> WorkflowSpec | None:
         return next((w for w in self.workflows if w.name == name), None)
+
+    @cached_property
+    def tables(self) -> Tables:
+        """What workflows may read, by layer (see :meth:`Tables.dataset_of`)."""
+        return Tables({d.name: d for d in self.datasets}, {a.name: a for a in self.aggregates})
 
     def readers_of(self, layer: str, table: str) -> list[WorkflowSpec]:
         """The workflows that read ``table`` of ``layer``, in file order."""

@@ -127,9 +127,10 @@ def workflow_dag(
     On its inputs (no ``schedule``), the DAG is on Airflow's partitioned-asset timetable: each
     input table's asset event for day D carries the partition key D (published by the task that
     finished the day), and the run for key D starts once every input has one. An input written
-    again for a day the workflow already ran (a rerun or a late backfill) also signals its
-    rewrite asset for D, which starts the run for D again on its own (see
-    :func:`pipelines.stages.rewrite_asset`). With a cron, it runs on the clock like a dataset.
+    again (a rerun, a late backfill, a late update to an older partition) also signals its
+    rewrite asset with the days the workflow already wrote whose windows hold what changed,
+    which start again on their own (see :func:`pipelines.workflows.rerun_days`). With a cron, it
+    runs on the clock like a dataset.
     """
     start = dt.datetime.combine(spec.start_date or dt.date(2020, 1, 1), dt.time(), tzinfo=dt.UTC)
     with DAG(

@@ -12,7 +12,7 @@ import datetime as dt
 
 from pipelines.config import Kind, Project
 from pipelines.exceptions import DateError
-from pipelines.partitions import Interval, Layer, interval_for, intervals_between, utc
+from pipelines.partitions import Interval, interval_for, intervals_between, utc
 from pipelines.registry import Dataset
 
 DAILY = "0 0 * * *"  # a cookbook without a schedule of its own runs for days
@@ -54,11 +54,8 @@ def _datasets(project: Project, name: str) -> list[Dataset]:
         return [project.dataset(n) for n in datasets_of(project, name)]
     found: list[Dataset] = []
     for item in project.require(name, Kind.WORKFLOW).inputs:
-        if item.layer is Layer.WORKFLOWS:
-            found += _datasets(project, item.table)
-            continue
-        spec = project.aggregate(item.table) if item.layer is Layer.AGGREGATED else None
-        found.append(project.dataset(spec.dataset if spec else item.table))
+        dataset = project.tables.dataset_of(item)
+        found += [dataset] if dataset else _datasets(project, item.table)
     return list({d.name: d for d in found}.values())
 
 

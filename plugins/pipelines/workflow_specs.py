@@ -185,6 +185,16 @@ class Tables:
     datasets: Mapping[str, Any]  # name -> Dataset
     aggregates: Mapping[str, Any]  # name -> AggregateSpec
 
+    def dataset_of(self, item: WorkflowInput):
+        """The dataset whose runs write an input's table (an aggregate's dataset); None for a
+        workflow's table. The one place that follows an input to its dataset."""
+        if item.layer is Layer.WORKFLOWS:
+            return None
+        name = item.table
+        if item.layer is Layer.AGGREGATED:
+            name = self.aggregates[name].dataset
+        return self.datasets[name]
+
 
 def check_inputs(specs: list[WorkflowSpec], tables: Tables, problems: list[Problem]):
     """The workflows whose inputs all exist and fit their windows, with no cycle between them;
@@ -255,12 +265,8 @@ def _producer_cron(
     item: WorkflowInput, tables: Tables, workflows: Mapping[str, WorkflowSpec]
 ) -> str:
     """The schedule of what writes an input (its dataset, or its workflow)."""
-    if item.layer is Layer.WORKFLOWS:
-        return workflows[item.table].cron or DAILY
-    name = item.table
-    if item.layer is Layer.AGGREGATED:
-        name = tables.aggregates[name].dataset
-    return tables.datasets[name].cron
+    dataset = tables.dataset_of(item)
+    return dataset.cron if dataset else workflows[item.table].cron or DAILY
 
 
 def _cycle(name: str, specs: Mapping[str, WorkflowSpec], path: tuple[str, ...]) -> tuple[str, ...]:
@@ -287,12 +293,9 @@ def _start(
     if spec.name not in memo:
         days = []
         for item in spec.inputs:
-            if item.layer is Layer.WORKFLOWS:
-                days.append(_start(good[item.table], tables, good, memo))
-                continue
-            name = item.table
-            if item.layer is Layer.AGGREGATED:
-                name = tables.aggregates[name].dataset
-            days.append(tables.datasets[name].start_date)
+            dataset = tables.dataset_of(item)
+            days.append(
+                dataset.start_date if dataset else _start(good[item.table], tables, good, memo)
+            )
         memo[spec.name] = max((d for d in days if d is not None), default=None)
     return memo[spec.name]

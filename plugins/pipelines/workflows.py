@@ -83,10 +83,7 @@ def source(project: Project, lake: Lake, item: WorkflowInput) -> Source:
     if item.layer is Layer.WORKFLOWS:
         upstream = project.workflow(item.table)
         return Source(lake.table(item.layer, item.table), False, item.table, upstream.cron or DAILY)
-    dataset_name = item.table
-    if item.layer is Layer.AGGREGATED:
-        dataset_name = project.aggregate(item.table).dataset
-    dataset = project.dataset(dataset_name)
+    dataset = project.tables.dataset_of(item)
     table = lake.table(item.layer, item.table, kind=dataset.ingestion)
     snapshots = item.layer is Layer.CLEANED and not dataset.ingestion.is_incremental
     return Source(table, snapshots, dataset.name, dataset.cron)
