@@ -80,3 +80,8 @@ class QualityCheckFailed(PipelinesError):
 class WorkflowError(PipelinesError):
     """A workflow function failed, or returned something that cannot be kept; nothing is
     written."""
+
+
+class NamespaceError(PipelinesError):
+    """The namespace cannot be resolved or used as asked: a name that normalises to nothing, two
+    branches sharing one name, a namespace that may not be dropped, a missing upstream."""

@@ -81,11 +81,15 @@ def order_columns(dataset: Dataset) -> list[str]:
 
 
 def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
+    """The interval's delivery, as the newest version of the raw table holds it (in a research
+    namespace: the upstream's raw table, read in place while its owner may rewrite it)."""
     raw = lake.table(Layer.RAW, dataset.name)
-    snap = raw.snapshot()
-    if interval.ds not in snap.partitions:
-        raise LakeError(f"{dataset.name}: no raw partition ds={interval.ds}; run extract first")
-    return raw.read_partition(interval.ds, snap)
+    if interval.ds not in raw.snapshot().partitions:
+        where = "" if lake.owns(Layer.RAW) else f" in namespace {lake.upstream!r}"
+        raise LakeError(
+            f"{dataset.name}: no raw partition ds={interval.ds}{where}; run extract first"
+        )
+    return raw.read_partition(interval.ds)
 
 
 def prepare(

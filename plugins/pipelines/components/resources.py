@@ -164,14 +164,24 @@ class Table:
         self, partition: str, snapshot: Snapshot | None = None, columns: list[str] | None = None
     ) -> pd.DataFrame:
         """One partition's rows, optionally only some columns (empty frame when it does not
-        exist)."""
+        exist). Without ``snapshot``: of the newest version, re-read when a concurrent commit
+        (of this namespace, or of the one a research namespace reads in place) replaced and
+        vacuumed the file between the manifest and the read."""
         import pandas as pd
 
-        snap = snapshot or self.snapshot()
-        entry = snap.partitions.get(partition)
-        if entry is None:
-            return pd.DataFrame()
-        return read_parquet_bytes(self.storage.read(f"{self.path}/{entry['file']}"), columns)
+        for attempt in range(3):
+            snap = snapshot or self.snapshot()
+            entry = snap.partitions.get(partition)
+            if entry is None:
+                return pd.DataFrame()
+            try:
+                return read_parquet_bytes(
+                    self.storage.read(f"{self.path}/{entry['file']}"), columns
+                )
+            except FileNotFoundError:
+                if snapshot is not None or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def read(
         self,

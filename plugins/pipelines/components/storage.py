@@ -28,10 +28,25 @@ RETRIES = 5
 class Storage:
     """Byte-level access to the lake root: local disk or an fsspec S3 filesystem."""
 
-    def __init__(self, root: str, conn_id: str | None = None):
+    def __init__(
+        self,
+        root: str,
+        conn_id: str | None = None,
+        *,
+        writable: str | None = None,
+        before_write: Callable[[], None] | None = None,
+    ):
+        """
+        :param writable: the one prefix (a namespace's) writes and deletes may touch; reads may
+            go anywhere under the root (a research namespace reads serving's raw layer in place)
+        :param before_write: called once, before the first write or delete (a namespace claims
+            its prefix)
+        """
         self.root = root.rstrip("/")
         self.remote = root.startswith("s3://")
         self.conn_id = conn_id or environment.lake_conn_id()
+        self.writable = writable.rstrip("/") if writable else None
+        self._before_write = before_write
 
     @cached_property
     def fs(self):
@@ -54,6 +69,29 @@ class Storage:
             raise LakeError(f"path {redact(path)} is outside the lake root {redact(self.root)}")
         return norm if not self.remote else path
 
+    def check_writable(self, path: str) -> None:
+        """Refuse a write or delete outside :attr:`writable`, naming both prefixes (the lake's
+        one guard between namespaces: every write and delete of the package comes here)."""
+        norm = self.check_inside(path)
+        if self.writable is not None:
+            prefix = self.check_inside(self.writable)
+            if self.remote:
+                norm, prefix = _norm_remote(norm), _norm_remote(prefix)
+            if not norm.startswith(prefix + "/"):
+                other = _namespace_of(norm, self.root)
+                raise LakeError(
+                    f"refused to write {redact(path)}: this namespace writes only under "
+                    f"{redact(self.writable)}, and {redact(other)} belongs to another namespace "
+                    "(read-only from here)"
+                )
+        if self._before_write is not None:
+            claim, self._before_write = self._before_write, None  # the claim writes through here
+            try:
+                claim()
+            except BaseException:
+                self._before_write = claim  # refused: every later write is refused too
+                raise
+
     def read(self, path: str) -> bytes:
         if not self.remote:
             return Path(path).read_bytes()
@@ -61,7 +99,7 @@ class Storage:
 
     def write(self, path: str, data: bytes) -> None:
         """Write a whole object; atomic for readers (rename locally, one PUT on S3)."""
-        self.check_inside(path)
+        self.check_writable(path)
         if self.remote:
             self._call(lambda: self.fs.pipe_file(self._key(path), data), path)
             return
@@ -70,7 +108,7 @@ class Storage:
 
     def create(self, path: str, data: bytes) -> bool:
         """Write an object only if it does not exist yet; False when it already did."""
-        self.check_inside(path)
+        self.check_writable(path)
         if self.remote:
             try:
                 self._call(lambda: self.fs.pipe_file(self._key(path), data, mode="create"), path)
@@ -108,12 +146,49 @@ class Storage:
 
     def delete(self, paths: Iterable[str]) -> None:
         for path in paths:
-            self.check_inside(path)
+            self.check_writable(path)
             if self.remote:
                 with contextlib.suppress(FileNotFoundError):
                     self._call(lambda p=path: self.fs.rm_file(self._key(p)), path)
             else:
                 Path(path).unlink(missing_ok=True)
+
+    def files(self, prefix: str) -> list[tuple[str, int]]:
+        """Every file under ``prefix`` with its size in bytes (paths in the lake's form)."""
+        if not self.remote:
+            found = []
+            for folder, _, names in os.walk(prefix):
+                for name in names:
+                    path = os.path.join(folder, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        found.append((path, os.stat(path).st_size))
+            return sorted(found)
+        try:
+            entries = self._call(
+                lambda: self.fs.find(self._key(prefix), detail=True, refresh=True), prefix
+            )
+        except FileNotFoundError:
+            return []
+        return sorted((f"s3://{key}", int(info.get("size") or 0)) for key, info in entries.items())
+
+    def delete_tree(self, prefix: str) -> int:
+        """Delete everything under ``prefix`` (which must be writable): the tables' manifest logs
+        first, so that no table is left half-readable, then the data, deepest first (the
+        prefix's own files, such as a namespace's claim, last), then empty folders.
+
+        :return: the number of files deleted
+        """
+        self.check_writable(f"{prefix.rstrip('/')}/x")
+        paths = [p for p, _ in self.files(prefix)]
+        logs = [p for p in paths if "/_log/" in p]
+        self.delete(logs)
+        rest = [p for p in paths if "/_log/" not in p]
+        self.delete(sorted(rest, key=lambda p: -p.count("/")))
+        if not self.remote:
+            for folder, _, _ in sorted(os.walk(prefix), key=lambda e: -len(e[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+        return len(paths)
 
     def mtime(self, path: str) -> float:
         if not self.remote:
@@ -121,6 +196,12 @@ class Storage:
         info = self._call(lambda: self.fs.info(self._key(path)), path)
         modified = info.get("LastModified")
         return modified.timestamp() if modified else time.time()
+
+
+def _namespace_of(path: str, root: str) -> str:
+    """The namespace folder ``{root}/{namespace}`` that ``path`` lies in."""
+    rest = path[len(root.rstrip("/")) :].lstrip("/")
+    return f"{root.rstrip('/')}/{rest.split('/', 1)[0]}"
 
 
 def reached(path: str, conn_id: str) -> str:
