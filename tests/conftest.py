@@ -24,7 +24,9 @@ os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 os.environ["PIPELINES_TASK_RETRIES"] = "0"
 os.environ["PIPELINES_HOME"] = str(REPO)
 os.environ["PIPELINES_LAKE"] = str(_SESSION_HOME / "lake")
-os.environ.pop("PIPELINES_NAMESPACE", None)
+# the repo is a git checkout: without this its branch (whatever CI checked out) would name the
+# namespace; the tests of branch and bundle resolution set or unset it themselves
+os.environ["PIPELINES_NAMESPACE"] = "local"
 os.environ.pop("_AIRFLOW_PARSING_CONTEXT_DAG_ID", None)
 
 

@@ -22,7 +22,9 @@ from pipelines.components.environment import (
     include_dir,
     workflow_dag_id,
 )
+from pipelines.components.lake import Lake
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
+from pipelines.namespaces import NamespaceSpec, namespace_spec
 from pipelines.registry import (
     COLUMN_RE,
     COLUMN_RULE,
@@ -118,6 +120,20 @@ class Project:
     cookbooks: tuple[CookbookSpec, ...]
     problems: tuple[Problem, ...]
     workflows: tuple[WorkflowSpec, ...] = ()
+    include: str = ""  # the include/ folder it was read from
+
+    def namespace(self, name: str | None = None) -> NamespaceSpec:
+        """The namespace ``name`` (default: this process's) with its kind and settings
+        (``include/namespaces.yaml``, see :mod:`pipelines.namespaces`)."""
+        return namespace_spec(Path(self.include) if self.include else include_dir(), name)
+
+    def lake(self, namespace: str | None = None) -> Lake:
+        """The lake of ``namespace`` (default: this process's), reading its upstream's raw layer
+        in place when it has one (research)."""
+        spec = self.namespace(namespace)
+        return Lake.from_env(
+            spec.name, upstream=spec.upstream, branch=spec.branch, kind=str(spec.kind)
+        )
 
     @property
     def datasets(self) -> tuple[Dataset, ...]:
@@ -270,7 +286,9 @@ def _load(include: str, stamps: tuple) -> Project:
             del taken[spec]  # skipped: a cookbook step naming it is unknown
     cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, Kind.COOKBOOK)
     cookbooks = _check_cookbook_children(cookbooks, taken, problems)
-    return Project(registry, tuple(aggregates), tuple(cookbooks), tuple(problems), tuple(workflows))
+    return Project(
+        registry, tuple(aggregates), tuple(cookbooks), tuple(problems), tuple(workflows), include
+    )
 
 
 def _entries(path: Path, problems: list[Problem], taken: dict[str, Kind], build, kind: Kind):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pipelines.exceptions import DateError, LakeError
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-SEGMENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a namespace or table: one plain name
+SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")  # a namespace or table: one plain name
 
 
 class Layer(enum.StrEnum):

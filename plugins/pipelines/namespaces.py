@@ -1,0 +1,239 @@
+"""What kind a namespace is (serving, master, research), and its settings (namespaces.yaml).
+
+The namespace's *name* is resolved by :func:`pipelines.components.environment.resolve_namespace`
+(variable, DAG bundle, git branch, ``local``); this module decides what follows from it:
+
+- **serving**: the production snapshot; schedules as in the registry, catchup on.
+- **master** (e2e): validates the codebase; dataset and workflow DAGs are not scheduled, the e2e
+  cookbook is (``schedule``, default hourly), replaying the sample day ``date``.
+- **research**: nothing is scheduled; it reads the ``upstream`` namespace's raw layer in place
+  (default ``serving``; ``null``: it ingests its own sources) and writes everything else under
+  its own prefix.
+
+The first rule whose pattern (``fnmatch``, case-insensitive) matches the namespace's branch or its
+name gives the kind. Without the file, the rules are :data:`DEFAULT_RULES`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import fnmatch
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pipelines.components import environment
+from pipelines.components.environment import Resolved
+from pipelines.exceptions import ConfigError, Problem
+from pipelines.partitions import DATE_RE
+from pipelines.registry_values import check_schedule
+
+NAMESPACES = "namespaces.yaml"
+
+
+class NamespaceKind(enum.StrEnum):
+    SERVING = "serving"
+    MASTER = "master"
+    RESEARCH = "research"
+
+    @property
+    def protected(self) -> bool:
+        """Whether ``pipelines namespace drop`` refuses namespaces of this kind."""
+        return self is not NamespaceKind.RESEARCH
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Branches or namespaces matching one of ``patterns`` are of ``kind``."""
+
+    patterns: tuple[str, ...]
+    kind: NamespaceKind
+
+    def matches(self, *names: str | None) -> bool:
+        return any(
+            fnmatch.fnmatchcase(n.lower(), p.lower()) for n in names if n for p in self.patterns
+        )
+
+
+DEFAULT_RULES = (
+    Rule(("main", "master"), NamespaceKind.MASTER),
+    # local: no variable, no bundle, no git; one machine runs everything itself, as serving does
+    Rule(("prod", "production", "serving", "release*", "local"), NamespaceKind.SERVING),
+    Rule(("*",), NamespaceKind.RESEARCH),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-kind settings (a key of another kind is refused when the file is read).
+
+    :param pool: every task's Airflow pool, ``{namespace}`` replaced (None: ``default_pool``)
+    :param upstream: research: the namespace whose raw layer it reads (None: its own sources)
+    :param cookbook: master: the cookbook the namespace schedules
+    :param schedule: master: that cookbook's schedule (a preset or cron; kept as cron)
+    :param date: master: the sample day its scheduled runs replay (None: the registry's
+        earliest ``start_date``)
+    """
+
+    pool: str | None = None
+    upstream: str | None = "serving"
+    cookbook: str = "e2e_test"
+    schedule: str = "0 * * * *"  # hourly
+    date: str | None = None
+
+
+KEYS = {
+    NamespaceKind.SERVING: {"pool"},
+    NamespaceKind.MASTER: {"pool", "cookbook", "schedule", "date"},
+    NamespaceKind.RESEARCH: {"pool", "upstream"},
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    rules: tuple[Rule, ...] = DEFAULT_RULES
+    settings: dict[NamespaceKind, Settings] = field(default_factory=dict)
+
+    def kind_of(self, name: str, branch: str | None = None) -> NamespaceKind:
+        return next((r.kind for r in self.rules if r.matches(branch, name)), NamespaceKind.RESEARCH)
+
+    def of(self, kind: NamespaceKind) -> Settings:
+        return self.settings.get(kind, Settings())
+
+
+@dataclass(frozen=True)
+class NamespaceSpec:
+    """One namespace: its name, where the name came from, its kind and settings."""
+
+    name: str
+    kind: NamespaceKind
+    source: str
+    branch: str | None
+    settings: Settings
+
+    @property
+    def upstream(self) -> str | None:
+        """The namespace whose raw layer this one reads in place (research only)."""
+        up = self.settings.upstream if self.kind is NamespaceKind.RESEARCH else None
+        return up if up != self.name else None
+
+    @property
+    def schedules(self) -> bool:
+        """Whether dataset and workflow DAGs get their schedules (serving only, and not when
+        ``PIPELINES_SCHEDULES=off``)."""
+        return self.kind is NamespaceKind.SERVING and environment.schedules_enabled()
+
+    @property
+    def pool(self) -> str | None:
+        pool = self.settings.pool
+        return pool.replace("{namespace}", self.name) if pool else None
+
+    @property
+    def e2e(self) -> tuple[str, str, str | None] | None:
+        """Master: (cookbook, schedule, replayed day) of the scheduled e2e cookbook."""
+        if self.kind is not NamespaceKind.MASTER:
+            return None
+        s = self.settings
+        return s.cookbook, s.schedule, s.date
+
+
+def namespace_spec(include: Path, name: str | None = None) -> NamespaceSpec:
+    """The namespace ``name`` (default: this process's, :func:`environment.resolve_namespace`),
+    with its kind and settings from ``include/namespaces.yaml``.
+
+    :raises ConfigError: the file cannot be read or holds an unknown kind or setting
+    """
+    resolved = environment.resolve_namespace()
+    if name is not None and name != resolved.name:
+        resolved = Resolved(name, "given")
+    rules = load_rules(include)
+    kind = rules.kind_of(resolved.name, resolved.branch)
+    return NamespaceSpec(resolved.name, kind, resolved.source, resolved.branch, rules.of(kind))
+
+
+def load_rules(include: Path) -> Rules:
+    path = Path(include) / NAMESPACES
+    try:
+        st = path.stat()
+    except OSError:
+        return Rules()
+    return _load(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, _mtime: int, _size: int) -> Rules:
+    import yaml
+
+    def problem(where: str, message: str) -> ConfigError:
+        return ConfigError([Problem(NAMESPACES, None, where, message, True)])
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:  # ValueError: 2024-13-01
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise problem("yaml", f"cannot parse{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise problem("file", "must be a mapping with 'kinds' and per-kind settings")
+    unknown = set(data) - {"kinds", *NamespaceKind}
+    if unknown:
+        raise problem(sorted(unknown)[0], f"unknown key; use kinds, {', '.join(NamespaceKind)}")
+    rules = DEFAULT_RULES
+    if "kinds" in data:
+        rules = tuple(_rule(entry, i, problem) for i, entry in enumerate(data["kinds"] or [], 1))
+    settings = {
+        kind: _settings(kind, data[str(kind)], problem) for kind in NamespaceKind if kind in data
+    }
+    return Rules(rules, settings)
+
+
+def _rule(entry: Any, i: int, problem) -> Rule:
+    where = f"kinds entry {i}"
+    if not isinstance(entry, dict) or set(entry) != {"match", "kind"}:
+        raise problem(where, "must be {match: [patterns], kind: serving|master|research}")
+    patterns = entry["match"] if isinstance(entry["match"], list) else [entry["match"]]
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise problem(where, "match must be a pattern or a list of patterns")
+    if entry["kind"] not in list(NamespaceKind):
+        raise problem(where, f"kind {entry['kind']!r} must be one of {', '.join(NamespaceKind)}")
+    return Rule(tuple(patterns), NamespaceKind(entry["kind"]))
+
+
+def _settings(kind: NamespaceKind, raw: Any, problem) -> Settings:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise problem(str(kind), "must be a mapping of settings")
+    unknown = set(raw) - KEYS[kind]
+    if unknown:
+        allowed = ", ".join(sorted(KEYS[kind]))
+        raise problem(f"{kind}.{sorted(unknown)[0]}", f"not a {kind} setting (those: {allowed})")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "upstream" and value is None:
+            values[key] = None
+            continue
+        text = str(value) if key == "date" else value
+        if not isinstance(text, str) or not text.strip():
+            raise problem(f"{kind}.{key}", "must be text")
+        if key == "upstream" and not environment.NAMESPACE_RE.match(text):
+            raise problem(f"{kind}.{key}", f"{text!r} is not a namespace name")
+        if key == "date" and not _is_date(text):
+            raise problem(f"{kind}.{key}", f"{text!r} is not a date in the form YYYY-MM-DD")
+        if key == "schedule":
+            text, why = check_schedule(text, writes_partitions=False)
+            if why:
+                raise problem(f"{kind}.{key}", why)
+        values[key] = text
+    return replace(Settings(), **values)
+
+
+def _is_date(text: str) -> bool:
+    if not DATE_RE.match(text):
+        return False
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:  # 2024-02-30
+        return False
+    return True
