@@ -65,11 +65,10 @@ class Outputs(Mapping):
     def _all_metrics(self) -> dict:
         """Every metric of the workflows and datasets for the last day (read once)."""
         if self._metrics is None:
-            from pipelines.components.lake import Lake
             from pipelines.partitions import Layer
             from pipelines.workflows import metrics_of
 
-            lake = Lake.from_env(self._namespace)
+            lake = load_project().lake(self._namespace)
             found: dict = {}
             day = self.metrics_day
             for name, kind in self._datasets.items() if day else ():
@@ -241,10 +240,9 @@ class Client:
             return []
         if self.airflow_url:
             raise PipelinesError("upstream=True runs in-process only; on Airflow, data decides")
-        from pipelines.components.lake import Lake
         from pipelines.workflows import missing_upstream
 
-        lake = Lake.from_env(self.namespace)
+        lake = project.lake(self.namespace)
         outcomes: list[RunOutcome] = []
         for producer in missing_upstream(project.workflow(name), ds, lake, project):
             outcome = run_dag(project.dag_id(producer, self.namespace), ds)

@@ -18,6 +18,7 @@ from pipelines.components import environment
 from pipelines.components.lake import Lake
 from pipelines.components.operators import default_args
 from pipelines.config import Project, load_project
+from pipelines.namespaces import NamespaceSpec
 from pipelines.registry import Dataset
 from pipelines.stages import (
     aggregate,
@@ -34,26 +35,36 @@ from pipelines.workflow_specs import WorkflowSpec
 log = logging.getLogger(__name__)
 
 
-def build_dags(project: Project | None = None, *, strict: bool = False) -> dict[str, DAG]:
+def build_dags(
+    project: Project | None = None, *, strict: bool = False, dag_file: str | None = None
+) -> dict[str, DAG]:
     """Every DAG of the project in this namespace (or only the one being parsed for).
 
+    The namespace's kind decides the schedules (:mod:`pipelines.namespaces`): serving's DAGs run
+    as the registry says; master schedules only its e2e cookbook; research schedules nothing.
+
     :param strict: raise on any config problem instead of logging it and skipping the entry
+    :param dag_file: the DAG file being parsed: from a DAG bundle, the namespace and the project
+        (its ``include/``) are that bundle's (:func:`environment.bind_dag_file`)
     """
+    if dag_file is not None:
+        environment.bind_dag_file(dag_file)
     project = project or load_project(strict=strict)
     for problem in project.problems:
         log.error("skipped: %s", problem)
-    lake = Lake.from_env()
+    where = project.namespace()
+    lake = project.lake(where.name)
     wanted = get_parsing_context().dag_id
     shared = dag_defaults()
     dags: dict[str, DAG] = {}
     for dataset in project.datasets:
         dag_id = environment.dataset_dag_id(dataset.name, lake.namespace)
         if wanted in (None, dag_id):
-            dags[dag_id] = dataset_dag(dataset, project, lake, shared)
+            dags[dag_id] = dataset_dag(dataset, project, lake, shared, where)
     for spec in project.workflows:
         dag_id = environment.workflow_dag_id(spec.name, lake.namespace)
         if wanted in (None, dag_id):
-            dags[dag_id] = workflow_dag(spec, project, lake, shared)
+            dags[dag_id] = workflow_dag(spec, project, lake, shared, where)
     books = [
         b
         for b in project.cookbooks
@@ -64,7 +75,7 @@ def build_dags(project: Project | None = None, *, strict: bool = False) -> dict[
 
         for book in books:
             dags[environment.cookbook_dag_id(book.name, lake.namespace)] = cookbook_dag(
-                book, project, lake
+                book, project, lake, where
             )
     return dags
 
@@ -83,23 +94,32 @@ def dag_defaults() -> dict:
     }
 
 
-def dataset_dag(dataset: Dataset, project: Project, lake: Lake, shared: dict | None = None) -> DAG:
+def dataset_dag(
+    dataset: Dataset,
+    project: Project,
+    lake: Lake,
+    shared: dict | None = None,
+    where: NamespaceSpec | None = None,
+) -> DAG:
     """``ingest >> clean >> check >> aggregate`` for one dataset.
 
     :param shared: arguments every DAG of the parse gets (see :func:`dag_defaults`)
+    :param where: the namespace (default: the lake's, from the project's namespaces.yaml)
     """
+    where = where or project.namespace(lake.namespace)
     start = dt.datetime.combine(dataset.start_date, dt.time(), tzinfo=dt.UTC)
-    scheduled = environment.schedules_enabled()
     with DAG(
         dag_id=environment.dataset_dag_id(dataset.name, lake.namespace),
-        schedule=_timetable(dataset.cron) if scheduled else None,
+        schedule=_timetable(dataset.cron) if where.schedules else None,
         start_date=start,
         catchup=True,
         max_active_runs=dataset.max_active_runs,
-        default_args=default_args(dataset.owner),
+        default_args=default_args(dataset.owner, where.pool),
         description=(dataset.description or f"{dataset.ingestion.value} dataset")[:200],
         doc_md=registry_doc(dataset),
-        tags=sorted({"pipelines", lake.namespace, dataset.ingestion.value, *dataset.tags}),
+        tags=sorted(
+            {"pipelines", lake.namespace, where.kind, dataset.ingestion.value, *dataset.tags}
+        ),
         render_template_as_native_obj=False,
         **(shared if shared is not None else dag_defaults()),
     ) as dag:
@@ -120,7 +140,11 @@ def dataset_dag(dataset: Dataset, project: Project, lake: Lake, shared: dict | N
 
 
 def workflow_dag(
-    spec: WorkflowSpec, project: Project, lake: Lake, shared: dict | None = None
+    spec: WorkflowSpec,
+    project: Project,
+    lake: Lake,
+    shared: dict | None = None,
+    where: NamespaceSpec | None = None,
 ) -> DAG:
     """``{namespace}__workflow__{name}``: one run per day D, started by its inputs' D.
 
@@ -132,17 +156,18 @@ def workflow_dag(
     which start again on their own (see :func:`pipelines.workflows.rerun_days`). With a cron, it
     runs on the clock like a dataset.
     """
+    where = where or project.namespace(lake.namespace)
     start = dt.datetime.combine(spec.start_date or dt.date(2020, 1, 1), dt.time(), tzinfo=dt.UTC)
     with DAG(
         dag_id=environment.workflow_dag_id(spec.name, lake.namespace),
-        schedule=_workflow_schedule(spec, lake),
+        schedule=_workflow_schedule(spec, lake) if where.schedules else None,
         start_date=start,
         catchup=bool(spec.cron),
         max_active_runs=1,
-        default_args=default_args(spec.owner),
+        default_args=default_args(spec.owner, where.pool),
         description=(spec.description or f"workflow {spec.function}")[:200],
         doc_md=workflow_doc(spec),
-        tags=["pipelines", "workflow", lake.namespace],
+        tags=["pipelines", "workflow", lake.namespace, where.kind],
         render_template_as_native_obj=False,
         **(shared if shared is not None else dag_defaults()),
     ) as dag:
@@ -151,8 +176,6 @@ def workflow_dag(
 
 
 def _workflow_schedule(spec: WorkflowSpec, lake: Lake):
-    if not environment.schedules_enabled():
-        return None
     if spec.cron:
         return _timetable(spec.cron)
     from airflow.sdk import AssetAll, AssetAny, IdentityMapper, PartitionedAssetTimetable

@@ -44,7 +44,7 @@ def read(
     """
     layer = _layer(layer)
     project = project or load_project()
-    lake = lake or Lake.from_env(namespace)
+    lake = lake or project.lake(namespace)
     day = format_date(date_option(as_of, "as_of")) if as_of is not None else None
     table, select = _locate(project, lake, name, layer, day)
     spec = project.aggregate(name) if layer is Layer.AGGREGATED else None
@@ -60,8 +60,9 @@ def read_deliveries(
     if layer not in (Layer.RAW, Layer.QUARANTINE):
         raise PipelinesError(f"deliveries are in the raw and quarantine layers, not {layer}")
     wanted = [format_date(date_option(d, "days")) for d in days]
-    lake = Lake.from_env(namespace)
-    table, _ = _locate(load_project(), lake, name, layer, None)
+    project = load_project()
+    lake = project.lake(namespace)
+    table, _ = _locate(project, lake, name, layer, None)
     return _read_current(table, lambda partitions: wanted, None, name, layer, lake.namespace)
 
 

@@ -32,7 +32,7 @@ def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
     the readable ``{namespace}.{layer}.{name}`` is in ``extra["table"]``.
     """
     uri = lake.asset_uri(layer, name)
-    table = f"{lake.namespace}.{layer}.{name}"
+    table = f"{lake.home_of(layer)}.{layer}.{name}"
     return Asset(name=uri, uri=uri, group="pipelines", extra={"table": table})
 
 
@@ -66,10 +66,14 @@ def stage(
     :param outlets: tables the step writes besides its dataset's own
     :param project: add the rewrite signals of the workflows reading what the step publishes
     """
+    written = dict.fromkeys((*operator.writes, *operator.publishes))
+    # a layer another namespace holds (research's raw) is read in place: an inlet, never an
+    # outlet, so no event of this namespace reaches that namespace's consumers
+    read = [*operator.reads, *(layer for layer in written if not lake.owns(layer))]
     signals = [
         signal
         for layer in operator.publishes
-        if project is not None and layer is not Layer.AGGREGATED
+        if project is not None and layer is not Layer.AGGREGATED and lake.owns(layer)
         for signal in rewrites(project, lake, layer, dataset.name)
     ]
     with TaskGroup(operator.group, tooltip=tooltip) as group:
@@ -77,12 +81,9 @@ def stage(
             task_id=operator.step,
             dataset=dataset.name,
             namespace=lake.namespace,
-            inlets=[table_asset(lake, layer, dataset.name) for layer in operator.reads],
+            inlets=[table_asset(lake, layer, dataset.name) for layer in dict.fromkeys(read)],
             outlets=[
-                *(
-                    table_asset(lake, layer, dataset.name)
-                    for layer in dict.fromkeys((*operator.writes, *operator.publishes))
-                ),
+                *(table_asset(lake, layer, dataset.name) for layer in written if lake.owns(layer)),
                 *(outlets or []),
                 *signals,
             ],
@@ -92,9 +93,13 @@ def stage(
 
 
 def ingest(dataset: Dataset, lake: Lake, project: Project | None = None) -> TaskGroup:
-    """Source -> the raw partition of the interval."""
+    """Source -> the raw partition of the interval (in a namespace that reads its upstream's raw
+    layer in place: the check that the upstream has the interval's delivery)."""
     doc = f"Reads `{dataset.source}` for the interval into raw `ds=`."
     tip = f"{dataset.source} -> raw"
+    if not lake.owns(Layer.RAW):
+        doc = f"Checks that namespace `{lake.upstream}` holds raw `ds=` (read there, in place)."
+        tip = f"{lake.upstream}.raw (read in place)"
     return stage(ExtractOperator, tip, dataset, lake, doc_md=doc, project=project)
 
 

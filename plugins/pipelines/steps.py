@@ -19,8 +19,9 @@ from pipelines import sources, transforms
 from pipelines.aggregation import aggregate
 from pipelines.components.lake import Lake
 from pipelines.components.resources import PASSED, Snapshot, Table, commit_with_retry
+from pipelines.components.secrets import redact
 from pipelines.config import Kind, Project, load_project
-from pipelines.exceptions import QualityCheckFailed, SchemaDriftError
+from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.merge import MergeResult, merge
 from pipelines.partitions import Interval, Layer, interval_for
 from pipelines.registry import Dataset
@@ -36,8 +37,11 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     A per-interval source (``{ds}`` in it) is taken whole; a single incremental source is
     filtered to ``start <= incremental_field < end`` (rows whose field cannot be parsed belong
     to no interval: they are kept, so the merge quarantines them with a reason); a full
-    source is the whole snapshot.
+    source is the whole snapshot. A namespace that reads its upstream's raw layer in place
+    (research) reads no source: it checks the upstream holds the interval's delivery.
     """
+    if not lake.owns(Layer.RAW):
+        return upstream_delivery(dataset, interval, lake)
     frame = sources.read_source(dataset, interval).reset_index(drop=True)
     frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
     if dataset.ingestion.is_incremental and not dataset.per_interval_source:
@@ -61,6 +65,27 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
     return {"rows": len(frame), "ds": interval.ds}
+
+
+def upstream_delivery(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
+    """The upstream namespace's raw delivery of the interval, which this namespace's merge reads
+    in place (nothing is copied or written).
+
+    :raises LakeError: the upstream has not ingested the interval (yet: Airflow retries)
+    """
+    table = lake.table(Layer.RAW, dataset.name)
+    snap = table.snapshot()
+    if not snap.has_landed(interval.ds):
+        raise LakeError(
+            f"{dataset.name}: namespace {lake.upstream!r} holds no raw delivery for "
+            f"ds={interval.ds} ({redact(table.path)}); namespace {lake.namespace!r} reads that "
+            f"raw layer in place: run {lake.upstream!r}'s {dataset.name} for the day first, or "
+            "set research's upstream in include/namespaces.yaml"
+        )
+    log.info(
+        "%s: raw ds=%s read in place from namespace %s", dataset.name, interval.ds, lake.upstream
+    )
+    return {"rows": snap.rows(interval.ds), "ds": interval.ds, "upstream": lake.upstream}
 
 
 def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeResult) -> dict:
@@ -124,7 +149,7 @@ def run_steps(
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown step {unknown[0]!r}; steps are {', '.join(STEPS)}")
-    lake = lake or Lake.from_env()
+    lake = lake or project.lake()
     interval = interval_for(dataset.cron, ds)
     out: dict[str, Any] = {}
     for step in steps:

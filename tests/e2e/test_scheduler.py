@@ -191,7 +191,7 @@ def test_cookbook_triggers_each_child_once_also_when_cleared(stack, caught_up):
 
     for dag_id in (ORDERS, CUSTOMERS):
         stack.set_paused(dag_id, False)
-    child_run = f"cookbook__e2e_test__{run_id}"
+    child_run = f"{PARENT}__{run_id}"  # the child's run id carries the namespace
     first: dict[str, dict] = {}
     for attempt in (2, 3):  # clear the failed parent, then clear it again once it succeeded
         stack.api("POST", f"/api/v2/dags/{PARENT}/dagRuns/{run_id}/clear", {"dry_run": False})

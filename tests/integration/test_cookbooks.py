@@ -40,7 +40,9 @@ def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_
         run = parent.test(logical_date=DAY, run_after=run_after, mark_success_pattern="verify")
         assert str(run.state).endswith("success")
     for child in CHILDREN:
-        assert child_runs(child, DAY) == [(child_run_id("e2e_test", run.run_id), DAY)], child
+        assert child_runs(child, DAY) == [
+            (child_run_id("local__cookbook__e2e_test", run.run_id), DAY)
+        ], child
 
 
 def test_cookbook_runs_children_in_process_and_verifies(home, airflow_db):

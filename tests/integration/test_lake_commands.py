@@ -76,16 +76,18 @@ def test_as_of_on_an_incremental_cleaned_table_is_refused(ran, capsys):
 
 
 def test_namespace_is_an_option_of_every_lake_command(ran, capsys):
-    run_steps("customers", "2024-01-01", steps=("extract",), lake=_lake("other"))
-    _, out, _ = out_of(capsys, ["show", "--namespace", "other"])
-    assert out.splitlines()[0].endswith("namespace other")
+    # prod: a serving namespace, which ingests its own raw layer (any other name would be a
+    # research namespace, reading serving's raw layer in place: see test_research.py)
+    run_steps("customers", "2024-01-01", steps=("extract",), lake=_lake("prod"))
+    _, out, _ = out_of(capsys, ["show", "--namespace", "prod"])
+    assert out.splitlines()[0].endswith("namespace prod")
     rows = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
     assert rows[("raw", "customers")] == ["1", "5", "ds=2024-01-01"]
-    assert rows[("raw", "orders")] == ["0", "0", "-"]  # local's tables are not other's
-    code, _, err = out_of(capsys, ["read", "customers", "--layer", "raw", "--namespace", "other"])
+    assert rows[("raw", "orders")] == ["0", "0", "-"]  # local's tables are not prod's
+    code, _, err = out_of(capsys, ["read", "customers", "--layer", "raw", "--namespace", "prod"])
     assert code == 0 and err.strip() == "(5 rows)"
-    code, out, _ = out_of(capsys, ["list", "--namespace", "other"])
-    assert "other__customers" in out
+    code, out, _ = out_of(capsys, ["list", "--namespace", "prod"])
+    assert "prod__customers" in out
     code, out, _ = out_of(capsys, ["show", "--namespace", "Bad-Name"])
     assert code == 1 and out.startswith("error: PIPELINES_NAMESPACE: 'Bad-Name' must match")
 

@@ -179,8 +179,10 @@ def test_an_interval_still_running_needs_allow_incomplete(home, airflow_db, caps
 
 
 def test_a_run_in_another_namespace(home, airflow_db, capsys):
-    assert main(["run", "customers", "--date", "2024-01-01", "--namespace", "other"]) == 0
-    assert lines(capsys)[1].startswith("ok   other__customers 2024-01-01 (")
-    assert len(pipelines.read("customers", "raw", namespace="other")) == 5
+    # prod: a serving namespace, which ingests its own sources (see test_research.py for one
+    # that reads serving's raw layer in place)
+    assert main(["run", "customers", "--date", "2024-01-01", "--namespace", "prod"]) == 0
+    assert lines(capsys)[1].startswith("ok   prod__customers 2024-01-01 (")
+    assert len(pipelines.read("customers", "raw", namespace="prod")) == 5
     with pytest.raises(LakeError, match="no raw data for 'customers' in namespace 'local'"):
         pipelines.read("customers", "raw")

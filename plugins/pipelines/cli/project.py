@@ -108,13 +108,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Every DAG of the namespace; a dataset's newest raw delivery (a workflow's newest day),
     a cookbook's children (what a workflow reads)."""
     quiet_airflow()
-    from pipelines.components.lake import Lake
     from pipelines.config import load_project
     from pipelines.partitions import Layer
 
     project = load_project()
     warn_skipped(project)
-    lake = Lake.from_env()
+    lake = project.lake()
     rows = [("DAG ID", "SCHEDULE", "KIND", "NEWEST DS", "CHILDREN OR INPUTS")]
     for d in project.datasets:
         newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")

@@ -19,7 +19,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from pipelines.components import environment
-from pipelines.components.lake import Lake
 from pipelines.components.secrets import redact
 from pipelines.config import Kind, load_project
 from pipelines.exceptions import (
@@ -142,7 +141,7 @@ class DatasetStepOperator(StepOperator):
         self.log.info(
             "%s %s for interval [%s, %s)", self.step, dataset.name, interval.start, interval.end
         )
-        result = self.run(project, dataset, interval, Lake.from_env(self.namespace), context)
+        result = self.run(project, dataset, interval, project.lake(self.namespace), context)
         self._record(context, result, interval.ds)
         RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
@@ -260,14 +259,18 @@ class AggregateOperator(DatasetStepOperator):
             self.signal(events, outlet, ds)
 
 
-def default_args(owner: str) -> dict:
-    """Arguments every task of a pipelines DAG shares."""
-    return {
+def default_args(owner: str, pool: str | None = None) -> dict:
+    """Arguments every task of a pipelines DAG shares.
+
+    :param pool: the namespace's Airflow pool (None: Airflow's default pool)
+    """
+    args = {
         "owner": owner,
         "retries": environment.task_retries(),
         "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": True,
     }
+    return args | ({"pool": pool} if pool else {})
 
 
 def publish(
@@ -289,8 +292,8 @@ def publish(
     from pipelines.workflows import rerun_days  # pandas: not at parse time
 
     _, layer, table = outlet.extra["rewritten"].split(".", 2)
-    lake = Lake.from_env(namespace)
-    days = rerun_days(load_project(), lake, reader, Layer(layer), table, [ds, *changed])
+    project = load_project()
+    days = rerun_days(project, project.lake(namespace), reader, Layer(layer), table, [ds, *changed])
     if days:
         event.add_partitions(days)
     return bool(days)
@@ -336,7 +339,7 @@ class WorkflowOperator(StepOperator):
         spec = project.require(self.workflow, Kind.WORKFLOW)
         ds = run_day(context)
         self.log.info("workflow %s for %s", spec.name, ds)
-        result = workflows.run(spec, ds, Lake.from_env(self.namespace), project)
+        result = workflows.run(spec, ds, project.lake(self.namespace), project)
         events = context.get("outlet_events")
         for outlet in self.outlets if events is not None else ():
             events[outlet].extra.update({"rows": result["rows"], "ds": ds, **result["metrics"]})

@@ -12,15 +12,29 @@ from pipelines.components.lake import Lake
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.config import CookbookSpec, Project, load_project
 from pipelines.exceptions import PipelinesError
+from pipelines.namespaces import NamespaceSpec
 from pipelines.partitions import format_date
 from pipelines.timetable import PipelinesTimetable
 
 VERIFY = "verify"  # the task id of a cookbook's checks
 
 
-def child_run_id(cookbook: str, parent_run_id: str) -> str:
-    """The child's run id, derived from the parent's: a cleared parent re-runs the same child."""
-    return f"cookbook__{cookbook}__{parent_run_id}"[:250]
+def child_run_id(parent_dag_id: str, parent_run_id: str) -> str:
+    """The child's run id, derived from the parent's (``{ns}__cookbook__{name}__{run id}``, so it
+    carries the namespace): a cleared parent re-runs the same child."""
+    return f"{parent_dag_id}__{parent_run_id}"[:250]
+
+
+def replayed_day(context: Any, replay: str | None):
+    """The logical date a cookbook run's children get: the master namespace's scheduled e2e run
+    replays its sample day ``replay``; any other run keeps its own logical date."""
+    import datetime as dt
+
+    logical = context.get("logical_date")
+    scheduled = str(getattr(context.get("dag_run"), "run_type", "")).endswith("scheduled")
+    if replay and scheduled:
+        return dt.datetime.combine(dt.date.fromisoformat(replay), dt.time(), tzinfo=dt.UTC)
+    return logical
 
 
 class TriggerChildOperator(TriggerDagRunOperator):
@@ -31,20 +45,26 @@ class TriggerChildOperator(TriggerDagRunOperator):
     Airflow 3 never starts a paused DAG's runs, so waiting for one would never end.
     """
 
-    def __init__(self, *, cookbook: str, **kwargs: Any) -> None:
+    def __init__(self, *, cookbook: str, replay: str | None = None, **kwargs: Any) -> None:
+        """:param replay: the sample day the scheduled runs replay (the master namespace's e2e
+        cookbook): every hour re-runs the same child runs for that day"""
         kwargs.setdefault("reset_dag_run", True)
         kwargs.setdefault("wait_for_completion", True)
         kwargs.setdefault("poke_interval", 10)
         kwargs.setdefault("openlineage_inject_parent_info", False)
         super().__init__(**kwargs)
         self.cookbook = cookbook
+        self.replay = replay
 
     def execute(self, context: Any):
-        logical = context.get("logical_date")
+        logical = replayed_day(context, self.replay)
         run_after = logical or context["dag_run"].run_after
         self.logical_date = logical.isoformat() if logical is not None else None
         self.run_after = run_after.isoformat()
-        self.trigger_run_id = child_run_id(self.cookbook, context["run_id"])
+        parent_run = context["run_id"]
+        if logical is not context.get("logical_date"):
+            parent_run = f"replay__{logical:%Y-%m-%d}"  # one child run per replayed day
+        self.trigger_run_id = child_run_id(self.dag_id, parent_run)
         if logical is not None:
             self._refuse_foreign_run(context, logical)
         if self.wait_for_completion:
@@ -80,16 +100,21 @@ class CookbookCheckOperator(BaseOperator):
 
     template_fields = ()
 
-    def __init__(self, *, cookbook: str, namespace: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, cookbook: str, namespace: str, replay: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.cookbook = cookbook
         self.namespace = namespace
+        self.replay = replay
 
     def execute(self, context: Any) -> dict:
         from pipelines.cookbooks.checks import verify  # pandas: not at parse time
 
-        ds = format_date(context["logical_date"]) if context.get("logical_date") else None
-        report = verify(load_project(), self.cookbook, Lake.from_env(self.namespace), ds)
+        logical = replayed_day(context, self.replay)
+        ds = format_date(logical) if logical is not None else None
+        project = load_project()
+        report = verify(project, self.cookbook, project.lake(self.namespace), ds)
         for line in report.lines():
             self.log.info("%s", line)
         try:
@@ -100,24 +125,36 @@ class CookbookCheckOperator(BaseOperator):
         return report.as_dict()
 
 
-def cookbook_dag(book: CookbookSpec, project: Project, lake: Lake) -> DAG:
-    """``{namespace}__cookbook__{name}``: trigger tasks in the children's order, then ``verify``."""
-    schedule = PipelinesTimetable(book.cron, timezone="UTC") if book.cron else None
+def cookbook_dag(
+    book: CookbookSpec, project: Project, lake: Lake, where: NamespaceSpec | None = None
+) -> DAG:
+    """``{namespace}__cookbook__{name}``: trigger tasks in the children's order, then ``verify``.
+
+    Its schedule follows the namespace's kind: serving, the cookbook's own; master, only its e2e
+    cookbook, on the namespace's e2e schedule, replaying the sample day; research, none.
+    """
+    where = where or project.namespace(lake.namespace)
+    cron, replay = book.cron if where.schedules else None, None
+    if where.e2e and where.e2e[0] == book.name:
+        cron, replay = where.e2e[1], where.e2e[2] or _first_day(project)
     with DAG(
         dag_id=environment.cookbook_dag_id(book.name, lake.namespace),
-        schedule=schedule,
+        schedule=PipelinesTimetable(cron, timezone="UTC") if cron else None,
+        start_date=_e2e_start() if replay else None,
         catchup=False,
         max_active_runs=1,
-        default_args=default_args("pipelines") | {"retries": 0},
+        default_args=default_args("pipelines", where.pool) | {"retries": 0},
         description=book.description[:200] or f"cookbook {book.name}",
         doc_md=f"### Cookbook `{book.name}`\n\nSteps: "
-        + ", ".join(f"`{c.name}`" for c in book.children),
-        tags=["pipelines", "cookbook", lake.namespace],
+        + ", ".join(f"`{c.name}`" for c in book.children)
+        + (f"\n\nScheduled runs replay {replay} (namespace kind master)." if replay else ""),
+        tags=["pipelines", "cookbook", lake.namespace, where.kind],
     ) as dag:
         tasks = {
             child.name: TriggerChildOperator(
                 task_id=f"trigger_{child.name}",
                 cookbook=book.name,
+                replay=replay,
                 trigger_dag_id=project.dag_id(child.name, lake.namespace),
             )
             for child in book.children
@@ -125,6 +162,21 @@ def cookbook_dag(book: CookbookSpec, project: Project, lake: Lake) -> DAG:
         for child in book.children:
             for dep in child.after:
                 tasks[dep] >> tasks[child.name]
-        verify = CookbookCheckOperator(task_id=VERIFY, cookbook=book.name, namespace=lake.namespace)
+        verify = CookbookCheckOperator(
+            task_id=VERIFY, cookbook=book.name, namespace=lake.namespace, replay=replay
+        )
         list(tasks.values()) >> verify
     return dag
+
+
+def _first_day(project: Project) -> str:
+    """The day the master namespace's e2e runs replay by default: the registry's first day."""
+    days = [d.start_date for d in project.datasets]
+    return format_date(min(days)) if days else "2024-01-01"
+
+
+def _e2e_start():
+    """A start date for the e2e schedule: today (catchup is off; only the next hour matters)."""
+    import datetime as dt
+
+    return dt.datetime.combine(dt.date.today(), dt.time(), tzinfo=dt.UTC)
