@@ -12,12 +12,15 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
+from pipelines.cli import namespaces
 from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
 from pipelines.cli.runs import cmd_run
 from pipelines.exceptions import ConfigError, PipelinesError
 
-NAMESPACE_HELP = "the namespace (default: PIPELINES_NAMESPACE or 'local')"
+NAMESPACE_HELP = (
+    "the namespace (default: PIPELINES_NAMESPACE, else the git branch of the project, else 'local')"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="what each layer of the lake holds, per table")
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_show)
+    namespaces.add_parser(sub, NAMESPACE_HELP)
     return parser
 
 

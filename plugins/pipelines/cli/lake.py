@@ -59,9 +59,9 @@ def _columns(frame, args: argparse.Namespace):
 
 def cmd_show(args: argparse.Namespace) -> int:
     quiet_airflow()
-    from pipelines.components.lake import Lake
+    from pipelines.config import load_project
 
-    lake = Lake.from_env()
+    lake = load_project().lake()
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
     rows += [_describe(*entry) for entry in _tables()]
     print(f"lake {lake.root} namespace {lake.namespace}")
@@ -73,22 +73,26 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.components.resources import sweep
 
-    deleted = sum(len(sweep(t, args.min_age_minutes * 60)) for _, _, t, _ in _tables())
+    deleted = sum(len(sweep(t, args.min_age_minutes * 60)) for _, _, t, _ in _tables(False))
     print(f"deleted {plural(deleted, 'leftover file')}")
     return 0
 
 
-def _tables():
-    """(layer, name, table, ingestion kind or None) of every table the project can have."""
-    from pipelines.components.lake import Lake
+def _tables(foreign: bool = True):
+    """(layer, name, table, ingestion kind or None) of every table the project can have.
+
+    :param foreign: also the tables another namespace holds and this one reads in place (the
+        upstream's raw layer, for a research namespace): shown, never vacuumed from here
+    """
     from pipelines.config import load_project
     from pipelines.partitions import Layer
 
     project = load_project()
-    lake = Lake.from_env()
+    lake = project.lake()
     for d in project.datasets:
         for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
-            yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
+            if foreign or lake.owns(layer):
+                yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
     for a in project.aggregates:
         yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name), None
     for w in project.workflows:

@@ -1,0 +1,178 @@
+"""A research namespace over a serving one in the same lake: it reads serving's raw layer in
+place, writes only under its own prefix, and leaves every serving file byte-identical; the
+``namespace`` command shows, lists and drops namespaces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import pipelines
+from pipelines.cli import main
+from pipelines.config import load_project
+from pipelines.exceptions import LakeError
+from pipelines.partitions import Layer
+from pipelines.steps import run_steps
+from tests.conftest import data_columns
+
+DAYS = ["2024-01-01", "2024-01-02"]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def serving(home, monkeypatch):
+    """Two days of orders and customers in namespace ``serving``; the process is then in ``exp``
+    (a research namespace, by the shipped namespaces.yaml)."""
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
+    for day in DAYS:
+        for name in ("orders", "customers"):
+            run_steps(name, day)
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "exp")
+    return home / "lake"
+
+
+def out_of(capsys, argv) -> tuple[int, str]:
+    code = main(argv)
+    return code, capsys.readouterr().out
+
+
+def test_research_reads_servings_raw_in_place_and_writes_only_its_own(
+    serving, airflow_db, monkeypatch
+):
+    from pipelines.local import run_dag
+
+    before = files_of(serving / "serving")
+    for day in DAYS:
+        for dag_id in ("exp__orders", "exp__customers"):
+            outcome = run_dag(dag_id, day)
+            assert outcome.ok, outcome.error
+    for name in ("customer_features", "train_refund_model"):
+        assert run_dag(f"exp__workflow__{name}", DAYS[1]).ok
+    assert files_of(serving / "serving") == before  # byte for byte, manifests included
+    assert sorted(p.name for p in serving.iterdir()) == ["exp", "serving"]
+    assert not (serving / "exp" / "raw").exists()  # nothing copied, nothing re-ingested
+    assert {p.name for p in (serving / "exp").iterdir()} == {
+        "_namespace.json",
+        "cleaned",
+        "quarantine",
+        "aggregated",
+        "workflows",
+    }
+    research = {n: data_columns(pipelines.read(n, "cleaned")) for n in ("orders", "customers")}
+    raw = pipelines.read("orders", "raw")  # serving's delivery, read through research
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
+    for name, frame in research.items():
+        pd.testing.assert_frame_equal(frame, data_columns(pipelines.read(name, "cleaned")))
+    pd.testing.assert_frame_equal(raw, pipelines.read("orders", "raw"))
+
+
+def test_a_write_into_another_namespace_fails_naming_both_prefixes(serving):
+    before = files_of(serving)
+    lake = load_project().lake()
+    assert (lake.namespace, lake.upstream) == ("exp", "serving")
+    raw = lake.table(Layer.RAW, "orders")  # serving's table, read in place
+    assert len(raw.read()) == 11
+    with pytest.raises(LakeError) as refused:
+        raw.commit(raw.snapshot(), {"2024-01-05": pd.DataFrame({"order_id": [1]})})
+    message = str(refused.value)
+    assert f"writes only under {serving}/exp" in message
+    assert f"{serving}/serving belongs to another namespace" in message
+    with pytest.raises(LakeError, match="belongs to another namespace"):
+        lake.storage.delete([f"{serving}/serving/raw/orders/_log/0000000001.json"])
+    assert files_of(serving) == before
+
+
+def test_vacuum_in_research_never_deletes_servings_files(serving, capsys, monkeypatch):
+    import os
+
+    run_steps("orders", DAYS[0])  # research has tables of its own too
+    leftovers = [
+        serving / "serving" / "raw" / "orders" / "ds=2024-01-01" / "part-00000099-abc.parquet",
+        serving / "exp" / "cleaned" / "orders" / "dt=2024-01-01" / "part-00000099-abc.parquet",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"left by a crashed writer")
+        os.utime(path, (1, 1))
+    assert out_of(capsys, ["vacuum", "--min-age-minutes", "0"]) == (
+        0,
+        "deleted 1 leftover file\n",
+    )
+    assert leftovers[0].exists() and not leftovers[1].exists()
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
+    assert out_of(capsys, ["vacuum", "--min-age-minutes", "0"])[0] == 0
+    assert not leftovers[0].exists()
+
+
+def test_namespace_shows_the_kind_prefix_and_upstream(serving, capsys):
+    code, out = out_of(capsys, ["namespace"])
+    fields = dict(line.split(None, 1) for line in out.splitlines())
+    assert code == 0
+    assert fields["namespace"] == "exp" and fields["from"] == "PIPELINES_NAMESPACE"
+    assert fields["kind"].startswith("research (nothing is scheduled")
+    assert fields["lake"] == f"{serving}/exp"
+    assert fields["raw"] == f"read in place from 'serving' ({serving}/serving/raw)"
+    code, out = out_of(capsys, ["namespace", "--namespace", "serving"])
+    assert "kind       serving" in out and "ingested from the registry's sources" in out
+
+
+def test_namespace_list_then_drop(serving, capsys, monkeypatch):
+    run_steps("orders", DAYS[0])
+    code, out = out_of(capsys, ["namespace", "list"])
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert code == 0 and set(rows) == {"exp", "serving"}
+    assert rows["exp"][1:3] == ["*", "research"] and rows["serving"][1:3] == ["serving", "8"]
+    serving_files = files_of(serving / "serving")
+
+    code, out = out_of(capsys, ["namespace", "drop", "serving", "--yes"])
+    assert code == 1 and "is a serving namespace" in out
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, out = out_of(capsys, ["namespace", "drop", "exp"])
+    assert (
+        code == 1 and out.strip() == "error: drop 'exp': confirm with --yes (no terminal to ask on)"
+    )
+    assert (serving / "exp").exists()
+    code, out = out_of(capsys, ["namespace", "drop", "exp", "--yes"])
+    assert code == 0 and out.startswith("dropped namespace exp: deleted ")
+    assert not (serving / "exp").exists()
+    assert files_of(serving / "serving") == serving_files
+    code, out = out_of(capsys, ["namespace", "drop", "exp", "--yes"])
+    assert code == 1 and "has nothing in the lake" in out
+
+
+def test_a_master_namespace_cannot_be_dropped(home, capsys, monkeypatch):
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "main")
+    run_steps("orders", DAYS[0])
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "exp")
+    code, out = out_of(capsys, ["namespace", "drop", "main", "--yes"])
+    assert code == 1 and "'main' is a master namespace" in out
+    assert (home / "lake" / "main" / "cleaned" / "orders").exists()
+
+
+def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
+    from pipelines.components.resources import commit_with_retry
+
+    for day in DAYS:
+        run_steps("orders", day)
+    cleaned = load_project().lake().table(Layer.CLEANED, "orders", kind="incremental")
+
+    def edit(base):
+        frame = cleaned.read_partition("2024-01-01", base)
+        frame = frame[frame["order_id"] != 1003].copy()  # a row the branch no longer has
+        frame.loc[frame["order_id"] == 1001, "status"] = "lost"  # and one it changed
+        return cleaned.commit(base, {"2024-01-01": frame})
+
+    commit_with_retry(cleaned, edit)
+    code, out = out_of(capsys, ["namespace", "diff", "serving", "--table", "orders"])
+    lines = out.splitlines()
+    assert code == 0
+    assert "cleaned.orders: 0 only in exp, 1 only in serving, 1 changed, 4 same" in lines
+    assert "  dt=2024-01-01: 0 only in exp, 1 only in serving, 1 changed" in lines
+    assert "  e.g. only in serving: order_id=1003" in lines
+    assert "  e.g. changed: order_id=1001 (status)" in lines
+    assert "quarantine.orders: 0 only in exp, 0 only in serving, 0 changed, 4 same" in lines
+    assert lines[-1].startswith("exp vs serving: tables differing: 1 of 2")
