@@ -40,7 +40,9 @@ def test_mounted_folders_exist_and_match_the_environment():
     assert {"/opt/pipelines/dags", "/opt/pipelines/plugins", "/opt/pipelines/include"} <= targets
     for mount in mounts:
         host = mount.split(":")[0]
-        if host != "./.lake":
+        if not host.startswith("./"):  # a named volume: declared at the top level
+            assert host in compose()["volumes"], host
+        elif host != "./.lake":
             assert (REPO / host).is_dir(), host
 
 
@@ -59,3 +61,31 @@ def test_services_start_after_the_database_is_migrated():
         assert services[name]["depends_on"]["airflow-init"]["condition"] == (
             "service_completed_successfully"
         )
+
+
+def test_the_bundles_give_a_serving_a_master_and_a_research_namespace():
+    """One GitDagBundle per branch; the namespaces they give are distinct and of the three
+    kinds, and nothing pins one namespace or project home over them."""
+    import json
+
+    from pipelines.components.environment import GIT_BUNDLE, Bundle, check_bundles
+    from pipelines.namespaces import load_rules
+
+    env = compose()["services"]["dag-processor"]["environment"]
+    bundles = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+    assert {b["classpath"] for b in bundles} == {GIT_BUNDLE}
+    refs = [Bundle(b["name"], b["kwargs"]["tracking_ref"]) for b in bundles]
+    check_bundles(refs)  # no two branches give one namespace
+    rules = load_rules(REPO / "include")
+    kinds = {b.namespace: str(rules.kind_of(b.namespace, b.ref)) for b in refs}
+    assert kinds == {"serving": "serving", "main": "master", "research_example": "research"}
+    assert env["PIPELINES_NAMESPACE"] == "${PIPELINES_NAMESPACE:-}"  # empty: the bundle decides
+    assert env["PIPELINES_HOME"] == "${PIPELINES_HOME:-}"  # empty: the bundle's checkout
+    assert env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH"] == "/opt/airflow/dag_bundles"
+    mounts = {
+        m.split(":")[1]: m.split(":")[0] for m in compose()["services"]["scheduler"]["volumes"]
+    }
+    assert mounts["/opt/airflow/dag_bundles"] == "dag-bundles"  # shared: workers run versions
+    assert {b["kwargs"]["repo_url"] for b in bundles} == {"/opt/pipelines/repo"}
+    assert mounts["/opt/pipelines/repo/.git"] == "./.git"
+    assert pinned("apache-airflow-providers-git")
