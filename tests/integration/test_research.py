@@ -176,3 +176,22 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
     assert "  e.g. changed: order_id=1001 (status)" in lines
     assert "quarantine.orders: 0 only in exp, 0 only in serving, 0 changed, 4 same" in lines
     assert lines[-1].startswith("exp vs serving: tables differing: 1 of 2")
+
+
+def test_a_research_run_whose_code_writes_into_serving_fails_clearly(
+    serving, airflow_db, monkeypatch
+):
+    """A bug that makes research believe it owns the raw layer: its extract then writes the
+    delivery into serving's raw table, and the run fails on the guard, naming both prefixes."""
+    from pipelines.components.lake import Lake
+    from pipelines.local import run_dag
+
+    before = files_of(serving / "serving")
+    monkeypatch.setattr(Lake, "owns", lambda self, layer: True)
+    outcome = run_dag("exp__orders", DAYS[0])
+    assert (outcome.ok, outcome.failed_task) == (False, "ingest.extract")
+    assert outcome.error.startswith(f"refused to write {serving}/serving/raw/orders/")
+    assert f"writes only under {serving}/exp, and {serving}/serving belongs to another" in (
+        outcome.error
+    )
+    assert files_of(serving / "serving") == before
