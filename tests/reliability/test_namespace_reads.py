@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.reliability.workload import Env, fingerprint
+from tests.reliability.workload import Env, fingerprint, record_paths
 
 NAME, DAY = "feed", "2024-01-05"
 SECONDS = 20.0  # of racing, once both processes are up
@@ -150,15 +150,7 @@ def work_research(home: str, root: str, barrier, report: str) -> None:
         return data
 
     resources.Storage.read = spy_read
-    for method in ("write", "create", "delete"):
-        original = getattr(resources.Storage, method)
-
-        def spy(self, path, *args, _original=original, _many=method == "delete", **kwargs):
-            paths = list(path) if _many else [path]
-            written.update(paths)
-            return _original(self, paths if _many else path, *args, **kwargs)
-
-        setattr(resources.Storage, method, spy)
+    record_paths(("write", "create", "delete"), written)
     merges, failures = [], []
     barrier.wait(timeout=120)
     until = time.time() + SECONDS

@@ -252,20 +252,26 @@ def work_queue(env: Env, names, queue, steps=None) -> None:
         run(env, names, [day], steps)
 
 
-def work_guarded(env: Env, names, days, report: str) -> None:
-    """Worker: run the days, recording every lake path this process touches into ``report``."""
+def record_paths(methods, into: set[str]) -> None:
+    """From now on in this process, every call of those ``Storage`` methods adds the lake paths
+    it is given to ``into`` (a worker's record of what it touched)."""
     from pipelines.components import resources
 
-    touched: set[str] = set()
-    for method in ("read", "write", "create", "list", "delete"):
+    for method in methods:
         original = getattr(resources.Storage, method)
 
         def spy(self, path, *args, _original=original, _many=method == "delete", **kwargs):
             paths = list(path) if _many else [path]
-            touched.update(paths)
+            into.update(paths)
             return _original(self, paths if _many else path, *args, **kwargs)
 
         setattr(resources.Storage, method, spy)
+
+
+def work_guarded(env: Env, names, days, report: str) -> None:
+    """Worker: run the days, recording every lake path this process touches into ``report``."""
+    touched: set[str] = set()
+    record_paths(("read", "write", "create", "list", "delete"), touched)
     run(env, names, days)
     Path(report).write_text("\n".join(sorted(touched)))
 
