@@ -113,17 +113,27 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     project = load_project()
     warn_skipped(project)
-    lake = project.lake()
+    where = project.namespace()
+    lake = project.lake(where.name)
+    off = f"None ({where.kind})"  # what a master or research namespace gives its DAGs
+
+    def scheduled(schedule: str) -> str:
+        return schedule if where.schedules else off
+
     rows = [("DAG ID", "SCHEDULE", "KIND", "NEWEST DS", "CHILDREN OR INPUTS")]
     for d in project.datasets:
         newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")
-        rows.append((project.dag_id(d.name), d.schedule, d.ingestion.value, newest, ""))
+        rows.append((project.dag_id(d.name), scheduled(d.schedule), d.ingestion.value, newest, ""))
     for w in project.workflows:
         newest = max(lake.table(Layer.WORKFLOWS, w.name).snapshot().partitions, default="-")
         reads = ", ".join(f"{i.table} ({i.window})" for i in w.inputs)
-        rows.append((project.dag_id(w.name), w.schedule or "on inputs", "workflow", newest, reads))
+        schedule = scheduled(w.schedule or "on inputs")
+        rows.append((project.dag_id(w.name), schedule, "workflow", newest, reads))
     for c in project.cookbooks:
         children = ", ".join(child.name for child in c.children)
-        rows.append((project.dag_id(c.name), c.schedule or "None", "cookbook", "-", children))
+        schedule = scheduled(c.schedule) if c.schedule else "None"
+        if where.e2e and where.e2e[0] == c.name:
+            schedule = f"{where.e2e[1]} (replays {where.e2e[2] or 'the first day'})"
+        rows.append((project.dag_id(c.name), schedule, "cookbook", "-", children))
     table(rows)
     return 0
