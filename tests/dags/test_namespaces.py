@@ -152,3 +152,23 @@ def test_two_bundles_whose_branches_give_one_namespace_are_an_import_error(tmp_p
     assert found.dag_ids == []
     [error] = found.import_errors.values()
     assert "'Feature/X'" in error and "'feature-x'" in error and "feature_x" in error
+
+
+def test_only_a_scheduled_run_replays_the_sample_day():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    from pipelines.cookbooks.parent import replayed_day
+
+    own = dt.datetime(2026, 12, 1, 15, tzinfo=dt.UTC)
+    for run_type, want in [
+        (DagRunType.SCHEDULED, dt.datetime(2024, 1, 2, tzinfo=dt.UTC)),  # as a task sees it
+        ("scheduled", dt.datetime(2024, 1, 2, tzinfo=dt.UTC)),
+        (DagRunType.MANUAL, own),
+        (DagRunType.BACKFILL, own),
+    ]:
+        context = {"logical_date": own, "dag_run": SimpleNamespace(run_type=run_type)}
+        assert replayed_day(context, "2024-01-02") == want, run_type
+        assert replayed_day(context, None) == own

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.parse
 
 import pytest
 import yaml
@@ -91,7 +92,7 @@ def _child_runs(stack) -> dict[str, list[dict]]:
 def _wait_ended(stack, run: dict, timeout: float = RUN_TIMEOUT) -> dict:
     """The cookbook's run once it ended, in whatever state (the checks say what went wrong)."""
     deadline = time.monotonic() + timeout
-    path = f"/api/v2/dags/{PARENT}/dagRuns/{run['dag_run_id']}"
+    path = f"/api/v2/dags/{PARENT}/dagRuns/{urllib.parse.quote(run['dag_run_id'])}"
     while time.monotonic() < deadline:
         stack.check_alive()
         run = stack.api("GET", path)
@@ -137,7 +138,8 @@ def _check_replayed(stack, parent_run: dict, tries: int) -> dict[str, dict]:
 
 
 def _task_log(stack, run_id: str, task_id: str, try_number: int = 1) -> str:
-    path = f"/api/v2/dags/{PARENT}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+    run = urllib.parse.quote(run_id)
+    path = f"/api/v2/dags/{PARENT}/dagRuns/{run}/taskInstances/{task_id}/logs/{try_number}"
     content = stack.api("GET", f"{path}?full_content=true")["content"]
     return json.dumps(content) if not isinstance(content, str) else content
 
@@ -145,7 +147,9 @@ def _task_log(stack, run_id: str, task_id: str, try_number: int = 1) -> str:
 def test_dataset_and_workflow_dags_have_no_schedule(stack):
     for dag_id in CHILDREN:
         dag = stack.api("GET", f"/api/v2/dags/{dag_id}")
-        assert dag["timetable_summary"] in (None, "None"), (dag_id, dag["timetable_summary"])
+        summary, description = dag["timetable_summary"], dag["timetable_description"]
+        print(f"\n{dag_id}: timetable_summary={summary!r} timetable_description={description!r}")
+        assert summary in (None, "None"), (dag_id, summary, description)
         assert dag["next_dagrun_run_after"] is None, (dag_id, dag["next_dagrun_run_after"])
         assert {NS, "master"} <= {t["name"] for t in dag["tags"]}, dag["tags"]
     parent = stack.api("GET", f"/api/v2/dags/{PARENT}")

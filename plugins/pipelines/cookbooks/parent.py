@@ -31,7 +31,8 @@ def replayed_day(context: Any, replay: str | None):
     import datetime as dt
 
     logical = context.get("logical_date")
-    scheduled = str(getattr(context.get("dag_run"), "run_type", "")).endswith("scheduled")
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    scheduled = getattr(run_type, "value", run_type) == "scheduled"  # the Task SDK's enum
     if replay and scheduled:
         return dt.datetime.combine(dt.date.fromisoformat(replay), dt.time(), tzinfo=dt.UTC)
     return logical
@@ -179,4 +180,4 @@ def _e2e_start():
     """A start date for the e2e schedule: today (catchup is off; only the next hour matters)."""
     import datetime as dt
 
-    return dt.datetime.combine(dt.date.today(), dt.time(), tzinfo=dt.UTC)
+    return dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
