@@ -24,7 +24,13 @@ from pipelines.components.environment import (
 )
 from pipelines.components.lake import Lake
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
-from pipelines.namespaces import NamespaceSpec, namespace_spec
+from pipelines.namespaces import (
+    NAMESPACES,
+    NamespaceKind,
+    NamespaceSpec,
+    load_rules,
+    namespace_spec,
+)
 from pipelines.registry import (
     COLUMN_RE,
     COLUMN_RULE,
@@ -127,10 +133,32 @@ class Project:
         (``include/namespaces.yaml``, see :mod:`pipelines.namespaces`)."""
         return namespace_spec(Path(self.include) if self.include else include_dir(), name)
 
-    def lake(self, namespace: str | None = None) -> Lake:
-        """The lake of ``namespace`` (default: this process's), reading its upstream's raw layer
-        in place when it has one (research)."""
-        spec = self.namespace(namespace)
+    def e2e_of(self, cookbook: str, where: NamespaceSpec) -> tuple[str, str] | None:
+        """``(cron, day)`` when ``cookbook`` is the master namespace ``where``'s e2e cookbook:
+        its schedule, and the sample day its scheduled runs replay (default: the registry's
+        first ``start_date``); None for any other cookbook or kind."""
+        if where.e2e is None or where.e2e[0] != cookbook:
+            return None
+        days = sorted(d.start_date.isoformat() for d in self.datasets)
+        return where.e2e[1], where.e2e[2] or (days[0] if days else "2024-01-01")
+
+    def namespace_problems(self) -> list[Problem]:
+        """What is wrong with ``namespaces.yaml`` (validate reports it with the other files)."""
+        try:
+            rules = load_rules(Path(self.include) if self.include else include_dir())
+        except ConfigError as exc:
+            return list(exc.problems)
+        named = rules.of(NamespaceKind.MASTER).cookbook
+        if named is not None and self.cookbook(named) is None:
+            known = ", ".join(c.name for c in self.cookbooks) or "none"
+            why = f"no cookbook {named!r} in cookbooks.yaml; known: {known}"
+            return [Problem(NAMESPACES, None, "master.cookbook", why)]
+        return []
+
+    def lake(self, namespace: str | NamespaceSpec | None = None) -> Lake:
+        """The lake of ``namespace`` (a name or its spec; default: this process's), reading its
+        upstream's raw layer in place when it has one (research)."""
+        spec = namespace if isinstance(namespace, NamespaceSpec) else self.namespace(namespace)
         return Lake.from_env(
             spec.name, upstream=spec.upstream, branch=spec.branch, kind=str(spec.kind)
         )

@@ -61,6 +61,10 @@ class LakeError(PipelinesError):
     """The lake cannot be read or written as asked (missing partition, bad path, conflict)."""
 
 
+class OutsideNamespace(LakeError):
+    """A write or delete outside the namespace's own prefix: a bug, never retried."""
+
+
 class CommitConflict(LakeError):
     """Another writer committed a new version of the table first; the caller retries."""
 

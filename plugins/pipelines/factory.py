@@ -14,7 +14,7 @@ import logging
 
 from airflow.sdk import DAG, get_parsing_context
 
-from pipelines.components import environment
+from pipelines.components import bundles, environment
 from pipelines.components.lake import Lake
 from pipelines.components.operators import default_args
 from pipelines.config import Project, load_project
@@ -45,15 +45,15 @@ def build_dags(
 
     :param strict: raise on any config problem instead of logging it and skipping the entry
     :param dag_file: the DAG file being parsed: from a DAG bundle, the namespace and the project
-        (its ``include/``) are that bundle's (:func:`environment.bind_dag_file`)
+        (its ``include/``) are that bundle's (:func:`pipelines.components.bundles.bind_dag_file`)
     """
     if dag_file is not None:
-        environment.bind_dag_file(dag_file)
+        bundles.bind_dag_file(dag_file)
     project = project or load_project(strict=strict)
     for problem in project.problems:
         log.error("skipped: %s", problem)
     where = project.namespace()
-    lake = project.lake(where.name)
+    lake = project.lake(where)
     wanted = get_parsing_context().dag_id
     shared = dag_defaults()
     dags: dict[str, DAG] = {}

@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.components import environment
-from pipelines.components.environment import Resolved
-from pipelines.exceptions import ConfigError, Problem
+from pipelines.components.environment import NAMESPACE_RE, Resolved
+from pipelines.components.lake import Lake, claimed
+from pipelines.components.resources import LOG_DIR, Storage
+from pipelines.exceptions import ConfigError, NamespaceError, Problem
 from pipelines.partitions import DATE_RE
 from pipelines.registry_values import check_schedule
 
 NAMESPACES = "namespaces.yaml"
+DEFAULT_E2E = "e2e_test"  # the cookbook a master namespace schedules unless told otherwise
 
 
 class NamespaceKind(enum.StrEnum):
@@ -71,7 +74,7 @@ class Settings:
 
     :param pool: every task's Airflow pool, ``{namespace}`` replaced (None: ``default_pool``)
     :param upstream: research: the namespace whose raw layer it reads (None: its own sources)
-    :param cookbook: master: the cookbook the namespace schedules
+    :param cookbook: master: the cookbook the namespace schedules (default ``e2e_test``)
     :param schedule: master: that cookbook's schedule (a preset or cron; kept as cron)
     :param date: master: the sample day its scheduled runs replay (None: the registry's
         earliest ``start_date``)
@@ -79,7 +82,7 @@ class Settings:
 
     pool: str | None = None
     upstream: str | None = "serving"
-    cookbook: str = "e2e_test"
+    cookbook: str | None = None  # None: e2e_test, when the project has it
     schedule: str = "0 * * * *"  # hourly
     date: str | None = None
 
@@ -136,7 +139,7 @@ class NamespaceSpec:
         if self.kind is not NamespaceKind.MASTER:
             return None
         s = self.settings
-        return s.cookbook, s.schedule, s.date
+        return s.cookbook or DEFAULT_E2E, s.schedule, s.date
 
 
 def namespace_spec(include: Path, name: str | None = None) -> NamespaceSpec:
@@ -151,6 +154,65 @@ def namespace_spec(include: Path, name: str | None = None) -> NamespaceSpec:
     rules = load_rules(include)
     kind = rules.kind_of(resolved.name, resolved.branch)
     return NamespaceSpec(resolved.name, kind, resolved.source, resolved.branch, rules.of(kind))
+
+
+@dataclass(frozen=True)
+class Present:
+    """A namespace that has files in the lake: its kind (as its claim recorded it, else by the
+    rules), the branch that claimed it, and what it holds."""
+
+    lake: Lake
+    kind: NamespaceKind
+    branch: str | None
+    tables: int
+    files: int
+    size: int
+
+
+def in_lake(include: Path, root: str) -> list[Present]:
+    """Every namespace with files under the lake root, by name."""
+    rules = load_rules(include)
+    found = []
+    for name in Storage(root).list(root):
+        if not NAMESPACE_RE.match(name):
+            continue  # not a namespace folder
+        lake = Lake(root, name)
+        files = lake.files()
+        if not files:
+            continue
+        claim = claimed(lake.storage, lake.prefix)
+        kind = claim.get("kind")
+        tables = {p.rsplit(f"/{LOG_DIR}/", 1)[0] for p, _ in files if f"/{LOG_DIR}/" in p}
+        found.append(
+            Present(
+                lake,
+                NamespaceKind(kind) if kind in list(NamespaceKind) else rules.kind_of(name),
+                claim.get("branch"),
+                len(tables),
+                len(files),
+                sum(size for _, size in files),
+            )
+        )
+    return found
+
+
+def to_drop(include: Path, root: str, name: str) -> Present:
+    """The namespace ``name`` of the lake, when ``pipelines namespace drop`` may delete it.
+
+    :raises NamespaceError: not a namespace name, nothing in the lake, or a serving or master
+        namespace (only research namespaces are dropped)
+    """
+    if not NAMESPACE_RE.match(name):
+        raise NamespaceError(f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern})")
+    found = {p.lake.namespace: p for p in in_lake(include, root)}
+    if name not in found:
+        raise NamespaceError(f"namespace {name!r} has nothing in the lake ({root}/{name})")
+    if found[name].kind.protected:
+        raise NamespaceError(
+            f"namespace {name!r} is a {found[name].kind} namespace: drop deletes only research "
+            "namespaces' data"
+        )
+    return found[name]
 
 
 def load_rules(include: Path) -> Rules:

@@ -30,7 +30,7 @@ def bag(tmp_path_factory):
     """A DagBag over a bundle storage folder holding three checkouts of this project."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines.components import environment
+    from pipelines.components import bundles
 
     root = tmp_path_factory.mktemp("bundles")
     for name in BUNDLES:
@@ -50,7 +50,7 @@ def bag(tmp_path_factory):
         try:
             found = DagBag(dag_folder=str(root))
         finally:
-            environment._BOUND.clear()
+            bundles._BOUND.clear()
     return found
 
 
@@ -131,7 +131,7 @@ def test_schedules_follow_the_kind(bag):
 def test_two_bundles_whose_branches_give_one_namespace_are_an_import_error(tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines.components import environment
+    from pipelines.components import bundles
 
     for name in ("a", "b"):
         checkout = tmp_path / name / "tracking_repo"
@@ -148,7 +148,7 @@ def test_two_bundles_whose_branches_give_one_namespace_are_an_import_error(tmp_p
     try:
         found = DagBag(dag_folder=str(tmp_path / "a"))
     finally:
-        environment._BOUND.clear()
+        bundles._BOUND.clear()
     assert found.dag_ids == []
     [error] = found.import_errors.values()
     assert "'Feature/X'" in error and "'feature-x'" in error and "feature_x" in error

@@ -138,6 +138,13 @@ def test_namespace_list_then_drop(serving, capsys, monkeypatch):
 
     code, out = out_of(capsys, ["namespace", "drop", "serving", "--yes"])
     assert code == 1 and "is a serving namespace" in out
+    for name in ("serving/raw", ".", "..", "exp/../serving", ""):  # never a path, only a name
+        code, out = out_of(capsys, ["namespace", "drop", name, "--yes"])
+        assert code == 1 and "is not a namespace name" in out, (name, out)
+    assert files_of(serving / "serving") == serving_files
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
+    assert out_of(capsys, ["namespace", "drop", "exp"]) == (1, "not dropped\n")
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     code, out = out_of(capsys, ["namespace", "drop", "exp"])
     assert (
@@ -203,3 +210,23 @@ def test_a_research_run_whose_code_writes_into_serving_fails_clearly(
         outcome.error
     )
     assert files_of(serving / "serving") == before
+
+
+def test_validate_reports_namespaces_yaml(home, capsys):
+    path = home / "include" / "namespaces.yaml"
+    path.write_text("master: {cookbook: e2e_tset}\n")
+    code, out = out_of(capsys, ["validate"])
+    assert code == 1
+    assert out.splitlines() == [
+        "namespaces.yaml: master.cookbook: no cookbook 'e2e_tset' in cookbooks.yaml; known: "
+        "e2e_test, refund_model"
+    ]
+    path.write_text("master: {colour: red}\n")
+    code, out = out_of(capsys, ["validate"])
+    assert (code, out.splitlines()) == (
+        1,
+        [
+            "namespaces.yaml: master.colour: not a master setting "
+            "(those: cookbook, date, pool, schedule)"
+        ],
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components import environment
+from pipelines.components import bundles, environment
 from pipelines.components.branch import git_branch, git_dir
 from pipelines.components.environment import Resolved, normalise, resolve_namespace
 from pipelines.components.lake import MARKER, Lake, claimed
@@ -75,11 +75,11 @@ def env(monkeypatch, tmp_path):
     monkeypatch.delenv("PIPELINES_NAMESPACE", raising=False)
     monkeypatch.delenv("PIPELINES_HOME", raising=False)
     monkeypatch.setenv("PIPELINES_LAKE", str(tmp_path / "lake"))
-    saved = dict(environment._BOUND)
-    environment._BOUND.clear()
+    saved = dict(bundles._BOUND)
+    bundles._BOUND.clear()
     yield monkeypatch
-    environment._BOUND.clear()
-    environment._BOUND.update(saved)
+    bundles._BOUND.clear()
+    bundles._BOUND.update(saved)
 
 
 def resolved_at(monkeypatch, home: Path) -> Resolved:

@@ -63,6 +63,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.components",
         "pipelines.components.environment",
         "pipelines.components.branch",
+        "pipelines.components.bundles",
         "pipelines.components.secrets",
         "pipelines.components.storage",
         "pipelines.components.resources",

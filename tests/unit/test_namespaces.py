@@ -12,18 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components import environment
-from pipelines.components.environment import (
+from pipelines.components import branch, environment
+from pipelines.components import bundles as bundles_module
+from pipelines.components.bundles import (
     GIT_BUNDLE,
     Bundle,
     bind_dag_file,
-    bundle_storage_root,
     check_bundles,
     configured_bundles,
-    normalise,
-    project_home,
-    resolve_namespace,
 )
+from pipelines.components.bundles import storage_root as bundle_storage_root
+from pipelines.components.environment import normalise, project_home, resolve_namespace
 from pipelines.exceptions import ConfigError, NamespaceError
 from pipelines.namespaces import (
     DEFAULT_RULES,
@@ -42,11 +41,11 @@ def env(monkeypatch):
     """No pinned namespace, home or schedules switch, and no bound bundle before or after."""
     for name in ("PIPELINES_NAMESPACE", "PIPELINES_HOME", "PIPELINES_SCHEDULES"):
         monkeypatch.delenv(name, raising=False)
-    saved = dict(environment._BOUND)
-    environment._BOUND.clear()
+    saved = dict(bundles_module._BOUND)
+    bundles_module._BOUND.clear()
     yield monkeypatch
-    environment._BOUND.clear()
-    environment._BOUND.update(saved)
+    bundles_module._BOUND.clear()
+    bundles_module._BOUND.update(saved)
 
 
 def project(tmp_path: Path, yaml_text: str | None = None, branch: str | None = None) -> Path:
@@ -90,8 +89,8 @@ def spec_at(env, home: Path, name: str | None = None):
 def test_normalise(value, expected):
     name = normalise(value)
     assert name == expected
-    assert environment.NAMESPACE_RE.match(name)
-    assert len(name) <= environment.MAX_NAMESPACE
+    assert branch.NAMESPACE_RE.match(name)
+    assert len(name) <= branch.MAX_NAMESPACE
 
 
 @pytest.mark.parametrize("value", ["", "   ", "///", "-._-", "ÄÖÜ"])
@@ -372,9 +371,9 @@ def test_a_bundle_missing_from_the_config_list_is_named_after_itself(bundles, en
 def test_a_dag_file_outside_the_bundle_storage_binds_nothing(tmp_path, bundles, env):
     root = bundles(("serving_b", "prod"))
     bind_dag_file(checkout(root, "serving_b", "tracking_repo"))
-    assert environment._BOUND
+    assert bundles_module._BOUND
     assert bind_dag_file(checkout(tmp_path / "elsewhere")) is None
-    assert environment._BOUND == {}  # the earlier binding does not linger
+    assert bundles_module._BOUND == {}  # the earlier binding does not linger
     assert bind_dag_file(root / "loose.py") is None
 
 
@@ -387,12 +386,53 @@ def test_check_bundles_refuses_two_branches_with_one_name(bundles, env):
     root = bundles(("a", "Feature/X"), ("b", "feature-x"))
     with pytest.raises(NamespaceError, match="feature_x"):
         bind_dag_file(checkout(root, "a", "tracking_repo"))
-    assert environment._BOUND == {}
+    assert bundles_module._BOUND == {}
 
 
-def test_check_bundles_allows_two_bundles_on_one_branch(bundles, env):
-    check_bundles([Bundle("a", "Feature/X"), Bundle("b", "Feature/X"), Bundle("c", "main")])
+def test_check_bundles_refuses_one_branch_tracked_twice(bundles, env):
+    """Two bundles on one branch would build the same DAG ids; the last parse would win."""
+    check_bundles([Bundle("a", "Feature/X"), Bundle("c", "main")])
     check_bundles([Bundle("x", "///")])  # a name that normalises to nothing is skipped
-    root = bundles(("a", "Feature/X"), ("b", "Feature/X"))
-    assert bind_dag_file(checkout(root, "b", "tracking_repo")) == Bundle("b", "Feature/X")
-    assert resolve_namespace().name == "feature_x"
+    with pytest.raises(NamespaceError, match="'a' .*'b' .*both give namespace 'feature_x'"):
+        check_bundles([Bundle("a", "Feature/X"), Bundle("b", "Feature/X")])
+    root = bundles(("a", "Feature/X"), ("b", "Feature/X"), ("c", "main"))
+    with pytest.raises(NamespaceError):
+        bind_dag_file(checkout(root, "b", "tracking_repo"))
+    assert bind_dag_file(checkout(root, "c", "tracking_repo")) == Bundle("c", "main")
+    assert resolve_namespace().name == "main"
+
+
+def test_a_full_ref_names_the_same_namespace_as_its_branch():
+    assert Bundle("a", "refs/heads/Feature/X").namespace == normalise("Feature/X") == "feature_x"
+
+
+def test_a_bundle_needs_an_include_folder_and_a_shared_lake(bundles, env, monkeypatch, tmp_path):
+    root = bundles(("a", "main"))
+    bare = root / "a" / "tracking_repo" / "dags"
+    bare.mkdir(parents=True)
+    (bare / "pipelines_dags.py").write_text("")
+    with pytest.raises(NamespaceError, match="no include/ folder above"):
+        bind_dag_file(bare / "pipelines_dags.py")
+    monkeypatch.delenv("PIPELINES_LAKE")
+    with pytest.raises(NamespaceError, match="set PIPELINES_LAKE"):
+        bind_dag_file(checkout(root, "a", "versions", "abc123"))
+    assert bundles_module._BOUND == {}
+
+
+def test_a_local_bundle_with_a_path_is_its_folder(env, monkeypatch, tmp_path):
+    folder = tmp_path / "team_a"
+    (folder / "dags").mkdir(parents=True)
+    (folder / "include").mkdir()
+    (folder / "dags" / "pipelines_dags.py").write_text("")
+    config = [
+        {
+            "name": "team_a",
+            "classpath": bundles_module.LOCAL_BUNDLE,
+            "kwargs": {"path": str(folder)},
+        }
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(config))
+    assert bind_dag_file(folder / "dags" / "pipelines_dags.py") == Bundle(
+        "team_a", None, str(folder)
+    )
+    assert resolve_namespace().name == "team_a" and project_home() == folder

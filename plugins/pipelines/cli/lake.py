@@ -91,8 +91,11 @@ def _tables(foreign: bool = True):
     lake = project.lake()
     for d in project.datasets:
         for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
-            if foreign or lake.owns(layer):
+            if lake.owns(layer):
                 yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
+            elif foreign:  # read in place: say whose it is
+                label = f"{d.name} (read from {lake.home_of(layer)})"
+                yield layer, label, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
     for a in project.aggregates:
         yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name), None
     for w in project.workflows:

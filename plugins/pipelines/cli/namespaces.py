@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from pipelines.cli.text import plural, quiet_airflow, table
 from pipelines.exceptions import NamespaceError
@@ -42,42 +43,34 @@ def _show(args: argparse.Namespace) -> int:
         ),
         ("pool", spec.pool or "default_pool"),
     ]
-    if spec.e2e:
-        cookbook, cron, day = spec.e2e
-        rows.append(("e2e", f"{cookbook} on {cron!r}, replaying {day or 'the first day'}"))
+    e2e = project.e2e_of(spec.e2e[0], spec) if spec.e2e else None
+    if e2e is not None:
+        rows.append(("e2e", f"{spec.e2e[0]} on {e2e[0]!r}, replaying {e2e[1]}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key.ljust(width)}  {value}")
+    raw = f"{lake.root.rstrip('/')}/{lake.upstream}/raw"
+    if lake.upstream and not lake.storage.list(raw):
+        print(
+            f"warning: namespace {lake.upstream!r} has no raw layer in this lake ({raw}): run "
+            "it first, or set research's upstream in include/namespaces.yaml",
+            file=sys.stderr,
+        )
     return 0
-
-
-def _present(lake) -> list[tuple[str, dict, list[tuple[str, int]]]]:
-    """(name, claim, files) of every namespace folder under the lake root."""
-    from pipelines.components.lake import claimed
-
-    out = []
-    for name in lake.storage.list(lake.root):
-        prefix = f"{lake.root.rstrip('/')}/{name}"
-        files = lake.storage.files(prefix)
-        if files:
-            out.append((name, claimed(lake.storage, prefix), files))
-    return out
 
 
 def _list(args: argparse.Namespace) -> int:
     from pipelines.config import load_project
+    from pipelines.namespaces import in_lake
 
     project = load_project()
     current = project.lake()
     rows = [("NAMESPACE", "KIND", "TABLES", "FILES", "SIZE", "BRANCH")]
-    for name, claim, files in _present(current):
-        tables = {p.rsplit("/_log/", 1)[0] for p, _ in files if "/_log/" in p}
-        kind = claim.get("kind") or project.namespace(name).kind
-        mark = " *" if name == current.namespace else ""
-        size = sum(s for _, s in files)
-        branch = claim.get("branch") or "-"
+    for found in in_lake(Path(project.include), current.root):
+        name = found.lake.namespace + (" *" if found.lake.namespace == current.namespace else "")
+        size = _size(found.size)
         rows.append(
-            (name + mark, str(kind), str(len(tables)), str(len(files)), _size(size), branch)
+            (name, found.kind, str(found.tables), str(found.files), size, found.branch or "-")
         )
     print(f"lake {current.root} (* this namespace)")
     table(rows)
@@ -85,36 +78,29 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _drop(args: argparse.Namespace) -> int:
-    from pipelines.components.lake import Lake, claimed
     from pipelines.config import load_project
+    from pipelines.namespaces import to_drop
 
     project = load_project()
-    name = args.name
-    current = project.lake()
-    target = Lake(current.root, name)
-    prefix = target.prefix
-    files = current.storage.files(prefix)
-    if not files:
-        raise NamespaceError(f"namespace {name!r} has nothing in the lake ({prefix})")
-    kind = claimed(current.storage, prefix).get("kind") or project.namespace(name).kind
-    if kind in ("serving", "master"):
-        raise NamespaceError(
-            f"namespace {name!r} is a {kind} namespace: drop deletes only research namespaces' "
-            "data (vacuum removes leftovers)"
-        )
-    size = _size(sum(s for _, s in files))
+    found = to_drop(Path(project.include), project.lake().root, args.name)
+    prefix, size = found.lake.prefix, _size(found.size)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise NamespaceError(f"drop {name!r}: confirm with --yes (no terminal to ask on)")
-        answer = input(
-            f"delete {plural(len(files), 'file')} ({size}) under {prefix}? "
-            f"type the namespace name to confirm: "
-        )
-        if answer.strip() != name:
+            raise NamespaceError(f"drop {args.name!r}: confirm with --yes (no terminal to ask on)")
+        try:
+            answer = input(
+                f"delete {plural(found.files, 'file')} ({size}) under {prefix}? "
+                "type the namespace name to confirm: "
+            )
+        except EOFError:
+            answer = ""
+        if answer.strip() != args.name:
             print("not dropped")
             return 1
-    deleted = target.storage.delete_tree(prefix)
-    print(f"dropped namespace {name}: deleted {plural(deleted, 'file')} ({size}) under {prefix}")
+    deleted = found.lake.drop()
+    print(
+        f"dropped namespace {args.name}: deleted {plural(deleted, 'file')} ({size}) under {prefix}"
+    )
     return 0
 
 
@@ -126,8 +112,8 @@ def _diff(args: argparse.Namespace) -> int:
     here = project.lake()
     if args.other == here.namespace:
         raise NamespaceError(f"{args.other!r} is this namespace: name another one to compare")
-    other = project.lake(args.other)
-    if not other.storage.files(other.prefix):
+    other = project.lake(args.other)  # a bad name is refused here
+    if not other.storage.list(other.prefix):
         raise NamespaceError(f"namespace {args.other!r} has nothing in the lake ({other.prefix})")
     report = diff_namespaces(here, other, project, table=args.table)
     if args.json:

@@ -37,6 +37,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         with _home(include):  # the functions are found under the include/ checked
             problems += resolve_all(project, include)
+    problems += project.namespace_problems()
     for problem in problems:
         print(problem)
     counts = [
@@ -114,7 +115,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     project = load_project()
     warn_skipped(project)
     where = project.namespace()
-    lake = project.lake(where.name)
+    lake = project.lake(where)
     off = f"None ({where.kind})"  # what a master or research namespace gives its DAGs
 
     def scheduled(schedule: str) -> str:
@@ -132,8 +133,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for c in project.cookbooks:
         children = ", ".join(child.name for child in c.children)
         schedule = scheduled(c.schedule) if c.schedule else "None"
-        if where.e2e and where.e2e[0] == c.name:
-            schedule = f"{where.e2e[1]} (replays {where.e2e[2] or 'the first day'})"
+        e2e = project.e2e_of(c.name, where)
+        if e2e is not None:
+            schedule = f"{e2e[0]} (replays {e2e[1]})"
         rows.append((project.dag_id(c.name), schedule, "cookbook", "-", children))
     table(rows)
     return 0

@@ -1,5 +1,5 @@
 """Where things are: project home, namespace and lake root, read from the environment, the DAG
-bundle being parsed and the project's git checkout.
+bundle being parsed (:mod:`.bundles`) and the project's git checkout (:mod:`.branch`).
 
 This is the only module that reads ``PIPELINES_*`` variables and decides the namespace's name
 (:func:`resolve_namespace`); what kind a namespace is lives in :mod:`pipelines.namespaces`.
@@ -8,42 +8,17 @@ This is the only module that reads ``PIPELINES_*`` variables and decides the nam
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.components.branch import git_branch
+from pipelines.components import bundles
+from pipelines.components.branch import NAMESPACE_RE, git_branch, normalise
 
-NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
-MAX_NAMESPACE = 40
 DEFAULT_NAMESPACE = "local"
 LAKE_CONN_ENV = "PIPELINES_LAKE_CONN_ID"
 DEFAULT_LAKE_CONN_ID = "pipelines_lake"
-GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
-
-# The DAG bundle the DAG file of this process was parsed from (set by :func:`bind_dag_file`):
-# a dag-processor parse and a task's run each load one DAG file per process.
-_BOUND: dict[str, object] = {}
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """An Airflow DAG bundle this deployment is configured with.
-
-    :param name: the bundle's name in ``[dag_processor] dag_bundle_config_list``
-    :param ref: its ``tracking_ref`` (the branch a GitDagBundle follows), when it has one
-    """
-
-    name: str
-    ref: str | None = None
-
-    @property
-    def namespace(self) -> str:
-        """The namespace of the bundle's DAGs: its branch's, else its name's."""
-        return normalise(self.ref or self.name)
 
 
 @dataclass(frozen=True)
@@ -60,18 +35,6 @@ class Resolved:
     branch: str | None = None
 
 
-def normalise(value: str) -> str:
-    """A branch or bundle name as a namespace: lower case, ``[a-z0-9_]``, at most 40 characters
-    (``Feature/Big-Change`` -> ``feature_big_change``)."""
-    from pipelines.exceptions import NamespaceError
-
-    name = re.sub(r"[^a-z0-9]+", "_", value.strip().lower()).strip("_")[:MAX_NAMESPACE]
-    name = name.rstrip("_")
-    if not name:
-        raise NamespaceError(f"{value!r} has no letter or digit to make a namespace name of")
-    return name
-
-
 def resolve_namespace() -> Resolved:
     """The namespace, in this order: ``PIPELINES_NAMESPACE``; the DAG bundle the DAG file was
     parsed from; the git branch of the project (detached HEAD: the short commit); ``local``."""
@@ -85,8 +48,8 @@ def resolve_namespace() -> Resolved:
                 "(lowercase letters, digits, underscores)"
             )
         return Resolved(value, "PIPELINES_NAMESPACE")
-    bundle = _BOUND.get("bundle")
-    if isinstance(bundle, Bundle):
+    bundle = bundles.bound()
+    if bundle is not None:
         return Resolved(bundle.namespace, f"DAG bundle {bundle.name!r}", bundle.ref or bundle.name)
     checkout = git_branch(project_home())
     if checkout is not None:
@@ -97,107 +60,14 @@ def resolve_namespace() -> Resolved:
     return Resolved(DEFAULT_NAMESPACE, "default")
 
 
-def bind_dag_file(dag_file: str | os.PathLike) -> Bundle | None:
-    """Note the DAG bundle ``dag_file`` is parsed from, if any: its namespace and its checkout
-    (the folder above the DAG file holding ``include/``) then hold for this process.
-
-    Airflow 3.3 checks a bundle out under ``{[dag_processor] dag_bundle_storage_path}/{name}/``
-    (``tracking_repo/`` for the DAG processor, ``versions/{commit}/`` for a task); the bundle's
-    name is the first folder below that root, and its branch is the ``tracking_ref`` of that name
-    in ``[dag_processor] dag_bundle_config_list``.
-
-    :raises NamespaceError: two bundles' branches normalise to the same namespace
-    """
-    _BOUND.clear()
-    path = Path(dag_file).resolve()
-    try:
-        rel = path.relative_to(bundle_storage_root().resolve())
-    except ValueError:
-        return None
-    if len(rel.parts) < 2:
-        return None
-    bundles = {b.name: b for b in configured_bundles()}
-    bundle = bundles.get(rel.parts[0], Bundle(rel.parts[0]))
-    # only the bundles sharing this one's namespace: a clash of two research branches must not
-    # take any other bundle's DAGs (serving's) down with them
-    check_bundles([b for b in bundles.values() if _namespace_or_none(b) == bundle.namespace])
-    base = bundle_storage_root().resolve() / bundle.name
-    home = next(
-        (d for d in path.parents if (d / "include").is_dir() and d.is_relative_to(base)), None
-    )
-    _BOUND.update(bundle=bundle, home=home)
-    return bundle
-
-
-def bundle_storage_root() -> Path:
-    """Where Airflow checks DAG bundles out (``[dag_processor] dag_bundle_storage_path``)."""
-    from airflow.sdk.configuration import conf
-
-    configured = conf.get("dag_processor", "dag_bundle_storage_path", fallback=None)
-    if configured:
-        return Path(configured)
-    import tempfile
-
-    return Path(tempfile.gettempdir(), "airflow", "dag_bundles")
-
-
-def configured_bundles() -> list[Bundle]:
-    """The DAG bundles of ``[dag_processor] dag_bundle_config_list`` (none when unreadable)."""
-    from airflow.sdk.configuration import conf
-
-    raw = conf.get("dag_processor", "dag_bundle_config_list", fallback="") or "[]"
-    try:
-        entries = json.loads(raw)
-    except ValueError:
-        return []
-    out = []
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            kwargs = entry.get("kwargs") if isinstance(entry.get("kwargs"), dict) else {}
-            ref = kwargs.get("tracking_ref") if entry.get("classpath") == GIT_BUNDLE else None
-            out.append(Bundle(entry["name"], ref if isinstance(ref, str) else None))
-    return out
-
-
-def check_bundles(bundles: list[Bundle]) -> None:
-    """Refuse two bundles whose different branches give one namespace (never a silent merge).
-
-    :raises NamespaceError: naming both bundles and branches
-    """
-    from pipelines.exceptions import NamespaceError
-
-    seen: dict[str, Bundle] = {}
-    for bundle in bundles:
-        try:
-            name = bundle.namespace
-        except NamespaceError:
-            continue
-        other = seen.setdefault(name, bundle)
-        if other is not bundle and (other.ref or other.name) != (bundle.ref or bundle.name):
-            raise NamespaceError(
-                f"DAG bundles {other.name!r} (branch {other.ref or other.name!r}) and "
-                f"{bundle.name!r} (branch {bundle.ref or bundle.name!r}) both give namespace "
-                f"{name!r}: rename one branch"
-            )
-
-
-def _namespace_or_none(bundle: Bundle) -> str | None:
-    from pipelines.exceptions import NamespaceError
-
-    try:
-        return bundle.namespace
-    except NamespaceError:
-        return None
-
-
 def project_home() -> Path:
     """The folder holding ``include/``: ``PIPELINES_HOME``, else the checkout of the DAG bundle
     being parsed, else found from the package location."""
     env = os.environ.get("PIPELINES_HOME")
     if env:
         return Path(env).expanduser().resolve()
-    bound = _BOUND.get("home")
-    if isinstance(bound, Path):
+    bound = bundles.bound_home()
+    if bound is not None:
         return bound
     # plugins/pipelines/components/environment.py -> repo root
     return Path(__file__).resolve().parents[3]

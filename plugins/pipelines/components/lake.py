@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pipelines.components import environment
-from pipelines.components.resources import Storage, Table
+from pipelines.components.branch import NAMESPACE_RE
+from pipelines.components.resources import LOG_DIR, Storage, Table
 from pipelines.exceptions import NamespaceError
 from pipelines.partitions import Ingestion, Layer, partition_key, table_path
 
@@ -39,13 +40,29 @@ class Lake:
     branch: str | None = None
     kind: str | None = None
 
+    def __post_init__(self) -> None:
+        # the prefix is what the write guard trusts: it must be one plain namespace folder
+        for name in filter(None, (self.namespace, self.upstream)):
+            if not NAMESPACE_RE.match(name):
+                raise NamespaceError(
+                    f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern}: lower-case "
+                    "letters, digits and underscores)"
+                )
+
     @classmethod
-    def from_env(cls, namespace: str | None = None, **kwargs) -> Lake:
-        resolved = environment.resolve_namespace()
-        name = namespace or resolved.name
-        if name == resolved.name:
-            kwargs.setdefault("branch", resolved.branch)
-        return cls(environment.lake_root(), name, **kwargs)
+    def from_env(
+        cls,
+        namespace: str | None = None,
+        *,
+        upstream: str | None = None,
+        branch: str | None = None,
+        kind: str | None = None,
+    ) -> Lake:
+        """The lake of ``namespace`` (default: this process's) under ``PIPELINES_LAKE``."""
+        if namespace is None:
+            resolved = environment.resolve_namespace()
+            namespace, branch = resolved.name, branch or resolved.branch
+        return cls(environment.lake_root(), namespace, upstream, branch, kind)
 
     @property
     def prefix(self) -> str:
@@ -92,9 +109,28 @@ class Lake:
         if self.branch and owner and owner != self.branch:
             raise NamespaceError(
                 f"namespace {self.namespace!r} in {self.prefix} belongs to branch {owner!r}; "
-                f"branch {self.branch!r} normalises to the same name: rename the branch or set "
-                "PIPELINES_NAMESPACE"
+                f"branch {self.branch!r} normalises to the same name: rename the branch, or set "
+                "PIPELINES_NAMESPACE to another name"
             )
+
+    def files(self) -> list[tuple[str, int]]:
+        """Every file under this namespace's prefix, with its size."""
+        return self.storage.files(self.prefix)
+
+    def drop(self) -> int:
+        """Delete everything under this namespace's prefix: the tables' manifest logs first (no
+        table is left half-readable), then the data deepest first, the claim last.
+
+        :return: the number of files deleted
+        """
+        storage = Storage(self.root, writable=self.prefix)  # no claim: it is going away
+        paths = [p for p, _ in storage.files(self.prefix)]
+        logs = [p for p in paths if f"/{LOG_DIR}/" in p]
+        storage.delete(logs)
+        rest = [p for p in paths if p not in set(logs)]
+        storage.delete(sorted(rest, key=lambda p: (-p.count("/"), p)))
+        storage.prune(self.prefix)
+        return len(paths)
 
 
 def claimed(storage: Storage, prefix: str) -> dict:

@@ -23,6 +23,8 @@ from pipelines.components.secrets import redact
 from pipelines.config import Kind, load_project
 from pipelines.exceptions import (
     ConfigError,
+    NamespaceError,
+    OutsideNamespace,
     PipelinesError,
     QualityCheckFailed,
     SchemaDriftError,
@@ -49,14 +51,16 @@ DETAILS = "_details"  # the aggregate task's per-table results (no aggregate nam
 def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Exception:
     """Log a user-facing error in one line and pick the exception that ends the task.
 
-    Config, schema and quality errors, and a workflow function that failed (it has no I/O: it
-    would fail again), will not fix themselves: no retry. A missing source or a storage error may:
+    Config, schema and quality errors, a workflow function that failed (it has no I/O: it
+    would fail again), and a namespace clash or a write outside the namespace (a bug) will not
+    fix themselves: no retry. A missing source or a storage error may:
     Airflow retries those.
     """
     message = redact(str(exc))
     FAILURES[f"{operator.dag_id}.{operator.task_id}"] = message
     operator.log.error("%s", message)
-    if isinstance(exc, ConfigError | SchemaDriftError | QualityCheckFailed | WorkflowError):
+    final = (ConfigError, SchemaDriftError, QualityCheckFailed, WorkflowError, NamespaceError)
+    if isinstance(exc, (*final, OutsideNamespace)):
         return AirflowFailException(message)
     return exc
 

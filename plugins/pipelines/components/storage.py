@@ -19,7 +19,7 @@ from typing import Any
 
 from pipelines.components import environment
 from pipelines.components.secrets import redact, s3_filesystem
-from pipelines.exceptions import LakeError
+from pipelines.exceptions import LakeError, OutsideNamespace
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -79,7 +79,7 @@ class Storage:
                 norm, prefix = _norm_remote(norm), _norm_remote(prefix)
             if not norm.startswith(prefix + "/"):
                 other = _namespace_of(norm, self.root)
-                raise LakeError(
+                raise OutsideNamespace(
                     f"refused to write {redact(path)}: this namespace writes only under "
                     f"{redact(self.writable)}, and {redact(other)} belongs to another namespace "
                     "(read-only from here)"
@@ -171,24 +171,14 @@ class Storage:
             return []
         return sorted((f"s3://{key}", int(info.get("size") or 0)) for key, info in entries.items())
 
-    def delete_tree(self, prefix: str) -> int:
-        """Delete everything under ``prefix`` (which must be writable): the tables' manifest logs
-        first, so that no table is left half-readable, then the data, deepest first (the
-        prefix's own files, such as a namespace's claim, last), then empty folders.
-
-        :return: the number of files deleted
-        """
+    def prune(self, prefix: str) -> None:
+        """Remove the empty folders under ``prefix`` and ``prefix`` itself when empty (object
+        stores have no folders)."""
         self.check_writable(f"{prefix.rstrip('/')}/x")
-        paths = [p for p, _ in self.files(prefix)]
-        logs = [p for p in paths if "/_log/" in p]
-        self.delete(logs)
-        rest = [p for p in paths if "/_log/" not in p]
-        self.delete(sorted(rest, key=lambda p: -p.count("/")))
         if not self.remote:
             for folder, _, _ in sorted(os.walk(prefix), key=lambda e: -len(e[0])):
                 with contextlib.suppress(OSError):
                     os.rmdir(folder)
-        return len(paths)
 
     def mtime(self, path: str) -> float:
         if not self.remote:

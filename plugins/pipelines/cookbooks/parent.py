@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -28,13 +29,11 @@ def child_run_id(parent_dag_id: str, parent_run_id: str) -> str:
 def replayed_day(context: Any, replay: str | None):
     """The logical date a cookbook run's children get: the master namespace's scheduled e2e run
     replays its sample day ``replay``; any other run keeps its own logical date."""
-    import datetime as dt
-
     logical = context.get("logical_date")
     run_type = getattr(context.get("dag_run"), "run_type", None)
     scheduled = getattr(run_type, "value", run_type) == "scheduled"  # the Task SDK's enum
     if replay and scheduled:
-        return dt.datetime.combine(dt.date.fromisoformat(replay), dt.time(), tzinfo=dt.UTC)
+        return _midnight(replay)
     return logical
 
 
@@ -136,12 +135,15 @@ def cookbook_dag(
     """
     where = where or project.namespace(lake.namespace)
     cron, replay = book.cron if where.schedules else None, None
-    if where.e2e and where.e2e[0] == book.name:
-        cron, replay = where.e2e[1], where.e2e[2] or _first_day(project)
+    e2e = project.e2e_of(book.name, where)
+    if e2e is not None:
+        cron, replay = e2e
     with DAG(
         dag_id=environment.cookbook_dag_id(book.name, lake.namespace),
         schedule=PipelinesTimetable(cron, timezone="UTC") if cron else None,
-        start_date=_e2e_start() if replay else None,
+        # a constant start (catchup is off): a date of the parse would make a new DAG version
+        # every day
+        start_date=_midnight(replay) if replay else None,
         catchup=False,
         max_active_runs=1,
         default_args=default_args("pipelines", where.pool) | {"retries": 0},
@@ -170,14 +172,5 @@ def cookbook_dag(
     return dag
 
 
-def _first_day(project: Project) -> str:
-    """The day the master namespace's e2e runs replay by default: the registry's first day."""
-    days = [d.start_date for d in project.datasets]
-    return format_date(min(days)) if days else "2024-01-01"
-
-
-def _e2e_start():
-    """A start date for the e2e schedule: today (catchup is off; only the next hour matters)."""
-    import datetime as dt
-
-    return dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+def _midnight(day: str) -> dt.datetime:
+    return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
