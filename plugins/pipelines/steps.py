@@ -79,8 +79,8 @@ def upstream_delivery(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
         raise LakeError(
             f"{dataset.name}: namespace {lake.upstream!r} holds no raw delivery for "
             f"ds={interval.ds} ({redact(table.path)}); namespace {lake.namespace!r} reads that "
-            f"raw layer in place: run {lake.upstream!r}'s {dataset.name} for the day first, or "
-            "set research's upstream in include/namespaces.yaml"
+            f"raw layer in place: run {dataset.name} in namespace {lake.upstream!r} for the day "
+            "first, or set research's upstream in include/namespaces.yaml"
         )
     log.info(
         "%s: raw ds=%s read in place from namespace %s", dataset.name, interval.ds, lake.upstream

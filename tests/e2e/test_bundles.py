@@ -5,7 +5,8 @@ The test makes a git repository whose tree is the project (``dags/`` and ``inclu
 ``serving`` and ``Feature/Exp-1``, in a local bare repository. Each bundle follows one branch and
 its DAGs are that branch's namespace's (``serving__*``, ``feature_exp_1__*``), built from that
 checkout's own ``include/``. Only the dag-processor runs (no scheduler, no api-server); what it
-parsed is read from the SQLite metadata database. Git may only use local paths
+parsed is read from the SQLite metadata database. Tasks run through ``airflow dags test`` in the
+same Airflow home, which parses the bundle's checkout itself. Git may only use local paths
 (``GIT_ALLOW_PROTOCOL=file``) and reads no user or system git config: nothing leaves the machine.
 """
 
@@ -24,16 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components.environment import (
-    GIT_BUNDLE,
-    cookbook_dag_id,
-    dataset_dag_id,
-    workflow_dag_id,
-)
+from pipelines.components.environment import cookbook_dag_id, dataset_dag_id, workflow_dag_id
+from pipelines.components.lake import Lake
 from pipelines.config import load_project
-from tests.e2e.airflow_stack import REPO, AirflowStack
+from pipelines.reader import read
+from tests.e2e.airflow_stack import BIN, REPO, AirflowStack
 
 pytestmark = pytest.mark.slow
+
+GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"  # Airflow's classpath
 
 SERVING, FEATURE, CLASH = "serving", "Feature/Exp-1", "feature-exp-1"  # CLASH: feature_exp_1 too
 # git reads no user or system config (no url rewrites, hooks, credential helpers) and may only
@@ -300,6 +300,138 @@ def test_each_bundle_gets_its_branchs_namespace_and_a_push_changes_only_its_own(
     )
     assert airflow.versions("serving") == serving_before
     assert not airflow.import_errors()
+
+
+DAY = "2024-01-01"
+ONLY_SERVING = "4242,c9,placed,1.00,2024-01-01T13:00:00Z,2024-01-01\n"  # an order of serving's
+ONLY_RESEARCH = "orders_by_customer"  # an aggregate only Feature/Exp-1's aggregates.yaml has
+_AGGREGATE = f"""
+- name: {ONLY_RESEARCH}
+  dataset: orders
+  group_by: [customer_id]
+  metrics:
+    orders: count
+"""
+
+
+def test_a_task_runs_with_its_bundles_namespace_and_checkout(two_bundles, origin):
+    """``airflow dags test`` of a bundle's DAG (same Airflow home and bundle config as the
+    dag-processor, PIPELINES_LAKE set, no PIPELINES_HOME or PIPELINES_NAMESPACE): its tasks write
+    that bundle's namespace and read the project of that bundle's checkout at task time.
+
+    Serving's sample gets an order only serving's branch has: the raw layer shows serving's task
+    read its source from serving's checkout (not this repo's include/), and research's cleaned
+    layer that research reads serving's raw in place. Feature/Exp-1 gets an aggregate only its
+    branch has: its table shows the research task loaded that branch's aggregates.yaml.
+    """
+    airflow = two_bundles
+    lake, storage = airflow.home / "lake", airflow.home / "bundles"
+    assert airflow.env["PIPELINES_LAKE"] == str(lake)
+    assert not {"PIPELINES_HOME", "PIPELINES_NAMESPACE"} & set(airflow.env)
+
+    def add_order(checkout: Path) -> None:
+        sample = checkout / "include" / "sample" / "orders" / f"orders_{DAY}.csv"
+        sample.write_text(sample.read_text() + ONLY_SERVING)
+
+    def add_aggregate(checkout: Path) -> None:
+        aggregates = checkout / "include" / "aggregates.yaml"
+        aggregates.write_text(aggregates.read_text() + _AGGREGATE)
+
+    heads = {
+        "serving": origin.push(SERVING, add_order, "an order only serving has"),
+        "exp": origin.push(FEATURE, add_aggregate, "an aggregate only research has"),
+    }
+
+    def at_heads() -> dict[str, set]:
+        errors = airflow.import_errors()
+        assert not errors, f"import errors: {errors}\n{airflow.logs()}"
+        live = [(b, v) for b, v, stale in airflow.dags().values() if not stale]
+        return {b: {v for name, v in live if name == b} for b in heads}
+
+    started = time.monotonic()
+    airflow.wait(
+        "both pushes parsed",
+        at_heads,
+        lambda seen: seen == {b: {v} for b, v in heads.items()},
+        timeout=60,
+    )
+    print(f"pushes -> parsed: {time.monotonic() - started:.1f}s")
+
+    def dags_test(dag_id: str, bundle: str) -> None:
+        """``airflow dags test dag_id DAY``: no --bundle-name, so Airflow walks the configured
+        bundles in order, checking each out at its ``tracking_ref`` (``tracking_repo/``, no
+        version) and parsing it until one has the DAG; the tasks run in that process."""
+        airflow.check_alive()
+        started = time.monotonic()
+        done = subprocess.run(
+            [str(BIN / "airflow"), "dags", "test", dag_id, DAY],
+            env=airflow.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        output = done.stdout + done.stderr
+        took = time.monotonic() - started
+        (airflow.home / f"dags-test-{dag_id}.log").write_text(output)
+        assert done.returncode == 0, (
+            f"{dag_id}: exit {done.returncode} ({took:.0f}s)\n{output[-6000:]}"
+        )
+        print(f"airflow dags test {dag_id}: {took:.1f}s")
+        states = dict(
+            airflow.query(
+                "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = ? GROUP BY state", dag_id
+            )
+        )
+        assert states == {"success": 1}, (dag_id, states, output[-6000:])
+        tasks = airflow.query("SELECT task_id, state FROM task_instance WHERE dag_id = ?", dag_id)
+        assert tasks and {s for _, s in tasks} == {"success"}, (dag_id, tasks, output[-6000:])
+        [(fileloc,)] = airflow.query("SELECT fileloc FROM dag WHERE dag_id = ?", dag_id)
+        assert fileloc == str(storage / bundle / "tracking_repo" / "dags" / "pipelines_dags.py")
+        print(f"  {dag_id} parsed from {fileloc}; tasks {sorted(t for t, _ in tasks)}")
+
+    dags_test("serving__orders", "serving")  # first: research reads serving's raw in place
+    dags_test("feature_exp_1__orders", "exp")
+
+    # each namespace wrote under its own prefix only: no research raw copy, nothing for "local"
+    assert {p.name for p in lake.iterdir() if p.is_dir()} == {"serving", "feature_exp_1"}
+    assert (lake / "serving" / "raw" / "orders" / f"ds={DAY}").is_dir()
+    assert (lake / "serving" / "cleaned" / "orders").is_dir()
+    assert (lake / "feature_exp_1" / "cleaned" / "orders").is_dir()
+    assert not (lake / "feature_exp_1" / "raw").exists()
+    assert not (lake / "local").exists()
+    # the claims name the bundle's branch and the kind its checkout's namespaces.yaml gives it
+    claim = {
+        ns: json.loads((lake / ns / "_namespace.json").read_text())
+        for ns in ("serving", "feature_exp_1")
+    }
+    assert claim == {
+        "serving": {"namespace": "serving", "branch": SERVING, "kind": "serving"},
+        "feature_exp_1": {"namespace": "feature_exp_1", "branch": FEATURE, "kind": "research"},
+    }
+
+    # read back with each checkout's own project
+    projects = {b: load_project(storage / b / "tracking_repo" / "include") for b in heads}
+    serving = Lake(str(lake), "serving")
+    research = Lake(str(lake), "feature_exp_1", upstream="serving")
+
+    def order_ids(frame) -> set[int]:
+        return set(frame["order_id"].dropna().astype("Int64"))
+
+    raw = read("orders", "raw", as_of=DAY, project=projects["serving"], lake=serving)
+    assert len(raw) == 7 and 4242 in order_ids(raw)  # the sample of serving's checkout
+    cleaned = read("orders", "cleaned", project=projects["serving"], lake=serving)
+    assert order_ids(cleaned) == {1001, 1002, 1003, 1004, 4242}
+    cleaned = read("orders", "cleaned", project=projects["exp"], lake=research)
+    assert order_ids(cleaned) == {1001, 1002, 1003, 1004, 4242}  # serving's raw, read in place
+
+    # the aggregate only Feature/Exp-1's include/ has: built by the research task, not serving's
+    assert (lake / "feature_exp_1" / "aggregated" / ONLY_RESEARCH).is_dir()
+    assert not (lake / "serving" / "aggregated" / ONLY_RESEARCH).exists()
+    assert (lake / "serving" / "aggregated" / "daily_revenue").is_dir()
+    table = read(ONLY_RESEARCH, "aggregated", project=projects["exp"], lake=research)
+    counts = dict(zip(table["customer_id"], table["orders"].astype(int), strict=True))
+    assert counts["c9"] == 1, counts
 
 
 def test_two_branches_with_one_namespace_are_refused(clashing):
