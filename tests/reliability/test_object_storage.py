@@ -168,3 +168,47 @@ def test_a_failure_that_persists_leaves_the_previous_data_intact(s3, s3_env, exp
     assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == expected.cleaned["ledger"][1]
     workload.run(s3_env, ["ledger"], DAYS[1:2], STEPS)  # the rerun, once S3 is back
     assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == expected.cleaned["ledger"][2]
+
+
+def test_a_research_namespace_over_serving_on_s3(s3_env, monkeypatch):
+    """On S3 too: research reads serving's raw objects in place, writes only under its prefix,
+    a write into serving is refused, and dropping research leaves serving's objects as they
+    were."""
+    from pathlib import Path
+
+    from pipelines.config import load_project
+    from pipelines.exceptions import OutsideNamespace
+    from pipelines.namespaces import in_lake, to_drop
+    from pipelines.partitions import Layer
+    from pipelines.steps import run_steps
+
+    for key, value in {"PIPELINES_HOME": s3_env.home, "PIPELINES_LAKE": s3_env.lake}.items():
+        monkeypatch.setenv(key, value)
+    for key, value in s3_env.extra.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
+    run_steps("ledger", DAYS[0], steps=STEPS)
+    serving = load_project().lake()
+    before = serving.files()
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "exp")
+    run_steps("ledger", DAYS[0], steps=STEPS)
+    project = load_project()
+    research = project.lake()
+    assert research.upstream == "serving" and serving.files() == before
+    assert research.files() and all(
+        p.startswith(f"{research.prefix}/") for p, _ in research.files()
+    )
+    assert not any("/raw/" in p for p, _ in research.files())
+    assert fingerprint(research.table(Layer.CLEANED, "ledger", kind="incremental").read()) == (
+        fingerprint(serving.table(Layer.CLEANED, "ledger", kind="incremental").read())
+    )
+    raw = research.table(Layer.RAW, "ledger")  # serving's, read in place
+    with pytest.raises(OutsideNamespace, match="belongs to another namespace"):
+        raw.commit(raw.snapshot(), {DAYS[1]: raw.read_partition(DAYS[0])})
+    include = Path(project.include)
+    found = {p.lake.namespace: p for p in in_lake(include, research.root)}
+    assert set(found) == {"exp", "serving"} and found["serving"].size > 0
+    assert found["exp"].kind == "research" and found["serving"].kind == "serving"
+    assert to_drop(include, research.root, "exp").lake.drop() == found["exp"].files
+    assert [p.lake.namespace for p in in_lake(include, research.root)] == ["serving"]
+    assert serving.files() == before
