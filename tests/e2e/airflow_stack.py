@@ -44,6 +44,9 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
         PIPELINES_LAKE=str(home / "lake"),
         PIPELINES_TASK_RETRIES="0",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        # SQLite: wait for a lock instead of failing (see sqlite_args.py)
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="tests.e2e.sqlite_args.CONNECT_ARGS",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
     env.pop("PIPELINES_NAMESPACE", None)
     env.update(extra)

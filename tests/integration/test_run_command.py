@@ -84,6 +84,7 @@ def test_ctrl_c_inside_a_task_says_interrupted_not_failed(home, airflow_db, caps
 
     monkeypatch.setattr(pipelines.steps, "merge", slow_merge)
     argv = ["backfill", "orders", "--start", "2024-01-01", "--end", "2024-01-03"]
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs as a background job
     assert main(argv) == 130
     out = lines(capsys)
     assert not [line for line in out if line.startswith("FAIL")]
@@ -91,7 +92,7 @@ def test_ctrl_c_inside_a_task_says_interrupted_not_failed(home, airflow_db, caps
         "interrupted; not finished: 2024-01-01 .. 2024-01-03 (3 days) "
         "(runs are idempotent: run them again)"
     )
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_max_quarantine_pct_fails_a_run_that_quarantines_more(home, airflow_db, capsys):
