@@ -128,10 +128,14 @@ class Project:
     workflows: tuple[WorkflowSpec, ...] = ()
     include: str = ""  # the include/ folder it was read from
 
+    @property
+    def _include(self) -> Path:
+        return Path(self.include) if self.include else include_dir()
+
     def namespace(self, name: str | None = None) -> NamespaceSpec:
         """The namespace ``name`` (default: this process's) with its kind and settings
         (``include/namespaces.yaml``, see :mod:`pipelines.namespaces`)."""
-        return namespace_spec(Path(self.include) if self.include else include_dir(), name)
+        return namespace_spec(self._include, name)
 
     def e2e_of(self, cookbook: str, where: NamespaceSpec) -> tuple[str, str] | None:
         """``(cron, day)`` when ``cookbook`` is the master namespace ``where``'s e2e cookbook:
@@ -145,7 +149,7 @@ class Project:
     def namespace_problems(self) -> list[Problem]:
         """What is wrong with ``namespaces.yaml`` (validate reports it with the other files)."""
         try:
-            rules = load_rules(Path(self.include) if self.include else include_dir())
+            rules = load_rules(self._include)
         except ConfigError as exc:
             return list(exc.problems)
         named = rules.of(NamespaceKind.MASTER).cookbook

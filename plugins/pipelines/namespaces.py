@@ -172,28 +172,27 @@ class Present:
 def in_lake(include: Path, root: str) -> list[Present]:
     """Every namespace with files under the lake root, by name."""
     rules = load_rules(include)
-    found = []
-    for name in Storage(root).list(root):
-        if not NAMESPACE_RE.match(name):
-            continue  # not a namespace folder
-        lake = Lake(root, name)
-        files = lake.files()
-        if not files:
-            continue
-        claim = claimed(lake.storage, lake.prefix)
-        kind = claim.get("kind")
-        tables = {p.rsplit(f"/{LOG_DIR}/", 1)[0] for p, _ in files if f"/{LOG_DIR}/" in p}
-        found.append(
-            Present(
-                lake,
-                NamespaceKind(kind) if kind in list(NamespaceKind) else rules.kind_of(name),
-                claim.get("branch"),
-                len(tables),
-                len(files),
-                sum(size for _, size in files),
-            )
-        )
-    return found
+    names = [n for n in Storage(root).list(root) if NAMESPACE_RE.match(n)]  # namespace folders
+    return [p for p in (_present(rules, root, n) for n in names) if p is not None]
+
+
+def _present(rules: Rules, root: str, name: str) -> Present | None:
+    """What the lake holds of namespace ``name`` (None: nothing)."""
+    lake = Lake(root, name)
+    files = lake.files()
+    if not files:
+        return None
+    claim = claimed(lake.storage, lake.prefix)
+    kind = claim.get("kind")
+    tables = {p.rsplit(f"/{LOG_DIR}/", 1)[0] for p, _ in files if f"/{LOG_DIR}/" in p}
+    return Present(
+        lake,
+        NamespaceKind(kind) if kind in list(NamespaceKind) else rules.kind_of(name),
+        claim.get("branch"),
+        len(tables),
+        len(files),
+        sum(size for _, size in files),
+    )
 
 
 def to_drop(include: Path, root: str, name: str) -> Present:
@@ -204,15 +203,15 @@ def to_drop(include: Path, root: str, name: str) -> Present:
     """
     if not NAMESPACE_RE.match(name):
         raise NamespaceError(f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern})")
-    found = {p.lake.namespace: p for p in in_lake(include, root)}
-    if name not in found:
+    found = _present(load_rules(include), root, name)
+    if found is None:
         raise NamespaceError(f"namespace {name!r} has nothing in the lake ({root}/{name})")
-    if found[name].kind.protected:
+    if found.kind.protected:
         raise NamespaceError(
-            f"namespace {name!r} is a {found[name].kind} namespace: drop deletes only research "
+            f"namespace {name!r} is a {found.kind} namespace: drop deletes only research "
             "namespaces' data"
         )
-    return found[name]
+    return found
 
 
 def load_rules(include: Path) -> Rules:

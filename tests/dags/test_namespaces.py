@@ -170,5 +170,5 @@ def test_only_a_scheduled_run_replays_the_sample_day():
         (DagRunType.BACKFILL, own),
     ]:
         context = {"logical_date": own, "dag_run": SimpleNamespace(run_type=run_type)}
-        assert replayed_day(context, "2024-01-02") == want, run_type
-        assert replayed_day(context, None) == own
+        assert replayed_day(context, "2024-01-02") == (want, want != own), run_type
+        assert replayed_day(context, None) == (own, False)

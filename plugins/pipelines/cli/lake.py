@@ -61,9 +61,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.config import load_project
 
-    lake = load_project().lake()
+    project = load_project()
+    lake = project.lake()
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
-    rows += [_describe(*entry) for entry in _tables()]
+    rows += [_describe(*entry) for entry in _tables(project, lake)]
     print(f"lake {lake.root} namespace {lake.namespace}")
     table(rows)
     return 0
@@ -72,30 +73,29 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_vacuum(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.components.resources import sweep
+    from pipelines.config import load_project
 
-    deleted = sum(len(sweep(t, args.min_age_minutes * 60)) for _, _, t, _ in _tables(False))
+    project = load_project()
+    tables = _tables(project, project.lake(), foreign=False)
+    deleted = sum(len(sweep(t, args.min_age_minutes * 60)) for _, _, t, _ in tables)
     print(f"deleted {plural(deleted, 'leftover file')}")
     return 0
 
 
-def _tables(foreign: bool = True):
+def _tables(project, lake, *, foreign: bool = True):
     """(layer, name, table, ingestion kind or None) of every table the project can have.
 
     :param foreign: also the tables another namespace holds and this one reads in place (the
         upstream's raw layer, for a research namespace): shown, never vacuumed from here
     """
-    from pipelines.config import load_project
     from pipelines.partitions import Layer
 
-    project = load_project()
-    lake = project.lake()
     for d in project.datasets:
         for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
-            if lake.owns(layer):
-                yield layer, d.name, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
-            elif foreign:  # read in place: say whose it is
-                label = f"{d.name} (read from {lake.home_of(layer)})"
-                yield layer, label, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
+            if not (foreign or lake.owns(layer)):
+                continue
+            label = d.name if lake.owns(layer) else f"{d.name} (read from {lake.home_of(layer)})"
+            yield layer, label, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
     for a in project.aggregates:
         yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name), None
     for w in project.workflows:

@@ -29,7 +29,8 @@ def _show(args: argparse.Namespace) -> int:
 
     project = load_project()
     spec = project.namespace()
-    lake = project.lake(spec.name)
+    lake = project.lake(spec)
+    raw = f"{lake.root.rstrip('/')}/{lake.upstream}/raw"
     rows = [
         ("namespace", spec.name),
         ("from", spec.source),
@@ -37,7 +38,7 @@ def _show(args: argparse.Namespace) -> int:
         ("lake", lake.prefix),
         (
             "raw",
-            f"read in place from {lake.upstream!r} ({lake.root.rstrip('/')}/{lake.upstream}/raw)"
+            f"read in place from {lake.upstream!r} ({raw})"
             if lake.upstream
             else "ingested from the registry's sources",
         ),
@@ -49,7 +50,6 @@ def _show(args: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key.ljust(width)}  {value}")
-    raw = f"{lake.root.rstrip('/')}/{lake.upstream}/raw"
     if lake.upstream and not lake.storage.list(raw):
         print(
             f"warning: namespace {lake.upstream!r} has no raw layer in this lake ({raw}): run "

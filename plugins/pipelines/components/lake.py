@@ -127,7 +127,7 @@ class Lake:
         paths = [p for p, _ in storage.files(self.prefix)]
         logs = [p for p in paths if f"/{LOG_DIR}/" in p]
         storage.delete(logs)
-        rest = [p for p in paths if p not in set(logs)]
+        rest = [p for p in paths if f"/{LOG_DIR}/" not in p]
         storage.delete(sorted(rest, key=lambda p: (-p.count("/"), p)))
         storage.prune(self.prefix)
         return len(paths)

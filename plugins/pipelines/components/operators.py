@@ -59,8 +59,8 @@ def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Except
     message = redact(str(exc))
     FAILURES[f"{operator.dag_id}.{operator.task_id}"] = message
     operator.log.error("%s", message)
-    final = (ConfigError, SchemaDriftError, QualityCheckFailed, WorkflowError, NamespaceError)
-    if isinstance(exc, (*final, OutsideNamespace)):
+    final = (ConfigError, SchemaDriftError, QualityCheckFailed, WorkflowError)
+    if isinstance(exc, (*final, NamespaceError, OutsideNamespace)):
         return AirflowFailException(message)
     return exc
 

@@ -26,15 +26,15 @@ def child_run_id(parent_dag_id: str, parent_run_id: str) -> str:
     return f"{parent_dag_id}__{parent_run_id}"[:250]
 
 
-def replayed_day(context: Any, replay: str | None):
-    """The logical date a cookbook run's children get: the master namespace's scheduled e2e run
-    replays its sample day ``replay``; any other run keeps its own logical date."""
-    logical = context.get("logical_date")
+def replayed_day(context: Any, replay: str | None) -> tuple[dt.datetime | None, bool]:
+    """``(logical date, replayed)``: the date a cookbook run's children get, and whether it is
+    a replay. The master namespace's scheduled e2e run replays its sample day ``replay``; any
+    other run keeps its own logical date."""
     run_type = getattr(context.get("dag_run"), "run_type", None)
     scheduled = getattr(run_type, "value", run_type) == "scheduled"  # the Task SDK's enum
     if replay and scheduled:
-        return _midnight(replay)
-    return logical
+        return _midnight(replay), True
+    return context.get("logical_date"), False
 
 
 class TriggerChildOperator(TriggerDagRunOperator):
@@ -57,12 +57,12 @@ class TriggerChildOperator(TriggerDagRunOperator):
         self.replay = replay
 
     def execute(self, context: Any):
-        logical = replayed_day(context, self.replay)
+        logical, replayed = replayed_day(context, self.replay)
         run_after = logical or context["dag_run"].run_after
         self.logical_date = logical.isoformat() if logical is not None else None
         self.run_after = run_after.isoformat()
         parent_run = context["run_id"]
-        if logical is not context.get("logical_date"):
+        if replayed:
             parent_run = f"replay__{logical:%Y-%m-%d}"  # one child run per replayed day
         self.trigger_run_id = child_run_id(self.dag_id, parent_run)
         if logical is not None:
@@ -111,7 +111,7 @@ class CookbookCheckOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         from pipelines.cookbooks.checks import verify  # pandas: not at parse time
 
-        logical = replayed_day(context, self.replay)
+        logical, _ = replayed_day(context, self.replay)
         ds = format_date(logical) if logical is not None else None
         project = load_project()
         report = verify(project, self.cookbook, project.lake(self.namespace), ds)
