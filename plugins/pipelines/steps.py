@@ -55,7 +55,11 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             inside, unparseable = transforms.filter_interval(
                 frame, field, interval.start, interval.end, dataset.options.epoch
             )
-            frame = pd.concat([inside, unparseable.drop(columns="_reason")]).sort_values("_row")
+            if len(unparseable):  # kept, in delivery order, for the merge to quarantine
+                unparseable = unparseable.drop(columns="_reason")
+                frame = pd.concat([inside, unparseable]).sort_values("_row")
+            else:
+                frame = inside
     table = lake.table(Layer.RAW, dataset.name)
     commit_with_retry(
         table,

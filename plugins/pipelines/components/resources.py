@@ -12,9 +12,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOG_DIR = "_log"
 KEEP_VERSIONS = 20
+ENCODERS = min(4, os.cpu_count() or 1)  # partitions of one commit encoded at once
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -39,6 +43,23 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     return buf.getvalue()
+
+
+def encode_all(frames: list[pd.DataFrame]) -> Iterator[bytes]:
+    """:func:`parquet_bytes` of each frame, in order, encoded ``ENCODERS`` at a time (pyarrow
+    encodes without the GIL: a merge touching 30 partitions writes them about twice as fast on
+    two cores). At most ``ENCODERS + 1`` encoded files wait in memory at once."""
+    if len(frames) < 2 or ENCODERS < 2:
+        yield from map(parquet_bytes, frames)
+        return
+    with ThreadPoolExecutor(ENCODERS, thread_name_prefix="parquet") as pool:
+        pending: deque[Future[bytes]] = deque()
+        for frame in frames:
+            pending.append(pool.submit(parquet_bytes, frame))
+            if len(pending) > ENCODERS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def read_parquet_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
@@ -247,13 +268,14 @@ class Table:
         """
         version = base.version + 1
         partitions = dict(base.partitions)
-        for part, frame in sorted(changes.items()):
-            if frame is None:
-                partitions.pop(part, None)
-                continue
-            folder = partition_name(self.key, part)  # a date, or ValueError: stays in the table
+        written = sorted(((p, f) for p, f in changes.items() if f is not None), key=lambda c: c[0])
+        for part in sorted(p for p, f in changes.items() if f is None):
+            partitions.pop(part, None)
+        folders = [partition_name(self.key, p) for p, _ in written]  # ValueError: not a date
+        encoded = encode_all([frame for _, frame in written])
+        for (part, frame), folder, data in zip(written, folders, encoded, strict=True):
             rel = f"{folder}/part-{version:08d}-{uuid.uuid4().hex[:12]}.parquet"
-            self.storage.write(f"{self.path}/{rel}", parquet_bytes(frame))
+            self.storage.write(f"{self.path}/{rel}", data)
             partitions[part] = {"file": rel, "rows": len(frame)}
             if range_column and len(frame):
                 partitions[part].update(value_range(frame[range_column]))
