@@ -190,12 +190,28 @@ class Project:
 
     def readers_of(self, layer: str, table: str) -> list[WorkflowSpec]:
         """The workflows that read ``table`` of ``layer``, in file order."""
-        return [
-            w for w in self.workflows if any((i.layer, i.table) == (layer, table) for i in w.inputs)
-        ]
+        return list(self._readers.get((layer, table), ()))
 
     def aggregates_of(self, dataset: str) -> list[AggregateSpec]:
-        return [a for a in self.aggregates if a.dataset == dataset]
+        """The dataset's aggregates, in file order."""
+        return list(self._aggregates_by_dataset.get(dataset, ()))
+
+    @cached_property
+    def _readers(self) -> dict[tuple[str, str], list[WorkflowSpec]]:
+        """(layer, table) -> its readers: the factory asks once per table, so a scan of every
+        workflow per question would make parsing quadratic in the registry."""
+        readers: dict[tuple[str, str], list[WorkflowSpec]] = {}
+        for spec in self.workflows:
+            for key in dict.fromkeys((i.layer, i.table) for i in spec.inputs):
+                readers.setdefault(key, []).append(spec)
+        return readers
+
+    @cached_property
+    def _aggregates_by_dataset(self) -> dict[str, list[AggregateSpec]]:
+        by_dataset: dict[str, list[AggregateSpec]] = {}
+        for spec in self.aggregates:
+            by_dataset.setdefault(spec.dataset, []).append(spec)
+        return by_dataset
 
     def entries(self, kind: Kind) -> tuple[Dataset | AggregateSpec | CookbookSpec, ...]:
         """Every valid entry of one kind, in file order."""

@@ -8,6 +8,8 @@ reads and writes (and the check, the cleaned table it lets workflows read) as Ai
 
 from __future__ import annotations
 
+import functools
+
 from airflow.sdk import Asset, TaskGroup
 
 from pipelines.components.lake import Lake
@@ -31,8 +33,13 @@ def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
     Airflow ties a name to one URI, and the lake root may differ between deployments or tests;
     the readable ``{namespace}.{layer}.{name}`` is in ``extra["table"]``.
     """
-    uri = lake.asset_uri(layer, name)
-    table = f"{lake.home_of(layer)}.{layer}.{name}"
+    return _asset(lake.asset_uri(layer, name), f"{lake.home_of(layer)}.{layer}.{name}")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _asset(uri: str, table: str) -> Asset:
+    """One Asset object per table for a whole parse: a table is the outlet of one task and the
+    inlet of the next, and building an Asset (URI checks) is a tenth of a DAG's parse."""
     return Asset(name=uri, uri=uri, group="pipelines", extra={"table": table})
 
 
