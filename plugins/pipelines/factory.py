@@ -8,9 +8,12 @@ for one DAG (``get_parsing_context().dag_id``, as workers do), only that DAG is 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import gc
 import logging
+from collections.abc import Iterator
 
 from airflow.sdk import DAG, get_parsing_context
 
@@ -47,6 +50,28 @@ def build_dags(
     :param dag_file: the DAG file being parsed: from a DAG bundle, the namespace and the project
         (its ``include/``) are that bundle's (:func:`pipelines.components.bundles.bind_dag_file`)
     """
+    with _no_cycle_collection():
+        return _build_dags(project, strict=strict, dag_file=dag_file)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector off while the DAGs are built, as it was after.
+
+    A parse allocates hundreds of thousands of objects that all stay alive (DAGs, tasks, assets,
+    the config); each full collection walks every one of them, so the collections alone grew
+    faster than the registry: ~40 % of a 5,000-dataset parse, for ~100 objects collected.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build_dags(project: Project | None, *, strict: bool, dag_file: str | None) -> dict[str, DAG]:
     if dag_file is not None:
         bundles.bind_dag_file(dag_file)
     project = project or load_project(strict=strict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -202,6 +203,7 @@ def source_pattern(source: str) -> str:
     return source.replace("{ds_nodash}", "*").replace("{ds}", "*")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a parse asks for every table's path several times
 def table_path(lake: str, namespace: str, layer: Layer | str, table: str) -> str:
     """``{lake}/{namespace}/{layer}/{table}``: the root of one table.
 

@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipelines.exceptions import Problem, RegistryError
@@ -86,7 +86,13 @@ class Registry:
     invalid: dict[str, tuple[Problem, ...]] = field(default_factory=dict, compare=False)
 
     def get(self, name: str) -> Dataset | None:
-        return next((d for d in self.datasets if d.name == name), None)
+        return self._by_name.get(name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Dataset]:
+        """Names are unique (a second row of a name is invalid): one lookup per aggregate and
+        per DAG, not a scan of the registry each (quadratic at 5,000 rows)."""
+        return {d.name: d for d in self.datasets}
 
     @property
     def names(self) -> list[str]:
