@@ -6,9 +6,10 @@
     results.outputs["cleaned.orders"]       # a DataFrame, read when first asked for
     Client().submit("refund_model", date="2024-01-03").outputs["accuracy"]   # a workflow metric
 
-``Client()`` runs in-process without a scheduler (``dag.test()``); ``Client(airflow_url=...)``
-triggers the same DAGs on a real Airflow through its REST API and waits for them. Outputs are
-read from the lake either way.
+``Client()`` runs in-process without a scheduler or a metadata database (the local runner);
+``Client(full_airflow=True)`` runs in-process through Airflow's ``dag.test()`` and its database;
+``Client(airflow_url=...)`` triggers the same DAGs on a real Airflow through its REST API and
+waits for them. Outputs are read from the lake either way.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -154,6 +153,10 @@ class Client:
     """Submit dataset or cookbook runs for dates; read what they wrote.
 
     :param airflow_url: base URL of an Airflow 3 API server; None runs in-process
+    :param full_airflow: in-process, run each DAG through Airflow's ``dag.test()``: the run,
+        its task instances and asset events go to the metadata database (created when missing),
+        as a scheduler's would. Slower (seconds per process); default: the local runner, which
+        executes the same tasks with the same context in this process and needs no database
     :param username: for the API server's ``/auth/token``
     :param password: likewise (never logged)
     :param namespace: default ``PIPELINES_NAMESPACE``
@@ -163,6 +166,7 @@ class Client:
         self,
         airflow_url: str | None = None,
         *,
+        full_airflow: bool = False,
         username: str | None = None,
         password: str | None = None,
         namespace: str | None = None,
@@ -171,14 +175,17 @@ class Client:
     ):
         if airflow_url and not airflow_url.startswith(("http://", "https://")):
             raise PipelinesError(f"airflow_url must be http:// or https://, not {airflow_url!r}")
+        if airflow_url and full_airflow:
+            raise PipelinesError("full_airflow runs in-process: it cannot go with airflow_url")
         self.airflow_url = airflow_url.rstrip("/") if airflow_url else None
+        self.full_airflow = full_airflow
         self._auth = (username, password)
         self.namespace = namespace or environment.namespace()
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
         self._token: str | None = None
         if self.airflow_url is None:
-            configure()
+            configure(database=full_airflow)
 
     def submit(
         self,
@@ -245,7 +252,7 @@ class Client:
         lake = project.lake(self.namespace)
         outcomes: list[RunOutcome] = []
         for producer in missing_upstream(project.workflow(name), ds, lake, project):
-            outcome = run_dag(project.dag_id(producer, self.namespace), ds)
+            outcome = self._run_dag(project.dag_id(producer, self.namespace), ds)
             report(outcome)
             outcomes.append(outcome)
             if not outcome.ok:
@@ -256,13 +263,16 @@ class Client:
         self, project: Project, name: str, ds: str, report: Callable[[RunOutcome], None]
     ) -> list[RunOutcome]:
         if not self.airflow_url and project.kind_of(name) is Kind.COOKBOOK:
-            return run_cookbook(project, name, ds, report)
+            return run_cookbook(project, name, ds, report, full_airflow=self.full_airflow)
         if self.airflow_url:
             outcome = self._remote(project, name, ds)
         else:
-            outcome = run_dag(project.dag_id(name, self.namespace), ds)
+            outcome = self._run_dag(project.dag_id(name, self.namespace), ds)
         report(outcome)
         return [outcome]
+
+    def _run_dag(self, dag_id: str, ds: str) -> RunOutcome:
+        return run_dag(dag_id, ds, full_airflow=self.full_airflow)
 
     # -- a real Airflow ---------------------------------------------------------------------
     def _remote(self, project: Project, name: str, ds: str) -> RunOutcome:
@@ -318,6 +328,9 @@ class Client:
         return run_id
 
     def _call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        import urllib.error
+        import urllib.request  # http.client, email: only for a real Airflow
+
         headers = {"Content-Type": "application/json"}
         if path.startswith("/api/"):
             headers["Authorization"] = f"Bearer {self._bearer()}"

@@ -46,7 +46,8 @@ def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_
 
 
 def test_cookbook_runs_children_in_process_and_verifies(home, airflow_db):
-    results = Client().submit("e2e_test", "2024-01-01", end="2024-01-02")
+    # through dag.test(): the child runs it counts are rows of the metadata database
+    results = Client(full_airflow=True).submit("e2e_test", "2024-01-01", end="2024-01-02")
     assert results.ok, [(r.dag_id, r.ds, r.error) for r in results.runs]
     assert [r.dag_id for r in results.runs][:6] == [*CHILDREN, "local__cookbook__e2e_test"]
     assert len(results.runs) == 12
@@ -75,7 +76,7 @@ def test_asset_events_carry_row_counts(home, airflow_db):
 
     from pipelines.local import run_dag
 
-    assert run_dag("local__orders", "2024-01-01").ok
+    assert run_dag("local__orders", "2024-01-01", full_airflow=True).ok  # events in the database
     with create_session() as session:
         events = {
             m.extra["table"]: e.extra

@@ -351,7 +351,7 @@ def test_quarantine_counts_reach_the_run_outputs_and_asset_metadata(
     from pipelines.local import run_dag
 
     _airflow_env(monkeypatch, project, fast_dir / "lake")
-    outcome = run_dag("local__ledger", DAYS[0])
+    outcome = run_dag("local__ledger", DAYS[0], full_airflow=True)  # events in the database
     assert outcome.ok, outcome.error
     root = str(fast_dir / "lake")
     with create_session() as session:

@@ -530,7 +530,7 @@ def test_templated_text_stays_literal_through_a_real_run(case, airflow_db, fast_
     monkeypatch.setenv("PIPELINES_HOME", str(home))
     monkeypatch.setenv("PIPELINES_LAKE", str(fast_dir / "lake"))
     monkeypatch.chdir(fast_dir)
-    outcome = run_dag("local__odd", "2024-01-01")
+    outcome = run_dag("local__odd", "2024-01-01", full_airflow=True)  # DagModel: the database's
     assert outcome.ok, outcome.error
     dag = load_dag("local__odd")
     assert dag.description == ODD["description"]

@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_list)
     for name, helptext in (
-        ("run", "run one interval in-process (no scheduler)"),
+        ("run", "run one interval in-process (no scheduler, no database unless --airflow)"),
         ("backfill", "run every interval from --start to --end, in order"),
     ):
         _run_parser(sub.add_parser(name, help=helptext), name)
@@ -116,6 +116,12 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
         "--upstream",
         action="store_true",
         help="a workflow: first run the datasets and workflows it reads that lack the day",
+    )
+    p.add_argument(
+        "--airflow",
+        action="store_true",
+        help="run through Airflow's dag.test() and its metadata database (created when missing) "
+        "instead of the faster local runner",
     )
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")

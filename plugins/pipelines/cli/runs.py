@@ -16,7 +16,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         start = end = date_option(args.date, "--date")
     else:
         start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
-    configure(verbose=args.verbose)
+    configure(verbose=args.verbose, database=args.airflow)
     from pipelines.client import Client
     from pipelines.config import load_project
 
@@ -26,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(args.name, project.dag_id(args.name))
     previous = signal.signal(signal.SIGINT, progress.on_interrupt)
     try:
-        results = Client().submit(
+        results = Client(full_airflow=args.airflow).submit(
             args.name,
             start,
             end=end,
@@ -100,7 +100,7 @@ def summary(outcome) -> str:
         MergeOperator,
         WorkflowOperator,
     )
-    from pipelines.cookbooks.parent import VERIFY
+    from pipelines.cookbooks import VERIFY
     from pipelines.merge import MergeResult
 
     results, parts = outcome.results, []

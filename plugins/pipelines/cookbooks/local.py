@@ -1,8 +1,9 @@
 """A cookbook run without a scheduler: the children in-process, in order, then ``verify``.
 
 ``TriggerDagRunOperator`` cannot complete without a scheduler (the child run is queued and nothing
-runs it), so this runs each child DAG with ``dag.test()`` for the same logical date, then the
-parent DAG itself with its trigger tasks marked successful, so its own checks run for real.
+runs it), so this runs each child DAG in-process for the same logical date (the local runner, or
+``dag.test()`` with ``full_airflow``), then the parent DAG itself with its trigger tasks marked
+successful, so its own checks run for real.
 """
 
 from __future__ import annotations
@@ -27,27 +28,34 @@ def ordered_children(project: Project, cookbook: str) -> list[str]:
 
 
 def run_cookbook(
-    project: Project, cookbook: str, ds: str, report: Callable[[RunOutcome], None] = lambda o: None
+    project: Project,
+    cookbook: str,
+    ds: str,
+    report: Callable[[RunOutcome], None] = lambda o: None,
+    *,
+    full_airflow: bool = False,
 ) -> list[RunOutcome]:
     """Run every child for ``ds`` (nested cookbooks too), stop at the first failure, then verify.
 
+    :param full_airflow: run each DAG through ``dag.test()`` (see :func:`pipelines.local.run_dag`)
     :return: one outcome per DAG run, the parent's last
     """
     ns = environment.namespace()
     outcomes: list[RunOutcome] = []
     for name in ordered_children(project, cookbook):
         if project.cookbook(name) is not None:
-            children = run_cookbook(project, name, ds, report)
+            children = run_cookbook(project, name, ds, report, full_airflow=full_airflow)
             outcomes.extend(children)
             if not children[-1].ok:
                 return outcomes
             continue
-        outcome = run_dag(project.dag_id(name, ns), ds)
+        outcome = run_dag(project.dag_id(name, ns), ds, full_airflow=full_airflow)
         report(outcome)
         outcomes.append(outcome)
         if not outcome.ok:
             return outcomes
-    parent = run_dag(environment.cookbook_dag_id(cookbook, ns), ds, skip=r"trigger_.*")
+    parent_id = environment.cookbook_dag_id(cookbook, ns)
+    parent = run_dag(parent_id, ds, skip=r"trigger_.*", full_airflow=full_airflow)
     report(parent)
     outcomes.append(parent)
     return outcomes

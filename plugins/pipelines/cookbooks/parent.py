@@ -12,12 +12,11 @@ from pipelines.components import environment
 from pipelines.components.lake import Lake
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.config import CookbookSpec, Project, load_project
+from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
 from pipelines.namespaces import NamespaceSpec
 from pipelines.partitions import format_date
 from pipelines.timetable import PipelinesTimetable
-
-VERIFY = "verify"  # the task id of a cookbook's checks
 
 
 def child_run_id(parent_dag_id: str, parent_run_id: str) -> str:
