@@ -1,6 +1,9 @@
-"""Measure 3: how the cost of merging one day grows with the history the cleaned table holds.
+"""Measure 4: how the cost of merging one day, and of reading one day, grows with the history
+the dataset's tables hold.
 
-One child builds the history with the product and times merges at each point (see
+One child builds each point's history directly (the tables N runs of extract + merge leave,
+written through the product's own ``Table.commit``, checked against real merges first) and times,
+at every point, ``pipelines.read`` of one day and the product's merge of one more day (see
 :mod:`bench.workers.history`); medians per point are compared with the first point.
 """
 
@@ -19,21 +22,29 @@ from bench.sizes import Sizes
 
 @dataclass(frozen=True)
 class HistoryResult:
-    """Merge seconds, every repeat, at each number of partitions already held."""
+    """Merge and read seconds, every repeat, at each number of partitions already held; the
+    seconds each point's history took to build."""
 
     points: tuple[int, ...]
     timings: tuple[tuple[float, ...], ...]
     rows_per_day: int
     build_s: float
+    reads: tuple[tuple[float, ...], ...]
+    built_s: tuple[float, ...]
 
     @property
     def merge_s(self) -> tuple[float, ...]:
-        """The median at each point."""
+        """The median merge at each point."""
         return tuple(statistics.median(t) for t in self.timings)
+
+    @property
+    def read_s(self) -> tuple[float, ...]:
+        """The median read at each point."""
+        return tuple(statistics.median(t) for t in self.reads)
 
 
 def measure(workdir: Path, sizes: Sizes, peers_site: Path) -> HistoryResult:
-    """Build the history in one child and time the merges at every point."""
+    """Build the histories in one child and time the reads and merges at every point."""
     points = sizes.history_points
     sandbox = Sandbox(workdir / "history").create()
     synth.write_registry(sandbox.include, [synth.registry_row(synth.ORDERS)])
@@ -47,39 +58,88 @@ def measure(workdir: Path, sizes: Sizes, peers_site: Path) -> HistoryResult:
         env=sandbox.env(),
         timeout=1800,
     )
-    timings = tuple(tuple(sample.result["merge_s"][str(n)]) for n in points)
-    return HistoryResult(points, timings, sizes.history_rows, sample.wall)
+    sandbox.reset_lake()  # gigabytes: not kept to the end of the bench
+    figures = sample.result
+    return HistoryResult(
+        points,
+        tuple(tuple(figures["merge_s"][str(n)]) for n in points),
+        sizes.history_rows,
+        sample.wall,
+        tuple(tuple(figures["read_s"][str(n)]) for n in points),
+        tuple(float(figures["build_s"][str(n)]) for n in points),
+    )
 
 
 def rows(result: HistoryResult) -> list[Row]:
-    """The merge at the most partitions against the merge at the fewest."""
-    first, last = result.merge_s[0], result.merge_s[-1]
+    """The merge at the two most partitions against the merge at the fewest; the read at the
+    most against the read at the fewest."""
+    first = result.merge_s[0]
     held = ", ".join(
-        f"{n}: {seconds(s)}" for n, s in zip(result.points, result.merge_s, strict=True)
+        f"{n:,}: {seconds(s)}" for n, s in zip(result.points, result.merge_s, strict=True)
     )
-    return [
+    out = [
         Row(
-            f"Merge one day ({result.rows_per_day:,} rows) into {result.points[-1]} "
+            f"Merge one day ({result.rows_per_day:,} rows) into {n:,} "
             f"partitions vs into {result.points[0]}",
-            seconds(last),
+            seconds(merge),
             f"held {held}",
-            last / first,
+            merge / first,
             at_most(1.2),
         )
+        for n, merge in list(zip(result.points, result.merge_s, strict=True))[1:][-2:]
     ]
+    read_first, read_last = result.read_s[0], result.read_s[-1]
+    out.append(
+        Row(
+            f"pipelines.read of one day ({result.rows_per_day:,} rows, raw as_of) from "
+            f"{result.points[-1]:,} partitions vs from {result.points[0]}",
+            seconds(read_last),
+            f"from {result.points[0]}: {seconds(read_first)}",
+            read_last / read_first,
+            at_most(1.2),
+        )
+    )
+    return out
 
 
 def details(result: HistoryResult) -> str:
-    """Median merge seconds per history size, with the spread of the repeats."""
-    first = result.merge_s[0]
+    """Median merge and read seconds per history size, with the spread of the repeats."""
+    first, read_first = result.merge_s[0], result.read_s[0]
     lines = [
-        (str(n), seconds(median), f"{median / first:.2f}", _quartiles(timings))
-        for n, median, timings in zip(result.points, result.merge_s, result.timings, strict=True)
+        (
+            f"{n:,}",
+            seconds(built),
+            seconds(merge),
+            f"{merge / first:.2f}",
+            _quartiles(timings),
+            seconds(read),
+            f"{read / read_first:.2f}",
+            _quartiles(reads),
+        )
+        for n, built, merge, timings, read, reads in zip(
+            result.points,
+            result.built_s,
+            result.merge_s,
+            result.timings,
+            result.read_s,
+            result.reads,
+            strict=True,
+        )
     ]
+    header = (
+        "partitions held",
+        "built in",
+        "merge",
+        "vs first",
+        "middle half",
+        "read one day",
+        "vs first",
+        "middle half",
+    )
     return (
-        f"Merge of one {result.rows_per_day:,}-row day (history built in "
-        f"{seconds(result.build_s)}):\n\n"
-        + grid(("partitions held", "merge", "vs first", "middle half of repeats"), lines)
+        f"Merge of one {result.rows_per_day:,}-row day, and read of one day's delivery "
+        f"(histories built directly, checked against real merges; child ran "
+        f"{seconds(result.build_s)}):\n\n" + grid(header, lines)
     )
 
 

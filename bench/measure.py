@@ -44,6 +44,18 @@ class BenchError(RuntimeError):
     """A measured child failed or produced something other than the work asked for."""
 
 
+class ChildFailed(BenchError):
+    """A child exited non-zero, was killed, or ran out of time.
+
+    :param reason: one line: ``timed out after 300 s``, ``killed by SIGKILL (out of memory?)``,
+        ``exited 1: MemoryError``
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Sample:
     """One child run.
@@ -89,10 +101,14 @@ def run_child(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise BenchError(f"{' '.join(argv)} timed out after {timeout:.0f} s") from None
+        reason = f"timed out after {timeout:.0f} s"
+        raise ChildFailed(f"{' '.join(argv)} {reason}", reason) from None
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} exited {proc.returncode}:\n{_tail(stderr + stdout)}")
+        raise ChildFailed(
+            f"{' '.join(argv)} exited {proc.returncode}:\n{_tail(stderr + stdout)}",
+            _why(proc.returncode, stderr),
+        )
     return Sample(wall=wall, result=_result(stdout))
 
 
@@ -149,6 +165,16 @@ def _profiled(argv: list[str]) -> list[str]:
     _PROFILING.count += 1
     output = folder / f"{_PROFILING.count:02d}-{name}.prof"
     return [PYTHON, "-m", "cProfile", "-o", str(output), *target]
+
+
+def _why(returncode: int, stderr: str) -> str:
+    """A failed child's exit in one line: its signal, or its code and last line of stderr."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
+        oom = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"killed by {name or f'signal {-returncode}'}{oom}"
+    last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "")
+    return f"exited {returncode}" + (f": {last.strip()[:200]}" if last else "")
 
 
 def _tail(text: str, lines: int = 40) -> str:

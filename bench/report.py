@@ -28,53 +28,79 @@ PACKAGES = (
     "dag-factory",
     "matplotlib",
 )
-HEADER = ("measure", "product", "floor / peers", "ratio", "target", "met")
+HEADER = ("measure", "product", "floor / peers", "ratio", "target", "met", "note")
 
 
 @dataclass(frozen=True)
 class Target:
-    """A bound on a ratio, e.g. ``<= 1.5``."""
+    """A bound on a ratio, e.g. ``<= 1.5``; with a ``unit``, a bound on an absolute figure in
+    that unit (``<= 2 GiB``), the row's ratio being the figure in it; with a ``label``, a
+    condition shown as that label (``completes``), whose row shows no ratio."""
 
     symbol: str
     limit: float
     check: Callable[[float, float], bool]
+    unit: str = ""
+    label: str = ""
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.limit:g}"
+        if self.label:
+            return self.label
+        return f"{self.symbol} {self.limit:g}" + (f" {self.unit}" if self.unit else "")
 
     def met(self, ratio: float) -> bool:
         return self.check(ratio, self.limit)
 
 
-def at_most(limit: float) -> Target:
-    return Target("≤", limit, operator.le)
+def at_most(limit: float, unit: str = "") -> Target:
+    return Target("≤", limit, operator.le, unit)
 
 
-def less_than(limit: float) -> Target:
-    return Target("<", limit, operator.lt)
+def less_than(limit: float, unit: str = "") -> Target:
+    return Target("<", limit, operator.lt, unit)
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table; ``target`` None marks a figure shown for context only."""
+    """One line of the table; ``target`` None marks a figure shown for context only.
+
+    :param ratio: None when the figure could not be measured: ``met`` is NO (the product did not
+        complete), or ``—`` when the row was ``skipped`` (what it compares is not there)
+    :param note: why a row says NO or was skipped, or what else to know about it
+    """
 
     measure: str
     product: str
     others: str
-    ratio: float
+    ratio: float | None
     target: Target | None
+    note: str = ""
+    skipped: bool = False
 
     def cells(self) -> tuple[str, ...]:
-        met = "—" if self.target is None else ("yes" if self.target.met(self.ratio) else "NO")
         target = "—" if self.target is None else str(self.target)
-        return (self.measure, self.product, self.others, self._ratio(), target, met)
+        note = " ".join(self.note.replace("|", "/").split())  # one cell of one line
+        return (self.measure, self.product, self.others, self._ratio(), target, self.met, note)
+
+    @property
+    def met(self) -> str:
+        """``yes``, ``NO``, or ``—`` (no target, or skipped)."""
+        if self.target is None or self.skipped:
+            return "—"
+        if self.ratio is None:
+            return "NO"
+        return "yes" if self.target.met(self.ratio) else "NO"
 
     def _ratio(self) -> str:
-        """Two decimals, or three when two would show the limit itself."""
+        """Two decimals, or three when two would show the limit itself; a figure with the
+        target's unit."""
+        if self.ratio is None or (self.target is not None and self.target.label):
+            return "—"
         shown = f"{self.ratio:.2f}"
         if self.target is not None and float(shown) == self.target.limit:
-            return f"{self.ratio:.3f}"
-        return shown
+            shown = f"{self.ratio:.3f}"
+        unit = self.target.unit if self.target is not None else ""
+        return f"{shown} {unit}" if unit else shown
 
 
 def seconds(value: float) -> str:
@@ -83,6 +109,8 @@ def seconds(value: float) -> str:
 
 def megabytes(value: float) -> str:
     mib = value / 2**20
+    if mib >= 1024:
+        return f"{mib / 1024:.2f} GiB"
     return f"{mib:.0f} MiB" if mib >= 10 else f"{mib:.2g} MiB"
 
 
@@ -138,6 +166,7 @@ def results_markdown(
         f"{info.load[1]:.1f} after",
         f"- packages: {versions}",
         "- ratio = product / reference: below 1 is faster (or smaller) than the reference; "
+        "a target with a unit bounds the product's own figure, shown in that unit; "
         "figures are medians of repeats run side by side in this run",
     ]
     return "\n".join(["# Benchmark results", "", *header, "", table(rows), "", details, ""])

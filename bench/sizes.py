@@ -10,13 +10,19 @@ class Sizes:
     """Every knob of one bench run.
 
     :param warmup: run every variant once, untimed, before the timed rounds
-    :param registry_rows: registry sizes whose DagBag parse is timed (the last one is judged)
-    :param parse_repeats: timed DagBag loads per variant and size
+    :param registry_rows: registry sizes of the parse curve, every variant at each
+    :param parse_repeats: timed DagBag loads per variant and size of the curve
+    :param big_registry_rows: the large registry parsed after the curve (product and floor)
+    :param big_parse_repeats: timed DagBag loads per variant of the large registry (no warm-up:
+        the curve has compiled and cached everything a load reads)
+    :param big_parse_peer: parse the large registry with dag-factory too
     :param interval_rows: rows in the one interval ingested for throughput
     :param throughput_repeats: timed runs per implementation
+    :param big_interval_rows: rows in the large interval (one run per implementation)
+    :param big_interval_pandas: run the plain pandas script on the large interval too
     :param history_points: partitions already in cleaned when one more day is merged
     :param history_rows: rows per day while history is built and merged
-    :param history_repeats: timed merges per point
+    :param history_repeats: timed merges (and reads) per point
     :param run_rows: rows in the interval of the run-overhead measure
     :param run_repeats: timed process runs per command (``airflow dags test`` included)
     """
@@ -24,8 +30,13 @@ class Sizes:
     warmup: bool
     registry_rows: tuple[int, ...]
     parse_repeats: int
+    big_registry_rows: int
+    big_parse_repeats: int
+    big_parse_peer: bool
     interval_rows: int
     throughput_repeats: int
+    big_interval_rows: int
+    big_interval_pandas: bool
     history_points: tuple[int, ...]
     history_rows: int
     history_repeats: int
@@ -37,9 +48,14 @@ FULL = Sizes(
     warmup=True,
     registry_rows=(100, 500, 1000),
     parse_repeats=5,
+    big_registry_rows=5000,
+    big_parse_repeats=3,
+    big_parse_peer=False,
     interval_rows=1_000_000,
     throughput_repeats=3,
-    history_points=(1, 30, 365),
+    big_interval_rows=10_000_000,
+    big_interval_pandas=False,
+    history_points=(1, 30, 365, 3650),
     history_rows=5_000,
     history_repeats=15,
     run_rows=100,
@@ -50,9 +66,14 @@ SMOKE = Sizes(
     warmup=False,
     registry_rows=(5, 20),
     parse_repeats=1,
+    big_registry_rows=50,
+    big_parse_repeats=1,
+    big_parse_peer=True,
     interval_rows=5_000,
     throughput_repeats=1,
-    history_points=(1, 3),
+    big_interval_rows=20_000,
+    big_interval_pandas=True,
+    history_points=(1, 3, 30),
     history_rows=200,
     history_repeats=1,
     run_rows=100,

@@ -1,4 +1,5 @@
-"""Synthetic inputs: registry files and daily order deliveries, deterministic for a seed.
+"""Synthetic inputs: registry files (with aggregates and workflows) and daily order deliveries,
+deterministic for a seed.
 
 A delivery for day D holds new orders created on D, ~1 % second versions of some of them (same key,
 later ``updated_at``) and ~1 % late updates of orders created on earlier days. Every
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 EPOCH = dt.date(2024, 1, 1)
@@ -24,6 +26,9 @@ LATE_SHARE = 0.01
 STATUSES = ("new", "paid", "packed", "shipped", "returned")
 COUNTRIES = tuple(f"C{i:02d}" for i in range(40))
 SKUS = 5_000
+SKU_NAMES = tuple(f"SKU-{i}" for i in range(SKUS))
+WORKFLOW_EVERY = 50  # registry rows per synthetic workflow
+WORKFLOW_MODULE = "bench_flows"  # include/workflows/bench_flows.py
 REGISTRY_COLUMNS = (
     "dataset",
     "source",
@@ -73,11 +78,45 @@ def aggregate_entry(dataset: str) -> dict:
     }
 
 
-def write_project(include: Path, rows: list[dict[str, str]]) -> None:
-    """``registry.csv`` of ``rows`` and ``aggregates.yaml`` with one aggregate per dataset."""
+def write_project(
+    include: Path, rows: list[dict[str, str]], workflows: list[dict] | None = None
+) -> None:
+    """``registry.csv`` of ``rows``, ``aggregates.yaml`` with one aggregate per dataset and, when
+    given, ``workflows.yaml`` of ``workflows`` with the module their functions name."""
     write_registry(include, rows)
     entries = [aggregate_entry(row["dataset"]) for row in rows]
     (include / "aggregates.yaml").write_text(yaml.safe_dump(entries, sort_keys=False))
+    if workflows:
+        (include / "workflows.yaml").write_text(yaml.safe_dump(workflows, sort_keys=False))
+        module = include / "workflows" / f"{WORKFLOW_MODULE}.py"
+        module.parent.mkdir(exist_ok=True)
+        module.write_text(
+            '"""Synthetic workflow steps (never imported when DAGs are parsed)."""\n\n\n'
+            "def latest(inputs, params, ds):\n"
+            '    return inputs["orders"]\n'
+        )
+
+
+def synthetic_workflows(rows: list[dict[str, str]], every: int = WORKFLOW_EVERY) -> list[dict]:
+    """One workflow per ``every`` registry rows, on its inputs: the first dataset of its block
+    (cleaned, that day) and the aggregate of the second (that day)."""
+    return [
+        {
+            "name": f"w{block // every:04d}",
+            "function": f"{WORKFLOW_MODULE}:latest",
+            "description": f"Synthetic workflow over {rows[block]['dataset']}",
+            "owner": "bench",
+            "inputs": {
+                "orders": {"table": rows[block]["dataset"], "window": "1d"},
+                "by_status": {
+                    "table": aggregate_entry(rows[block + 1]["dataset"])["name"],
+                    "layer": "aggregated",
+                    "window": "1d",
+                },
+            },
+        }
+        for block in range(0, len(rows) - 1, every)
+    ]
 
 
 def synthetic_registry(rows: int) -> list[dict[str, str]]:
@@ -179,23 +218,48 @@ def _late(
 
 
 def _orders(rng: np.random.Generator, keys: np.ndarray, created) -> pd.DataFrame:
-    n = len(keys)
+    created = pd.DatetimeIndex(created).as_unit("us")
+    return orders_frame(keys, created, created, order_values(rng, len(keys)))
+
+
+LABELS = {"status": STATUSES, "country": COUNTRIES, "sku": SKU_NAMES}  # drawn as codes
+
+
+def order_values(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """The columns of ``n`` orders after their key and timestamps, drawn in column order; the
+    text columns of :data:`LABELS` as codes."""
+    return {
+        "customer_id": rng.integers(1, 200_000, n, dtype=np.int64),
+        "status": rng.integers(0, len(STATUSES), n),
+        "country": rng.integers(0, len(COUNTRIES), n),
+        "sku": rng.integers(0, SKUS, n),
+        "quantity": rng.integers(1, 10, n, dtype=np.int64),
+        "amount": rng.gamma(2.0, 30.0, n).round(2),
+        "discount": rng.choice([0.0, 0.05, 0.1, 0.2], n),
+    }
+
+
+def orders_frame(keys: np.ndarray, created, updated, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Orders as a delivery holds them: ``order_id``, the UTC timestamps ``created_at`` and
+    ``updated_at`` (microseconds), then :func:`order_values` with the codes as text; extra
+    ``values`` (``_row``) last."""
+    stamps = {
+        name: pd.DatetimeIndex(value).as_unit("us")
+        for name, value in (("created_at", created), ("updated_at", updated))
+    }
     return pd.DataFrame(
         {
-            "order_id": keys.astype(np.int64),
-            "created_at": pd.DatetimeIndex(created).as_unit("us"),
-            "updated_at": pd.DatetimeIndex(created).as_unit("us"),
-            "customer_id": rng.integers(1, 200_000, n, dtype=np.int64),
-            "status": pd.array(np.array(STATUSES)[rng.integers(0, len(STATUSES), n)], dtype="str"),
-            "country": pd.array(
-                np.array(COUNTRIES)[rng.integers(0, len(COUNTRIES), n)], dtype="str"
-            ),
-            "sku": pd.array(np.char.add("SKU-", rng.integers(0, SKUS, n).astype(str)), dtype="str"),
-            "quantity": rng.integers(1, 10, n, dtype=np.int64),
-            "amount": rng.gamma(2.0, 30.0, n).round(2),
-            "discount": rng.choice([0.0, 0.05, 0.1, 0.2], n),
+            "order_id": np.asarray(keys).astype(np.int64),
+            **stamps,
+            **{k: text_column(LABELS[k], v) if k in LABELS else v for k, v in values.items()},
         }
     )
+
+
+def text_column(names: tuple[str, ...], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``names[codes]`` as a ``str`` column, taken in Arrow (ten million rows: no Python string
+    per row)."""
+    return pd.array(pa.array(names).take(pa.array(codes)), dtype="str")
 
 
 def _offsets(rng: np.random.Generator, n: int, hours: float) -> pd.TimedeltaIndex:

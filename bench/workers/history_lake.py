@@ -1,0 +1,327 @@
+"""A dataset's lake after N daily runs of extract + merge, built directly: each table written by a
+few commits of the product's own :meth:`Table.commit` instead of N merges.
+
+Day d's delivery is shaped as :func:`bench.synth.delivery` shapes it with late updates one day
+back: ``n_new`` orders created on d (keys ``d * KEY_STRIDE + 0 .. n_new - 1``), second versions of
+``n_dup`` of them and, from day 1 on, late updates of ``n_late`` orders created on d - 1, each row
+at its own position ``_row`` of the shuffled delivery. After the runs of days 0 .. N - 1 the lake
+holds, as the merges would have left it:
+
+- ``raw ds=d``: the delivery as extracted, with its ``_row``; the run's row count;
+- ``cleaned dt=d``: one row per order created on d, its latest version (the second version, or
+  the late update delivered on d + 1 when that day is in the history), with ``_ds`` and
+  ``_row``, conformed to the table's schema and sorted by key; the manifest holds the rows and
+  key range of each partition, the schema, and each day's run with its counts;
+- ``quarantine ds=d``: the superseded first versions, as delivered, with the merge's reason.
+
+Days are generated and committed a batch at a time (a year of 5,000-row days is ~2 million rows).
+:func:`differences` compares such a lake with one written by the product's real merges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from bench import synth
+from pipelines import schema
+from pipelines.components.lake import Lake
+from pipelines.components.resources import Snapshot, Table
+from pipelines.merge import MergeResult
+from pipelines.partitions import Layer
+from pipelines.registry import Dataset
+
+BATCH_DAYS = 365
+LATE_DAYS = 1
+SUPERSEDED = "duplicate key in this delivery: superseded by a later version"  # merge.prepare's
+DAY_US = 86_400_000_000
+HOUR_US = 3_600_000_000
+EPOCH_US = int(pd.Timestamp(synth.EPOCH, tz="UTC").value // 1000)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How many rows of each kind day ``d``'s delivery of ``rows`` rows holds (as synth's)."""
+
+    rows: int
+
+    @property
+    def dup(self) -> int:
+        return round(self.rows * synth.DUPLICATE_SHARE)
+
+    def late(self, days: np.ndarray) -> np.ndarray:
+        return np.where(np.minimum(days, LATE_DAYS) > 0, round(self.rows * synth.LATE_SHARE), 0)
+
+    def new(self, days: np.ndarray) -> np.ndarray:
+        return self.rows - self.dup - self.late(days)
+
+
+@dataclass
+class Batch:
+    """One batch of days: each table's partitions, and the runs recorded for them."""
+
+    raw: dict[str, pd.DataFrame]
+    cleaned: dict[str, pd.DataFrame]
+    quarantine: dict[str, pd.DataFrame]
+    raw_runs: dict[str, dict]
+    cleaned_runs: dict[str, dict]
+
+
+Conform = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def build(
+    dataset: Dataset, lake: Lake, days: int, rows: int, *, seed: int = 7, batch: int = BATCH_DAYS
+) -> None:
+    """Commit days ``0 .. days - 1`` of ``dataset`` to its raw, cleaned and quarantine tables,
+    ``batch`` days a commit."""
+    raw = lake.table(Layer.RAW, dataset.name)
+    cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    quarantine = lake.table(Layer.QUARANTINE, dataset.name)
+    bases = [table.snapshot() for table in (raw, cleaned, quarantine)]
+    cols: dict[str, str] = {}
+
+    def conform(frame: pd.DataFrame) -> pd.DataFrame:
+        """The winners in the table's schema, as the merge conforms its delta."""
+        if not cols:
+            kinds = schema.delivery_kinds(frame, dataset)
+            cols.update(schema.reconcile({}, kinds, dataset))
+        return schema.conform(frame, cols, dataset)
+
+    for days_ in batches(Shape(rows), days, seed, conform, batch):
+        bases[0] = _commit(raw, bases[0], days_.raw, days_.raw_runs)
+        meta = {"schema": list(cols.items())}
+        key = dataset.primary_key[0]
+        bases[1] = _commit(cleaned, bases[1], days_.cleaned, days_.cleaned_runs, meta, key)
+        bases[2] = quarantine.commit(bases[2], days_.quarantine)
+
+
+def _commit(
+    table: Table,
+    base: Snapshot,
+    changes: dict[str, pd.DataFrame],
+    runs: dict[str, dict],
+    meta: dict | None = None,
+    range_column: str | None = None,
+) -> Snapshot:
+    recorded = {**base.meta.get("runs", {}), **runs}
+    return table.commit(base, changes, {**(meta or {}), "runs": recorded}, range_column)
+
+
+Columns = dict[str, np.ndarray]  # order_id, created_at, updated_at (UTC microseconds), values
+
+
+def batches(
+    shape: Shape, days: int, seed: int, conform: Conform, size: int = BATCH_DAYS
+) -> Iterator[Batch]:
+    """The history's days, ``size`` at a time (the late updates of a batch's last day are
+    delivered in the next batch)."""
+    carried: tuple[Columns, np.ndarray] | None = None
+    for first in range(0, days, size):
+        end = min(first + size, days)
+        batch, carried = _batch(shape, first, end, days, seed, conform, carried)
+        yield batch
+
+
+def _batch(
+    shape: Shape,
+    first: int,
+    end: int,
+    days: int,
+    seed: int,
+    conform: Conform,
+    carried: tuple[Columns, np.ndarray] | None,
+) -> tuple[Batch, tuple[Columns, np.ndarray]]:
+    """Days ``first .. end - 1`` as columns of numbers, made frames once in their final order;
+    ``carried``: the late updates delivered on ``first`` and their delivery day. Returns the
+    batch and the late updates delivered on ``end``."""
+    rng = np.random.default_rng([seed, first])
+    day = np.arange(first, end)
+    n_new, dup, rows = shape.new(day), shape.dup, shape.rows
+    positions = _positions(rows, first, min(end + 1, days), seed)
+
+    # the first version of every order created in the batch, in key order
+    of_day = np.repeat(day, n_new)
+    index = np.arange(len(of_day)) - np.repeat(np.cumsum(n_new) - n_new, n_new)
+    created = _micros(of_day, rng.integers(0, 20 * HOUR_US, len(of_day)))
+    orders = {
+        "order_id": of_day * synth.KEY_STRIDE + index,
+        "created_at": created,
+        "updated_at": created + rng.integers(0, HOUR_US, len(of_day)),
+        **synth.order_values(rng, len(of_day)),
+        "_row": positions[of_day - first, index],
+    }
+
+    # second versions of `dup` orders a day: they supersede their first versions
+    dup_rank = _picks(rng, n_new, np.full(len(day), dup))
+    second = np.flatnonzero(dup_rank >= 0)
+    second_day = of_day[second]
+    seconds = _take(orders, second)
+    seconds["updated_at"] += rng.integers(0, 2 * HOUR_US, len(second)) + 1_000_000
+    seconds["status"] = np.full(len(second), synth.STATUSES.index("paid"))
+    seconds["_row"] = positions[second_day - first, n_new[second_day - first] + dup_rank[second]]
+
+    # late updates of orders created on d, delivered on d + 1 when that day is in the history
+    late_rank = _picks(rng, n_new, np.where(day + 1 < days, shape.late(day + 1), 0))
+    late = np.flatnonzero(late_rank >= 0)
+    to_day = of_day[late]
+    lates = {
+        "order_id": orders["order_id"][late],
+        "created_at": _micros(to_day, rng.integers(0, 20 * HOUR_US, len(late))),
+        "updated_at": _micros(to_day + 1, rng.integers(0, 23 * HOUR_US, len(late))),
+        **synth.order_values(rng, len(late)),
+        "_row": positions[to_day + 1 - first, shape.new(to_day + 1) + dup + late_rank[late]],
+    }
+    inside = to_day + 1 < end
+
+    # raw: every delivery of the batch as extracted, rows in delivery order
+    parts = [(orders, of_day), (seconds, second_day), (_take(lates, inside), to_day[inside] + 1)]
+    delivered = _concat([carried, *parts] if carried else parts)
+    order = np.empty(len(delivered[1]), dtype=np.int64)
+    order[(delivered[1] - first) * rows + delivered[0]["_row"]] = np.arange(len(order))
+    raw = _split(_frame(_take(delivered[0], order)), np.full(len(day), rows), day)
+
+    # cleaned: each order's latest version with the delivery it won in, in key order
+    winners = {name: values.copy() for name, values in orders.items()}
+    won_in = of_day.copy()
+    for rows_at, values, delivery in ((second, seconds, second_day), (late, lates, to_day + 1)):
+        for name, column in values.items():
+            winners[name][rows_at] = column
+        won_in[rows_at] = delivery
+    cleaned = conform(_frame(winners).assign(_ds=_labels(won_in)))
+    cleaned = _split(cleaned, n_new, day)
+
+    # quarantine: the superseded first versions as delivered, with the merge's reason
+    superseded = _frame(_take(orders, second)).assign(_ds=_labels(second_day), _reason=SUPERSEDED)
+    quarantine = _split(superseded, np.full(len(day), dup), day)
+
+    counts = MergeResult(
+        raw_rows=rows, delivered=rows - dup, quarantined=dup, superseded=dup
+    ).counts()
+    labels = [synth.day(int(d)).isoformat() for d in day]
+    batch = Batch(
+        raw=raw,
+        cleaned=cleaned,
+        quarantine=quarantine,
+        raw_runs={d: {"rows": rows} for d in labels},
+        cleaned_runs={d: dict(counts) for d in labels},
+    )
+    return batch, (_take(lates, ~inside), to_day[~inside] + 1)
+
+
+def _take(columns: Columns, rows: np.ndarray) -> Columns:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def _concat(parts: list[tuple[Columns, np.ndarray]]) -> tuple[Columns, np.ndarray]:
+    names = parts[0][0]
+    return (
+        {name: np.concatenate([p[name] for p, _ in parts]) for name in names},
+        np.concatenate([d for _, d in parts]),
+    )
+
+
+def _frame(columns: Columns) -> pd.DataFrame:
+    """Columns as a delivery's frame (:func:`bench.synth.orders_frame`), ``_row`` last."""
+    values = {k: v for k, v in columns.items() if k not in ("order_id", "created_at", "updated_at")}
+    return synth.orders_frame(
+        columns["order_id"], _stamps(columns["created_at"]), _stamps(columns["updated_at"]), values
+    )
+
+
+def _micros(days: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """UTC microseconds since 1970 of ``offsets`` into day numbers ``days``."""
+    return EPOCH_US + days * DAY_US + offsets
+
+
+def _positions(rows: int, first: int, end: int, seed: int) -> np.ndarray:
+    """Each delivery's shuffle: row ``i`` of day ``d`` (first versions, then second versions,
+    then late updates) is at ``_row`` ``positions[d - first, i]``."""
+    return np.stack(
+        [np.random.default_rng([seed, d, 1]).permutation(rows) for d in range(first, end)]
+    ).astype(np.int64)
+
+
+def _picks(rng: np.random.Generator, sizes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``counts[g]`` distinct rows drawn from each group ``g`` of ``sizes[g]`` rows (the groups
+    contiguous, in order): each drawn row's rank in its draw ``0 .. counts[g] - 1``, -1 for the
+    rows not drawn."""
+    rank = np.full(int(sizes.sum()), -1, dtype=np.int64)
+    for start, size, count in zip(np.cumsum(sizes) - sizes, sizes, counts, strict=True):
+        rank[start + rng.choice(size, size=count, replace=False)] = np.arange(count)
+    return rank
+
+
+def _stamps(micros: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(micros.astype("datetime64[us]"), tz="UTC")
+
+
+def _labels(days: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``YYYY-MM-DD`` of day numbers, as a ``str`` column (what the merge's ``_ds`` is)."""
+    names = tuple(synth.day(d).isoformat() for d in range(int(days.max(initial=0)) + 1))
+    return synth.text_column(names, days)
+
+
+def _split(frame: pd.DataFrame, sizes: np.ndarray, days: np.ndarray) -> dict[str, pd.DataFrame]:
+    """``frame``'s consecutive rows, ``sizes[i]`` of them for ``days[i]``, a fresh index each."""
+    ends = np.cumsum(sizes)
+    return {
+        synth.day(int(d)).isoformat(): frame.iloc[e - n : e].reset_index(drop=True)
+        for d, n, e in zip(days, sizes, ends, strict=True)
+    }
+
+
+def differences(dataset: Dataset, merged: Lake, built: Lake) -> list[str]:
+    """How a lake :func:`build` wrote differs from one the product's merges wrote for the same
+    days: partitions, manifest entries (but file names), table metadata, columns and their
+    types (in the frame and in the file), keys, and how many rows each delivery won."""
+    found: list[str] = []
+    layers = ((Layer.RAW, None), (Layer.CLEANED, dataset.ingestion), (Layer.QUARANTINE, None))
+    for layer, kind in layers:
+        a, b = (lake.table(layer, dataset.name, kind=kind) for lake in (merged, built))
+        sa, sb = a.snapshot(), b.snapshot()
+        if sorted(sa.partitions) != sorted(sb.partitions):
+            found.append(f"{layer}: partitions {sorted(sa.partitions)} != {sorted(sb.partitions)}")
+            continue
+        if sa.meta != sb.meta:
+            found.append(f"{layer}: table metadata {sa.meta} != {sb.meta}")
+        for part in sorted(sa.partitions):
+            found += [f"{layer} {part}: {d}" for d in _partition_differences(a, sa, b, sb, part)]
+    return found
+
+
+def _partition_differences(a: Table, sa: Snapshot, b: Table, sb: Snapshot, part: str) -> list[str]:
+    found = []
+    ea, eb = ({k: v for k, v in s.partitions[part].items() if k != "file"} for s in (sa, sb))
+    if ea != eb:
+        found.append(f"manifest entry {ea} != {eb}")
+    fa, fb = a.read_partition(part, sa), b.read_partition(part, sb)
+    if dict(fa.dtypes.astype(str)) != dict(fb.dtypes.astype(str)) or list(fa) != list(fb):
+        return [*found, f"columns {dict(fa.dtypes)} != {dict(fb.dtypes)}"]
+    files = [_file_schema(t, s, part) for t, s in ((a, sa), (b, sb))]
+    if files[0] != files[1]:
+        found.append(f"Parquet schema {files[0]} != {files[1]}")
+    keys = [_keys(f["order_id"]) for f in (fa, fb)]
+    if keys[0] != keys[1]:
+        found.append(f"keys (distinct, per day created) {keys[0]} != {keys[1]}")
+    for col in ("_ds", "_reason"):
+        counts = [f[col].value_counts().to_dict() for f in (fa, fb) if col in f]
+        if counts and counts[0] != counts[1]:
+            found.append(f"{col} counts {counts[0]} != {counts[1]}")
+    return found
+
+
+def _keys(keys: pd.Series) -> tuple[int, dict[int, int]]:
+    """How many distinct keys, and how many rows of orders created on each day."""
+    days = (keys.to_numpy(dtype=np.int64) // synth.KEY_STRIDE).tolist()
+    return keys.nunique(), {d: days.count(d) for d in sorted(set(days))}
+
+
+def _file_schema(table: Table, snap: Snapshot, part: str) -> str:
+    path = Path(table.path) / snap.partitions[part]["file"]
+    return str(pq.read_schema(path).remove_metadata())
