@@ -22,6 +22,7 @@ from bench.sizes import Sizes
 from bench.throughput import (
     DAY,
     DUCKDB,
+    INTERVAL_COLUMNS,
     LATE_DAYS,
     PANDAS,
     PLAIN,
@@ -150,15 +151,7 @@ def details(result: BigIntervalResult) -> str:
         )
         for name, o in result.outcomes.items()
     ]
-    header = (
-        "implementation",
-        "work",
-        "rows/s",
-        "peak RSS",
-        "after imports",
-        "peak / data",
-        "note",
-    )
+    header = (*INTERVAL_COLUMNS, "note")
     return (
         f"Interval of {result.rows:,} rows, {megabytes(data)} in pandas (generated and written in "
         f"{seconds(result.generate_s)}); one run each, DuckDB at its default settings:\n\n"

@@ -95,13 +95,7 @@ def _curve_rows(result: ParseResult, at: int) -> list[Row]:
             product / floor,
             at_most(1.5),
         ),
-        Row(
-            f"{what} vs dag-factory",
-            seconds(product),
-            f"dag-factory {seconds(peer)}",
-            product / peer,
-            less_than(1.0),
-        ),
+        _peer_row(what, product, peer),
         Row(
             f"{what}, absolute",
             seconds(product),
@@ -145,16 +139,18 @@ def _big_rows(result: ParseResult, at: int) -> list[Row]:
         ),
     ]
     if peer is not None:
-        out.append(
-            Row(
-                f"{what} vs dag-factory",
-                seconds(product),
-                f"dag-factory {seconds(peer)}",
-                product / peer,
-                less_than(1.0),
-            )
-        )
+        out.append(_peer_row(what, product, peer))
     return out
+
+
+def _peer_row(what: str, product: float, peer: float) -> Row:
+    return Row(
+        f"{what} vs dag-factory",
+        seconds(product),
+        f"dag-factory {seconds(peer)}",
+        product / peer,
+        less_than(1.0),
+    )
 
 
 def _what(result: ParseResult, at: int) -> str:

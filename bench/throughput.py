@@ -22,6 +22,8 @@ from bench.sizes import Sizes
 DAY = 40  # late updates reach back 30 days, all after the registry's start date
 LATE_DAYS = 30
 PRODUCT, PANDAS, DUCKDB = "product", "pandas", "DuckDB"
+# the columns of an interval's details table (each measure adds its last)
+INTERVAL_COLUMNS = ("implementation", "work", "rows/s", "peak RSS", "after imports", "peak / data")
 PLAIN = {PANDAS: "bench.workers.plain_pandas", DUCKDB: "bench.workers.plain_duckdb"}
 
 
@@ -125,15 +127,7 @@ def details(result: ThroughputResult) -> str:
         )
         for name, s in result.seconds.items()
     ]
-    header = (
-        "implementation",
-        "work",
-        "rows/s",
-        "peak RSS",
-        "after imports",
-        "peak / data",
-        "(peak - imports) / data",
-    )
+    header = (*INTERVAL_COLUMNS, "(peak - imports) / data")
     return f"Interval of {result.rows:,} rows, {megabytes(data)} in pandas:\n\n" + grid(
         header, lines
     )
