@@ -266,9 +266,9 @@ def upsert_partitions(
         return {}
     clash = combined.duplicated(subset=list(primary_key), keep=False).to_numpy()
     kept = _ranked_winners(combined, clash, primary_key, order)[0] if clash.any() else None
-    winners = combined if kept is None else combined.iloc[kept]
-    keys = [_sort_key(winners[c]) for c in reversed([partition, *primary_key])]
-    by_key = np.lexsort(keys)
+    columns = [partition, *primary_key]  # only these are copied to rank the winners
+    keyed = combined[columns] if kept is None else combined[columns].take(kept)
+    by_key = np.lexsort([_sort_key(keyed[c]) for c in reversed(columns)])
     rows = combined.take(by_key if kept is None else kept[by_key])
     labels = rows[partition].to_numpy(dtype=object)
     starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])

@@ -55,6 +55,15 @@ def test_upsert_partitions_equals_upsert_then_group_and_sort(seed):
         pd.testing.assert_frame_equal(got[part], frame, check_exact=True)
 
 
+def test_upsert_partitions_without_a_duplicate_key():
+    delta = rows(np.random.default_rng(7), 40, "2024-01-02").drop_duplicates(PK)
+    want = grouped(delta.iloc[0:0], delta)
+    got = transforms.upsert_partitions(delta.iloc[0:0], delta, PK, ORDER, "dt")
+    assert list(got) == list(want)
+    for part, frame in want.items():
+        pd.testing.assert_frame_equal(got[part], frame, check_exact=True)
+
+
 def test_upsert_partitions_of_nothing_is_nothing():
     empty = rows(np.random.default_rng(0), 0, "2024-01-01")
     assert transforms.upsert_partitions(empty, empty, PK, ORDER, "dt") == {}
