@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.components.secrets import no_metadata_database
+
 UNAVAILABLE = "not available in a local run (no scheduler, no database): run with --airflow"
 
 
@@ -72,6 +74,8 @@ class LocalSupervisor:
             "GetXCom": self._get_xcom,
             "GetXComSequenceSlice": self._get_xcom_slice,
             "GetXComCount": self._count_xcoms,
+            "GetConnection": _connection,
+            "GetVariable": _variable,
             "ValidateInletsAndOutlets": _all_active,
             "GetPrevSuccessfulDagRun": _no_previous_run,
             # what the UI would show, secrets the task runner already masked: nothing to answer
@@ -207,17 +211,62 @@ def _no_previous_run(msg: Any) -> Any:
 
 
 def _not_found(msg: Any) -> Any:
-    """What a request this supervisor cannot answer gets: a connection or a variable is then
-    looked up in the environment and the secrets backends; anything else fails the task."""
-    from airflow.sdk.exceptions import ErrorType
+    """What a request this supervisor cannot answer gets: the task fails, saying so."""
     from airflow.sdk.execution_time.comms import ErrorResponse
 
-    kind = type(msg).__name__
-    if kind == "GetConnection":
-        return ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
-    if kind == "GetVariable":
-        return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
-    return ErrorResponse(detail={"message": f"{kind}: {UNAVAILABLE}"})
+    return ErrorResponse(detail={"message": f"{type(msg).__name__}: {UNAVAILABLE}"})
+
+
+def _connection(msg: Any) -> Any:
+    """A connection as the API server answers a worker: from the server side's secrets
+    backends, the metadata database among them (one made with ``airflow connections add``).
+    A metadata database that does not exist is not asked (asking would create it): the task
+    runner then looks in the environment and the task's own secrets backends."""
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ConnectionResult, ErrorResponse
+
+    if no_metadata_database() is None:
+        from airflow.exceptions import AirflowNotFoundException
+        from airflow.models.connection import Connection
+
+        with _outside_the_task():
+            try:
+                found = Connection.get_connection_from_secrets(msg.conn_id)
+            except AirflowNotFoundException:
+                found = None
+        if found is not None:
+            fields = ("conn_type", "host", "schema", "login", "password", "port", "extra")
+            return ConnectionResult(conn_id=msg.conn_id, **{f: getattr(found, f) for f in fields})
+    return ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
+
+
+def _variable(msg: Any) -> Any:
+    """A variable as the API server answers a worker (see :func:`_connection`)."""
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse, VariableResult
+
+    if no_metadata_database() is None:
+        from airflow.models.variable import Variable
+
+        with _outside_the_task():
+            value = Variable.get_variable_from_secrets(msg.key)
+        if value is not None:
+            return VariableResult(key=msg.key, value=value)
+    return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
+
+
+@contextlib.contextmanager
+def _outside_the_task() -> Iterator[None]:
+    """While answering the task runner: look things up as the server does, not through the
+    task's ``SUPERVISOR_COMMS`` (Airflow's models route a lookup made inside a task there)."""
+    from airflow.sdk.execution_time import task_runner
+
+    comms = task_runner.__dict__.pop("SUPERVISOR_COMMS", None)
+    try:
+        yield
+    finally:
+        if comms is not None:
+            task_runner.SUPERVISOR_COMMS = comms
 
 
 def recorded_events(task_id: str, ended: Any, run_key: str | None) -> list[AssetEvent]:

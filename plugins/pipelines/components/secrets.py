@@ -82,16 +82,26 @@ def _from_metadata(conn_id: str):
 
     A SQLite database that does not exist is not asked: asking would create it, empty.
     """
-    from airflow.configuration import conf
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
-    url = conf.get("database", "sql_alchemy_conn", fallback="")
-    if url.startswith("sqlite:") and not Path(url.split(":///", 1)[-1]).exists():
-        return None, f"there is no metadata database yet at {url.split(':///', 1)[-1]}"
+    missing = no_metadata_database()
+    if missing:
+        return None, missing
     try:
         return Connection.get_connection_from_secrets(conn_id), None
     except AirflowNotFoundException:
         return None, "not in the environment, a secrets backend or the metadata database"
     except Exception as exc:  # noqa: BLE001 - no database here (a worker, a bare shell)
         return None, f"the metadata database cannot be read: {type(exc).__name__}"
+
+
+def no_metadata_database() -> str | None:
+    """Why the metadata database is not to be asked (None: ask it). A SQLite file that does not
+    exist is not asked: asking would create it, empty."""
+    from airflow.configuration import conf
+
+    url = conf.get("database", "sql_alchemy_conn", fallback="")
+    if url.startswith("sqlite:") and not Path(url.split(":///", 1)[-1]).exists():
+        return f"there is no metadata database yet at {url.split(':///', 1)[-1]}"
+    return None
