@@ -1,6 +1,7 @@
 """`pipelines run` / `backfill` as a new user meets them: every line says what happened.
 
-In-process runs of the real command over a copy of the sample project (``dag.test()``).
+In-process runs of the real command over a copy of the sample project (the local runner, the
+default; `--airflow` runs the same through ``dag.test()``).
 """
 
 from __future__ import annotations
