@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.components.secrets import no_metadata_database
+from pipelines.components.secrets import connection_from_metadata, no_metadata_database
 
 UNAVAILABLE = "not available in a local run (no scheduler, no database): run with --airflow"
 
@@ -225,18 +225,11 @@ def _connection(msg: Any) -> Any:
     from airflow.sdk.exceptions import ErrorType
     from airflow.sdk.execution_time.comms import ConnectionResult, ErrorResponse
 
-    if no_metadata_database() is None:
-        from airflow.exceptions import AirflowNotFoundException
-        from airflow.models.connection import Connection
-
-        with _outside_the_task():
-            try:
-                found = Connection.get_connection_from_secrets(msg.conn_id)
-            except AirflowNotFoundException:
-                found = None
-        if found is not None:
-            fields = ("conn_type", "host", "schema", "login", "password", "port", "extra")
-            return ConnectionResult(conn_id=msg.conn_id, **{f: getattr(found, f) for f in fields})
+    with _outside_the_task():
+        found, _ = connection_from_metadata(msg.conn_id)
+    if found is not None:
+        fields = ("conn_type", "host", "schema", "login", "password", "port", "extra")
+        return ConnectionResult(conn_id=msg.conn_id, **{f: getattr(found, f) for f in fields})
     return ErrorResponse(error=ErrorType.CONNECTION_NOT_FOUND, detail={"conn_id": msg.conn_id})
 
 

@@ -243,7 +243,10 @@ def key_faults(frame: pd.DataFrame, primary_key: Sequence[str]) -> tuple[int, in
 def upsert(
     current: pd.DataFrame, delta: pd.DataFrame, primary_key: Sequence[str], order: Sequence[str]
 ) -> pd.DataFrame:
-    """Merge a delta into current rows by key: the greatest ``order`` wins, whichever came first."""
+    """Merge a delta into current rows by key: the greatest ``order`` wins, whichever came first.
+
+    The merge itself uses :func:`upsert_partitions`; this is the plain rule it is tested against
+    (``tests/unit/test_merge_kernels.py``)."""
     winners, _ = latest_per_key(_combined(current, delta), primary_key, order)
     return winners
 

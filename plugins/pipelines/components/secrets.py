@@ -66,7 +66,7 @@ def require_connection(conn_id: str) -> None:
         return
     except AirflowNotFoundException:
         pass
-    found, why = _from_metadata(conn_id)
+    found, why = connection_from_metadata(conn_id)
     if found is None:
         raise LakeError(
             f"no Airflow connection {conn_id!r} ({why}): add it with `airflow connections add "
@@ -77,7 +77,7 @@ def require_connection(conn_id: str) -> None:
     os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = found.as_json()
 
 
-def _from_metadata(conn_id: str):
+def connection_from_metadata(conn_id: str):
     """(connection, None) from Airflow's secrets backends and metadata database, or (None, why).
 
     A SQLite database that does not exist is not asked: asking would create it, empty.
