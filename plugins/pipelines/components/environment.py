@@ -136,6 +136,27 @@ def task_retries() -> int:
     return int(value) if value.isdigit() else 2
 
 
+@dataclass(frozen=True)
+class AirflowLogin:
+    """Where a client finds a real Airflow, and how it logs in (``PIPELINES_AIRFLOW_*``): a
+    password or token never goes on a command line."""
+
+    url: str | None
+    username: str | None
+    password: str | None
+    token: str | None
+
+
+def airflow_login(url: str | None = None) -> AirflowLogin:
+    """``url`` (else ``PIPELINES_AIRFLOW_URL``), and ``PIPELINES_AIRFLOW_USERNAME``,
+    ``PIPELINES_AIRFLOW_PASSWORD``, ``PIPELINES_AIRFLOW_TOKEN``."""
+
+    def read(name: str) -> str | None:
+        return os.environ.get(f"PIPELINES_AIRFLOW_{name}", "").strip() or None
+
+    return AirflowLogin(url or read("URL"), read("USERNAME"), read("PASSWORD"), read("TOKEN"))
+
+
 def dataset_dag_id(name: str, ns: str | None = None) -> str:
     """``{namespace}__{dataset}``."""
     return f"{ns or namespace()}__{name}"
@@ -144,6 +165,12 @@ def dataset_dag_id(name: str, ns: str | None = None) -> str:
 def cookbook_dag_id(name: str, ns: str | None = None) -> str:
     """``{namespace}__cookbook__{name}``."""
     return f"{ns or namespace()}__cookbook__{name}"
+
+
+def child_run_id(parent_dag_id: str, parent_run_id: str) -> str:
+    """The run id a cookbook gives a child's run, derived from its own (``{ns}__cookbook__{name}
+    __{run id}``, so it carries the namespace): a cleared parent re-runs the same child."""
+    return f"{parent_dag_id}__{parent_run_id}"[:250]
 
 
 def workflow_dag_id(name: str, ns: str | None = None) -> str:

@@ -88,6 +88,9 @@ class StepOperator(BaseOperator):
     template_fields = ()
     step = ""
     group = ""
+    # its return value is one of the run's results: the REST API's run-wait endpoint returns it
+    # (what :mod:`pipelines.run_outputs` reads, as the local runner's outcome holds it)
+    returns_dag_result = True
 
     @classmethod
     def task_path(cls) -> str:

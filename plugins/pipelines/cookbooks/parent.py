@@ -9,6 +9,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, BaseOperator
 
 from pipelines.components import environment
+from pipelines.components.environment import child_run_id
 from pipelines.components.lake import Lake
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.config import CookbookSpec, Project, load_project
@@ -17,12 +18,6 @@ from pipelines.exceptions import PipelinesError
 from pipelines.namespaces import NamespaceSpec
 from pipelines.partitions import format_date
 from pipelines.timetable import PipelinesTimetable
-
-
-def child_run_id(parent_dag_id: str, parent_run_id: str) -> str:
-    """The child's run id, derived from the parent's (``{ns}__cookbook__{name}__{run id}``, so it
-    carries the namespace): a cleared parent re-runs the same child."""
-    return f"{parent_dag_id}__{parent_run_id}"[:250]
 
 
 def replayed_day(context: Any, replay: str | None) -> tuple[dt.datetime | None, bool]:
@@ -64,6 +59,7 @@ class TriggerChildOperator(TriggerDagRunOperator):
         if replayed:
             parent_run = f"replay__{logical:%Y-%m-%d}"  # one child run per replayed day
         self.trigger_run_id = child_run_id(self.dag_id, parent_run)
+        self.conf = dict(context["dag_run"].conf or {})  # the parent's conf goes on to the child
         if logical is not None:
             self._refuse_foreign_run(context, logical)
         if self.wait_for_completion:
@@ -98,6 +94,7 @@ class CookbookCheckOperator(BaseOperator):
     workflows' metrics for the run's day."""
 
     template_fields = ()
+    returns_dag_result = True  # its counts are the run's result (see pipelines.run_outputs)
 
     def __init__(
         self, *, cookbook: str, namespace: str, replay: str | None = None, **kwargs: Any
