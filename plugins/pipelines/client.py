@@ -1,134 +1,362 @@
-"""Run jobs and read their outputs from Python.
+"""Submit runs and read their outputs from Python, the same locally and on a real Airflow.
 
     from pipelines import Client
-    results = Client().submit("orders", date="2024-01-02")
-    results.ok                              # True when every run succeeded
-    results.outputs["cleaned.orders"]       # a DataFrame, read when first asked for
-    Client().submit("refund_model", date="2024-01-03").outputs["accuracy"]   # a workflow metric
+    result = Client().submit("refund_model", date="2024-01-03")
+    result.outputs["accuracy"]                  # a metric the run published, by name
+    result.outputs.tables["cleaned.orders"]     # a table it wrote, read when first asked for
 
-``Client()`` runs in-process without a scheduler or a metadata database (the local runner);
-``Client(full_airflow=True)`` runs in-process through Airflow's ``dag.test()`` and its database;
-``Client(airflow_url=...)`` triggers the same DAGs on a real Airflow through its REST API and
-waits for them. Outputs are read from the lake either way.
+``Client()`` runs in this process without a scheduler or a metadata database (the local runner);
+``Client(full_airflow=True)`` runs in this process through Airflow's ``dag.test()`` and its
+database; ``Client(url=..., username=..., password=...)`` (or ``token=...``) starts the same DAGs
+on a real Airflow through its REST API v2 (:mod:`pipelines.airflow_rest`) and waits for them.
+A run's outputs come from what its tasks recorded (:mod:`pipelines.run_outputs`), wherever it ran.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipelines.airflow_rest import AirflowRest, RemoteRun
 from pipelines.components import environment
 from pipelines.config import RUNNABLE, Kind, Project, load_project
-from pipelines.cookbooks.local import run_cookbook
-from pipelines.exceptions import PipelinesError
+from pipelines.cookbooks.local import ordered_children, run_cookbook
+from pipelines.exceptions import AirflowError, PipelinesError, RunFailed
 from pipelines.local import RunOutcome, configure, run_dag
 from pipelines.partitions import date_option
-from pipelines.run_dates import run_dates
+from pipelines.run_dates import latest_date, run_dates
+from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
 
-
-class Outputs(Mapping):
-    """``"{layer}.{name}"`` -> DataFrame, and each metric by name -> its value, read lazily
-    from the lake and cached.
-
-    Raw and quarantine hold the submitted days' deliveries only; cleaned and aggregated tables
-    are read whole, as they stand; a workflow's table holds every day (with ``ds``). A metric is
-    the value recorded with its version by the run of ``metrics_day``, the last submitted day
-    whose runs all succeeded (none: no metrics): a workflow's under its own name (``accuracy``)
-    and as ``{workflow}.{metric}`` (a bare name two workflows report is only there in the second
-    form); a dataset's counts as ``{dataset}.raw``, ``.cleaned``, ``.quarantined``,
-    ``.superseded`` and its ``.checks``.
-    """
-
-    def __init__(
-        self,
-        keys: list[str],
-        namespace: str,
-        days: list[str],
-        workflows: list[str] | None = None,
-        datasets: Mapping[str, str] | None = None,
-        metrics_day: str | None = None,
-    ):
-        self._keys = keys
-        self._namespace = namespace
-        self._days = days
-        self._workflows = workflows or []
-        self._datasets = dict(datasets or {})  # name -> ingestion kind
-        self.metrics_day = metrics_day  # the last day whose runs all succeeded (None: none)
-        self._cache: dict = {}
-        self._metrics: dict | None = None
-
-    def _all_metrics(self) -> dict:
-        """Every metric of the workflows and datasets for the last day (read once)."""
-        if self._metrics is None:
-            from pipelines.partitions import Layer
-            from pipelines.workflows import metrics_of
-
-            lake = load_project().lake(self._namespace)
-            found: dict = {}
-            day = self.metrics_day
-            for name, kind in self._datasets.items() if day else ():
-                cleaned = lake.table(Layer.CLEANED, name, kind=kind).snapshot()
-                counted = cleaned.run_metrics(day)
-                found.update({f"{name}.{count}": n for count, n in counted.items()})
-            bare: dict = {}
-            for name in self._workflows:
-                reported = metrics_of(name, day, lake) if day else {}
-                for metric, value in reported.items():
-                    found[f"{name}.{metric}"] = value
-                    bare.setdefault(metric, []).append(value)
-            found.update({m: v[0] for m, v in bare.items() if len(v) == 1 and m not in found})
-            self._metrics = found
-        return self._metrics
-
-    def __getitem__(self, key: str):
-        if key in self._all_metrics():
-            return self._metrics[key]
-        if key not in self._keys:
-            raise KeyError(f"{key!r}; outputs are: {', '.join(self)}")
-        if key not in self._cache:
-            from pipelines.reader import read, read_deliveries
-
-            layer, name = key.split(".", 1)
-            if layer in ("raw", "quarantine"):
-                frame = read_deliveries(name, layer, self._days, self._namespace)
-            else:
-                frame = read(name, layer, self._namespace)
-            self._cache[key] = frame
-        return self._cache[key]
-
-    @property
-    def metrics(self) -> dict:
-        """Every metric of the last submitted day, by name."""
-        return dict(self._all_metrics())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*self._keys, *(k for k in self._all_metrics() if k not in self._keys)])
-
-    def __len__(self) -> int:
-        return len(list(iter(self)))
+ResultsOf = Callable[[str, str], dict]  # (dag id, run id) -> what the run's result tasks returned
 
 
 @dataclass
-class Results:
-    """The runs a submission made, the days it was for, and the tables they wrote."""
+class RunResult:
+    """One submitted run of a dataset, workflow or cookbook for one logical date.
 
-    runs: list[RunOutcome]
-    days: list[str]
-    outputs: Outputs = field(repr=False)
+    :param runs: the DAG runs it made, the submitted DAG's last (a local cookbook run holds its
+        children's runs before its own)
+    :param url: the run's page in Airflow's web UI (remote runs)
+    """
+
+    name: str
+    dag_id: str
+    logical_date: str
+    state: str
+    run_id: str | None = None
+    outputs: Outputs = field(default=None, repr=False)  # type: ignore[assignment]
+    runs: list[RunOutcome] = field(default_factory=list, repr=False)
+    url: str | None = None
+    error: str | None = None
+    failed_task: str | None = None
+    _pending: Callable[[float | None], RunResult] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        return bool(self.runs) and all(r.ok for r in self.runs) and not self.not_run
+        return self.state == "success"
+
+    @property
+    def ds(self) -> str:
+        return self.logical_date
+
+    @property
+    def days(self) -> list[str]:
+        return [self.logical_date]
+
+    @property
+    def not_run(self) -> list[str]:
+        return []
+
+    def wait(self, timeout: float | None = None) -> RunResult:
+        """Until the run ends (a remote run submitted with ``wait=False``); this result, done.
+
+        :raises RunTimeout: the wait ran out (the run goes on)
+        """
+        if self._pending is not None:
+            done = self._pending(timeout)
+            self.__dict__.update({k: v for k, v in done.__dict__.items() if k != "_pending"})
+            self._pending = None
+        return self
+
+    def raise_for_failure(self) -> RunResult:
+        """:raises RunFailed: the run did not succeed (the message names the task, the error)"""
+        if not self.ok:
+            task = f": {self.failed_task} failed" if self.failed_task else f": {self.state}"
+            where = f" ({self.url})" if self.url else ""
+            raise RunFailed(f"{self.dag_id} {self.logical_date}{task}{where}\n{self.error or ''}")
+        return self
+
+
+class RunResults(list):
+    """The runs of a submitted range, one :class:`RunResult` a day, with one ``outputs``: each
+    output's value from the last day whose run succeeded, and the tables over every day."""
+
+    def __init__(self, results: list[RunResult], days: list[str], tables: Tables) -> None:
+        super().__init__(results)
+        self.days = days
+        self._tables = tables
+
+    @property
+    def ok(self) -> bool:
+        return bool(self) and all(r.ok for r in self) and not self.not_run
 
     @property
     def not_run(self) -> list[str]:
         """The submitted days no run was made for (after a failure, without keep_going)."""
-        ran = {r.ds for r in self.runs}
+        ran = {r.logical_date for r in self}
         return [d for d in self.days if d not in ran]
+
+    @property
+    def runs(self) -> list[RunOutcome]:
+        """Every DAG run the submission made, in order."""
+        return [run for result in self for run in result.runs]
+
+    @property
+    def outputs(self) -> Outputs:
+        good = [r for r in self if r.ok]
+        values = latest([r.outputs.metrics for r in good])
+        return Outputs(values, self._tables, good[-1].logical_date if good else None)
+
+    def wait(self, timeout: float | None = None) -> RunResults:
+        for result in self:
+            result.wait(timeout)
+        return self
+
+
+class Client:
+    """Submit dataset, workflow or cookbook runs for dates; read what they produced.
+
+    :param url: base URL of an Airflow 3 API server; None runs in this process
+    :param airflow_url: the same as ``url`` (the earlier spelling)
+    :param full_airflow: in this process, run each DAG through Airflow's ``dag.test()``: the run,
+        its task instances and asset events go to the metadata database (created when missing),
+        as a scheduler's would. Slower (seconds per process); default: the local runner, which
+        executes the same tasks with the same context in this process and needs no database
+    :param username: for the API server's ``/auth/token``
+    :param password: likewise (never logged)
+    :param token: a JWT for the API server, instead of a user name and password
+    :param namespace: default ``PIPELINES_NAMESPACE`` (applied to every name for you)
+    :param poll_seconds: how often Airflow reports a remote run's state while it is waited for
+    :param timeout_seconds: the default wait for one remote run
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        airflow_url: str | None = None,
+        full_airflow: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        namespace: str | None = None,
+        poll_seconds: float = 2.0,
+        timeout_seconds: float = 3600.0,
+    ):
+        url = url or airflow_url
+        if url and full_airflow:
+            raise PipelinesError("full_airflow runs in this process: it cannot go with a url")
+        self.airflow = (
+            AirflowRest(url, username=username, password=password, token=token) if url else None
+        )
+        self.airflow_url = self.airflow.url if self.airflow else None
+        self.full_airflow = full_airflow
+        self.namespace = namespace or environment.namespace()
+        self.poll_seconds = poll_seconds
+        self.timeout_seconds = timeout_seconds
+        if self.airflow is None:
+            configure(database=full_airflow)
+
+    def submit(
+        self,
+        name: str,
+        date: str | dt.date | None = None,
+        *,
+        end: str | dt.date | None = None,
+        conf: dict | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        allow_incomplete: bool = False,
+        keep_going: bool = False,
+        upstream: bool = False,
+        on_start: Callable[[list[str]], None] | None = None,
+        on_run: Callable[[RunOutcome], None] | None = None,
+        on_state: Callable[[RemoteRun], None] | None = None,
+    ) -> RunResult | RunResults:
+        """Run ``name`` (dataset, workflow or cookbook) for ``date``, or for every interval from
+        ``date`` to ``end``.
+
+        :param date: default: the latest complete interval
+        :param end: the last date of a range: a :class:`RunResults` is returned
+        :param conf: the run's ``dag_run.conf`` (a cookbook passes it on to its children)
+        :param wait: False: a remote run is started and returned at once (``result.wait()``);
+            a run in this process has always ended when ``submit`` returns
+        :param timeout: seconds to wait for each remote run (default ``timeout_seconds``)
+        :param allow_incomplete: also run an interval that has not ended yet
+        :param keep_going: run the other days after a day failed (default: stop there)
+        :param upstream: before a workflow's day, run the datasets and workflows it reads whose
+            day has not landed (in this process only; default: the workflow fails, naming them)
+        :param on_start: called with the days once they are known, before the first run
+        :param on_run: called with each DAG run's outcome as soon as it ends
+        :param on_state: called when a remote run's state changes while it is waited for
+        :raises ConfigError: a config file cannot be read at all
+        :raises UnknownNameError: ``name`` is not a dataset, a workflow or a cookbook
+        :raises DateError: a date is malformed, or cannot be run (see :mod:`pipelines.run_dates`)
+        :raises AirflowError: Airflow is unreachable, refused the login, has the DAG paused or
+            not at all, or the wait ran out (:class:`~pipelines.exceptions.RunTimeout`)
+        """
+        project = load_project()
+        project.require_readable()
+        project.require(name, *RUNNABLE)
+        first = latest_date(project, name) if date is None else date_option(date, "date")
+        last = date_option(end, "end") if end is not None else first
+        days = run_dates(project, name, first, last, allow_incomplete=allow_incomplete)
+        if upstream and self.airflow is not None:
+            raise PipelinesError(
+                "upstream=True runs in this process only; on Airflow, data decides"
+            )
+        if on_start:
+            on_start(days)
+        run = _Submission(self, project, name, conf, on_run, on_state, timeout)
+        results: list[RunResult] = []
+        for ds in days:
+            result = run.remote(ds, wait) if self.airflow else run.local(ds, upstream)
+            results.append(result)
+            if not keep_going and wait and not result.ok:
+                break
+        if end is None:
+            return results[0]
+        return RunResults(results, days, Tables(output_keys(project, name), self.namespace, days))
+
+
+class _Submission:
+    """The runs of one ``submit``: each day locally or on Airflow, and its :class:`RunResult`."""
+
+    def __init__(self, client, project, name, conf, on_run, on_state, timeout) -> None:
+        self.client, self.project, self.name, self.conf = client, project, name, conf
+        self.ns = client.namespace
+        self.dag_id = project.dag_id(name, self.ns)
+        self.report = on_run or (lambda outcome: None)
+        self.on_state = on_state
+        self.timeout = timeout if timeout is not None else client.timeout_seconds
+
+    def local(self, ds: str, upstream: bool) -> RunResult:
+        runs = self._upstream(ds) if upstream else []
+        if all(r.ok for r in runs):
+            runs += self._run_locally(ds)
+        last = runs[-1]  # the submitted DAG's run, or the child or upstream run that failed
+        ours = last.dag_id == self.dag_id
+        by_dag = {r.dag_id: r.results for r in runs if r.ds == ds}
+        result = RunResult(
+            self.name,
+            self.dag_id,
+            ds,
+            last.state if ours else "failed",
+            run_id=last.run_id if ours else None,
+            runs=runs,
+            error=last.error if ours else f"{last.dag_id}: {last.error or last.state}",
+            failed_task=last.failed_task,
+        )
+        values = self.values(self.name, "", lambda dag, _: by_dag.get(dag, {}))
+        return self._with_outputs(result, values)
+
+    def _run_locally(self, ds: str) -> list[RunOutcome]:
+        full = self.client.full_airflow
+        if self.project.kind_of(self.name) is Kind.COOKBOOK:
+            return run_cookbook(
+                self.project, self.name, ds, self.report, full_airflow=full, conf=self.conf
+            )
+        outcome = run_dag(self.dag_id, ds, full_airflow=full, conf=self.conf)
+        self.report(outcome)
+        return [outcome]
+
+    def _upstream(self, ds: str) -> list[RunOutcome]:
+        """Run what a workflow reads and has not landed for ``ds``, upstream first; stop at the
+        first failure (a cookbook runs its own steps in order: nothing to add)."""
+        if self.project.kind_of(self.name) is not Kind.WORKFLOW:
+            return []
+        from pipelines.workflows import missing_upstream
+
+        lake = self.project.lake(self.ns)
+        outcomes: list[RunOutcome] = []
+        spec = self.project.workflow(self.name)
+        for producer in missing_upstream(spec, ds, lake, self.project):
+            dag_id = self.project.dag_id(producer, self.ns)
+            outcome = run_dag(dag_id, ds, full_airflow=self.client.full_airflow)
+            self.report(outcome)
+            outcomes.append(outcome)
+            if not outcome.ok:
+                break
+        return outcomes
+
+    def remote(self, ds: str, wait: bool) -> RunResult:
+        airflow = self.client.airflow
+        started = airflow.start(self.dag_id, ds, self.conf)
+        result = RunResult(
+            self.name, self.dag_id, ds, started.state, run_id=started.run_id, url=started.url
+        )
+        result._pending = lambda timeout: self._finish(started, timeout)
+        return result.wait() if wait else result
+
+    def _finish(self, run: RemoteRun, timeout: float | None) -> RunResult:
+        airflow = self.client.airflow
+        poll = self.client.poll_seconds
+        limit = timeout if timeout is not None else self.timeout
+        airflow.wait(run, timeout=limit, poll=poll, on_state=self.on_state)
+        outcome = RunOutcome(
+            run.dag_id,
+            run.ds,
+            run.state,
+            run.seconds,
+            failed_task=run.failed_task,
+            error=run.error,
+            results=run.results,
+            run_id=run.run_id,
+        )
+        self.report(outcome)
+        result = RunResult(
+            self.name,
+            run.dag_id,
+            run.ds,
+            run.state,
+            run_id=run.run_id,
+            runs=[outcome],
+            url=run.url,
+            error=run.error,
+            failed_task=run.failed_task,
+        )
+
+        def results_of(dag_id: str, run_id: str) -> dict:
+            if dag_id == run.dag_id:
+                return run.results
+            try:
+                return airflow.results(dag_id, run_id)
+            except AirflowError:  # a child that did not run (the parent failed before it)
+                return {}
+
+        return self._with_outputs(result, self.values(self.name, run.run_id, results_of))
+
+    def values(self, name: str, run_id: str, results_of: ResultsOf) -> dict:
+        """The outputs of ``name``'s run ``run_id``, a cookbook's with its children's (their
+        runs' ids are derived from the parent's, as its trigger tasks derive them)."""
+        dag_id = self.project.dag_id(name, self.ns)
+        kind = self.project.kind_of(name)
+        own = outputs_of(kind, results_of(dag_id, run_id))
+        if kind is not Kind.COOKBOOK:
+            return own
+        children = {
+            child: self.values(child, environment.child_run_id(dag_id, run_id), results_of)
+            for child in ordered_children(self.project, name)
+        }
+        workflows = [c for c in children if self.project.kind_of(c) is Kind.WORKFLOW]
+        return with_children(own, children, workflows)
+
+    def _with_outputs(self, result: RunResult, values: dict) -> RunResult:
+        tables = Tables(output_keys(self.project, self.name), self.ns, [result.logical_date])
+        day = result.logical_date if result.ok else None
+        result.outputs = Outputs(values, tables, day)
+        return result
 
 
 def output_keys(project: Project, name: str) -> list[str]:
@@ -147,212 +375,3 @@ def _steps(project: Project, name: str, kind: Kind) -> list[str]:
     if project.kind_of(name) is Kind.COOKBOOK:
         return steps_of(project, name, kind)
     return [found.name] if project.kind_of(name) is kind else []
-
-
-class Client:
-    """Submit dataset or cookbook runs for dates; read what they wrote.
-
-    :param airflow_url: base URL of an Airflow 3 API server; None runs in-process
-    :param full_airflow: in-process, run each DAG through Airflow's ``dag.test()``: the run,
-        its task instances and asset events go to the metadata database (created when missing),
-        as a scheduler's would. Slower (seconds per process); default: the local runner, which
-        executes the same tasks with the same context in this process and needs no database
-    :param username: for the API server's ``/auth/token``
-    :param password: likewise (never logged)
-    :param namespace: default ``PIPELINES_NAMESPACE``
-    """
-
-    def __init__(
-        self,
-        airflow_url: str | None = None,
-        *,
-        full_airflow: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        namespace: str | None = None,
-        poll_seconds: float = 2.0,
-        timeout_seconds: float = 3600.0,
-    ):
-        if airflow_url and not airflow_url.startswith(("http://", "https://")):
-            raise PipelinesError(f"airflow_url must be http:// or https://, not {airflow_url!r}")
-        if airflow_url and full_airflow:
-            raise PipelinesError("full_airflow runs in-process: it cannot go with airflow_url")
-        self.airflow_url = airflow_url.rstrip("/") if airflow_url else None
-        self.full_airflow = full_airflow
-        self._auth = (username, password)
-        self.namespace = namespace or environment.namespace()
-        self.poll_seconds = poll_seconds
-        self.timeout_seconds = timeout_seconds
-        self._token: str | None = None
-        if self.airflow_url is None:
-            configure(database=full_airflow)
-
-    def submit(
-        self,
-        name: str,
-        date: str | dt.date,
-        *,
-        end: str | dt.date | None = None,
-        allow_incomplete: bool = False,
-        keep_going: bool = False,
-        upstream: bool = False,
-        on_start: Callable[[list[str]], None] | None = None,
-        on_run: Callable[[RunOutcome], None] | None = None,
-    ) -> Results:
-        """Run ``name`` (dataset, workflow or cookbook) for ``date``, or every interval from date
-        to end.
-
-        :param allow_incomplete: also run an interval that has not ended yet
-        :param keep_going: run the other days after a day failed (default: stop there)
-        :param upstream: before a workflow's day, run the datasets and workflows it reads whose
-            day has not landed (in-process only; default: the workflow fails, naming them)
-        :param on_start: called with the days once they are known, before the first run
-        :param on_run: called with each run's outcome as soon as it ends
-        :raises ConfigError: a config file cannot be read at all
-        :raises UnknownNameError: ``name`` is not a dataset, a workflow or a cookbook
-        :raises DateError: a date is malformed, or cannot be run (see :mod:`pipelines.run_dates`)
-        """
-        project = load_project()
-        project.require_readable()
-        project.require(name, *RUNNABLE)
-        first = date_option(date, "date")
-        last = date_option(end, "end") if end is not None else first
-        days = run_dates(project, name, first, last, allow_incomplete=allow_incomplete)
-        if on_start:
-            on_start(days)
-        report = on_run or (lambda outcome: None)
-        runs: list[RunOutcome] = []
-        for ds in days:
-            new = self._upstream(project, name, ds, report) if upstream else []
-            if all(o.ok for o in new):
-                new += self._run_one(project, name, ds, report)
-            runs.extend(new)
-            if not keep_going and not all(o.ok for o in new):
-                break
-        workflows = _steps(project, name, Kind.WORKFLOW)
-        datasets = {n: project.dataset(n).ingestion for n in _steps(project, name, Kind.DATASET)}
-        ran = {r.ds for r in runs}
-        good = [d for d in days if d in ran and all(r.ok for r in runs if r.ds == d)]
-        last = good[-1] if good else None  # metrics are those of a day whose runs succeeded
-        keys = output_keys(project, name)
-        outputs = Outputs(keys, self.namespace, days, workflows, datasets, last)
-        return Results(runs, days, outputs)
-
-    def _upstream(
-        self, project: Project, name: str, ds: str, report: Callable[[RunOutcome], None]
-    ) -> list[RunOutcome]:
-        """Run what a workflow reads and has not landed for ``ds``, upstream first; stop at the
-        first failure (a cookbook runs its own steps in order: nothing to add)."""
-        if project.kind_of(name) is not Kind.WORKFLOW:
-            return []
-        if self.airflow_url:
-            raise PipelinesError("upstream=True runs in-process only; on Airflow, data decides")
-        from pipelines.workflows import missing_upstream
-
-        lake = project.lake(self.namespace)
-        outcomes: list[RunOutcome] = []
-        for producer in missing_upstream(project.workflow(name), ds, lake, project):
-            outcome = self._run_dag(project.dag_id(producer, self.namespace), ds)
-            report(outcome)
-            outcomes.append(outcome)
-            if not outcome.ok:
-                return outcomes
-        return outcomes
-
-    def _run_one(
-        self, project: Project, name: str, ds: str, report: Callable[[RunOutcome], None]
-    ) -> list[RunOutcome]:
-        if not self.airflow_url and project.kind_of(name) is Kind.COOKBOOK:
-            return run_cookbook(project, name, ds, report, full_airflow=self.full_airflow)
-        if self.airflow_url:
-            outcome = self._remote(project, name, ds)
-        else:
-            outcome = self._run_dag(project.dag_id(name, self.namespace), ds)
-        report(outcome)
-        return [outcome]
-
-    def _run_dag(self, dag_id: str, ds: str) -> RunOutcome:
-        return run_dag(dag_id, ds, full_airflow=self.full_airflow)
-
-    # -- a real Airflow ---------------------------------------------------------------------
-    def _remote(self, project: Project, name: str, ds: str) -> RunOutcome:
-        dag_id = project.dag_id(name, self.namespace)
-        started = time.monotonic()
-        run_id = self._start_remote(dag_id, ds)
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-        while time.monotonic() - started < self.timeout_seconds:
-            status, run = self._call("GET", path)
-            if status >= 300:
-                raise PipelinesError(f"{dag_id}: cannot read run {run_id} ({status}): {run}")
-            if run.get("state") in ("success", "failed"):
-                return RunOutcome(dag_id, ds, run["state"], time.monotonic() - started)
-            time.sleep(self.poll_seconds)
-        return RunOutcome(dag_id, ds, "timeout", time.monotonic() - started)
-
-    def _start_remote(self, dag_id: str, ds: str) -> str:
-        """Create the run for ``ds``, or clear the run that already holds that date; its run id.
-
-        Airflow keeps one run per logical date: a date submitted before, or already run by the
-        scheduler, is cleared and run again (the steps are idempotent) rather than waited for
-        under a run id that does not exist. A paused DAG or a future date would never run.
-        """
-        logical = f"{ds}T00:00:00+00:00"
-        if dt.datetime.fromisoformat(logical) > dt.datetime.now(dt.UTC):
-            raise PipelinesError(f"{dag_id}: {ds} is in the future; Airflow does not run it yet")
-        status, dag = self._call("GET", f"/api/v2/dags/{dag_id}")
-        if status >= 300:
-            raise PipelinesError(f"{dag_id}: not found in Airflow ({status}): {dag}")
-        if dag.get("is_paused"):
-            raise PipelinesError(f"{dag_id} is paused in Airflow: unpause it, or no run starts")
-        run_id = f"client__{ds}"
-        body = {"dag_run_id": run_id, "logical_date": logical}
-        status, answer = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
-        if status == 409:
-            return self._clear_run_of(dag_id, ds, logical)
-        if status >= 300:
-            raise PipelinesError(f"{dag_id}: Airflow refused the run ({status}): {answer}")
-        return run_id
-
-    def _clear_run_of(self, dag_id: str, ds: str, logical: str) -> str:
-        """Clear the run that holds logical date ``ds`` (whoever created it); its run id."""
-        query = urllib.parse.urlencode({"logical_date_gte": logical, "logical_date_lte": logical})
-        status, answer = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")
-        runs = answer.get("dag_runs", []) if status < 300 else []
-        if not runs:
-            raise PipelinesError(f"{dag_id}: Airflow refused the run for {ds} (409): {answer}")
-        run_id = runs[0]["dag_run_id"]
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/clear"
-        status, answer = self._call("POST", path, {"dry_run": False})
-        if status >= 300:
-            raise PipelinesError(f"{dag_id}: Airflow did not clear {run_id} ({status}): {answer}")
-        return run_id
-
-    def _call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        import urllib.error
-        import urllib.request  # http.client, email: only for a real Airflow
-
-        headers = {"Content-Type": "application/json"}
-        if path.startswith("/api/"):
-            headers["Authorization"] = f"Bearer {self._bearer()}"
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            self.airflow_url + path, data=data, method=method, headers=headers
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            return exc.code, {"detail": exc.read().decode(errors="replace")[:500]}
-        except urllib.error.URLError as exc:
-            raise PipelinesError(f"cannot reach {self.airflow_url}: {exc.reason}") from None
-
-    def _bearer(self) -> str:
-        if self._token is None:
-            user, password = self._auth
-            status, answer = self._call(
-                "POST", "/auth/token", {"username": user, "password": password}
-            )
-            if status >= 300 or "access_token" not in answer:
-                raise PipelinesError(f"Airflow at {self.airflow_url} refused the login ({status})")
-            self._token = answer["access_token"]
-        return self._token

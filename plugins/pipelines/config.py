@@ -8,6 +8,7 @@ across datasets, aggregates, workflows and cookbooks.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import os
 import re
@@ -264,13 +265,16 @@ class Project:
         if found in kinds:
             return entry
         wanted = _either([str(k) for k in kinds])
-        known = ", ".join(e.name for k in kinds for e in self.entries(k)) or "none"
+        names = [e.name for k in kinds for e in self.entries(k)]
+        known = ", ".join(names) or "none"
         skipped = self.skipped(name)
         if found is None and skipped:
             raise UnknownNameError(f"{name!r} is not valid, so it was skipped: {skipped}")
         if found is None:
             files = _either(list(dict.fromkeys(k.file for k in kinds)))
-            raise UnknownNameError(f"no {wanted} named {name!r} in {files}; known: {known}")
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+            hint = f"did you mean {_either(close)}? " if close else ""
+            raise UnknownNameError(f"no {wanted} named {name!r} in {files}; {hint}known: {known}")
         raise UnknownNameError(
             f"{name!r} is {_a(found)} {found} ({found.file}), not {_a(wanted)} {wanted}; "
             f"known: {known}"

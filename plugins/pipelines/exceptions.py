@@ -89,3 +89,27 @@ class WorkflowError(PipelinesError):
 class NamespaceError(PipelinesError):
     """The namespace cannot be resolved or used as asked: a name that normalises to nothing, two
     branches sharing one name, a namespace that may not be dropped, a missing upstream."""
+
+
+class AirflowError(PipelinesError):
+    """A real Airflow cannot do what a client asked: it answered with an error, or not at all."""
+
+
+class AirflowUnreachable(AirflowError):
+    """Nothing answers at the Airflow URL (the message names it)."""
+
+
+class LoginRefused(AirflowError):
+    """Airflow refused the user name and password, or the token."""
+
+
+class DagPaused(AirflowError):
+    """The DAG is paused in Airflow: a run of it would be queued and never start."""
+
+
+class RunFailed(AirflowError):
+    """A run ended failed: the message names the task and ends with the last lines of its log."""
+
+
+class RunTimeout(AirflowError):
+    """The wait for a run ran out; the run goes on (the message names its id and web page)."""

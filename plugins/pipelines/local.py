@@ -105,7 +105,12 @@ def load_dag(dag_id: str):
 
 
 def run_dag(
-    dag_id: str, ds: str, skip: str | None = None, *, full_airflow: bool = False
+    dag_id: str,
+    ds: str,
+    skip: str | None = None,
+    *,
+    full_airflow: bool = False,
+    conf: dict | None = None,
 ) -> RunOutcome:
     """Run one DAG for logical date ``ds`` (``YYYY-MM-DD``) in-process.
 
@@ -115,6 +120,7 @@ def run_dag(
     :param skip: regex of task ids to mark successful instead of running
     :param full_airflow: run through ``dag.test()`` and the metadata database (created when
         missing) instead of the local runner
+    :param conf: the run's ``dag_run.conf``
     """
     started = time.perf_counter()  # the line's time is the run's wall time, imports included
     from pipelines.components import operators  # Airflow: only after configure()
@@ -124,9 +130,9 @@ def run_dag(
     operators.FAILURES.clear()
     operators.RESULTS.clear()
     if full_airflow:
-        record = _through_dag_test(dag_id, logical, skip)
+        record = _through_dag_test(dag_id, logical, skip, conf)
     else:
-        record = local_run.run(dag_folder.load(dag_id), logical, skip)
+        record = local_run.run(dag_folder.load(dag_id), logical, skip, conf)
     prefix = f"{dag_id}."
     results = {
         k.removeprefix(prefix): v for k, v in operators.RESULTS.items() if k.startswith(prefix)
@@ -149,13 +155,15 @@ def run_dag(
     )
 
 
-def _through_dag_test(dag_id: str, logical: dt.datetime, skip: str | None) -> RunRecord:
+def _through_dag_test(
+    dag_id: str, logical: dt.datetime, skip: str | None, conf: dict | None = None
+) -> RunRecord:
     """``dag.test()``; the task states and asset events it wrote to the metadata database."""
     from airflow.utils.state import TaskInstanceState
 
     ensure_database()
     with parsing_only(dag_id):  # dag.test() re-parses the folder: keep that to one DAG
-        run = load_dag(dag_id).test(logical_date=logical, mark_success_pattern=skip)
+        run = load_dag(dag_id).test(logical_date=logical, mark_success_pattern=skip, run_conf=conf)
     record = RunRecord(run.run_id, str(getattr(run.state, "value", run.state)))
     instances = run.get_task_instances()
     record.states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in instances}

@@ -44,10 +44,15 @@ class RunRecord:
     events: list[AssetEvent] = field(default_factory=list)
 
 
-def run(dag: Any, logical_date: dt.datetime, skip: str | None = None) -> RunRecord:
-    """Run every task of ``dag`` for a manual run of ``logical_date``, upstream first."""
+def run(
+    dag: Any, logical_date: dt.datetime, skip: str | None = None, conf: dict | None = None
+) -> RunRecord:
+    """Run every task of ``dag`` for a manual run of ``logical_date``, upstream first.
+
+    :param conf: the run's ``dag_run.conf`` (as a trigger's ``conf``)
+    """
     refuse_what_differs(dag)
-    dag_run = manual_run(dag, logical_date)
+    dag_run = manual_run(dag, logical_date, conf)
     supervisor = LocalSupervisor()
     marked = re.compile(skip) if skip is not None else None
     record = RunRecord(dag_run.run_id, "running")
@@ -128,7 +133,7 @@ def retry_wait(task: Any, try_number: int, asked: dt.timedelta | None) -> dt.tim
     return min(delay, task.max_retry_delay) if task.max_retry_delay else delay
 
 
-def manual_run(dag: Any, logical_date: dt.datetime) -> Any:
+def manual_run(dag: Any, logical_date: dt.datetime, conf: dict | None = None) -> Any:
     """The Task SDK's ``DagRun`` of a manual run for ``logical_date``, started now, as
     ``dag.test()`` makes it (its tasks see it as ``dag_run``)."""
     from airflow.sdk.api.datamodels._generated import DagRun, DagRunState, DagRunType
@@ -146,7 +151,7 @@ def manual_run(dag: Any, logical_date: dt.datetime) -> Any:
         end_date=None,
         run_type=DagRunType.MANUAL,
         state=DagRunState.RUNNING,
-        conf={},
+        conf=dict(conf or {}),
         consumed_asset_events=[],
         partition_key=None,
     )

@@ -46,6 +46,16 @@ def run_dates(
     return list(dict.fromkeys(i.ds for i in intervals))  # one run a day (an hourly cookbook too)
 
 
+def latest_date(project: Project, name: str, now: dt.datetime | None = None) -> dt.date:
+    """The logical date of the latest complete interval of ``name`` (every dataset it runs or
+    reads has ended it): what a submission without a date runs."""
+    now = utc(now or dt.datetime.now(dt.UTC))
+    entry = project.require(name, Kind.DATASET, Kind.WORKFLOW, Kind.COOKBOOK)
+    cron = entry.cron if isinstance(entry, Dataset) else entry.cron or DAILY
+    datasets = [entry] if isinstance(entry, Dataset) else _datasets(project, name)
+    return dt.date.fromisoformat(_latest_complete(cron, datasets, now))
+
+
 def _datasets(project: Project, name: str) -> list[Dataset]:
     """The datasets a cookbook runs, or a workflow reads (through aggregates and workflows)."""
     from pipelines.cookbooks.checks import datasets_of

@@ -55,11 +55,15 @@ def test_the_cookbook_runs_features_and_training_for_each_day_and_reports_accura
     assert {k: v for k, v in metrics.items() if "." not in k or "refund" in k} == {
         "train_refund_model.accuracy": accuracy,
         "train_refund_model.training_rows": len(day3),
+        "train_refund_model.rows_written": 4,  # one row a model feature
         "accuracy": accuracy,
         "training_rows": len(day3),
+        "passed": 12,  # the cookbook's own checks
+        "failed": 0,
+        "checked": 12,
     }
-    # and each dataset's counts of the day, as its cleaned version recorded them
-    assert metrics["orders.raw"] == 4 and metrics["customers.quarantined"] == 1
+    # and each dataset's counts of the day, as its run recorded them
+    assert metrics["orders.rows_raw"] == 4 and metrics["customers.rows_quarantined"] == 1
     assert metrics["orders.checks"] == "passed"
     assert "workflows.train_refund_model" in cooked.outputs
 

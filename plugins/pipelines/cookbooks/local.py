@@ -34,28 +34,30 @@ def run_cookbook(
     report: Callable[[RunOutcome], None] = lambda o: None,
     *,
     full_airflow: bool = False,
+    conf: dict | None = None,
 ) -> list[RunOutcome]:
     """Run every child for ``ds`` (nested cookbooks too), stop at the first failure, then verify.
 
     :param full_airflow: run each DAG through ``dag.test()`` (see :func:`pipelines.local.run_dag`)
+    :param conf: each run's ``dag_run.conf`` (the trigger tasks pass the parent's on)
     :return: one outcome per DAG run, the parent's last
     """
     ns = environment.namespace()
     outcomes: list[RunOutcome] = []
     for name in ordered_children(project, cookbook):
         if project.cookbook(name) is not None:
-            children = run_cookbook(project, name, ds, report, full_airflow=full_airflow)
+            children = run_cookbook(project, name, ds, report, full_airflow=full_airflow, conf=conf)
             outcomes.extend(children)
             if not children[-1].ok:
                 return outcomes
             continue
-        outcome = run_dag(project.dag_id(name, ns), ds, full_airflow=full_airflow)
+        outcome = run_dag(project.dag_id(name, ns), ds, full_airflow=full_airflow, conf=conf)
         report(outcome)
         outcomes.append(outcome)
         if not outcome.ok:
             return outcomes
     parent_id = environment.cookbook_dag_id(cookbook, ns)
-    parent = run_dag(parent_id, ds, skip=r"trigger_.*", full_airflow=full_airflow)
+    parent = run_dag(parent_id, ds, skip=r"trigger_.*", full_airflow=full_airflow, conf=conf)
     report(parent)
     outcomes.append(parent)
     return outcomes
