@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pipelines.cli import namespaces
 from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
+from pipelines.cli.remote import cmd_remote_backfill, cmd_submit
 from pipelines.cli.runs import cmd_run
 from pipelines.exceptions import ConfigError, PipelinesError
 
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         ("backfill", "run every interval from --start to --end, in order"),
     ):
         _run_parser(sub.add_parser(name, help=helptext), name)
+    _submit_parser(sub.add_parser("submit", help="run a job here or on Airflow; its outputs"))
     _read_parser(sub.add_parser("read", help="print a table of the lake"))
     p = sub.add_parser("init", help="create the local Airflow home (SQLite) under .airflow/")
     p.set_defaults(func=cmd_init)
@@ -126,6 +128,69 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_run)
+    if name == "backfill":
+        _airflow_options(p)
+        p.add_argument(
+            "--max-active-runs",
+            type=int,
+            default=4,
+            help="with --url: runs of the backfill at a time (default 4)",
+        )
+        p.add_argument(
+            "--reprocess",
+            choices=["none", "failed", "completed"],
+            default="completed",
+            help="with --url: which days that already have a run are run again "
+            "(default completed: every day, as a local backfill does)",
+        )
+        p.add_argument("--run-backwards", action="store_true", help="with --url: newest day first")
+        p.set_defaults(func=_backfill)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    """Through Airflow's backfills endpoint with ``--url``, else here, day by day."""
+    from pipelines.components.environment import airflow_login
+
+    args.url = airflow_login(args.url).url
+    if args.url or args.run_backwards:
+        if not args.url:
+            raise PipelinesError("--run-backwards is for an Airflow backfill: give --url")
+        if args.airflow or args.upstream:
+            raise PipelinesError("--airflow and --upstream run here: they cannot go with --url")
+        return cmd_remote_backfill(args)
+    return cmd_run(args)
+
+
+def _airflow_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--url",
+        help="an Airflow API server (default PIPELINES_AIRFLOW_URL; none: run here), logged in "
+        "with PIPELINES_AIRFLOW_USERNAME and _PASSWORD, or PIPELINES_AIRFLOW_TOKEN",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600,
+        help="seconds to wait for a run on Airflow (default 3600; the run goes on after it)",
+    )
+
+
+def _submit_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="dataset, workflow or cookbook")
+    p.add_argument("--date", help="logical date YYYY-MM-DD (default: the latest complete one)")
+    p.add_argument("--start", help="first logical date of a range")
+    p.add_argument("--end", help="last logical date of a range (inclusive)")
+    p.add_argument("--conf", help="the run's conf, a JSON object")
+    p.add_argument(
+        "--allow-incomplete", action="store_true", help="also run an interval not ended yet"
+    )
+    p.add_argument(
+        "--no-wait", action="store_true", help="on Airflow: start the runs and return at once"
+    )
+    p.add_argument("--json", action="store_true", help="print the runs and outputs as JSON")
+    _airflow_options(p)
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_submit)
 
 
 def _read_parser(p: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     project = load_project()
     project.require_readable()
     warn_skipped(project)
-    progress = _Progress(args.name, project.dag_id(args.name))
+    progress = Progress(args.name, project.dag_id(args.name))
     previous = signal.signal(signal.SIGINT, progress.on_interrupt)
     try:
         results = Client(full_airflow=args.airflow).submit(
@@ -49,21 +49,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if results.ok else 1
 
 
-class _Progress:
+class Progress:
     """The run command's lines: what starts, each run as it ends, what an interrupt left.
 
     Airflow's task runner turns a Ctrl-C inside a task into a failed task and goes on: the
     interrupt is noted here, and the run it ended is reported as interrupted, not as a failure.
     """
 
-    def __init__(self, name: str, dag_id: str):
-        self.name, self.dag_id = name, dag_id
+    def __init__(self, name: str, dag_id: str, *, quiet: bool = False):
+        """:param quiet: print nothing (a command whose output is JSON)"""
+        self.name, self.dag_id, self.quiet = name, dag_id, quiet
         self.days: list[str] = []
         self.done: list[str] = []  # days whose run (a cookbook's: its own DAG's run) ended
         self.stopping = False
 
     def start(self, days: list[str]) -> None:
         self.days = days
+        if self.quiet:
+            return
         span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
         print(f"starting {plural(len(days), 'run')} of {self.name}: {span}", flush=True)
 
@@ -83,7 +86,8 @@ class _Progress:
         line += ": " + "; ".join(filter(None, said)) if any(said) else ""
         if outcome.dag_id == self.dag_id:
             self.done.append(outcome.ds)
-        print(line, flush=True)
+        if not self.quiet:
+            print(line, flush=True)
 
     def interrupted(self) -> None:
         left = [d for d in self.days if d not in self.done]

@@ -1,0 +1,213 @@
+"""``pipelines submit`` (a run and its outputs, here or on Airflow) and ``pipelines backfill
+--url`` (an Airflow backfill under the scheduler, followed run by run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from pipelines.cli.runs import Progress
+from pipelines.cli.text import plural, table, warn_skipped
+from pipelines.exceptions import PipelinesError
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pipelines.partitions import date_option
+
+    start, end = _range(args)
+    client = _client(args)
+    from pipelines.config import load_project
+
+    project = load_project()
+    project.require_readable()
+    warn_skipped(project)
+    quiet = args.json
+    progress = Progress(args.name, project.dag_id(args.name, client.namespace), quiet=quiet)
+    waiting = _Waiting(quiet=quiet)
+    result = client.submit(
+        args.name,
+        date_option(start, "--date") if start else None,
+        end=date_option(end, "--end") if end else None,
+        conf=_conf(args.conf),
+        wait=not args.no_wait,
+        allow_incomplete=args.allow_incomplete,
+        on_start=progress.start,
+        on_run=lambda outcome: (waiting.done(), progress.show(outcome)),
+        on_state=waiting.show,
+    )
+    results = list(result) if isinstance(result, list) else [result]
+    outputs = result.outputs if not args.no_wait else None
+    if args.json:
+        print(json.dumps(_as_json(args.name, results, outputs), indent=2, default=str))
+    elif args.no_wait:
+        for r in results:
+            print(f"started {r.dag_id} {r.logical_date}: {r.run_id} ({r.url})")
+    else:
+        _print_outputs(outputs)
+    return 0 if args.no_wait or all(r.ok for r in results) else 1
+
+
+def _range(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.date and (args.start or args.end):
+        raise PipelinesError("give --date, or --start and --end, not both")
+    if bool(args.start) != bool(args.end):
+        raise PipelinesError("--start and --end go together")
+    return (args.date, None) if not args.start else (args.start, args.end)
+
+
+def _conf(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        conf = json.loads(text)
+    except ValueError as exc:
+        raise PipelinesError(f"--conf: not JSON: {exc}") from None
+    if not isinstance(conf, dict):
+        raise PipelinesError("--conf: must be a JSON object, e.g. '{\"key\": 1}'")
+    return conf
+
+
+def _client(args: argparse.Namespace):
+    from pipelines.components.environment import airflow_login
+
+    login = airflow_login(args.url)
+    if login.url is None:
+        from pipelines.local import configure
+
+        configure(database=False)
+    from pipelines.client import Client
+
+    return Client(
+        login.url,
+        username=login.username,
+        password=login.password,
+        token=login.token,
+        timeout_seconds=args.timeout,
+    )
+
+
+class _Waiting:
+    """The line that says how a remote run stands while it is waited for: rewritten in place on
+    a terminal, one line per new state otherwise (a log file keeps every change, once)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty()
+        self.last: tuple[str, str] | None = None
+
+    def show(self, run) -> None:
+        if self.quiet:
+            return
+        line = f"  {run.dag_id} {run.ds}: {run.state} ({run.seconds:.0f}s)"
+        if self.tty:
+            print("\r" + line.ljust(70), end="", flush=True)
+        elif self.last != (run.run_id, run.state):
+            print(line, flush=True)
+        self.last = (run.run_id, run.state)
+
+    def done(self) -> None:
+        if self.tty and self.last is not None and not self.quiet:
+            print("\r" + " " * 70 + "\r", end="", flush=True)
+        self.last = None
+
+
+def _print_outputs(outputs) -> None:
+    values = outputs.metrics
+    if values:
+        table([("output", "value"), *((k, _shown(v)) for k, v in values.items())])
+    else:
+        print("no outputs (no run succeeded)")
+    if outputs.tables:
+        print(f"tables: {', '.join(outputs.tables)} (outputs.tables[...] in Python)")
+
+
+def _shown(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _as_json(name: str, results: list, outputs) -> dict:
+    return {
+        "name": name,
+        "ok": all(r.ok for r in results),
+        "runs": [
+            {
+                "dag_id": r.dag_id,
+                "logical_date": r.logical_date,
+                "run_id": r.run_id,
+                "state": r.state,
+                "url": r.url,
+                "failed_task": r.failed_task,
+                "error": r.error,
+            }
+            for r in results
+        ],
+        "outputs": outputs.as_dict() if outputs is not None else None,
+        "tables": list(outputs.tables) if outputs is not None else [],
+    }
+
+
+def cmd_remote_backfill(args: argparse.Namespace) -> int:
+    """An Airflow backfill of ``--start`` .. ``--end``, followed until it completes: a line per
+    run as it ends (with what it did), then how many succeeded."""
+    from pipelines.local import RunOutcome
+    from pipelines.partitions import date_option
+    from pipelines.run_dates import run_dates
+
+    client = _client(args)
+    from pipelines.config import load_project
+
+    project = load_project()
+    project.require_readable()
+    warn_skipped(project)
+    first, last = date_option(args.start, "--start"), date_option(args.end, "--end")
+    days = run_dates(project, args.name, first, last)
+    dag_id = project.dag_id(args.name, client.namespace)
+    airflow = client.airflow
+    backfill = airflow.create_backfill(
+        dag_id,
+        days[0],
+        days[-1],
+        max_active_runs=args.max_active_runs,
+        reprocess=args.reprocess,
+        backwards=args.run_backwards,
+    )
+    order = "newest first" if args.run_backwards else "oldest first"
+    print(
+        f"backfill {backfill} of {dag_id}: {plural(len(days), 'day')} {days[0]} .. {days[-1]}, "
+        f"{args.max_active_runs} at a time, {order} ({airflow.url}/dags/{dag_id}/backfills)",
+        flush=True,
+    )
+    progress = Progress(args.name, dag_id)
+    started, reported = time.monotonic(), {}
+    while True:
+        completed, runs = airflow.backfill_runs(dag_id, backfill)
+        for run in runs:
+            if run.state in ("success", "failed") and run.run_id not in reported:
+                done = airflow.wait(run, timeout=client.timeout_seconds)
+                reported[run.run_id] = done
+                seconds = time.monotonic() - started
+                progress.show(
+                    RunOutcome(
+                        dag_id,
+                        done.ds,
+                        done.state,
+                        seconds,
+                        failed_task=done.failed_task,
+                        error=done.error,
+                        results=done.results,
+                        run_id=done.run_id,
+                    )
+                )
+        if completed and all(r.run_id in reported for r in runs):
+            break
+        if time.monotonic() - started > client.timeout_seconds:
+            raise PipelinesError(
+                f"backfill {backfill} of {dag_id} has not completed after "
+                f"{client.timeout_seconds:.0f}s; it goes on under the scheduler"
+            )
+        time.sleep(client.poll_seconds)
+    good = sum(r.state == "success" for r in reported.values())
+    print(f"{good}/{len(reported)} runs succeeded (backfill {backfill})")
+    return 0 if reported and good == len(reported) else 1

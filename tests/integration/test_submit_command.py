@@ -1,0 +1,108 @@
+"""``pipelines submit`` in this process: progress, the outputs as a table or as JSON, the clear
+errors of a wrong use (a real Airflow: tests/e2e/test_client.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+
+from pipelines import Client
+from pipelines.cli import main
+from pipelines.config import load_project
+from pipelines.run_dates import latest_date
+
+
+def test_submit_prints_each_run_and_the_outputs_by_name(home, capsys):
+    assert main(["submit", "refund_model", "--date", "2024-01-02"]) == 0
+    out = _lines(capsys.readouterr().out)
+    assert out[0] == "starting 1 run of refund_model: 2024-01-02"
+    assert [line.split()[:2] for line in out[1:6]] == [
+        ["ok", "local__orders"],
+        ["ok", "local__customers"],
+        ["ok", "local__workflow__customer_features"],
+        ["ok", "local__workflow__train_refund_model"],
+        ["ok", "local__cookbook__refund_model"],
+    ]
+    table = dict(line.split(None, 1) for line in out[6:] if not line.startswith("tables:"))
+    assert table["output"] == "value"
+    assert table["passed"] == "12" and table["orders.rows_raw"] == "5"
+    assert 0.5 <= float(table["accuracy"]) <= 1
+    assert out[-1].startswith("tables: raw.orders, cleaned.orders,")
+
+
+def _lines(out: str) -> list[str]:
+    """The command's own lines (the suite lets Airflow log warnings to standard output)."""
+    return [line for line in out.splitlines() if not re.match(r"\d{4}-\d\d-\d\dT", line)]
+
+
+def test_submit_json_holds_the_outputs_the_client_returns(home, capsys):
+    assert main(["submit", "orders", "--start", "2024-01-01", "--end", "2024-01-02", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # nothing but the JSON on standard output
+    assert printed["ok"] is True and printed["name"] == "orders"
+    assert [r["logical_date"] for r in printed["runs"]] == ["2024-01-01", "2024-01-02"]
+    assert {r["state"] for r in printed["runs"]} == {"success"}
+    again = Client().submit("orders", "2024-01-02")
+    assert printed["outputs"] == again.outputs.metrics  # the range's outputs: its last day's
+    assert printed["outputs"]["rows_raw"] == 5 and printed["tables"][0] == "raw.orders"
+
+
+def test_a_failed_run_exits_1_with_the_task_and_its_error(home, capsys):
+    (home / "include" / "sample" / "orders" / "orders_2024-01-02.csv").unlink()
+    assert main(["submit", "orders", "--date", "2024-01-02"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL local__orders 2024-01-02" in out and "ingest.extract failed" in out
+    assert "orders_2024-01-02.csv" in out and "no outputs (no run succeeded)" in out
+    # (the session logs Airflow's task logs, tracebacks too, at WARNING: see test_run_command)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["submit", "ordrs"], "no dataset, workflow or cookbook named 'ordrs'"),
+        (["submit", "ordrs"], "did you mean orders?"),
+        (["submit", "orders", "--date", "2024-01-02", "--start", "2024-01-01"], "not both"),
+        (["submit", "orders", "--start", "2024-01-01"], "--start and --end go together"),
+        (["submit", "orders", "--date", "2024-01-02", "--conf", "{nope"], "--conf: not JSON"),
+        (["submit", "orders", "--date", "2024-01-02", "--conf", "[1]"], "a JSON object"),
+        (["submit", "orders", "--url", "ftp://x"], "must be http:// or https://"),
+        (
+            [
+                "backfill",
+                "orders",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-01-02",
+                "--run-backwards",
+            ],
+            "--run-backwards is for an Airflow backfill: give --url",
+        ),
+    ],
+)
+def test_wrong_use_is_one_line(home, capsys, argv, message):
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert message in out and "Traceback" not in out
+
+
+def test_without_a_date_the_latest_complete_interval_is_run(home):
+    project = load_project()
+    now = dt.datetime(2024, 1, 3, 5, tzinfo=dt.UTC)
+    assert latest_date(project, "orders", now) == dt.date(2024, 1, 2)
+    assert latest_date(project, "refund_model", now) == dt.date(2024, 1, 2)
+
+
+def test_conf_reaches_the_run(home):
+    from pipelines import dag_folder
+    from pipelines.local import configure
+    from pipelines.local_run import manual_run
+
+    configure(database=False)
+    dag = dag_folder.load("local__orders")
+    logical = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    assert manual_run(dag, logical, {"note": "rerun"}).conf == {"note": "rerun"}
+    result = Client().submit("orders", "2024-01-02", conf={"note": "rerun"})
+    assert result.ok and result.outputs["rows_raw"] == 5
