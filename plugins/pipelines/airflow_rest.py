@@ -317,6 +317,7 @@ class AirflowRest:
                 r.logical_date.date().isoformat(),
                 self.run_url(dag_id, r.dag_run_id),
                 state=str(getattr(r.state, "value", r.state)),
+                seconds=float(r.duration or 0.0),
             )
             for r in answer.dag_runs
         ]

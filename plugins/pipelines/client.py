@@ -304,16 +304,7 @@ class _Submission:
         poll = self.client.poll_seconds
         limit = timeout if timeout is not None else self.timeout
         airflow.wait(run, timeout=limit, poll=poll, on_state=self.on_state)
-        outcome = RunOutcome(
-            run.dag_id,
-            run.ds,
-            run.state,
-            run.seconds,
-            failed_task=run.failed_task,
-            error=run.error,
-            results=run.results,
-            run_id=run.run_id,
-        )
+        outcome = outcome_of(run)
         self.report(outcome)
         result = RunResult(
             self.name,
@@ -357,6 +348,20 @@ class _Submission:
         day = result.logical_date if result.ok else None
         result.outputs = Outputs(values, tables, day)
         return result
+
+
+def outcome_of(run: RemoteRun) -> RunOutcome:
+    """A remote run's end as a local run's :class:`RunOutcome` (what a progress line shows)."""
+    return RunOutcome(
+        run.dag_id,
+        run.ds,
+        run.state,
+        run.seconds,
+        failed_task=run.failed_task,
+        error=run.error,
+        results=run.results,
+        run_id=run.run_id,
+    )
 
 
 def output_keys(project: Project, name: str) -> list[str]:

@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.cli.lake",
         "pipelines.cli.text",
         "pipelines.cli.namespaces",
+        "pipelines.cli.remote",
         "pipelines.client",
         "pipelines.testing",
     ),
@@ -40,6 +41,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.cookbooks.parent",
         "pipelines.cookbooks.local",
         "pipelines.components.operators",
+        "pipelines.run_outputs",
+        "pipelines.airflow_rest",
     ),
     "steps": (
         "pipelines.steps",

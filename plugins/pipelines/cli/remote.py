@@ -151,7 +151,7 @@ def _as_json(name: str, results: list, outputs) -> dict:
 def cmd_remote_backfill(args: argparse.Namespace) -> int:
     """An Airflow backfill of ``--start`` .. ``--end``, followed until it completes: a line per
     run as it ends (with what it did), then how many succeeded."""
-    from pipelines.local import RunOutcome
+    from pipelines.client import outcome_of
     from pipelines.partitions import date_option
     from pipelines.run_dates import run_dates
 
@@ -185,21 +185,10 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
         completed, runs = airflow.backfill_runs(dag_id, backfill)
         for run in runs:
             if run.state in ("success", "failed") and run.run_id not in reported:
-                done = airflow.wait(run, timeout=client.timeout_seconds)
-                reported[run.run_id] = done
-                seconds = time.monotonic() - started
-                progress.show(
-                    RunOutcome(
-                        dag_id,
-                        done.ds,
-                        done.state,
-                        seconds,
-                        failed_task=done.failed_task,
-                        error=done.error,
-                        results=done.results,
-                        run_id=done.run_id,
-                    )
-                )
+                took = run.seconds  # the run's own duration, as Airflow recorded it
+                reported[run.run_id] = done = airflow.wait(run, timeout=client.timeout_seconds)
+                done.seconds = took
+                progress.show(outcome_of(done))
         if completed and all(r.run_id in reported for r in runs):
             break
         if time.monotonic() - started > client.timeout_seconds:
