@@ -1,7 +1,10 @@
 """A real Airflow deployment for end-to-end tests: one temp home, real processes, one REST client.
 
-Everything binds 127.0.0.1. Each server runs in its own process group and is stopped by that
-group's id (SIGTERM, then SIGKILL), also when start-up fails half-way.
+Its metadata database is a fresh database of its own in the session's PostgreSQL server
+(tests/e2e/postgres.py): the servers and the LocalExecutor's parallel tasks write to it side by
+side, with no single-writer lock to wait for as on SQLite. Everything binds 127.0.0.1. Each server
+runs in its own process group and is stopped by that group's id (SIGTERM, then SIGKILL), also when
+start-up fails half-way.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from tests.e2e import postgres
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 USERNAME = "admin"
@@ -31,7 +36,8 @@ _NODASH_DATE = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
 
 
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of an Airflow process over this repo's dags/ and plugins/ in ``home``."""
+    """The environment of an Airflow process over this repo's dags/ and plugins/ in ``home``
+    (its metadata database: SQLite in the Airflow home unless ``extra`` names another)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     env.pop("_AIRFLOW_PARSING_CONTEXT_DAG_ID", None)
     env.update(
@@ -44,8 +50,6 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
         PIPELINES_LAKE=str(home / "lake"),
         PIPELINES_TASK_RETRIES="0",
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        # SQLite: wait for a lock instead of failing (see sqlite_args.py)
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="tests.e2e.sqlite_args.CONNECT_ARGS",
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     )
     env.pop("PIPELINES_NAMESPACE", None)
@@ -54,7 +58,7 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def migrate(env: dict[str, str]) -> None:
-    """``airflow db migrate`` into the env's (fresh, SQLite) home."""
+    """``airflow db migrate`` into the env's (fresh) metadata database."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     command = [str(BIN / "airflow"), "db", "migrate"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -94,11 +98,14 @@ def free_port() -> int:
 
 
 class AirflowStack:
-    """api-server, scheduler (LocalExecutor) and dag-processor over one temp home."""
+    """api-server, scheduler (LocalExecutor) and dag-processor over one temp home and a fresh
+    PostgreSQL database (``database``)."""
 
     COMMANDS = {
         "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"],
-        "scheduler": ["scheduler"],
+        # no log server: it would listen on every address, on one fixed port for all stacks (the
+        # api-server reads the task logs from the shared home)
+        "scheduler": ["scheduler", "--skip-serve-logs"],
         "dag-processor": ["dag-processor"],
     }
 
@@ -111,8 +118,10 @@ class AirflowStack:
         airflow_home.mkdir(parents=True, exist_ok=True)
         passwords = airflow_home / "simple_auth_manager_passwords.json"
         passwords.write_text(json.dumps({USERNAME: self.password}))
+        self.database = postgres.server().create_database()
         self.env = airflow_env(
             home,
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgres.server().url(self.database),
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
             AIRFLOW__CORE__PARALLELISM="4",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USERNAME}:admin",
@@ -183,6 +192,11 @@ class AirflowStack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {name} ---\n{self.tail(name, 25)}" for name in self.procs)
+
+    # -- metadata database --------------------------------------------------------------------
+    def query(self, sql: str, *args) -> list[tuple]:
+        """The rows of one SQL statement (``%s`` placeholders) on the stack's metadata database."""
+        return postgres.server().query(self.database, sql, *args)
 
     # -- REST ---------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

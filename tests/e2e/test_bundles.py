@@ -5,9 +5,10 @@ The test makes a git repository whose tree is the project (``dags/`` and ``inclu
 ``serving`` and ``Feature/Exp-1``, in a local bare repository. Each bundle follows one branch and
 its DAGs are that branch's namespace's (``serving__*``, ``feature_exp_1__*``), built from that
 checkout's own ``include/``. Only the dag-processor runs (no scheduler, no api-server); what it
-parsed is read from the SQLite metadata database. Tasks run through ``airflow dags test`` in the
-same Airflow home, which parses the bundle's checkout itself. Git may only use local paths
-(``GIT_ALLOW_PROTOCOL=file``) and reads no user or system git config: nothing leaves the machine.
+parsed is read from the stack's PostgreSQL metadata database. Tasks run through ``airflow dags
+test`` in the same Airflow home, which parses the bundle's checkout itself. Git may only use local
+paths (``GIT_ALLOW_PROTOCOL=file``) and reads no user or system git config: nothing leaves the
+machine.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -122,14 +122,6 @@ class DagProcessor(AirflowStack):
             AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL="2",
             AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="5",
         )
-        self.db = home / "airflow" / "airflow.db"
-
-    def query(self, sql: str, *args) -> list[tuple]:
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
 
     def dags(self) -> dict[str, tuple[str, str, bool]]:
         """Every DAG in the database: dag_id -> (bundle_name, bundle_version, is_stale)."""
@@ -152,16 +144,16 @@ class DagProcessor(AirflowStack):
             " s.id, s.dag_hash FROM dag d"
             " JOIN dag_version v ON v.dag_id = d.dag_id"
             " JOIN serialized_dag s ON s.dag_version_id = v.id"
-            " WHERE d.bundle_name = ? ORDER BY d.dag_id, v.version_number",
+            " WHERE d.bundle_name = %s ORDER BY d.dag_id, v.version_number",
             bundle,
         )
 
     def tags(self, dag_id: str) -> set[str]:
-        return {t for (t,) in self.query("SELECT name FROM dag_tag WHERE dag_id = ?", dag_id)}
+        return {t for (t,) in self.query("SELECT name FROM dag_tag WHERE dag_id = %s", dag_id)}
 
     def last_parsed(self, bundle: str) -> list[dt.datetime]:
-        rows = self.query("SELECT last_parsed_time FROM dag WHERE bundle_name = ?", bundle)
-        return [dt.datetime.fromisoformat(t).replace(tzinfo=dt.UTC) for (t,) in rows if t]
+        rows = self.query("SELECT last_parsed_time FROM dag WHERE bundle_name = %s", bundle)
+        return [t.astimezone(dt.UTC) for (t,) in rows if t]  # timestamptz: aware datetimes
 
     def wait(self, what: str, probe: Callable[[], object], done, timeout: float):
         """``probe()`` once ``done(it)`` holds; an assertion naming ``what`` after ``timeout``."""
@@ -380,13 +372,13 @@ def test_a_task_runs_with_its_bundles_namespace_and_checkout(two_bundles, origin
         print(f"airflow dags test {dag_id}: {took:.1f}s")
         states = dict(
             airflow.query(
-                "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = ? GROUP BY state", dag_id
+                "SELECT state, COUNT(*) FROM dag_run WHERE dag_id = %s GROUP BY state", dag_id
             )
         )
         assert states == {"success": 1}, (dag_id, states, output[-6000:])
-        tasks = airflow.query("SELECT task_id, state FROM task_instance WHERE dag_id = ?", dag_id)
+        tasks = airflow.query("SELECT task_id, state FROM task_instance WHERE dag_id = %s", dag_id)
         assert tasks and {s for _, s in tasks} == {"success"}, (dag_id, tasks, output[-6000:])
-        [(fileloc,)] = airflow.query("SELECT fileloc FROM dag WHERE dag_id = ?", dag_id)
+        [(fileloc,)] = airflow.query("SELECT fileloc FROM dag WHERE dag_id = %s", dag_id)
         assert fileloc == str(storage / bundle / "tracking_repo" / "dags" / "pipelines_dags.py")
         print(f"  {dag_id} parsed from {fileloc}; tasks {sorted(t for t, _ in tasks)}")
 
