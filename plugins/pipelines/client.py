@@ -35,6 +35,8 @@ ResultsOf = Callable[[str, str], dict]  # (dag id, run id) -> what the run's res
 class RunResult:
     """One submitted run of a dataset, workflow or cookbook for one logical date.
 
+    :param outputs: what the run produced, by name (see :mod:`pipelines.run_outputs`); None
+        until a remote run submitted with ``wait=False`` has been waited for
     :param runs: the DAG runs it made, the submitted DAG's last (a local cookbook run holds its
         children's runs before its own)
     :param url: the run's page in Airflow's web UI (remote runs)

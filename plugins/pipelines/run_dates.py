@@ -34,12 +34,10 @@ def run_dates(
     if last < first:
         raise DateError(f"the end {last} is before the start {first}")
     now = utc(now or dt.datetime.now(dt.UTC))
-    entry = project.require(name, Kind.DATASET, Kind.WORKFLOW, Kind.COOKBOOK)
-    cron = entry.cron if isinstance(entry, Dataset) else entry.cron or DAILY
+    cron, datasets = _schedule(project, name)
     intervals = intervals_between(cron, first, last)
     if not intervals:
         raise DateError(f"{name}: {_no_run(cron, first, last)}")
-    datasets = [entry] if isinstance(entry, Dataset) else _datasets(project, name)
     for dataset in datasets:
         _check_start(dataset, intervals[0], name)
     _check_complete(name, datasets, cron, intervals[-1], now, allow_incomplete)
@@ -49,11 +47,19 @@ def run_dates(
 def latest_date(project: Project, name: str, now: dt.datetime | None = None) -> dt.date:
     """The logical date of the latest complete interval of ``name`` (every dataset it runs or
     reads has ended it): what a submission without a date runs."""
-    now = utc(now or dt.datetime.now(dt.UTC))
+    cron, datasets = _schedule(project, name)
+    return dt.date.fromisoformat(
+        _latest_complete(cron, datasets, utc(now or dt.datetime.now(dt.UTC)))
+    )
+
+
+def _schedule(project: Project, name: str) -> tuple[str, list[Dataset]]:
+    """The cron of ``name``'s runs, and the datasets whose intervals a run of it must wait for
+    (itself, or those a cookbook runs or a workflow reads)."""
     entry = project.require(name, Kind.DATASET, Kind.WORKFLOW, Kind.COOKBOOK)
-    cron = entry.cron if isinstance(entry, Dataset) else entry.cron or DAILY
-    datasets = [entry] if isinstance(entry, Dataset) else _datasets(project, name)
-    return dt.date.fromisoformat(_latest_complete(cron, datasets, now))
+    if isinstance(entry, Dataset):
+        return entry.cron, [entry]
+    return entry.cron or DAILY, _datasets(project, name)
 
 
 def _datasets(project: Project, name: str) -> list[Dataset]:
