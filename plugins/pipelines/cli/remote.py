@@ -24,6 +24,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     project.require_readable()
     warn_skipped(project)
     quiet = args.json
+    no_wait = args.no_wait and client.airflow is not None  # a run here has ended on return
     progress = Progress(args.name, project.dag_id(args.name, client.namespace), quiet=quiet)
     waiting = _Waiting(quiet=quiet)
     result = client.submit(
@@ -31,22 +32,22 @@ def cmd_submit(args: argparse.Namespace) -> int:
         date_option(start, "--date") if start else None,
         end=date_option(end, "--end") if end else None,
         conf=_conf(args.conf),
-        wait=not args.no_wait,
+        wait=not no_wait,
         allow_incomplete=args.allow_incomplete,
         on_start=progress.start,
         on_run=lambda outcome: (waiting.done(), progress.show(outcome)),
         on_state=waiting.show,
     )
     results = list(result) if isinstance(result, list) else [result]
-    outputs = result.outputs if not args.no_wait else None
+    outputs = result.outputs if not no_wait else None
     if args.json:
         print(json.dumps(_as_json(args.name, results, outputs), indent=2, default=str))
-    elif args.no_wait:
+    elif no_wait:
         for r in results:
             print(f"started {r.dag_id} {r.logical_date}: {r.run_id} ({r.url})")
     else:
         _print_outputs(outputs)
-    return 0 if args.no_wait or all(r.ok for r in results) else 1
+    return 0 if no_wait or all(r.ok for r in results) else 1
 
 
 def _range(args: argparse.Namespace) -> tuple[str | None, str | None]:
