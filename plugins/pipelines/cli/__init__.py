@@ -12,6 +12,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
+from pipelines.airflow_rest import REPROCESS
 from pipelines.cli import namespaces
 from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
@@ -138,7 +139,7 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
         )
         p.add_argument(
             "--reprocess",
-            choices=["none", "failed", "completed"],
+            choices=REPROCESS,
             default="completed",
             help="with --url: which days that already have a run are run again "
             "(default completed: every day, as a local backfill does)",

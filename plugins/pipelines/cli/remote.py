@@ -152,6 +152,7 @@ def _as_json(name: str, results: list, outputs) -> dict:
 def cmd_remote_backfill(args: argparse.Namespace) -> int:
     """An Airflow backfill of ``--start`` .. ``--end``, followed until it completes: a line per
     run as it ends (with what it did), then how many succeeded."""
+    from pipelines.airflow_rest import FINISHED
     from pipelines.client import outcome_of
     from pipelines.partitions import date_option
     from pipelines.run_dates import run_dates
@@ -185,7 +186,7 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
     while True:
         completed, runs = airflow.backfill_runs(dag_id, backfill)
         for run in runs:
-            if run.state in ("success", "failed") and run.run_id not in reported:
+            if run.state in FINISHED and run.run_id not in reported:
                 took = run.seconds  # the run's own duration, as Airflow recorded it
                 reported[run.run_id] = done = airflow.wait(run, timeout=client.timeout_seconds)
                 done.seconds = took
