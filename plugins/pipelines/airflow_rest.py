@@ -166,7 +166,7 @@ class AirflowRest:
         from airflow_client.client.exceptions import ApiException
         from airflow_client.client.models import TriggerDAGRunPostBody
 
-        logical = dt.datetime.combine(dt.date.fromisoformat(ds), dt.time(), tzinfo=dt.UTC)
+        logical = _midnight(ds)
         if logical > dt.datetime.now(dt.UTC):
             raise AirflowError(f"{dag_id}: {ds} is in the future; Airflow does not run it yet")
         self.require_running_dag(dag_id)
@@ -208,7 +208,7 @@ class AirflowRest:
         :raises RunTimeout: ``timeout`` seconds passed; the run goes on
         """
         started = time.monotonic()
-        for answer in self._stream(run, poll, timeout):
+        for answer in self._stream(run, poll):
             run.seconds = time.monotonic() - started
             run.state = answer.get("state", run.state)
             if on_state:
@@ -225,9 +225,9 @@ class AirflowRest:
             f"{run.run_id} ({run.url})"
         )
 
-    def _stream(self, run: RemoteRun, poll: float, timeout: float) -> Iterator[dict]:
-        """The endpoint's NDJSON lines as they come (one each ``poll`` seconds)."""
-        started = time.monotonic()
+    def _stream(self, run: RemoteRun, poll: float) -> Iterator[dict]:
+        """The endpoint's NDJSON lines as they come (one each ``poll`` seconds: the caller
+        stops reading when its wait runs out)."""
         with self._calling(f"wait for {run.run_id} of {run.dag_id}", run.dag_id):
             answer = self._apis("DagRunApi").wait_dag_run_until_finished_without_preload_content(
                 run.dag_id, run.run_id, interval=poll, _request_timeout=(10.0, poll + 60.0)
@@ -244,8 +244,6 @@ class AirflowRest:
                     buffered += chunk
                     *lines, buffered = buffered.split(b"\n")
                     yield from (json.loads(line) for line in lines if line.strip())
-                    if time.monotonic() - started > timeout:
-                        return
             finally:
                 answer.release_conn()
 
@@ -288,8 +286,8 @@ class AirflowRest:
         self.require_running_dag(dag_id)
         body = BackfillPostBody(
             dag_id=dag_id,
-            from_date=dt.datetime.combine(dt.date.fromisoformat(first), dt.time(), tzinfo=dt.UTC),
-            to_date=dt.datetime.combine(dt.date.fromisoformat(last), dt.time(), tzinfo=dt.UTC),
+            from_date=_midnight(first),
+            to_date=_midnight(last),
             max_active_runs=max_active_runs,
             reprocess_behavior=ReprocessBehavior(reprocess),
             run_backwards=backwards,
@@ -322,6 +320,11 @@ class AirflowRest:
             for r in answer.dag_runs
         ]
         return backfill.completed_at is not None, runs
+
+
+def _midnight(ds: str) -> dt.datetime:
+    """The logical date of day ``ds`` (``YYYY-MM-DD``) as Airflow takes it: 00:00 UTC."""
+    return dt.datetime.combine(dt.date.fromisoformat(ds), dt.time(), tzinfo=dt.UTC)
 
 
 def _last_lines(content: Any) -> str:
