@@ -8,7 +8,9 @@ the DAGs) stands for ``PIPELINES_NAMESPACE`` while the command runs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -40,6 +42,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted")
         return 130
+
+
+def entry() -> None:
+    """The ``pipelines`` console script: :func:`main`, then the exit handlers, then the exit.
+
+    It leaves without the interpreter's own teardown: pyarrow's native thread pools could abort
+    the process there ("terminate called without an active exception", SIGABRT, apache/arrow
+    #34314) after every run had succeeded, turning a good run's exit code into 134. Python's exit
+    handlers (logging, Airflow's) still run, and the output is flushed first.
+    """
+    code = main()
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
 
 @contextlib.contextmanager
@@ -221,4 +241,4 @@ def _read_parser(p: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
