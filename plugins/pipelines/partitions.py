@@ -145,9 +145,19 @@ def _croniter(cron: str, start: dt.datetime):
 
 def shortest_gap(cron: str, samples: int = 60) -> dt.timedelta:
     """The shortest time between two consecutive schedule points (over the next samples)."""
+    return min(_gaps(cron, samples))
+
+
+def longest_gap(cron: str, samples: int = 60) -> dt.timedelta:
+    """The longest time between two consecutive schedule points (over the next samples): the
+    longest interval a run covers (31 days for a monthly schedule)."""
+    return max(_gaps(cron, samples))
+
+
+def _gaps(cron: str, samples: int) -> list[dt.timedelta]:
     it = _croniter(cron, dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
     points = [it.get_next(dt.datetime) for _ in range(samples)]
-    return min(b - a for a, b in zip(points, points[1:], strict=False))
+    return [b - a for a, b in zip(points, points[1:], strict=False)]
 
 
 def interval_for(cron: str, logical_date: dt.datetime | dt.date | str) -> Interval:

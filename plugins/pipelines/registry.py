@@ -29,6 +29,7 @@ from pipelines.registry_values import (  # noqa: F401 - re-exported: the registr
     check_schedule,
     columns_value,
     dataset_name,
+    duration_value,
     enum_value,
     field_value,
     format_value,
@@ -66,6 +67,7 @@ class Dataset:
     max_quarantine_pct: float | None = None  # None: no limit
     on_schema_change: SchemaChange = SchemaChange.APPEND
     options: SourceOptions = SourceOptions()
+    freshness: dt.timedelta | None = None  # allowed lateness after the interval ends; None: none
     line: int = 0
     row: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -118,6 +120,7 @@ COLUMNS = {
     "max_quarantine_pct": False,
     "on_schema_change": False,
     "options": False,
+    "freshness": False,
 }
 HEADER_REQUIRED = [c for c, req in COLUMNS.items() if req is True]
 
@@ -317,6 +320,7 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
             SchemaChange, get("on_schema_change", "") or "append", "on_schema_change", report
         ),
         "options": options_value(get("options", ""), report),
+        "freshness": duration_value(get("freshness", ""), "freshness", report),
     }
     if report.problems:
         return None

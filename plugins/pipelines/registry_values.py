@@ -274,6 +274,21 @@ def int_value(value: str, column: str, default: int, report: Reporter) -> int:
     return int(value)
 
 
+DURATION_RE = re.compile(r"^\s*(\d{1,5})\s*(m|min|h|d)\s*$")
+DURATION_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days"}
+
+
+def duration_value(value: str, column: str, report: Reporter) -> dt.timedelta | None:
+    """A duration such as ``30m``, ``2h`` or ``1d`` (``None`` when empty: no allowance)."""
+    if not value:
+        return None
+    match = DURATION_RE.match(value)
+    if not match or int(match[1]) == 0:
+        report(column, f"{value!r} must be a duration such as 30m, 2h or 1d")
+        return None
+    return dt.timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
+
+
 def pct_value(value: str, column: str, default: float | None, report: Reporter) -> float | None:
     """A percentage from 0 to 100 (``default`` when empty)."""
     if not value:

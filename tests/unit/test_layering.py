@@ -52,6 +52,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.sources",
         "pipelines.reader",
         "pipelines.run_dates",
+        "pipelines.freshness",
         "pipelines.header_check",
         "pipelines.cookbooks.checks",
         "pipelines.workflows",

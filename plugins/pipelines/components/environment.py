@@ -136,6 +136,12 @@ def task_retries() -> int:
     return int(value) if value.isdigit() else 2
 
 
+def late_notifier() -> str | None:
+    """``PIPELINES_LATE_NOTIFIER``: the dotted path of a function called, besides the warning
+    line, when a run misses its freshness deadline (``None``: the warning only)."""
+    return os.environ.get("PIPELINES_LATE_NOTIFIER", "").strip() or None
+
+
 @dataclass(frozen=True)
 class AirflowLogin:
     """Where a client finds a real Airflow, and how it logs in (``PIPELINES_AIRFLOW_*``): a
