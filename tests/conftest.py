@@ -28,6 +28,10 @@ os.environ["PIPELINES_LAKE"] = str(_SESSION_HOME / "lake")
 # namespace; the tests of branch and bundle resolution set or unset it themselves
 os.environ["PIPELINES_NAMESPACE"] = "local"
 os.environ.pop("_AIRFLOW_PARSING_CONTEXT_DAG_ID", None)
+# OpenLineage stays off whatever the shell sets, so no event leaves the machine (the lineage
+# tests turn it on, with a file transport, for their own runs)
+for _name in [n for n in os.environ if n.startswith(("OPENLINEAGE", "AIRFLOW__OPENLINEAGE__"))]:
+    del os.environ[_name]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -42,6 +42,10 @@ def configure(verbose: bool = False, *, database: bool = True) -> Path:
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
     os.environ.setdefault("PIPELINES_TASK_RETRIES", "0")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    # OpenLineage (on only when a transport is set): emit from a thread, not a fork per task
+    # event, in this process that runs every task (~0.6 s a task saved, no fork of a threaded
+    # process)
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD", "True")
     home.mkdir(parents=True, exist_ok=True)
     if database:
         ensure_database()

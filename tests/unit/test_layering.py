@@ -41,6 +41,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.cookbooks.parent",
         "pipelines.cookbooks.local",
         "pipelines.components.operators",
+        "pipelines.lineage",
         "pipelines.run_outputs",
         "pipelines.airflow_rest",
     ),

@@ -7,13 +7,17 @@ This is the top layer of ``components/``: it calls the steps and the config; not
 ingredients below it (lake, storage, secrets, environment) imports it. Nothing is templated
 (``template_fields`` is empty): registry values are plain constructor arguments and never reach
 Jinja. The steps (pandas, pyarrow) are imported inside ``execute``, not at DAG parse time.
+
+Each operator says what it read and wrote (:meth:`StepOperator.moved`); Airflow's OpenLineage
+provider, when a transport is configured, asks its ``get_openlineage_facets_on_*`` hooks and gets
+those tables as OpenLineage datasets (built by :mod:`pipelines.lineage`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -39,6 +43,10 @@ from pipelines.partitions import (
     parse_date,
 )
 from pipelines.workflow_specs import DAILY
+
+if TYPE_CHECKING:
+    from pipelines.components.lake import Lake
+    from pipelines.lineage import TaskLineage
 
 # What the last tasks of this process returned, and why the failed ones failed, by
 # "dag_id.task_id": the local runner reports both on the run's line, without a traceback (tasks
@@ -91,6 +99,7 @@ class StepOperator(BaseOperator):
     # its return value is one of the run's results: the REST API's run-wait endpoint returns it
     # (what :mod:`pipelines.run_outputs` reads, as the local runner's outcome holds it)
     returns_dag_result = True
+    _result: dict | None = None  # what execute returned: the counts its lineage reports
 
     @classmethod
     def task_path(cls) -> str:
@@ -98,13 +107,38 @@ class StepOperator(BaseOperator):
         return f"{cls.group}.{cls.step}"
 
     def execute(self, context: Any) -> dict:
+        self._result = None
         try:
-            return self._execute(context)
+            self._result = self._execute(context)
         except PipelinesError as exc:
             raise fail_clearly(self, context, exc) from None
+        return self._result
 
     def _execute(self, context: Any) -> dict:  # pragma: no cover
         raise NotImplementedError
+
+    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:  # pragma: no cover
+        """The tables this task reads and writes, with the rows ``result`` (what it returned)
+        counted; ``None``: the task has not finished, nothing is counted."""
+        raise NotImplementedError
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The OpenLineage provider's START event: the tables the task reads and writes."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """COMPLETE: the tables, the rows read and written, the schema of each table written."""
+        return self._lineage(self._result)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """FAIL: the tables, nothing counted (a failed step commits nothing)."""
+        return self._lineage(None)
+
+    def _lineage(self, result: dict | None) -> Any:
+        from pipelines import lineage
+
+        lake = load_project().lake(self.namespace)
+        return lineage.operator_lineage(lake, self.moved(lake, result))
 
     def signal(self, events: Any, outlet: Any, ds: str, changed: list[str] | tuple = ()) -> None:
         """:func:`publish` the outlet's day; a rewrite signal with no day to rerun sends no
@@ -130,6 +164,7 @@ class DatasetStepOperator(StepOperator):
     reads: tuple[Layer, ...] = ()
     writes: tuple[Layer, ...] = ()
     publishes: tuple[Layer, ...] = ()  # outlets whose events carry the run's day (see _record)
+    _interval: Interval | None = None  # the interval execute ran for
 
     def __init__(self, *, dataset: str, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -144,7 +179,7 @@ class DatasetStepOperator(StepOperator):
                 f"dataset {self.dataset!r} is no longer valid in registry.csv: "
                 f"{'; '.join(map(str, project.problems)) or 'removed'}"
             )
-        interval = task_interval(context, dataset.cron)
+        interval = self._interval = task_interval(context, dataset.cron)
         self.log.info(
             "%s %s for interval [%s, %s)", self.step, dataset.name, interval.start, interval.end
         )
@@ -196,6 +231,21 @@ class ExtractOperator(DatasetStepOperator):
 
         return steps.extract(dataset, interval, lake)
 
+    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+        """The source -> raw ``ds=``; in a namespace reading its upstream's raw layer in place,
+        that raw table is what the task read."""
+        from pipelines.lineage import Moved, TaskLineage
+
+        raw = (Moved(Layer.RAW, self.dataset, *_counted(result, "rows", "ds")),)
+        if not lake.owns(Layer.RAW):
+            return TaskLineage(reads=raw)
+        dataset = load_project().dataset(self.dataset)
+        if result is None or dataset is None or self._interval is None:
+            return TaskLineage(writes=raw)
+        from pipelines import sources
+
+        return TaskLineage(writes=raw, sources=(sources.location(dataset, self._interval),))
+
 
 class MergeOperator(DatasetStepOperator):
     """Raw -> cleaned (upsert by key, or snapshot) and quarantine."""
@@ -210,6 +260,22 @@ class MergeOperator(DatasetStepOperator):
 
         return steps.merge(dataset, interval, lake).as_dict()
 
+    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+        """Raw ``ds=`` -> cleaned (the rows delivered) and quarantine."""
+        from pipelines.lineage import Moved, TaskLineage
+
+        raw, cleaned, quarantined = _counted(result, "raw_rows", "delivered", "quarantined")
+        ds = self._interval.ds if self._interval is not None else None
+        dataset = load_project().dataset(self.dataset)
+        kind = dataset.ingestion if dataset is not None else None
+        return TaskLineage(
+            reads=(Moved(Layer.RAW, self.dataset, raw),),
+            writes=(  # the cleaned table's manifest declares its schema
+                Moved(Layer.CLEANED, self.dataset, cleaned, kind=kind),
+                Moved(Layer.QUARANTINE, self.dataset, quarantined, ds),
+            ),
+        )
+
 
 class CheckKeysOperator(DatasetStepOperator):
     """Quality gate: keys unique and not null in what the run wrote; counts reconcile."""
@@ -223,6 +289,13 @@ class CheckKeysOperator(DatasetStepOperator):
         from pipelines import steps
 
         return steps.check_keys(dataset, interval, lake, self.merged(context))
+
+    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+        """The cleaned rows it checked; it writes no rows (it records the outcome)."""
+        from pipelines.lineage import Moved, TaskLineage
+
+        checked = Moved(Layer.CLEANED, self.dataset, *_counted(result, "rows_checked"))
+        return TaskLineage(reads=(checked,))
 
     def changed(self, context: Any, result: dict) -> list[str]:
         """The cleaned partitions the merge rewrote (late updates reach older days)."""
@@ -247,6 +320,20 @@ class AggregateOperator(DatasetStepOperator):
         return {name: r["rows"] for name, r in results.items()} | {DETAILS: results}
 
     publishes = (Layer.AGGREGATED,)
+
+    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+        """Cleaned -> each aggregate of the dataset, with the rows it wrote."""
+        from pipelines.lineage import Moved, TaskLineage
+
+        if result is None:
+            names = [spec.name for spec in load_project().aggregates_of(self.dataset)]
+            wrote = [Moved(Layer.AGGREGATED, name) for name in names]
+        else:
+            wrote = [
+                Moved(Layer.AGGREGATED, name, built["rows"], max(built["partitions"], default=None))
+                for name, built in result[DETAILS].items()
+            ]
+        return TaskLineage(reads=(Moved(Layer.CLEANED, self.dataset),), writes=tuple(wrote))
 
     def _record(self, context: Any, result: dict, ds: str) -> None:
         events = context.get("outlet_events")
@@ -353,3 +440,23 @@ class WorkflowOperator(StepOperator):
             self.signal(events, outlet, ds)
         RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
+
+    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+        """Each input table (the rows read from it, by every alias reading it) -> the
+        workflow's table."""
+        from pipelines.lineage import Moved, TaskLineage
+
+        spec = load_project().require(self.workflow, Kind.WORKFLOW)
+        rows: dict[tuple[Layer, str], int | None] = {}
+        for item in spec.inputs:
+            read = None if result is None else result["inputs"].get(item.alias)
+            before = rows.get((item.layer, item.table))
+            rows[item.layer, item.table] = None if read is None else (before or 0) + read
+        reads = tuple(Moved(layer, table, n) for (layer, table), n in rows.items())
+        wrote = Moved(Layer.WORKFLOWS, spec.name, *_counted(result, "rows", "ds"))
+        return TaskLineage(reads=reads, writes=(wrote,))
+
+
+def _counted(result: dict | None, *keys: str) -> tuple:
+    """``result``'s values of ``keys`` (each None before the task has finished)."""
+    return tuple(None if result is None else result.get(key) for key in keys)
