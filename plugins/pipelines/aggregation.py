@@ -21,6 +21,7 @@ from pipelines.merge import MergeResult
 from pipelines.partitions import Interval, Layer
 from pipelines.registry import Dataset
 from pipelines.schema import read_current
+from pipelines.table_config import CONFIG, of_aggregate
 
 
 def aggregate(
@@ -70,7 +71,8 @@ def build(
         if replace_all:
             full.update({p: None for p in base.partitions if p not in changes})
         counted = {"rows": sum(len(f) for f in changes.values() if f is not None)}
-        return out.commit(base, full, run=(ds, counted) if ds else None)
+        meta = {CONFIG: of_aggregate(spec)}
+        return out.commit(base, full, meta, run=(ds, counted) if ds else None)
 
     snap = commit_with_retry(out, attempt)
     return {

@@ -24,6 +24,7 @@ from pipelines.components.resources import Snapshot, Table, commit_with_retry, i
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.partitions import Ingestion, Interval, Layer
 from pipelines.registry import Dataset
+from pipelines.table_config import CONFIG, of_dataset
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class _Delivery:
         """The run's day and counts, kept with the version that merged it."""
         return self.interval.ds, self.result.counts()
 
+    def meta(self, cols: dict[str, str]) -> dict:
+        """What the commit records of the table: its schema and the config it was written with."""
+        return {"schema": list(cols.items()), CONFIG: of_dataset(self.dataset)}
+
 
 def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
     """Incremental: upsert the delivery by key into its ``dt`` partitions; what it touched."""
@@ -196,7 +201,7 @@ def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
         recorded = base.run_metrics(ds)
         if base.has_landed(ds) and all(recorded.get(k) == counts[k] for k in COUNTS):
             return base, []  # a rerun of an empty delivery: nothing changed, checks stand
-        return table.commit(base, {}, run=delivery.counted), []
+        return table.commit(base, {}, delivery.meta(cols), run=delivery.counted), []
     delta = schema.conform(delta, cols, dataset)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])
     touched = sorted(set(delta["dt"].unique()) | _partitions_holding(dataset, delta, table, base))
@@ -208,9 +213,12 @@ def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
     )
     del current, delta  # the partitions hold the rows now
     changes.update({d: None for d in touched if d not in changes})
-    meta = {"schema": list(cols.items())}
     snap = table.commit(
-        base, changes, meta, range_column=dataset.primary_key[0], run=delivery.counted
+        base,
+        changes,
+        delivery.meta(cols),
+        range_column=dataset.primary_key[0],
+        run=delivery.counted,
     )
     return snap, touched
 
@@ -295,7 +303,7 @@ def _snapshot(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]
         delta = pd.DataFrame(
             {c: pd.Series(dtype=transforms.DTYPES.get(k, "string")) for c, k in cols.items()}
         )
-    meta = {"schema": list(cols.items())}
+    meta = delivery.meta(cols)
     return delivery.table.commit(base, {interval.ds: delta}, meta, run=delivery.counted), [
         interval.ds
     ]

@@ -25,6 +25,7 @@ from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.merge import MergeResult, merge
 from pipelines.partitions import Interval, Layer, interval_for
 from pipelines.registry import Dataset
+from pipelines.table_config import CONFIG, of_dataset
 
 __all__ = ["STEPS", "MergeResult", "aggregate", "check_keys", "extract", "merge", "run_steps"]
 log = logging.getLogger(__name__)
@@ -64,7 +65,10 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     commit_with_retry(
         table,
         lambda base: table.commit(
-            base, {interval.ds: frame}, run=(interval.ds, {"rows": len(frame)})
+            base,
+            {interval.ds: frame},
+            {CONFIG: of_dataset(dataset)},
+            run=(interval.ds, {"rows": len(frame)}),
         ),
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))

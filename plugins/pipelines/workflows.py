@@ -32,6 +32,7 @@ from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
 from pipelines.output import validated
 from pipelines.partitions import Layer, format_date, interval_for, parse_date
 from pipelines.schema import as_stored
+from pipelines.table_config import CONFIG, of_workflow
 from pipelines.workflow_specs import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
 
 if TYPE_CHECKING:
@@ -300,7 +301,7 @@ def run(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> dict:
         return table.commit(
             base,
             {ds: frame},
-            {"columns": columns},
+            {"columns": columns, CONFIG: of_workflow(spec)},
             run=(ds, {"rows": len(frame), "metrics": metrics}),
         )
 

@@ -26,6 +26,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.cli.text",
         "pipelines.cli.namespaces",
         "pipelines.cli.remote",
+        "pipelines.cli.plan",
+        "pipelines.cli.status",
         "pipelines.client",
         "pipelines.testing",
     ),
@@ -59,6 +61,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.workflows",
         "pipelines.output",
         "pipelines.namespace_diff",
+        "pipelines.plan",
+        "pipelines.plan_rules",
+        "pipelines.plan_changes",
+        "pipelines.status",
+        "pipelines.status_page",
     ),
     "config": (
         "pipelines.config",
@@ -66,6 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.registry",
         "pipelines.registry_values",
         "pipelines.namespaces",
+        "pipelines.table_config",
     ),
     "ingredients": (
         "pipelines.components",

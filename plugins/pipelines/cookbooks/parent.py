@@ -12,11 +12,12 @@ from pipelines.components import environment
 from pipelines.components.environment import child_run_id
 from pipelines.components.lake import Lake
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
-from pipelines.config import CookbookSpec, Project, load_project
+from pipelines.config import CookbookSpec, Kind, Project, load_project
 from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
 from pipelines.namespaces import NamespaceSpec
 from pipelines.partitions import format_date
+from pipelines.table_config import record_cookbook
 from pipelines.timetable import PipelinesTimetable
 
 
@@ -110,13 +111,15 @@ class CookbookCheckOperator(BaseOperator):
         logical, _ = replayed_day(context, self.replay)
         ds = format_date(logical) if logical is not None else None
         project = load_project()
-        report = verify(project, self.cookbook, project.lake(self.namespace), ds)
+        lake = project.lake(self.namespace)
+        report = verify(project, self.cookbook, lake, ds)
         for line in report.lines():
             self.log.info("%s", line)
         try:
             report.raise_for_failures()
         except PipelinesError as exc:
             raise fail_clearly(self, context, exc) from None
+        record_cookbook(lake, project.require(self.cookbook, Kind.COOKBOOK))  # for `plan`
         RESULTS[f"{self.dag_id}.{self.task_id}"] = report.as_dict()
         return report.as_dict()
 

@@ -1,0 +1,158 @@
+"""``pipelines plan``: what deploying the project to a namespace would do, grouped by kind
+(``+`` added, ``~`` changed, ``-`` removed, ``?`` config not recorded), or as JSON; ``--apply``
+runs the backfills it implies (here, or on Airflow with ``--url``) and records the configs.
+
+Exit codes: 0 nothing to do, 2 changes (after ``--apply``: changes left), 1 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pipelines.cli.text import quiet_airflow
+from pipelines.exceptions import PipelinesError
+
+PASSES = 3  # --apply plans again after its backfills, while new ones appear
+CHANGES = 2  # the exit code of a plan with changes: CI shows it on a pull request
+HEADINGS = {"dataset": "datasets", "aggregate": "aggregates", "workflow": "workflows"}
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from pipelines.components import environment
+
+    quiet_airflow()
+    if args.url and not args.apply:
+        raise PipelinesError("--url is where --apply runs the backfills: give --apply too")
+    if args.against is None:
+        return _plan(args)
+    with environment.variable("PIPELINES_NAMESPACE", args.against):
+        environment.namespace()  # a bad name is refused here, in one line
+        return _plan(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from pipelines.config import load_project
+    from pipelines.plan import plan
+
+    project = load_project(strict=True)  # a skipped entry would read as removed
+    lake = project.lake()  # the namespace's lake, opened as `namespace diff` opens the other's
+    found = plan(project, lake)
+    if args.json and not args.apply:
+        print(json.dumps(found.as_dict(), indent=2, default=str))
+    else:
+        for line in lines(found, lake.prefix):
+            print(line)
+    if not args.apply or found.empty:
+        return 0 if found.empty else CHANGES
+    after = found
+    for _ in range(PASSES):  # a workflow reading a workflow added here has days only after it
+        ran = after
+        if not _apply(ran, project, lake, args):
+            return 1
+        after = plan(load_project(strict=True), lake)
+        if not after.backfills or after.backfills == ran.backfills:
+            break
+    if args.json:
+        print(json.dumps({"applied": found.as_dict(), "after": after.as_dict()}, indent=2))
+    print(summary(after) if not after.empty else "applied: nothing left to do")
+    return 0 if after.empty else CHANGES
+
+
+def lines(found, prefix: str) -> list[str]:
+    """The report: a heading per kind, a line per change with its fields and implications."""
+    if found.empty:
+        return [f"No changes: namespace {found.namespace} ({prefix}) matches the project."]
+    out = [f"plan for namespace {found.namespace} ({prefix}):"]
+    kind = None
+    for change in found.changes:
+        if change.kind != kind:
+            kind = change.kind
+            out += ["", HEADINGS.get(str(kind), f"{kind}s")]
+        out.append(f"  {change.action.mark} {change.name}")
+        out += [f"      {f.name}: {_text(f.before)} -> {_text(f.after)}" for f in change.fields]
+        out += [f"      => {said}" for said in change.implications]
+    out += ["", summary(found)]
+    if found.backfills:
+        out.append("backfills: " + "; ".join(f"{b.name} {b.describe()}" for b in found.backfills))
+    return out
+
+
+def summary(found) -> str:
+    counts = found.counts()
+    said = [f"{counts[a]} to {a}" for a in ("add", "change", "remove") if counts[a]]
+    if counts["unknown"]:
+        said.append(f"{counts['unknown']} not recorded")
+    return f"Plan: {', '.join(said)}."
+
+
+def _text(value) -> str:
+    from pipelines.plan import shown
+
+    return shown(value)
+
+
+def _apply(found, project, lake, args: argparse.Namespace) -> bool:
+    """Empty the tables to rebuild, run the backfills, then record what needed no run; False
+    when a backfill failed (nothing more is recorded: the next plan shows the rest)."""
+    from pipelines.plan import settle
+    from pipelines.table_config import reset
+
+    for change in found.changes:
+        for layer, name in change.reset:
+            print(f"emptying {layer}.{name} to rebuild it", flush=True)
+            reset(lake.table(layer, name, kind="incremental"))
+    for backfill in found.backfills:
+        for first, last, _ in backfill.ranges:
+            if _backfill(backfill.name, first, last, args) != 0:
+                print(f"error: the backfill of {backfill.name} {first} .. {last} failed")
+                return False
+    recorded = settle(found, project, lake)
+    if recorded:
+        print("recorded the project's config of " + ", ".join(recorded))
+    return True
+
+
+def _backfill(name: str, first: str, last: str, args: argparse.Namespace) -> int:
+    """What ``pipelines backfill NAME --start FIRST --end LAST [--url URL]`` does."""
+    from pipelines.cli.remote import cmd_remote_backfill
+    from pipelines.cli.runs import cmd_run
+
+    run = argparse.Namespace(
+        command="backfill",
+        name=name,
+        start=first,
+        end=last,
+        keep_going=False,
+        allow_incomplete=False,
+        upstream=False,
+        airflow=False,
+        verbose=False,
+        url=args.url,
+        timeout=args.timeout,
+        max_active_runs=4,
+        reprocess="completed",
+        run_backwards=False,
+    )
+    return cmd_remote_backfill(run) if args.url else cmd_run(run)
+
+
+def add_parser(sub, namespace_help: str) -> None:
+    p = sub.add_parser(
+        "plan", help="what deploying the project to a namespace would do (exit 2: changes)"
+    )
+    p.add_argument("--against", metavar="NAMESPACE", help=f"compare with {namespace_help}")
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="run the backfills the plan implies and record the project's config",
+    )
+    p.add_argument(
+        "--url",
+        help="with --apply: run the backfills on this Airflow API server (default: here)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=3600, help="with --url: seconds to wait for a backfill"
+    )
+    p.add_argument("--json", action="store_true", help="the plan as JSON")
+    p.set_defaults(func=cmd_plan)

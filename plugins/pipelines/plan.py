@@ -1,0 +1,182 @@
+"""What deploying the project to a namespace would do (``pipelines plan``): the project's config
+against the config each of the namespace's tables was last written with (``meta["config"]``, see
+:mod:`pipelines.table_config`).
+
+:func:`read_state` reads what the lake holds (manifests only); :func:`compare` is pure: wanted
+configs and a :class:`State` in, a :class:`Plan` out (what each change implies:
+:mod:`pipelines.plan_rules`); :func:`settle` is what ``--apply`` records once the backfills ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from pipelines.components.lake import Lake
+from pipelines.config import Kind, Project
+from pipelines.partitions import SEGMENT_RE, Layer
+from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is made of
+    NOT_RECORDED,
+    TABLES,
+    Action,
+    Backfill,
+    Change,
+    FieldChange,
+    Key,
+    Plan,
+    Recorded,
+    State,
+    shown,
+)
+from pipelines.plan_rules import ADDED, CHANGED, cookbook_change
+from pipelines.table_config import (
+    RETIRED,
+    cookbooks_in,
+    of_aggregate,
+    of_cookbook,
+    of_dataset,
+    of_workflow,
+    record,
+    record_cookbook,
+    recorded,
+    retire_cookbook,
+)
+
+
+def wanted(project: Project) -> dict[Key, dict[str, Any]]:
+    """The config every entry of the project would be written with, in kind then file order."""
+    out: dict[Key, dict[str, Any]] = {}
+    out.update({(Kind.DATASET, d.name): of_dataset(d) for d in project.datasets})
+    out.update({(Kind.AGGREGATE, a.name): of_aggregate(a) for a in project.aggregates})
+    out.update({(Kind.WORKFLOW, w.name): of_workflow(w) for w in project.workflows})
+    out.update({(Kind.COOKBOOK, c.name): of_cookbook(c) for c in project.cookbooks})
+    return out
+
+
+def read_state(project: Project, lake: Lake) -> State:
+    """What ``lake`` holds of the project's entries and of any table the project no longer has
+    (the folders of the layers the namespace writes). Reads manifests only."""
+    tables: dict[Key, Recorded] = {}
+    for kind, layers in _FOLDERS.items():
+        names = [e.name for e in project.entries(kind)]
+        for layer in (layer for layer in layers if lake.owns(layer)):
+            found = lake.storage.list(f"{lake.prefix}/{layer}")
+            names += [n for n in found if SEGMENT_RE.match(n) and n not in names]
+        for name in names:
+            entry = _recorded(lake, kind, name)
+            if entry is not None:
+                tables[(kind, name)] = entry
+    return State(tables, cookbooks_in(lake))
+
+
+_FOLDERS = {
+    Kind.DATASET: (Layer.CLEANED, Layer.RAW),
+    Kind.AGGREGATE: (Layer.AGGREGATED,),
+    Kind.WORKFLOW: (Layer.WORKFLOWS,),
+}
+
+
+def settle(done: Plan, project: Project, lake: Lake) -> list[str]:
+    """After ``--apply`` ran ``done``'s backfills: record the project's config on every table
+    of a change that still differs (a change no run writes: a schedule, a check, a config never
+    recorded), mark a dropped entry's tables retired, and keep the cookbooks' steps.
+
+    :return: the entries recorded (``kind name``)
+    """
+    want = wanted(project)
+    settled: list[str] = []
+    for change in done.changes:
+        if change.kind is Kind.COOKBOOK:
+            spec = project.cookbook(change.name)
+            record_cookbook(lake, spec) if spec else retire_cookbook(lake, change.name)
+            settled.append(f"cookbook {change.name}")
+            continue
+        for table in _tables_of(lake, change.kind, change.name):
+            config = recorded(table.snapshot())
+            goal = want.get((change.kind, change.name)) or {**(config or {}), RETIRED: True}
+            if config != goal:
+                record(table, goal)
+                settled.append(f"{change.kind} {change.name}")
+    return list(dict.fromkeys(settled))
+
+
+def _tables_of(lake: Lake, kind: Kind, name: str) -> list:
+    """The tables of an entry that exist and that the namespace writes itself."""
+    layers = [layer for layer in _FOLDERS[kind] if lake.owns(layer)]
+    tables = [lake.table(layer, name, kind="incremental") for layer in layers]
+    return [t for t in tables if t.snapshot().version]
+
+
+def _recorded(lake: Lake, kind: Kind, name: str) -> Recorded | None:
+    """One entry's tables (None: it has none in the lake). A dataset's config is its cleaned
+    table's, else its raw table's when the namespace ingests its own; its days, its deliveries."""
+    main = lake.table(TABLES[kind], name, kind="incremental").snapshot()
+    runs = lake.table(Layer.RAW, name).snapshot() if kind is Kind.DATASET else main
+    own = main if main.version or not lake.owns(Layer.RAW) else runs
+    if not own.version:
+        return None
+    days = tuple(sorted(runs.partitions if kind is Kind.DATASET else runs.meta.get("runs", {})))
+    landed = tuple(d for d in sorted(main.meta.get("runs", {})) if main.has_landed(d))
+    return Recorded(recorded(own), tuple(sorted(main.partitions)), days, landed)
+
+
+def plan(project: Project, lake: Lake) -> Plan:
+    """What deploying ``project`` to ``lake``'s namespace would do."""
+    return compare(lake.namespace, wanted(project), read_state(project, lake))
+
+
+def compare(namespace: str, want: Mapping[Key, dict[str, Any]], state: State) -> Plan:
+    """The changes from what ``state`` records to ``want`` (see :func:`wanted`)."""
+    changes: list[Change] = []
+    for key, config in want.items():
+        if key[0] is Kind.COOKBOOK:
+            change = cookbook_change(key[1], config, state.cookbooks.get(key[1]))
+        else:
+            change = _entry(key, config, state.tables.get(key), want, state)
+        changes += [change] if change else []
+    for key, found in state.tables.items():
+        if key not in want and not (found.config or {}).get(RETIRED):
+            changes.append(_removed(key, found))
+    for name in state.cookbooks:
+        if (Kind.COOKBOOK, name) not in want:
+            changes.append(Change(Kind.COOKBOOK, name, Action.REMOVE, (), (_NO_TRIGGER,)))
+    order = {k: i for i, k in enumerate(Kind)}
+    return Plan(namespace, tuple(sorted(changes, key=lambda c: order[c.kind])))
+
+
+_NO_TRIGGER = "its DAG is no longer deployed; the tables its runs wrote stay"
+
+
+def _entry(key: Key, config: dict, found: Recorded | None, want, state: State) -> Change | None:
+    kind, name = key
+    if found is None:
+        return ADDED[kind](name, config, want, state)
+    if found.config is None:
+        why = f"{NOT_RECORDED}: --apply records the project's config as its baseline"
+        return Change(kind, name, Action.UNKNOWN, (), (why,))
+    before = {k: v for k, v in found.config.items() if k != RETIRED}
+    fields = tuple(
+        FieldChange(k, before.get(k), config.get(k))
+        for k in dict.fromkeys([*config, *before])
+        if before.get(k) != config.get(k)
+    )
+    if not fields and not found.config.get(RETIRED):
+        return None
+    change = CHANGED[kind](name, config, fields, found, want, state)
+    if found.config.get(RETIRED):
+        back = "back in the project: its tables kept from before are written again"
+        change = replace(change, implications=(back, *change.implications))
+    return change
+
+
+def _removed(key: Key, found: Recorded) -> Change:
+    kind, name = key
+    what = {Kind.DATASET: "raw, cleaned and quarantine"}.get(kind, str(TABLES[kind]))
+    kept = (
+        f"dropped: its {what} tables stay in the lake ({len(found.partitions)} partitions); "
+        "no DAG writes them any more and no command deletes one table's data "
+        "(`pipelines namespace drop` deletes a whole research namespace); --apply marks them "
+        "retired"
+    )
+    return Change(kind, name, Action.REMOVE, (), (kept,))

@@ -1,0 +1,188 @@
+"""What ``pipelines plan`` finds: a :class:`Plan` of :class:`Change` entries, each with what it
+implies in words and what ``--apply`` must run (a :class:`Backfill`) or empty first (``reset``),
+and the lake's side of the comparison (:class:`State`, one :class:`Recorded` per entry)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.config import Kind
+from pipelines.partitions import Layer, interval_for
+
+Key = tuple[Kind, str]
+TABLES = {
+    Kind.DATASET: Layer.CLEANED,
+    Kind.AGGREGATE: Layer.AGGREGATED,
+    Kind.WORKFLOW: Layer.WORKFLOWS,
+}
+NOT_RECORDED = "config not recorded (written by an older version)"
+DAILY = "0 0 * * *"  # a workflow on its inputs runs for days
+
+
+class Action(enum.StrEnum):
+    """What deploying does to one entry."""
+
+    ADD = "add"
+    CHANGE = "change"
+    REMOVE = "remove"
+    UNKNOWN = "unknown"  # its tables record no config: what changes cannot be told
+
+    @property
+    def mark(self) -> str:
+        return {"add": "+", "change": "~", "remove": "-", "unknown": "?"}[self.value]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the namespace's lake holds of one entry.
+
+    :param config: the config its table records (None: written before configs were recorded)
+    :param partitions: its main table's partitions (cleaned, aggregated, workflows)
+    :param days: the days it was run for: a dataset's raw deliveries, the others' runs
+    :param landed: the days whose run landed (checks passed): what a workflow can read
+    """
+
+    config: dict[str, Any] | None
+    partitions: tuple[str, ...] = ()
+    days: tuple[str, ...] = ()
+    landed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class State:
+    """Every table entry and cookbook the namespace's lake holds, and its newest run day."""
+
+    tables: Mapping[Key, Recorded] = field(default_factory=dict)
+    cookbooks: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def horizon(self) -> str | None:
+        """The newest day any dataset of the namespace was run for (None: none ran)."""
+        days = [d for (kind, _), r in self.tables.items() if kind is Kind.DATASET for d in r.days]
+        return max(days, default=None)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """The days ``name`` (a dataset or a workflow) must be run for, as ranges on its schedule."""
+
+    name: str
+    cron: str
+    days: tuple[str, ...]
+
+    @property
+    def ranges(self) -> list[tuple[str, str, int]]:
+        """``(first, last, count)`` of each run of consecutive intervals."""
+        out: list[list] = []
+        for day in sorted(set(self.days)):
+            if out and _next_day(self.cron, out[-1][1]) == day:
+                out[-1][1:] = [day, out[-1][2] + 1]
+            else:
+                out.append([day, day, 1])
+        return [tuple(r) for r in out]
+
+    def describe(self) -> str:
+        return ", ".join(f"{a} .. {b} ({n})" if n > 1 else a for a, b, n in self.ranges)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ranges": [list(r) for r in self.ranges]}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    name: str
+    before: Any
+    after: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.name, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry deploying adds, changes or removes, and what that implies.
+
+    :param backfill: what ``--apply`` runs for it
+    :param reset: the tables ``--apply`` empties before the backfill rebuilds them
+    """
+
+    kind: Kind
+    name: str
+    action: Action
+    fields: tuple[FieldChange, ...] = ()
+    implications: tuple[str, ...] = ()
+    backfill: Backfill | None = None
+    reset: tuple[tuple[Layer, str], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "name": self.name,
+            "action": str(self.action),
+            "fields": [f.as_dict() for f in self.fields],
+            "implications": list(self.implications),
+            "backfill": self.backfill.as_dict() if self.backfill else None,
+            "reset": [f"{layer}.{name}" for layer, name in self.reset],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every change deploying the project to ``namespace`` makes, in kind then project order."""
+
+    namespace: str
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def counts(self) -> dict[str, int]:
+        return {str(a): sum(c.action is a for c in self.changes) for a in Action}
+
+    @property
+    def backfills(self) -> list[Backfill]:
+        """One backfill per name (the days of all its changes), datasets before workflows."""
+        merged: dict[str, Backfill] = {}
+        for change in sorted(self.changes, key=_rank):
+            if change.backfill:
+                b, seen = change.backfill, merged.get(change.backfill.name)
+                merged[b.name] = Backfill(b.name, b.cron, (*(seen.days if seen else ()), *b.days))
+        return list(merged.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "nothing_to_do": self.empty,
+            "counts": self.counts(),
+            "changes": [c.as_dict() for c in self.changes],
+            "backfills": [b.as_dict() for b in self.backfills],
+        }
+
+
+def _next_day(cron: str, day: str) -> str:
+    """The logical date of ``cron``'s first interval starting after day ``day``."""
+    start = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), tzinfo=dt.UTC)
+    start += dt.timedelta(days=1)
+    found = interval_for(cron, start)
+    return (found if found.start >= start else interval_for(cron, found.end)).ds
+
+
+def _rank(change: Change) -> int:
+    """Datasets' backfills first: the workflows read what they write."""
+    return 0 if change.kind is not Kind.WORKFLOW else 1
+
+
+def shown(value: Any) -> str:
+    """A config value as the plan prints it."""
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={shown(v)}" for k, v in value.items())
+    return str(value)

@@ -1,0 +1,183 @@
+"""`pipelines plan` over a lake the sample project wrote: what a registry edit implies, --json,
+the exit codes, --against another namespace, --apply, and tables written before configs were
+recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.components.lake import Lake
+from pipelines.partitions import Layer
+from pipelines.steps import run_steps
+from pipelines.table_config import CONFIG
+
+HEADER = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,start_date"
+ORDERS = "orders,sample/orders/orders_{ds}.csv,csv,order_id,updated_at,order_date,incremental,"
+CUSTOMERS = (
+    "customers,sample/customers/customers_{ds_nodash}.csv,csv,customer_id,updated_at,"
+    "signup_date,full,2024-01-01"
+)
+EVENTS = "events,sample/events.jsonl,jsonl,event_id,event_time,event_time,incremental,2024-01-01"
+REVENUE = (
+    "- {name: daily_revenue, dataset: orders, group_by: [status], metrics: {orders: count%s}}\n"
+)
+
+
+def configure(home, *rows: str, metrics: str = "") -> None:
+    include = home / "include"
+    (include / "registry.csv").write_text("\n".join([HEADER, *rows]) + "\n")
+    (include / "aggregates.yaml").write_text(REVENUE % metrics)
+    for name in ("workflows.yaml", "cookbooks.yaml"):
+        (include / name).write_text("[]\n")
+
+
+@pytest.fixture
+def ran(home):
+    """orders from 2024-01-02, customers and events from 2024-01-01, run up to 2024-01-03."""
+    configure(home, ORDERS + "2024-01-02", CUSTOMERS, EVENTS)
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        for name in ("orders", "customers", "events"):
+            if (name, day) != ("orders", "2024-01-01"):
+                run_steps(name, day)
+    return home
+
+
+def edit(home) -> None:
+    """Earlier start_date, a changed primary key, a new dataset, a dropped one, a new metric."""
+    configure(
+        home,
+        ORDERS + "2024-01-01",
+        CUSTOMERS.replace("customer_id,updated_at", "customer_id|country,updated_at"),
+        ORDERS.replace("orders,", "orders_eu,") + "2024-01-02",
+        metrics=", top: max:amount",
+    )
+
+
+def plan(capsys, *argv: str) -> tuple[int, str]:
+    code = main(["plan", *argv])
+    return code, capsys.readouterr().out
+
+
+def test_nothing_to_do_right_after_the_runs(ran, capsys):
+    code, out = plan(capsys)
+    assert code == 0
+    assert out.startswith("No changes: namespace local (") and "matches the project" in out
+
+
+def test_a_registry_edit_prints_what_deploying_does(ran, capsys):
+    edit(ran)
+    code, out = plan(capsys)
+    assert code == 2
+    blocks = out.split("\n\n")
+    datasets = blocks[1].splitlines()
+    assert datasets[0] == "datasets"
+    assert datasets[1:] == [
+        "  ~ orders",
+        "      start_date: 2024-01-02 -> 2024-01-01",
+        "      => start_date moved earlier (2024-01-02 -> 2024-01-01): 1 interval "
+        "(2024-01-01 .. 2024-01-01) will be backfilled",
+        "  ~ customers",
+        "      primary_key: customer_id -> customer_id, country",
+        "      => primary_key changed: the cleaned table must be rebuilt: 3 partitions, "
+        "re-merged from 3 deliveries (2024-01-01 .. 2024-01-03)",
+        "  + orders_eu",
+        "      => new dataset: runs from 2024-01-02 on @daily",
+        "      => 2 intervals (2024-01-02 .. 2024-01-03) will be backfilled (up to the "
+        "namespace's newest run)",
+        "  - events",
+        "      => dropped: its raw, cleaned and quarantine tables stay in the lake (3 "
+        "partitions); no DAG writes them any more and no command deletes one table's data "
+        "(`pipelines namespace drop` deletes a whole research namespace); --apply marks them "
+        "retired",
+    ]
+    aggregates = blocks[2].splitlines()
+    assert aggregates[:4] == [
+        "aggregates",
+        "  ~ daily_revenue",
+        "      metrics: orders=count -> orders=count, top=max:amount",
+        "      => new columns: top (max:amount)",
+    ]
+    assert blocks[3].splitlines() == [
+        "Plan: 1 to add, 3 to change, 1 to remove.",
+        "backfills: orders 2024-01-01 .. 2024-01-03 (3); customers 2024-01-01 .. 2024-01-03 (3); "
+        "orders_eu 2024-01-02 .. 2024-01-03 (2)",
+    ]
+
+
+def test_json_is_the_same_plan_as_data(ran, capsys):
+    edit(ran)
+    code, out = plan(capsys, "--json")
+    found = json.loads(out)
+    assert code == 2 and found["nothing_to_do"] is False
+    assert found["counts"] == {"add": 1, "change": 3, "remove": 1, "unknown": 0}
+    changes = {(c["kind"], c["name"]): c for c in found["changes"]}
+    assert changes[("dataset", "customers")]["reset"] == ["cleaned.customers"]
+    assert changes[("dataset", "events")]["action"] == "remove"
+    assert found["backfills"][0] == {"name": "orders", "ranges": [["2024-01-01", "2024-01-03", 3]]}
+
+
+def test_errors_exit_1_on_one_line(ran, capsys):
+    assert plan(capsys, "--against", "Not A Name")[0] == 1
+    code, out = plan(capsys, "--url", "http://127.0.0.1:9")
+    assert (code, out) == (
+        1,
+        "error: --url is where --apply runs the backfills: give --apply too\n",
+    )
+    configure(ran, ORDERS + "2024-01-02", CUSTOMERS.replace("2024-01-01", "yesterday"))
+    code, out = plan(capsys)  # a skipped entry would read as removed: no plan at all
+    assert (code, out) == (
+        1,
+        "registry.csv:3: start_date: 'yesterday' is not a date in the form YYYY-MM-DD\n",
+    )
+
+
+def test_against_another_namespace(ran, capsys, monkeypatch):
+    code, out = plan(capsys, "--against", "prod")
+    assert code == 2 and out.startswith("plan for namespace prod (")
+    assert "  + orders\n" in out and "nothing to backfill: the namespace has no run" in out
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "prod")
+    run_steps("customers", "2024-01-01")
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "local")
+    found = json.loads(plan(capsys, "--against", "prod", "--json")[1])
+    assert found["namespace"] == "prod"
+    added = [c["name"] for c in found["changes"] if c["action"] == "add"]
+    assert added == ["orders", "events", "daily_revenue"]  # customers is there already
+    [events] = [c for c in found["changes"] if c["name"] == "events"]
+    assert events["backfill"] == {"name": "events", "ranges": [["2024-01-01", "2024-01-01", 1]]}
+
+
+def test_a_table_without_recorded_config_is_not_guessed(ran, capsys):
+    lake = Lake.from_env()
+    for layer in (Layer.RAW, Layer.CLEANED):  # as an older version wrote them
+        table = lake.table(layer, "events", kind="incremental")
+        path = table._log(table.snapshot().version)
+        body = json.loads(lake.storage.read(path))
+        del body["meta"][CONFIG]
+        lake.storage.write(path, json.dumps(body).encode())
+    code, out = plan(capsys)
+    assert code == 2
+    assert "  ? events\n      => config not recorded (written by an older version)" in out
+    assert out.rstrip().endswith("Plan: 1 not recorded.")
+
+
+def test_apply_runs_the_backfills_then_nothing_is_left(ran, capsys):
+    edit(ran)
+    code, out = plan(capsys, "--apply")
+    assert code == 0, out
+    assert "emptying cleaned.customers to rebuild it" in out
+    assert "starting 3 runs of orders: 2024-01-01 .. 2024-01-03" in out
+    assert "starting 2 runs of orders_eu: 2024-01-02 .. 2024-01-03" in out
+    assert out.rstrip().endswith("applied: nothing left to do")
+    code, out = plan(capsys)
+    assert (code, out.split(":")[0]) == (0, "No changes")
+    lake = Lake.from_env()
+    customers = lake.table(Layer.CLEANED, "customers", kind="full").snapshot()
+    assert customers.meta[CONFIG]["primary_key"] == ["customer_id", "country"]
+    assert sorted(customers.partitions) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    revenue = lake.table(Layer.AGGREGATED, "daily_revenue").read()
+    assert revenue["top"].notna().all() and "2024-01-01" in set(revenue["dt"])
+    events = lake.table(Layer.CLEANED, "events", kind="incremental").snapshot()
+    assert events.meta[CONFIG]["retired"] is True and events.rows() > 0  # data kept

@@ -1,0 +1,235 @@
+"""The plan's comparison on hand-made configs: each kind of change, its implications, no change."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pipelines.config import AggregateSpec, Child, CookbookSpec, Kind
+from pipelines.partitions import Layer
+from pipelines.plan import Action, Backfill, Plan, Recorded, State, compare
+from pipelines.registry import parse_registry
+from pipelines.table_config import (
+    RETIRED,
+    of_aggregate,
+    of_cookbook,
+    of_dataset,
+    of_workflow,
+)
+from pipelines.windows import Window
+from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
+
+HEADER = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date\n"
+ORDERS = "orders,s/orders_{ds}.csv,order_id,updated_at,order_date,incremental,2024-01-02\n"
+DAYS = ("2024-01-02", "2024-01-03", "2024-01-04")
+
+
+def dataset(row: str = ORDERS) -> dict:
+    [found] = parse_registry(HEADER + row).datasets
+    return of_dataset(found)
+
+
+def revenue(**metrics: str) -> dict:
+    declared = {"orders": "count", "revenue": "sum:amount", **metrics}
+    spec = tuple((out, *(m.split(":") + [None])[:2]) for out, m in declared.items())
+    return of_aggregate(AggregateSpec("daily_revenue", "orders", ("status",), spec))
+
+
+def features(**params) -> dict:
+    spec = WorkflowSpec(
+        "features",
+        "features:build",
+        (WorkflowInput("orders", "orders", Layer.CLEANED, Window(3)),),
+        params or {"min_orders": 0},
+        ("customer_id",),
+    )
+    return of_workflow(spec)
+
+
+def lake_of(config: dict, days=DAYS, **extra) -> Recorded:
+    return Recorded(config, partitions=days, days=days, landed=days, **extra)
+
+
+def written() -> State:
+    """A namespace that ran orders, its aggregate and the workflow for three days."""
+    return State(
+        {
+            (Kind.DATASET, "orders"): lake_of(dataset()),
+            (Kind.AGGREGATE, "daily_revenue"): lake_of(revenue()),
+            (Kind.WORKFLOW, "features"): lake_of(features()),
+        }
+    )
+
+
+def project(**entries: dict) -> dict:
+    want = {
+        (Kind.DATASET, "orders"): dataset(),
+        (Kind.AGGREGATE, "daily_revenue"): revenue(),
+        (Kind.WORKFLOW, "features"): features(),
+    }
+    for name, config in entries.items():
+        kind, _, name = name.partition("__")
+        want[(Kind(kind), name)] = config
+    return want
+
+
+def only(plan: Plan):
+    [change] = plan.changes
+    return change
+
+
+def test_the_same_config_is_nothing_to_do():
+    plan = compare("local", project(), written())
+    assert plan.empty and plan.as_dict()["nothing_to_do"] and plan.backfills == []
+
+
+def test_start_date_moved_earlier_backfills_the_intervals_before_it():
+    earlier = ORDERS.replace("2024-01-02", "2023-12-30")
+    change = only(compare("local", project(dataset__orders=dataset(earlier)), written()))
+    assert (change.action, [f.name for f in change.fields]) == (Action.CHANGE, ["start_date"])
+    assert change.backfill.ranges == [("2023-12-30", "2024-01-01", 3)]
+    assert change.implications == (
+        "start_date moved earlier (2024-01-02 -> 2023-12-30): "
+        "3 intervals (2023-12-30 .. 2024-01-01) will be backfilled",
+    )
+
+
+def test_start_date_moved_later_keeps_the_data_before_it():
+    later = ORDERS.replace("2024-01-02", "2024-01-04")
+    change = only(compare("local", project(dataset__orders=dataset(later)), written()))
+    assert change.backfill is None and change.reset == ()
+    assert "the data before it stays (2 cleaned partitions)" in change.implications[0]
+
+
+def test_a_new_primary_key_rebuilds_cleaned_and_its_aggregates_from_every_delivery():
+    keyed = ORDERS.replace("order_id,", "order_id|customer_id,")
+    change = only(compare("local", project(dataset__orders=dataset(keyed)), written()))
+    assert change.fields[0].as_dict() == {
+        "field": "primary_key",
+        "before": ["order_id"],
+        "after": ["order_id", "customer_id"],
+    }
+    assert change.reset == ((Layer.CLEANED, "orders"), (Layer.AGGREGATED, "daily_revenue"))
+    assert change.backfill.days == DAYS
+    assert change.implications == (
+        "primary_key changed: the cleaned table must be rebuilt: 3 partitions, re-merged from "
+        "3 deliveries (2024-01-02 .. 2024-01-04); aggregates recomputed: daily_revenue",
+    )
+
+
+def test_a_partition_field_or_ingestion_change_rebuilds_too():
+    moved = ORDERS.replace("order_date,incremental", "updated_at,incremental")
+    full = "orders,s/orders_{ds}.csv,order_id,updated_at,order_date,full,2024-01-02\n"
+    for row, field in ((moved, "partition_field"), (full, "ingestion")):
+        change = only(compare("local", project(dataset__orders=dataset(row)), written()))
+        assert change.reset[0] == (Layer.CLEANED, "orders")
+        assert change.implications[0].startswith(f"{field} changed: the cleaned table must be")
+
+
+def test_a_schedule_change_needs_no_backfill():
+    row = HEADER.replace(",start_date", ",start_date,schedule") + ORDERS.strip() + ",@weekly\n"
+    [weekly] = parse_registry(row).datasets
+    change = only(compare("local", project(dataset__orders=of_dataset(weekly)), written()))
+    assert [f.name for f in change.fields] == ["schedule", "cron"]
+    assert change.backfill is None
+    assert change.implications[0].startswith("schedule changes (@daily -> @weekly)")
+
+
+def test_a_new_dataset_is_backfilled_up_to_the_namespace_s_newest_run():
+    new = dataset(ORDERS.replace("orders,", "refunds,"))
+    change = only(compare("local", project(dataset__refunds=new), written()))
+    assert (change.kind, change.name, change.action) == (Kind.DATASET, "refunds", Action.ADD)
+    assert change.backfill == Backfill("refunds", "0 0 * * *", DAYS)
+
+
+def test_a_new_dataset_in_an_empty_namespace_has_nothing_to_backfill():
+    plan = compare("fresh", {(Kind.DATASET, "orders"): dataset()}, State())
+    change = only(plan)
+    assert change.action is Action.ADD and change.backfill is None
+    assert "no run on or after its start_date" in change.implications[1]
+
+
+def test_a_dropped_dataset_keeps_its_data_and_a_retired_one_is_no_change():
+    want = project()
+    del want[(Kind.DATASET, "orders")]
+    del want[(Kind.AGGREGATE, "daily_revenue")]
+    del want[(Kind.WORKFLOW, "features")]
+    plan = compare("local", want, written())
+    assert [(c.kind, c.action) for c in plan.changes] == [
+        (Kind.DATASET, Action.REMOVE),
+        (Kind.AGGREGATE, Action.REMOVE),
+        (Kind.WORKFLOW, Action.REMOVE),
+    ]
+    said = plan.changes[0].implications[0]
+    assert said.startswith("dropped: its raw, cleaned and quarantine tables stay in the lake")
+    assert "`pipelines namespace drop`" in said and plan.backfills == []
+    retired = State({(Kind.DATASET, "orders"): lake_of({**dataset(), RETIRED: True})})
+    assert compare("local", {}, retired).empty
+
+
+def test_a_table_written_before_configs_were_recorded_is_not_guessed():
+    state = State({(Kind.DATASET, "orders"): lake_of(None)})
+    change = only(compare("local", {(Kind.DATASET, "orders"): dataset()}, state))
+    assert change.action is Action.UNKNOWN and change.fields == () and change.backfill is None
+    assert change.implications[0].startswith("config not recorded (written by an older version)")
+
+
+def test_a_new_metric_is_a_new_column_and_recomputes_the_aggregate():
+    plan = compare("local", project(aggregate__daily_revenue=revenue(top="max:amount")), written())
+    change = only(plan)
+    assert change.implications[0] == "new columns: top (max:amount)"
+    assert change.backfill == Backfill("orders", "0 0 * * *", DAYS)  # its dataset, every day
+    gone = revenue()
+    del gone["metrics"]["revenue"]
+    said = only(compare("local", project(aggregate__daily_revenue=gone), written())).implications
+    assert said[0] == "columns no longer written: revenue"
+
+
+def test_a_workflow_s_days_are_computed_again_when_its_params_change():
+    change = only(compare("local", project(workflow__features=features(min_orders=2)), written()))
+    assert change.backfill.days == DAYS and change.backfill.name == "features"
+    assert change.implications[0] == "params changes: min_orders=0 -> min_orders=2"
+    assert "not declared" in change.implications[2]  # its columns cannot be planned
+
+
+def test_a_new_workflow_runs_the_days_its_inputs_landed():
+    state = written()
+    del state.tables[(Kind.WORKFLOW, "features")]
+    change = only(compare("local", project(), state))
+    assert change.action is Action.ADD and change.backfill.days == DAYS
+
+
+def test_backfills_merge_per_name_datasets_first_in_consecutive_ranges():
+    keyed = ORDERS.replace("order_id,", "order_id|customer_id,").replace("2024-01-02", "2024-01-01")
+    gap = ("2024-01-02", "2024-01-04")
+    state = written()
+    state.tables[(Kind.DATASET, "orders")] = lake_of(dataset(), days=gap)
+    want = project(dataset__orders=dataset(keyed), workflow__features=features(min_orders=1))
+    plan = compare("local", want, state)
+    assert [b.name for b in plan.backfills] == ["orders", "features"]
+    assert plan.backfills[0].ranges == [("2024-01-01", "2024-01-02", 2), ("2024-01-04",) * 2 + (1,)]
+    assert plan.counts() == {"add": 0, "change": 2, "remove": 0, "unknown": 0}
+
+
+def test_cookbook_membership_changes():
+    book = CookbookSpec("daily", None, (Child("orders", ()), Child("features", ("orders",))), {})
+    grown = CookbookSpec("daily", None, (Child("orders", ()), Child("refunds", ())), {})
+    state = State(written().tables, {"daily": of_cookbook(book), "old": of_cookbook(book)})
+    plan = compare("local", project(cookbook__daily=of_cookbook(grown)), state)
+    assert [(c.name, c.action) for c in plan.changes] == [
+        ("daily", Action.CHANGE),
+        ("old", Action.REMOVE),
+    ]
+    assert plan.changes[0].implications == ("now triggers refunds", "no longer triggers features")
+    assert compare("local", project(cookbook__daily=of_cookbook(book)), state).changes[0].name == (
+        "old"
+    )
+
+
+def test_recorded_configs_are_json_safe_small_and_stable():
+    import json
+
+    text = json.dumps(dataset(), separators=(",", ":"))
+    assert json.loads(text) == dataset() and len(text) < 500
+    [orders] = parse_registry(HEADER + ORDERS).datasets
+    secret = of_dataset(replace(orders, source="s3://me:pw@bucket/o_{ds}.csv"))
+    assert secret["source"] == "s3://***@bucket/o_{ds}.csv"
