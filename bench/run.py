@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import big_interval, history, overhead, parse, throughput
+from bench import big_interval, history, overhead, parse, status, throughput
 from bench.measure import BenchError
 from bench.report import Row, RunInfo, load_average, results_markdown, table, write
 from bench.sizes import FULL, SMOKE, Sizes
@@ -45,7 +45,7 @@ class Measure:
 
 MEASURES = tuple(
     Measure(module.__name__.rsplit(".", 1)[-1], module.measure, module.rows, module.details)
-    for module in (parse, throughput, big_interval, history, overhead)
+    for module in (parse, throughput, big_interval, history, overhead, status)
 )
 
 

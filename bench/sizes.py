@@ -25,6 +25,10 @@ class Sizes:
     :param history_repeats: timed merges (and reads) per point
     :param run_rows: rows in the interval of the run-overhead measure
     :param run_repeats: timed process runs per command (``airflow dags test`` included)
+    :param status_datasets: datasets (each with an aggregate) in the lake ``pipelines status``
+        reads
+    :param status_days: daily partitions of each
+    :param status_repeats: timed ``pipelines status`` processes
     """
 
     warmup: bool
@@ -42,6 +46,9 @@ class Sizes:
     history_repeats: int
     run_rows: int
     run_repeats: int
+    status_datasets: int
+    status_days: int
+    status_repeats: int
 
 
 FULL = Sizes(
@@ -60,6 +67,9 @@ FULL = Sizes(
     history_repeats=15,
     run_rows=100,
     run_repeats=3,
+    status_datasets=100,
+    status_days=365,
+    status_repeats=5,
 )
 
 SMOKE = Sizes(
@@ -78,4 +88,7 @@ SMOKE = Sizes(
     history_repeats=1,
     run_rows=100,
     run_repeats=1,
+    status_datasets=5,
+    status_days=30,
+    status_repeats=1,
 )

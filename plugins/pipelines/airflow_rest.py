@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -267,6 +267,40 @@ class AirflowRest:
                 dag_id, run_id, task.task_id, task.try_number, full_content=True
             )
         return task.task_id, _last_lines(log.content)
+
+    def latest_runs(self, dag_ids: Iterable[str]) -> dict[str, RemoteRun | None]:
+        """The latest run of each DAG (the one to run last: newest ``run_after``), its day the
+        logical date's (else the ``run_after``'s); None for a DAG with no run yet. A DAG Airflow
+        does not know (not parsed, or another namespace's deployment) is left out."""
+        from airflow_client.client.exceptions import ApiException
+
+        found: dict[str, RemoteRun | None] = {}
+        for dag_id in dag_ids:
+            with self._calling(f"read the runs of {dag_id}"):
+                try:
+                    answer = self._apis("DagRunApi").get_dag_runs(
+                        dag_id,
+                        limit=1,
+                        order_by=["-run_after"],
+                        _request_timeout=self.request_timeout,
+                    )
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+                    continue
+            if not answer.dag_runs:
+                found[dag_id] = None
+                continue
+            run = answer.dag_runs[0]
+            found[dag_id] = RemoteRun(
+                dag_id,
+                run.dag_run_id,
+                (run.logical_date or run.run_after).date().isoformat(),
+                self.run_url(dag_id, run.dag_run_id),
+                state=str(getattr(run.state, "value", run.state)),
+                seconds=float(run.duration or 0.0),
+            )
+        return found
 
     # -- backfills ------------------------------------------------------------------------------
     def create_backfill(

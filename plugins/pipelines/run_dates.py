@@ -53,6 +53,12 @@ def latest_date(project: Project, name: str, now: dt.datetime | None = None) -> 
     )
 
 
+def waits_for(project: Project, name: str) -> list[Dataset]:
+    """The datasets whose intervals a run of ``name`` waits for: itself, or those a cookbook
+    runs or a workflow reads (through aggregates and workflows)."""
+    return _schedule(project, name)[1]
+
+
 def _schedule(project: Project, name: str) -> tuple[str, list[Dataset]]:
     """The cron of ``name``'s runs, and the datasets whose intervals a run of it must wait for
     (itself, or those a cookbook runs or a workflow reads)."""
@@ -64,9 +70,9 @@ def _schedule(project: Project, name: str) -> tuple[str, list[Dataset]]:
 
 def _datasets(project: Project, name: str) -> list[Dataset]:
     """The datasets a cookbook runs, or a workflow reads (through aggregates and workflows)."""
-    from pipelines.cookbooks.checks import datasets_of
-
     if project.kind_of(name) is Kind.COOKBOOK:
+        from pipelines.cookbooks.checks import datasets_of  # imports pandas: only for cookbooks
+
         return [project.dataset(n) for n in datasets_of(project, name)]
     found: list[Dataset] = []
     for item in project.require(name, Kind.WORKFLOW).inputs:

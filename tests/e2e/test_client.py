@@ -244,3 +244,27 @@ def test_a_wait_that_runs_out_names_the_run_which_goes_on(stack, at):
     with pytest.raises(RunTimeout, match=f"the run goes on: client__{D1} \\({page}\\)"):
         started.wait(timeout=1)
     assert started.wait().ok and started.outputs["rows_raw"] == 5
+
+
+def test_status_adds_each_dags_latest_run(stack, at, capsys, monkeypatch):
+    at(stack.home / "lake")
+    # a day no test ran: its run is the newest, whatever ran before (not waited for: seconds)
+    started = remote(stack).submit("customers", "2024-01-04", wait=False)
+    monkeypatch.setenv("PIPELINES_AIRFLOW_USERNAME", USERNAME)
+    monkeypatch.setenv("PIPELINES_AIRFLOW_PASSWORD", stack.password)
+    capsys.readouterr()
+    assert main(["status", "--url", stack.url, "--json", "--now", "2024-01-05T03:00"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    customers = rows["customers"]["run"]
+    assert customers["ds"] == "2024-01-04"
+    assert customers["state"] in ("queued", "running", "success")
+    assert rows["customers_by_country"]["run"]["ds"] == "2024-01-04"  # its dataset's DAG
+    for name in ("orders", "events"):  # only runs asked for: none starts between the two reads
+        [latest] = stack.runs(dag_id(name), order_by="-run_after", limit="1") or [None]
+        shown = {"state": latest["state"], "ds": latest["logical_date"][:10]} if latest else None
+        assert rows[name]["run"] == (shown or {"state": "no run", "ds": ""}), name
+    assert main(["status", "--url", stack.url, "--now", "2024-01-05T03:00"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-2:] == ["LATEST", "RUN"]
+    assert next(line for line in lines if line.startswith("customers ")).endswith(" 2024-01-04")
+    assert started.run_id == "client__2024-01-04"

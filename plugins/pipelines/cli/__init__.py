@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 from pipelines.airflow_rest import REPROCESS
-from pipelines.cli import namespaces, plan
+from pipelines.cli import namespaces, plan, status
 from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
 from pipelines.cli.remote import cmd_remote_backfill, cmd_submit
@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="what each layer of the lake holds, per table")
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_show)
+    status.add_parser(sub, NAMESPACE_HELP)
     namespaces.add_parser(sub, NAMESPACE_HELP)
     plan.add_parser(sub, NAMESPACE_HELP)
     return parser

@@ -1,0 +1,115 @@
+"""``pipelines status``: one table of every dataset, workflow and aggregate, from the lake's
+manifests (and, with ``--url``, the latest run of each DAG on Airflow); ``--json``, and
+``--html FILE`` for a page with a chart per row."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+from pipelines.cli.text import plural, quiet_airflow, table, warn_skipped
+from pipelines.exceptions import PipelinesError
+
+
+def add_parser(sub, namespace_help: str) -> None:
+    p = sub.add_parser("status", help="per table: newest data, rows, checks, gaps, freshness")
+    p.add_argument("--namespace", help=namespace_help)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained page with charts")
+    p.add_argument(
+        "--url",
+        help="also the latest run of each DAG on this Airflow API server (default "
+        "PIPELINES_AIRFLOW_URL; none: the lake only), logged in with PIPELINES_AIRFLOW_USERNAME "
+        "and _PASSWORD, or PIPELINES_AIRFLOW_TOKEN",
+    )
+    p.add_argument(
+        "--now",
+        metavar="TIME",
+        help="judge freshness as of this UTC time, YYYY-MM-DD[THH:MM] (default: now)",
+    )
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    quiet_airflow()
+    from pipelines.components.secrets import redact
+    from pipelines.config import load_project
+    from pipelines.status import COLUMNS, RUN_COLUMN, status
+
+    now = _now(args.now)
+    project = load_project()
+    project.require_readable()
+    warn_skipped(project)
+    lake = project.lake()
+    rows = status(project, lake, now, days=bool(args.html or args.json))
+    if args.url or _default_url():
+        rows = _with_runs(rows, args.url)
+    if args.html:
+        _write_page(args.html, rows, lake, now)
+    if args.json:
+        body = {"namespace": lake.namespace, "now": now.isoformat(), "rows": rows}
+        print(json.dumps(body, indent=2, default=lambda r: r.as_dict()))
+        return 0
+    with_run = any(r.run is not None for r in rows)
+    print(f"lake {redact(lake.root)} namespace {lake.namespace} as of {now:%Y-%m-%d %H:%M} UTC")
+    header = (*COLUMNS, RUN_COLUMN) if with_run else COLUMNS
+    table([header, *(r.cells(with_run=with_run) for r in rows)])
+    late = sum(r.late for r in rows)
+    if late:
+        print(f"{plural(late, 'table')} late", file=sys.stderr)
+    return 0
+
+
+def _now(text: str | None) -> dt.datetime:
+    if text is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise PipelinesError(
+            f"--now: {text!r} is not a time in the form YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    from pipelines.partitions import utc
+
+    return utc(value)
+
+
+def _default_url() -> str | None:
+    from pipelines.components.environment import airflow_login
+
+    return airflow_login().url
+
+
+def _with_runs(rows: list, url: str | None) -> list:
+    """The rows with the latest run of the DAG that writes each (one request per DAG)."""
+    from pipelines.airflow_rest import AirflowRest
+    from pipelines.components.environment import airflow_login
+    from pipelines.status import LastRun
+
+    login = airflow_login(url)
+    airflow = AirflowRest(
+        login.url, username=login.username, password=login.password, token=login.token
+    )
+    runs = airflow.latest_runs(dict.fromkeys(r.dag_id for r in rows))
+
+    def last(dag_id: str) -> LastRun:
+        if dag_id not in runs:
+            return LastRun("not in Airflow", "")
+        run = runs[dag_id]
+        return LastRun(run.state, run.ds) if run else LastRun("no run", "")
+
+    return [r.with_run(last(r.dag_id)) for r in rows]
+
+
+def _write_page(path: str, rows: list, lake, now: dt.datetime) -> None:
+    from pipelines import status_page
+    from pipelines.components.secrets import redact
+
+    text = status_page.render(rows, namespace=lake.namespace, lake=redact(lake.root), now=now)
+    try:
+        written = status_page.write(path, text)
+    except OSError as exc:
+        raise PipelinesError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {written} ({plural(len(rows), 'row')})", file=sys.stderr)

@@ -1,0 +1,403 @@
+"""What each dataset, workflow and aggregate of a namespace holds and whether it is healthy, from
+the lake's manifests only (no data file is read): what ``pipelines status`` shows.
+
+One :class:`Status` per table that a row of the project writes: a dataset's cleaned table (with
+its raw deliveries and each day's run), an aggregate's and a workflow's output. Its **gaps** are
+the run days from its start to its newest one that have nothing: no raw delivery for a dataset,
+no recorded run for an aggregate or a workflow. Its **freshness** compares the newest day that
+has *landed* (run, and checks passed: :meth:`Snapshot.has_landed`, what a workflow asks before it
+reads the day) with the latest complete interval (:func:`pipelines.run_dates.latest_date`): it is
+*late* when the first interval it lacks ended longer ago than its allowance.
+
+Allowances: a dataset's is its registry ``freshness`` (none: never late); an aggregate's is its
+dataset's (the same run writes both); a workflow's is the largest of the datasets it waits for
+(directly, or through the aggregates and workflows it reads): it cannot be due before its
+slowest input, and has none when any of them has none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pipelines.components.lake import Lake
+from pipelines.components.resources import Snapshot
+from pipelines.config import AggregateSpec, Kind, Project
+from pipelines.partitions import Layer, interval_for, run_days, utc
+from pipelines.registry import Dataset
+from pipelines.run_dates import DAILY, latest_date, waits_for
+from pipelines.workflow_specs import WorkflowSpec
+
+FAILED = "failed"  # how a day's failed checks start, in meta.runs[D]["checks"]
+COLUMNS = ("NAME", "KIND", "RAW", "PARTITION", "ROWS", "QUARANTINED", "CHECKS", "GAPS", "FRESHNESS")
+RUN_COLUMN = "LATEST RUN"  # with Airflow's runs
+SHOWN_GAPS = 2  # gap ranges a table cell names (the JSON and the page have all)
+
+
+class Day(NamedTuple):
+    """One day of a table: the rows it got (a dataset's raw delivery), of which quarantined, and
+    whether its checks failed (a tuple: a year of a hundred tables makes 70,000 of them)."""
+
+    ds: str
+    rows: int
+    quarantined: int = 0
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far a table's newest landed day is behind the latest complete interval.
+
+    :param expected: the latest complete interval's day; None: none is due yet (it starts later)
+    :param newest: the newest day that landed; None: none has
+    :param behind: ``expected`` - ``newest`` (zero: up to date; None: nothing landed)
+    :param overdue: how long ago the first interval it lacks ended (None: it lacks none)
+    :param allowance: how long after that it may be (None: no allowance, never late)
+    """
+
+    expected: str | None
+    newest: str | None
+    behind: dt.timedelta | None
+    overdue: dt.timedelta | None
+    allowance: dt.timedelta | None
+
+    @property
+    def late(self) -> bool:
+        return None not in (self.overdue, self.allowance) and self.overdue > self.allowance
+
+    def __str__(self) -> str:
+        if self.expected is None:
+            return "not due yet"
+        if self.overdue is None:
+            return "up to date"
+        shown = "no data" if self.behind is None else f"{duration(self.behind)} behind"
+        return f"{shown}, late" if self.late else shown
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The latest run of the DAG that writes a table, as Airflow reports it."""
+
+    state: str
+    ds: str
+
+    def __str__(self) -> str:
+        return f"{self.state} {self.ds}".strip()
+
+
+@dataclass(frozen=True)
+class Status:
+    """One row of ``pipelines status``.
+
+    :param kind: dataset, aggregate or workflow
+    :param ingestion: a dataset's kind (incremental, full); None for the others
+    :param newest_raw: a dataset's newest raw delivery; None for the others, or none yet
+    :param partition: the newest partition of its table (cleaned, aggregated or workflows)
+    :param key: that table's partition key (``ds`` or ``dt``)
+    :param rows: its rows as it stands: a cleaned table's current partitions (a full dataset's
+        newest snapshot), every partition of an aggregate, a workflow's newest output
+    :param quarantined: rows a dataset's newest run quarantined
+    :param checks: a dataset's newest run's checks (passed, pending, failed: ...)
+    :param failed_days: the days whose checks failed
+    :param gaps: the days with nothing, as ranges ``(first, last)`` of consecutive run days
+    :param days: what each day got, for the chart
+    :param start: the first day it can have (its start_date, or its inputs' latest)
+    :param dag_id: the DAG that writes the table
+    :param run: its latest run (only when Airflow was asked)
+    """
+
+    name: str
+    kind: Kind
+    ingestion: str | None
+    newest_raw: str | None
+    partition: str | None
+    key: str
+    rows: int
+    quarantined: int | None
+    checks: str | None
+    failed_days: tuple[str, ...]
+    gaps: tuple[tuple[str, str], ...]
+    freshness: Freshness
+    days: tuple[Day, ...]
+    start: str
+    dag_id: str
+    run: LastRun | None = None
+
+    @property
+    def late(self) -> bool:
+        return self.freshness.late
+
+    def with_run(self, run: LastRun | None) -> Status:
+        return dataclasses.replace(self, run=run)
+
+    def cells(self, *, with_run: bool = False) -> tuple[str, ...]:
+        """The row as the table shows it (``-``: nothing), :data:`COLUMNS` in order, then
+        :data:`RUN_COLUMN` when asked."""
+        shown = (
+            self.name,
+            str(self.kind),
+            self.newest_raw or "-",
+            f"{self.key}={self.partition}" if self.partition else "-",
+            str(self.rows),
+            "-" if self.quarantined is None else str(self.quarantined),
+            self.checks_text,
+            self.gaps_text,
+            str(self.freshness),
+        )
+        return (*shown, str(self.run) if self.run else "-") if with_run else shown
+
+    @property
+    def checks_text(self) -> str:
+        """The newest run's checks in a word, and how many earlier days failed theirs."""
+        if self.checks is None:
+            return "-"
+        newest_failed = self.checks.startswith(FAILED)
+        earlier = len(self.failed_days) - newest_failed
+        word = FAILED if newest_failed else self.checks
+        return f"{word}; {earlier} earlier failed" if earlier else word
+
+    @property
+    def gaps_text(self) -> str:
+        """The first gap ranges, and how many more there are."""
+        if not self.gaps:
+            return "-"
+        shown = ", ".join(gap_text(*g) for g in self.gaps[:SHOWN_GAPS])
+        more = len(self.gaps) - SHOWN_GAPS
+        return f"{shown} (+{more} more)" if more > 0 else shown
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON values (durations in seconds, gaps as ``[first, last]``)."""
+        fresh = self.freshness
+        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        body.update(
+            kind=str(self.kind),
+            failed_days=list(self.failed_days),
+            gaps=[list(g) for g in self.gaps],
+            days=[d._asdict() for d in self.days],
+            run=dataclasses.asdict(self.run) if self.run else None,
+            freshness={
+                "expected": fresh.expected,
+                "newest": fresh.newest,
+                "behind_seconds": _seconds(fresh.behind),
+                "overdue_seconds": _seconds(fresh.overdue),
+                "allowance_seconds": _seconds(fresh.allowance),
+                "late": fresh.late,
+                "text": str(fresh),
+            },
+        )
+        return body
+
+
+def status(
+    project: Project, lake: Lake, now: dt.datetime | None = None, *, days: bool = False
+) -> list[Status]:
+    """A row for every dataset, workflow and aggregate of ``project`` in ``lake``, in that order
+    (each kind in file order), with freshness as of ``now`` (default: now).
+
+    :param days: also what each day got (:attr:`Status.days`, for charts; a table needs none)
+    """
+    due = _Due(project, utc(now or dt.datetime.now(dt.UTC)), days)
+    rows = [_dataset(d, lake, due) for d in project.datasets]
+    rows += [_workflow(w, lake, due) for w in project.workflows]
+    by_name = {d.name: d for d in project.datasets}
+    rows += [_aggregate(a, by_name[a.dataset], lake, due) for a in project.aggregates]
+    return rows
+
+
+class _Due:
+    """The latest complete day of each row, as of ``now``: a dataset's depends only on its
+    schedule (asked once per schedule: a registry has a handful), a workflow's on its inputs'."""
+
+    def __init__(self, project: Project, now: dt.datetime, days: bool) -> None:
+        self.project = project
+        self.now = now
+        self.days = days
+        self._by_cron: dict[str, dt.date] = {}
+
+    def of(self, dataset: Dataset) -> dt.date:
+        if dataset.cron not in self._by_cron:
+            self._by_cron[dataset.cron] = latest_date(self.project, dataset.name, self.now)
+        return self._by_cron[dataset.cron]
+
+    def freshness(
+        self,
+        cron: str,
+        start: dt.date,
+        expected: dt.date,
+        newest: str | None,
+        allowance: dt.timedelta | None,
+    ) -> Freshness:
+        """How ``newest`` stands against ``expected``, the latest complete day since ``start``."""
+        if expected < start:
+            return Freshness(None, newest, None, None, allowance)
+        if newest is not None and newest >= expected.isoformat():
+            return Freshness(expected.isoformat(), newest, dt.timedelta(0), None, allowance)
+        if newest is None:
+            lacking = interval_for(cron, run_days(cron, start, expected)[0])
+            behind = None
+        else:
+            lacking = interval_for(cron, interval_for(cron, newest).end)
+            behind = dt.timedelta(days=(expected - dt.date.fromisoformat(newest)).days)
+        overdue = max(self.now - lacking.end, dt.timedelta(0))
+        return Freshness(expected.isoformat(), newest, behind, overdue, allowance)
+
+
+def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
+    raw = lake.table(Layer.RAW, dataset.name).snapshot()
+    table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    cleaned = table.snapshot()
+    runs = cleaned.meta.get("runs", {})
+    parts = sorted(cleaned.partitions)
+    delivered = sorted(raw.partitions)
+    last = runs.get(max(runs), {}) if runs else {}
+    failed = tuple(d for d, r in runs.items() if str(r.get("checks", "")).startswith(FAILED))
+    failed_set = set(failed)
+    days = tuple(
+        Day(ds, raw.rows(ds), int(runs.get(ds, {}).get("quarantined", 0)), ds in failed_set)
+        for ds in (delivered if due.days else ())
+    )
+    newest = _newest_landed(cleaned, runs, parts if table.key == "ds" else ())
+    return Status(
+        name=dataset.name,
+        kind=Kind.DATASET,
+        ingestion=str(dataset.ingestion),
+        newest_raw=delivered[-1] if delivered else None,
+        partition=parts[-1] if parts else None,
+        key=table.key,
+        rows=sum(cleaned.rows(p) for p in dataset.ingestion.current_partitions(parts)),
+        quarantined=last.get("quarantined"),
+        checks=last.get("checks"),
+        failed_days=failed,
+        gaps=gaps(run_days(dataset.cron, dataset.start_date, _day(delivered)), delivered),
+        freshness=due.freshness(
+            dataset.cron, dataset.start_date, due.of(dataset), newest, dataset.freshness
+        ),
+        days=days,
+        start=dataset.start_date.isoformat(),
+        dag_id=_dag_id(due.project, dataset.name, lake),
+    )
+
+
+def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> Status:
+    table = lake.table(Layer.AGGREGATED, spec.name)
+    snap = table.snapshot()
+    newest = _newest_landed(snap, snap.meta.get("runs", {}))
+    start, cron = dataset.start_date, dataset.cron
+    fresh = due.freshness(cron, start, due.of(dataset), newest, dataset.freshness)
+    dag_id = _dag_id(due.project, dataset.name, lake)
+    return _output(
+        spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due.days
+    )
+
+
+def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
+    table = lake.table(Layer.WORKFLOWS, spec.name)
+    snap = table.snapshot()
+    cron, inputs = spec.cron or DAILY, waits_for(due.project, spec.name)
+    start = spec.start_date or max((d.start_date for d in inputs), default=dt.date.min)
+    allowances = [d.freshness for d in inputs]
+    allowance = max(allowances) if allowances and None not in allowances else None
+    expected = latest_date(due.project, spec.name, due.now)
+    newest = _newest_landed(snap, snap.meta.get("runs", {}), snap.partitions)
+    fresh = due.freshness(cron, start, expected, newest, allowance)
+    dag_id = _dag_id(due.project, spec.name, lake)
+    return _output(
+        spec.name, Kind.WORKFLOW, table.key, snap, (cron, start), fresh, dag_id, due.days
+    )
+
+
+def _output(
+    name: str,
+    kind: Kind,
+    key: str,
+    snap: Snapshot,
+    schedule: tuple[str, dt.date],
+    fresh: Freshness,
+    dag_id: str,
+    with_days: bool,
+) -> Status:
+    """The row of an aggregate or a workflow: a day is a run it recorded (with the rows that run
+    wrote); its rows are every partition's for an aggregate (the table is by ``dt``), the
+    newest output's for a workflow (one output a day)."""
+    runs = snap.meta.get("runs", {})
+    ran = sorted(set(runs) | (set(snap.partitions) if key == "ds" else set()))
+    days = tuple(Day(ds, _rows_of(runs, snap, ds)) for ds in (ran if with_days else ()))
+    newest = max(snap.partitions, default=None)
+    rows = snap.rows(newest) if kind is Kind.WORKFLOW and newest else snap.rows()
+    cron, start = schedule
+    return Status(
+        name=name,
+        kind=kind,
+        ingestion=None,
+        newest_raw=None,
+        partition=newest,
+        key=key,
+        rows=rows,
+        quarantined=None,
+        checks=None,
+        failed_days=(),
+        gaps=gaps(run_days(cron, start, _day(ran)), ran),
+        freshness=fresh,
+        days=days,
+        start=start.isoformat(),
+        dag_id=dag_id,
+    )
+
+
+def _newest_landed(snap: Snapshot, runs: dict, partitions: Iterable[str] = ()) -> str | None:
+    """The newest day that landed (of the runs, and of ``ds`` partitions older than them)."""
+    return next((d for d in sorted({*runs, *partitions}, reverse=True) if snap.has_landed(d)), None)
+
+
+def _rows_of(runs: dict, snap: Snapshot, ds: str) -> int:
+    """The rows the run of ``ds`` wrote (else its partition's)."""
+    run = runs.get(ds)
+    return int(run["rows"]) if run and "rows" in run else snap.rows(ds)
+
+
+def _day(days: list[str]) -> dt.date:
+    """The newest of ``days`` (sorted), or the day before any (no gap can be found)."""
+    return dt.date.fromisoformat(days[-1]) if days else dt.date.min
+
+
+def _dag_id(project: Project, name: str, lake: Lake) -> str:
+    return project.dag_id(name, lake.namespace)
+
+
+def gaps(expected: list[str], present: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The days of ``expected`` (in order) not in ``present``, as ranges of consecutive ones."""
+    have = set(present)
+    missing = [ds for ds in expected if ds not in have]
+    if not missing:
+        return ()
+    position = {ds: n for n, ds in enumerate(expected)}
+    ranges = [[missing[0], missing[0]]]
+    for ds in missing[1:]:
+        if position[ds] == position[ranges[-1][1]] + 1:
+            ranges[-1][1] = ds
+        else:
+            ranges.append([ds, ds])
+    return tuple((first, last) for first, last in ranges)
+
+
+def gap_text(first: str, last: str) -> str:
+    """``2024-01-03`` or ``2024-01-03..2024-01-05``."""
+    return first if first == last else f"{first}..{last}"
+
+
+def duration(value: dt.timedelta) -> str:
+    """``3d``, ``5h``, ``2d 4h``, ``40m``."""
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else ""]
+    if not days:
+        parts.append(f"{mins}m" if mins else "")
+    return " ".join(p for p in parts if p) or "0m"
+
+
+def _seconds(value: dt.timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()

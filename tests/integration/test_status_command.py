@@ -1,0 +1,253 @@
+"""`pipelines status` over a lake the sample project's real steps wrote: the table, --json, gaps
+where a delivery is missing, freshness and lateness against a fixed "now", namespaces, and the
+one-line errors of wrong uses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import pipelines
+from pipelines.cli import main
+from pipelines.components.lake import Lake
+from pipelines.config import load_project
+from pipelines.steps import run_steps
+from pipelines.workflows import run as run_workflow
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = "2024-01-05T03:00"  # the latest complete day is 2024-01-04
+ALLOWANCES = {"orders": "1d", "customers": "2h", "events": ""}
+DAYS = {  # what each dataset delivered: orders misses 2024-01-03, customers stopped after the 2nd
+    "orders": ("2024-01-01", "2024-01-02", "2024-01-04"),
+    "customers": ("2024-01-01", "2024-01-02"),
+    "events": ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"),
+}
+FEATURE_DAYS = ("2024-01-01", "2024-01-02")
+
+
+def set_allowances(home: Path, allowances: dict[str, str]) -> None:
+    """The registry's ``freshness`` column, as given (added when missing)."""
+    path = home / "include" / "registry.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    rows = list(csv.reader(line for line in lines if not line.startswith("#")))
+    header = rows[0] if "freshness" in rows[0] else [*rows[0], "freshness"]
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows[1:]:
+            values = dict(zip(header, row, strict=False))
+            values["freshness"] = allowances.get(values["dataset"], "")
+            writer.writerow([values.get(c, "") for c in header])
+
+
+def build_sample_lake(home: Path, lake: Lake | None = None) -> dict[str, dict]:
+    """The sample project's lake after the runs of :data:`DAYS` (orders' delivery of the 3rd is
+    missing: its run fails at extract) and of the two workflows for :data:`FEATURE_DAYS`.
+
+    :return: each dataset's step results by day
+    """
+    set_allowances(home, ALLOWANCES)
+    (home / "include" / "sample" / "orders" / "orders_2024-01-03.csv").unlink()
+    with pytest.raises(pipelines.exceptions.PipelinesError, match="not found"):
+        run_steps("orders", "2024-01-03", lake=lake)
+    results = {
+        name: {day: run_steps(name, day, lake=lake) for day in days} for name, days in DAYS.items()
+    }
+    project = load_project()
+    for name in ("customer_features", "train_refund_model"):
+        for day in FEATURE_DAYS:
+            run_workflow(project.workflow(name), day, lake or project.lake(), project)
+    return results
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The sample lake, built once for the module: (its project home, the steps' results)."""
+    root = tmp_path_factory.mktemp("status")
+    shutil.copytree(REPO / "include", root / "include")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIPELINES_HOME", str(root))
+        env.setenv("PIPELINES_LAKE", str(root / "lake"))
+        return root, build_sample_lake(root)
+
+
+@pytest.fixture
+def sample(built, home):
+    """A copy of the built sample lake and project in this test's ``home``."""
+    root, results = built
+    for folder in ("include", "lake"):
+        shutil.rmtree(home / folder, ignore_errors=True)
+        shutil.copytree(root / folder, home / folder)
+    return results
+
+
+def status_of(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["status", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def table_of(out: str) -> dict[str, dict[str, str]]:
+    """The printed table, by row name: each column by its header (columns split on the
+    header's offsets, as a reader's eye does)."""
+    lines = out.splitlines()[1:]
+    header = lines[0]
+    names = header.split()
+    starts = [header.index(n) for n in names]
+    ends = [*starts[1:], None]
+    return {
+        line.split()[0]: {n: line[a:b].strip() for n, a, b in zip(names, starts, ends, strict=True)}
+        for line in lines[1:]
+    }
+
+
+def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
+    code, out, err = status_of(capsys, "--now", NOW)
+    assert code == 0
+    assert out.splitlines()[0].endswith("namespace local as of 2024-01-05 03:00 UTC")
+    rows = table_of(out)
+    assert list(rows) == [
+        *("orders", "customers", "events", "customer_features", "train_refund_model"),
+        *("daily_revenue", "customers_by_country", "events_by_type"),
+    ]
+    orders = rows["orders"]
+    last_merge = sample["orders"]["2024-01-04"]["merge"]
+    assert orders["KIND"] == "dataset" and orders["RAW"] == "2024-01-04"
+    assert orders["ROWS"] == str(
+        len(pipelines.read("orders"))
+    )  # the manifests' count is the data's
+    assert orders["QUARANTINED"] == str(last_merge.quarantined)
+    assert orders["CHECKS"] == "passed" and orders["GAPS"] == "2024-01-03"
+    assert orders["FRESHNESS"] == "up to date"
+    customers = rows["customers"]  # a full dataset: its rows are the newest snapshot's
+    assert customers["PARTITION"] == "ds=2024-01-02" and customers["FRESHNESS"] == "2d behind, late"
+    assert customers["ROWS"] == str(len(pipelines.read("customers")))
+    assert rows["events"]["FRESHNESS"] == "up to date" and rows["events"]["GAPS"] == "-"
+    features = rows["customer_features"]
+    assert (features["KIND"], features["RAW"], features["QUARANTINED"]) == ("workflow", "-", "-")
+    assert features["PARTITION"] == "ds=2024-01-02" and features["FRESHNESS"] == "2d behind, late"
+    newest = pipelines.read("customer_features", layer="workflows", as_of="2024-01-02")
+    assert features["ROWS"] == str(len(newest))  # a workflow's newest output
+    assert rows["daily_revenue"]["GAPS"] == "2024-01-03"  # no run of orders that day
+    assert rows["customers_by_country"]["FRESHNESS"] == "2d behind, late"  # its dataset's 2h
+    assert err.strip() == "4 tables late"
+
+
+def test_json_holds_every_figure_and_each_day(sample, capsys):
+    code, out, _ = status_of(capsys, "--now", NOW, "--json")
+    body = json.loads(out)
+    rows = {r["name"]: r for r in body["rows"]}
+    assert code == 0 and body["namespace"] == "local"
+    orders = rows["orders"]
+    assert orders["gaps"] == [["2024-01-03", "2024-01-03"]]
+    assert [d["ds"] for d in orders["days"]] == list(DAYS["orders"])
+    merges = {day: r["merge"] for day, r in sample["orders"].items()}
+    assert [d["rows"] for d in orders["days"]] == [m.raw_rows for m in merges.values()]
+    assert [d["quarantined"] for d in orders["days"]] == [m.quarantined for m in merges.values()]
+    assert orders["freshness"] == {
+        "expected": "2024-01-04",
+        "newest": "2024-01-04",
+        "behind_seconds": 0.0,
+        "overdue_seconds": None,
+        "allowance_seconds": 86400.0,
+        "late": False,
+        "text": "up to date",
+    }
+    customers = rows["customers"]["freshness"]
+    assert (customers["late"], customers["behind_seconds"]) == (True, 2 * 86400.0)
+    assert customers["overdue_seconds"] == 27 * 3600.0  # the 3rd ended on the 4th, 00:00
+    assert rows["events"]["freshness"]["allowance_seconds"] is None
+    # a workflow: its inputs' largest allowance (orders 1d, customers 2h)
+    assert rows["customer_features"]["freshness"]["allowance_seconds"] == 86400.0
+    assert rows["train_refund_model"]["dag_id"] == "local__workflow__train_refund_model"
+    assert rows["daily_revenue"]["dag_id"] == "local__orders"  # the DAG that writes it
+
+
+@pytest.mark.parametrize(
+    ("now", "customers", "features"),
+    [
+        ("2024-01-03T01:00", "up to date", "up to date"),
+        ("2024-01-04T01:00", "1d behind", "1d behind"),  # the 3rd ended 1h ago: within 2h
+        ("2024-01-04T02:30", "1d behind, late", "1d behind"),  # over 2h; features have 1d
+        ("2024-01-05T03:00", "2d behind, late", "2d behind, late"),
+    ],
+)
+def test_freshness_and_lateness_as_of_a_fixed_now(sample, capsys, now, customers, features):
+    _, out, _ = status_of(capsys, "--now", now)
+    rows = table_of(out)
+    assert (rows["customers"]["FRESHNESS"], rows["customer_features"]["FRESHNESS"]) == (
+        customers,
+        features,
+    )
+    assert rows["events"]["FRESHNESS"] == "up to date"  # no allowance: never late
+
+
+def test_without_an_allowance_nothing_is_late(sample, home, capsys):
+    set_allowances(home, {})
+    _, out, err = status_of(capsys, "--now", "2024-02-01")
+    rows = table_of(out)
+    assert rows["customers"]["FRESHNESS"] == "29d behind" and err == ""
+
+
+def test_a_failed_check_shows_in_its_row(home, capsys):
+    run_steps("orders", "2024-01-01")
+    set_allowances(home, {})
+    registry = home / "include" / "registry.csv"
+    registry.write_text(registry.read_text().replace("max_active_runs", "max_quarantine_pct", 1))
+    with pytest.raises(pipelines.exceptions.QualityCheckFailed):  # 2 of 5 quarantined, over 1
+        run_steps("orders", "2024-01-02")
+    _, out, _ = status_of(capsys, "--now", NOW)
+    orders = table_of(out)["orders"]
+    assert orders["CHECKS"] == "failed" and orders["FRESHNESS"] == "3d behind"  # 01 landed
+    body = json.loads(status_of(capsys, "--now", NOW, "--json")[1])
+    [row] = [r for r in body["rows"] if r["name"] == "orders"]
+    assert row["failed_days"] == ["2024-01-02"] and row["checks"].startswith("failed: 2 of")
+
+
+def test_namespace_selects_the_lake(home, capsys):
+    set_allowances(home, ALLOWANCES)
+    run_steps("customers", "2024-01-01", lake=Lake.from_env("prod"))
+    _, out, _ = status_of(capsys, "--namespace", "prod", "--now", NOW)
+    assert out.splitlines()[0].split()[2:4] == ["namespace", "prod"]
+    rows = table_of(out)
+    assert rows["customers"]["RAW"] == "2024-01-01" and rows["orders"]["RAW"] == "-"
+    assert rows["orders"]["FRESHNESS"] == "no data, late"  # 1d allowed after the 1st ended
+    assert rows["events"]["FRESHNESS"] == "no data"  # none allowed
+    _, out, _ = status_of(capsys, "--now", NOW)  # this process's namespace (local): nothing yet
+    assert table_of(out)["customers"]["RAW"] == "-"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--namespace", "Bad-Name"], "error: PIPELINES_NAMESPACE: 'Bad-Name' must match"),
+        (["--now", "yesterday"], "error: --now: 'yesterday' is not a time in the form"),
+        (["--html", "/nonexistent/folder/s.html"], "error: --html: cannot write /nonexistent/"),
+        (["--url", "ftp://airflow"], "error: the Airflow URL must be http:// or https://"),
+        (["--url", "http://127.0.0.1:9"], "error: cannot reach Airflow at http://127.0.0.1:9"),
+    ],
+)
+def test_wrong_uses_are_one_line_and_exit_1(home, capsys, monkeypatch, argv, message):
+    monkeypatch.setenv("PIPELINES_AIRFLOW_TOKEN", "not-a-token")
+    code, out, _ = status_of(capsys, *argv)
+    assert code == 1 and out.startswith(message), out
+    assert len(out.splitlines()) == 1
+
+
+def test_the_html_page_is_written_whole_with_its_data(sample, capsys, tmp_path):
+    (tmp_path / "site").mkdir()
+    page = tmp_path / "site" / "status.html"
+    page.write_text("the old page")
+    code, out, err = status_of(capsys, "--now", NOW, "--html", str(page))
+    assert code == 0 and table_of(out)["orders"]["GAPS"] == "2024-01-03"  # the table too
+    assert err.splitlines()[0] == f"wrote {page} (8 rows)"
+    text = page.read_text()
+    assert "<script src" not in text and "<link" not in text and "https://" not in text
+    data = json.loads(text.split('id="status-data">', 1)[1].split("</script>", 1)[0])
+    assert [r["name"] for r in data["rows"]][:2] == ["orders", "customers"]
+    assert data["rows"][0]["days"][0] == ["2024-01-01", 6, 2, 0]
+    assert [p.name for p in page.parent.iterdir()] == ["status.html"]  # no temp file left
