@@ -55,7 +55,7 @@ def late_message(dag_id: str, allowance: str, context: dict[str, Any] | None) ->
     deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
     interval = run.get("data_interval_end") or run.get("logical_date") or "?"
     return (
-        f"late: {dag_id} run {run.get('run_id', '?')} (interval ending {interval}) had not "
+        f"late: {dag_id} run {run.get('dag_run_id') or run.get('run_id') or '?'} (interval ending {interval}) had not "
         f"finished {allowance} after its interval ended (deadline {deadline or '?'}, "
         f"state {run.get('state', '?')})"
     )

@@ -11,6 +11,7 @@ start a run whose logical date is in the future, so every date here is today or 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import time
 import urllib.parse
@@ -446,3 +447,25 @@ def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, 
         assert got == want, (name, got, want)
     metrics = workflows.metrics_of("train_refund_model", str(today), actual)
     assert set(metrics) == {"accuracy", "training_rows"} and metrics["training_rows"] > 0, metrics
+
+
+def test_a_scheduled_run_past_its_freshness_deadline_logs_one_late_line(stack, caught_up):
+    """orders allows 1d: the catch-up runs of the intervals that ended more than a day ago were
+    past their deadline while they ran, and the deadline alert's callback said so, once each, in
+    the executor's callback log; the newest interval's run was not late, and customers and
+    events (no allowance) have no alert."""
+    logs = stack.home / "airflow" / "logs" / "executor_callbacks"
+    lines = [
+        line
+        for path in logs.rglob("*")
+        if path.is_file()
+        for line in path.read_text(errors="replace").splitlines()
+        if "late: " in line
+    ]
+    said = re.findall(r"late: (\S+) run \S+ \(interval ending (\S+?)T", "\n".join(lines))
+    late = set(said)
+    ends = {str(day + DAY) for day in caught_up["days"]}
+    assert late, f"no late line under {logs}"
+    assert len(said) == len(late), said  # once per run
+    assert {dag for dag, _ in late} == {ORDERS}
+    assert {end for _, end in late} <= ends - {str(stack.today)}  # the newest one is on time

@@ -87,7 +87,7 @@ def test_a_scheduled_dataset_dag_carries_its_alert_through_serialization(monkeyp
 def _context(run_type: str) -> dict:
     return {
         "dag_run": {
-            "run_id": "scheduled__2024-01-02T00:00:00+00:00",
+            "dag_run_id": "scheduled__2024-01-02T00:00:00+00:00",  # as the REST API names it
             "run_type": run_type,
             "state": "running",
             "data_interval_end": "2024-01-03T00:00:00Z",
