@@ -135,3 +135,43 @@ def test_no_metadata_database_is_created_by_looking_for_the_connection(project, 
     assert done.returncode == 1
     assert done.stdout.startswith("error: no Airflow connection 'pipelines_lake' (there is no ")
     assert not (fresh / "airflow.db").exists()  # `pipelines init` would find none and make one
+
+
+def test_status_reads_the_s3_lake_s_manifests(project):
+    home, env = project
+    assert pipelines(env, "run", "orders", "--date", "2024-01-02").returncode == 0
+    done = pipelines(env, "status", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = {r["name"]: r for r in json.loads(done.stdout)["rows"]}
+    orders = rows["orders"]
+    assert (orders["newest_raw"], orders["checks"]) == ("2024-01-02", "passed")
+    assert [d["ds"] for d in orders["days"]][-2:] == ["2024-01-01", "2024-01-02"]
+    assert orders["freshness"]["late"] is True  # 1d allowed, years behind
+    assert rows["customers"]["newest_raw"] is None  # never run here
+    done = pipelines(env, "status")
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0].startswith(f"lake s3://{BUCKET}/cli namespace local")
+    assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_plan_and_apply_against_the_s3_lake(project):
+    """`plan` reads the configs the S3 lake's manifests recorded; `--apply` runs what it
+    implies there, after which nothing is left to do."""
+    home, env = project
+    assert pipelines(env, "run", "orders", "--date", "2024-01-01").returncode == 0
+    done = pipelines(env, "plan", "--json")
+    assert done.returncode == 2, done.stdout + done.stderr[-3000:]
+    plan = json.loads(done.stdout)
+    changes = {(c["kind"], c["name"]): c for c in plan["changes"]}
+    assert ("dataset", "orders") not in changes  # written with the project's config
+    assert changes[("dataset", "customers")]["action"] == "add"
+    assert plan["namespace"] == "local" and not plan["nothing_to_do"]
+    done = pipelines(env, "plan")
+    assert done.returncode == 2
+    assert done.stdout.splitlines()[0].startswith("plan for namespace local (s3://"), done.stdout
+
+    done = pipelines(env, "plan", "--apply")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    done = pipelines(env, "plan")
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert PASSWORD not in done.stdout + done.stderr
