@@ -40,9 +40,12 @@ lint: install
 	$(BIN)/ruff format --check $(LINTED)
 
 # The second command of the README, and what .ci/run runs: lint, the bench smoke run, the suite
-# (last, so that its summary closes the output).
+# (last, so that its summary closes the output), on TEST_WORKERS processes (pytest-xdist; a test
+# module stays on one worker, so its module fixtures, such as an e2e module's Airflow stack, are
+# made once): while one worker's Airflow stack waits on its scheduler, the other runs tests.
+TEST_WORKERS ?= 2
 test: install lint bench-smoke
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 $(VENV)/.bench: $(VENV)/.installed bench/requirements.txt bench/peers.txt
 	$(UV) pip install --quiet --python $(BIN)/python -r bench/requirements.txt
