@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 DEMO_START ?= 2024-01-01
 DEMO_END   ?= 2024-01-04
+DEMO_STATUS_AT ?= 2024-01-05T03:00
 LINTED     := plugins dags tests bench
 
 .PHONY: install demo test lint lock bench bench-smoke clean
@@ -24,13 +25,15 @@ install: $(VENV)/.installed
 
 # The first command of the README: set up, initialise Airflow (SQLite under .airflow/) and run the
 # e2e_test cookbook for several consecutive days, then the refund_model cookbook (ingest -> features
-# -> train, each run's line with its metrics), then show what each layer holds.
+# -> train, each run's line with its metrics), then show what each layer holds and the status of
+# each table (as of the morning after the last day, so that freshness reads as it did then).
 demo: install
 	$(BIN)/pipelines init
 	$(BIN)/pipelines validate
 	$(BIN)/pipelines backfill e2e_test --start $(DEMO_START) --end $(DEMO_END)
 	$(BIN)/pipelines backfill refund_model --start $(DEMO_START) --end $(DEMO_END)
 	$(BIN)/pipelines show
+	$(BIN)/pipelines status --now $(DEMO_STATUS_AT)
 	$(BIN)/pipelines read orders --layer cleaned --limit 10
 	$(BIN)/pipelines read daily_revenue --layer aggregated --limit 10
 	$(BIN)/pipelines read train_refund_model --layer workflows --as-of $(DEMO_END)
