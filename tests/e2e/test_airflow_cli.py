@@ -125,7 +125,7 @@ def test_pipelines_validate_prints_one_line_per_bad_row(project, tmp_path):
     (include / "workflows.yaml").write_text("[]\n")  # they read orders, which this lacks
     header = (REPO / "include" / "registry.csv").read_text().splitlines()[0]
     good = "{name},sample/orders/orders_{{ds}}.csv,csv,order_id,updated_at,order_date,incremental,"
-    good += "@daily,2024-01-01,1,owner,,"
+    good += "@daily,2024-01-01,1,owner,,,1d"  # ... owner, description, tags, freshness
     rows = [good.format(name=f"ok_{n}") for n in range(3)]
     rows.insert(1, good.format(name="Bad-Name"))  # line 3
     rows.append(good.format(name="typo").replace(",incremental,", ",incremntal,"))  # line 6
