@@ -54,8 +54,9 @@ def late_message(dag_id: str, allowance: str, context: dict[str, Any] | None) ->
     run = (context or {}).get("dag_run") or {}
     deadline = ((context or {}).get("deadline") or {}).get("deadline_time")
     interval = run.get("data_interval_end") or run.get("logical_date") or "?"
+    run_id = run.get("dag_run_id") or run.get("run_id") or "?"  # the REST API's name for it
     return (
-        f"late: {dag_id} run {run.get('dag_run_id') or run.get('run_id') or '?'} (interval ending {interval}) had not "
+        f"late: {dag_id} run {run_id} (interval ending {interval}) had not "
         f"finished {allowance} after its interval ended (deadline {deadline or '?'}, "
         f"state {run.get('state', '?')})"
     )

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from pipelines.config import Kind
-from pipelines.partitions import Layer, intervals_between
+from pipelines.partitions import Layer, run_days
 from pipelines.plan_changes import (
     DAILY,
     Action,
@@ -29,8 +29,7 @@ def _days(cron: str, first: str, last: str | None) -> tuple[str, ...]:
     """The logical dates of ``cron``'s intervals from ``first`` to ``last`` (inclusive)."""
     if last is None or last < first:
         return ()
-    found = intervals_between(cron, dt.date.fromisoformat(first), dt.date.fromisoformat(last))
-    return tuple(dict.fromkeys(i.ds for i in found))
+    return tuple(run_days(cron, dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
 
 
 def _span(days: tuple[str, ...] | list[str], noun: str = "interval") -> str:

@@ -102,7 +102,9 @@ def reset(table: Table) -> None:
     a changed key, partition field or ingestion makes what it holds unreadable as it is now."""
 
     def attempt(base: Snapshot) -> Snapshot:
-        meta = {"schema": [], "runs": {}, CONFIG: None}
+        # the config it was written with stays: should the rebuild stop, the next plan still
+        # sees the change (and plans the rebuild again) instead of a table with no config
+        meta = {"schema": [], "runs": {}}
         return table.commit(base, dict.fromkeys(base.partitions), meta)
 
     commit_with_retry(table, attempt)

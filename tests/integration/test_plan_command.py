@@ -12,7 +12,7 @@ from pipelines.cli import main
 from pipelines.components.lake import Lake
 from pipelines.partitions import Layer
 from pipelines.steps import run_steps
-from pipelines.table_config import CONFIG
+from pipelines.table_config import CONFIG, reset
 
 HEADER = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,start_date"
 ORDERS = "orders,sample/orders/orders_{ds}.csv,csv,order_id,updated_at,order_date,incremental,"
@@ -181,3 +181,31 @@ def test_apply_runs_the_backfills_then_nothing_is_left(ran, capsys):
     assert revenue["top"].notna().all() and "2024-01-01" in set(revenue["dt"])
     events = lake.table(Layer.CLEANED, "events", kind="incremental").snapshot()
     assert events.meta[CONFIG]["retired"] is True and events.rows() > 0  # data kept
+
+
+def test_apply_with_json_prints_the_json_alone(ran, capsys):
+    configure(ran, ORDERS + "2024-01-01", CUSTOMERS, EVENTS)  # orders starts a day earlier
+    code = main(["plan", "--apply", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    body = json.loads(out)  # nothing but the JSON on standard output
+    assert [b["name"] for b in body["applied"]["backfills"]] == ["orders"]
+    assert body["after"]["nothing_to_do"] is True
+    assert "starting 1 run of orders: 2024-01-01" in err  # the runs' lines went to stderr
+
+
+def test_a_rebuild_that_stopped_is_planned_again(ran, capsys):
+    """The table emptied for a rebuild keeps the config it was written with: when the backfill
+    that refills it does not run, the next plan still names the key change."""
+    edit(ran)
+    reset(Lake.from_env().table(Layer.CLEANED, "customers", kind="full"))
+    code, out = plan(capsys)
+    assert code == 2
+    customers = out.split("  ~ customers\n", 1)[1].split("\n  ", 1)[0]
+    assert "primary_key: customer_id -> customer_id, country" in customers, out
+
+
+def test_a_namespace_that_wrote_nothing_is_noted(ran, capsys):
+    assert main(["plan", "--against", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("note: namespace nosuch has written nothing in "), err

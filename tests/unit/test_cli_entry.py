@@ -43,3 +43,20 @@ def test_a_user_mistake_keeps_its_exit_code_1():
     assert "no_such_dataset" in done.stdout
     assert "Traceback" not in done.stderr
     assert done.stdout.splitlines()[-1] == "exit handler ran"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`pipelines list | head -0`: the pipe is closed before the command writes; it ends with
+    the shell's SIGPIPE status and no BrokenPipeError traceback."""
+    env = {**os.environ, "PIPELINES_HOME": str(ROOT), "PIPELINES_NAMESPACE": "entry_test"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT.replace("exit handler ran", ""), "list"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -50,9 +50,15 @@ def entry() -> None:
     It leaves without the interpreter's own teardown: pyarrow's native thread pools could abort
     the process there ("terminate called without an active exception", SIGABRT, apache/arrow
     #34314) after every run had succeeded, turning a good run's exit code into 134. Python's exit
-    handlers (logging, Airflow's) still run, and the output is flushed first.
+    handlers (logging, Airflow's) still run, and the output is flushed first. A reader that
+    stops early (``pipelines status | head``) ends the command quietly, as SIGPIPE ends ``cat``.
     """
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+        code = 141  # 128 + SIGPIPE, what a shell reports for a command a pipe's end stopped
     try:
         atexit._run_exitfuncs()
     finally:

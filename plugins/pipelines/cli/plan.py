@@ -8,9 +8,11 @@ Exit codes: 0 nothing to do, 2 changes (after ``--apply``: changes left), 1 an e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 
-from pipelines.cli.text import quiet_airflow
+from pipelines.cli.text import note_unwritten, quiet_airflow
 from pipelines.exceptions import PipelinesError
 
 PASSES = 3  # --apply plans again after its backfills, while new ones appear
@@ -37,25 +39,32 @@ def _plan(args: argparse.Namespace) -> int:
 
     project = load_project(strict=True)  # a skipped entry would read as removed
     lake = project.lake()  # the namespace's lake, opened as `namespace diff` opens the other's
+    note_unwritten(lake)
     found = plan(project, lake)
-    if args.json and not args.apply:
-        print(json.dumps(found.as_dict(), indent=2, default=str))
-    else:
+    if not args.json:
         for line in lines(found, lake.prefix):
             print(line)
+    elif not args.apply:  # with --apply, the JSON holds the plan applied and the one after
+        print(json.dumps(found.as_dict(), indent=2, default=str))
     if not args.apply or found.empty:
+        if args.apply and args.json:
+            print(json.dumps({"applied": found.as_dict(), "after": found.as_dict()}, indent=2))
         return 0 if found.empty else CHANGES
     after = found
-    for _ in range(PASSES):  # a workflow reading a workflow added here has days only after it
-        ran = after
-        if not _apply(ran, project, lake, args):
-            return 1
-        after = plan(load_project(strict=True), lake)
-        if not after.backfills or after.backfills == ran.backfills:
-            break
+    # with --json, standard output is the JSON alone: the runs' lines go to standard error
+    progress = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with progress:
+        for _ in range(PASSES):  # a workflow reading a workflow added here has days only after
+            ran = after
+            if not _apply(ran, project, lake, args):
+                return 1
+            after = plan(load_project(strict=True), lake)
+            if not after.backfills or after.backfills == ran.backfills:
+                break
     if args.json:
         print(json.dumps({"applied": found.as_dict(), "after": after.as_dict()}, indent=2))
-    print(summary(after) if not after.empty else "applied: nothing left to do")
+    else:
+        print(summary(after) if not after.empty else "applied: nothing left to do")
     return 0 if after.empty else CHANGES
 
 
@@ -114,9 +123,13 @@ def _apply(found, project, lake, args: argparse.Namespace) -> bool:
 
 
 def _backfill(name: str, first: str, last: str, args: argparse.Namespace) -> int:
-    """What ``pipelines backfill NAME --start FIRST --end LAST [--url URL]`` does."""
+    """What ``pipelines backfill NAME --start FIRST --end LAST [--url URL]`` does (the URL
+    defaults to ``PIPELINES_AIRFLOW_URL`` there too)."""
     from pipelines.cli.remote import cmd_remote_backfill
     from pipelines.cli.runs import cmd_run
+    from pipelines.components.environment import airflow_login
+
+    url = airflow_login(args.url).url
 
     run = argparse.Namespace(
         command="backfill",
@@ -128,13 +141,13 @@ def _backfill(name: str, first: str, last: str, args: argparse.Namespace) -> int
         upstream=False,
         airflow=False,
         verbose=False,
-        url=args.url,
+        url=url,
         timeout=args.timeout,
         max_active_runs=4,
         reprocess="completed",
         run_backwards=False,
     )
-    return cmd_remote_backfill(run) if args.url else cmd_run(run)
+    return cmd_remote_backfill(run) if url else cmd_run(run)
 
 
 def add_parser(sub, namespace_help: str) -> None:

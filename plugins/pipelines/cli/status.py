@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import sys
 
-from pipelines.cli.text import plural, quiet_airflow, table, warn_skipped
+from pipelines.cli.text import note_unwritten, plural, quiet_airflow, table, warn_skipped
 from pipelines.exceptions import PipelinesError
 
 
@@ -34,6 +34,7 @@ def add_parser(sub, namespace_help: str) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     quiet_airflow()
+    from pipelines.components.environment import airflow_login
     from pipelines.components.secrets import redact
     from pipelines.config import load_project
     from pipelines.status import COLUMNS, RUN_COLUMN, status
@@ -43,8 +44,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     project.require_readable()
     warn_skipped(project)
     lake = project.lake()
+    note_unwritten(lake)
     rows = status(project, lake, now, days=bool(args.html or args.json))
-    if args.url or _default_url():
+    if airflow_login(args.url).url:
         rows = _with_runs(rows, args.url)
     if args.html:
         _write_page(args.html, rows, lake, now)
@@ -74,12 +76,6 @@ def _now(text: str | None) -> dt.datetime:
     from pipelines.partitions import utc
 
     return utc(value)
-
-
-def _default_url() -> str | None:
-    from pipelines.components.environment import airflow_login
-
-    return airflow_login().url
 
 
 def _with_runs(rows: list, url: str | None) -> list:

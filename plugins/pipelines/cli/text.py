@@ -29,3 +29,17 @@ def quiet_airflow() -> None:
     from pipelines.local import configure
 
     configure(database=False)
+
+
+def note_unwritten(lake) -> None:
+    """On standard error: the namespace has written nothing in this lake yet (a typo in
+    ``--namespace`` would otherwise read as a namespace with no data, or a deploy to a new one)."""
+    from pipelines.components.lake import claimed
+    from pipelines.components.secrets import redact
+
+    if not claimed(lake.storage, lake.prefix):
+        print(
+            f"note: namespace {lake.namespace} has written nothing in {redact(lake.prefix)} yet "
+            "(`pipelines namespace list` shows those that have)",
+            file=sys.stderr,
+        )
