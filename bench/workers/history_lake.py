@@ -11,7 +11,8 @@ holds, as the merges would have left it:
 - ``cleaned dt=d``: one row per order created on d, its latest version (the second version, or
   the late update delivered on d + 1 when that day is in the history), with ``_ds`` and
   ``_row``, conformed to the table's schema and sorted by key; the manifest holds the rows and
-  key range of each partition, the schema, and each day's run with its counts;
+  key range of each partition, the schema, the config (as extract and merge record it, for
+  `plan`), and each day's run with its counts;
 - ``quarantine ds=d``: the superseded first versions, as delivered, with the merge's reason.
 
 Days are generated and committed a batch at a time (a year of 5,000-row days is ~2 million rows).
@@ -35,6 +36,7 @@ from pipelines.components.resources import Snapshot, Table
 from pipelines.merge import MergeResult
 from pipelines.partitions import Layer
 from pipelines.registry import Dataset
+from pipelines.table_config import CONFIG, of_dataset
 
 BATCH_DAYS = 365
 LATE_DAYS = 1
@@ -93,9 +95,10 @@ def build(
             cols.update(schema.reconcile({}, kinds, dataset))
         return schema.conform(frame, cols, dataset)
 
+    config = {CONFIG: of_dataset(dataset)}  # what extract and merge record (for `plan`)
     for days_ in batches(Shape(rows), days, seed, conform, batch):
-        bases[0] = _commit(raw, bases[0], days_.raw, days_.raw_runs)
-        meta = {"schema": list(cols.items())}
+        bases[0] = _commit(raw, bases[0], days_.raw, days_.raw_runs, config)
+        meta = {"schema": list(cols.items()), **config}
         key = dataset.primary_key[0]
         bases[1] = _commit(cleaned, bases[1], days_.cleaned, days_.cleaned_runs, meta, key)
         bases[2] = quarantine.commit(bases[2], days_.quarantine)
