@@ -260,6 +260,21 @@ class AirflowStack:
         tis = self.api("GET", path)["task_instances"]
         return {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in tis}
 
+    def task_tries(self, dag_id: str, run_id: str) -> dict[str, dict[int, dict]]:
+        """Every try of every task of a run, by task and try number: a try a later clear reset
+        is kept as the history recorded it (state, start and end), not as the reset left it."""
+        found: dict[str, dict[int, dict]] = {}
+        for task_id in self.task_states(dag_id, run_id):
+            path = (
+                f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+                f"{task_id}/tries"
+            )
+            tries = found.setdefault(task_id, {})
+            for ti in self.api("GET", path)["task_instances"]:  # history first, then current
+                if ti["state"] is not None or ti["try_number"] not in tries:
+                    tries[ti["try_number"]] = ti
+        return found
+
     def wait_run(self, dag_id: str, run_id: str, timeout: float, want: str = "success") -> dict:
         """Until the run ends; fail with its task states and the server logs unless ``want``."""
         deadline = time.monotonic() + timeout
