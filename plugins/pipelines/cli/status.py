@@ -46,8 +46,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     lake = project.lake()
     note_unwritten(lake)
     rows = status(project, lake, now, days=bool(args.html or args.json))
-    if airflow_login(args.url).url:
-        rows = _with_runs(rows, args.url)
+    login = airflow_login(args.url)
+    if login.url:
+        rows = _with_runs(rows, login)
     if args.html:
         _write_page(args.html, rows, lake, now)
     if args.json:
@@ -78,13 +79,12 @@ def _now(text: str | None) -> dt.datetime:
     return utc(value)
 
 
-def _with_runs(rows: list, url: str | None) -> list:
-    """The rows with the latest run of the DAG that writes each (one request per DAG)."""
+def _with_runs(rows: list, login) -> list:
+    """The rows with the latest run of the DAG that writes each (one request per DAG), from the
+    Airflow ``login`` (:func:`pipelines.components.environment.airflow_login`) names."""
     from pipelines.airflow_rest import AirflowRest
-    from pipelines.components.environment import airflow_login
     from pipelines.status import LastRun
 
-    login = airflow_login(url)
     airflow = AirflowRest(
         login.url, username=login.username, password=login.password, token=login.token
     )
