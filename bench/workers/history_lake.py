@@ -31,10 +31,10 @@ import pyarrow.parquet as pq
 
 from bench import synth
 from pipelines import schema
+from pipelines.common.partitions import Layer
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table
 from pipelines.merge import MergeResult
-from pipelines.partitions import Layer
 from pipelines.registry import Dataset
 from pipelines.table_config import CONFIG, of_dataset
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipelines import transforms
+from pipelines.common import transforms
+from pipelines.common.partitions import Interval, Layer
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import AggregateSpec, Project
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.merge import MergeResult
-from pipelines.partitions import Interval, Layer
 from pipelines.registry import Dataset
 from pipelines.schema import read_current
 from pipelines.table_config import CONFIG, of_aggregate

@@ -16,8 +16,8 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pipelines.common.partitions import longest_gap
 from pipelines.components import environment
-from pipelines.partitions import longest_gap
 
 if TYPE_CHECKING:
     from airflow.sdk import DeadlineAlert

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.common.partitions import Ingestion, Layer
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table
-from pipelines.partitions import Ingestion, Layer
 
 log = logging.getLogger(__name__)
 

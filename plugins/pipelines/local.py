@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines import dag_folder, local_run
+from pipelines.common.partitions import parse_date
 from pipelines.components import environment
 from pipelines.dag_folder import parsing_only
 from pipelines.exceptions import PipelinesError
 from pipelines.local_run import RunRecord
 from pipelines.local_supervisor import AssetEvent
-from pipelines.partitions import parse_date
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repo holding dags/ and plugins/
 

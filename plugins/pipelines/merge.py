@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines import schema, transforms
+from pipelines import schema
+from pipelines.common import transforms
+from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
-from pipelines.partitions import Ingestion, Interval, Layer
 from pipelines.registry import Dataset
 from pipelines.table_config import CONFIG, of_dataset
 

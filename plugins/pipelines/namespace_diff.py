@@ -29,9 +29,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from pipelines.common.partitions import Ingestion, Layer, partition_key
 from pipelines.components.lake import Lake
 from pipelines.config import Kind, Project
-from pipelines.partitions import Ingestion, Layer, partition_key
 from pipelines.schema import as_stored
 
 CATEGORIES = ("only_left", "only_right", "changed")

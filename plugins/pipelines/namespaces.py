@@ -24,12 +24,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.partitions import DATE_RE
 from pipelines.components import environment
 from pipelines.components.environment import NAMESPACE_RE, Resolved
 from pipelines.components.lake import Lake, claimed
 from pipelines.components.resources import LOG_DIR, Storage
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
-from pipelines.partitions import DATE_RE
 from pipelines.registry_values import check_schedule
 
 NAMESPACES = "namespaces.yaml"

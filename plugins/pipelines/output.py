@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines import transforms
+from pipelines.common import transforms
 from pipelines.exceptions import WorkflowError
 
 MAX_TEXT = 200  # a metric that is text: a short label, not a payload

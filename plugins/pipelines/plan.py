@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from pipelines.common.partitions import SEGMENT_RE, Layer
 from pipelines.components.lake import Lake
 from pipelines.config import Kind, Project
-from pipelines.partitions import SEGMENT_RE, Layer
 from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is made of
     NOT_RECORDED,
     TABLES,

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.common.partitions import Layer, interval_for
 from pipelines.config import Kind
-from pipelines.partitions import Layer, interval_for
 
 Key = tuple[Kind, str]
 TABLES = {

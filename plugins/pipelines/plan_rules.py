@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from pipelines.common.partitions import Layer, run_days
 from pipelines.config import Kind
-from pipelines.partitions import Layer, run_days
 from pipelines.plan_changes import (
     DAILY,
     Action,

@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from pipelines.common.partitions import Layer, date_option, format_date
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Table
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, PipelinesError
-from pipelines.partitions import Layer, date_option, format_date
 from pipelines.schema import as_stored
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from pipelines import transforms
+from pipelines.common import transforms
 from pipelines.components.resources import Snapshot, Table
 from pipelines.exceptions import SchemaDriftError
 from pipelines.registry import Dataset, SchemaChange

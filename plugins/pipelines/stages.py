@@ -12,6 +12,7 @@ import functools
 
 from airflow.sdk import Asset, TaskGroup
 
+from pipelines.common.partitions import Layer
 from pipelines.components.lake import Lake
 from pipelines.components.operators import (
     AggregateOperator,
@@ -22,7 +23,6 @@ from pipelines.components.operators import (
     WorkflowOperator,
 )
 from pipelines.config import AggregateSpec, Project
-from pipelines.partitions import Layer
 from pipelines.registry import Dataset
 from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
 

@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from pipelines.common.partitions import Layer, interval_for, run_days, utc
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot
 from pipelines.config import AggregateSpec, Kind, Project
-from pipelines.partitions import Layer, interval_for, run_days, utc
 from pipelines.registry import Dataset
 from pipelines.run_dates import DAILY, latest_date, waits_for
 from pipelines.workflow_specs import WorkflowSpec

@@ -15,15 +15,16 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines import sources, transforms
+from pipelines import sources
 from pipelines.aggregation import aggregate
+from pipelines.common import transforms
+from pipelines.common.partitions import Interval, Layer, interval_for
 from pipelines.components.lake import Lake
 from pipelines.components.resources import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.components.secrets import redact
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.merge import MergeResult, merge
-from pipelines.partitions import Interval, Layer, interval_for
 from pipelines.registry import Dataset
 from pipelines.table_config import CONFIG, of_dataset
 

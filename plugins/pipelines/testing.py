@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from pipelines.common.partitions import date_option, format_date
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import PipelinesError
 from pipelines.output import Output
-from pipelines.partitions import date_option, format_date
 from pipelines.workflows import call, resolve
 
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pipelines.common.partitions import Layer
+from pipelines.common.windows import Window
 from pipelines.exceptions import Problem
-from pipelines.partitions import Layer
 from pipelines.registry_values import COLUMN_RE, COLUMN_RULE, NAME_RE, check_schedule
-from pipelines.windows import Window
 
 WORKFLOWS = "workflows.yaml"
 FUNCTION_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<name>[A-Za-z_]\w*)$")

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from pipelines.cli import main
+from pipelines.common.partitions import Layer
 from pipelines.components.lake import Lake
-from pipelines.partitions import Layer
 from pipelines.steps import run_steps
 from pipelines.table_config import CONFIG, reset
 

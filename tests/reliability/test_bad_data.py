@@ -9,8 +9,8 @@ import dataclasses
 import pandas as pd
 import pytest
 
+from pipelines.common.partitions import parse_date
 from pipelines.exceptions import ConfigError, QualityCheckFailed, SchemaDriftError
-from pipelines.partitions import parse_date
 from tests.reliability import workload
 from tests.reliability.workload import DAYS, Env, fingerprint, read_table
 
@@ -289,7 +289,7 @@ def test_an_aggregate_of_a_column_that_arrives_later_ends_the_same_in_any_order(
 
 def _corrupting_merge(original):
     """merge(), then a second copy of one cleaned row committed behind its back."""
-    from pipelines.partitions import Layer
+    from pipelines.common.partitions import Layer
 
     def merge(dataset, interval, lake):
         result = original(dataset, interval, lake)
@@ -336,7 +336,7 @@ def test_counts_that_do_not_reconcile_fail_the_check(project, fast_dir):
 
 
 def _interval(dataset, day):
-    from pipelines.partitions import interval_for
+    from pipelines.common.partitions import interval_for
 
     return interval_for(dataset.cron, parse_date(day))
 

@@ -128,7 +128,7 @@ def test_an_aggregate_computed_from_older_cleaned_data_never_commits_last(
 
 def aggregate_as_run_a(env: Env) -> None:
     """The aggregate step of the first day's run, which touched cleaned dt=DAYS[0]."""
-    from pipelines.partitions import interval_for
+    from pipelines.common.partitions import interval_for
     from pipelines.steps import MergeResult, aggregate
 
     project = env.project()

@@ -89,7 +89,7 @@ def lakes(root: str):
 
 def research_state(lake) -> dict:
     """Fingerprints of research's cleaned and quarantine partitions of day D."""
-    from pipelines.partitions import Layer
+    from pipelines.common.partitions import Layer
 
     cleaned = lake.table(Layer.CLEANED, NAME, kind="full").read_partition(DAY)
     quarantine = lake.table(Layer.QUARANTINE, NAME).read_partition(DAY)
@@ -100,8 +100,8 @@ def work_serving(home: str, root: str, barrier, report: str) -> None:
     """Worker: rewrite serving's raw ds=D, alternating B, A, B, ... until the time is up;
     report which version holds which delivery, when each was committed, what the sweeps
     deleted."""
+    from pipelines.common.partitions import Layer
     from pipelines.components.resources import sweep
-    from pipelines.partitions import Layer
     from pipelines.steps import run_steps
 
     env = Env(home, root, "serving")
@@ -205,8 +205,8 @@ def serving_files(root: Path) -> set[str]:
 def test_research_reads_a_consistent_raw_version_while_serving_rewrites_and_vacuums(
     procs, fast_dir, figures
 ):
+    from pipelines.common.partitions import Layer
     from pipelines.components.resources import sweep
-    from pipelines.partitions import Layer
     from pipelines.steps import run_steps
 
     home = make_home(fast_dir / "home")

@@ -86,9 +86,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.components.lake",
     ),
     "ground": (
-        "pipelines.partitions",
-        "pipelines.windows",
-        "pipelines.transforms",
+        "pipelines.common",
+        "pipelines.common.partitions",
+        "pipelines.common.windows",
+        "pipelines.common.transforms",
         "pipelines.exceptions",
     ),
 }

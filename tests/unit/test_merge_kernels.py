@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import transforms
+from pipelines.common import transforms
 from pipelines.merge import _in_range, _may_hold
 
 PK = ["id", "part"]

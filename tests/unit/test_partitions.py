@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from pipelines.partitions import (
+from pipelines.common.partitions import (
     Ingestion,
     Interval,
     Layer,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pipelines.common.partitions import Layer
+from pipelines.common.windows import Window
 from pipelines.config import AggregateSpec, Child, CookbookSpec, Kind
-from pipelines.partitions import Layer
 from pipelines.plan import Action, Backfill, Plan, Recorded, State, compare
 from pipelines.registry import parse_registry
 from pipelines.table_config import (
@@ -15,7 +16,6 @@ from pipelines.table_config import (
     of_dataset,
     of_workflow,
 )
-from pipelines.windows import Window
 from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
 
 HEADER = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date\n"

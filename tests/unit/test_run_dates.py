@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
+from pipelines.common.partitions import date_option
 from pipelines.config import load_project
 from pipelines.exceptions import DateError
-from pipelines.partitions import date_option
 from pipelines.run_dates import run_dates
 from tests.conftest import write_registry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines import transforms
+from pipelines.common import transforms
 
 PK = ["id"]
 ORDER = ["updated_at", "_ds", "_row"]
@@ -153,7 +153,7 @@ def test_aggregate_metrics_skip_nulls_but_count_counts_rows():
 
 
 def test_only_text_shaped_like_a_date_is_a_date():
-    from pipelines.transforms import is_date_only, parse_timestamps
+    from pipelines.common.transforms import is_date_only, parse_timestamps
 
     for text, expected in [
         (["2024-01-02", "2024-01-03"], True),

@@ -8,12 +8,12 @@ import textwrap
 import pandas as pd
 import pytest
 
+from pipelines.common.partitions import Layer
+from pipelines.common.windows import Window
 from pipelines.config import Kind, load_project
 from pipelines.exceptions import PipelinesError
 from pipelines.output import Output, WorkflowError
-from pipelines.partitions import Layer
 from pipelines.testing import run_workflow
-from pipelines.windows import Window
 
 
 def write(home, text: str, module: str | None = None) -> None:

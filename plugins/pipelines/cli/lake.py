@@ -15,7 +15,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     quiet_airflow()
     import pandas as pd
 
-    from pipelines.partitions import date_option
+    from pipelines.common.partitions import date_option
     from pipelines.reader import read
 
     as_of = date_option(args.as_of, "--as-of") if args.as_of is not None else None
@@ -36,7 +36,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def _is_date(column) -> bool:
-    from pipelines.transforms import infer_kind
+    from pipelines.common.transforms import infer_kind
 
     return str(column.dtype).startswith("datetime64") and infer_kind(column) == "date"
 
@@ -88,7 +88,7 @@ def _tables(project, lake, *, foreign: bool = True):
     :param foreign: also the tables another namespace holds and this one reads in place (the
         upstream's raw layer, for a research namespace): shown, never vacuumed from here
     """
-    from pipelines.partitions import Layer
+    from pipelines.common.partitions import Layer
 
     for d in project.datasets:
         for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
@@ -105,7 +105,7 @@ def _tables(project, lake, *, foreign: bool = True):
 def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:
     """One row of ``show``: a cleaned table's rows are those of the table as it stands (a full
     dataset's newest snapshot), every other table's all its partitions'."""
-    from pipelines.partitions import Layer
+    from pipelines.common.partitions import Layer
 
     snap = lake_table.snapshot()
     parts = sorted(snap.partitions)

@@ -109,8 +109,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Every DAG of the namespace; a dataset's newest raw delivery (a workflow's newest day),
     a cookbook's children (what a workflow reads)."""
     quiet_airflow()
+    from pipelines.common.partitions import Layer
     from pipelines.config import load_project
-    from pipelines.partitions import Layer
 
     project = load_project()
     warn_skipped(project)

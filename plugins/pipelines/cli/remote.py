@@ -14,7 +14,7 @@ from pipelines.exceptions import PipelinesError
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from pipelines.partitions import date_option
+    from pipelines.common.partitions import date_option
 
     start, end = _range(args)
     client = _client(args)
@@ -154,7 +154,7 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
     run as it ends (with what it did), then how many succeeded."""
     from pipelines.airflow_rest import FINISHED
     from pipelines.client import outcome_of
-    from pipelines.partitions import date_option
+    from pipelines.common.partitions import date_option
     from pipelines.run_dates import run_dates
 
     client = _client(args)

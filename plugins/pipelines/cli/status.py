@@ -74,7 +74,7 @@ def _now(text: str | None) -> dt.datetime:
         raise PipelinesError(
             f"--now: {text!r} is not a time in the form YYYY-MM-DD or YYYY-MM-DDTHH:MM"
         ) from None
-    from pipelines.partitions import utc
+    from pipelines.common.partitions import utc
 
     return utc(value)
 

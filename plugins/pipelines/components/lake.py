@@ -1,6 +1,6 @@
 """The lake of one namespace: which table holds each layer of a dataset, and the asset URIs.
 
-Paths come from :mod:`pipelines.partitions`; bytes go through :mod:`.resources`. A namespace
+Paths come from :mod:`pipelines.common.partitions`; bytes go through :mod:`.resources`. A namespace
 writes only under its own prefix ``{root}/{namespace}`` (the storage refuses anything else); a
 namespace with an ``upstream`` (research) reads that namespace's raw layer in place instead of
 ingesting its own.
@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 
+from pipelines.common.partitions import Ingestion, Layer, partition_key, table_path
 from pipelines.components import environment
 from pipelines.components.branch import NAMESPACE_RE
 from pipelines.components.resources import LOG_DIR, Storage, Table
 from pipelines.exceptions import NamespaceError
-from pipelines.partitions import Ingestion, Layer, partition_key, table_path
 
 MARKER = "_namespace.json"  # {root}/{namespace}/_namespace.json: who writes this prefix
 
@@ -85,7 +85,8 @@ class Lake:
         """The table of ``name`` in ``layer``.
 
         :param kind: the dataset's ingestion kind; required for the cleaned layer, whose partition
-            key (``dt`` or ``ds``) depends on it (see :func:`pipelines.partitions.partition_key`)
+            key (``dt`` or ``ds``) depends on it (see
+            :func:`pipelines.common.partitions.partition_key`)
         """
         path = table_path(self.root, self.home_of(layer), layer, name)
         return Table(self.storage, path, partition_key(layer, kind))

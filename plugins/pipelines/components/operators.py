@@ -22,6 +22,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from pipelines.common.partitions import (
+    Interval,
+    Layer,
+    format_date,
+    interval_for,
+    latest_complete_interval,
+    parse_date,
+)
 from pipelines.components import environment
 from pipelines.components.secrets import redact
 from pipelines.config import Kind, load_project
@@ -33,14 +41,6 @@ from pipelines.exceptions import (
     QualityCheckFailed,
     SchemaDriftError,
     WorkflowError,
-)
-from pipelines.partitions import (
-    Interval,
-    Layer,
-    format_date,
-    interval_for,
-    latest_complete_interval,
-    parse_date,
 )
 from pipelines.workflow_specs import DAILY
 

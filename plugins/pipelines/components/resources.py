@@ -22,10 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipelines.common.partitions import partition_name
 from pipelines.components.secrets import redact
 from pipelines.components.storage import Storage
 from pipelines.exceptions import CommitConflict
-from pipelines.partitions import partition_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,7 +156,7 @@ class Table:
     """A versioned, partitioned Parquet table in the lake.
 
     :param storage: where the lake is
-    :param path: the table's root (from :mod:`pipelines.partitions`)
+    :param path: the table's root (from :mod:`pipelines.common.partitions`)
     :param key: the partition column name (``ds`` or ``dt``)
     """
 

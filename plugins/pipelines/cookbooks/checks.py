@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines import transforms
+from pipelines.common import transforms
+from pipelines.common.partitions import Layer
 from pipelines.components.lake import Lake
 from pipelines.config import Kind, Project
 from pipelines.exceptions import QualityCheckFailed
-from pipelines.partitions import Layer
 from pipelines.schema import read_current
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, BaseOperator
 
+from pipelines.common.partitions import format_date
 from pipelines.components import environment
 from pipelines.components.environment import child_run_id
 from pipelines.components.lake import Lake
@@ -16,7 +17,6 @@ from pipelines.config import CookbookSpec, Kind, Project, load_project
 from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
 from pipelines.namespaces import NamespaceSpec
-from pipelines.partitions import format_date
 from pipelines.table_config import record_cookbook
 from pipelines.timetable import PipelinesTimetable
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pipelines.partitions import format_date, parse_date
+from pipelines.common.partitions import format_date, parse_date
 
 WINDOW_RE = re.compile(r"^(?:(?P<days>[1-9][0-9]{0,3})d|all)$")
 WINDOW_RULE = "1d (day D), Nd (the N days up to D, N up to 9999) or all (every day up to D)"
