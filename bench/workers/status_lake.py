@@ -165,7 +165,7 @@ def main(argv: list[str]) -> None:
     from bench.workers.common import measured, report
 
     datasets, days = int(argv[0]), int(argv[1])
-    from pipelines.components import environment
+    from pipelines.runtime import environment
 
     with measured() as work:
         write_project(environment.include_dir(), datasets)

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 
 from pipelines.airflow_rest import AirflowRest, RemoteRun
 from pipelines.common.partitions import date_option
-from pipelines.components import environment
 from pipelines.config import RUNNABLE, Kind, Project, load_project
 from pipelines.cookbooks.local import ordered_children, run_cookbook
 from pipelines.exceptions import AirflowError, PipelinesError, RunFailed
 from pipelines.local import RunOutcome, configure, run_dag
 from pipelines.run_dates import latest_date, run_dates
 from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
+from pipelines.runtime import environment
 
 ResultsOf = Callable[[str, str], dict]  # (dag id, run id) -> what the run's result tasks returned
 

@@ -17,12 +17,6 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipelines.components.environment import (
-    cookbook_dag_id,
-    dataset_dag_id,
-    include_dir,
-    workflow_dag_id,
-)
 from pipelines.components.lake import Lake
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.namespaces import (
@@ -41,6 +35,12 @@ from pipelines.registry import (
     Registry,
     check_schedule,
     load_registry,
+)
+from pipelines.runtime.environment import (
+    cookbook_dag_id,
+    dataset_dag_id,
+    include_dir,
+    workflow_dag_id,
 )
 from pipelines.workflow_specs import WORKFLOWS, Tables, WorkflowSpec, check_inputs, parse_workflow
 

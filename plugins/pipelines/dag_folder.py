@@ -17,8 +17,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from pipelines.components import environment
 from pipelines.exceptions import PipelinesError
+from pipelines.runtime import environment
 
 PARSING_ENV = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"  # what get_parsing_context().dag_id reads
 

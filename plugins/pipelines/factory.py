@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from airflow.sdk import DAG, get_parsing_context
 
 from pipelines import freshness
-from pipelines.components import bundles, environment
 from pipelines.components.lake import Lake
 from pipelines.components.operators import default_args
 from pipelines.config import Project, load_project
 from pipelines.namespaces import NamespaceSpec
 from pipelines.registry import Dataset
+from pipelines.runtime import bundles, environment
 from pipelines.stages import (
     aggregate,
     check,
@@ -49,7 +49,7 @@ def build_dags(
 
     :param strict: raise on any config problem instead of logging it and skipping the entry
     :param dag_file: the DAG file being parsed: from a DAG bundle, the namespace and the project
-        (its ``include/``) are that bundle's (:func:`pipelines.components.bundles.bind_dag_file`)
+        (its ``include/``) are that bundle's (:func:`pipelines.runtime.bundles.bind_dag_file`)
     """
     with _no_cycle_collection():
         return _build_dags(project, strict=strict, dag_file=dag_file)

@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import longest_gap
-from pipelines.components import environment
+from pipelines.runtime import environment
 
 if TYPE_CHECKING:
     from airflow.sdk import DeadlineAlert

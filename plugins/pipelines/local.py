@@ -19,11 +19,11 @@ from pathlib import Path
 
 from pipelines import dag_folder, local_run
 from pipelines.common.partitions import parse_date
-from pipelines.components import environment
 from pipelines.dag_folder import parsing_only
 from pipelines.exceptions import PipelinesError
 from pipelines.local_run import RunRecord
 from pipelines.local_supervisor import AssetEvent
+from pipelines.runtime import environment
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repo holding dags/ and plugins/
 
@@ -128,7 +128,7 @@ def run_dag(
     """
     started = time.perf_counter()  # the line's time is the run's wall time, imports included
     from pipelines.components import operators  # Airflow: only after configure()
-    from pipelines.components.secrets import redact
+    from pipelines.runtime.secrets import redact
 
     logical = dt.datetime.combine(parse_date(ds), dt.time(), tzinfo=dt.UTC)
     operators.FAILURES.clear()

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.components.secrets import connection_from_metadata, no_metadata_database
+from pipelines.runtime.secrets import connection_from_metadata, no_metadata_database
 
 UNAVAILABLE = "not available in a local run (no scheduler, no database): run with --airflow"
 

@@ -1,6 +1,6 @@
 """What kind a namespace is (serving, master, research), and its settings (namespaces.yaml).
 
-The namespace's *name* is resolved by :func:`pipelines.components.environment.resolve_namespace`
+The namespace's *name* is resolved by :func:`pipelines.runtime.environment.resolve_namespace`
 (variable, DAG bundle, git branch, ``local``); this module decides what follows from it:
 
 - **serving**: the production snapshot; schedules as in the registry, catchup on.
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common.partitions import DATE_RE
-from pipelines.components import environment
-from pipelines.components.environment import NAMESPACE_RE, Resolved
 from pipelines.components.lake import Lake, claimed
 from pipelines.components.resources import LOG_DIR, Storage
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
 from pipelines.registry_values import check_schedule
+from pipelines.runtime import environment
+from pipelines.runtime.environment import NAMESPACE_RE, Resolved
 
 NAMESPACES = "namespaces.yaml"
 DEFAULT_E2E = "e2e_test"  # the cookbook a master namespace schedules unless told otherwise

@@ -132,7 +132,7 @@ def load_registry(path: str | os.PathLike | None = None, *, strict: bool = False
     :param strict: raise :class:`RegistryError` on any problem instead of skipping bad rows
     """
     if path is None:
-        from pipelines.components.environment import include_dir
+        from pipelines.runtime.environment import include_dir
 
         path = include_dir() / FILE
     path = Path(path)

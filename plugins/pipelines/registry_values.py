@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from pipelines.common.partitions import Ingestion, shortest_gap
-from pipelines.components.secrets import redact
 from pipelines.exceptions import Problem
+from pipelines.runtime.secrets import redact
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # a column as real files name them: letters (any script), digits, spaces and a little punctuation;

@@ -12,12 +12,12 @@ import json
 import pandas as pd
 
 from pipelines.common.partitions import Interval, source_for
-from pipelines.components import environment
 from pipelines.components.resources import read_parquet_bytes
-from pipelines.components.secrets import redact, s3_filesystem
 from pipelines.components.storage import reached, retry
 from pipelines.exceptions import SourceError
 from pipelines.registry import Dataset, SourceOptions
+from pipelines.runtime import environment
+from pipelines.runtime.secrets import redact, s3_filesystem
 
 
 def location(dataset: Dataset, interval: Interval) -> str:

@@ -21,11 +21,11 @@ from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer, interval_for
 from pipelines.components.lake import Lake
 from pipelines.components.resources import PASSED, Snapshot, Table, commit_with_retry
-from pipelines.components.secrets import redact
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.merge import MergeResult, merge
 from pipelines.registry import Dataset
+from pipelines.runtime.secrets import redact
 from pipelines.table_config import CONFIG, of_dataset
 
 __all__ = ["STEPS", "MergeResult", "aggregate", "check_keys", "extract", "merge", "run_steps"]

@@ -17,9 +17,9 @@ from typing import Any
 
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table, commit_with_retry
-from pipelines.components.secrets import redact
 from pipelines.config import AggregateSpec, CookbookSpec
 from pipelines.registry import Dataset
+from pipelines.runtime.secrets import redact
 from pipelines.workflow_specs import WorkflowSpec
 
 CONFIG = "config"  # the manifest's meta key

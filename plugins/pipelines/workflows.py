@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import Layer, format_date, interval_for, parse_date
-from pipelines.components.environment import include_dir
 from pipelines.components.lake import Lake
 from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import Project
 from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
 from pipelines.output import validated
+from pipelines.runtime.environment import include_dir
 from pipelines.schema import as_stored
 from pipelines.table_config import CONFIG, of_workflow
 from pipelines.workflow_specs import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec

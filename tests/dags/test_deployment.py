@@ -38,7 +38,7 @@ def resolved(value: str) -> str:
 def lake_connection(env: dict, monkeypatch) -> tuple[str, dict]:
     """The connection id the package uses under ``env`` (asking
     :func:`environment.lake_conn_id`), and its ``AIRFLOW_CONN_*`` JSON."""
-    from pipelines.components import environment
+    from pipelines.runtime import environment
 
     if environment.LAKE_CONN_ENV in env:
         monkeypatch.setenv(environment.LAKE_CONN_ENV, resolved(env[environment.LAKE_CONN_ENV]))
@@ -114,8 +114,8 @@ def test_the_bundles_give_a_serving_a_master_and_a_research_namespace():
     kinds, and nothing pins one namespace or project home over them."""
     import json
 
-    from pipelines.components.bundles import GIT_BUNDLE, Bundle, check_bundles
     from pipelines.namespaces import load_rules
+    from pipelines.runtime.bundles import GIT_BUNDLE, Bundle, check_bundles
 
     env = compose()["services"]["dag-processor"]["environment"]
     bundles = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])

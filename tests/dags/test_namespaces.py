@@ -30,7 +30,7 @@ def bag(tmp_path_factory):
     """A DagBag over a bundle storage folder holding three checkouts of this project."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines.components import bundles
+    from pipelines.runtime import bundles
 
     root = tmp_path_factory.mktemp("bundles")
     for name in BUNDLES:
@@ -131,7 +131,7 @@ def test_schedules_follow_the_kind(bag):
 def test_two_bundles_whose_branches_give_one_namespace_are_an_import_error(tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    from pipelines.components import bundles
+    from pipelines.runtime import bundles
 
     for name in ("a", "b"):
         checkout = tmp_path / name / "tracking_repo"

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pipelines
 from pipelines.client import Client
-from pipelines.components.environment import child_run_id
+from pipelines.runtime.environment import child_run_id
 
 DAY = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)  # a date no other test runs
 CHILDREN = [

@@ -36,7 +36,7 @@ S3_KILLS = 10
 @pytest.fixture(autouse=True, scope="module")
 def fresh_filesystem():
     """s3fs filesystems are cached per connection id: start and end with none cached."""
-    from pipelines.components.secrets import s3_filesystem
+    from pipelines.runtime.secrets import s3_filesystem
 
     s3_filesystem.cache_clear()
     yield

@@ -128,7 +128,7 @@ def test_a_partition_cannot_be_written_outside_its_table(tmp_path):
 
 @pytest.mark.parametrize("value", ["../x", "a/b", "Prod", "x" * 41, "ns;rm -rf /", ""])
 def test_an_unsafe_namespace_is_refused(monkeypatch, tmp_path, value):
-    from pipelines.components import environment
+    from pipelines.runtime import environment
 
     monkeypatch.setenv("PIPELINES_NAMESPACE", value)
     if value == "":  # unset: the project's git branch, and outside a checkout the default

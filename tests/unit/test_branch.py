@@ -1,4 +1,4 @@
-"""Branch detection (:mod:`pipelines.components.branch`) against real git repositories made in
+"""Branch detection (:mod:`pipelines.runtime.branch`) against real git repositories made in
 ``tmp_path``, and the namespace :func:`resolve_namespace` makes of it, end to end.
 
 ``git`` runs only to *make* the repositories; the code under test reads ``.git`` itself and must
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components import bundles, environment
-from pipelines.components.branch import git_branch, git_dir
-from pipelines.components.environment import Resolved, normalise, resolve_namespace
 from pipelines.components.lake import MARKER, Lake, claimed
 from pipelines.exceptions import NamespaceError, PipelinesError
+from pipelines.runtime import bundles, environment
+from pipelines.runtime.branch import git_branch, git_dir
+from pipelines.runtime.environment import Resolved, normalise, resolve_namespace
 
 if shutil.which("git") is None:  # pragma: no cover - every CI image we use has git
     pytest.skip("git is not installed", allow_module_level=True)

@@ -12,17 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components import branch, environment
-from pipelines.components import bundles as bundles_module
-from pipelines.components.bundles import (
-    GIT_BUNDLE,
-    Bundle,
-    bind_dag_file,
-    check_bundles,
-    configured_bundles,
-)
-from pipelines.components.bundles import storage_root as bundle_storage_root
-from pipelines.components.environment import normalise, project_home, resolve_namespace
 from pipelines.exceptions import ConfigError, NamespaceError
 from pipelines.namespaces import (
     DEFAULT_RULES,
@@ -32,6 +21,17 @@ from pipelines.namespaces import (
     load_rules,
     namespace_spec,
 )
+from pipelines.runtime import branch, environment
+from pipelines.runtime import bundles as bundles_module
+from pipelines.runtime.bundles import (
+    GIT_BUNDLE,
+    Bundle,
+    bind_dag_file,
+    check_bundles,
+    configured_bundles,
+)
+from pipelines.runtime.bundles import storage_root as bundle_storage_root
+from pipelines.runtime.environment import normalise, project_home, resolve_namespace
 
 SERVING, MASTER, RESEARCH = NamespaceKind.SERVING, NamespaceKind.MASTER, NamespaceKind.RESEARCH
 

@@ -74,7 +74,7 @@ def _namespace(value: str | None) -> Iterator[None]:
     if value is None:
         yield
         return
-    from pipelines.components import environment
+    from pipelines.runtime import environment
 
     with environment.variable("PIPELINES_NAMESPACE", value):
         environment.namespace()
@@ -178,7 +178,7 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
 
 def _backfill(args: argparse.Namespace) -> int:
     """Through Airflow's backfills endpoint with ``--url``, else here, day by day."""
-    from pipelines.components.environment import airflow_login
+    from pipelines.runtime.environment import airflow_login
 
     args.url = airflow_login(args.url).url
     if args.url or args.run_backwards:

@@ -21,7 +21,7 @@ HEADINGS = {"dataset": "datasets", "aggregate": "aggregates", "workflow": "workf
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from pipelines.components import environment
+    from pipelines.runtime import environment
 
     quiet_airflow()
     if args.url and not args.apply:
@@ -127,7 +127,7 @@ def _backfill(name: str, first: str, last: str, args: argparse.Namespace) -> int
     defaults to ``PIPELINES_AIRFLOW_URL`` there too)."""
     from pipelines.cli.remote import cmd_remote_backfill
     from pipelines.cli.runs import cmd_run
-    from pipelines.components.environment import airflow_login
+    from pipelines.runtime.environment import airflow_login
 
     url = airflow_login(args.url).url
 

@@ -53,7 +53,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _home(include: Path | None) -> contextlib.AbstractContextManager:
     """``PIPELINES_HOME`` = the folder holding ``include`` while inside (nothing when None)."""
-    from pipelines.components import environment
+    from pipelines.runtime import environment
 
     if include is None:
         return contextlib.nullcontext()

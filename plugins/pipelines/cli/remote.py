@@ -71,7 +71,7 @@ def _conf(text: str | None) -> dict | None:
 
 
 def _client(args: argparse.Namespace):
-    from pipelines.components.environment import airflow_login
+    from pipelines.runtime.environment import airflow_login
 
     login = airflow_login(args.url)
     if login.url is None:

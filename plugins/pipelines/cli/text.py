@@ -35,7 +35,7 @@ def note_unwritten(lake) -> None:
     """On standard error: the namespace has written nothing in this lake yet (a typo in
     ``--namespace`` would otherwise read as a namespace with no data, or a deploy to a new one)."""
     from pipelines.components.lake import claimed
-    from pipelines.components.secrets import redact
+    from pipelines.runtime.secrets import redact
 
     if not claimed(lake.storage, lake.prefix):
         print(

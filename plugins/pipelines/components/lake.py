@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pipelines.common.partitions import Ingestion, Layer, partition_key, table_path
-from pipelines.components import environment
-from pipelines.components.branch import NAMESPACE_RE
 from pipelines.components.resources import LOG_DIR, Storage, Table
 from pipelines.exceptions import NamespaceError
+from pipelines.runtime import environment
+from pipelines.runtime.branch import NAMESPACE_RE
 
 MARKER = "_namespace.json"  # {root}/{namespace}/_namespace.json: who writes this prefix
 

@@ -30,8 +30,6 @@ from pipelines.common.partitions import (
     latest_complete_interval,
     parse_date,
 )
-from pipelines.components import environment
-from pipelines.components.secrets import redact
 from pipelines.config import Kind, load_project
 from pipelines.exceptions import (
     ConfigError,
@@ -42,6 +40,8 @@ from pipelines.exceptions import (
     SchemaDriftError,
     WorkflowError,
 )
+from pipelines.runtime import environment
+from pipelines.runtime.secrets import redact
 from pipelines.workflow_specs import DAILY
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import partition_name
-from pipelines.components.secrets import redact
 from pipelines.components.storage import Storage
 from pipelines.exceptions import CommitConflict
+from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,9 +17,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pipelines.components import environment
-from pipelines.components.secrets import redact, s3_filesystem
 from pipelines.exceptions import LakeError, OutsideNamespace
+from pipelines.runtime import environment
+from pipelines.runtime.secrets import redact, s3_filesystem
 
 log = logging.getLogger(__name__)
 RETRIES = 5

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.components import environment
 from pipelines.config import Kind, Project
 from pipelines.local import RunOutcome, run_dag
+from pipelines.runtime import environment
 
 
 def ordered_children(project: Project, cookbook: str) -> list[str]:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.components.branch import normalise
+from pipelines.runtime.branch import normalise
 
 GIT_BUNDLE = "airflow.providers.git.bundles.git.GitDagBundle"
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.components import bundles
-from pipelines.components.branch import NAMESPACE_RE, git_branch, normalise
+from pipelines.runtime import bundles
+from pipelines.runtime.branch import NAMESPACE_RE, git_branch, normalise
 
 DEFAULT_NAMESPACE = "local"
 LAKE_CONN_ENV = "PIPELINES_LAKE_CONN_ID"
