@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 from bench import synth
 from pipelines import schema
 from pipelines.common.partitions import Layer
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot, Table
 from pipelines.merge import MergeResult
 from pipelines.registry import Dataset
 from pipelines.table_config import CONFIG, of_dataset

@@ -14,10 +14,10 @@ import pandas as pd
 
 from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import AggregateSpec, Project
 from pipelines.exceptions import ConfigError, Problem
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.merge import MergeResult
 from pipelines.registry import Dataset
 from pipelines.schema import read_current

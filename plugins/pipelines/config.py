@@ -17,8 +17,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from pipelines.components.lake import Lake
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
+from pipelines.lake.lake import Lake
 from pipelines.namespaces import (
     NAMESPACES,
     NamespaceKind,

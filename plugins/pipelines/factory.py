@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from airflow.sdk import DAG, get_parsing_context
 
 from pipelines import freshness
-from pipelines.components.lake import Lake
 from pipelines.components.operators import default_args
 from pipelines.config import Project, load_project
+from pipelines.lake.lake import Lake
 from pipelines.namespaces import NamespaceSpec
 from pipelines.registry import Dataset
 from pipelines.runtime import bundles, environment

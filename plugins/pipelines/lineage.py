@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.common.partitions import Ingestion, Layer
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot, Table
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import pandas as pd
 from pipelines import schema
 from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval, Layer
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.registry import Dataset
 from pipelines.table_config import CONFIG, of_dataset
 

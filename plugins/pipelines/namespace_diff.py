@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.common.partitions import Ingestion, Layer, partition_key
-from pipelines.components.lake import Lake
 from pipelines.config import Kind, Project
+from pipelines.lake.lake import Lake
 from pipelines.schema import as_stored
 
 CATEGORIES = ("only_left", "only_right", "changed")

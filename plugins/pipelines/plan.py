@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines.common.partitions import SEGMENT_RE, Layer
-from pipelines.components.lake import Lake
 from pipelines.config import Kind, Project
+from pipelines.lake.lake import Lake
 from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is made of
     NOT_RECORDED,
     TABLES,

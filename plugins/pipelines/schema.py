@@ -15,8 +15,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from pipelines.common import transforms
-from pipelines.components.resources import Snapshot, Table
 from pipelines.exceptions import SchemaDriftError
+from pipelines.lake.tables import Snapshot, Table
 from pipelines.registry import Dataset, SchemaChange
 
 

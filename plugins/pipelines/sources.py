@@ -12,9 +12,9 @@ import json
 import pandas as pd
 
 from pipelines.common.partitions import Interval, source_for
-from pipelines.components.resources import read_parquet_bytes
-from pipelines.components.storage import reached, retry
 from pipelines.exceptions import SourceError
+from pipelines.lake.storage import reached, retry
+from pipelines.lake.tables import read_parquet_bytes
 from pipelines.registry import Dataset, SourceOptions
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact, s3_filesystem

@@ -13,7 +13,6 @@ import functools
 from airflow.sdk import Asset, TaskGroup
 
 from pipelines.common.partitions import Layer
-from pipelines.components.lake import Lake
 from pipelines.components.operators import (
     AggregateOperator,
     CheckKeysOperator,
@@ -23,6 +22,7 @@ from pipelines.components.operators import (
     WorkflowOperator,
 )
 from pipelines.config import AggregateSpec, Project
+from pipelines.lake.lake import Lake
 from pipelines.registry import Dataset
 from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
 

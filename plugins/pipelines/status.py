@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pipelines.common.partitions import Layer, interval_for, run_days, utc
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot
 from pipelines.config import AggregateSpec, Kind, Project
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot
 from pipelines.registry import Dataset
 from pipelines.run_dates import DAILY, latest_date, waits_for
 from pipelines.workflow_specs import WorkflowSpec

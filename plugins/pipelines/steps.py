@@ -19,10 +19,10 @@ from pipelines import sources
 from pipelines.aggregation import aggregate
 from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer, interval_for
-from pipelines.components.lake import Lake
-from pipelines.components.resources import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.merge import MergeResult, merge
 from pipelines.registry import Dataset
 from pipelines.runtime.secrets import redact

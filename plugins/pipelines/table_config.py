@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import AggregateSpec, CookbookSpec
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.registry import Dataset
 from pipelines.runtime.secrets import redact
 from pipelines.workflow_specs import WorkflowSpec

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import Layer, format_date, interval_for, parse_date
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Snapshot, Table, commit_with_retry
 from pipelines.config import Project
 from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.output import validated
 from pipelines.runtime.environment import include_dir
 from pipelines.schema import as_stored

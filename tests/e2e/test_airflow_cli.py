@@ -58,7 +58,7 @@ def test_airflow_dags_test_writes_the_partition_of_its_date(project):
 
     import pandas as pd
 
-    from pipelines.components.lake import Lake
+    from pipelines.lake.lake import Lake
 
     frame = Lake(str(home / "lake"), "local").table("raw", "orders").read(["2024-01-02"])
     source = pd.read_csv(REPO / "include" / "sample" / "orders" / "orders_2024-01-02.csv")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.workers import status_lake
-from pipelines.components.lake import Lake
+from pipelines.lake.lake import Lake
 
 BUDGET_S = 2.0
 DATASETS, DAYS = 100, 365

@@ -30,8 +30,8 @@ TABLE_LOG = "_log"  # a folder holding one, under the lake, is a table (componen
 def lake_tables(root: Path) -> dict[str, dict]:
     """Every table under a lake root, by path: its version, its manifest's metadata (each day's
     run metrics), and each partition's entry (rows, ranges) and rows as a DataFrame."""
-    from pipelines.components.resources import Table
-    from pipelines.components.storage import Storage
+    from pipelines.lake.storage import Storage
+    from pipelines.lake.tables import Table
 
     storage = Storage(str(root))
     found = {}

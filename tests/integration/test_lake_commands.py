@@ -93,7 +93,7 @@ def test_namespace_is_an_option_of_every_lake_command(ran, capsys):
 
 
 def _lake(namespace):
-    from pipelines.components.lake import Lake
+    from pipelines.lake.lake import Lake
 
     return Lake.from_env(namespace)
 

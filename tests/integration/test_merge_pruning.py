@@ -8,7 +8,7 @@ import pytest
 
 import pipelines
 from pipelines.common.partitions import Layer
-from pipelines.components.lake import Lake
+from pipelines.lake.lake import Lake
 from pipelines.steps import run_steps
 from tests.conftest import write_registry
 

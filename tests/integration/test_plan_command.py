@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.common.partitions import Layer
-from pipelines.components.lake import Lake
+from pipelines.lake.lake import Lake
 from pipelines.steps import run_steps
 from pipelines.table_config import CONFIG, reset
 

@@ -169,7 +169,7 @@ def test_a_master_namespace_cannot_be_dropped(home, capsys, monkeypatch):
 
 
 def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
-    from pipelines.components.resources import commit_with_retry
+    from pipelines.lake.tables import commit_with_retry
 
     for day in DAYS:
         run_steps("orders", day)
@@ -198,7 +198,7 @@ def test_a_research_run_whose_code_writes_into_serving_fails_clearly(
 ):
     """A bug that makes research believe it owns the raw layer: its extract then writes the
     delivery into serving's raw table, and the run fails on the guard, naming both prefixes."""
-    from pipelines.components.lake import Lake
+    from pipelines.lake.lake import Lake
     from pipelines.local import run_dag
 
     before = files_of(serving / "serving")

@@ -13,8 +13,8 @@ import pytest
 
 import pipelines
 from pipelines.cli import main
-from pipelines.components.lake import Lake
 from pipelines.config import load_project
+from pipelines.lake.lake import Lake
 from pipelines.steps import run_steps
 from pipelines.workflows import run as run_workflow
 

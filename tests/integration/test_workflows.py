@@ -11,7 +11,7 @@ import pytest
 import pipelines
 from pipelines.client import Client
 from pipelines.common.partitions import Layer
-from pipelines.components.lake import Lake
+from pipelines.lake.lake import Lake
 from tests.conftest import data_columns
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]

@@ -66,7 +66,7 @@ CRASH_POINTS = {  # where a worker dies: (storage method, path fragment, cleaned
 
 def crash_at(env: Env, method: str, fragment: str, days) -> None:
     """Worker: run extract+merge of the days; die (exit 137, no clean-up) at the crash point."""
-    from pipelines.components import resources
+    from pipelines.lake import tables as resources
 
     original = getattr(resources.Storage, method)
 
@@ -120,7 +120,7 @@ def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
     airflow_db, project, expected, fast_dir, monkeypatch, task
 ):
     import pipelines.merge
-    from pipelines.components import resources
+    from pipelines.lake import tables as resources
     from pipelines.local import load_dag, parsing_only
 
     monkeypatch.setenv("PIPELINES_HOME", str(project))

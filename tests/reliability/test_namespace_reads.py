@@ -82,7 +82,7 @@ def deliver(home: str, label: str) -> None:
 
 
 def lakes(root: str):
-    from pipelines.components.lake import Lake
+    from pipelines.lake.lake import Lake
 
     return Lake(root, "serving"), Lake(root, "exp", upstream="serving")
 
@@ -101,7 +101,7 @@ def work_serving(home: str, root: str, barrier, report: str) -> None:
     report which version holds which delivery, when each was committed, what the sweeps
     deleted."""
     from pipelines.common.partitions import Layer
-    from pipelines.components.resources import sweep
+    from pipelines.lake.tables import sweep
     from pipelines.steps import run_steps
 
     env = Env(home, root, "serving")
@@ -125,7 +125,7 @@ def work_research(home: str, root: str, barrier, report: str) -> None:
     """Worker: merge day D from serving's raw until the time is up, recording for each merge
     the serving file it read, the reads a vacuum beat, and what the merge left; and every path
     this process wrote, created or deleted."""
-    from pipelines.components import resources
+    from pipelines.lake import tables as resources
     from pipelines.steps import run_steps
 
     _, lake = lakes(root)
@@ -206,7 +206,7 @@ def test_research_reads_a_consistent_raw_version_while_serving_rewrites_and_vacu
     procs, fast_dir, figures
 ):
     from pipelines.common.partitions import Layer
-    from pipelines.components.resources import sweep
+    from pipelines.lake.tables import sweep
     from pipelines.steps import run_steps
 
     home = make_home(fast_dir / "home")

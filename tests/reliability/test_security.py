@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components.lake import Lake
-from pipelines.components.resources import Storage
 from pipelines.exceptions import LakeError, PipelinesError
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import Storage
 from tests.conftest import REPO
 from tests.reliability.s3server import BUCKET, PASSWORD, Fault
 from tests.reliability.workload import DAYS, Env
@@ -118,7 +118,7 @@ def test_tables_cannot_leave_the_lake(tmp_path, name):
 def test_a_partition_cannot_be_written_outside_its_table(tmp_path):
     import pandas as pd
 
-    from pipelines.components.resources import EMPTY
+    from pipelines.lake.tables import EMPTY
 
     table = Lake(str(tmp_path / "lake"), "local").table("raw", "t")
     with pytest.raises(ValueError, match="is not a date in the form YYYY-MM-DD"):

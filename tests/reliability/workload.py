@@ -194,7 +194,7 @@ class Env:
                     os.environ[key] = value
 
     def lake_obj(self):
-        from pipelines.components.lake import Lake
+        from pipelines.lake.lake import Lake
 
         with self.active():
             return Lake.from_env()
@@ -228,8 +228,8 @@ def work_days(env: Env, names, days, steps, progress: str) -> None:
 
 def work_counting_conflicts(env: Env, names, days, steps, report: str) -> None:
     """Worker: run the days; write how many commits lost a race and were retried."""
-    from pipelines.components import resources
     from pipelines.exceptions import CommitConflict
+    from pipelines.lake import tables as resources
 
     lost = []
     original = resources.Table.commit
@@ -255,7 +255,7 @@ def work_queue(env: Env, names, queue, steps=None) -> None:
 def record_paths(methods, into: set[str]) -> None:
     """From now on in this process, every call of those ``Storage`` methods adds the lake paths
     it is given to ``into`` (a worker's record of what it touched)."""
-    from pipelines.components import resources
+    from pipelines.lake import tables as resources
 
     for method in methods:
         original = getattr(resources.Storage, method)

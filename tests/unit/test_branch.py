@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.components.lake import MARKER, Lake, claimed
 from pipelines.exceptions import NamespaceError, PipelinesError
+from pipelines.lake.lake import MARKER, Lake, claimed
 from pipelines.runtime import bundles, environment
 from pipelines.runtime.branch import git_branch, git_dir
 from pipelines.runtime.environment import Resolved, normalise, resolve_namespace

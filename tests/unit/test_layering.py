@@ -82,9 +82,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.runtime.branch",
         "pipelines.runtime.bundles",
         "pipelines.runtime.secrets",
-        "pipelines.components.storage",
-        "pipelines.components.resources",
-        "pipelines.components.lake",
+        "pipelines.lake.storage",
+        "pipelines.lake.tables",
+        "pipelines.lake",
+        "pipelines.lake.lake",
     ),
     "ground": (
         "pipelines.common",

@@ -35,8 +35,8 @@ def _run_cookbook(name):
 
 
 def _verify(name):
-    from pipelines.components.lake import Lake
     from pipelines.cookbooks.checks import verify
+    from pipelines.lake.lake import Lake
 
     verify(load_project(), name, Lake.from_env())
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.components.storage import retry
 from pipelines.exceptions import LakeError
+from pipelines.lake.storage import retry
 
 WHERE = "s3://bkt/lake/local/raw/orders/_log (Airflow connection 'pipelines_lake')"
 

@@ -167,7 +167,7 @@ def test_only_text_shaped_like_a_date_is_a_date():
 
 
 def test_key_ranges_of_dates_and_timestamps_compare_alike():
-    from pipelines.components.resources import value_range
+    from pipelines.lake.tables import value_range
 
     dates = value_range(pd.Series(pd.to_datetime(["2024-01-02", "2024-01-03"])))
     stamps = value_range(pd.Series(pd.to_datetime(["2024-01-02T00:00:00Z"], utc=True)))

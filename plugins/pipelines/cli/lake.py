@@ -72,8 +72,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
     quiet_airflow()
-    from pipelines.components.resources import sweep
     from pipelines.config import load_project
+    from pipelines.lake.tables import sweep
 
     project = load_project()
     tables = _tables(project, project.lake(), foreign=False)

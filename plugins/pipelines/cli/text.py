@@ -34,7 +34,7 @@ def quiet_airflow() -> None:
 def note_unwritten(lake) -> None:
     """On standard error: the namespace has written nothing in this lake yet (a typo in
     ``--namespace`` would otherwise read as a namespace with no data, or a deploy to a new one)."""
-    from pipelines.components.lake import claimed
+    from pipelines.lake.lake import claimed
     from pipelines.runtime.secrets import redact
 
     if not claimed(lake.storage, lake.prefix):

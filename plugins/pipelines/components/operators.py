@@ -45,7 +45,7 @@ from pipelines.runtime.secrets import redact
 from pipelines.workflow_specs import DAILY
 
 if TYPE_CHECKING:
-    from pipelines.components.lake import Lake
+    from pipelines.lake.lake import Lake
     from pipelines.lineage import TaskLineage
 
 # What the last tasks of this process returned, and why the failed ones failed, by

@@ -9,11 +9,11 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, BaseOperator
 
 from pipelines.common.partitions import format_date
-from pipelines.components.lake import Lake
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.config import CookbookSpec, Kind, Project, load_project
 from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
+from pipelines.lake.lake import Lake
 from pipelines.namespaces import NamespaceSpec
 from pipelines.runtime import environment
 from pipelines.runtime.environment import child_run_id

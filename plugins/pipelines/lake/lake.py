@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pipelines.common.partitions import Ingestion, Layer, partition_key, table_path
-from pipelines.components.resources import LOG_DIR, Storage, Table
 from pipelines.exceptions import NamespaceError
+from pipelines.lake.tables import LOG_DIR, Storage, Table
 from pipelines.runtime import environment
 from pipelines.runtime.branch import NAMESPACE_RE
 

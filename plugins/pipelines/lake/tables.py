@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import partition_name
-from pipelines.components.storage import Storage
 from pipelines.exceptions import CommitConflict
+from pipelines.lake.storage import Storage
 from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
