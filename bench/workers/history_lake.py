@@ -35,8 +35,8 @@ from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table
 from pipelines.merge import MergeResult
-from pipelines.registry import Dataset
-from pipelines.table_config import CONFIG, of_dataset
+from pipelines.project.registry import Dataset
+from pipelines.project.table_config import CONFIG, of_dataset
 
 BATCH_DAYS = 365
 LATE_DAYS = 1

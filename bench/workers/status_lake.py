@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 
 from pipelines.common.partitions import Layer
-from pipelines.config import load_project
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
+from pipelines.project.config import load_project
 
 START = dt.date(2024, 1, 1)
 ROWS = 5_000  # a delivery's rows (only counted: no file holds them)

@@ -14,14 +14,14 @@ import pandas as pd
 
 from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer
-from pipelines.config import AggregateSpec, Project
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.merge import MergeResult
-from pipelines.registry import Dataset
+from pipelines.project.config import AggregateSpec, Project
+from pipelines.project.registry import Dataset
+from pipelines.project.table_config import CONFIG, of_aggregate
 from pipelines.schema import read_current
-from pipelines.table_config import CONFIG, of_aggregate
 
 
 def aggregate(

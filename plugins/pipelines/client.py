@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 from pipelines.airflow_rest import AirflowRest, RemoteRun
 from pipelines.common.partitions import date_option
-from pipelines.config import RUNNABLE, Kind, Project, load_project
 from pipelines.cookbooks.local import ordered_children, run_cookbook
 from pipelines.exceptions import AirflowError, PipelinesError, RunFailed
 from pipelines.local import RunOutcome, configure, run_dag
-from pipelines.run_dates import latest_date, run_dates
+from pipelines.project.config import RUNNABLE, Kind, Project, load_project
+from pipelines.project.run_dates import latest_date, run_dates
 from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
 from pipelines.runtime import environment
 
@@ -204,7 +204,8 @@ class Client:
         :param on_state: called when a remote run's state changes while it is waited for
         :raises ConfigError: a config file cannot be read at all
         :raises UnknownNameError: ``name`` is not a dataset, a workflow or a cookbook
-        :raises DateError: a date is malformed, or cannot be run (see :mod:`pipelines.run_dates`)
+        :raises DateError: a date is malformed, or cannot be run (see
+            :mod:`pipelines.project.run_dates`)
         :raises AirflowError: Airflow is unreachable, refused the login, has the DAG paused or
             not at all, or the wait ran out (:class:`~pipelines.exceptions.RunTimeout`)
         """

@@ -19,10 +19,11 @@ from airflow.sdk import DAG, get_parsing_context
 
 from pipelines import freshness
 from pipelines.components.operators import default_args
-from pipelines.config import Project, load_project
 from pipelines.lake.lake import Lake
-from pipelines.namespaces import NamespaceSpec
-from pipelines.registry import Dataset
+from pipelines.project.config import Project, load_project
+from pipelines.project.namespaces import NamespaceSpec
+from pipelines.project.registry import Dataset
+from pipelines.project.workflows import WorkflowSpec
 from pipelines.runtime import bundles, environment
 from pipelines.stages import (
     aggregate,
@@ -34,7 +35,6 @@ from pipelines.stages import (
     workflow,
 )
 from pipelines.timetable import PipelinesTimetable
-from pipelines.workflow_specs import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ def build_dags(
 ) -> dict[str, DAG]:
     """Every DAG of the project in this namespace (or only the one being parsed for).
 
-    The namespace's kind decides the schedules (:mod:`pipelines.namespaces`): serving's DAGs run
-    as the registry says; master schedules only its e2e cookbook; research schedules nothing.
+    The namespace's kind decides the schedules (:mod:`pipelines.project.namespaces`): serving's
+    DAGs run as the registry says; master schedules only its e2e cookbook; research schedules
+    nothing.
 
     :param strict: raise on any config problem instead of logging it and skipping the entry
     :param dag_file: the DAG file being parsed: from a DAG bundle, the namespace and the project

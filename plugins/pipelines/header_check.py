@@ -17,9 +17,9 @@ from pathlib import Path
 
 from pipelines import sources
 from pipelines.common.partitions import interval_for, source_pattern
-from pipelines.config import AGGREGATES, Project
 from pipelines.exceptions import PipelinesError, Problem
-from pipelines.registry import Dataset
+from pipelines.project.config import AGGREGATES, Project
+from pipelines.project.registry import Dataset
 
 HEAD_BYTES = 1 << 16  # enough for a header line and the first JSON Lines records
 

@@ -24,8 +24,8 @@ from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
-from pipelines.registry import Dataset
-from pipelines.table_config import CONFIG, of_dataset
+from pipelines.project.registry import Dataset
+from pipelines.project.table_config import CONFIG, of_dataset
 
 log = logging.getLogger(__name__)
 

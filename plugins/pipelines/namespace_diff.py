@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.common.partitions import Ingestion, Layer, partition_key
-from pipelines.config import Kind, Project
 from pipelines.lake.lake import Lake
+from pipelines.project.config import Kind, Project
 from pipelines.schema import as_stored
 
 CATEGORIES = ("only_left", "only_right", "changed")

@@ -1,6 +1,6 @@
 """What deploying the project to a namespace would do (``pipelines plan``): the project's config
 against the config each of the namespace's tables was last written with (``meta["config"]``, see
-:mod:`pipelines.table_config`).
+:mod:`pipelines.project.table_config`).
 
 :func:`read_state` reads what the lake holds (manifests only); :func:`compare` is pure: wanted
 configs and a :class:`State` in, a :class:`Plan` out (what each change implies:
@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines.common.partitions import SEGMENT_RE, Layer
-from pipelines.config import Kind, Project
 from pipelines.lake.lake import Lake
 from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is made of
     NOT_RECORDED,
@@ -30,7 +29,8 @@ from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is
     shown,
 )
 from pipelines.plan_rules import ADDED, CHANGED, cookbook_change
-from pipelines.table_config import (
+from pipelines.project.config import Kind, Project
+from pipelines.project.table_config import (
     RETIRED,
     cookbooks_in,
     of_aggregate,

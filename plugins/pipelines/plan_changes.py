@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.common.partitions import Layer, interval_for
-from pipelines.config import Kind
+from pipelines.project.config import Kind
 
 Key = tuple[Kind, str]
 TABLES = {

@@ -10,7 +10,6 @@ import datetime as dt
 from collections.abc import Callable
 
 from pipelines.common.partitions import Layer, run_days
-from pipelines.config import Kind
 from pipelines.plan_changes import (
     DAILY,
     Action,
@@ -21,6 +20,7 @@ from pipelines.plan_changes import (
     State,
     shown,
 )
+from pipelines.project.config import Kind
 
 REBUILT_BY = ("primary_key", "partition_field", "incremental_field", "ingestion")
 

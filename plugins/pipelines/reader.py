@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from pipelines.common.partitions import Layer, date_option, format_date
-from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, PipelinesError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Table
+from pipelines.project.config import Kind, Project, load_project
 from pipelines.schema import as_stored
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pipelines.config import Kind
 from pipelines.cookbooks import VERIFY
+from pipelines.project.config import Kind
 
 EXTRACT, MERGE, CHECK, AGGREGATE, WORKFLOW = (
     "ingest.extract",

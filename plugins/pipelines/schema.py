@@ -17,7 +17,7 @@ import pandas as pd
 from pipelines.common import transforms
 from pipelines.exceptions import SchemaDriftError
 from pipelines.lake.tables import Snapshot, Table
-from pipelines.registry import Dataset, SchemaChange
+from pipelines.project.registry import Dataset, SchemaChange
 
 
 def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pipelines.common.partitions import Interval, source_for
 from pipelines.exceptions import SourceError
 from pipelines.lake.storage import reached, retry
 from pipelines.lake.tables import read_parquet_bytes
-from pipelines.registry import Dataset, SourceOptions
+from pipelines.project.registry import Dataset, SourceOptions
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact, s3_filesystem
 

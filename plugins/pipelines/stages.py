@@ -21,10 +21,10 @@ from pipelines.components.operators import (
     MergeOperator,
     WorkflowOperator,
 )
-from pipelines.config import AggregateSpec, Project
 from pipelines.lake.lake import Lake
-from pipelines.registry import Dataset
-from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
+from pipelines.project.config import AggregateSpec, Project
+from pipelines.project.registry import Dataset
+from pipelines.project.workflows import WorkflowInput, WorkflowSpec
 
 
 def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:

@@ -6,8 +6,9 @@ its raw deliveries and each day's run), an aggregate's and a workflow's output. 
 the run days from its start to its newest one that have nothing: no raw delivery for a dataset,
 no recorded run for an aggregate or a workflow. Its **freshness** compares the newest day that
 has *landed* (run, and checks passed: :meth:`Snapshot.has_landed`, what a workflow asks before it
-reads the day) with the latest complete interval (:func:`pipelines.run_dates.latest_date`): it is
-*late* when the first interval it lacks ended longer ago than its allowance.
+reads the day) with the latest complete interval
+(:func:`pipelines.project.run_dates.latest_date`): it is *late* when the first interval it lacks
+ended longer ago than its allowance.
 
 Allowances: a dataset's is its registry ``freshness`` (none: never late); an aggregate's is its
 dataset's (the same run writes both); a workflow's is the largest of the datasets it waits for
@@ -24,12 +25,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pipelines.common.partitions import Layer, interval_for, run_days, utc
-from pipelines.config import AggregateSpec, Kind, Project
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
-from pipelines.registry import Dataset
-from pipelines.run_dates import DAILY, latest_date, waits_for
-from pipelines.workflow_specs import WorkflowSpec
+from pipelines.project.config import AggregateSpec, Kind, Project
+from pipelines.project.registry import Dataset
+from pipelines.project.run_dates import DAILY, latest_date, waits_for
+from pipelines.project.workflows import WorkflowSpec
 
 FAILED = "failed"  # how a day's failed checks start, in meta.runs[D]["checks"]
 COLUMNS = ("NAME", "KIND", "RAW", "PARTITION", "ROWS", "QUARANTINED", "CHECKS", "GAPS", "FRESHNESS")

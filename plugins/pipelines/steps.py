@@ -19,14 +19,14 @@ from pipelines import sources
 from pipelines.aggregation import aggregate
 from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer, interval_for
-from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.merge import MergeResult, merge
-from pipelines.registry import Dataset
+from pipelines.project.config import Kind, Project, load_project
+from pipelines.project.registry import Dataset
+from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
-from pipelines.table_config import CONFIG, of_dataset
 
 __all__ = ["STEPS", "MergeResult", "aggregate", "check_keys", "extract", "merge", "run_steps"]
 log = logging.getLogger(__name__)

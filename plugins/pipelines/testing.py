@@ -18,9 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines.common.partitions import date_option, format_date
-from pipelines.config import Kind, Project, load_project
 from pipelines.exceptions import PipelinesError
 from pipelines.output import Output
+from pipelines.project.config import Kind, Project, load_project
 from pipelines.workflows import call, resolve
 
 

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import Layer, format_date, interval_for, parse_date
-from pipelines.config import Project
 from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.output import validated
+from pipelines.project.config import Project
+from pipelines.project.table_config import CONFIG, of_workflow
+from pipelines.project.workflows import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
 from pipelines.runtime.environment import include_dir
 from pipelines.schema import as_stored
-from pipelines.table_config import CONFIG, of_workflow
-from pipelines.workflow_specs import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
 
 if TYPE_CHECKING:
     import pandas as pd

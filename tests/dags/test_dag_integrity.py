@@ -197,7 +197,7 @@ def test_manual_run_without_a_date_point_gets_latest_complete_interval():
 
 @pytest.mark.parametrize("name", ["customer_features", "train_refund_model"])
 def test_a_workflow_dag_reads_its_inputs_and_writes_its_table_as_assets(bag, name):
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     spec = load_project().workflow(name)
     dag = bag.dags[f"local__workflow__{name}"]

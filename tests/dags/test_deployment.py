@@ -114,7 +114,7 @@ def test_the_bundles_give_a_serving_a_master_and_a_research_namespace():
     kinds, and nothing pins one namespace or project home over them."""
     import json
 
-    from pipelines.namespaces import load_rules
+    from pipelines.project.namespaces import load_rules
     from pipelines.runtime.bundles import GIT_BUNDLE, Bundle, check_bundles
 
     env = compose()["services"]["dag-processor"]["environment"]

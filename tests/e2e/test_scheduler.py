@@ -18,8 +18,8 @@ import urllib.parse
 
 import pytest
 
-from pipelines.config import load_project
 from pipelines.lake.lake import Lake
+from pipelines.project.config import load_project
 from pipelines.reader import read
 from pipelines.steps import run_steps
 from tests.conftest import data_columns

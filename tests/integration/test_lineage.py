@@ -31,7 +31,7 @@ import json, sys
 from pipelines.local import configure, load_dag
 configure(database=False)
 from pipelines.client import Client
-from pipelines.config import Kind
+from pipelines.project.config import Kind
 from pipelines.run_outputs import outputs_of
 result = Client().submit("customer_features", sys.argv[1], upstream=True)
 assert result.ok, [(r.dag_id, r.error) for r in result.runs]

@@ -12,8 +12,8 @@ import pytest
 import pipelines
 from pipelines.cli import main
 from pipelines.common.partitions import Layer
-from pipelines.config import load_project
 from pipelines.exceptions import LakeError
+from pipelines.project.config import load_project
 from pipelines.steps import run_steps
 from tests.conftest import data_columns
 

@@ -13,8 +13,8 @@ import pytest
 
 import pipelines
 from pipelines.cli import main
-from pipelines.config import load_project
 from pipelines.lake.lake import Lake
+from pipelines.project.config import load_project
 from pipelines.steps import run_steps
 from pipelines.workflows import run as run_workflow
 

@@ -11,8 +11,8 @@ import pytest
 
 from pipelines import Client
 from pipelines.cli import main
-from pipelines.config import load_project
-from pipelines.run_dates import latest_date
+from pipelines.project.config import load_project
+from pipelines.project.run_dates import latest_date
 
 
 def test_submit_prints_each_run_and_the_outputs_by_name(home, capsys):

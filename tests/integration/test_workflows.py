@@ -195,7 +195,7 @@ def test_backfill_runs_a_workflow_for_each_day(cooked, capsys):
 
 
 def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(cooked):
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
     from pipelines.workflows import rerun_days
 
     project, lake = load_project(), Lake.from_env()

@@ -13,8 +13,8 @@ import os
 
 import pytest
 
-from pipelines.config import load_project
-from pipelines.registry import COLUMNS, parse_registry
+from pipelines.project.config import load_project
+from pipelines.project.registry import COLUMNS, parse_registry
 from tests.conftest import REPO
 
 HEADER = list(COLUMNS)

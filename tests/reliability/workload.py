@@ -200,7 +200,7 @@ class Env:
             return Lake.from_env()
 
     def project(self):
-        from pipelines.config import load_project
+        from pipelines.project.config import load_project
 
         return load_project(Path(self.home) / "include")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.config import load_project
+from pipelines.project.config import load_project
 from tests.conftest import REPO
 
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from pipelines import freshness
-from pipelines.registry import parse_registry
+from pipelines.project.registry import parse_registry
 
 HEADER = (
     "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,schedule,"

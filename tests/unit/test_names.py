@@ -7,8 +7,8 @@ import pytest
 
 import pipelines
 from pipelines.cli import main
-from pipelines.config import RUNNABLE, load_project
 from pipelines.exceptions import UnknownNameError
+from pipelines.project.config import RUNNABLE, load_project
 
 DATASETS = "known: orders, customers, events"
 WORKFLOWS = "customer_features, train_refund_model"

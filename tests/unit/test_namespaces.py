@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.exceptions import ConfigError, NamespaceError
-from pipelines.namespaces import (
+from pipelines.project.namespaces import (
     DEFAULT_RULES,
     NAMESPACES,
     NamespaceKind,

@@ -6,17 +6,17 @@ from dataclasses import replace
 
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
-from pipelines.config import AggregateSpec, Child, CookbookSpec, Kind
 from pipelines.plan import Action, Backfill, Plan, Recorded, State, compare
-from pipelines.registry import parse_registry
-from pipelines.table_config import (
+from pipelines.project.config import AggregateSpec, Child, CookbookSpec, Kind
+from pipelines.project.registry import parse_registry
+from pipelines.project.table_config import (
     RETIRED,
     of_aggregate,
     of_cookbook,
     of_dataset,
     of_workflow,
 )
-from pipelines.workflow_specs import WorkflowInput, WorkflowSpec
+from pipelines.project.workflows import WorkflowInput, WorkflowSpec
 
 HEADER = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date\n"
 ORDERS = "orders,s/orders_{ds}.csv,order_id,updated_at,order_date,incremental,2024-01-02\n"

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipelines.exceptions import RegistryError
-from pipelines.registry import Ingestion, SchemaChange, load_registry, parse_registry
+from pipelines.project.registry import Ingestion, SchemaChange, load_registry, parse_registry
 
 HEADER = (
     "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,schedule,"

@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 
 from pipelines.common.partitions import date_option
-from pipelines.config import load_project
 from pipelines.exceptions import DateError
-from pipelines.run_dates import run_dates
+from pipelines.project.config import load_project
+from pipelines.project.run_dates import run_dates
 from tests.conftest import write_registry
 
 NOW = dt.datetime(2024, 3, 10, 12, 0, tzinfo=dt.UTC)

@@ -12,8 +12,8 @@ from pipelines.components.operators import (
     MergeOperator,
     WorkflowOperator,
 )
-from pipelines.config import Kind
 from pipelines.cookbooks import VERIFY
+from pipelines.project.config import Kind
 from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
 
 DATASET_RESULTS = {

@@ -176,7 +176,7 @@ def test_key_ranges_of_dates_and_timestamps_compare_alike():
 
 
 def test_a_field_with_no_value_in_a_delivery_does_not_decide_its_kind():
-    from pipelines.registry import parse_registry
+    from pipelines.project.registry import parse_registry
     from pipelines.schema import delivery_kinds
 
     header = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date"

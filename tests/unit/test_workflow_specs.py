@@ -10,9 +10,9 @@ import pytest
 
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
-from pipelines.config import Kind, load_project
 from pipelines.exceptions import PipelinesError
 from pipelines.output import Output, WorkflowError
+from pipelines.project.config import Kind, load_project
 from pipelines.testing import run_workflow
 
 

@@ -59,7 +59,7 @@ def _columns(frame, args: argparse.Namespace):
 
 def cmd_show(args: argparse.Namespace) -> int:
     quiet_airflow()
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     project = load_project()
     lake = project.lake()
@@ -72,8 +72,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
     quiet_airflow()
-    from pipelines.config import load_project
     from pipelines.lake.tables import sweep
+    from pipelines.project.config import load_project
 
     project = load_project()
     tables = _tables(project, project.lake(), foreign=False)

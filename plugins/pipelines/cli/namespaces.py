@@ -25,7 +25,7 @@ def cmd_namespace(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     project = load_project()
     spec = project.namespace()
@@ -60,8 +60,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from pipelines.config import load_project
-    from pipelines.namespaces import in_lake
+    from pipelines.project.config import load_project
+    from pipelines.project.namespaces import in_lake
 
     project = load_project()
     current = project.lake()
@@ -78,8 +78,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _drop(args: argparse.Namespace) -> int:
-    from pipelines.config import load_project
-    from pipelines.namespaces import to_drop
+    from pipelines.project.config import load_project
+    from pipelines.project.namespaces import to_drop
 
     project = load_project()
     found = to_drop(Path(project.include), project.lake().root, args.name)
@@ -105,8 +105,8 @@ def _drop(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from pipelines.config import load_project
     from pipelines.namespace_diff import diff_namespaces
+    from pipelines.project.config import load_project
 
     project = load_project()
     here = project.lake()

@@ -34,8 +34,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from pipelines.config import load_project
     from pipelines.plan import plan
+    from pipelines.project.config import load_project
 
     project = load_project(strict=True)  # a skipped entry would read as removed
     lake = project.lake()  # the namespace's lake, opened as `namespace diff` opens the other's
@@ -105,7 +105,7 @@ def _apply(found, project, lake, args: argparse.Namespace) -> bool:
     """Empty the tables to rebuild, run the backfills, then record what needed no run; False
     when a backfill failed (nothing more is recorded: the next plan shows the rest)."""
     from pipelines.plan import settle
-    from pipelines.table_config import reset
+    from pipelines.project.table_config import reset
 
     for change in found.changes:
         for layer, name in change.reset:

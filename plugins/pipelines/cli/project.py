@@ -11,7 +11,7 @@ from pipelines.cli.text import plural, quiet_airflow, table, warn_skipped
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     include = None
     if args.path:
@@ -62,7 +62,7 @@ def _home(include: Path | None) -> contextlib.AbstractContextManager:
 
 def _validate_file(path: Path) -> int:
     """A registry under another name: validated alone."""
-    from pipelines.registry import load_registry
+    from pipelines.project.registry import load_registry
 
     registry = load_registry(path)
     for problem in registry.problems:
@@ -110,7 +110,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     a cookbook's children (what a workflow reads)."""
     quiet_airflow()
     from pipelines.common.partitions import Layer
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     project = load_project()
     warn_skipped(project)

@@ -18,7 +18,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     start, end = _range(args)
     client = _client(args)
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     project = load_project()
     project.require_readable()
@@ -155,10 +155,10 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
     from pipelines.airflow_rest import FINISHED
     from pipelines.client import outcome_of
     from pipelines.common.partitions import date_option
-    from pipelines.run_dates import run_dates
+    from pipelines.project.run_dates import run_dates
 
     client = _client(args)
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     project = load_project()
     project.require_readable()

@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
     configure(verbose=args.verbose, database=args.airflow)
     from pipelines.client import Client
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
 
     project = load_project()
     project.require_readable()

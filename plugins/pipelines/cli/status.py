@@ -34,7 +34,7 @@ def add_parser(sub, namespace_help: str) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     quiet_airflow()
-    from pipelines.config import load_project
+    from pipelines.project.config import load_project
     from pipelines.runtime.environment import airflow_login
     from pipelines.runtime.secrets import redact
     from pipelines.status import COLUMNS, RUN_COLUMN, status

@@ -30,7 +30,6 @@ from pipelines.common.partitions import (
     latest_complete_interval,
     parse_date,
 )
-from pipelines.config import Kind, load_project
 from pipelines.exceptions import (
     ConfigError,
     NamespaceError,
@@ -40,9 +39,10 @@ from pipelines.exceptions import (
     SchemaDriftError,
     WorkflowError,
 )
+from pipelines.project.config import Kind, load_project
+from pipelines.project.workflows import DAILY
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact
-from pipelines.workflow_specs import DAILY
 
 if TYPE_CHECKING:
     from pipelines.lake.lake import Lake

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from pipelines.common import transforms
 from pipelines.common.partitions import Layer
-from pipelines.config import Kind, Project
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
+from pipelines.project.config import Kind, Project
 from pipelines.schema import read_current
 
 

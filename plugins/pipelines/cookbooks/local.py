@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.config import Kind, Project
 from pipelines.local import RunOutcome, run_dag
+from pipelines.project.config import Kind, Project
 from pipelines.runtime import environment
 
 

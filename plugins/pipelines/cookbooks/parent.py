@@ -10,14 +10,14 @@ from airflow.sdk import DAG, BaseOperator
 
 from pipelines.common.partitions import format_date
 from pipelines.components.operators import RESULTS, default_args, fail_clearly
-from pipelines.config import CookbookSpec, Kind, Project, load_project
 from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
-from pipelines.namespaces import NamespaceSpec
+from pipelines.project.config import CookbookSpec, Kind, Project, load_project
+from pipelines.project.namespaces import NamespaceSpec
+from pipelines.project.table_config import record_cookbook
 from pipelines.runtime import environment
 from pipelines.runtime.environment import child_run_id
-from pipelines.table_config import record_cookbook
 from pipelines.timetable import PipelinesTimetable
 
 

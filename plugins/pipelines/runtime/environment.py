@@ -2,7 +2,7 @@
 bundle being parsed (:mod:`.bundles`) and the project's git checkout (:mod:`.branch`).
 
 This is the only module that reads ``PIPELINES_*`` variables and decides the namespace's name
-(:func:`resolve_namespace`); what kind a namespace is lives in :mod:`pipelines.namespaces`.
+(:func:`resolve_namespace`); what kind a namespace is lives in :mod:`pipelines.project.namespaces`.
 """
 
 from __future__ import annotations

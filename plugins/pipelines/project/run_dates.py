@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 
 from pipelines.common.partitions import Interval, interval_for, intervals_between, utc
-from pipelines.config import Kind, Project
 from pipelines.exceptions import DateError
-from pipelines.registry import Dataset
+from pipelines.project.config import Kind, Project
+from pipelines.project.registry import Dataset
 
 DAILY = "0 0 * * *"  # a cookbook without a schedule of its own runs for days
 

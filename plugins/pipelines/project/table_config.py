@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipelines.config import AggregateSpec, CookbookSpec
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
-from pipelines.registry import Dataset
+from pipelines.project.config import AggregateSpec, CookbookSpec
+from pipelines.project.registry import Dataset
+from pipelines.project.workflows import WorkflowSpec
 from pipelines.runtime.secrets import redact
-from pipelines.workflow_specs import WorkflowSpec
 
 CONFIG = "config"  # the manifest's meta key
 RETIRED = "retired"  # set in a recorded config by `plan --apply` once its entry left the project

@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipelines.exceptions import Problem, RegistryError
-from pipelines.registry_values import (  # noqa: F401 - re-exported: the registry's contract
+from pipelines.project.registry_values import (  # noqa: F401 - re-exported: the registry's contract
     COLUMN_RE,
     COLUMN_RULE,
     NAME_RE,

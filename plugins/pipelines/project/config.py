@@ -19,14 +19,14 @@ from typing import Any
 
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.lake.lake import Lake
-from pipelines.namespaces import (
+from pipelines.project.namespaces import (
     NAMESPACES,
     NamespaceKind,
     NamespaceSpec,
     load_rules,
     namespace_spec,
 )
-from pipelines.registry import (
+from pipelines.project.registry import (
     COLUMN_RE,
     COLUMN_RULE,
     FILE,
@@ -36,13 +36,19 @@ from pipelines.registry import (
     check_schedule,
     load_registry,
 )
+from pipelines.project.workflows import (
+    WORKFLOWS,
+    Tables,
+    WorkflowSpec,
+    check_inputs,
+    parse_workflow,
+)
 from pipelines.runtime.environment import (
     cookbook_dag_id,
     dataset_dag_id,
     include_dir,
     workflow_dag_id,
 )
-from pipelines.workflow_specs import WORKFLOWS, Tables, WorkflowSpec, check_inputs, parse_workflow
 
 AGGREGATES = "aggregates.yaml"
 COOKBOOKS = "cookbooks.yaml"
@@ -135,7 +141,7 @@ class Project:
 
     def namespace(self, name: str | None = None) -> NamespaceSpec:
         """The namespace ``name`` (default: this process's) with its kind and settings
-        (``include/namespaces.yaml``, see :mod:`pipelines.namespaces`)."""
+        (``include/namespaces.yaml``, see :mod:`pipelines.project.namespaces`)."""
         return namespace_spec(self._include, name)
 
     def e2e_of(self, cookbook: str, where: NamespaceSpec) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ from pipelines.common.partitions import DATE_RE
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
 from pipelines.lake.lake import Lake, claimed
 from pipelines.lake.tables import LOG_DIR, Storage
-from pipelines.registry_values import check_schedule
+from pipelines.project.registry_values import check_schedule
 from pipelines.runtime import environment
 from pipelines.runtime.environment import NAMESPACE_RE, Resolved
 

@@ -19,7 +19,7 @@ from typing import Any
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
 from pipelines.exceptions import Problem
-from pipelines.registry_values import COLUMN_RE, COLUMN_RULE, NAME_RE, check_schedule
+from pipelines.project.registry_values import COLUMN_RE, COLUMN_RULE, NAME_RE, check_schedule
 
 WORKFLOWS = "workflows.yaml"
 FUNCTION_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<name>[A-Za-z_]\w*)$")

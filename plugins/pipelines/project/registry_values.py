@@ -1,7 +1,7 @@
 """How each value of a registry row is checked: names, sources, formats, keys, schedules, dates.
 
 Every checker reports through a :class:`Reporter` (file, line, column) and returns the parsed value,
-so :mod:`pipelines.registry` can collect all the problems of a row at once.
+so :mod:`pipelines.project.registry` can collect all the problems of a row at once.
 """
 
 from __future__ import annotations
