@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
-from pipelines.plan import Action, Backfill, Plan, Recorded, State, compare
+from pipelines.plan.compare import Action, Backfill, Plan, Recorded, State, compare
 from pipelines.project.config import AggregateSpec, Child, CookbookSpec, Kind
 from pipelines.project.registry import parse_registry
 from pipelines.project.table_config import (

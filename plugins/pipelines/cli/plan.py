@@ -34,7 +34,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from pipelines.plan import plan
+    from pipelines.plan.compare import plan
     from pipelines.project.config import load_project
 
     project = load_project(strict=True)  # a skipped entry would read as removed
@@ -96,7 +96,7 @@ def summary(found) -> str:
 
 
 def _text(value) -> str:
-    from pipelines.plan import shown
+    from pipelines.plan.compare import shown
 
     return shown(value)
 
@@ -104,7 +104,7 @@ def _text(value) -> str:
 def _apply(found, project, lake, args: argparse.Namespace) -> bool:
     """Empty the tables to rebuild, run the backfills, then record what needed no run; False
     when a backfill failed (nothing more is recorded: the next plan shows the rest)."""
-    from pipelines.plan import settle
+    from pipelines.plan.compare import settle
     from pipelines.project.table_config import reset
 
     for change in found.changes:

@@ -2,7 +2,7 @@
 (intervals to backfill, or data that stays), a key, partition field or ingestion change (the
 cleaned table is rebuilt), an aggregate's new columns, a workflow's days to compute again, a
 cookbook's steps. Pure functions of the wanted config, the recorded one and the lake's
-:class:`~pipelines.plan_changes.State`."""
+:class:`~pipelines.plan.changes.State`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from pipelines.common.partitions import Layer, run_days
-from pipelines.plan_changes import (
+from pipelines.plan.changes import (
     DAILY,
     Action,
     Backfill,

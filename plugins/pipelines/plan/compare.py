@@ -4,7 +4,7 @@ against the config each of the namespace's tables was last written with (``meta[
 
 :func:`read_state` reads what the lake holds (manifests only); :func:`compare` is pure: wanted
 configs and a :class:`State` in, a :class:`Plan` out (what each change implies:
-:mod:`pipelines.plan_rules`); :func:`settle` is what ``--apply`` records once the backfills ran.
+:mod:`pipelines.plan.rules`); :func:`settle` is what ``--apply`` records once the backfills ran.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from pipelines.common.partitions import SEGMENT_RE, Layer
 from pipelines.lake.lake import Lake
-from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is made of
+from pipelines.plan.changes import (  # noqa: F401 - re-exported: what a plan is made of
     NOT_RECORDED,
     TABLES,
     Action,
@@ -28,7 +28,7 @@ from pipelines.plan_changes import (  # noqa: F401 - re-exported: what a plan is
     State,
     shown,
 )
-from pipelines.plan_rules import ADDED, CHANGED, cookbook_change
+from pipelines.plan.rules import ADDED, CHANGED, cookbook_change
 from pipelines.project.config import Kind, Project
 from pipelines.project.table_config import (
     RETIRED,
