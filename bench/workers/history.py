@@ -32,9 +32,9 @@ from pathlib import Path
 from bench import synth
 from bench.workers import history_lake
 from bench.workers.common import report
+from pipelines.inspection.reader import read
 from pipelines.project.config import Kind, load_project
 from pipelines.project.registry import Dataset
-from pipelines.reader import read
 from pipelines.steps import run_steps
 
 LATE_DAYS = history_lake.LATE_DAYS

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from bench.workers.common import report
-from pipelines.reader import read
+from pipelines.inspection.reader import read
 
 if __name__ == "__main__":
     report(rows=len(read(sys.argv[1])))

@@ -12,8 +12,8 @@ __all__ = ["Client", "Output", "read"]
 
 
 def read(name: str, layer: str = "cleaned", namespace: str | None = None, as_of=None):
-    """A lake table as a pandas DataFrame; see :func:`pipelines.reader.read`."""
-    from pipelines.reader import read as _read
+    """A lake table as a pandas DataFrame; see :func:`pipelines.inspection.reader.read`."""
+    from pipelines.inspection.reader import read as _read
 
     return _read(name, layer, namespace, as_of)
 

@@ -377,7 +377,7 @@ def output_keys(project: Project, name: str) -> list[str]:
 
 def _steps(project: Project, name: str, kind: Kind) -> list[str]:
     """The entries of ``kind`` a run of ``name`` runs (itself, or a cookbook's steps)."""
-    from pipelines.cookbooks.checks import steps_of
+    from pipelines.inspection.cookbook_checks import steps_of
 
     found = project.require(name, *RUNNABLE)
     if project.kind_of(name) is Kind.COOKBOOK:

@@ -161,7 +161,7 @@ class Tables(Mapping):
         if key not in self._keys:
             raise KeyError(f"{key!r}; tables are: {', '.join(self._keys) or 'none'}")
         if key not in self._cache:
-            from pipelines.reader import read, read_deliveries  # pandas: only when asked
+            from pipelines.inspection.reader import read, read_deliveries  # pandas: only when asked
 
             layer, name = key.split(".", 1)
             if layer in ("raw", "quarantine"):

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.inspection.reader import read
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
-from pipelines.reader import read
 from pipelines.runtime.environment import cookbook_dag_id, dataset_dag_id, workflow_dag_id
 from tests.e2e.airflow_stack import BIN, REPO, AirflowStack
 

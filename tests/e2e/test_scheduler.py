@@ -18,9 +18,9 @@ import urllib.parse
 
 import pytest
 
+from pipelines.inspection.reader import read
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
-from pipelines.reader import read
 from pipelines.steps import run_steps
 from tests.conftest import data_columns
 from tests.e2e.airflow_stack import BIN, USERNAME, AirflowStack, shifted_include

@@ -12,9 +12,9 @@ import pytest
 
 from pipelines.common.partitions import Ingestion, Layer
 from pipelines.exceptions import UnknownNameError
+from pipelines.inspection.diff import PartitionCounts, diff_namespaces
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import EMPTY
-from pipelines.namespace_diff import PartitionCounts, diff_namespaces
 from pipelines.project.config import load_project
 from pipelines.steps import run_steps
 from tests.conftest import REPO

@@ -24,7 +24,7 @@ S3_OUTCOMES: Counter = Counter()
 PRELOAD = [
     "tests.reliability.workload",
     "pipelines.steps",
-    "pipelines.reader",
+    "pipelines.inspection.reader",
     "airflow.providers.amazon.aws.fs.s3",  # 5 s to import: paid once, in the forkserver
 ]
 

@@ -289,7 +289,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def read_table(env: Env, name: str, layer: str) -> pd.DataFrame:
     """A whole table through the public reader (every snapshot of a full dataset's cleaned)."""
     from pipelines.exceptions import LakeError
-    from pipelines.reader import read
+    from pipelines.inspection.reader import read
 
     lake, project = env.lake_obj(), env.project()
     dataset = project.dataset(name)

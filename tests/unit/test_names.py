@@ -35,7 +35,7 @@ def _run_cookbook(name):
 
 
 def _verify(name):
-    from pipelines.cookbooks.checks import verify
+    from pipelines.inspection.cookbook_checks import verify
     from pipelines.lake.lake import Lake
 
     verify(load_project(), name, Lake.from_env())

@@ -86,7 +86,8 @@ def test_a_range_keeps_each_outputs_latest_value():
 def test_outputs_are_values_and_lazily_read_tables(monkeypatch):
     reads = []
     monkeypatch.setattr(
-        "pipelines.reader.read", lambda name, layer, ns: reads.append((name, layer, ns)) or "T"
+        "pipelines.inspection.reader.read",
+        lambda name, layer, ns: reads.append((name, layer, ns)) or "T",
     )
     tables = Tables(["cleaned.orders", "raw.orders"], "ns", ["2024-01-02"])
     outputs = Outputs({"rows_raw": 5}, tables, "2024-01-02")

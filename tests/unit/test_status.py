@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipelines.common.partitions import intervals_between, run_days
-from pipelines.status import Freshness, duration, gap_text, gaps
+from pipelines.inspection.status import Freshness, duration, gap_text, gaps
 
 DAY = dt.timedelta(days=1)
 

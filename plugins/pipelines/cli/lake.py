@@ -16,7 +16,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from pipelines.common.partitions import date_option
-    from pipelines.reader import read
+    from pipelines.inspection.reader import read
 
     as_of = date_option(args.as_of, "--as-of") if args.as_of is not None else None
     frame = _columns(read(args.name, args.layer, as_of=as_of), args)

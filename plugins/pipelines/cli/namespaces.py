@@ -105,7 +105,7 @@ def _drop(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from pipelines.namespace_diff import diff_namespaces
+    from pipelines.inspection.diff import diff_namespaces
     from pipelines.project.config import load_project
 
     project = load_project()

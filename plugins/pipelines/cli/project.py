@@ -26,7 +26,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     problems = list(project.problems)
     if args.sources:
         quiet_airflow()
-        from pipelines.header_check import check_sources
+        from pipelines.inspection.header_check import check_sources
 
         with _home(include):  # relative sources are found under the include/ checked
             found, opened = check_sources(project)

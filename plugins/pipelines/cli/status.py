@@ -34,10 +34,10 @@ def add_parser(sub, namespace_help: str) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     quiet_airflow()
+    from pipelines.inspection.status import COLUMNS, RUN_COLUMN, status
     from pipelines.project.config import load_project
     from pipelines.runtime.environment import airflow_login
     from pipelines.runtime.secrets import redact
-    from pipelines.status import COLUMNS, RUN_COLUMN, status
 
     now = _now(args.now)
     project = load_project()
@@ -83,7 +83,7 @@ def _with_runs(rows: list, login) -> list:
     """The rows with the latest run of the DAG that writes each (one request per DAG), from the
     Airflow ``login`` (:func:`pipelines.runtime.environment.airflow_login`) names."""
     from pipelines.airflow_rest import AirflowRest
-    from pipelines.status import LastRun
+    from pipelines.inspection.status import LastRun
 
     airflow = AirflowRest(
         login.url, username=login.username, password=login.password, token=login.token
@@ -100,7 +100,7 @@ def _with_runs(rows: list, login) -> list:
 
 
 def _write_page(path: str, rows: list, lake, now: dt.datetime) -> None:
-    from pipelines import status_page
+    from pipelines.inspection import status_page
     from pipelines.runtime.secrets import redact
 
     text = status_page.render(rows, namespace=lake.namespace, lake=redact(lake.root), now=now)

@@ -106,7 +106,7 @@ class CookbookCheckOperator(BaseOperator):
         self.replay = replay
 
     def execute(self, context: Any) -> dict:
-        from pipelines.cookbooks.checks import verify  # pandas: not at parse time
+        from pipelines.inspection.cookbook_checks import verify  # pandas: not at parse time
 
         logical, _ = replayed_day(context, self.replay)
         ds = format_date(logical) if logical is not None else None

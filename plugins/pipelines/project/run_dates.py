@@ -71,7 +71,8 @@ def _schedule(project: Project, name: str) -> tuple[str, list[Dataset]]:
 def _datasets(project: Project, name: str) -> list[Dataset]:
     """The datasets a cookbook runs, or a workflow reads (through aggregates and workflows)."""
     if project.kind_of(name) is Kind.COOKBOOK:
-        from pipelines.cookbooks.checks import datasets_of  # imports pandas: only for cookbooks
+        # imports pandas: only for cookbooks
+        from pipelines.inspection.cookbook_checks import datasets_of
 
         return [project.dataset(n) for n in datasets_of(project, name)]
     found: list[Dataset] = []

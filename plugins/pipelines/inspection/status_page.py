@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from pipelines.status import COLUMNS, RUN_COLUMN, Status
+from pipelines.inspection.status import COLUMNS, RUN_COLUMN, Status
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1f2328; }
