@@ -35,7 +35,7 @@ from bench.workers.common import report
 from pipelines.inspection.reader import read
 from pipelines.project.config import Kind, load_project
 from pipelines.project.registry import Dataset
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 
 LATE_DAYS = history_lake.LATE_DAYS
 CHECKED_DAYS = 3  # days merged for real to check the direct build against (2 batches of it)

@@ -30,13 +30,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from bench import synth
-from pipelines import schema
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table
-from pipelines.merge import MergeResult
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
+from pipelines.steps import schema
+from pipelines.steps.merge import MergeResult
 
 BATCH_DAYS = 365
 LATE_DAYS = 1

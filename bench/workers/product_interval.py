@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 
 from bench.workers.common import measured, report
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 
 
 def main(dataset: str, ds: str) -> None:

@@ -24,7 +24,7 @@ def __getattr__(attr: str):
 
         return Client
     if attr == "Output":  # what a workflow function may return: no Airflow, no lake
-        from pipelines.output import Output
+        from pipelines.steps.output import Output
 
         return Output
     raise AttributeError(attr)

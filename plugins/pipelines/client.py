@@ -279,7 +279,7 @@ class _Submission:
         first failure (a cookbook runs its own steps in order: nothing to add)."""
         if self.project.kind_of(self.name) is not Kind.WORKFLOW:
             return []
-        from pipelines.workflows import missing_upstream
+        from pipelines.steps.workflow import missing_upstream
 
         lake = self.project.lake(self.ns)
         outcomes: list[RunOutcome] = []

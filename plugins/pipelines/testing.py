@@ -19,9 +19,9 @@ from typing import Any
 
 from pipelines.common.partitions import date_option, format_date
 from pipelines.exceptions import PipelinesError
-from pipelines.output import Output
 from pipelines.project.config import Kind, Project, load_project
-from pipelines.workflows import call, resolve
+from pipelines.steps.output import Output
+from pipelines.steps.workflow import call, resolve
 
 
 def run_workflow(

@@ -21,7 +21,7 @@ import pytest
 from pipelines.inspection.reader import read
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 from tests.conftest import data_columns
 from tests.e2e.airflow_stack import BIN, USERNAME, AirflowStack, shifted_include
 
@@ -421,7 +421,7 @@ def test_rerunning_one_input_reruns_its_workflows_once(stack, caught_up):
 
 
 def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, monkeypatch):
-    from pipelines import workflows
+    from pipelines.steps import workflow as workflows
 
     today = stack.today
     _settled(stack, WORKFLOWS.values())

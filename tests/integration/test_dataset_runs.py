@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import pipelines
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 from tests.conftest import data_columns
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]

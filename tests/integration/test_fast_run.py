@@ -163,8 +163,8 @@ def test_a_task_sees_the_same_context_both_ways(home, airflow_db, monkeypatch):
     """What the dataset steps and a workflow read from the context, compared key by key."""
     from airflow.sdk import get_current_context
 
-    import pipelines.steps
-    import pipelines.workflows
+    import pipelines.steps.dataset
+    import pipelines.steps.workflow
 
     seen: list[dict] = []
 
@@ -175,8 +175,8 @@ def test_a_task_sees_the_same_context_both_ways(home, airflow_db, monkeypatch):
 
         return step
 
-    monkeypatch.setattr(pipelines.steps, "extract", spying(pipelines.steps.extract))
-    monkeypatch.setattr(pipelines.workflows, "run", spying(pipelines.workflows.run))
+    monkeypatch.setattr(pipelines.steps.dataset, "extract", spying(pipelines.steps.dataset.extract))
+    monkeypatch.setattr(pipelines.steps.workflow, "run", spying(pipelines.steps.workflow.run))
     for way, full_airflow in (("airflow", True), ("local", False)):
         monkeypatch.setenv("PIPELINES_LAKE", str(home / f"lake_{way}"))
         Client(full_airflow=full_airflow).submit("customer_features", "2024-01-02", upstream=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines.cli import main
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 
 
 @pytest.fixture

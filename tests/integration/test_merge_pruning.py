@@ -9,7 +9,7 @@ import pytest
 import pipelines
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 from tests.conftest import write_registry
 
 REGISTRY = (

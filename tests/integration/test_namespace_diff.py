@@ -16,7 +16,7 @@ from pipelines.inspection.diff import PartitionCounts, diff_namespaces
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import EMPTY
 from pipelines.project.config import load_project
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 from tests.conftest import REPO
 
 DAYS = ("2024-01-01", "2024-01-02")

@@ -12,7 +12,7 @@ from pipelines.cli import main
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.project.table_config import CONFIG, reset
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 
 HEADER = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,start_date"
 ORDERS = "orders,sample/orders/orders_{ds}.csv,csv,order_id,updated_at,order_date,incremental,"

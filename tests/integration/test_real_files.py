@@ -10,7 +10,7 @@ import pytest
 
 import pipelines
 from pipelines.cli import main
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 from tests.conftest import write_registry
 
 HEADER = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date,options"

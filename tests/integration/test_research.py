@@ -14,7 +14,7 @@ from pipelines.cli import main
 from pipelines.common.partitions import Layer
 from pipelines.exceptions import LakeError
 from pipelines.project.config import load_project
-from pipelines.steps import run_steps
+from pipelines.steps.dataset import run_steps
 from tests.conftest import data_columns
 
 DAYS = ["2024-01-01", "2024-01-02"]

@@ -74,16 +74,16 @@ def test_a_failed_day_stops_the_backfill_and_says_which_days_did_not_run(home, a
 def test_ctrl_c_inside_a_task_says_interrupted_not_failed(home, airflow_db, capsys, monkeypatch):
     """Airflow's task runner catches the KeyboardInterrupt of a Ctrl-C inside a task and fails
     the task; the command still reports an interruption."""
-    import pipelines.steps
+    import pipelines.steps.dataset
 
-    original = pipelines.steps.merge
+    original = pipelines.steps.dataset.merge
 
     def slow_merge(*args):
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         time.sleep(3)
         return original(*args)
 
-    monkeypatch.setattr(pipelines.steps, "merge", slow_merge)
+    monkeypatch.setattr(pipelines.steps.dataset, "merge", slow_merge)
     argv = ["backfill", "orders", "--start", "2024-01-01", "--end", "2024-01-03"]
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs as a background job
     assert main(argv) == 130

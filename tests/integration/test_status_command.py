@@ -15,8 +15,8 @@ import pipelines
 from pipelines.cli import main
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
-from pipelines.steps import run_steps
-from pipelines.workflows import run as run_workflow
+from pipelines.steps.dataset import run_steps
+from pipelines.steps.workflow import run as run_workflow
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2024-01-05T03:00"  # the latest complete day is 2024-01-04

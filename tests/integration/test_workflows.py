@@ -78,14 +78,14 @@ def test_a_rerun_writes_the_same_outputs_and_metrics(cooked):
         pd.testing.assert_frame_equal(workflow_table(name), frame)
     assert (
         again.outputs["accuracy"]
-        == pipelines.workflows.metrics_of("train_refund_model", DAYS[-1], Lake.from_env())[
+        == pipelines.steps.workflow.metrics_of("train_refund_model", DAYS[-1], Lake.from_env())[
             "accuracy"
         ]
     )
 
 
 def test_metrics_of_an_old_day_are_that_days(cooked):
-    from pipelines.workflows import metrics_of
+    from pipelines.steps.workflow import metrics_of
 
     lake = Lake.from_env()
     rows = [metrics_of("train_refund_model", d, lake)["training_rows"] for d in DAYS]
@@ -196,7 +196,7 @@ def test_backfill_runs_a_workflow_for_each_day(cooked, capsys):
 
 def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(cooked):
     from pipelines.project.config import load_project
-    from pipelines.workflows import rerun_days
+    from pipelines.steps.workflow import rerun_days
 
     project, lake = load_project(), Lake.from_env()
 
@@ -214,7 +214,7 @@ def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(coo
 
 
 def test_a_day_that_failed_its_checks_has_not_landed_for_a_workflow(home, airflow_db):
-    from pipelines.steps import record_checks
+    from pipelines.steps.dataset import record_checks
 
     assert Client().submit("orders", DAYS[2]).ok and Client().submit("customers", DAYS[2]).ok
     customers = Lake.from_env().table(Layer.CLEANED, "customers", kind="full")

@@ -23,7 +23,7 @@ FIGURES: Counter = Counter()
 S3_OUTCOMES: Counter = Counter()
 PRELOAD = [
     "tests.reliability.workload",
-    "pipelines.steps",
+    "pipelines.steps.dataset",
     "pipelines.inspection.reader",
     "airflow.providers.amazon.aws.fs.s3",  # 5 s to import: paid once, in the forkserver
 ]

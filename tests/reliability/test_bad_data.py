@@ -61,7 +61,7 @@ def test_bad_rows_are_quarantined_with_reason_counted_and_not_in_cleaned(project
 
 
 def _run_one(env: Env, name: str, day: str, steps=None) -> dict:
-    from pipelines.steps import STEPS, run_steps
+    from pipelines.steps.dataset import STEPS, run_steps
 
     with env.active():
         return run_steps(name, day, steps or STEPS, project=env.project(), lake=env.lake_obj())
@@ -311,11 +311,13 @@ def _airflow_env(monkeypatch, home, lake):
 def test_quality_check_failure_blocks_the_aggregate_step(
     airflow_db, project, fast_dir, monkeypatch
 ):
-    import pipelines.steps
+    import pipelines.steps.dataset
     from pipelines.local import run_dag
 
     _airflow_env(monkeypatch, project, fast_dir / "lake")
-    monkeypatch.setattr(pipelines.steps, "merge", _corrupting_merge(pipelines.steps.merge))
+    monkeypatch.setattr(
+        pipelines.steps.dataset, "merge", _corrupting_merge(pipelines.steps.dataset.merge)
+    )
     outcome = run_dag("local__ledger", DAYS[0])
     assert not outcome.ok and outcome.failed_task == "check.check_keys"
     assert "1 duplicate primary keys" in outcome.error
@@ -324,7 +326,7 @@ def test_quality_check_failure_blocks_the_aggregate_step(
 
 
 def test_counts_that_do_not_reconcile_fail_the_check(project, fast_dir):
-    from pipelines.steps import check_keys
+    from pipelines.steps.dataset import check_keys
 
     env = Env(str(project), str(fast_dir / "lake"))
     out = _run_one(env, "ledger", DAYS[0], ["extract", "merge"])

@@ -104,7 +104,7 @@ def test_an_aggregate_computed_from_older_cleaned_data_never_commits_last(
     """The race the 4-worker backfill can only hit by chance, forced: run A reads cleaned for
     its aggregate; before A commits, run B merges newer rows into the same partition and commits
     its own aggregate. A must not then commit what it computed from the older rows."""
-    from pipelines import aggregation
+    from pipelines.steps import aggregate as aggregation
 
     raced = Env(str(project), str(fast_dir / "raced"))
     workload.run(raced, ["ledger"], DAYS[:1], ("extract", "merge"))
@@ -129,7 +129,7 @@ def test_an_aggregate_computed_from_older_cleaned_data_never_commits_last(
 def aggregate_as_run_a(env: Env) -> None:
     """The aggregate step of the first day's run, which touched cleaned dt=DAYS[0]."""
     from pipelines.common.partitions import interval_for
-    from pipelines.steps import MergeResult, aggregate
+    from pipelines.steps.dataset import MergeResult, aggregate
 
     project = env.project()
     dataset = project.dataset("ledger")

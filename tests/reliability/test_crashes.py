@@ -119,7 +119,7 @@ def fail_once(original):
 def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
     airflow_db, project, expected, fast_dir, monkeypatch, task
 ):
-    import pipelines.merge
+    import pipelines.steps.merge
     from pipelines.lake import tables as resources
     from pipelines.local import load_dag, parsing_only
 
@@ -128,7 +128,9 @@ def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
     monkeypatch.setenv("PIPELINES_TASK_RETRIES", "1")
     if task == "clean.merge":  # cleaned committed, then the task dies before quarantine
         monkeypatch.setattr(
-            pipelines.merge, "write_quarantine", fail_once(pipelines.merge.write_quarantine)
+            pipelines.steps.merge,
+            "write_quarantine",
+            fail_once(pipelines.steps.merge.write_quarantine),
         )
     else:  # raw data file written, then the task dies before its manifest
         monkeypatch.setattr(resources.Storage, "create", fail_once(resources.Storage.create))

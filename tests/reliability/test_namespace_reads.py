@@ -102,7 +102,7 @@ def work_serving(home: str, root: str, barrier, report: str) -> None:
     deleted."""
     from pipelines.common.partitions import Layer
     from pipelines.lake.tables import sweep
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     env = Env(home, root, "serving")
     project, (lake, _) = env.project(), lakes(root)
@@ -126,7 +126,7 @@ def work_research(home: str, root: str, barrier, report: str) -> None:
     the serving file it read, the reads a vacuum beat, and what the merge left; and every path
     this process wrote, created or deleted."""
     from pipelines.lake import tables as resources
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     _, lake = lakes(root)
     project = Env(home, root, "exp").project()
@@ -181,7 +181,7 @@ def work_research(home: str, root: str, barrier, report: str) -> None:
 def expected_states(home: Path, root: Path) -> dict[str, dict]:
     """What an undisturbed research merge of each delivery leaves (each merged twice, in turn,
     over one history: the state must not depend on what was merged before)."""
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     env = Env(str(home), str(root), "serving")
     project, (serving, research) = env.project(), lakes(str(root))
@@ -207,7 +207,7 @@ def test_research_reads_a_consistent_raw_version_while_serving_rewrites_and_vacu
 ):
     from pipelines.common.partitions import Layer
     from pipelines.lake.tables import sweep
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     home = make_home(fast_dir / "home")
     expected = expected_states(home, fast_dir / "reference-lake")

@@ -180,7 +180,7 @@ def test_a_research_namespace_over_serving_on_s3(s3_env, monkeypatch):
     from pipelines.exceptions import OutsideNamespace
     from pipelines.project.config import load_project
     from pipelines.project.namespaces import in_lake, to_drop
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     for key, value in {"PIPELINES_HOME": s3_env.home, "PIPELINES_LAKE": s3_env.lake}.items():
         monkeypatch.setenv(key, value)

@@ -207,7 +207,7 @@ class Env:
 
 def run(env: Env, names: Iterable[str], days: Iterable[str], steps: Sequence[str] | None = None):
     """Run ``steps`` (default all four) of each dataset for each day, in this process, in order."""
-    from pipelines import steps as pipeline_steps
+    from pipelines.steps import dataset as pipeline_steps
 
     lake, project = env.lake_obj(), env.project()
     with env.active():  # sources are found through PIPELINES_HOME

@@ -25,7 +25,7 @@ def test_reading_before_any_run_says_what_to_do(home, capsys):
 
 
 def test_list_shows_dag_ids_and_newest_raw_ds(home, capsys):
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     run_steps("orders", "2024-01-02", steps=("extract",))
     assert main(["list"]) == 0

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipelines.common import transforms
-from pipelines.merge import _in_range, _may_hold
+from pipelines.steps.merge import _in_range, _may_hold
 
 PK = ["id", "part"]
 ORDER = ["updated_at", "_ds", "_row"]

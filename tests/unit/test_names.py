@@ -19,7 +19,7 @@ DATASET = "'orders' is a dataset (registry.csv)"
 
 
 def _run_steps(name):
-    from pipelines.steps import run_steps
+    from pipelines.steps.dataset import run_steps
 
     run_steps(name, "2024-01-02")
 

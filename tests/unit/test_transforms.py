@@ -177,7 +177,7 @@ def test_key_ranges_of_dates_and_timestamps_compare_alike():
 
 def test_a_field_with_no_value_in_a_delivery_does_not_decide_its_kind():
     from pipelines.project.registry import parse_registry
-    from pipelines.schema import delivery_kinds
+    from pipelines.steps.schema import delivery_kinds
 
     header = "dataset,source,primary_key,incremental_field,partition_field,ingestion,start_date"
     [dataset] = parse_registry(f"{header}\nm,m.csv,id,,day,full,2024-01-01\n").datasets

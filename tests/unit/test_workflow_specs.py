@@ -11,8 +11,8 @@ import pytest
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
 from pipelines.exceptions import PipelinesError
-from pipelines.output import Output, WorkflowError
 from pipelines.project.config import Kind, load_project
+from pipelines.steps.output import Output, WorkflowError
 from pipelines.testing import run_workflow
 
 

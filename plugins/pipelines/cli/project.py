@@ -33,7 +33,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems += found
         print(f"{plural(opened, 'source')} opened", file=sys.stderr)
     if project.workflows:
-        from pipelines.workflows import resolve_all
+        from pipelines.steps.workflow import resolve_all
 
         with _home(include):  # the functions are found under the include/ checked
             problems += resolve_all(project, include)

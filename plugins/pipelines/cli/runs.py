@@ -105,7 +105,7 @@ def summary(outcome) -> str:
         WorkflowOperator,
     )
     from pipelines.cookbooks import VERIFY
-    from pipelines.merge import MergeResult
+    from pipelines.steps.merge import MergeResult
 
     results, parts = outcome.results, []
     if ExtractOperator.task_path() in results:

@@ -1,7 +1,7 @@
 """The shared operators of a dataset DAG, one per step, each a thin wrapper over
-:mod:`pipelines.steps`; the operator of a user's workflow (over :mod:`pipelines.workflows`); and
-what every task of the package shares (:func:`default_args`,
-:func:`fail_clearly`, :data:`FAILURES`).
+:mod:`pipelines.steps.dataset`; the operator of a user's workflow (over
+:mod:`pipelines.steps.workflow`); and what every task of the package shares
+(:func:`default_args`, :func:`fail_clearly`, :data:`FAILURES`).
 
 This is the top layer of ``components/``: it calls the steps and the config; nothing in the
 ingredients below it (lake, storage, secrets, environment) imports it. Nothing is templated
@@ -196,8 +196,8 @@ class DatasetStepOperator(StepOperator):
         return []
 
     def merged(self, context: Any):
-        """The :class:`~pipelines.merge.MergeResult` of this run's merge task."""
-        from pipelines.steps import MergeResult
+        """The :class:`~pipelines.steps.merge.MergeResult` of this run's merge task."""
+        from pipelines.steps.dataset import MergeResult
 
         return MergeResult.from_dict(
             context["ti"].xcom_pull(task_ids=MergeOperator.task_path()) or {}
@@ -227,7 +227,7 @@ class ExtractOperator(DatasetStepOperator):
     publishes = (Layer.RAW,)
 
     def run(self, project, dataset, interval, lake, context) -> dict:
-        from pipelines import steps
+        from pipelines.steps import dataset as steps
 
         return steps.extract(dataset, interval, lake)
 
@@ -242,7 +242,7 @@ class ExtractOperator(DatasetStepOperator):
         dataset = load_project().dataset(self.dataset)
         if result is None or dataset is None or self._interval is None:
             return TaskLineage(writes=raw)
-        from pipelines import sources
+        from pipelines.steps import sources
 
         return TaskLineage(writes=raw, sources=(sources.location(dataset, self._interval),))
 
@@ -256,7 +256,7 @@ class MergeOperator(DatasetStepOperator):
     writes = (Layer.CLEANED, Layer.QUARANTINE)
 
     def run(self, project, dataset, interval, lake, context) -> dict:
-        from pipelines import steps
+        from pipelines.steps import dataset as steps
 
         return steps.merge(dataset, interval, lake).as_dict()
 
@@ -286,7 +286,7 @@ class CheckKeysOperator(DatasetStepOperator):
     publishes = (Layer.CLEANED,)  # the merge wrote the day; the gate lets workflows read it
 
     def run(self, project, dataset, interval, lake, context) -> dict:
-        from pipelines import steps
+        from pipelines.steps import dataset as steps
 
         return steps.check_keys(dataset, interval, lake, self.merged(context))
 
@@ -314,7 +314,7 @@ class AggregateOperator(DatasetStepOperator):
     reads = (Layer.CLEANED,)  # writes: the aggregates' own tables, named by aggregates.yaml
 
     def run(self, project, dataset, interval, lake, context) -> dict:
-        from pipelines import steps
+        from pipelines.steps import dataset as steps
 
         results = steps.aggregate(dataset, interval, lake, self.merged(context), project)
         return {name: r["rows"] for name, r in results.items()} | {DETAILS: results}
@@ -383,7 +383,7 @@ def publish(
     if reader is None:
         event.add_partitions(ds)
         return True
-    from pipelines.workflows import rerun_days  # pandas: not at parse time
+    from pipelines.steps.workflow import rerun_days  # pandas: not at parse time
 
     _, layer, table = outlet.extra["rewritten"].split(".", 2)
     project = load_project()
@@ -427,7 +427,8 @@ class WorkflowOperator(StepOperator):
         self.namespace = namespace
 
     def _execute(self, context: Any) -> dict:
-        from pipelines import workflows  # pandas and the user's module: not at parse time
+        # pandas and the user's module: not at parse time
+        from pipelines.steps import workflow as workflows
 
         project = load_project()
         spec = project.require(self.workflow, Kind.WORKFLOW)

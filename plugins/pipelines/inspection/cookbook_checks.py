@@ -11,7 +11,7 @@ from pipelines.common.partitions import Layer
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Kind, Project
-from pipelines.schema import read_current
+from pipelines.steps.schema import read_current
 
 
 @dataclass

@@ -32,7 +32,7 @@ import pandas as pd
 from pipelines.common.partitions import Ingestion, Layer, partition_key
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Kind, Project
-from pipelines.schema import as_stored
+from pipelines.steps.schema import as_stored
 
 CATEGORIES = ("only_left", "only_right", "changed")
 RIGHT = "~right"  # suffix of the right side's columns in the merged frame (no column has a ~)

@@ -15,11 +15,11 @@ import io
 import json
 from pathlib import Path
 
-from pipelines import sources
 from pipelines.common.partitions import interval_for, source_pattern
 from pipelines.exceptions import PipelinesError, Problem
 from pipelines.project.config import AGGREGATES, Project
 from pipelines.project.registry import Dataset
+from pipelines.steps import sources
 
 HEAD_BYTES = 1 << 16  # enough for a header line and the first JSON Lines records
 

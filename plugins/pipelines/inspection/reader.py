@@ -11,7 +11,7 @@ from pipelines.exceptions import LakeError, PipelinesError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Table
 from pipelines.project.config import Kind, Project, load_project
-from pipelines.schema import as_stored
+from pipelines.steps.schema import as_stored
 
 if TYPE_CHECKING:
     import pandas as pd

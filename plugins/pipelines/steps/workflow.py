@@ -2,9 +2,9 @@
 
 ``run`` reads each input's window for D through the lake (the version each table has now, so a
 rerun reads what is there now), calls the function, checks what it returned
-(:func:`pipelines.output.validated`) and commits ``workflows/{name}/ds=D`` with the same atomic
-commit as every layer, the metrics kept with that version (``meta["runs"][D]``). A function that
-raises, or a result that fails its checks, leaves the table as it was.
+(:func:`pipelines.steps.output.validated`) and commits ``workflows/{name}/ds=D`` with the same
+atomic commit as every layer, the metrics kept with that version (``meta["runs"][D]``). A function
+that raises, or a result that fails its checks, leaves the table as it was.
 
 User modules are imported here, at run time, never when DAGs are parsed: ``include/workflows/``
 is put on ``sys.path`` first, so ``function: features:customer_features`` finds
@@ -28,12 +28,12 @@ from pipelines.common.partitions import Layer, format_date, interval_for, parse_
 from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
-from pipelines.output import validated
 from pipelines.project.config import Project
 from pipelines.project.table_config import CONFIG, of_workflow
 from pipelines.project.workflows import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
 from pipelines.runtime.environment import include_dir
-from pipelines.schema import as_stored
+from pipelines.steps.output import validated
+from pipelines.steps.schema import as_stored
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines import schema
 from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
@@ -26,6 +25,7 @@ from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
+from pipelines.steps import schema
 
 log = logging.getLogger(__name__)
 

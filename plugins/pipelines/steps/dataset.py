@@ -3,8 +3,9 @@ and ``aggregate``, each a plain function of (dataset, interval, lake).
 
 Operators call these inside ``execute``; tests, benchmarks and the crash suite call them directly
 (:func:`run_steps`). Each step is idempotent: it replaces the partitions it owns, computed from its
-inputs only. ``merge`` and ``aggregate`` are what :mod:`pipelines.merge` and
-:mod:`pipelines.aggregation` hold; ``merge`` hands its :class:`MergeResult` to the steps after it.
+inputs only. ``merge`` and ``aggregate`` are what :mod:`pipelines.steps.merge` and
+:mod:`pipelines.steps.aggregate` hold; ``merge`` hands its :class:`MergeResult` to the steps
+after it.
 """
 
 from __future__ import annotations
@@ -15,18 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines import sources
-from pipelines.aggregation import aggregate
 from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer, interval_for
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import PASSED, Snapshot, Table, commit_with_retry
-from pipelines.merge import MergeResult, merge
 from pipelines.project.config import Kind, Project, load_project
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
+from pipelines.steps import sources
+from pipelines.steps.aggregate import aggregate
+from pipelines.steps.merge import MergeResult, merge
 
 __all__ = ["STEPS", "MergeResult", "aggregate", "check_keys", "extract", "merge", "run_steps"]
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from pipelines.common.partitions import Interval, Layer
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
-from pipelines.merge import MergeResult
 from pipelines.project.config import AggregateSpec, Project
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_aggregate
-from pipelines.schema import read_current
+from pipelines.steps.merge import MergeResult
+from pipelines.steps.schema import read_current
 
 
 def aggregate(
