@@ -6,6 +6,6 @@ bundle's own include/ (``dag_file`` tells the factory where it is parsed from).
 (Airflow's safe-mode parser only opens files that mention both "airflow" and "dag".)
 """
 
-from pipelines.factory import build_dags
+from pipelines.wiring.factory import build_dags
 
 globals().update(build_dags(dag_file=__file__))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from pipelines.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import PipelinesTimetable
 
 
 class PipelinesPlugin(AirflowPlugin):
-    """Registers :class:`~pipelines.timetable.PipelinesTimetable`."""
+    """Registers :class:`~pipelines.wiring.timetable.PipelinesTimetable`."""
 
     name = "pipelines"
     timetables = [PipelinesTimetable]

@@ -1,6 +1,6 @@
 """pipelines: a registry-driven, idempotent Airflow 3 DAG factory (raw -> cleaned -> aggregated).
 
-The top level stays import-light (DAG files import :mod:`pipelines.factory` directly);
+The top level stays import-light (DAG files import :mod:`pipelines.wiring.factory` directly);
 ``read``, ``Client`` and ``Output`` (what a workflow returns) load their dependencies when first
 used.
 """

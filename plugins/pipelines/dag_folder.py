@@ -1,11 +1,12 @@
 """The DAG folder read the way a worker reads it before running a task: only one DAG is built.
 
 A worker sets ``_AIRFLOW_PARSING_CONTEXT_DAG_ID`` to the DAG it runs and executes the DAG file;
-the factory then builds that DAG alone (:func:`pipelines.factory.build_dags`). :func:`load` does
-the same without a ``DagBag``: it executes the folder's DAG files as Airflow's Python importer
-does (the same file list and module names, DAGs taken from the module's globals and from
-``with DAG(...)`` blocks) and checks the DAG as bagging it would (``validate``, cycles, cluster
-policies), so Airflow's DAG processing, bundles and metadata database stay out of a local run.
+the factory then builds that DAG alone (:func:`pipelines.wiring.factory.build_dags`).
+:func:`load` does the same without a ``DagBag``: it executes the folder's DAG files as Airflow's
+Python importer does (the same file list and module names, DAGs taken from the module's globals
+and from ``with DAG(...)`` blocks) and checks the DAG as bagging it would (``validate``, cycles,
+cluster policies), so Airflow's DAG processing, bundles and metadata database stay out of a local
+run.
 """
 
 from __future__ import annotations

@@ -127,8 +127,8 @@ def run_dag(
     :param conf: the run's ``dag_run.conf``
     """
     started = time.perf_counter()  # the line's time is the run's wall time, imports included
-    from pipelines.components import operators  # Airflow: only after configure()
     from pipelines.runtime.secrets import redact
+    from pipelines.wiring import operators  # Airflow: only after configure()
 
     logical = dt.datetime.combine(parse_date(ds), dt.time(), tzinfo=dt.UTC)
     operators.FAILURES.clear()

@@ -11,7 +11,7 @@ import sys
 import pendulum
 import pytest
 
-from pipelines.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import PipelinesTimetable
 from tests.conftest import REPO, write_registry
 
 DAGS = str(REPO / "dags")
@@ -43,7 +43,7 @@ def test_shipped_registry_has_no_import_errors(bag):
 
 
 def test_factory_builds_in_registry_order():
-    from pipelines.factory import build_dags
+    from pipelines.wiring.factory import build_dags
 
     assert list(build_dags(strict=True)) == EXPECTED
 

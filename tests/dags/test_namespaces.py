@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from pipelines.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import PipelinesTimetable
 from tests.conftest import REPO
 
 GIT = "airflow.providers.git.bundles.git.GitDagBundle"
@@ -160,7 +160,7 @@ def test_only_a_scheduled_run_replays_the_sample_day():
 
     from airflow.sdk.api.datamodels._generated import DagRunType
 
-    from pipelines.cookbooks.parent import replayed_day
+    from pipelines.wiring.cookbooks import replayed_day
 
     own = dt.datetime(2026, 12, 1, 15, tzinfo=dt.UTC)
     for run_type, want in [

@@ -155,8 +155,8 @@ def test_empty_interval_is_a_success_with_zero_rows(home):
 def test_unscheduled_namespace_runs_triggered_dates_with_full_intervals(
     home, airflow_db, monkeypatch
 ):
-    from pipelines.factory import build_dags
     from pipelines.local import run_dag
+    from pipelines.wiring.factory import build_dags
 
     monkeypatch.setenv("PIPELINES_SCHEDULES", "off")
     datasets = [d for d in build_dags().values() if "cookbook" not in d.dag_id]

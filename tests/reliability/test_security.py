@@ -63,8 +63,8 @@ def test_no_shell_eval_or_template_engine_in_the_code(path):
 
 def test_no_task_has_a_templated_field_holding_config_text(tmp_path, monkeypatch):
     """Every task of every DAG (datasets and cookbooks) built from a registry full of Jinja."""
-    from pipelines.factory import build_dags
     from pipelines.project.config import load_project
+    from pipelines.wiring.factory import build_dags
 
     shutil.copytree(REPO / "include", tmp_path / "include")
     registry = tmp_path / "include" / "registry.csv"

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from pipelines import freshness
 from pipelines.project.registry import parse_registry
+from pipelines.wiring import freshness
 
 HEADER = (
     "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,schedule,"
@@ -64,14 +64,14 @@ def test_the_deadline_is_the_longest_interval_plus_the_allowance(schedule, perio
     alert = freshness.deadline_alert("serving__orders", schedule, dt.timedelta(hours=2))
     assert alert.interval == period + dt.timedelta(hours=2)
     assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
-    assert alert.callback.path == "pipelines.freshness.log_late"
+    assert alert.callback.path == "pipelines.wiring.freshness.log_late"
     assert alert.callback.kwargs == {"dag_id": "serving__orders", "allowance": "2h"}
 
 
 def test_a_scheduled_dataset_dag_carries_its_alert_through_serialization(monkeypatch):
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from pipelines.factory import build_dags
+    from pipelines.wiring.factory import build_dags
 
     monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
     dags = build_dags()
@@ -103,7 +103,7 @@ def notify(**facts):
 def test_a_late_scheduled_run_is_one_warning_and_reaches_the_notifier(caplog, monkeypatch):
     NOTIFIED.clear()
     monkeypatch.setenv("PIPELINES_LATE_NOTIFIER", f"{__name__}.notify")
-    with caplog.at_level(logging.INFO, logger="pipelines.freshness"):
+    with caplog.at_level(logging.INFO, logger="pipelines.wiring.freshness"):
         freshness.log_late(dag_id="serving__orders", allowance="1d", context=_context("scheduled"))
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
@@ -119,7 +119,7 @@ def test_a_late_scheduled_run_is_one_warning_and_reaches_the_notifier(caplog, mo
 def test_a_manual_run_of_a_past_day_is_not_reported(caplog, monkeypatch):
     NOTIFIED.clear()
     monkeypatch.setenv("PIPELINES_LATE_NOTIFIER", f"{__name__}.notify")
-    with caplog.at_level(logging.INFO, logger="pipelines.freshness"):
+    with caplog.at_level(logging.INFO, logger="pipelines.wiring.freshness"):
         freshness.log_late(dag_id="serving__orders", allowance="1d", context=_context("manual"))
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "a manual run, not reported" in caplog.records[0].getMessage()

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pipelines import run_outputs
-from pipelines.components.operators import (
+from pipelines.cookbooks import VERIFY
+from pipelines.project.config import Kind
+from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
+from pipelines.wiring.operators import (
     AggregateOperator,
     CheckKeysOperator,
     ExtractOperator,
     MergeOperator,
     WorkflowOperator,
 )
-from pipelines.cookbooks import VERIFY
-from pipelines.project.config import Kind
-from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
 
 DATASET_RESULTS = {
     "ingest.extract": {"rows": 5, "ds": "2024-01-02"},

@@ -97,15 +97,15 @@ class Progress:
 
 def summary(outcome) -> str:
     """What a run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
-    from pipelines.components.operators import (
+    from pipelines.cookbooks import VERIFY
+    from pipelines.steps.merge import MergeResult
+    from pipelines.wiring.operators import (
         DETAILS,
         AggregateOperator,
         ExtractOperator,
         MergeOperator,
         WorkflowOperator,
     )
-    from pipelines.cookbooks import VERIFY
-    from pipelines.steps.merge import MergeResult
 
     results, parts = outcome.results, []
     if ExtractOperator.task_path() in results:

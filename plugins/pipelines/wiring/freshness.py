@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from airflow.sdk import DeadlineAlert
 
 log = logging.getLogger(__name__)
-CALLBACK = "pipelines.freshness.log_late"
+CALLBACK = "pipelines.wiring.freshness.log_late"
 
 
 def deadline_alert(dag_id: str, cron: str, allowance: dt.timedelta) -> DeadlineAlert:

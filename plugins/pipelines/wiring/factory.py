@@ -17,15 +17,15 @@ from collections.abc import Iterator
 
 from airflow.sdk import DAG, get_parsing_context
 
-from pipelines import freshness
-from pipelines.components.operators import default_args
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Project, load_project
 from pipelines.project.namespaces import NamespaceSpec
 from pipelines.project.registry import Dataset
 from pipelines.project.workflows import WorkflowSpec
 from pipelines.runtime import bundles, environment
-from pipelines.stages import (
+from pipelines.wiring import freshness
+from pipelines.wiring.operators import default_args
+from pipelines.wiring.stages import (
     aggregate,
     check,
     clean,
@@ -34,7 +34,7 @@ from pipelines.stages import (
     rewrite_asset,
     workflow,
 )
-from pipelines.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import PipelinesTimetable
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _build_dags(project: Project | None, *, strict: bool, dag_file: str | None) 
         if wanted in (None, environment.cookbook_dag_id(b.name, lake.namespace))
     ]
     if books:  # the trigger operator pulls in much of Airflow core: import it only when needed
-        from pipelines.cookbooks.parent import cookbook_dag
+        from pipelines.wiring.cookbooks import cookbook_dag
 
         for book in books:
             dags[environment.cookbook_dag_id(book.name, lake.namespace)] = cookbook_dag(

@@ -9,7 +9,6 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, BaseOperator
 
 from pipelines.common.partitions import format_date
-from pipelines.components.operators import RESULTS, default_args, fail_clearly
 from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
@@ -18,7 +17,8 @@ from pipelines.project.namespaces import NamespaceSpec
 from pipelines.project.table_config import record_cookbook
 from pipelines.runtime import environment
 from pipelines.runtime.environment import child_run_id
-from pipelines.timetable import PipelinesTimetable
+from pipelines.wiring.operators import RESULTS, default_args, fail_clearly
+from pipelines.wiring.timetable import PipelinesTimetable
 
 
 def replayed_day(context: Any, replay: str | None) -> tuple[dt.datetime | None, bool]:

@@ -10,7 +10,7 @@ Jinja. The steps (pandas, pyarrow) are imported inside ``execute``, not at DAG p
 
 Each operator says what it read and wrote (:meth:`StepOperator.moved`); Airflow's OpenLineage
 provider, when a transport is configured, asks its ``get_openlineage_facets_on_*`` hooks and gets
-those tables as OpenLineage datasets (built by :mod:`pipelines.lineage`).
+those tables as OpenLineage datasets (built by :mod:`pipelines.wiring.lineage`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
     from pipelines.lake.lake import Lake
-    from pipelines.lineage import TaskLineage
+    from pipelines.wiring.lineage import TaskLineage
 
 # What the last tasks of this process returned, and why the failed ones failed, by
 # "dag_id.task_id": the local runner reports both on the run's line, without a traceback (tasks
@@ -135,7 +135,7 @@ class StepOperator(BaseOperator):
         return self._lineage(None)
 
     def _lineage(self, result: dict | None) -> Any:
-        from pipelines import lineage
+        from pipelines.wiring import lineage
 
         lake = load_project().lake(self.namespace)
         return lineage.operator_lineage(lake, self.moved(lake, result))
@@ -234,7 +234,7 @@ class ExtractOperator(DatasetStepOperator):
     def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
         """The source -> raw ``ds=``; in a namespace reading its upstream's raw layer in place,
         that raw table is what the task read."""
-        from pipelines.lineage import Moved, TaskLineage
+        from pipelines.wiring.lineage import Moved, TaskLineage
 
         raw = (Moved(Layer.RAW, self.dataset, *_counted(result, "rows", "ds")),)
         if not lake.owns(Layer.RAW):
@@ -262,7 +262,7 @@ class MergeOperator(DatasetStepOperator):
 
     def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
         """Raw ``ds=`` -> cleaned (the rows delivered) and quarantine."""
-        from pipelines.lineage import Moved, TaskLineage
+        from pipelines.wiring.lineage import Moved, TaskLineage
 
         raw, cleaned, quarantined = _counted(result, "raw_rows", "delivered", "quarantined")
         ds = self._interval.ds if self._interval is not None else None
@@ -292,7 +292,7 @@ class CheckKeysOperator(DatasetStepOperator):
 
     def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
         """The cleaned rows it checked; it writes no rows (it records the outcome)."""
-        from pipelines.lineage import Moved, TaskLineage
+        from pipelines.wiring.lineage import Moved, TaskLineage
 
         checked = Moved(Layer.CLEANED, self.dataset, *_counted(result, "rows_checked"))
         return TaskLineage(reads=(checked,))
@@ -323,7 +323,7 @@ class AggregateOperator(DatasetStepOperator):
 
     def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
         """Cleaned -> each aggregate of the dataset, with the rows it wrote."""
-        from pipelines.lineage import Moved, TaskLineage
+        from pipelines.wiring.lineage import Moved, TaskLineage
 
         if result is None:
             names = [spec.name for spec in load_project().aggregates_of(self.dataset)]
@@ -372,10 +372,10 @@ def publish(
 ) -> bool:
     """Give the outlet's asset event its partition keys: for a table, ``ds``, the day landed.
 
-    A rewrite signal (:func:`pipelines.stages.rewrite_asset`) gets the days its workflow already
-    wrote whose windows hold ``ds`` or another day the run ``changed`` (a late update to an older
-    partition): those runs start again, once each. The first landing of a day gets none: it waits
-    for every input.
+    A rewrite signal (:func:`pipelines.wiring.stages.rewrite_asset`) gets the days its workflow
+    already wrote whose windows hold ``ds`` or another day the run ``changed`` (a late update to
+    an older partition): those runs start again, once each. The first landing of a day gets none:
+    it waits for every input.
 
     :return: whether the event has a key (a rewrite signal with none should not be sent)
     """
@@ -445,7 +445,7 @@ class WorkflowOperator(StepOperator):
     def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
         """Each input table (the rows read from it, by every alias reading it) -> the
         workflow's table."""
-        from pipelines.lineage import Moved, TaskLineage
+        from pipelines.wiring.lineage import Moved, TaskLineage
 
         spec = load_project().require(self.workflow, Kind.WORKFLOW)
         rows: dict[tuple[Layer, str], int | None] = {}

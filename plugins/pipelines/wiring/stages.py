@@ -2,7 +2,7 @@
 
 ``ingest`` (``extract``) -> ``clean`` (``merge``) -> ``check`` (``check_keys``) -> ``aggregate``
 (``aggregate``); and a workflow DAG's one stage, ``workflow`` (``run``). The group and task ids are
-the operators' (:mod:`pipelines.components.operators`); every task declares the lake tables it
+the operators' (:mod:`pipelines.wiring.operators`); every task declares the lake tables it
 reads and writes (and the check, the cleaned table it lets workflows read) as Airflow Assets.
 """
 
@@ -13,7 +13,11 @@ import functools
 from airflow.sdk import Asset, TaskGroup
 
 from pipelines.common.partitions import Layer
-from pipelines.components.operators import (
+from pipelines.lake.lake import Lake
+from pipelines.project.config import AggregateSpec, Project
+from pipelines.project.registry import Dataset
+from pipelines.project.workflows import WorkflowInput, WorkflowSpec
+from pipelines.wiring.operators import (
     AggregateOperator,
     CheckKeysOperator,
     DatasetStepOperator,
@@ -21,10 +25,6 @@ from pipelines.components.operators import (
     MergeOperator,
     WorkflowOperator,
 )
-from pipelines.lake.lake import Lake
-from pipelines.project.config import AggregateSpec, Project
-from pipelines.project.registry import Dataset
-from pipelines.project.workflows import WorkflowInput, WorkflowSpec
 
 
 def table_asset(lake: Lake, layer: Layer, name: str) -> Asset:
