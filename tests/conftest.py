@@ -42,7 +42,7 @@ def pytest_sessionfinish(session, exitstatus):
 def airflow_db():
     """A migrated SQLite metadata database for this session (``airflow db migrate``)."""
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    from pipelines.local import init_database
+    from pipelines.runs.local import init_database
 
     if not (Path(os.environ["AIRFLOW_HOME"]) / "airflow.db").exists():
         init_database()

@@ -8,8 +8,8 @@
 ``Client()`` runs in this process without a scheduler or a metadata database (the local runner);
 ``Client(full_airflow=True)`` runs in this process through Airflow's ``dag.test()`` and its
 database; ``Client(url=..., username=..., password=...)`` (or ``token=...``) starts the same DAGs
-on a real Airflow through its REST API v2 (:mod:`pipelines.airflow_rest`) and waits for them.
-A run's outputs come from what its tasks recorded (:mod:`pipelines.run_outputs`), wherever it ran.
+on a real Airflow through its REST API v2 (:mod:`pipelines.runs.airflow_rest`) and waits for them.
+A run's outputs come from what its tasks recorded (:mod:`pipelines.runs.outputs`), wherever it ran.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipelines.airflow_rest import AirflowRest, RemoteRun
 from pipelines.common.partitions import date_option
-from pipelines.cookbooks.local import ordered_children, run_cookbook
 from pipelines.exceptions import AirflowError, PipelinesError, RunFailed
-from pipelines.local import RunOutcome, configure, run_dag
 from pipelines.project.config import RUNNABLE, Kind, Project, load_project
 from pipelines.project.run_dates import latest_date, run_dates
-from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
+from pipelines.runs.airflow_rest import AirflowRest, RemoteRun
+from pipelines.runs.cookbook import ordered_children, run_cookbook
+from pipelines.runs.local import RunOutcome, configure, run_dag
+from pipelines.runs.outputs import Outputs, Tables, latest, outputs_of, with_children
 from pipelines.runtime import environment
 
 ResultsOf = Callable[[str, str], dict]  # (dag id, run id) -> what the run's result tasks returned
@@ -35,7 +35,7 @@ ResultsOf = Callable[[str, str], dict]  # (dag id, run id) -> what the run's res
 class RunResult:
     """One submitted run of a dataset, workflow or cookbook for one logical date.
 
-    :param outputs: what the run produced, by name (see :mod:`pipelines.run_outputs`); None
+    :param outputs: what the run produced, by name (see :mod:`pipelines.runs.outputs`); None
         until a remote run submitted with ``wait=False`` has been waited for
     :param runs: the DAG runs it made, the submitted DAG's last (a local cookbook run holds its
         children's runs before its own)

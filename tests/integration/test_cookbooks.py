@@ -29,7 +29,7 @@ def child_runs(dag_id, day):
 
 
 def test_trigger_operator_creates_each_child_once_even_when_rerun(home, airflow_db):
-    from pipelines.local import load_dag
+    from pipelines.runs.local import load_dag
 
     parent = load_dag("local__cookbook__e2e_test")  # .test() below syncs the children too
     for task in parent.tasks:
@@ -74,7 +74,7 @@ def test_asset_events_carry_row_counts(home, airflow_db):
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     assert run_dag("local__orders", "2024-01-01", full_airflow=True).ok  # events in the database
     with create_session() as session:

@@ -46,7 +46,7 @@ def assert_same(a: dict, b: dict):
 
 
 def test_three_days_through_dag_test_then_rerun_is_identical(home, airflow_db):
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     for day in DAYS:
         assert run_dag("local__orders", day).ok
@@ -75,7 +75,7 @@ def test_three_days_through_dag_test_then_rerun_is_identical(home, airflow_db):
 
 
 def test_dag_test_and_step_functions_write_the_same_data(home, airflow_db, tmp_path, monkeypatch):
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     for day in DAYS:
         assert run_dag("local__customers", day).ok
@@ -155,7 +155,7 @@ def test_empty_interval_is_a_success_with_zero_rows(home):
 def test_unscheduled_namespace_runs_triggered_dates_with_full_intervals(
     home, airflow_db, monkeypatch
 ):
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
     from pipelines.wiring.factory import build_dags
 
     monkeypatch.setenv("PIPELINES_SCHEDULES", "off")

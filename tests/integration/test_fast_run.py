@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from pipelines.client import Client
-from pipelines.local import run_dag
+from pipelines.runs.local import run_dag
 
 DAYS = ("2024-01-01", "2024-01-02")
 TABLE_LOG = "_log"  # a folder holding one, under the lake, is a table (components.resources)
@@ -257,7 +257,7 @@ def test_templated_text_stays_literal_through_a_local_run(tmp_path, monkeypatch)
     )
     assert set(workload.HOSTILE) <= set(cleaned["memo"].dropna())
     assert not any("pwned" in files for _, _, files in os.walk(tmp_path))
-    from pipelines import dag_folder
+    from pipelines.runs import dag_folder
 
     dag = dag_folder.load("local__odd")  # as the local run parsed it
     assert {t.owner for t in dag.tasks} == {ODD["owner"]} and dag.description == ODD["description"]
@@ -346,7 +346,7 @@ def tiny_dag(dag_id: str, **tasks):
 
 
 def test_tasks_run_upstream_first_and_pull_json_round_tripped_xcoms():
-    from pipelines import local_run
+    from pipelines.runs import local_run
 
     def first(context):
         context["ti"].xcom_push(key="days", value=["2024-01-01"])
@@ -366,7 +366,7 @@ def test_tasks_run_upstream_first_and_pull_json_round_tripped_xcoms():
 
 
 def test_a_failure_fails_the_run_and_what_follows_is_upstream_failed():
-    from pipelines import local_run
+    from pipelines.runs import local_run
 
     def boom(context):
         raise ValueError("boom")
@@ -379,7 +379,7 @@ def test_a_failure_fails_the_run_and_what_follows_is_upstream_failed():
 def test_a_skip_skips_what_follows_and_a_pattern_marks_success_without_running():
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from pipelines import local_run
+    from pipelines.runs import local_run
 
     ran = []
 
@@ -393,7 +393,7 @@ def test_a_skip_skips_what_follows_and_a_pattern_marks_success_without_running()
 
 
 def test_a_task_is_retried_as_its_retries_say():
-    from pipelines import local_run
+    from pipelines.runs import local_run
 
     tries = []
 
@@ -417,8 +417,8 @@ def test_a_task_is_retried_as_its_retries_say():
     ],
 )
 def test_what_a_local_run_would_do_differently_is_refused(setting, value, said):
-    from pipelines import local_run
     from pipelines.exceptions import PipelinesError
+    from pipelines.runs import local_run
 
     ran = []
     dag = tiny_dag("t_refused", a=ran.append, b=ran.append)
@@ -431,7 +431,7 @@ def test_what_a_local_run_would_do_differently_is_refused(setting, value, said):
 def test_each_outlet_gets_the_events_the_api_server_would_record():
     from airflow.sdk import Asset
 
-    from pipelines import local_run
+    from pipelines.runs import local_run
 
     keyed, plain, dropped = (Asset(f"file:///tmp/t_events/{n}") for n in ("k", "p", "d"))
 

@@ -28,11 +28,11 @@ DAGS = ("local__orders", "local__customers", "local__workflow__customer_features
 # outputs and the lake tables (asset URIs) each task of its DAG declares
 RUN = """
 import json, sys
-from pipelines.local import configure, load_dag
+from pipelines.runs.local import configure, load_dag
 configure(database=False)
 from pipelines.client import Client
 from pipelines.project.config import Kind
-from pipelines.run_outputs import outputs_of
+from pipelines.runs.outputs import outputs_of
 result = Client().submit("customer_features", sys.argv[1], upstream=True)
 assert result.ok, [(r.dag_id, r.error) for r in result.runs]
 kinds = {r.dag_id: Kind.WORKFLOW if "__workflow__" in r.dag_id else Kind.DATASET

@@ -44,7 +44,7 @@ def out_of(capsys, argv) -> tuple[int, str]:
 def test_research_reads_servings_raw_in_place_and_writes_only_its_own(
     serving, airflow_db, monkeypatch
 ):
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     before = files_of(serving / "serving")
     for day in DAYS:
@@ -199,7 +199,7 @@ def test_a_research_run_whose_code_writes_into_serving_fails_clearly(
     """A bug that makes research believe it owns the raw layer: its extract then writes the
     delivery into serving's raw table, and the run fails on the guard, naming both prefixes."""
     from pipelines.lake.lake import Lake
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     before = files_of(serving / "serving")
     monkeypatch.setattr(Lake, "owns", lambda self, layer: True)

@@ -96,9 +96,9 @@ def test_without_a_date_the_latest_complete_interval_is_run(home):
 
 
 def test_conf_reaches_the_run(home):
-    from pipelines import dag_folder
-    from pipelines.local import configure
-    from pipelines.local_run import manual_run
+    from pipelines.runs import dag_folder
+    from pipelines.runs.local import configure
+    from pipelines.runs.local_run import manual_run
 
     configure(database=False)
     dag = dag_folder.load("local__orders")

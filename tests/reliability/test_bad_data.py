@@ -312,7 +312,7 @@ def test_quality_check_failure_blocks_the_aggregate_step(
     airflow_db, project, fast_dir, monkeypatch
 ):
     import pipelines.steps.dataset
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     _airflow_env(monkeypatch, project, fast_dir / "lake")
     monkeypatch.setattr(
@@ -350,7 +350,7 @@ def test_quarantine_counts_reach_the_run_outputs_and_asset_metadata(
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     _airflow_env(monkeypatch, project, fast_dir / "lake")
     outcome = run_dag("local__ledger", DAYS[0], full_airflow=True)  # events in the database

@@ -523,7 +523,7 @@ def test_templated_text_stays_literal_through_a_real_run(case, airflow_db, fast_
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
-    from pipelines.local import load_dag, run_dag
+    from pipelines.runs.local import load_dag, run_dag
     from tests.reliability import workload
 
     home = odd_home(fast_dir)

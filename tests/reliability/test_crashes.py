@@ -121,7 +121,7 @@ def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
 ):
     import pipelines.steps.merge
     from pipelines.lake import tables as resources
-    from pipelines.local import load_dag, parsing_only
+    from pipelines.runs.local import load_dag, parsing_only
 
     monkeypatch.setenv("PIPELINES_HOME", str(project))
     monkeypatch.setenv("PIPELINES_LAKE", str(fast_dir / "lake"))

@@ -114,7 +114,7 @@ def test_two_workers_merging_into_one_s3_partition_lose_nothing(
 def test_a_dag_run_on_s3_goes_through_the_airflow_connection(
     airflow_db, s3_env, expected, monkeypatch
 ):
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     for key, value in {"PIPELINES_HOME": s3_env.home, "PIPELINES_LAKE": s3_env.lake}.items():
         monkeypatch.setenv(key, value)

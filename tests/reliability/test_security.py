@@ -174,7 +174,7 @@ def test_a_failing_s3_run_never_prints_the_connection_password(
     """The lake denies everything: the task fails, and neither the error, the task log nor the
     CLI show the connection's password."""
     from pipelines import cli
-    from pipelines.local import run_dag
+    from pipelines.runs.local import run_dag
 
     env = Env(str(project), f"s3://{BUCKET}/denied", extra=s3.connection_env())
     for key, value in {"PIPELINES_HOME": env.home, "PIPELINES_LAKE": env.lake, **env.extra}.items():

@@ -29,7 +29,7 @@ def _submit(name):
 
 
 def _run_cookbook(name):
-    from pipelines.cookbooks.local import run_cookbook
+    from pipelines.runs.cookbook import run_cookbook
 
     run_cookbook(load_project(), name, "2024-01-02")
 

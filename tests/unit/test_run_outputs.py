@@ -1,13 +1,13 @@
-"""A run's outputs by plain name, from what its result tasks returned (pipelines.run_outputs)."""
+"""A run's outputs by plain name, from what its result tasks returned (pipelines.runs.outputs)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines import run_outputs
 from pipelines.cookbooks import VERIFY
 from pipelines.project.config import Kind
-from pipelines.run_outputs import Outputs, Tables, latest, outputs_of, with_children
+from pipelines.runs import outputs as run_outputs
+from pipelines.runs.outputs import Outputs, Tables, latest, outputs_of, with_children
 from pipelines.wiring.operators import (
     AggregateOperator,
     CheckKeysOperator,

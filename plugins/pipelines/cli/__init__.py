@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from pipelines.airflow_rest import REPROCESS
 from pipelines.cli import namespaces, plan, status
 from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
 from pipelines.cli.remote import cmd_remote_backfill, cmd_submit
 from pipelines.cli.runs import cmd_run
 from pipelines.exceptions import ConfigError, PipelinesError
+from pipelines.runs.airflow_rest import REPROCESS
 
 NAMESPACE_HELP = (
     "the namespace (default: PIPELINES_NAMESPACE, else the git branch of the project, else 'local')"

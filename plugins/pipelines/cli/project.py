@@ -73,7 +73,7 @@ def _validate_file(path: Path) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from pipelines.local import configure
+    from pipelines.runs.local import configure
 
     home = configure()
     print(f"Airflow home {home} (SQLite metadata database ready)")
@@ -86,7 +86,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     import os
     import shlex
 
-    from pipelines.local import configure
+    from pipelines.runs.local import configure
 
     with contextlib.redirect_stdout(sys.stderr):  # only the exports may reach stdout
         configure()

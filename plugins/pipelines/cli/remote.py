@@ -75,7 +75,7 @@ def _client(args: argparse.Namespace):
 
     login = airflow_login(args.url)
     if login.url is None:
-        from pipelines.local import configure
+        from pipelines.runs.local import configure
 
         configure(database=False)
     from pipelines.client import Client
@@ -152,10 +152,10 @@ def _as_json(name: str, results: list, outputs) -> dict:
 def cmd_remote_backfill(args: argparse.Namespace) -> int:
     """An Airflow backfill of ``--start`` .. ``--end``, followed until it completes: a line per
     run as it ends (with what it did), then how many succeeded."""
-    from pipelines.airflow_rest import FINISHED
     from pipelines.client import outcome_of
     from pipelines.common.partitions import date_option
     from pipelines.project.run_dates import run_dates
+    from pipelines.runs.airflow_rest import FINISHED
 
     client = _client(args)
     from pipelines.project.config import load_project

@@ -10,7 +10,7 @@ from pipelines.cli.text import plural, warn_skipped
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.common.partitions import date_option
-    from pipelines.local import configure
+    from pipelines.runs.local import configure
 
     if args.command == "run":
         start = end = date_option(args.date, "--date")

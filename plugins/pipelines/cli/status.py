@@ -82,8 +82,8 @@ def _now(text: str | None) -> dt.datetime:
 def _with_runs(rows: list, login) -> list:
     """The rows with the latest run of the DAG that writes each (one request per DAG), from the
     Airflow ``login`` (:func:`pipelines.runtime.environment.airflow_login`) names."""
-    from pipelines.airflow_rest import AirflowRest
     from pipelines.inspection.status import LastRun
+    from pipelines.runs.airflow_rest import AirflowRest
 
     airflow = AirflowRest(
         login.url, username=login.username, password=login.password, token=login.token

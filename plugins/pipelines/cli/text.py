@@ -26,7 +26,7 @@ def warn_skipped(project) -> None:
 def quiet_airflow() -> None:
     """Point Airflow at the project with its logging quiet, before anything imports it: only the
     command's own lines reach standard output (an S3 lake's connection is looked up by Airflow)."""
-    from pipelines.local import configure
+    from pipelines.runs.local import configure
 
     configure(database=False)
 

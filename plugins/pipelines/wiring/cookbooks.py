@@ -95,7 +95,7 @@ class CookbookCheckOperator(BaseOperator):
     workflows' metrics for the run's day."""
 
     template_fields = ()
-    returns_dag_result = True  # its counts are the run's result (see pipelines.run_outputs)
+    returns_dag_result = True  # its counts are the run's result (see pipelines.runs.outputs)
 
     def __init__(
         self, *, cookbook: str, namespace: str, replay: str | None = None, **kwargs: Any

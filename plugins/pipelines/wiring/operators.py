@@ -97,7 +97,7 @@ class StepOperator(BaseOperator):
     step = ""
     group = ""
     # its return value is one of the run's results: the REST API's run-wait endpoint returns it
-    # (what :mod:`pipelines.run_outputs` reads, as the local runner's outcome holds it)
+    # (what :mod:`pipelines.runs.outputs` reads, as the local runner's outcome holds it)
     returns_dag_result = True
     _result: dict | None = None  # what execute returned: the counts its lineage reports
 

@@ -3,7 +3,7 @@
 The run is the manual run ``dag.test()`` would create for the logical date: run id
 ``manual__{run_after}``, the data interval the DAG's timetable gives a manual run of that date,
 no conf, no partition key. Its tasks run one at a time in dependency order, each as a worker runs
-it (:class:`~pipelines.local_supervisor.LocalSupervisor`), retried as its ``retries`` say. A task
+it (:class:`~pipelines.runs.supervisor.LocalSupervisor`), retried as its ``retries`` say. A task
 matching ``skip`` is marked successful without running (``dag.test``'s
 ``mark_success_pattern``); every task has the default trigger rule, ``all_success``, so a failed
 task makes those downstream ``upstream_failed`` and a skipped one makes them ``skipped``. A DAG
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.exceptions import PipelinesError
-from pipelines.local_supervisor import UNAVAILABLE, AssetEvent, LocalSupervisor, TaskTry
+from pipelines.runs.supervisor import UNAVAILABLE, AssetEvent, LocalSupervisor, TaskTry
 
 ENDED = ("success", "failed", "skipped")  # how a task's last try can end here
 BROKEN = ("failed", "upstream_failed")  # what fails the tasks downstream and a leaf the run

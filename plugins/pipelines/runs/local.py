@@ -4,7 +4,7 @@
 SQLite home under ``.airflow/`` unless ``AIRFLOW_HOME`` is set, the repo's dags and plugins
 folders) and keeps Airflow's own logging quiet unless asked. :func:`run_dag` runs a DAG either
 way, with the same :class:`RunOutcome`: by default in this process with no metadata database
-(:mod:`pipelines.local_run`), or with ``full_airflow`` through ``dag.test()``, which writes the
+(:mod:`pipelines.runs.local_run`), or with ``full_airflow`` through ``dag.test()``, which writes the
 run, its task instances and its asset events to the database. Each run parses only the DAG it
 runs (``_AIRFLOW_PARSING_CONTEXT_DAG_ID``), so either stays fast however big the registry is.
 """
@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import dag_folder, local_run
 from pipelines.common.partitions import parse_date
-from pipelines.dag_folder import parsing_only
 from pipelines.exceptions import PipelinesError
-from pipelines.local_run import RunRecord
-from pipelines.local_supervisor import AssetEvent
+from pipelines.runs import dag_folder, local_run
+from pipelines.runs.dag_folder import parsing_only
+from pipelines.runs.local_run import RunRecord
+from pipelines.runs.supervisor import AssetEvent
 from pipelines.runtime import environment
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repo holding dags/ and plugins/

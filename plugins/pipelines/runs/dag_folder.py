@@ -30,7 +30,7 @@ def parsing_only(dag_id: str):
 
 
 def dags_folder() -> Path:
-    """``[core] dags_folder``: what :func:`pipelines.local.configure` points Airflow at."""
+    """``[core] dags_folder``: what :func:`pipelines.runs.local.configure` points Airflow at."""
     from airflow.sdk.configuration import conf
 
     return Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or conf.get("core", "dags_folder"))

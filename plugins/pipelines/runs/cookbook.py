@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.local import RunOutcome, run_dag
 from pipelines.project.config import Kind, Project
+from pipelines.runs.local import RunOutcome, run_dag
 from pipelines.runtime import environment
 
 
@@ -38,7 +38,8 @@ def run_cookbook(
 ) -> list[RunOutcome]:
     """Run every child for ``ds`` (nested cookbooks too), stop at the first failure, then verify.
 
-    :param full_airflow: run each DAG through ``dag.test()`` (see :func:`pipelines.local.run_dag`)
+    :param full_airflow: run each DAG through ``dag.test()`` (see
+        :func:`pipelines.runs.local.run_dag`)
     :param conf: each run's ``dag_run.conf`` (the trigger tasks pass the parent's on)
     :return: one outcome per DAG run, the parent's last
     """
