@@ -34,6 +34,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "airflow wiring": (
         "pipelines.wiring",
         "pipelines.wiring.factory",
+        "pipelines.wiring.task_ids",
         "pipelines.wiring.stages",
         "pipelines.wiring.timetable",
         "pipelines.runs",
@@ -41,7 +42,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.runs.local_run",
         "pipelines.runs.supervisor",
         "pipelines.runs.dag_folder",
-        "pipelines.cookbooks",
         "pipelines.wiring.cookbooks",
         "pipelines.runs.cookbook",
         "pipelines.wiring.operators",
@@ -82,7 +82,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.project.table_config",
     ),
     "ingredients": (
-        "pipelines.components",
         "pipelines.runtime",
         "pipelines.runtime.environment",
         "pipelines.runtime.branch",

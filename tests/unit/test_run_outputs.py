@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.cookbooks import VERIFY
 from pipelines.project.config import Kind
 from pipelines.runs import outputs as run_outputs
 from pipelines.runs.outputs import Outputs, Tables, latest, outputs_of, with_children
@@ -15,6 +14,7 @@ from pipelines.wiring.operators import (
     MergeOperator,
     WorkflowOperator,
 )
+from pipelines.wiring.task_ids import VERIFY
 
 DATASET_RESULTS = {
     "ingest.extract": {"rows": 5, "ds": "2024-01-02"},

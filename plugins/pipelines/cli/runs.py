@@ -97,7 +97,6 @@ class Progress:
 
 def summary(outcome) -> str:
     """What a run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
-    from pipelines.cookbooks import VERIFY
     from pipelines.steps.merge import MergeResult
     from pipelines.wiring.operators import (
         DETAILS,
@@ -106,6 +105,7 @@ def summary(outcome) -> str:
         MergeOperator,
         WorkflowOperator,
     )
+    from pipelines.wiring.task_ids import VERIFY
 
     results, parts = outcome.results, []
     if ExtractOperator.task_path() in results:

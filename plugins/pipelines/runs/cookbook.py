@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pipelines.project.config import Kind, Project
 from pipelines.runs.local import RunOutcome, run_dag
 from pipelines.runtime import environment
+from pipelines.wiring.task_ids import TRIGGERS
 
 
 def ordered_children(project: Project, cookbook: str) -> list[str]:
@@ -58,7 +59,7 @@ def run_cookbook(
         if not outcome.ok:
             return outcomes
     parent_id = environment.cookbook_dag_id(cookbook, ns)
-    parent = run_dag(parent_id, ds, skip=r"trigger_.*", full_airflow=full_airflow, conf=conf)
+    parent = run_dag(parent_id, ds, skip=TRIGGERS, full_airflow=full_airflow, conf=conf)
     report(parent)
     outcomes.append(parent)
     return outcomes

@@ -22,17 +22,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pipelines.cookbooks import VERIFY
 from pipelines.project.config import Kind
-
-EXTRACT, MERGE, CHECK, AGGREGATE, WORKFLOW = (
-    "ingest.extract",
-    "clean.merge",
-    "check.check_keys",
-    "aggregate.aggregate",
-    "workflow.run",
-)  # the task ids whose return values are a run's results (the operators' task_path())
-RESULT_TASKS = (EXTRACT, MERGE, CHECK, AGGREGATE, WORKFLOW, VERIFY)
+from pipelines.wiring.task_ids import (  # noqa: F401 - RESULT_TASKS: what the outputs come from
+    AGGREGATE,
+    CHECK,
+    EXTRACT,
+    MERGE,
+    RESULT_TASKS,
+    VERIFY,
+    WORKFLOW,
+)
 
 
 def outputs_of(kind: Kind, results: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,13 +25,13 @@ from pipelines.project.config import Kind, Project, load_project
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
-from pipelines.steps import sources
+from pipelines.steps import DATASET_STEPS, sources
 from pipelines.steps.aggregate import aggregate
 from pipelines.steps.merge import MergeResult, merge
 
 __all__ = ["STEPS", "MergeResult", "aggregate", "check_keys", "extract", "merge", "run_steps"]
 log = logging.getLogger(__name__)
-STEPS = ("extract", "merge", "check_keys", "aggregate")  # the task ids, in order
+STEPS = DATASET_STEPS  # their names, in order
 
 
 def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:

@@ -9,7 +9,6 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, BaseOperator
 
 from pipelines.common.partitions import format_date
-from pipelines.cookbooks import VERIFY
 from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
 from pipelines.project.config import CookbookSpec, Kind, Project, load_project
@@ -18,6 +17,7 @@ from pipelines.project.table_config import record_cookbook
 from pipelines.runtime import environment
 from pipelines.runtime.environment import child_run_id
 from pipelines.wiring.operators import RESULTS, default_args, fail_clearly
+from pipelines.wiring.task_ids import VERIFY, trigger
 from pipelines.wiring.timetable import PipelinesTimetable
 
 
@@ -154,7 +154,7 @@ def cookbook_dag(
     ) as dag:
         tasks = {
             child.name: TriggerChildOperator(
-                task_id=f"trigger_{child.name}",
+                task_id=trigger(child.name),
                 cookbook=book.name,
                 replay=replay,
                 trigger_dag_id=project.dag_id(child.name, lake.namespace),

@@ -43,6 +43,16 @@ from pipelines.project.config import Kind, load_project
 from pipelines.project.workflows import DAILY
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact
+from pipelines.wiring.task_ids import (
+    AGGREGATE_STEP,
+    CHECK_STEP,
+    EXTRACT_STEP,
+    MERGE_STEP,
+    STAGES,
+    WORKFLOW_STAGE,
+    WORKFLOW_STEP,
+    task_id,
+)
 
 if TYPE_CHECKING:
     from pipelines.lake.lake import Lake
@@ -104,7 +114,7 @@ class StepOperator(BaseOperator):
     @classmethod
     def task_path(cls) -> str:
         """``{group}.{step}``: the task id of this step in its DAG."""
-        return f"{cls.group}.{cls.step}"
+        return task_id(cls.group, cls.step)
 
     def execute(self, context: Any) -> dict:
         self._result = None
@@ -221,8 +231,8 @@ class DatasetStepOperator(StepOperator):
 class ExtractOperator(DatasetStepOperator):
     """Source -> raw partition ``ds=`` of the interval."""
 
-    step = "extract"
-    group = "ingest"
+    step = EXTRACT_STEP
+    group = STAGES[step]
     writes = (Layer.RAW,)
     publishes = (Layer.RAW,)
 
@@ -250,8 +260,8 @@ class ExtractOperator(DatasetStepOperator):
 class MergeOperator(DatasetStepOperator):
     """Raw -> cleaned (upsert by key, or snapshot) and quarantine."""
 
-    step = "merge"
-    group = "clean"
+    step = MERGE_STEP
+    group = STAGES[step]
     reads = (Layer.RAW,)
     writes = (Layer.CLEANED, Layer.QUARANTINE)
 
@@ -280,8 +290,8 @@ class MergeOperator(DatasetStepOperator):
 class CheckKeysOperator(DatasetStepOperator):
     """Quality gate: keys unique and not null in what the run wrote; counts reconcile."""
 
-    step = "check_keys"
-    group = "check"
+    step = CHECK_STEP
+    group = STAGES[step]
     ui_color = "#fdf3e8"
     publishes = (Layer.CLEANED,)  # the merge wrote the day; the gate lets workflows read it
 
@@ -309,8 +319,8 @@ class CheckKeysOperator(DatasetStepOperator):
 class AggregateOperator(DatasetStepOperator):
     """Cleaned -> every aggregate of the dataset, for the partitions the run touched."""
 
-    step = "aggregate"
-    group = "aggregate"
+    step = AGGREGATE_STEP
+    group = STAGES[step]
     reads = (Layer.CLEANED,)  # writes: the aggregates' own tables, named by aggregates.yaml
 
     def run(self, project, dataset, interval, lake, context) -> dict:
@@ -418,8 +428,8 @@ class WorkflowOperator(StepOperator):
     """
 
     ui_color = "#eefde8"
-    step = "run"
-    group = "workflow"
+    step = WORKFLOW_STEP
+    group = WORKFLOW_STAGE
 
     def __init__(self, *, workflow: str, namespace: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

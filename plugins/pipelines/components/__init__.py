@@ -1,1 +1,0 @@
-"""Shared ingredients of every DAG: environment, lake access, connections and operators."""
