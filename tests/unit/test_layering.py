@@ -30,6 +30,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pipelines.cli.status",
         "pipelines.client",
         "pipelines.testing",
+        "pipelines.timetable",
+        "pipelines.freshness",
     ),
     "airflow wiring": (
         "pipelines.wiring",
