@@ -7,7 +7,9 @@ from dataclasses import replace
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
 from pipelines.plan.compare import Action, Backfill, Plan, Recorded, State, compare
-from pipelines.project.config import AggregateSpec, Child, CookbookSpec, Kind
+from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.config import Kind
+from pipelines.project.cookbooks import Child, CookbookSpec
 from pipelines.project.registry import parse_registry
 from pipelines.project.table_config import (
     RETIRED,

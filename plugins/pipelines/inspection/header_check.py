@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pipelines.common.partitions import interval_for, source_pattern
 from pipelines.exceptions import PipelinesError, Problem
-from pipelines.project.config import AGGREGATES, Project
+from pipelines.project.aggregates import AGGREGATES
+from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.steps import sources
 

@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 from pipelines.common.partitions import Layer, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
-from pipelines.project.config import AggregateSpec, Kind, Project
+from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.config import Kind, Project
 from pipelines.project.registry import Dataset
 from pipelines.project.run_dates import DAILY, latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec

@@ -11,14 +11,14 @@ from __future__ import annotations
 import difflib
 import enum
 import os
-import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
 
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.lake.lake import Lake
+from pipelines.project.aggregates import AGGREGATES, AggregateSpec, parse_aggregate
+from pipelines.project.cookbooks import COOKBOOKS, CookbookSpec, check_children, parse_cookbook
 from pipelines.project.namespaces import (
     NAMESPACES,
     NamespaceKind,
@@ -27,13 +27,10 @@ from pipelines.project.namespaces import (
     namespace_spec,
 )
 from pipelines.project.registry import (
-    COLUMN_RE,
-    COLUMN_RULE,
     FILE,
     NAME_RE,
     Dataset,
     Registry,
-    check_schedule,
     load_registry,
 )
 from pipelines.project.workflows import (
@@ -49,11 +46,6 @@ from pipelines.runtime.environment import (
     include_dir,
     workflow_dag_id,
 )
-
-AGGREGATES = "aggregates.yaml"
-COOKBOOKS = "cookbooks.yaml"
-METRIC_RE = re.compile(r"^(?P<fn>[a-z_]+)(?::(?P<col>.+))?$")
-METRIC_FUNCTIONS = ("count", "sum", "mean", "min", "max", "count_distinct")
 
 
 class Kind(enum.StrEnum):
@@ -77,51 +69,6 @@ _DAG_IDS = {
     Kind.WORKFLOW: workflow_dag_id,
     Kind.COOKBOOK: cookbook_dag_id,
 }
-
-
-@dataclass(frozen=True)
-class AggregateSpec:
-    """A business table: ``dataset`` grouped by partition date plus ``group_by``."""
-
-    name: str
-    dataset: str
-    group_by: tuple[str, ...]
-    metrics: tuple[tuple[str, str, str | None], ...]  # (output, function, column)
-
-    @property
-    def metric_map(self) -> dict[str, tuple[str, str | None]]:
-        return {out: (fn, col) for out, fn, col in self.metrics}
-
-    @property
-    def columns(self) -> set[str]:
-        """Source columns the aggregate needs."""
-        return set(self.group_by) | {col for _, _, col in self.metrics if col}
-
-
-@dataclass(frozen=True)
-class Child:
-    """One child of a cookbook (a dataset, a workflow or a cookbook) and the children it waits
-    for."""
-
-    name: str
-    after: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CookbookSpec:
-    """A parent DAG that triggers children (datasets, workflows or cookbooks) for the same
-    logical date.
-
-    ``children`` are the entries of the YAML key ``steps``; ``cron`` is ``schedule`` with a
-    preset spelled out (None: triggered only).
-    """
-
-    name: str
-    schedule: str | None
-    children: tuple[Child, ...]
-    checks: dict[str, dict[str, Any]]  # step -> {min_rows: N, metrics: {name: {min, max}}}
-    description: str = ""
-    cron: str | None = None
 
 
 @dataclass(frozen=True)
@@ -327,7 +274,7 @@ def _load(include: str, stamps: tuple) -> Project:
         Path(include) / AGGREGATES,
         problems,
         taken,
-        lambda e, name, p: _aggregate(e, name, p, registry),
+        lambda e, name, p: parse_aggregate(e, name, p, registry),
         Kind.AGGREGATE,
     )
     workflows = _entries(
@@ -342,8 +289,9 @@ def _load(include: str, stamps: tuple) -> Project:
     for spec in set(taken) - {w.name for w in workflows}:
         if taken[spec] is Kind.WORKFLOW:
             del taken[spec]  # skipped: a cookbook step naming it is unknown
-    cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, _cookbook, Kind.COOKBOOK)
-    cookbooks = _check_cookbook_children(cookbooks, taken, problems)
+    cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, parse_cookbook, Kind.COOKBOOK)
+    runnable = {name for name, kind in taken.items() if kind in RUNNABLE}
+    cookbooks = check_children(cookbooks, runnable, problems)
     return Project(
         registry, tuple(aggregates), tuple(cookbooks), tuple(problems), tuple(workflows), include
     )
@@ -399,149 +347,3 @@ class _Reporter:
 
     def __call__(self, message: str) -> None:
         self.problems.append(Problem(self.file, None, self.name, message))
-
-
-def _aggregate(entry: dict[str, Any], name: str, report: _Reporter, registry: Registry):
-    unknown = set(entry) - {"name", "dataset", "group_by", "metrics", "description"}
-    if unknown:
-        report(f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
-    dataset = entry.get("dataset")
-    if registry.get(str(dataset)) is None:
-        report(f"dataset {dataset!r} is not a valid dataset of registry.csv")
-    group_by = entry.get("group_by") or []
-    if not isinstance(group_by, list) or not all(
-        isinstance(c, str) and COLUMN_RE.match(c) for c in group_by
-    ):
-        report("group_by must be a list of column names")
-        group_by = []
-    metrics = _metrics(entry.get("metrics"), report)
-    if report.problems:
-        return None
-    return AggregateSpec(name, dataset, tuple(group_by), metrics)
-
-
-def _metrics(raw: Any, report: _Reporter) -> tuple[tuple[str, str, str | None], ...]:
-    if not isinstance(raw, dict) or not raw:
-        report("metrics must be a mapping {output_column: 'function:column'}")
-        return ()
-    out = []
-    for output, spec in raw.items():
-        match = METRIC_RE.match(str(spec)) if isinstance(spec, str) else None
-        fn, col = (match["fn"], match["col"]) if match else (None, None)
-        if not isinstance(output, str) or not COLUMN_RE.match(output):
-            report(f"metric output {output!r} is not a valid column name ({COLUMN_RULE})")
-        elif fn not in METRIC_FUNCTIONS:
-            report(
-                f"metric {output}: {spec!r}: function must be one of: {', '.join(METRIC_FUNCTIONS)}"
-            )
-        elif fn == "count" and col:
-            report(f"metric {output}: 'count' takes no column (it counts rows)")
-        elif fn != "count" and not col:
-            report(f"metric {output}: {fn!r} needs a column, as '{fn}:column'")
-        elif col and not COLUMN_RE.match(col):
-            report(f"metric {output}: {col!r} is not a valid column name ({COLUMN_RULE})")
-        else:
-            out.append((output, fn, col))
-    return tuple(out)
-
-
-def _cookbook(entry: dict[str, Any], name: str, report: _Reporter):
-    unknown = set(entry) - {"name", "schedule", "steps", "checks", "description"}
-    if unknown:
-        report(f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
-    schedule, cron = entry.get("schedule"), None
-    if schedule is not None and not isinstance(schedule, str):
-        report(f"schedule: {schedule!r} is not a cron expression or preset")
-    elif schedule is not None:
-        cron, problem = check_schedule(schedule, writes_partitions=False)
-        if problem:
-            report(f"schedule: {problem}")
-    children = _children(entry.get("steps"), report)
-    checks = entry.get("checks") or {}
-    if not isinstance(checks, dict) or not all(_check_ok(v) for v in checks.values()):
-        report(
-            "checks must map a step to {min_rows: N} (a workflow also to "
-            "metrics: {NAME: {min: X, max: Y}})"
-        )
-        checks = {}
-    if report.problems:
-        return None
-    description = str(entry.get("description", ""))
-    return CookbookSpec(name, schedule, children, checks, description, cron)
-
-
-def _check_ok(check: Any) -> bool:
-    """``{min_rows: N, metrics: {name: {min: X, max: Y}}}``, each part optional."""
-    if not isinstance(check, dict) or set(check) - {"min_rows", "metrics"}:
-        return False
-    if not isinstance(check.get("min_rows", 0), int):
-        return False
-    metrics = check.get("metrics", {})
-    return isinstance(metrics, dict) and all(
-        isinstance(bounds, dict)
-        and bounds
-        and set(bounds) <= {"min", "max"}
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bounds.values())
-        for bounds in metrics.values()
-    )
-
-
-def _children(raw: Any, report: _Reporter) -> tuple[Child, ...]:
-    """The YAML ``steps``: strings run one after the other; ``{name, after: [...]}`` names its
-    own dependencies."""
-    if not isinstance(raw, list) or not raw:
-        report("steps must be a non-empty list")
-        return ()
-    children: list[Child] = []
-    for item in raw:
-        if isinstance(item, str):
-            after = (children[-1].name,) if children else ()
-            children.append(Child(item, after))
-        elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            after = item.get("after", [])
-            if isinstance(after, str):
-                after = [after]
-            children.append(Child(item["name"], tuple(after)))
-        else:
-            report(f"step {item!r} must be a name or {{name: ..., after: [...]}}")
-    names = [c.name for c in children]
-    for child in children:
-        if names.count(child.name) > 1:
-            report(f"step {child.name!r} appears twice")
-        for dep in child.after:
-            if dep not in names:
-                report(f"step {child.name!r} waits for {dep!r}, which is not a step")
-    return tuple(children)
-
-
-def _check_cookbook_children(
-    cookbooks: list[CookbookSpec], taken: dict[str, Kind], problems: list[Problem]
-) -> list[CookbookSpec]:
-    """Drop cookbooks that name unknown children or form a cycle through other cookbooks."""
-    by_name = {c.name: c for c in cookbooks}
-    good: list[CookbookSpec] = []
-    for book in cookbooks:
-        bad = [c.name for c in book.children if taken.get(c.name) not in RUNNABLE]
-        if bad:
-            problems.append(
-                Problem(
-                    COOKBOOKS,
-                    None,
-                    book.name,
-                    f"unknown dataset, workflow or cookbook: {', '.join(map(repr, bad))}",
-                )
-            )
-        elif _cycle(book.name, by_name, ()):
-            problems.append(
-                Problem(COOKBOOKS, None, book.name, "cookbooks trigger each other in a cycle")
-            )
-        else:
-            good.append(book)
-    return good
-
-
-def _cycle(name: str, books: dict[str, CookbookSpec], path: tuple[str, ...]) -> bool:
-    if name in path:
-        return True
-    book = books.get(name)
-    return book is not None and any(_cycle(c.name, books, (*path, name)) for c in book.children)

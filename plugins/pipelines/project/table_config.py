@@ -17,7 +17,8 @@ from typing import Any
 
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
-from pipelines.project.config import AggregateSpec, CookbookSpec
+from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.cookbooks import CookbookSpec
 from pipelines.project.registry import Dataset
 from pipelines.project.workflows import WorkflowSpec
 from pipelines.runtime.secrets import redact

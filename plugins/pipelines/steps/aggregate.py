@@ -17,7 +17,8 @@ from pipelines.common.partitions import Interval, Layer
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
-from pipelines.project.config import AggregateSpec, Project
+from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_aggregate
 from pipelines.steps.merge import MergeResult

@@ -11,7 +11,8 @@ from airflow.sdk import DAG, BaseOperator
 from pipelines.common.partitions import format_date
 from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
-from pipelines.project.config import CookbookSpec, Kind, Project, load_project
+from pipelines.project.config import Kind, Project, load_project
+from pipelines.project.cookbooks import CookbookSpec
 from pipelines.project.namespaces import NamespaceSpec
 from pipelines.project.table_config import record_cookbook
 from pipelines.runtime import environment

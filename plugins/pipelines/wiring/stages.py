@@ -14,7 +14,8 @@ from airflow.sdk import Asset, TaskGroup
 
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
-from pipelines.project.config import AggregateSpec, Project
+from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.project.workflows import WorkflowInput, WorkflowSpec
 from pipelines.wiring.operators import (
