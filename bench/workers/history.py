@@ -162,7 +162,7 @@ def lake_at(root: Path) -> Iterator[None]:
 
 
 def _dataset(name: str) -> Dataset:
-    return load_project().require(name, Kind.DATASET)
+    return load_project().require(name, Kind.DATASET).spec
 
 
 if __name__ == "__main__":

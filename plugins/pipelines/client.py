@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from pipelines.common.partitions import date_option
 from pipelines.exceptions import AirflowError, PipelinesError, RunFailed
-from pipelines.project.config import RUNNABLE, Kind, Project, load_project
+from pipelines.project.config import RUNNABLE, Entry, Kind, Project, load_project
 from pipelines.project.run_dates import latest_date, run_dates
 from pipelines.runs.airflow_rest import AirflowRest, RemoteRun
-from pipelines.runs.cookbook import ordered_children, run_cookbook
+from pipelines.runs.cookbook import run_cookbook
 from pipelines.runs.local import RunOutcome, configure, run_dag
 from pipelines.runs.outputs import Outputs, Tables, latest, outputs_of, with_children
 from pipelines.runtime import environment
@@ -211,17 +211,17 @@ class Client:
         """
         project = load_project()
         project.require_readable()
-        project.require(name, *RUNNABLE)
-        first = latest_date(project, name) if date is None else date_option(date, "date")
+        entry = project.require(name, *RUNNABLE)  # the one time the name is resolved
+        first = latest_date(project, entry) if date is None else date_option(date, "date")
         last = date_option(end, "end") if end is not None else first
-        days = run_dates(project, name, first, last, allow_incomplete=allow_incomplete)
+        days = run_dates(project, entry, first, last, allow_incomplete=allow_incomplete)
         if upstream and self.airflow is not None:
             raise PipelinesError(
                 "upstream=True runs in this process only; on Airflow, data decides"
             )
         if on_start:
             on_start(days)
-        run = _Submission(self, project, name, conf, on_run, on_state, timeout)
+        run = _Submission(self, project, entry, conf, on_run, on_state, timeout)
         results: list[RunResult] = []
         for ds in days:
             result = run.remote(ds, wait) if self.airflow else run.local(ds, upstream)
@@ -230,16 +230,17 @@ class Client:
                 break
         if end is None:
             return results[0]
-        return RunResults(results, days, Tables(output_keys(project, name), self.namespace, days))
+        return RunResults(results, days, Tables(output_keys(project, entry), self.namespace, days))
 
 
 class _Submission:
     """The runs of one ``submit``: each day locally or on Airflow, and its :class:`RunResult`."""
 
-    def __init__(self, client, project, name, conf, on_run, on_state, timeout) -> None:
-        self.client, self.project, self.name, self.conf = client, project, name, conf
+    def __init__(self, client, project, entry: Entry, conf, on_run, on_state, timeout) -> None:
+        self.client, self.project, self.entry, self.conf = client, project, entry, conf
+        self.name = entry.name
         self.ns = client.namespace
-        self.dag_id = project.dag_id(name, self.ns)
+        self.dag_id = entry.dag_id(self.ns)
         self.report = on_run or (lambda outcome: None)
         self.on_state = on_state
         self.timeout = timeout if timeout is not None else client.timeout_seconds
@@ -261,14 +262,14 @@ class _Submission:
             error=last.error if ours else f"{last.dag_id}: {last.error or last.state}",
             failed_task=last.failed_task,
         )
-        values = self.values(self.name, "", lambda dag, _: by_dag.get(dag, {}))
+        values = self.values(self.entry, "", lambda dag, _: by_dag.get(dag, {}))
         return self._with_outputs(result, values)
 
     def _run_locally(self, ds: str) -> list[RunOutcome]:
         full = self.client.full_airflow
-        if self.project.kind_of(self.name) is Kind.COOKBOOK:
+        if self.entry.kind is Kind.COOKBOOK:
             return run_cookbook(
-                self.project, self.name, ds, self.report, full_airflow=full, conf=self.conf
+                self.project, self.entry, ds, self.report, full_airflow=full, conf=self.conf
             )
         outcome = run_dag(self.dag_id, ds, full_airflow=full, conf=self.conf)
         self.report(outcome)
@@ -277,14 +278,13 @@ class _Submission:
     def _upstream(self, ds: str) -> list[RunOutcome]:
         """Run what a workflow reads and has not landed for ``ds``, upstream first; stop at the
         first failure (a cookbook runs its own steps in order: nothing to add)."""
-        if self.project.kind_of(self.name) is not Kind.WORKFLOW:
+        if self.entry.kind is not Kind.WORKFLOW:
             return []
         from pipelines.steps.workflow import missing_upstream
 
         lake = self.project.lake(self.ns)
         outcomes: list[RunOutcome] = []
-        spec = self.project.workflow(self.name)
-        for producer in missing_upstream(spec, ds, lake, self.project):
+        for producer in missing_upstream(self.entry.spec, ds, lake, self.project):
             dag_id = self.project.dag_id(producer, self.ns)
             outcome = run_dag(dag_id, ds, full_airflow=self.client.full_airflow)
             self.report(outcome)
@@ -329,25 +329,24 @@ class _Submission:
             except AirflowError:  # a child that did not run (the parent failed before it)
                 return {}
 
-        return self._with_outputs(result, self.values(self.name, run.run_id, results_of))
+        return self._with_outputs(result, self.values(self.entry, run.run_id, results_of))
 
-    def values(self, name: str, run_id: str, results_of: ResultsOf) -> dict:
-        """The outputs of ``name``'s run ``run_id``, a cookbook's with its children's (their
+    def values(self, entry: Entry, run_id: str, results_of: ResultsOf) -> dict:
+        """The outputs of the entry's run ``run_id``, a cookbook's with its children's (their
         runs' ids are derived from the parent's, as its trigger tasks derive them)."""
-        dag_id = self.project.dag_id(name, self.ns)
-        kind = self.project.kind_of(name)
-        own = outputs_of(kind, results_of(dag_id, run_id))
-        if kind is not Kind.COOKBOOK:
+        dag_id = entry.dag_id(self.ns)
+        own = outputs_of(entry.kind, results_of(dag_id, run_id))
+        if entry.kind is not Kind.COOKBOOK:
             return own
         children = {
-            child: self.values(child, environment.child_run_id(dag_id, run_id), results_of)
-            for child in ordered_children(self.project, name)
+            child.name: self.values(child, environment.child_run_id(dag_id, run_id), results_of)
+            for child in entry.in_order()
         }
-        workflows = [c for c in children if self.project.kind_of(c) is Kind.WORKFLOW]
+        workflows = [c.name for c in entry.in_order() if c.kind is Kind.WORKFLOW]
         return with_children(own, children, workflows)
 
     def _with_outputs(self, result: RunResult, values: dict) -> RunResult:
-        tables = Tables(output_keys(self.project, self.name), self.ns, [result.logical_date])
+        tables = Tables(output_keys(self.project, self.entry), self.ns, [result.logical_date])
         day = result.logical_date if result.ok else None
         result.outputs = Outputs(values, tables, day)
         return result
@@ -367,19 +366,13 @@ def outcome_of(run: RemoteRun) -> RunOutcome:
     )
 
 
-def output_keys(project: Project, name: str) -> list[str]:
-    """The tables a dataset, workflow or cookbook run writes, as ``layer.name``."""
-    names = _steps(project, name, Kind.DATASET)
+def output_keys(project: Project, entry: Entry | str) -> list[str]:
+    """The tables a dataset, workflow or cookbook run writes, as ``layer.name``.
+
+    :param entry: what runs (or its name, resolved here)
+    """
+    entry = project.resolve(entry, *RUNNABLE)
+    names = [e.name for e in entry.runs(Kind.DATASET)]
     keys = [f"{layer}.{n}" for n in names for layer in ("raw", "cleaned", "quarantine")]
     keys += [f"aggregated.{a.name}" for n in names for a in project.aggregates_of(n)]
-    return keys + [f"workflows.{w}" for w in _steps(project, name, Kind.WORKFLOW)]
-
-
-def _steps(project: Project, name: str, kind: Kind) -> list[str]:
-    """The entries of ``kind`` a run of ``name`` runs (itself, or a cookbook's steps)."""
-    from pipelines.inspection.cookbook_checks import steps_of
-
-    found = project.require(name, *RUNNABLE)
-    if project.kind_of(name) is Kind.COOKBOOK:
-        return steps_of(project, name, kind)
-    return [found.name] if project.kind_of(name) is kind else []
+    return keys + [f"workflows.{w.name}" for w in entry.runs(Kind.WORKFLOW)]

@@ -40,7 +40,7 @@ def run_workflow(
     :raises PipelinesError: ``inputs`` does not name exactly the declared aliases
     """
     project = project or load_project()
-    spec = project.require(name, Kind.WORKFLOW)
+    spec = project.require(name, Kind.WORKFLOW).spec
     declared = [i.alias for i in spec.inputs]
     missing = [a for a in declared if a not in inputs]
     unknown = [a for a in inputs if a not in declared]

@@ -106,3 +106,54 @@ def test_conf_reaches_the_run(home):
     assert manual_run(dag, logical, {"note": "rerun"}).conf == {"note": "rerun"}
     result = Client().submit("orders", "2024-01-02", conf={"note": "rerun"})
     assert result.ok and result.outputs["rows_raw"] == 5
+
+
+@pytest.fixture
+def resolved(monkeypatch):
+    """Every name :meth:`Project.require` resolves, in order."""
+    from pipelines.project.config import Project
+
+    names: list[str] = []
+    require = Project.require
+
+    def counting(self, name, *kinds):
+        names.append(name)
+        return require(self, name, *kinds)
+
+    monkeypatch.setattr(Project, "require", counting)
+    return names
+
+
+def test_a_cookbook_submit_resolves_its_name_once(home, resolved, monkeypatch):
+    """The client resolves the submitted name once; the cookbook's children reach the dates,
+    the runner and the outputs as entries (the DAG runs are stubbed: no task runs here)."""
+    from pipelines.runs import cookbook
+    from pipelines.runs.local import RunOutcome
+
+    ran: list[str] = []
+
+    def run_dag(dag_id, ds, **kwargs):
+        ran.append(dag_id)
+        return RunOutcome(dag_id, ds, "success", 0.0)
+
+    monkeypatch.setattr(cookbook, "run_dag", run_dag)
+    result = Client().submit("refund_model", "2024-01-02")
+    assert result.ok and ran[-1] == "local__cookbook__refund_model" and len(ran) == 5
+    assert "workflows.train_refund_model" in list(result.outputs.tables)  # (none is read)
+    assert resolved == ["refund_model"]
+
+
+def test_a_real_cookbook_run_resolves_each_name_once_per_entry_point(home, resolved):
+    """A real local run of the cookbook: the client resolves the cookbook once, and so does each
+    other entry point that names an entry: the DAG file building the cookbook's parent DAG (its
+    children's DAG ids come from the entry), the cookbook's verify task, each workflow's run task
+    (the datasets' tasks look their row up, they resolve no name)."""
+    result = Client().submit("refund_model", "2024-01-02")
+    assert result.ok and 0.5 <= result.outputs["accuracy"] <= 1
+    assert sorted(resolved) == [
+        "customer_features",  # its run task
+        "refund_model",  # the client
+        "refund_model",  # the DAG file, building the parent DAG
+        "refund_model",  # the verify task
+        "train_refund_model",  # its run task
+    ]

@@ -10,7 +10,7 @@ from pipelines.common import transforms
 from pipelines.common.partitions import Layer
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
-from pipelines.project.config import Kind, Project
+from pipelines.project.config import Entry, Kind, Project
 from pipelines.steps.schema import read_current
 
 
@@ -35,22 +35,24 @@ class Report:
         return {"passed": len(self.passed), "failed": len(self.failed)}
 
 
-def verify(project: Project, cookbook: str, lake: Lake, ds: str | None = None) -> Report:
+def verify(project: Project, cookbook: Entry | str, lake: Lake, ds: str | None = None) -> Report:
     """Check the outputs of every dataset and workflow the cookbook (and its sub-cookbooks) ran.
 
+    :param cookbook: the cookbook's entry (or its name, resolved here)
     :param ds: the day the cookbook ran for (its workflows' outputs of that day are checked)
     """
-    book = project.require(cookbook, Kind.COOKBOOK)
+    book = project.resolve(cookbook, Kind.COOKBOOK)
+    checks = book.spec.checks
     report = Report()
-    for name in steps_of(project, cookbook, Kind.WORKFLOW):
-        _verify_workflow(report, lake, name, ds, book.checks.get(name, {}))
-    for name in datasets_of(project, cookbook):
-        dataset = project.dataset(name)
+    for workflow in book.runs(Kind.WORKFLOW):
+        _verify_workflow(report, lake, workflow.name, ds, checks.get(workflow.name, {}))
+    for entry in book.runs(Kind.DATASET):
+        dataset, name = entry.spec, entry.name
         table = lake.table(Layer.CLEANED, name, kind=dataset.ingestion)
         rows = read_current(
             table, dataset.ingestion.current_partitions(table.snapshot().partitions)
         )
-        minimum = book.checks.get(name, {}).get("min_rows", 1)
+        minimum = checks.get(name, {}).get("min_rows", 1)
         report.expect(
             len(rows) >= minimum,
             f"{name}: cleaned has {len(rows)} rows, expected at least {minimum}",
@@ -92,22 +94,3 @@ def _bounds(low, high) -> str:
             None, [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
         )
     )
-
-
-def datasets_of(project: Project, cookbook: str) -> list[str]:
-    """Dataset names a cookbook runs, through nested cookbooks, in the order of its children,
-    once each."""
-    return steps_of(project, cookbook, Kind.DATASET)
-
-
-def steps_of(project: Project, cookbook: str, kind: Kind) -> list[str]:
-    """The names of one kind (datasets, workflows) a cookbook runs, through nested cookbooks,
-    in the order of its children, once each."""
-    out: list[str] = []
-    for child in project.require(cookbook, Kind.COOKBOOK).children:
-        if project.cookbook(child.name):
-            names = steps_of(project, child.name, kind)
-        else:
-            names = [child.name] if project.kind_of(child.name) is kind else []
-        out.extend(n for n in names if n not in out)
-    return out

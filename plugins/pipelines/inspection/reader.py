@@ -121,7 +121,7 @@ def _locate(
     if layer is Layer.WORKFLOWS:
         project.require(name, Kind.WORKFLOW)
         return lake.table(layer, name), lambda partitions: [day] if day else None
-    kind = project.require(name, Kind.DATASET).ingestion
+    kind = project.require(name, Kind.DATASET).spec.ingestion
     if layer is Layer.CLEANED and day is not None and kind.is_incremental:
         raise PipelinesError(
             f"as_of: {name} is incremental: its cleaned table is kept as it stands now, not as "

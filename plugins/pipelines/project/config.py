@@ -71,6 +71,53 @@ _DAG_IDS = {
 }
 
 
+Spec = Dataset | AggregateSpec | WorkflowSpec | CookbookSpec
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A name of the project, resolved once (:meth:`Project.require`): what it is, its spec, its
+    DAG id and what a run of it runs. Callers pass it on instead of the name.
+
+    :param children: a cookbook's children, as entries, in the file's order (none for the
+        other kinds)
+    """
+
+    kind: Kind
+    spec: Spec
+    children: tuple[Entry, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def dag_id(self, namespace: str | None = None) -> str:
+        """The DAG id of a dataset, a workflow or a cookbook (see :data:`RUNNABLE`)."""
+        return _DAG_IDS[self.kind](self.name, namespace)
+
+    def in_order(self) -> list[Entry]:
+        """A cookbook's children in an order that respects ``after`` (stable: file order
+        first)."""
+        by_name = {child.name: child for child in self.children}
+        waiting = list(self.spec.children) if self.kind is Kind.COOKBOOK else []
+        done: list[str] = []
+        while waiting:
+            ready = next(c for c in waiting if all(d in done for d in c.after))
+            done.append(ready.name)
+            waiting.remove(ready)
+        return [by_name[name] for name in done]
+
+    def runs(self, kind: Kind) -> list[Entry]:
+        """The entries of ``kind`` a run of this one runs: itself, or what a cookbook's children
+        run (through nested cookbooks), in the order of its children, once each."""
+        if self.kind is not Kind.COOKBOOK:
+            return [self] if self.kind is kind else []
+        found: dict[str, Entry] = {}
+        for child in self.children:
+            found.update((e.name, e) for e in child.runs(kind) if e.name not in found)
+        return list(found.values())
+
+
 @dataclass(frozen=True)
 class Project:
     """Everything the factory builds DAGs from, plus every problem found."""
@@ -188,6 +235,15 @@ class Project:
                 return kind, entry
         return None
 
+    def _entry(self, kind: Kind, spec: Spec) -> Entry:
+        """The entry of a found spec, a cookbook's with its children's (valid by construction:
+        :func:`~pipelines.project.cookbooks.check_children` dropped any with unknown children
+        or a cycle)."""
+        if kind is not Kind.COOKBOOK:
+            return Entry(kind, spec)
+        children = tuple(self._entry(*self._find(child.name)) for child in spec.children)
+        return Entry(kind, spec, children)
+
     def skipped(self, name: str) -> str:
         """Why an entry called ``name`` was skipped ("" when none was)."""
         found = list(self.registry.invalid.get(name, ()))
@@ -203,10 +259,16 @@ class Project:
 
     def dag_id(self, name: str, namespace: str | None = None) -> str:
         """The DAG id of a dataset, a workflow or a cookbook (see :data:`RUNNABLE`)."""
-        self.require(name, *RUNNABLE)
-        return _DAG_IDS[self.kind_of(name)](name, namespace)
+        return self.require(name, *RUNNABLE).dag_id(namespace)
 
-    def require(self, name: str, *kinds: Kind) -> Dataset | AggregateSpec | CookbookSpec:
+    def resolve(self, entry: Entry | str, *kinds: Kind) -> Entry:
+        """``entry`` itself when a caller resolved it already, else :meth:`require` of its
+        name: what a function taking an entry or a name asks (a wrong kind fails alike)."""
+        if isinstance(entry, Entry) and entry.kind in (kinds or tuple(Kind)):
+            return entry
+        return self.require(entry.name if isinstance(entry, Entry) else entry, *kinds)
+
+    def require(self, name: str, *kinds: Kind) -> Entry:
         """The entry called ``name`` when it is of one of ``kinds`` (default: any kind).
 
         :raises UnknownNameError: saying what ``name`` is instead, or that it is nothing, and
@@ -214,9 +276,9 @@ class Project:
             so all of them answer a wrong name alike)
         """
         kinds = kinds or tuple(Kind)
-        found, entry = self._find(name) or (None, None)
+        found, spec = self._find(name) or (None, None)
         if found in kinds:
-            return entry
+            return self._entry(found, spec)
         wanted = _either([str(k) for k in kinds])
         names = [e.name for k in kinds for e in self.entries(k)]
         known = ", ".join(names) or "none"

@@ -12,29 +12,33 @@ import datetime as dt
 
 from pipelines.common.partitions import Interval, interval_for, intervals_between, utc
 from pipelines.exceptions import DateError
-from pipelines.project.config import Kind, Project
+from pipelines.project.config import RUNNABLE, Entry, Kind, Project
 from pipelines.project.registry import Dataset
+from pipelines.project.workflows import WorkflowSpec
 
 DAILY = "0 0 * * *"  # a cookbook without a schedule of its own runs for days
 
 
 def run_dates(
     project: Project,
-    name: str,
+    entry: Entry | str,
     first: dt.date,
     last: dt.date,
     *,
     allow_incomplete: bool = False,
     now: dt.datetime | None = None,
 ) -> list[str]:
-    """The logical dates (``YYYY-MM-DD``) of the runs of ``name`` from ``first`` to ``last``.
+    """The logical dates (``YYYY-MM-DD``) of the runs of ``entry`` from ``first`` to ``last``.
 
+    :param entry: a dataset, workflow or cookbook (or its name, resolved here)
     :raises DateError: the range is empty, or a date in it cannot be run (see the module)
     """
     if last < first:
         raise DateError(f"the end {last} is before the start {first}")
     now = utc(now or dt.datetime.now(dt.UTC))
-    cron, datasets = _schedule(project, name)
+    entry = project.resolve(entry, *RUNNABLE)
+    name = entry.name
+    cron, datasets = _schedule(project, entry)
     intervals = intervals_between(cron, first, last)
     if not intervals:
         raise DateError(f"{name}: {_no_run(cron, first, last)}")
@@ -44,41 +48,40 @@ def run_dates(
     return list(dict.fromkeys(i.ds for i in intervals))  # one run a day (an hourly cookbook too)
 
 
-def latest_date(project: Project, name: str, now: dt.datetime | None = None) -> dt.date:
-    """The logical date of the latest complete interval of ``name`` (every dataset it runs or
-    reads has ended it): what a submission without a date runs."""
-    cron, datasets = _schedule(project, name)
+def latest_date(project: Project, entry: Entry | str, now: dt.datetime | None = None) -> dt.date:
+    """The logical date of the latest complete interval of ``entry`` (every dataset it runs or
+    reads has ended it): what a submission without a date runs.
+
+    :param entry: a dataset, workflow or cookbook (or its name, resolved here)
+    """
+    cron, datasets = _schedule(project, project.resolve(entry, *RUNNABLE))
     return dt.date.fromisoformat(
         _latest_complete(cron, datasets, utc(now or dt.datetime.now(dt.UTC)))
     )
 
 
-def waits_for(project: Project, name: str) -> list[Dataset]:
-    """The datasets whose intervals a run of ``name`` waits for: itself, or those a cookbook
+def waits_for(project: Project, entry: Entry | str) -> list[Dataset]:
+    """The datasets whose intervals a run of ``entry`` waits for: itself, or those a cookbook
     runs or a workflow reads (through aggregates and workflows)."""
-    return _schedule(project, name)[1]
+    return _schedule(project, project.resolve(entry, *RUNNABLE))[1]
 
 
-def _schedule(project: Project, name: str) -> tuple[str, list[Dataset]]:
-    """The cron of ``name``'s runs, and the datasets whose intervals a run of it must wait for
+def _schedule(project: Project, entry: Entry) -> tuple[str, list[Dataset]]:
+    """The cron of the entry's runs, and the datasets whose intervals a run of it must wait for
     (itself, or those a cookbook runs or a workflow reads)."""
-    entry = project.require(name, Kind.DATASET, Kind.WORKFLOW, Kind.COOKBOOK)
-    if isinstance(entry, Dataset):
-        return entry.cron, [entry]
-    return entry.cron or DAILY, _datasets(project, name)
+    if entry.kind is Kind.DATASET:
+        return entry.spec.cron, [entry.spec]
+    if entry.kind is Kind.COOKBOOK:
+        return entry.spec.cron or DAILY, [d.spec for d in entry.runs(Kind.DATASET)]
+    return entry.spec.cron or DAILY, _read_by(project, entry.spec)
 
 
-def _datasets(project: Project, name: str) -> list[Dataset]:
-    """The datasets a cookbook runs, or a workflow reads (through aggregates and workflows)."""
-    if project.kind_of(name) is Kind.COOKBOOK:
-        # imports pandas: only for cookbooks
-        from pipelines.inspection.cookbook_checks import datasets_of
-
-        return [project.dataset(n) for n in datasets_of(project, name)]
+def _read_by(project: Project, workflow: WorkflowSpec) -> list[Dataset]:
+    """The datasets a workflow reads, through aggregates and the workflows it reads."""
     found: list[Dataset] = []
-    for item in project.require(name, Kind.WORKFLOW).inputs:
+    for item in workflow.inputs:
         dataset = project.tables.dataset_of(item)
-        found += [dataset] if dataset else _datasets(project, item.table)
+        found += [dataset] if dataset else _read_by(project, project.workflow(item.table))
     return list({d.name: d for d in found}.values())
 
 

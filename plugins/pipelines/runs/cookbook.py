@@ -10,27 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.project.config import Kind, Project
+from pipelines.project.config import Entry, Kind, Project
 from pipelines.runs.local import RunOutcome, run_dag
 from pipelines.runtime import environment
 from pipelines.wiring.task_ids import TRIGGERS
 
 
-def ordered_children(project: Project, cookbook: str) -> list[str]:
-    """The children of a cookbook in an order that respects ``after`` (stable: file order
-    first)."""
-    waiting = list(project.require(cookbook, Kind.COOKBOOK).children)
-    done: list[str] = []
-    while waiting:
-        ready = next(c for c in waiting if all(d in done for d in c.after))
-        done.append(ready.name)
-        waiting.remove(ready)
-    return done
-
-
 def run_cookbook(
     project: Project,
-    cookbook: str,
+    cookbook: Entry | str,
     ds: str,
     report: Callable[[RunOutcome], None] = lambda o: None,
     *,
@@ -39,27 +27,30 @@ def run_cookbook(
 ) -> list[RunOutcome]:
     """Run every child for ``ds`` (nested cookbooks too), stop at the first failure, then verify.
 
+    :param cookbook: the cookbook's entry (or its name, resolved here)
     :param full_airflow: run each DAG through ``dag.test()`` (see
         :func:`pipelines.runs.local.run_dag`)
     :param conf: each run's ``dag_run.conf`` (the trigger tasks pass the parent's on)
     :return: one outcome per DAG run, the parent's last
     """
+    book = project.resolve(cookbook, Kind.COOKBOOK)
     ns = environment.namespace()
     outcomes: list[RunOutcome] = []
-    for name in ordered_children(project, cookbook):
-        if project.cookbook(name) is not None:
-            children = run_cookbook(project, name, ds, report, full_airflow=full_airflow, conf=conf)
+    for child in book.in_order():
+        if child.kind is Kind.COOKBOOK:
+            children = run_cookbook(
+                project, child, ds, report, full_airflow=full_airflow, conf=conf
+            )
             outcomes.extend(children)
             if not children[-1].ok:
                 return outcomes
             continue
-        outcome = run_dag(project.dag_id(name, ns), ds, full_airflow=full_airflow, conf=conf)
+        outcome = run_dag(child.dag_id(ns), ds, full_airflow=full_airflow, conf=conf)
         report(outcome)
         outcomes.append(outcome)
         if not outcome.ok:
             return outcomes
-    parent_id = environment.cookbook_dag_id(cookbook, ns)
-    parent = run_dag(parent_id, ds, skip=TRIGGERS, full_airflow=full_airflow, conf=conf)
+    parent = run_dag(book.dag_id(ns), ds, skip=TRIGGERS, full_airflow=full_airflow, conf=conf)
     report(parent)
     outcomes.append(parent)
     return outcomes

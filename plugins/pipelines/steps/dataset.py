@@ -155,7 +155,7 @@ def run_steps(
     :raises UnknownNameError: ``name`` is not a dataset
     """
     project = project or load_project(strict=False)
-    dataset = project.require(name, Kind.DATASET)
+    dataset = project.require(name, Kind.DATASET).spec
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown step {unknown[0]!r}; steps are {', '.join(STEPS)}")

@@ -113,14 +113,15 @@ class CookbookCheckOperator(BaseOperator):
         ds = format_date(logical) if logical is not None else None
         project = load_project()
         lake = project.lake(self.namespace)
-        report = verify(project, self.cookbook, lake, ds)
+        book = project.require(self.cookbook, Kind.COOKBOOK)
+        report = verify(project, book, lake, ds)
         for line in report.lines():
             self.log.info("%s", line)
         try:
             report.raise_for_failures()
         except PipelinesError as exc:
             raise fail_clearly(self, context, exc) from None
-        record_cookbook(lake, project.require(self.cookbook, Kind.COOKBOOK))  # for `plan`
+        record_cookbook(lake, book.spec)  # for `plan`
         RESULTS[f"{self.dag_id}.{self.task_id}"] = report.as_dict()
         return report.as_dict()
 
@@ -134,6 +135,7 @@ def cookbook_dag(
     cookbook, on the namespace's e2e schedule, replaying the sample day; research, none.
     """
     where = where or project.namespace(lake.namespace)
+    children = {child.name: child for child in project.require(book.name, Kind.COOKBOOK).children}
     cron, replay = book.cron if where.schedules else None, None
     e2e = project.e2e_of(book.name, where)
     if e2e is not None:
@@ -158,7 +160,7 @@ def cookbook_dag(
                 task_id=trigger(child.name),
                 cookbook=book.name,
                 replay=replay,
-                trigger_dag_id=project.dag_id(child.name, lake.namespace),
+                trigger_dag_id=children[child.name].dag_id(lake.namespace),
             )
             for child in book.children
         }

@@ -441,7 +441,7 @@ class WorkflowOperator(StepOperator):
         from pipelines.steps import workflow as workflows
 
         project = load_project()
-        spec = project.require(self.workflow, Kind.WORKFLOW)
+        spec = project.require(self.workflow, Kind.WORKFLOW).spec
         ds = run_day(context)
         self.log.info("workflow %s for %s", spec.name, ds)
         result = workflows.run(spec, ds, project.lake(self.namespace), project)
@@ -457,7 +457,7 @@ class WorkflowOperator(StepOperator):
         workflow's table."""
         from pipelines.wiring.lineage import Moved, TaskLineage
 
-        spec = load_project().require(self.workflow, Kind.WORKFLOW)
+        spec = load_project().require(self.workflow, Kind.WORKFLOW).spec
         rows: dict[tuple[Layer, str], int | None] = {}
         for item in spec.inputs:
             read = None if result is None else result["inputs"].get(item.alias)
