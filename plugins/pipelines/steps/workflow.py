@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.common.partitions import Layer, format_date, interval_for, parse_date
+from pipelines.common.partitions import DAILY, Layer, format_date, interval_for, parse_date
 from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.project.config import Project
 from pipelines.project.table_config import CONFIG, of_workflow
-from pipelines.project.workflows import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
+from pipelines.project.workflows import WORKFLOWS, WorkflowInput, WorkflowSpec
 from pipelines.runtime.environment import include_dir
 from pipelines.steps.output import validated
 from pipelines.steps.schema import as_stored

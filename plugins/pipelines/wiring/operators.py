@@ -23,6 +23,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from pipelines.common.partitions import (
+    DAILY,
     Interval,
     Layer,
     format_date,
@@ -40,7 +41,6 @@ from pipelines.exceptions import (
     WorkflowError,
 )
 from pipelines.project.config import Kind, load_project
-from pipelines.project.workflows import DAILY
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact
 from pipelines.wiring.task_ids import (
