@@ -225,3 +225,20 @@ def test_the_producers_publish_the_tables_workflows_read(bag):
 def test_parsing_imports_no_user_workflow_module(tmp_path):
     result = parse_probe(tmp_path)
     assert result["errors"] == [] and result["user"] == []
+
+
+def test_a_task_reads_the_project_and_opens_the_lake_only_when_it_runs(bag, home):
+    import copy
+
+    from pipelines.wiring.operators import StepOperator
+
+    tasks = [t for dag in bag.dags.values() for t in dag.tasks if isinstance(t, StepOperator)]
+    assert len(tasks) == 14  # 3 datasets x 4 steps, 2 workflows
+    assert all("project" not in vars(t) and "lake" not in vars(t) for t in tasks)  # parsed
+    parsed = bag.dags["local__orders"].get_task("clean.merge")
+    running = parsed.prepare_for_execution()  # the copy Airflow runs
+    assert running.lake is running.lake and running.project is running.project  # read once
+    assert running.lake.prefix == f"{home / 'lake'}/local"
+    assert "project" not in vars(parsed) and "lake" not in vars(parsed)
+    copied = copy.deepcopy(running)  # shallow_copy_attrs: copied, not deep-copied
+    assert copied.lake.prefix == running.lake.prefix and copied.project.datasets

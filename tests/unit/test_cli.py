@@ -34,3 +34,30 @@ def test_list_shows_dag_ids_and_newest_raw_ds(home, capsys):
     assert ["local__orders", "@daily", "incremental", "2024-01-02"] in rows
     assert ["local__customers", "@daily", "full", "-"] in rows
     assert "local__cookbook__e2e_test" in out
+
+
+def test_plan_apply_parses_its_backfills_with_the_command_s_own_parser(monkeypatch):
+    import argparse
+
+    from pipelines.cli import _parser, parser, plan
+
+    given = argparse.Namespace(url=None, timeout=60.0)  # plan --apply without --url
+    words = ["backfill", "orders", "--start", "2024-01-01", "--end", "2024-01-03"]
+    parsed = plan.backfill_args("orders", "2024-01-01", "2024-01-03", given)
+    assert parsed == _parser().parse_args([*words, "--timeout", "60.0"])
+    assert parsed.func is parser.cmd_backfill and parsed.max_active_runs == 4
+    on_airflow = argparse.Namespace(url="http://airflow:8080", timeout=3600.0)
+    parsed = plan.backfill_args("orders", "2024-01-01", "2024-01-03", on_airflow)
+    assert parsed == _parser().parse_args([*words, "--url", "http://airflow:8080"])
+
+    # an option added to the backfill command reaches plan --apply's arguments, at its default
+    defined = parser._run_parser
+
+    def with_an_option(p, name):
+        defined(p, name)
+        p.add_argument("--new-option", default="its default")
+
+    monkeypatch.setattr(parser, "_run_parser", with_an_option)
+    assert plan.backfill_args("orders", "2024-01-01", "2024-01-03", given).new_option == (
+        "its default"
+    )

@@ -12,6 +12,7 @@ import contextlib
 import json
 import sys
 
+from pipelines.cli.parser import build as build_parser
 from pipelines.cli.text import note_unwritten, quiet_airflow
 from pipelines.exceptions import PipelinesError
 
@@ -125,29 +126,18 @@ def _apply(found, project, lake, args: argparse.Namespace) -> bool:
 def _backfill(name: str, first: str, last: str, args: argparse.Namespace) -> int:
     """What ``pipelines backfill NAME --start FIRST --end LAST [--url URL]`` does (the URL
     defaults to ``PIPELINES_AIRFLOW_URL`` there too)."""
-    from pipelines.cli.remote import cmd_remote_backfill
-    from pipelines.cli.runs import cmd_run
-    from pipelines.runtime.environment import airflow_login
+    run = backfill_args(name, first, last, args)
+    return run.func(run)
 
-    url = airflow_login(args.url).url
 
-    run = argparse.Namespace(
-        command="backfill",
-        name=name,
-        start=first,
-        end=last,
-        keep_going=False,
-        allow_incomplete=False,
-        upstream=False,
-        airflow=False,
-        verbose=False,
-        url=url,
-        timeout=args.timeout,
-        max_active_runs=4,
-        reprocess="completed",
-        run_backwards=False,
-    )
-    return cmd_remote_backfill(run) if url else cmd_run(run)
+def backfill_args(name: str, first: str, last: str, args: argparse.Namespace) -> argparse.Namespace:
+    """The arguments of ``pipelines backfill NAME --start FIRST --end LAST``, with plan's
+    ``--url`` and ``--timeout``, as the command's own parser reads them (every other option at
+    its default)."""
+    words = ["backfill", name, "--start", first, "--end", last, "--timeout", str(args.timeout)]
+    if args.url is not None:
+        words += ["--url", args.url]
+    return build_parser().parse_args(words)
 
 
 def add_parser(sub, namespace_help: str) -> None:

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from pipelines.cli.runs import Progress
+from pipelines.cli.runs import Progress, cmd_run
 from pipelines.cli.text import plural, table, warn_skipped
 from pipelines.exceptions import PipelinesError
 
@@ -147,6 +147,21 @@ def _as_json(name: str, results: list, outputs) -> dict:
         "outputs": outputs.as_dict() if outputs is not None else None,
         "tables": list(outputs.tables) if outputs is not None else [],
     }
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """``pipelines backfill``: through Airflow's backfills endpoint with ``--url``, else here,
+    day by day."""
+    from pipelines.runtime.environment import airflow_login
+
+    args.url = airflow_login(args.url).url
+    if args.url or args.run_backwards:
+        if not args.url:
+            raise PipelinesError("--run-backwards is for an Airflow backfill: give --url")
+        if args.airflow or args.upstream:
+            raise PipelinesError("--airflow and --upstream run here: they cannot go with --url")
+        return cmd_remote_backfill(args)
+    return cmd_run(args)
 
 
 def cmd_remote_backfill(args: argparse.Namespace) -> int:

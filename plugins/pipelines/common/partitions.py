@@ -19,6 +19,9 @@ from pipelines.exceptions import DateError, LakeError
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")  # a namespace or table: one plain name
+# midnight every day: the schedule of what has no cron of its own (a workflow on its inputs, a
+# cookbook without a schedule, a manual run without a date), which runs for days
+DAILY = "0 0 * * *"
 
 
 class Layer(enum.StrEnum):
@@ -213,7 +216,7 @@ def run_days(cron: str, first: dt.date, last: dt.date) -> list[str]:
     points."""
     if last < first:
         return []
-    if cron.split() == ["0", "0", "*", "*", "*"]:
+    if cron.split() == DAILY.split():
         return [(first + dt.timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
     stop = dt.datetime.combine(last, dt.time(), tzinfo=dt.UTC)

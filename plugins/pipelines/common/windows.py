@@ -1,16 +1,20 @@
-"""Which day partitions of an input a workflow's run for day D reads: its window.
+"""Which day partitions of an input a workflow's run for day D reads: its window, both ways.
 
 ``1d`` is day D, ``Nd`` the N days ``[D-N+1, D]``, ``all`` every day up to and including D. A
 window never looks past D, so a day's output does not depend on later days or on the order days
 ran in. An input kept as snapshots (a full dataset's cleaned table) has no day partitions to
 span: ``1d`` is the snapshot of D and ``all`` the newest snapshot at or before D.
+
+A :class:`Window` answers both directions of that mapping (as Dagster's
+``TimeWindowPartitionMapping`` does): :meth:`Window.reads` the days D's window reads,
+:meth:`Window.reached_by` the days whose windows hold a day C (the runs a change to C reaches).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from pipelines.common.partitions import format_date, parse_date
@@ -44,11 +48,36 @@ class Window:
     def __str__(self) -> str:
         return "all" if self.days is None else f"{self.days}d"
 
+    def reads(self, ds: str | dt.date, *, snapshots: bool = False) -> Days:
+        """The days the window of day ``ds`` reads (upstream): ``[D-N+1, D]``, or every day up
+        to D for ``all``.
+
+        :param snapshots: the input is kept as snapshots: D's own (for ``all``, when D has none,
+            :meth:`select` falls back to the newest before it)
+        """
+        day = parse_date(ds)
+        if snapshots:
+            return Days(format_date(day), format_date(day))
+        first = None if self.days is None else format_date(day - dt.timedelta(days=self.days - 1))
+        return Days(first, format_date(day))
+
+    def reached_by(self, ds: str | dt.date, *, snapshots: bool = False) -> Days:
+        """The days whose windows hold day ``ds`` (downstream), the inverse of :meth:`reads`:
+        ``[C, C+N-1]``, or every day from C on for ``all``.
+
+        :param snapshots: the input is kept as snapshots: C's own day only (each later day has a
+            snapshot of its own)
+        """
+        day = parse_date(ds)
+        if snapshots:
+            return Days(format_date(day), format_date(day))
+        last = None if self.days is None else format_date(day + dt.timedelta(days=self.days - 1))
+        return Days(format_date(day), last)
+
     def days_of(self, ds: str | dt.date) -> tuple[str, str | None]:
         """``(last, first)``: the newest and the oldest day inside (first None: no bound)."""
-        day = parse_date(ds)
-        first = None if self.days is None else format_date(day - dt.timedelta(days=self.days - 1))
-        return format_date(day), first
+        days = self.reads(ds)
+        return str(days.last), days.first
 
     def select(self, partitions: Iterable[str], ds: str | dt.date, *, snapshots: bool) -> list[str]:
         """The partitions the window holds for day ``ds``, oldest first.
@@ -56,8 +85,39 @@ class Window:
         :param snapshots: the partitions are whole snapshots (a full dataset's cleaned table):
             ``1d`` is the snapshot of D, ``all`` the newest at or before D
         """
-        last, first = self.days_of(ds)
-        inside = sorted(p for p in partitions if p <= last and (first is None or p >= first))
+        inside = self.reads(ds).of(partitions)
         if snapshots:
-            return inside[-1:] if self.days is None else [p for p in inside if p == last]
+            return inside[-1:] if self.days is None else self.reads(ds, snapshots=True).of(inside)
         return inside
+
+
+@dataclass(frozen=True)
+class Days:
+    """The days ``[first, last]`` (``YYYY-MM-DD``), both included; None: no bound that side."""
+
+    first: str | None
+    last: str | None
+
+    def __contains__(self, day: object) -> bool:
+        return (self.first is None or day >= self.first) and (self.last is None or day <= self.last)
+
+    @property
+    def bounded(self) -> bool:
+        return self.first is not None and self.last is not None
+
+    def of(self, days: Iterable[str]) -> list[str]:
+        """The days of ``days`` inside, oldest first."""
+        return sorted(d for d in days if d in self)
+
+    def __iter__(self) -> Iterator[str]:
+        """Every day inside, oldest first.
+
+        :raises ValueError: a range without a bound has no end to count to
+        """
+        if self.first is None or self.last is None:
+            raise ValueError(f"{self} has no bound to count from or to")
+        first, last = parse_date(self.first), parse_date(self.last)
+        return (format_date(first + dt.timedelta(days=n)) for n in range((last - first).days + 1))
+
+    def __str__(self) -> str:
+        return f"[{self.first or '...'}, {self.last or '...'}]"

@@ -24,13 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipelines.common.partitions import Layer, interval_for, run_days, utc
+from pipelines.common.partitions import DAILY, Layer, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.config import Kind, Project
 from pipelines.project.registry import Dataset
-from pipelines.project.run_dates import DAILY, latest_date, waits_for
+from pipelines.project.run_dates import latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec
 
 FAILED = "failed"  # how a day's failed checks start, in meta.runs[D]["checks"]

@@ -20,7 +20,6 @@ TABLES = {
     Kind.WORKFLOW: Layer.WORKFLOWS,
 }
 NOT_RECORDED = "config not recorded (written by an older version)"
-DAILY = "0 0 * * *"  # a workflow on its inputs runs for days
 
 
 class Action(enum.StrEnum):

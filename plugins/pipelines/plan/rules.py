@@ -9,9 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from pipelines.common.partitions import Layer, run_days
+from pipelines.common.partitions import DAILY, Layer, run_days
 from pipelines.plan.changes import (
-    DAILY,
     Action,
     Backfill,
     Change,

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from pipelines.common.partitions import Ingestion, shortest_gap
+from pipelines.common.partitions import DAILY, Ingestion, shortest_gap
 from pipelines.exceptions import Problem
 from pipelines.runtime.secrets import redact
 
@@ -28,7 +28,7 @@ PLACEHOLDERS = ("{ds}", "{ds_nodash}")
 FORMATS = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
 PRESETS = {
     "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
+    "@daily": DAILY,
     "@weekly": "0 0 * * 0",
     "@monthly": "0 0 1 * *",
     "@quarterly": "0 0 1 */3 *",

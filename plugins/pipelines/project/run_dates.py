@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipelines.common.partitions import Interval, interval_for, intervals_between, utc
+from pipelines.common.partitions import DAILY, Interval, interval_for, intervals_between, utc
 from pipelines.exceptions import DateError
 from pipelines.project.config import RUNNABLE, Entry, Kind, Project
 from pipelines.project.registry import Dataset
 from pipelines.project.workflows import WorkflowSpec
-
-DAILY = "0 0 * * *"  # a cookbook without a schedule of its own runs for days
 
 
 def run_dates(

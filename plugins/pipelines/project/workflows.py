@@ -16,14 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipelines.common.partitions import Layer
+from pipelines.common.partitions import DAILY, Layer
 from pipelines.common.windows import Window
 from pipelines.exceptions import Problem
 from pipelines.project.registry_values import COLUMN_RE, COLUMN_RULE, NAME_RE, check_schedule
 
 WORKFLOWS = "workflows.yaml"
 FUNCTION_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<name>[A-Za-z_]\w*)$")
-DAILY = "0 0 * * *"
 # a user module by one of these names would shadow it in the process that runs the workflow
 TAKEN_MODULES = frozenset(sys.stdlib_module_names) | {"pipelines", "airflow", "pandas", "numpy"}
 INPUT_LAYERS = (Layer.RAW, Layer.CLEANED, Layer.AGGREGATED, Layer.WORKFLOWS)

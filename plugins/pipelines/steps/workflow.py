@@ -14,7 +14,6 @@ is put on ``sys.path`` first, so ``function: features:customer_features`` finds
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import importlib
 import logging
 import sys
@@ -24,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.common.partitions import Layer, format_date, interval_for, parse_date
+from pipelines.common.partitions import DAILY, Layer, interval_for
 from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.project.config import Project
 from pipelines.project.table_config import CONFIG, of_workflow
-from pipelines.project.workflows import DAILY, WORKFLOWS, WorkflowInput, WorkflowSpec
+from pipelines.project.workflows import WORKFLOWS, WorkflowInput, WorkflowSpec
 from pipelines.runtime.environment import include_dir
 from pipelines.steps.output import validated
 from pipelines.steps.schema import as_stored
@@ -121,29 +120,23 @@ def rerun_days(
     """The days ``workflow`` already wrote whose input windows hold a changed day of ``table``:
     the days to run again (a day it has not written yet waits for its first landing).
 
-    A changed day K of a day-partitioned input reaches the workflow's days K .. K+N-1 (window
-    ``Nd``) or every day from K on (``all``); a snapshot reaches its own day only (each later day
-    has a snapshot of its own).
+    The input's window says which days a changed day C reaches (:meth:`Window.reached_by`): C ..
+    C+N-1 (``Nd``), every day from C on that the workflow ran for (``all``), C alone for a
+    snapshot (each later day has a snapshot of its own).
     """
     spec = project.workflow(workflow)
     if spec is None:
         return []
     written = lake.table(Layer.WORKFLOWS, workflow).snapshot()
+    ran = written.meta.get("runs", {})
     days: set[str] = set()
     for item in spec.inputs:
         if (item.layer, item.table) != (layer, table):
             continue
-        whole = source(project, lake, item).snapshots or item.window.days == 1
+        snapshots = source(project, lake, item).snapshots
         for day in changed:
-            if whole:
-                days.add(day)
-            elif item.window.days is None:
-                days.update(d for d in written.meta.get("runs", {}) if d >= day)
-            else:
-                first = parse_date(day)
-                days.update(
-                    format_date(first + dt.timedelta(days=n)) for n in range(item.window.days)
-                )
+            reached = item.window.reached_by(day, snapshots=snapshots)
+            days.update(reached if reached.bounded else reached.of(ran))
     return sorted(d for d in days if written.has_landed(d))
 
 

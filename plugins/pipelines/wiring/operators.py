@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from pipelines.common.partitions import (
+    DAILY,
     Interval,
     Layer,
     format_date,
@@ -40,7 +42,6 @@ from pipelines.exceptions import (
     WorkflowError,
 )
 from pipelines.project.config import Kind, load_project
-from pipelines.project.workflows import DAILY
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact
 from pipelines.wiring.task_ids import (
@@ -56,6 +57,7 @@ from pipelines.wiring.task_ids import (
 
 if TYPE_CHECKING:
     from pipelines.lake.lake import Lake
+    from pipelines.project.config import Project
     from pipelines.wiring.lineage import TaskLineage
 
 # What the last tasks of this process returned, and why the failed ones failed, by
@@ -101,9 +103,16 @@ def task_interval(context: Mapping[str, Any], cron: str) -> Interval:
 
 class StepOperator(BaseOperator):
     """A step of the package: its task is ``{group}.{step}`` (:meth:`task_path`), it is never
-    templated, and a user-facing error ends it in one line (:func:`fail_clearly`)."""
+    templated, and a user-facing error ends it in one line (:func:`fail_clearly`).
 
+    It reaches the project and its namespace's lake through :attr:`project` and :attr:`lake`,
+    each read once, when the task runs (never when the DAG is parsed: ``__init__`` asks for
+    neither, so a parse reads no config and opens no lake)."""
+
+    namespace: str  # set by each operator's __init__
     template_fields = ()
+    # a copy of the task (Airflow copies it to run it) shares what was read, never deep-copies it
+    shallow_copy_attrs = ("project", "lake")
     step = ""
     group = ""
     # its return value is one of the run's results: the REST API's run-wait endpoint returns it
@@ -116,6 +125,16 @@ class StepOperator(BaseOperator):
         """``{group}.{step}``: the task id of this step in its DAG."""
         return task_id(cls.group, cls.step)
 
+    @cached_property
+    def project(self) -> Project:
+        """The project's config (:func:`~pipelines.project.config.load_project`)."""
+        return load_project()
+
+    @cached_property
+    def lake(self) -> Lake:
+        """The lake of the namespace the task reads and writes."""
+        return self.project.lake(self.namespace)
+
     def execute(self, context: Any) -> dict:
         self._result = None
         try:
@@ -127,7 +146,7 @@ class StepOperator(BaseOperator):
     def _execute(self, context: Any) -> dict:  # pragma: no cover
         raise NotImplementedError
 
-    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:  # pragma: no cover
+    def moved(self, result: dict | None) -> TaskLineage:  # pragma: no cover
         """The tables this task reads and writes, with the rows ``result`` (what it returned)
         counted; ``None``: the task has not finished, nothing is counted."""
         raise NotImplementedError
@@ -147,15 +166,14 @@ class StepOperator(BaseOperator):
     def _lineage(self, result: dict | None) -> Any:
         from pipelines.wiring import lineage
 
-        lake = load_project().lake(self.namespace)
-        return lineage.operator_lineage(lake, self.moved(lake, result))
+        return lineage.operator_lineage(self.lake, self.moved(result))
 
     def signal(self, events: Any, outlet: Any, ds: str, changed: list[str] | tuple = ()) -> None:
         """:func:`publish` the outlet's day; a rewrite signal with no day to rerun sends no
         event at all. Airflow gives an outlet's event the run's own partition key when the task
         gave it none (a workflow's run has one), which would start the day on its own before
         the other inputs landed; a task's events are those of its ``outlets`` when it ends."""
-        if not publish(events[outlet], outlet, ds, self.namespace, changed):
+        if not publish(events[outlet], outlet, ds, self.project, self.lake, changed):
             self.outlets = [o for o in self.outlets if o is not outlet]
 
 
@@ -182,23 +200,22 @@ class DatasetStepOperator(StepOperator):
         self.namespace = namespace
 
     def _execute(self, context: Any) -> dict:
-        project = load_project()
-        dataset = project.dataset(self.dataset)
+        dataset = self.project.dataset(self.dataset)
         if dataset is None:
             raise PipelinesError(
                 f"dataset {self.dataset!r} is no longer valid in registry.csv: "
-                f"{'; '.join(map(str, project.problems)) or 'removed'}"
+                f"{'; '.join(map(str, self.project.problems)) or 'removed'}"
             )
         interval = self._interval = task_interval(context, dataset.cron)
         self.log.info(
             "%s %s for interval [%s, %s)", self.step, dataset.name, interval.start, interval.end
         )
-        result = self.run(project, dataset, interval, project.lake(self.namespace), context)
+        result = self.run(dataset, interval, context)
         self._record(context, result, interval.ds)
         RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
 
-    def run(self, project, dataset, interval, lake, context) -> dict:  # pragma: no cover
+    def run(self, dataset, interval, context) -> dict:  # pragma: no cover
         raise NotImplementedError
 
     def changed(self, context: Any, result: dict) -> list[str]:
@@ -236,20 +253,20 @@ class ExtractOperator(DatasetStepOperator):
     writes = (Layer.RAW,)
     publishes = (Layer.RAW,)
 
-    def run(self, project, dataset, interval, lake, context) -> dict:
+    def run(self, dataset, interval, context) -> dict:
         from pipelines.steps import dataset as steps
 
-        return steps.extract(dataset, interval, lake)
+        return steps.extract(dataset, interval, self.lake)
 
-    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+    def moved(self, result: dict | None) -> TaskLineage:
         """The source -> raw ``ds=``; in a namespace reading its upstream's raw layer in place,
         that raw table is what the task read."""
         from pipelines.wiring.lineage import Moved, TaskLineage
 
         raw = (Moved(Layer.RAW, self.dataset, *_counted(result, "rows", "ds")),)
-        if not lake.owns(Layer.RAW):
+        if not self.lake.owns(Layer.RAW):
             return TaskLineage(reads=raw)
-        dataset = load_project().dataset(self.dataset)
+        dataset = self.project.dataset(self.dataset)
         if result is None or dataset is None or self._interval is None:
             return TaskLineage(writes=raw)
         from pipelines.steps import sources
@@ -265,18 +282,18 @@ class MergeOperator(DatasetStepOperator):
     reads = (Layer.RAW,)
     writes = (Layer.CLEANED, Layer.QUARANTINE)
 
-    def run(self, project, dataset, interval, lake, context) -> dict:
+    def run(self, dataset, interval, context) -> dict:
         from pipelines.steps import dataset as steps
 
-        return steps.merge(dataset, interval, lake).as_dict()
+        return steps.merge(dataset, interval, self.lake).as_dict()
 
-    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+    def moved(self, result: dict | None) -> TaskLineage:
         """Raw ``ds=`` -> cleaned (the rows delivered) and quarantine."""
         from pipelines.wiring.lineage import Moved, TaskLineage
 
         raw, cleaned, quarantined = _counted(result, "raw_rows", "delivered", "quarantined")
         ds = self._interval.ds if self._interval is not None else None
-        dataset = load_project().dataset(self.dataset)
+        dataset = self.project.dataset(self.dataset)
         kind = dataset.ingestion if dataset is not None else None
         return TaskLineage(
             reads=(Moved(Layer.RAW, self.dataset, raw),),
@@ -295,12 +312,12 @@ class CheckKeysOperator(DatasetStepOperator):
     ui_color = "#fdf3e8"
     publishes = (Layer.CLEANED,)  # the merge wrote the day; the gate lets workflows read it
 
-    def run(self, project, dataset, interval, lake, context) -> dict:
+    def run(self, dataset, interval, context) -> dict:
         from pipelines.steps import dataset as steps
 
-        return steps.check_keys(dataset, interval, lake, self.merged(context))
+        return steps.check_keys(dataset, interval, self.lake, self.merged(context))
 
-    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+    def moved(self, result: dict | None) -> TaskLineage:
         """The cleaned rows it checked; it writes no rows (it records the outcome)."""
         from pipelines.wiring.lineage import Moved, TaskLineage
 
@@ -323,20 +340,20 @@ class AggregateOperator(DatasetStepOperator):
     group = STAGES[step]
     reads = (Layer.CLEANED,)  # writes: the aggregates' own tables, named by aggregates.yaml
 
-    def run(self, project, dataset, interval, lake, context) -> dict:
+    def run(self, dataset, interval, context) -> dict:
         from pipelines.steps import dataset as steps
 
-        results = steps.aggregate(dataset, interval, lake, self.merged(context), project)
+        results = steps.aggregate(dataset, interval, self.lake, self.merged(context), self.project)
         return {name: r["rows"] for name, r in results.items()} | {DETAILS: results}
 
     publishes = (Layer.AGGREGATED,)
 
-    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+    def moved(self, result: dict | None) -> TaskLineage:
         """Cleaned -> each aggregate of the dataset, with the rows it wrote."""
         from pipelines.wiring.lineage import Moved, TaskLineage
 
         if result is None:
-            names = [spec.name for spec in load_project().aggregates_of(self.dataset)]
+            names = [spec.name for spec in self.project.aggregates_of(self.dataset)]
             wrote = [Moved(Layer.AGGREGATED, name) for name in names]
         else:
             wrote = [
@@ -378,7 +395,12 @@ def default_args(owner: str, pool: str | None = None) -> dict:
 
 
 def publish(
-    event: Any, outlet: Any, ds: str, namespace: str, changed: list[str] | tuple = ()
+    event: Any,
+    outlet: Any,
+    ds: str,
+    project: Project,
+    lake: Lake,
+    changed: list[str] | tuple = (),
 ) -> bool:
     """Give the outlet's asset event its partition keys: for a table, ``ds``, the day landed.
 
@@ -387,6 +409,8 @@ def publish(
     an older partition): those runs start again, once each. The first landing of a day gets none:
     it waits for every input.
 
+    :param project: the project's config
+    :param lake: the lake of the namespace the task wrote
     :return: whether the event has a key (a rewrite signal with none should not be sent)
     """
     reader = outlet.extra.get("rewrite_of")
@@ -396,8 +420,7 @@ def publish(
     from pipelines.steps.workflow import rerun_days  # pandas: not at parse time
 
     _, layer, table = outlet.extra["rewritten"].split(".", 2)
-    project = load_project()
-    days = rerun_days(project, project.lake(namespace), reader, Layer(layer), table, [ds, *changed])
+    days = rerun_days(project, lake, reader, Layer(layer), table, [ds, *changed])
     if days:
         event.add_partitions(days)
     return bool(days)
@@ -440,11 +463,10 @@ class WorkflowOperator(StepOperator):
         # pandas and the user's module: not at parse time
         from pipelines.steps import workflow as workflows
 
-        project = load_project()
-        spec = project.require(self.workflow, Kind.WORKFLOW).spec
+        spec = self.project.require(self.workflow, Kind.WORKFLOW).spec
         ds = run_day(context)
         self.log.info("workflow %s for %s", spec.name, ds)
-        result = workflows.run(spec, ds, project.lake(self.namespace), project)
+        result = workflows.run(spec, ds, self.lake, self.project)
         events = context.get("outlet_events")
         for outlet in self.outlets if events is not None else ():
             events[outlet].extra.update({"rows": result["rows"], "ds": ds, **result["metrics"]})
@@ -452,12 +474,12 @@ class WorkflowOperator(StepOperator):
         RESULTS[f"{self.dag_id}.{self.task_id}"] = result
         return result
 
-    def moved(self, lake: Lake, result: dict | None) -> TaskLineage:
+    def moved(self, result: dict | None) -> TaskLineage:
         """Each input table (the rows read from it, by every alias reading it) -> the
         workflow's table."""
         from pipelines.wiring.lineage import Moved, TaskLineage
 
-        spec = load_project().require(self.workflow, Kind.WORKFLOW).spec
+        spec = self.project.require(self.workflow, Kind.WORKFLOW).spec
         rows: dict[tuple[Layer, str], int | None] = {}
         for item in spec.inputs:
             read = None if result is None else result["inputs"].get(item.alias)
