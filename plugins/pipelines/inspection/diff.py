@@ -220,7 +220,7 @@ class _Spec(NamedTuple):
     @property
     def snapshot_only(self) -> bool:
         """A full dataset's cleaned table: the newest snapshot is the table."""
-        return self.kind is not None and not self.kind.is_incremental
+        return self.kind is not None and self.kind.keeps_snapshots
 
 
 def diff_namespaces(

@@ -122,7 +122,7 @@ def _locate(
         project.require(name, Kind.WORKFLOW)
         return lake.table(layer, name), lambda partitions: [day] if day else None
     kind = project.require(name, Kind.DATASET).ingestion
-    if layer is Layer.CLEANED and day is not None and kind.is_incremental:
+    if layer is Layer.CLEANED and day is not None and not kind.keeps_snapshots:
         raise PipelinesError(
             f"as_of: {name} is incremental: its cleaned table is kept as it stands now, not as "
             f"it stood on {day}; that day's delivery is its raw layer (layer='raw', as_of={day})"

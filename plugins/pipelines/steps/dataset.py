@@ -47,7 +47,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
         return upstream_delivery(dataset, interval, lake)
     frame = sources.read_source(dataset, interval).reset_index(drop=True)
     frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
-    if dataset.ingestion.is_incremental and not dataset.per_interval_source:
+    if dataset.ingestion.filters_by_interval and not dataset.per_interval_source:
         field = dataset.incremental_field
         if len(frame) and field not in frame.columns:
             raise SchemaDriftError(

@@ -86,7 +86,7 @@ def source(project: Project, lake: Lake, item: WorkflowInput) -> Source:
         return Source(lake.table(item.layer, item.table), False, item.table, upstream.cron or DAILY)
     dataset = project.tables.dataset_of(item)
     table = lake.table(item.layer, item.table, kind=dataset.ingestion)
-    snapshots = item.layer is Layer.CLEANED and not dataset.ingestion.is_incremental
+    snapshots = item.layer is Layer.CLEANED and dataset.ingestion.keeps_snapshots
     return Source(table, snapshots, dataset.name, dataset.cron)
 
 
