@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines.common import transforms
-from pipelines.common.partitions import Ingestion, Interval, Layer
+from pipelines.common.partitions import Ingestion, Interval
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
@@ -34,7 +34,7 @@ def aggregate(
     """
     touched = merged.touched
     if merged.reshaped:  # every cleaned partition reads differently now: recompute each
-        cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+        cleaned = lake.cleaned(dataset)
         touched = sorted(cleaned.snapshot().partitions)
     results: dict = {}
     problems: list[Problem] = []
@@ -59,8 +59,8 @@ def build(
     was taken: when two runs aggregate the same partition at once, the one computed from older
     cleaned data cannot commit last (it conflicts and recomputes).
     """
-    cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
-    out = lake.table(Layer.AGGREGATED, spec.name)
+    cleaned = lake.cleaned(dataset)
+    out = lake.aggregated(spec.name)
     computed: dict[str, pd.DataFrame | None] = {}
 
     def attempt(base: Snapshot) -> Snapshot:

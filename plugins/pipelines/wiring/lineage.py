@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.common.partitions import Ingestion, Layer
+from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table
+from pipelines.project.config import load_project
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,12 @@ class Moved:
     :param rows: how many (None: not counted, or the task has not finished)
     :param partition: the partition the task wrote, whose file gives the schema of a table whose
         manifest declares none
-    :param kind: a cleaned table's ingestion kind (its partition key depends on it)
     """
 
     layer: Layer
     table: str
     rows: int | None = None
     partition: str | None = None
-    kind: Ingestion | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ def written_schema(lake: Lake, wrote: Moved) -> list[tuple[str, str]]:
     Parquet file (raw, quarantine, aggregated); [] when neither is there or the lake cannot be
     read (lineage never fails a task, and never hides its datasets)."""
     try:
-        table = lake.table(wrote.layer, wrote.table, kind=wrote.kind)
+        table = lake.table(wrote.layer, wrote.table, load_project())
         snapshot = table.snapshot()
         declared = snapshot.meta.get("schema") or snapshot.meta.get("columns")
         if declared:

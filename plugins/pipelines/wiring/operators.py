@@ -276,12 +276,10 @@ class MergeOperator(DatasetStepOperator):
 
         raw, cleaned, quarantined = _counted(result, "raw_rows", "delivered", "quarantined")
         ds = self._interval.ds if self._interval is not None else None
-        dataset = load_project().dataset(self.dataset)
-        kind = dataset.ingestion if dataset is not None else None
         return TaskLineage(
             reads=(Moved(Layer.RAW, self.dataset, raw),),
             writes=(  # the cleaned table's manifest declares its schema
-                Moved(Layer.CLEANED, self.dataset, cleaned, kind=kind),
+                Moved(Layer.CLEANED, self.dataset, cleaned),
                 Moved(Layer.QUARANTINE, self.dataset, quarantined, ds),
             ),
         )
