@@ -82,9 +82,9 @@ def build(
 ) -> None:
     """Commit days ``0 .. days - 1`` of ``dataset`` to its raw, cleaned and quarantine tables,
     ``batch`` days a commit."""
-    raw = lake.table(Layer.RAW, dataset.name)
-    cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
-    quarantine = lake.table(Layer.QUARANTINE, dataset.name)
+    raw = lake.raw(dataset.name)
+    cleaned = lake.cleaned(dataset)
+    quarantine = lake.quarantine(dataset.name)
     bases = [table.snapshot() for table in (raw, cleaned, quarantine)]
     cols: dict[str, str] = {}
 
@@ -284,9 +284,10 @@ def differences(dataset: Dataset, merged: Lake, built: Lake) -> list[str]:
     days: partitions, manifest entries (but file names), table metadata, columns and their
     types (in the frame and in the file), keys, and how many rows each delivery won."""
     found: list[str] = []
-    layers = ((Layer.RAW, None), (Layer.CLEANED, dataset.ingestion), (Layer.QUARANTINE, None))
-    for layer, kind in layers:
-        a, b = (lake.table(layer, dataset.name, kind=kind) for lake in (merged, built))
+    tables = {Layer.RAW: Lake.raw, Layer.CLEANED: Lake.cleaned, Layer.QUARANTINE: Lake.quarantine}
+    for layer, table in tables.items():
+        name = dataset if layer is Layer.CLEANED else dataset.name
+        a, b = (table(lake, name) for lake in (merged, built))
         sa, sb = a.snapshot(), b.snapshot()
         if sorted(sa.partitions) != sorted(sb.partitions):
             found.append(f"{layer}: partitions {sorted(sa.partitions)} != {sorted(sb.partitions)}")

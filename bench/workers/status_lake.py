@@ -21,7 +21,6 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.config import load_project
@@ -108,11 +107,11 @@ def build(lake: Lake, datasets: int, days: int) -> None:
     project = load_project()
     for i in range(datasets):
         ran = _days(i, days)
-        _commit(lake.table(Layer.RAW, name(i)), _raw(ran))
-        _commit(lake.table(Layer.CLEANED, name(i), kind="incremental"), _cleaned(i, ran))
-        _commit(lake.table(Layer.AGGREGATED, f"{name(i)}_by_status"), _outputs(ran, 5, "dt"))
+        _commit(lake.raw(name(i)), _raw(ran))
+        _commit(lake.cleaned(project.dataset(name(i))), _cleaned(i, ran))
+        _commit(lake.aggregated(f"{name(i)}_by_status"), _outputs(ran, 5, "dt"))
     for spec in project.workflows:
-        _commit(lake.table(Layer.WORKFLOWS, spec.name), _outputs(_days(0, days), ROWS, "ds"))
+        _commit(lake.workflow(spec.name), _outputs(_days(0, days), ROWS, "ds"))
 
 
 def _days(i: int, days: int) -> list[str]:

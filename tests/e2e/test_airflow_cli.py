@@ -60,7 +60,7 @@ def test_airflow_dags_test_writes_the_partition_of_its_date(project):
 
     from pipelines.lake.lake import Lake
 
-    frame = Lake(str(home / "lake"), "local").table("raw", "orders").read(["2024-01-02"])
+    frame = Lake(str(home / "lake"), "local").raw("orders").read(["2024-01-02"])
     source = pd.read_csv(REPO / "include" / "sample" / "orders" / "orders_2024-01-02.csv")
     assert len(frame) == len(source) == 5
     assert list(frame["order_id"].astype("Int64")) == list(source["order_id"].astype("Int64"))

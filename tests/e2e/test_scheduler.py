@@ -138,7 +138,7 @@ def test_scheduler_catchup_writes_the_same_data_as_run_steps(stack, caught_up, m
         ]
 
     for name in CATCHUP:
-        raw = actual.table("raw", name).snapshot()
+        raw = actual.raw(name).snapshot()
         assert sorted(raw.partitions) == [d.isoformat() for d in days], name
         for day in days:
             got, want = both(name, "raw", day)
@@ -436,7 +436,7 @@ def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, 
     actual = _lake(stack.home / "lake")
 
     for name in WORKFLOWS:
-        table = actual.table("workflows", name).snapshot()
+        table = actual.workflow(name).snapshot()
         assert sorted(table.partitions) == [str(today)], name
         got, want = (
             data_columns(read(name, "workflows", as_of=today, project=project, lake=lake))

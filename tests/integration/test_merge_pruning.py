@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import pipelines
-from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
+from pipelines.project.config import load_project
 from pipelines.steps.dataset import run_steps
 from tests.conftest import write_registry
 
@@ -57,7 +57,7 @@ def test_manifest_records_key_ranges_and_new_keys_skip_old_partitions(home, monk
     write_registry(home, REGISTRY.replace("{pk}", "id"))
     deliver(home, "2024-01-01", [("eu", 1, "2024-01-01T01:00Z", "2024-01-01", 1)])
     deliver(home, "2024-01-02", [("eu", 2, "2024-01-02T01:00Z", "2024-01-02", 2)])
-    table = Lake.from_env().table(Layer.CLEANED, "items", kind="incremental")
+    table = Lake.from_env().cleaned(load_project().dataset("items"))
     entry = table.snapshot().partitions["2024-01-01"]
     assert (entry["lo"], entry["hi"]) == (1, 1)
     reads = []
@@ -80,7 +80,7 @@ def test_vacuum_deletes_only_old_leftovers(home, capsys):
 
     write_registry(home, REGISTRY.replace("{pk}", "id"))
     deliver(home, "2024-01-01", [("eu", 1, "2024-01-01T01:00Z", "2024-01-01", 1)])
-    table = Lake.from_env().table(Layer.CLEANED, "items", kind="incremental")
+    table = Lake.from_env().cleaned(load_project().dataset("items"))
     folder = os.path.join(table.path, "dt=2024-01-01")
     orphan, temp, fresh = (
         os.path.join(folder, n)

@@ -10,11 +10,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from pipelines.common.partitions import Ingestion, Layer
 from pipelines.exceptions import UnknownNameError
 from pipelines.inspection.diff import PartitionCounts, diff_namespaces
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import EMPTY
+from pipelines.lake.tables import EMPTY, Table
 from pipelines.project.config import load_project
 from pipelines.steps.dataset import run_steps
 from tests.conftest import REPO
@@ -61,9 +60,8 @@ def lakes(built, tmp_path, monkeypatch):
     return Lake(root, "research"), Lake(root, "serving"), project
 
 
-def change(lake: Lake, layer: Layer, name: str, edit, kind: Ingestion | None = None):
+def change(table: Table, edit):
     """Commit ``edit({partition: stored frame})`` (the partitions it returns) to one table."""
-    table = lake.table(layer, name, kind=kind)
     base = table.snapshot()
     stored = {p: table.read_partition(p, base) for p in base.partitions}
     table.commit(base, edit(stored))
@@ -111,7 +109,7 @@ def test_namespaces_built_alike_are_identical(lakes):
 
 def test_changed_cleaned_rows_by_key_and_partition(lakes):
     research, serving, project = lakes
-    change(research, Layer.CLEANED, "orders", edit_orders, Ingestion.INCREMENTAL)
+    change(research.cleaned(project.dataset("orders")), edit_orders)
     diff = diff_namespaces(research, serving, project)
     tables = by_label(diff)
     orders = tables.pop("cleaned.orders")
@@ -156,7 +154,7 @@ def test_changed_cleaned_rows_by_key_and_partition(lakes):
 
 def test_the_other_way_round_swaps_the_sides_and_examples_are_capped(lakes):
     research, serving, project = lakes
-    change(research, Layer.CLEANED, "orders", edit_orders, Ingestion.INCREMENTAL)
+    change(research.cleaned(project.dataset("orders")), edit_orders)
     orders = by_label(diff_namespaces(serving, research, project, examples=1))["cleaned.orders"]
     assert counts(orders) == (2, 1, 3, 1)
     assert orders.partitions["2024-01-02"] == PartitionCounts(1, 1, 1)
@@ -173,7 +171,7 @@ def test_a_moved_row_counts_under_the_left_partition(lakes):
         day1 = day1[day1["order_id"] != 1004]
         return {"2024-01-01": day1, "2024-01-02": pd.concat([day2, row], ignore_index=True)}
 
-    change(research, Layer.CLEANED, "orders", move_1004, Ingestion.INCREMENTAL)
+    change(research.cleaned(project.dataset("orders")), move_1004)
     orders = by_label(diff_namespaces(research, serving, project))["cleaned.orders"]
     assert counts(orders) == (0, 0, 1, 5)
     assert orders.partitions == {"2024-01-02": PartitionCounts(changed=1)}
@@ -192,7 +190,7 @@ def test_a_column_added_on_one_side_compares_the_newest_snapshot_only(lakes):
         older = parts["2024-01-01"].iloc[1:]  # an older snapshot is not the table: not compared
         return {"2024-01-01": older, "2024-01-02": newest}
 
-    change(research, Layer.CLEANED, "customers", add_segment, Ingestion.FULL)
+    change(research.cleaned(project.dataset("customers")), add_segment)
     diff = diff_namespaces(research, serving, project, table="customers")
     customers = by_label(diff)["cleaned.customers"]
     assert counts(customers) == (0, 0, 2, 2)  # c1 and c2 have a segment
@@ -225,8 +223,8 @@ def test_raw_duplicates_and_quarantine_rows_compare_as_multisets(lakes):
         day2.loc[day2["order_id"] == "1007", "amount"] = "6.00"
         return {"2024-01-02": day2}
 
-    change(research, Layer.RAW, "orders", drop_second_1006)
-    change(research, Layer.QUARANTINE, "orders", retype_1007)
+    change(research.raw("orders"), drop_second_1006)
+    change(research.quarantine("orders"), retype_1007)
     tables = by_label(diff_namespaces(research, serving, project, table="orders"))
     raw = tables["raw.orders"]
     assert raw.key == ("ds", "order_id")
@@ -264,7 +262,7 @@ def features(ids, orders):
 
 def test_a_table_on_one_side_only_is_listed_not_compared(lakes):
     research, serving, project = lakes
-    table = research.table(Layer.WORKFLOWS, "customer_features")
+    table = research.workflow("customer_features")
     table.commit(EMPTY, {"2024-01-02": features(["c1"], [1])})
     diff = diff_namespaces(research, serving, project)
     assert diff.only_in_left == ("workflows.customer_features",)
@@ -281,7 +279,7 @@ def test_a_table_on_one_side_only_is_listed_not_compared(lakes):
 def test_workflow_outputs_by_key_and_without_one(lakes):
     research, serving, project = lakes
     for lake, orders in ((serving, [1, 2, None]), (research, [1, 3, None])):  # nulls equal
-        table = lake.table(Layer.WORKFLOWS, "customer_features")
+        table = lake.workflow("customer_features")
         table.commit(EMPTY, {"2024-01-02": features(["c1", "c2", "c3"], orders)})
     keyed = by_label(diff_namespaces(research, serving, project, table="customer_features"))
     output = keyed["workflows.customer_features"]

@@ -11,6 +11,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
+from pipelines.project.config import load_project
 from pipelines.project.table_config import CONFIG, reset
 from pipelines.steps.dataset import run_steps
 
@@ -152,7 +153,7 @@ def test_against_another_namespace(ran, capsys, monkeypatch):
 def test_a_table_without_recorded_config_is_not_guessed(ran, capsys):
     lake = Lake.from_env()
     for layer in (Layer.RAW, Layer.CLEANED):  # as an older version wrote them
-        table = lake.table(layer, "events", kind="incremental")
+        table = lake.manifest(layer, "events")
         path = table._log(table.snapshot().version)
         body = json.loads(lake.storage.read(path))
         del body["meta"][CONFIG]
@@ -174,12 +175,12 @@ def test_apply_runs_the_backfills_then_nothing_is_left(ran, capsys):
     code, out = plan(capsys)
     assert (code, out.split(":")[0]) == (0, "No changes")
     lake = Lake.from_env()
-    customers = lake.table(Layer.CLEANED, "customers", kind="full").snapshot()
+    customers = lake.cleaned(load_project().dataset("customers")).snapshot()
     assert customers.meta[CONFIG]["primary_key"] == ["customer_id", "country"]
     assert sorted(customers.partitions) == ["2024-01-01", "2024-01-02", "2024-01-03"]
-    revenue = lake.table(Layer.AGGREGATED, "daily_revenue").read()
+    revenue = lake.aggregated("daily_revenue").read()
     assert revenue["top"].notna().all() and "2024-01-01" in set(revenue["dt"])
-    events = lake.table(Layer.CLEANED, "events", kind="incremental").snapshot()
+    events = lake.manifest(Layer.CLEANED, "events").snapshot()  # retired: no dataset now
     assert events.meta[CONFIG]["retired"] is True and events.rows() > 0  # data kept
 
 
@@ -198,7 +199,7 @@ def test_a_rebuild_that_stopped_is_planned_again(ran, capsys):
     """The table emptied for a rebuild keeps the config it was written with: when the backfill
     that refills it does not run, the next plan still names the key change."""
     edit(ran)
-    reset(Lake.from_env().table(Layer.CLEANED, "customers", kind="full"))
+    reset(Lake.from_env().manifest(Layer.CLEANED, "customers"))
     code, out = plan(capsys)
     assert code == 2
     customers = out.split("  ~ customers\n", 1)[1].split("\n  ", 1)[0]

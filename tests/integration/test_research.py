@@ -11,7 +11,6 @@ import pytest
 
 import pipelines
 from pipelines.cli import main
-from pipelines.common.partitions import Layer
 from pipelines.exceptions import LakeError
 from pipelines.project.config import load_project
 from pipelines.steps.dataset import run_steps
@@ -75,7 +74,7 @@ def test_a_write_into_another_namespace_fails_naming_both_prefixes(serving):
     before = files_of(serving)
     lake = load_project().lake()
     assert (lake.namespace, lake.upstream) == ("exp", "serving")
-    raw = lake.table(Layer.RAW, "orders")  # serving's table, read in place
+    raw = lake.raw("orders")  # serving's table, read in place
     assert len(raw.read()) == 11
     with pytest.raises(LakeError) as refused:
         raw.commit(raw.snapshot(), {"2024-01-05": pd.DataFrame({"order_id": [1]})})
@@ -173,7 +172,8 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
 
     for day in DAYS:
         run_steps("orders", day)
-    cleaned = load_project().lake().table(Layer.CLEANED, "orders", kind="incremental")
+    project = load_project()
+    cleaned = project.lake().cleaned(project.dataset("orders"))
 
     def edit(base):
         frame = cleaned.read_partition("2024-01-01", base)

@@ -12,6 +12,7 @@ import pipelines
 from pipelines.client import Client
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
+from pipelines.project.config import load_project
 from tests.conftest import data_columns
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
@@ -22,7 +23,7 @@ def workflow_table(name: str) -> pd.DataFrame:
 
 
 def version(name: str) -> int:
-    return Lake.from_env().table(Layer.WORKFLOWS, name).snapshot().version
+    return Lake.from_env().workflow(name).snapshot().version
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_metrics_of_an_old_day_are_that_days(cooked):
     rows = [metrics_of("train_refund_model", d, lake)["training_rows"] for d in DAYS]
     features = pipelines.read("customer_features", "workflows")
     assert rows == [int((features["ds"] == d).sum()) for d in DAYS]
-    counted = lake.table(Layer.CLEANED, "orders", kind="incremental").snapshot()
+    counted = lake.cleaned(load_project().dataset("orders")).snapshot()
     assert counted.run_metrics(DAYS[0]) == {
         "raw": 6,
         "cleaned": 4,
@@ -188,7 +189,7 @@ def test_a_missing_input_fails_in_one_line_and_upstream_runs_it_first(home, airf
 def test_backfill_runs_a_workflow_for_each_day(cooked, capsys):
     from pipelines.cli import main
 
-    shutil.rmtree(Lake.from_env().table(Layer.WORKFLOWS, "customer_features").path)
+    shutil.rmtree(Lake.from_env().workflow("customer_features").path)
     assert main(["backfill", "customer_features", "--start", DAYS[0], "--end", DAYS[-1]]) == 0
     assert "3/3 runs succeeded" in capsys.readouterr().out
     assert sorted(pipelines.read("customer_features", "workflows")["ds"].unique()) == DAYS
@@ -217,7 +218,7 @@ def test_a_day_that_failed_its_checks_has_not_landed_for_a_workflow(home, airflo
     from pipelines.steps.dataset import record_checks
 
     assert Client().submit("orders", DAYS[2]).ok and Client().submit("customers", DAYS[2]).ok
-    customers = Lake.from_env().table(Layer.CLEANED, "customers", kind="full")
+    customers = Lake.from_env().cleaned(load_project().dataset("customers"))
     record_checks(customers, DAYS[2], "failed: 1 duplicate primary keys")  # as a failed gate does
     outcome = Client().submit("customer_features", DAYS[2]).runs[-1]
     assert not outcome.ok

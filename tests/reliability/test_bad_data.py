@@ -289,11 +289,10 @@ def test_an_aggregate_of_a_column_that_arrives_later_ends_the_same_in_any_order(
 
 def _corrupting_merge(original):
     """merge(), then a second copy of one cleaned row committed behind its back."""
-    from pipelines.common.partitions import Layer
 
     def merge(dataset, interval, lake):
         result = original(dataset, interval, lake)
-        table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+        table = lake.cleaned(dataset)
         base = table.snapshot()
         part = result.touched[0]
         rows = table.read_partition(part, base)

@@ -87,12 +87,11 @@ def lakes(root: str):
     return Lake(root, "serving"), Lake(root, "exp", upstream="serving")
 
 
-def research_state(lake) -> dict:
+def research_state(lake, project) -> dict:
     """Fingerprints of research's cleaned and quarantine partitions of day D."""
-    from pipelines.common.partitions import Layer
 
-    cleaned = lake.table(Layer.CLEANED, NAME, kind="full").read_partition(DAY)
-    quarantine = lake.table(Layer.QUARANTINE, NAME).read_partition(DAY)
+    cleaned = lake.cleaned(project.dataset(NAME)).read_partition(DAY)
+    quarantine = lake.quarantine(NAME).read_partition(DAY)
     return {"cleaned": fingerprint(cleaned), "quarantine": fingerprint(quarantine)}
 
 
@@ -100,13 +99,12 @@ def work_serving(home: str, root: str, barrier, report: str) -> None:
     """Worker: rewrite serving's raw ds=D, alternating B, A, B, ... until the time is up;
     report which version holds which delivery, when each was committed, what the sweeps
     deleted."""
-    from pipelines.common.partitions import Layer
     from pipelines.lake.tables import sweep
     from pipelines.steps.dataset import run_steps
 
     env = Env(home, root, "serving")
     project, (lake, _) = env.project(), lakes(root)
-    raw = lake.table(Layer.RAW, NAME)
+    raw = lake.raw(NAME)
     versions, committed, swept = {}, [], []
     barrier.wait(timeout=120)
     until = time.time() + SECONDS
@@ -171,7 +169,7 @@ def work_research(home: str, root: str, barrier, report: str) -> None:
                 "read": read[reads_before:],
                 "vacuumed": len(vacuumed) - missed_before,
                 "raw_rows": out["merge"].raw_rows,
-                **research_state(lake),
+                **research_state(lake, project),
             }
         )
     body = {"merges": merges, "failures": failures, "written": sorted(written)}
@@ -191,7 +189,7 @@ def expected_states(home: Path, root: Path) -> dict[str, dict]:
             deliver(str(home), label)
             run_steps(NAME, DAY, ("extract",), project=project, lake=serving)
             out = run_steps(NAME, DAY, ("extract", "merge"), project=project, lake=research)
-            state = {"raw_rows": out["merge"].raw_rows, **research_state(research)}
+            state = {"raw_rows": out["merge"].raw_rows, **research_state(research, project)}
             assert states.setdefault(label, state) == state
     assert states["A"] != states["B"] and "empty" not in states["A"].values()
     return states
@@ -205,7 +203,6 @@ def serving_files(root: Path) -> set[str]:
 def test_research_reads_a_consistent_raw_version_while_serving_rewrites_and_vacuums(
     procs, fast_dir, figures
 ):
-    from pipelines.common.partitions import Layer
     from pipelines.lake.tables import sweep
     from pipelines.steps.dataset import run_steps
 
@@ -248,7 +245,7 @@ def test_research_reads_a_consistent_raw_version_while_serving_rewrites_and_vacu
             bad.append((files, state))
     assert bad == [], f"{len(bad)} of {len(merges)} research merges match no serving version"
 
-    raw = serving.table(Layer.RAW, NAME)
+    raw = serving.raw(NAME)
     named = {f"{raw.path}/{f}" for f in raw.snapshot().files}
     kept = named | {str(root / "serving" / "_namespace.json")}
     leftovers = {p for p in serving_files(root) - kept if not MANIFEST.search(p)}

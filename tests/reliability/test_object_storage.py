@@ -176,7 +176,6 @@ def test_a_research_namespace_over_serving_on_s3(s3_env, monkeypatch):
     were."""
     from pathlib import Path
 
-    from pipelines.common.partitions import Layer
     from pipelines.exceptions import OutsideNamespace
     from pipelines.project.config import load_project
     from pipelines.project.namespaces import in_lake, to_drop
@@ -199,10 +198,10 @@ def test_a_research_namespace_over_serving_on_s3(s3_env, monkeypatch):
         p.startswith(f"{research.prefix}/") for p, _ in research.files()
     )
     assert not any("/raw/" in p for p, _ in research.files())
-    assert fingerprint(research.table(Layer.CLEANED, "ledger", kind="incremental").read()) == (
-        fingerprint(serving.table(Layer.CLEANED, "ledger", kind="incremental").read())
+    assert fingerprint(research.cleaned(project.dataset("ledger")).read()) == (
+        fingerprint(serving.cleaned(project.dataset("ledger")).read())
     )
-    raw = research.table(Layer.RAW, "ledger")  # serving's, read in place
+    raw = research.raw("ledger")  # serving's, read in place
     with pytest.raises(OutsideNamespace, match="belongs to another namespace"):
         raw.commit(raw.snapshot(), {DAYS[1]: raw.read_partition(DAYS[0])})
     include = Path(project.include)

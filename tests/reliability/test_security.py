@@ -111,7 +111,7 @@ def test_a_path_outside_the_lake_root_is_refused_after_normalisation(root, path)
 def test_tables_cannot_leave_the_lake(tmp_path, name):
     lake = Lake(str(tmp_path / "lake"), "local")
     with pytest.raises(LakeError):
-        lake.table("cleaned", name).snapshot()
+        lake.manifest("cleaned", name).snapshot()
     assert not (tmp_path / "etc").exists() and not (tmp_path / "x").exists()
 
 
@@ -120,7 +120,7 @@ def test_a_partition_cannot_be_written_outside_its_table(tmp_path):
 
     from pipelines.lake.tables import EMPTY
 
-    table = Lake(str(tmp_path / "lake"), "local").table("raw", "t")
+    table = Lake(str(tmp_path / "lake"), "local").raw("t")
     with pytest.raises(ValueError, match="is not a date in the form YYYY-MM-DD"):
         table.commit(EMPTY, {"../../../../escaped": pd.DataFrame({"a": [1]})})
     assert not list(tmp_path.rglob("*.parquet"))

@@ -295,7 +295,7 @@ def read_table(env: Env, name: str, layer: str) -> pd.DataFrame:
     dataset = project.dataset(name)
     with env.active():
         if layer == "cleaned" and dataset is not None and dataset.ingestion == "full":
-            have = sorted(lake.table(layer, name, kind=dataset.ingestion).snapshot().partitions)
+            have = sorted(lake.cleaned(dataset).snapshot().partitions)
             frames = [read(name, layer, as_of=d, project=project, lake=lake) for d in have]
             return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         try:

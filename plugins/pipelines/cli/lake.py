@@ -95,11 +95,11 @@ def _tables(project, lake, *, foreign: bool = True):
             if not (foreign or lake.owns(layer)):
                 continue
             label = d.name if lake.owns(layer) else f"{d.name} (read from {lake.home_of(layer)})"
-            yield layer, label, lake.table(layer, d.name, kind=d.ingestion), d.ingestion
+            yield layer, label, lake.table(layer, d.name, project), d.ingestion
     for a in project.aggregates:
-        yield Layer.AGGREGATED, a.name, lake.table(Layer.AGGREGATED, a.name), None
+        yield Layer.AGGREGATED, a.name, lake.aggregated(a.name), None
     for w in project.workflows:
-        yield Layer.WORKFLOWS, w.name, lake.table(Layer.WORKFLOWS, w.name), None
+        yield Layer.WORKFLOWS, w.name, lake.workflow(w.name), None
 
 
 def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:

@@ -111,7 +111,7 @@ def _apply(found, project, lake, args: argparse.Namespace) -> bool:
     for change in found.changes:
         for layer, name in change.reset:
             print(f"emptying {layer}.{name} to rebuild it", flush=True)
-            reset(lake.table(layer, name, kind="incremental"))
+            reset(lake.manifest(layer, name))
     for backfill in found.backfills:
         for first, last, _ in backfill.ranges:
             if _backfill(backfill.name, first, last, args) != 0:

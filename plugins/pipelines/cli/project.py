@@ -109,7 +109,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Every DAG of the namespace; a dataset's newest raw delivery (a workflow's newest day),
     a cookbook's children (what a workflow reads)."""
     quiet_airflow()
-    from pipelines.common.partitions import Layer
     from pipelines.project.config import load_project
 
     project = load_project()
@@ -123,10 +122,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     rows = [("DAG ID", "SCHEDULE", "KIND", "NEWEST DS", "CHILDREN OR INPUTS")]
     for d in project.datasets:
-        newest = max(lake.table(Layer.RAW, d.name).snapshot().partitions, default="-")
+        newest = max(lake.raw(d.name).snapshot().partitions, default="-")
         rows.append((project.dag_id(d.name), scheduled(d.schedule), d.ingestion.value, newest, ""))
     for w in project.workflows:
-        newest = max(lake.table(Layer.WORKFLOWS, w.name).snapshot().partitions, default="-")
+        newest = max(lake.workflow(w.name).snapshot().partitions, default="-")
         reads = ", ".join(f"{i.table} ({i.window})" for i in w.inputs)
         schedule = scheduled(w.schedule or "on inputs")
         rows.append((project.dag_id(w.name), schedule, "workflow", newest, reads))

@@ -36,26 +36,42 @@ class Layer(enum.StrEnum):
 
 class Ingestion(enum.StrEnum):
     """How a dataset's source is read for one interval (SQLMesh-style kind), and what follows
-    for its cleaned table."""
+    for its cleaned table: each consequence is a named capability below, which the steps ask
+    instead of testing the kind (SQLMesh's ``ModelKindMixin``)."""
 
     INCREMENTAL = "incremental"  # deliveries upserted by key into dt= partitions
     FULL = "full"  # every delivery is a whole snapshot, one ds= partition each
 
     @property
-    def is_incremental(self) -> bool:
+    def keeps_snapshots(self) -> bool:
+        """The cleaned table holds whole snapshots, one ``ds=`` partition per delivery, and its
+        newest is the table (full); otherwise it is one table, kept as it stands now, whose
+        ``dt=`` partitions are upserted by key (incremental)."""
+        return self is Ingestion.FULL
+
+    @property
+    def filters_by_interval(self) -> bool:
+        """A single source (no ``{ds}`` in it) is filtered to the interval by the dataset's
+        incremental_field (incremental); otherwise it is taken whole, as the snapshot (full)."""
+        return self is Ingestion.INCREMENTAL
+
+    @property
+    def needs_date_fields(self) -> bool:
+        """The registry must name incremental_field (which interval a row belongs to) and
+        partition_field (its ``dt=`` partition): rows are placed by their own dates."""
         return self is Ingestion.INCREMENTAL
 
     @property
     def cleaned_key(self) -> str:
-        """The cleaned table's partition key: ``dt`` (the UTC date of partition_field) for an
-        incremental dataset, ``ds`` (the delivery) for snapshots."""
-        return "dt" if self.is_incremental else "ds"
+        """The cleaned table's partition key: ``ds`` (the delivery) for snapshots, ``dt`` (the
+        UTC date of partition_field) for an incremental dataset."""
+        return "ds" if self.keeps_snapshots else "dt"
 
     def current_partitions(self, partitions: Iterable[str]) -> list[str]:
-        """The partitions that make up the cleaned table as it stands, in order: every one of
-        an incremental table; the newest snapshot of a full one."""
+        """The partitions that make up the cleaned table as it stands, in order: the newest
+        snapshot of a full one; every one of an incremental table."""
         ordered = sorted(partitions)
-        return ordered if self.is_incremental else ordered[-1:]
+        return ordered[-1:] if self.keeps_snapshots else ordered
 
 
 _LAYER_KEY = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipelines.common import transforms
-from pipelines.common.partitions import Layer
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Entry, Kind, Project
@@ -48,7 +47,7 @@ def verify(project: Project, cookbook: Entry | str, lake: Lake, ds: str | None =
         _verify_workflow(report, lake, workflow.name, ds, checks.get(workflow.name, {}))
     for entry in book.runs(Kind.DATASET):
         dataset, name = entry.spec, entry.name
-        table = lake.table(Layer.CLEANED, name, kind=dataset.ingestion)
+        table = lake.cleaned(dataset)
         rows = read_current(
             table, dataset.ingestion.current_partitions(table.snapshot().partitions)
         )
@@ -62,7 +61,7 @@ def verify(project: Project, cookbook: Entry | str, lake: Lake, ds: str | None =
             report.expect(dupes == 0, f"{name}: {dupes} duplicate keys")
             report.expect(nulls == 0, f"{name}: {nulls} null keys")
         for spec in project.aggregates_of(name):
-            count = lake.table(Layer.AGGREGATED, spec.name).snapshot().rows()
+            count = lake.aggregated(spec.name).snapshot().rows()
             report.expect(
                 count > 0, f"{spec.name}: aggregated has {count} rows, expected at least 1"
             )
@@ -70,7 +69,7 @@ def verify(project: Project, cookbook: Entry | str, lake: Lake, ds: str | None =
 
 
 def _verify_workflow(report: Report, lake: Lake, name: str, ds: str | None, check: dict) -> None:
-    snap = lake.table(Layer.WORKFLOWS, name).snapshot()
+    snap = lake.workflow(name).snapshot()
     day = ds or max(snap.partitions, default=None)
     entry = snap.partitions.get(day or "", {})
     minimum = check.get("min_rows", 0)  # a workflow may write an empty day; it must write it

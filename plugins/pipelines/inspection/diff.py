@@ -220,7 +220,7 @@ class _Spec(NamedTuple):
     @property
     def snapshot_only(self) -> bool:
         """A full dataset's cleaned table: the newest snapshot is the table."""
-        return self.kind is not None and not self.kind.is_incremental
+        return self.kind is not None and self.kind.keeps_snapshots
 
 
 def diff_namespaces(
@@ -239,7 +239,7 @@ def diff_namespaces(
     tables: list[TableDiff] = []
     one_sided: dict[str, list[str]] = {left.namespace: [], right.namespace: []}
     for spec in specs:
-        rows = _read(left, spec), _read(right, spec)
+        rows = _read(left, spec, project), _read(right, spec, project)
         if rows[0] is not None and rows[1] is not None:
             tables.append(_compare(spec, rows[0], rows[1], examples))
         elif rows[0] is not None or rows[1] is not None:
@@ -278,10 +278,10 @@ def _specs(project: Project, raw: bool) -> list[_Spec]:
     return specs
 
 
-def _read(lake: Lake, spec: _Spec) -> tuple[pd.DataFrame, str | None] | None:
+def _read(lake: Lake, spec: _Spec, project: Project) -> tuple[pd.DataFrame, str | None] | None:
     """The table's rows as they stand (None: no such table), and the snapshot read when the
     table is a full dataset's."""
-    table = lake.table(spec.layer, spec.name, kind=spec.kind)
+    table = lake.table(spec.layer, spec.name, project)
     for attempt in range(3):
         snap = table.snapshot()
         if snap.version == 0:

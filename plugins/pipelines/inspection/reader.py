@@ -117,16 +117,16 @@ def _locate(
     """The table, and which of its partitions make up what was asked for."""
     if layer is Layer.AGGREGATED:
         project.require(name, Kind.AGGREGATE)
-        return lake.table(layer, name), lambda partitions: None
+        return lake.aggregated(name), lambda partitions: None
     if layer is Layer.WORKFLOWS:
         project.require(name, Kind.WORKFLOW)
-        return lake.table(layer, name), lambda partitions: [day] if day else None
+        return lake.workflow(name), lambda partitions: [day] if day else None
     kind = project.require(name, Kind.DATASET).spec.ingestion
-    if layer is Layer.CLEANED and day is not None and kind.is_incremental:
+    if layer is Layer.CLEANED and day is not None and not kind.keeps_snapshots:
         raise PipelinesError(
             f"as_of: {name} is incremental: its cleaned table is kept as it stands now, not as "
             f"it stood on {day}; that day's delivery is its raw layer (layer='raw', as_of={day})"
         )
     if layer is Layer.CLEANED and day is None:
-        return lake.table(layer, name, kind=kind), kind.current_partitions
-    return lake.table(layer, name, kind=kind), lambda partitions: [day] if day else None
+        return lake.table(layer, name, project), kind.current_partitions
+    return lake.table(layer, name, project), lambda partitions: [day] if day else None

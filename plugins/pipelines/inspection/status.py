@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipelines.common.partitions import DAILY, Layer, interval_for, run_days, utc
+from pipelines.common.partitions import DAILY, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.aggregates import AggregateSpec
@@ -248,8 +248,8 @@ class _Due:
 
 
 def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
-    raw = lake.table(Layer.RAW, dataset.name).snapshot()
-    table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    raw = lake.raw(dataset.name).snapshot()
+    table = lake.cleaned(dataset)
     cleaned = table.snapshot()
     runs = cleaned.meta.get("runs", {})
     parts = sorted(cleaned.partitions)
@@ -284,7 +284,7 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
 
 
 def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> Status:
-    table = lake.table(Layer.AGGREGATED, spec.name)
+    table = lake.aggregated(spec.name)
     snap = table.snapshot()
     newest = _newest_landed(snap, snap.meta.get("runs", {}))
     start, cron = dataset.start_date, dataset.cron
@@ -296,7 +296,7 @@ def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> 
 
 
 def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
-    table = lake.table(Layer.WORKFLOWS, spec.name)
+    table = lake.workflow(spec.name)
     snap = table.snapshot()
     cron, inputs = spec.cron or DAILY, waits_for(due.project, spec.name)
     start = spec.start_date or max((d.start_date for d in inputs), default=dt.date.min)

@@ -11,14 +11,31 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from pipelines.common.partitions import Ingestion, Layer, partition_key, table_path
-from pipelines.exceptions import NamespaceError
+from pipelines.exceptions import NamespaceError, UnknownNameError
 from pipelines.lake.tables import LOG_DIR, Storage, Table
 from pipelines.runtime import environment
 from pipelines.runtime.branch import NAMESPACE_RE
 
 MARKER = "_namespace.json"  # {root}/{namespace}/_namespace.json: who writes this prefix
+
+
+class Ingested(Protocol):
+    """What addresses a dataset's cleaned table: its name and ingestion kind (a registry row)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ingestion(self) -> Ingestion: ...
+
+
+class Registry(Protocol):
+    """What knows the datasets by name (a project)."""
+
+    def dataset(self, name: str) -> Ingested | None: ...
 
 
 @dataclass(frozen=True)
@@ -81,19 +98,67 @@ class Lake:
         """Whether this namespace writes ``layer`` itself (False: it reads another's in place)."""
         return self.home_of(layer) == self.namespace
 
-    def table(self, layer: Layer | str, name: str, *, kind: Ingestion | str | None = None) -> Table:
-        """The table of ``name`` in ``layer``.
+    def raw(self, name: str) -> Table:
+        """A dataset's deliveries, one ``ds=`` partition each (the upstream's, read in place,
+        when this namespace has one)."""
+        return self._table(Layer.RAW, name)
 
-        :param kind: the dataset's ingestion kind; required for the cleaned layer, whose partition
-            key (``dt`` or ``ds``) depends on it (see
-            :func:`pipelines.common.partitions.partition_key`)
+    def cleaned(self, dataset: Ingested) -> Table:
+        """A dataset's cleaned table, partitioned as its ingestion kind says
+        (:attr:`Ingestion.cleaned_key`)."""
+        return self._table(Layer.CLEANED, dataset.name, dataset.ingestion)
+
+    def quarantine(self, name: str) -> Table:
+        """The rows of a dataset's deliveries that were not kept, one ``ds=`` partition each."""
+        return self._table(Layer.QUARANTINE, name)
+
+    def aggregated(self, name: str) -> Table:
+        """An aggregate of aggregates.yaml, one ``dt=`` partition per day."""
+        return self._table(Layer.AGGREGATED, name)
+
+    def workflow(self, name: str) -> Table:
+        """What a user's workflow wrote, one ``ds=`` partition per day."""
+        return self._table(Layer.WORKFLOWS, name)
+
+    def table(self, layer: Layer | str, name: str, project: Registry) -> Table:
+        """The table of ``name`` in ``layer``, for a caller that holds the layer as a value (a
+        user's ``--layer``, a lineage record, a loop over layers): a cleaned table is the one
+        of ``project``'s dataset of that name.
+
+        :raises UnknownNameError: a cleaned table of a name that is no dataset of ``project``
         """
-        path = table_path(self.root, self.home_of(layer), layer, name)
-        return Table(self.storage, path, partition_key(layer, kind))
+        if Layer(layer) is not Layer.CLEANED:
+            return self._table(layer, name)
+        dataset = project.dataset(name)
+        if dataset is None:
+            raise UnknownNameError(
+                f"{name!r} is no dataset: a cleaned table is partitioned as its dataset's "
+                "ingestion says"
+            )
+        return self.cleaned(dataset)
+
+    def manifest(self, layer: Layer | str, name: str) -> Table:
+        """The table of ``name`` in ``layer`` addressed for its manifest alone (the config and
+        runs it recorded; emptying it), whatever the registry now says of the name: a plan reads
+        and empties the tables of retired entries and of datasets whose ingestion changed. It
+        has no partition key, so it is for the manifest only (writing a partition through it is
+        refused)."""
+        return Table(self.storage, self._path(layer, name), "")
+
+    def _table(self, layer: Layer | str, name: str, kind: Ingestion | None = None) -> Table:
+        """The one helper every per-layer method builds on: the table's path (:meth:`_path`) and
+        its partition key, from the layer and, for the cleaned layer, the ingestion kind (see
+        :func:`pipelines.common.partitions.partition_key`)."""
+        return Table(self.storage, self._path(layer, name), partition_key(layer, kind))
+
+    def _path(self, layer: Layer | str, name: str) -> str:
+        """Where the table of ``name`` in ``layer`` is: under the namespace that holds the layer
+        (the upstream's, for raw read in place)."""
+        return table_path(self.root, self.home_of(layer), Layer(layer), name)
 
     def asset_uri(self, layer: Layer | str, name: str) -> str:
         """The URI that names a table as an Airflow Asset (no I/O)."""
-        path = table_path(self.root, self.home_of(layer), Layer(layer), name)
+        path = self._path(layer, name)
         return path if "://" in path else f"file://{path}"
 
     def _claim(self) -> None:

@@ -104,15 +104,15 @@ def settle(done: Plan, project: Project, lake: Lake) -> list[str]:
 def _tables_of(lake: Lake, kind: Kind, name: str) -> list:
     """The tables of an entry that exist and that the namespace writes itself."""
     layers = [layer for layer in _FOLDERS[kind] if lake.owns(layer)]
-    tables = [lake.table(layer, name, kind="incremental") for layer in layers]
+    tables = [lake.manifest(layer, name) for layer in layers]
     return [t for t in tables if t.snapshot().version]
 
 
 def _recorded(lake: Lake, kind: Kind, name: str) -> Recorded | None:
     """One entry's tables (None: it has none in the lake). A dataset's config is its cleaned
     table's, else its raw table's when the namespace ingests its own; its days, its deliveries."""
-    main = lake.table(TABLES[kind], name, kind="incremental").snapshot()
-    runs = lake.table(Layer.RAW, name).snapshot() if kind is Kind.DATASET else main
+    main = lake.manifest(TABLES[kind], name).snapshot()
+    runs = lake.raw(name).snapshot() if kind is Kind.DATASET else main
     own = main if main.version or not lake.owns(Layer.RAW) else runs
     if not own.version:
         return None

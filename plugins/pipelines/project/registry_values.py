@@ -196,10 +196,10 @@ def columns_value(value: str, column: str, report: Reporter) -> tuple[str, ...]:
     return cols
 
 
-def field_value(values, column, ingestion, report) -> str | None:
+def field_value(values, column, ingestion: Ingestion | None, report) -> str | None:
     value = values.get(column, "")
     if not value:
-        if ingestion is Ingestion.INCREMENTAL:
+        if ingestion is not None and ingestion.needs_date_fields:
             report(column, "required when ingestion is incremental")
         return None
     columns_value(value, column, report)

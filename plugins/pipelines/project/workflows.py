@@ -251,7 +251,7 @@ def _input_faults(
             "a schedule (a cron) and this input window: all"
         ]
     dataset = tables.datasets.get(item.table) if item.layer is Layer.CLEANED else None
-    if dataset and not dataset.ingestion.is_incremental and item.window.days not in (1, None):
+    if dataset and dataset.ingestion.keeps_snapshots and item.window.days not in (1, None):
         return [
             f"input {item.alias}: window {item.window}: {item.table} is a full dataset, whose "
             "cleaned table holds snapshots, not day partitions; use 1d (the snapshot of D) or "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines.common import transforms
-from pipelines.common.partitions import Interval, Layer
+from pipelines.common.partitions import Ingestion, Interval
 from pipelines.exceptions import ConfigError, Problem
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
@@ -35,7 +35,7 @@ def aggregate(
     """
     touched = merged.touched
     if merged.reshaped:  # every cleaned partition reads differently now: recompute each
-        cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+        cleaned = lake.cleaned(dataset)
         touched = sorted(cleaned.snapshot().partitions)
     results: dict = {}
     problems: list[Problem] = []
@@ -60,8 +60,8 @@ def build(
     was taken: when two runs aggregate the same partition at once, the one computed from older
     cleaned data cannot commit last (it conflicts and recomputes).
     """
-    cleaned = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
-    out = lake.table(Layer.AGGREGATED, spec.name)
+    cleaned = lake.cleaned(dataset)
+    out = lake.aggregated(spec.name)
     computed: dict[str, pd.DataFrame | None] = {}
 
     def attempt(base: Snapshot) -> Snapshot:
@@ -87,8 +87,21 @@ def _changes(
     spec: AggregateSpec, dataset: Dataset, cleaned: Table, touched: list[str]
 ) -> tuple[dict[str, pd.DataFrame | None], bool]:
     """The aggregate's new partitions from the current cleaned table; True = replace all."""
-    if dataset.ingestion.is_incremental:
-        return _by_partition(spec, read_current(cleaned, touched), touched), False
+    return _RECOMPUTE[dataset.ingestion](spec, dataset, cleaned, touched)
+
+
+def _by_day(
+    spec: AggregateSpec, dataset: Dataset, cleaned: Table, touched: list[str]
+) -> tuple[dict[str, pd.DataFrame | None], bool]:
+    """Incremental: each touched ``dt`` partition of cleaned gives the same ``dt`` here."""
+    return _by_partition(spec, read_current(cleaned, touched), touched), False
+
+
+def _from_snapshots(
+    spec: AggregateSpec, dataset: Dataset, cleaned: Table, touched: list[str]
+) -> tuple[dict[str, pd.DataFrame | None], bool]:
+    """Full: the newest snapshot by the date of partition_field, replacing the whole table; or,
+    without a partition_field, each touched snapshot ``ds`` into ``dt`` = its ``ds``."""
     if dataset.partition_field:
         current = dataset.ingestion.current_partitions(cleaned.snapshot().partitions)
         rows = read_current(cleaned, current)
@@ -129,3 +142,7 @@ def _by_partition(
         frame = result[result["dt"] == part].drop(columns="dt").reset_index(drop=True)
         changes[part] = frame if not frame.empty else None
     return changes
+
+
+# which cleaned partitions each kind recomputes, and how (one strategy per kind)
+_RECOMPUTE = {Ingestion.INCREMENTAL: _by_day, Ingestion.FULL: _from_snapshots}

@@ -47,7 +47,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
         return upstream_delivery(dataset, interval, lake)
     frame = sources.read_source(dataset, interval).reset_index(drop=True)
     frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
-    if dataset.ingestion.is_incremental and not dataset.per_interval_source:
+    if dataset.ingestion.filters_by_interval and not dataset.per_interval_source:
         field = dataset.incremental_field
         if len(frame) and field not in frame.columns:
             raise SchemaDriftError(
@@ -63,7 +63,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
                 frame = pd.concat([inside, unparseable]).sort_values("_row")
             else:
                 frame = inside
-    table = lake.table(Layer.RAW, dataset.name)
+    table = lake.raw(dataset.name)
     commit_with_retry(
         table,
         lambda base: table.commit(
@@ -83,7 +83,7 @@ def upstream_delivery(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
 
     :raises LakeError: the upstream has not ingested the interval (yet: Airflow retries)
     """
-    table = lake.table(Layer.RAW, dataset.name)
+    table = lake.raw(dataset.name)
     snap = table.snapshot()
     if not snap.has_landed(interval.ds):
         raise LakeError(
@@ -104,7 +104,7 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeRe
 
     :raises QualityCheckFailed: downstream aggregates must not run
     """
-    table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    table = lake.cleaned(dataset)
     rows = table.read(merged.touched)
     failures: list[str] = []
     if not rows.empty:

@@ -85,7 +85,7 @@ def order_columns(dataset: Dataset) -> list[str]:
 def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     """The interval's delivery, as the newest version of the raw table holds it (in a research
     namespace: the upstream's raw table, read in place while its owner may rewrite it)."""
-    raw = lake.table(Layer.RAW, dataset.name)
+    raw = lake.raw(dataset.name)
     if interval.ds not in raw.snapshot().partitions:
         where = "" if lake.owns(Layer.RAW) else f" in namespace {lake.upstream!r}"
         raise LakeError(
@@ -140,7 +140,7 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
         quarantined=len(quarantined),
         superseded=superseded,
     )
-    table = lake.table(Layer.CLEANED, dataset.name, kind=dataset.ingestion)
+    table = lake.cleaned(dataset)
     delivery = _Delivery(dataset, interval, winners, table, result)
     write = _WRITERS[dataset.ingestion]
 
@@ -160,7 +160,7 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
 
 def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.DataFrame) -> None:
     """Replace the interval's quarantine partition (removing it when nothing was quarantined)."""
-    table = lake.table(Layer.QUARANTINE, dataset.name)
+    table = lake.quarantine(dataset.name)
     rows = rows.astype({c: "string" for c in rows.columns if rows[c].dtype == object})
     change = {interval.ds: rows if not rows.empty else None}
     commit_with_retry(table, lambda base: table.commit(base, change))

@@ -82,10 +82,10 @@ def source(project: Project, lake: Lake, item: WorkflowInput) -> Source:
     """The table behind an input (the spec was checked: the name exists in its layer)."""
     if item.layer is Layer.WORKFLOWS:
         upstream = project.workflow(item.table)
-        return Source(lake.table(item.layer, item.table), False, item.table, upstream.cron or DAILY)
+        return Source(lake.workflow(item.table), False, item.table, upstream.cron or DAILY)
     dataset = project.tables.dataset_of(item)
-    table = lake.table(item.layer, item.table, kind=dataset.ingestion)
-    snapshots = item.layer is Layer.CLEANED and not dataset.ingestion.is_incremental
+    table = lake.table(item.layer, item.table, project)
+    snapshots = item.layer is Layer.CLEANED and dataset.ingestion.keeps_snapshots
     return Source(table, snapshots, dataset.name, dataset.cron)
 
 
@@ -127,7 +127,7 @@ def rerun_days(
     spec = project.workflow(workflow)
     if spec is None:
         return []
-    written = lake.table(Layer.WORKFLOWS, workflow).snapshot()
+    written = lake.workflow(workflow).snapshot()
     ran = written.meta.get("runs", {})
     days: set[str] = set()
     for item in spec.inputs:
@@ -287,7 +287,7 @@ def run(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> dict:
     function = resolve(spec)
     inputs = read_inputs(spec, ds, lake, project)
     frame, metrics = call(spec, function, inputs, ds)
-    table = lake.table(Layer.WORKFLOWS, spec.name)
+    table = lake.workflow(spec.name)
     columns = [[str(c), str(t)] for c, t in frame.dtypes.items()]
 
     def attempt(base: Snapshot) -> Snapshot:
@@ -310,5 +310,5 @@ def run(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> dict:
 
 def metrics_of(name: str, ds: str, lake: Lake) -> dict[str, Any]:
     """The metrics a workflow's run for ``ds`` reported, as the table stands now ({}: none)."""
-    recorded = lake.table(Layer.WORKFLOWS, name).snapshot().run_metrics(ds)
+    recorded = lake.workflow(name).snapshot().run_metrics(ds)
     return dict(recorded.get("metrics", {}))

@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.common.partitions import Ingestion, Layer
+from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table
+from pipelines.project.config import Project
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,12 @@ class Moved:
     :param rows: how many (None: not counted, or the task has not finished)
     :param partition: the partition the task wrote, whose file gives the schema of a table whose
         manifest declares none
-    :param kind: a cleaned table's ingestion kind (its partition key depends on it)
     """
 
     layer: Layer
     table: str
     rows: int | None = None
     partition: str | None = None
-    kind: Ingestion | None = None
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,12 @@ class TaskLineage:
     sources: tuple[str, ...] = ()
 
 
-def operator_lineage(lake: Lake, moved: TaskLineage) -> Any:
+def operator_lineage(project: Project, lake: Lake, moved: TaskLineage) -> Any:
     """The provider's ``OperatorLineage`` of a task of ``lake``'s namespace."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     inputs = [*(_source(where) for where in moved.sources), *(_input(lake, r) for r in moved.reads)]
-    return OperatorLineage(inputs=inputs, outputs=[_output(lake, w) for w in moved.writes])
+    return OperatorLineage(inputs=inputs, outputs=[_output(project, lake, w) for w in moved.writes])
 
 
 def dataset_name(uri: str) -> tuple[str, str]:
@@ -90,14 +89,14 @@ def _input(lake: Lake, read: Moved) -> Any:
     return InputDataset(namespace=namespace, name=name, inputFacets=facets)
 
 
-def _output(lake: Lake, wrote: Moved) -> Any:
+def _output(project: Project, lake: Lake, wrote: Moved) -> Any:
     from openlineage.client.event_v2 import OutputDataset
     from openlineage.client.facet_v2 import output_statistics_output_dataset as stats
 
     namespace, name = dataset_name(lake.asset_uri(wrote.layer, wrote.table))
     if wrote.rows is None:  # not finished: the table is named, nothing is measured
         return OutputDataset(namespace=namespace, name=name)
-    fields = written_schema(lake, wrote)
+    fields = written_schema(project, lake, wrote)
     return OutputDataset(
         namespace=namespace,
         name=name,
@@ -108,13 +107,13 @@ def _output(lake: Lake, wrote: Moved) -> Any:
     )
 
 
-def written_schema(lake: Lake, wrote: Moved) -> list[tuple[str, str]]:
+def written_schema(project: Project, lake: Lake, wrote: Moved) -> list[tuple[str, str]]:
     """``[(column, type)]`` of a table as written: the schema its manifest declares (a cleaned
     table's ``schema``, a workflow's ``columns``), else the columns of the written partition's
     Parquet file (raw, quarantine, aggregated); [] when neither is there or the lake cannot be
     read (lineage never fails a task, and never hides its datasets)."""
     try:
-        table = lake.table(wrote.layer, wrote.table, kind=wrote.kind)
+        table = lake.table(wrote.layer, wrote.table, project)
         snapshot = table.snapshot()
         declared = snapshot.meta.get("schema") or snapshot.meta.get("columns")
         if declared:

@@ -166,7 +166,7 @@ class StepOperator(BaseOperator):
     def _lineage(self, result: dict | None) -> Any:
         from pipelines.wiring import lineage
 
-        return lineage.operator_lineage(self.lake, self.moved(result))
+        return lineage.operator_lineage(self.project, self.lake, self.moved(result))
 
     def signal(self, events: Any, outlet: Any, ds: str, changed: list[str] | tuple = ()) -> None:
         """:func:`publish` the outlet's day; a rewrite signal with no day to rerun sends no
@@ -293,12 +293,10 @@ class MergeOperator(DatasetStepOperator):
 
         raw, cleaned, quarantined = _counted(result, "raw_rows", "delivered", "quarantined")
         ds = self._interval.ds if self._interval is not None else None
-        dataset = self.project.dataset(self.dataset)
-        kind = dataset.ingestion if dataset is not None else None
         return TaskLineage(
             reads=(Moved(Layer.RAW, self.dataset, raw),),
             writes=(  # the cleaned table's manifest declares its schema
-                Moved(Layer.CLEANED, self.dataset, cleaned, kind=kind),
+                Moved(Layer.CLEANED, self.dataset, cleaned),
                 Moved(Layer.QUARANTINE, self.dataset, quarantined, ds),
             ),
         )
