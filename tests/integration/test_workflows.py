@@ -215,7 +215,7 @@ def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(coo
 
 
 def test_a_day_that_failed_its_checks_has_not_landed_for_a_workflow(home, airflow_db):
-    from pipelines.steps.dataset import record_checks
+    from pipelines.steps.check import record_checks
 
     assert Client().submit("orders", DAYS[2]).ok and Client().submit("customers", DAYS[2]).ok
     customers = Lake.from_env().cleaned(load_project().dataset("customers"))

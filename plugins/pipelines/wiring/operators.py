@@ -224,7 +224,7 @@ class DatasetStepOperator(StepOperator):
 
     def merged(self, context: Any):
         """The :class:`~pipelines.steps.merge.MergeResult` of this run's merge task."""
-        from pipelines.steps.dataset import MergeResult
+        from pipelines.steps.merge import MergeResult
 
         return MergeResult.from_dict(
             context["ti"].xcom_pull(task_ids=MergeOperator.task_path()) or {}

@@ -1,0 +1,85 @@
+"""The first step of a dataset's run: its source's delivery for an interval -> raw ``ds=``, exactly
+the rows the source gave (or, in a namespace that reads its upstream's raw layer in place, the
+check that the upstream holds the delivery)."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from pipelines.common import transforms
+from pipelines.common.partitions import Interval, Layer
+from pipelines.exceptions import LakeError, SchemaDriftError
+from pipelines.lake.lake import Lake
+from pipelines.lake.tables import commit_with_retry
+from pipelines.project.registry import Dataset
+from pipelines.project.table_config import CONFIG, of_dataset
+from pipelines.runtime.secrets import redact
+from pipelines.steps import sources
+
+log = logging.getLogger(__name__)
+
+
+def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
+    """Source -> ``raw/{dataset}/ds=...``: exactly the rows the source gave for the interval.
+
+    A per-interval source (``{ds}`` in it) is taken whole; a single incremental source is
+    filtered to ``start <= incremental_field < end`` (rows whose field cannot be parsed belong
+    to no interval: they are kept, so the merge quarantines them with a reason); a full
+    source is the whole snapshot. A namespace that reads its upstream's raw layer in place
+    (research) reads no source: it checks the upstream holds the interval's delivery.
+    """
+    if not lake.owns(Layer.RAW):
+        return upstream_delivery(dataset, interval, lake)
+    frame = sources.read_source(dataset, interval).reset_index(drop=True)
+    frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
+    if dataset.ingestion.filters_by_interval and not dataset.per_interval_source:
+        field = dataset.incremental_field
+        if len(frame) and field not in frame.columns:
+            raise SchemaDriftError(
+                f"{dataset.name}: incremental_field {field!r} is not in the "
+                f"source (columns: {', '.join(frame.columns[:-1])})"
+            )
+        if len(frame):
+            inside, unparseable = transforms.filter_interval(
+                frame, field, interval.start, interval.end, dataset.options.epoch
+            )
+            if len(unparseable):  # kept, in delivery order, for the merge to quarantine
+                unparseable = unparseable.drop(columns="_reason")
+                frame = pd.concat([inside, unparseable]).sort_values("_row")
+            else:
+                frame = inside
+    table = lake.raw(dataset.name)
+    commit_with_retry(
+        table,
+        lambda base: table.commit(
+            base,
+            {interval.ds: frame},
+            {CONFIG: of_dataset(dataset)},
+            run=(interval.ds, {"rows": len(frame)}),
+        ),
+    )
+    log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
+    return {"rows": len(frame), "ds": interval.ds}
+
+
+def upstream_delivery(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
+    """The upstream namespace's raw delivery of the interval, which this namespace's merge reads
+    in place (nothing is copied or written).
+
+    :raises LakeError: the upstream has not ingested the interval (yet: Airflow retries)
+    """
+    table = lake.raw(dataset.name)
+    snap = table.snapshot()
+    if not snap.has_landed(interval.ds):
+        raise LakeError(
+            f"{dataset.name}: namespace {lake.upstream!r} holds no raw delivery for "
+            f"ds={interval.ds} ({redact(table.path)}); namespace {lake.namespace!r} reads that "
+            f"raw layer in place: run {dataset.name} in namespace {lake.upstream!r} for the day "
+            "first, or set research's upstream in include/namespaces.yaml"
+        )
+    log.info(
+        "%s: raw ds=%s read in place from namespace %s", dataset.name, interval.ds, lake.upstream
+    )
+    return {"rows": snap.rows(interval.ds), "ds": interval.ds, "upstream": lake.upstream}
