@@ -251,3 +251,45 @@ def test_the_guard_sees_a_module_in_no_layer(toy):
 def test_the_guard_sees_airflow_imported_below_the_wiring(toy):
     (toy / "mid_b" / "b.py").write_text("def run():\n    from airflow.sdk import DAG\n")
     assert _verdicts(toy)["airflow"] == ["toy.mid_b.b:2 imports airflow.sdk"]
+
+
+README = PACKAGE.parents[1] / "README.md"
+
+
+def readme_tree(text: str) -> set[str]:
+    """The package's files as the README's layout block lists them (``cli/parser.py`` ...): a
+    folder line ends in ``/``, a line below it names one or more modules before its text."""
+    block = text.split("## How it is laid out", 1)[1].split("```", 2)[1]
+    files: set[str] = set()
+    folder = None
+    for line in block.splitlines():
+        if line.startswith("plugins/pipelines/"):
+            folder = ""
+            continue
+        if folder is None or not line.startswith("  "):
+            folder = None if not line.startswith("  ") else folder
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        names = line.strip().split("  ", 1)[0].split()
+        if depth == 1 and names and names[0].endswith("/"):
+            folder = names[0]
+        elif depth == 1:
+            files |= {n for n in names if n.endswith(".py")}
+        elif depth == 2 and folder:
+            files |= {folder + n for n in names if n.endswith(".py")}
+    return files
+
+
+def _holds_code(path: Path) -> bool:
+    """Whether a module holds more than a docstring (a folder's bare ``__init__`` is not listed)."""
+    body = ast.parse(path.read_text()).body
+    return bool(body) and not (len(body) == 1 and isinstance(body[0], ast.Expr))
+
+
+def test_the_readme_layout_lists_every_module_of_the_package_and_no_other():
+    actual = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__init__.py" or _holds_code(p)
+    }
+    assert readme_tree(README.read_text()) == actual
