@@ -25,8 +25,6 @@ from pipelines.runs.local_run import RunRecord
 from pipelines.runs.supervisor import AssetEvent
 from pipelines.runtime import environment
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the repo holding dags/ and plugins/
-
 
 def configure(verbose: bool = False, *, database: bool = True) -> Path:
     """Set the environment Airflow reads at import (and make its database). Returns the home.
@@ -36,8 +34,8 @@ def configure(verbose: bool = False, *, database: bool = True) -> Path:
         connection up in it only when it exists)
     """
     home = Path(os.environ.setdefault("AIRFLOW_HOME", str(environment.project_home() / ".airflow")))
-    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PACKAGE_ROOT / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PACKAGE_ROOT / "plugins"))
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(environment.CHECKOUT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(environment.CHECKOUT / "plugins"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
     os.environ.setdefault("PIPELINES_TASK_RETRIES", "0")

@@ -16,6 +16,11 @@ from pathlib import Path
 from pipelines.runtime import bundles
 from pipelines.runtime.branch import NAMESPACE_RE, git_branch, normalise
 
+# Where the package is, from this file alone (one owner: a module that moves to another folder
+# would otherwise keep a count of parents that no longer holds).
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # plugins/pipelines
+CHECKOUT = PACKAGE_DIR.parents[1]  # the checkout holding dags/, plugins/ and include/
+
 DEFAULT_NAMESPACE = "local"
 LAKE_CONN_ENV = "PIPELINES_LAKE_CONN_ID"
 DEFAULT_LAKE_CONN_ID = "pipelines_lake"
@@ -69,8 +74,7 @@ def project_home() -> Path:
     bound = bundles.bound_home()
     if bound is not None:
         return bound
-    # plugins/pipelines/components/environment.py -> repo root
-    return Path(__file__).resolve().parents[3]
+    return CHECKOUT
 
 
 def include_dir() -> Path:

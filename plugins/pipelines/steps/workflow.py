@@ -30,6 +30,7 @@ from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.project.config import Project
 from pipelines.project.table_config import CONFIG, of_workflow
 from pipelines.project.workflows import WORKFLOWS, WorkflowInput, WorkflowSpec
+from pipelines.runtime import environment
 from pipelines.runtime.environment import include_dir
 from pipelines.steps.output import validated
 from pipelines.steps.schema import as_stored
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FOLDER = "workflows"  # include/workflows/: the users' modules
-PACKAGE = str(Path(__file__).resolve().parent)  # frames below it are not the user's code
+PACKAGE = str(environment.PACKAGE_DIR)  # frames below it are not the user's code
 
 
 class MissingInput(LakeError):
