@@ -89,6 +89,29 @@ def test_cookbook_with_unknown_step_skips_only_that_cookbook(home):
     assert nested.children[1].after == ("good",)
 
 
+def test_a_cookbook_naming_a_skipped_cookbook_stays_and_says_why_when_it_runs(home):
+    """``outer`` names ``inner``, which was skipped: ``outer`` itself still loads (and lists),
+    and what resolves its children gets the one-line error a name of a skipped entry gets."""
+    import pytest
+
+    from pipelines.exceptions import UnknownNameError
+
+    project = write(
+        home,
+        cookbooks="""
+- name: inner
+  steps: [orders, nothing_here]
+- name: outer
+  steps: [customers, inner]
+""",
+    )
+    assert [c.name for c in project.cookbooks] == ["outer"]
+    outer = project.require("outer")
+    assert outer.dag_id("ns") == "ns__cookbook__outer"
+    with pytest.raises(UnknownNameError, match=r"^'inner' is not valid, so it was skipped: "):
+        outer.children  # noqa: B018
+
+
 def test_yaml_syntax_error_names_the_place(home):
     project = write(home, aggregates="- name: x\n  metrics: {n: count\n")
     assert str(project.problems[0]).startswith("aggregates.yaml: yaml: cannot parse (line")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -79,17 +79,29 @@ class Entry:
     """A name of the project, resolved once (:meth:`Project.require`): what it is, its spec, its
     DAG id and what a run of it runs. Callers pass it on instead of the name.
 
-    :param children: a cookbook's children, as entries, in the file's order (none for the
-        other kinds)
+    :param project: what the entry's children are resolved in
     """
 
     kind: Kind
     spec: Spec
-    children: tuple[Entry, ...] = ()
+    project: Project = field(repr=False, compare=False)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @cached_property
+    def children(self) -> tuple[Entry, ...]:
+        """A cookbook's children, as entries, in the file's order (none for the other kinds),
+        resolved when first asked for.
+
+        :raises UnknownNameError: a child was skipped (a nested cookbook that names an unknown
+            child is itself skipped, but the cookbook naming it stays): the error
+            :meth:`Project.require` gives for that name
+        """
+        if self.kind is not Kind.COOKBOOK:
+            return ()
+        return tuple(self.project._resolve(child.name, RUNNABLE) for child in self.spec.children)
 
     def dag_id(self, namespace: str | None = None) -> str:
         """The DAG id of a dataset, a workflow or a cookbook (see :data:`RUNNABLE`)."""
@@ -235,15 +247,6 @@ class Project:
                 return kind, entry
         return None
 
-    def _entry(self, kind: Kind, spec: Spec) -> Entry:
-        """The entry of a found spec, a cookbook's with its children's (valid by construction:
-        :func:`~pipelines.project.cookbooks.check_children` dropped any with unknown children
-        or a cycle)."""
-        if kind is not Kind.COOKBOOK:
-            return Entry(kind, spec)
-        children = tuple(self._entry(*self._find(child.name)) for child in spec.children)
-        return Entry(kind, spec, children)
-
     def skipped(self, name: str) -> str:
         """Why an entry called ``name`` was skipped ("" when none was)."""
         found = list(self.registry.invalid.get(name, ()))
@@ -275,10 +278,15 @@ class Project:
             which names of the wanted kinds exist (every entry point that takes a name asks here,
             so all of them answer a wrong name alike)
         """
+        return self._resolve(name, kinds)
+
+    def _resolve(self, name: str, kinds: tuple[Kind, ...]) -> Entry:
+        """:meth:`require`'s answer; an entry resolves its children here, without a caller's
+        name to resolve."""
         kinds = kinds or tuple(Kind)
         found, spec = self._find(name) or (None, None)
         if found in kinds:
-            return self._entry(found, spec)
+            return Entry(found, spec, self)
         wanted = _either([str(k) for k in kinds])
         names = [e.name for k in kinds for e in self.entries(k)]
         known = ", ".join(names) or "none"
