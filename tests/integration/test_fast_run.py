@@ -24,7 +24,7 @@ from pipelines.client import Client
 from pipelines.runs.local import run_dag
 
 DAYS = ("2024-01-01", "2024-01-02")
-TABLE_LOG = "_log"  # a folder holding one, under the lake, is a table (components.resources)
+TABLE_LOG = "_log"  # a folder holding one, under the lake, is a table (lake.tables)
 
 
 def lake_tables(root: Path) -> dict[str, dict]:

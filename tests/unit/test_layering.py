@@ -5,8 +5,9 @@ guard on them, in the manner of import-linter's contracts in Kedro's ``pyproject
   imports only from its own package or from layers below it (imports inside functions count
   too); the packages of one layer are independent of each other (they may not import each other);
 - **no cycle** between modules;
-- **forbidden**: no module of :data:`NO_AIRFLOW` imports ``airflow`` (only the wiring, the runs
-  and the few runtime modules that read Airflow's connections and bundles do).
+- **forbidden**: no module of :data:`NO_AIRFLOW` imports ``airflow`` (only the command, the client,
+  the runs, the wiring and the two runtime modules that read Airflow's connections and bundles
+  do).
 
 A new folder or top-level module fails :func:`test_every_module_has_a_layer` until it is given its
 place here. The toy packages at the end prove each rule can fail.
@@ -37,6 +38,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipelines.exceptions",),  # the one exception hierarchy
 )
 NO_AIRFLOW = (
+    "pipelines.runtime.environment",  # runtime's bundles and secrets read Airflow's; these do not
+    "pipelines.runtime.branch",
     "pipelines.steps",
     "pipelines.inspection",
     "pipelines.plan",
@@ -228,6 +231,11 @@ def test_the_guard_sees_an_upward_import_inside_a_function(toy):
     assert _verdicts(toy)["upward"] == [
         "toy.ground.g (toy.ground) -> toy.mid_b.b (toy.mid_b): points up"
     ]
+
+
+def test_the_guard_sees_an_upward_relative_import(toy):
+    (toy / "ground" / "g.py").write_text("def f():\n    from .. import top\n    return top\n")
+    assert _verdicts(toy)["upward"] == ["toy.ground.g (toy.ground) -> toy.top (toy.top): points up"]
 
 
 def test_the_guard_sees_independent_packages_importing_each_other(toy):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipelines.project.config import Kind
-from pipelines.runs import outputs as run_outputs
 from pipelines.runs.outputs import Outputs, Tables, latest, outputs_of, with_children
+from pipelines.wiring import task_ids
 from pipelines.wiring.operators import (
     AggregateOperator,
     CheckKeysOperator,
@@ -35,7 +35,7 @@ DATASET_RESULTS = {
 def test_the_result_tasks_are_the_operators_tasks():
     operators = [ExtractOperator, MergeOperator, CheckKeysOperator, AggregateOperator]
     paths = [op.task_path() for op in (*operators, WorkflowOperator)]
-    assert list(run_outputs.RESULT_TASKS) == [*paths, VERIFY]
+    assert list(task_ids.RESULT_TASKS) == [*paths, VERIFY]
     assert all(op.returns_dag_result for op in (*operators, WorkflowOperator))
 
 

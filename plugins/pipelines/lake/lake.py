@@ -1,6 +1,6 @@
 """The lake of one namespace: which table holds each layer of a dataset, and the asset URIs.
 
-Paths come from :mod:`pipelines.common.partitions`; bytes go through :mod:`.resources`. A namespace
+Paths come from :mod:`pipelines.common.partitions`; bytes go through :mod:`.tables`. A namespace
 writes only under its own prefix ``{root}/{namespace}`` (the storage refuses anything else); a
 namespace with an ``upstream`` (research) reads that namespace's raw layer in place instead of
 ingesting its own.
@@ -32,7 +32,7 @@ class Ingested(Protocol):
     def ingestion(self) -> Ingestion: ...
 
 
-class Registry(Protocol):
+class Datasets(Protocol):
     """What knows the datasets by name (a project)."""
 
     def dataset(self, name: str) -> Ingested | None: ...
@@ -120,7 +120,7 @@ class Lake:
         """What a user's workflow wrote, one ``ds=`` partition per day."""
         return self._table(Layer.WORKFLOWS, name)
 
-    def table(self, layer: Layer | str, name: str, project: Registry) -> Table:
+    def table(self, layer: Layer | str, name: str, project: Datasets) -> Table:
         """The table of ``name`` in ``layer``, for a caller that holds the layer as a value (a
         user's ``--layer``, a lineage record, a loop over layers): a cleaned table is the one
         of ``project``'s dataset of that name.

@@ -23,15 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pipelines.project.config import Kind
-from pipelines.wiring.task_ids import (  # noqa: F401 - RESULT_TASKS: what the outputs come from
-    AGGREGATE,
-    CHECK,
-    EXTRACT,
-    MERGE,
-    RESULT_TASKS,
-    VERIFY,
-    WORKFLOW,
-)
+from pipelines.wiring.task_ids import AGGREGATE, CHECK, EXTRACT, MERGE, VERIFY, WORKFLOW
 
 
 def outputs_of(kind: Kind, results: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Registry rows and workflows -> DAGs. Wiring only: what each task does lives in stages and
-components.
+"""Registry rows and workflows -> DAGs. Wiring only: the task groups live in :mod:`.stages`, the
+tasks in :mod:`.operators`, what each task does in :mod:`pipelines.steps`.
 
 Parsing is cheap and deterministic: it reads the four config files (cached per file version),
 touches no data, network or database, and builds the DAGs in registry order. When Airflow parses

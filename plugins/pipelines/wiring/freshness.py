@@ -22,7 +22,7 @@ from pipelines.runtime import environment
 if TYPE_CHECKING:
     from airflow.sdk import DeadlineAlert
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pipelines.freshness")  # the late line's logger, as teams route it
 CALLBACK = "pipelines.wiring.freshness.log_late"
 
 

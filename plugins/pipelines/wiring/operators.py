@@ -3,10 +3,11 @@
 :mod:`pipelines.steps.workflow`); and what every task of the package shares
 (:func:`default_args`, :func:`fail_clearly`, :data:`FAILURES`).
 
-This is the top layer of ``components/``: it calls the steps and the config; nothing in the
-ingredients below it (lake, storage, secrets, environment) imports it. Nothing is templated
-(``template_fields`` is empty): registry values are plain constructor arguments and never reach
-Jinja. The steps (pandas, pyarrow) are imported inside ``execute``, not at DAG parse time.
+The operators call the steps and reach the project and the lake through one cached property each
+(:attr:`StepOperator.project`, :attr:`StepOperator.lake`), read when a task runs. Nothing is
+templated (``template_fields`` is empty): registry values are plain constructor arguments and
+never reach Jinja. The steps (pandas, pyarrow) are imported inside ``execute``, not at DAG parse
+time.
 
 Each operator says what it read and wrote (:meth:`StepOperator.moved`); Airflow's OpenLineage
 provider, when a transport is configured, asks its ``get_openlineage_facets_on_*`` hooks and gets
