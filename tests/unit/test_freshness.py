@@ -103,7 +103,7 @@ def notify(**facts):
 def test_a_late_scheduled_run_is_one_warning_and_reaches_the_notifier(caplog, monkeypatch):
     NOTIFIED.clear()
     monkeypatch.setenv("PIPELINES_LATE_NOTIFIER", f"{__name__}.notify")
-    with caplog.at_level(logging.INFO, logger="pipelines.wiring.freshness"):
+    with caplog.at_level(logging.INFO, logger="pipelines.freshness"):
         freshness.log_late(dag_id="serving__orders", allowance="1d", context=_context("scheduled"))
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
@@ -119,7 +119,7 @@ def test_a_late_scheduled_run_is_one_warning_and_reaches_the_notifier(caplog, mo
 def test_a_manual_run_of_a_past_day_is_not_reported(caplog, monkeypatch):
     NOTIFIED.clear()
     monkeypatch.setenv("PIPELINES_LATE_NOTIFIER", f"{__name__}.notify")
-    with caplog.at_level(logging.INFO, logger="pipelines.wiring.freshness"):
+    with caplog.at_level(logging.INFO, logger="pipelines.freshness"):
         freshness.log_late(dag_id="serving__orders", allowance="1d", context=_context("manual"))
     assert [r.levelno for r in caplog.records] == [logging.INFO]
     assert "a manual run, not reported" in caplog.records[0].getMessage()
