@@ -10,7 +10,6 @@ from pipelines.common import transforms
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Entry, Kind, Project
-from pipelines.steps.schema import read_current
 
 
 @dataclass
@@ -48,9 +47,7 @@ def verify(project: Project, cookbook: Entry | str, lake: Lake, ds: str | None =
     for entry in book.runs(Kind.DATASET):
         dataset, name = entry.spec, entry.name
         table = lake.cleaned(dataset)
-        rows = read_current(
-            table, dataset.ingestion.current_partitions(table.snapshot().partitions)
-        )
+        rows = table.read_current(dataset.ingestion.current_partitions(table.snapshot().partitions))
         minimum = checks.get(name, {}).get("min_rows", 1)
         report.expect(
             len(rows) >= minimum,

@@ -32,7 +32,6 @@ import pandas as pd
 from pipelines.common.partitions import Ingestion, Layer, partition_key
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Kind, Project
-from pipelines.steps.schema import as_stored
 
 CATEGORIES = ("only_left", "only_right", "changed")
 RIGHT = "~right"  # suffix of the right side's columns in the merged frame (no column has a ~)
@@ -288,7 +287,7 @@ def _read(lake: Lake, spec: _Spec, project: Project) -> tuple[pd.DataFrame, str 
             return None
         wanted = spec.kind.current_partitions(snap.partitions) if spec.kind else None
         try:
-            rows = as_stored(table.read(wanted, snap), snap)
+            rows = snap.as_stored(table.read(wanted, snap))
         except FileNotFoundError:  # a concurrent commit vacuumed them: read the new version
             if attempt == 2:
                 raise

@@ -11,7 +11,6 @@ from pipelines.exceptions import LakeError, PipelinesError
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Table
 from pipelines.project.config import Kind, Project, load_project
-from pipelines.steps.schema import as_stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,7 +103,7 @@ def _read_current(
                 f"(have: {', '.join(sorted(snap.partitions)) or 'none'})"
             )
         try:
-            return as_stored(table.read(wanted, snap), snap)
+            return snap.as_stored(table.read(wanted, snap))
         except FileNotFoundError:  # a concurrent commit replaced them: read the new version
             if attempt == 2:
                 raise

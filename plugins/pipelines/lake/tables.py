@@ -141,6 +141,13 @@ class Snapshot:
             return int(self.partitions.get(partition, {}).get("rows", 0))
         return sum(int(p.get("rows", 0)) for p in self.partitions.values())
 
+    def as_stored(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (read from this version) in the kinds of this version's schema: partitions
+        written before a column was added or widened read like the newest ones."""
+        from pipelines.common import transforms  # pandas: not at parse time
+
+        return transforms.as_kinds(rows, dict(self.meta.get("schema", [])))
+
 
 @functools.lru_cache(maxsize=16)
 def _parsed(data: bytes) -> Snapshot:
@@ -223,6 +230,12 @@ class Table:
     ) -> pd.DataFrame:
         """Rows of the given partitions (default all) with the partition column added."""
         return self.read_version(partitions, snapshot, with_key)[0]
+
+    def read_current(self, partitions: Iterable[str] | None = None) -> pd.DataFrame:
+        """:meth:`read` of the current version, every column in the kind the table has now
+        (:meth:`Snapshot.as_stored`)."""
+        rows, snap = self.read_version(partitions)
+        return snap.as_stored(rows)
 
     def read_version(
         self,

@@ -22,7 +22,6 @@ from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_aggregate
 from pipelines.steps.merge import MergeResult
-from pipelines.steps.schema import read_current
 
 
 def aggregate(
@@ -94,7 +93,7 @@ def _by_day(
     spec: AggregateSpec, dataset: Dataset, cleaned: Table, touched: list[str]
 ) -> tuple[dict[str, pd.DataFrame | None], bool]:
     """Incremental: each touched ``dt`` partition of cleaned gives the same ``dt`` here."""
-    return _by_partition(spec, read_current(cleaned, touched), touched), False
+    return _by_partition(spec, cleaned.read_current(touched), touched), False
 
 
 def _from_snapshots(
@@ -104,13 +103,13 @@ def _from_snapshots(
     without a partition_field, each touched snapshot ``ds`` into ``dt`` = its ``ds``."""
     if dataset.partition_field:
         current = dataset.ingestion.current_partitions(cleaned.snapshot().partitions)
-        rows = read_current(cleaned, current)
+        rows = cleaned.read_current(current)
         if not rows.empty:
             rows["dt"] = transforms.date_key(rows[dataset.partition_field])
         return _by_partition(spec, rows, sorted(set(rows.get("dt", [])))), True
     changes: dict[str, pd.DataFrame | None] = {}
     for snapshot in touched:  # each snapshot ds gives dt = ds, one at a time (all, on a widening)
-        rows = read_current(cleaned, [snapshot]).rename(columns={"ds": "dt"})
+        rows = cleaned.read_current([snapshot]).rename(columns={"ds": "dt"})
         changes.update(_by_partition(spec, rows, [snapshot]))
     return changes, False
 

@@ -10,13 +10,10 @@ fails the run, naming the column, before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pandas as pd
 
 from pipelines.common import transforms
 from pipelines.exceptions import SchemaDriftError
-from pipelines.lake.tables import Snapshot, Table
 from pipelines.project.registry import Dataset, SchemaChange
 
 
@@ -92,15 +89,3 @@ def conform(frame: pd.DataFrame, schema: dict[str, str], dataset: Dataset) -> pd
 
 def _dtype(kind: str) -> str:
     return transforms.DTYPES.get(kind, "string")
-
-
-def read_current(table: Table, partitions: Iterable[str] | None = None) -> pd.DataFrame:
-    """Rows of a cleaned table with every column in the kind the table has now: partitions
-    written before a column was added or widened read like the newest ones."""
-    rows, snap = table.read_version(partitions)
-    return as_stored(rows, snap)
-
-
-def as_stored(rows: pd.DataFrame, snap: Snapshot) -> pd.DataFrame:
-    """``rows`` (read from version ``snap``) in the kinds of that version's schema."""
-    return transforms.as_kinds(rows, dict(snap.meta.get("schema", [])))

@@ -33,7 +33,6 @@ from pipelines.project.workflows import WORKFLOWS, WorkflowInput, WorkflowSpec
 from pipelines.runtime import environment
 from pipelines.runtime.environment import include_dir
 from pipelines.steps.output import validated
-from pipelines.steps.schema import as_stored
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,7 +166,7 @@ def _rows(table: Table, partitions: list[str], snap: Snapshot) -> pd.DataFrame:
     import pandas as pd
 
     rows, read_from = table.read_version(partitions, snap)
-    rows = as_stored(rows, read_from)  # an empty read gets the cleaned schema's columns here
+    rows = read_from.as_stored(rows)  # an empty read gets the cleaned schema's columns here
     rows = rows.drop(columns=[c for c in rows.columns if str(c).startswith("_")])
     if not rows.empty:
         return rows
