@@ -242,3 +242,15 @@ def test_a_task_reads_the_project_and_opens_the_lake_only_when_it_runs(bag, home
     assert "project" not in vars(parsed) and "lake" not in vars(parsed)
     copied = copy.deepcopy(running)  # shallow_copy_attrs: copied, not deep-copied
     assert copied.lake.prefix == running.lake.prefix and copied.project.datasets
+
+
+def test_a_cookbooks_verify_task_reaches_the_lake_the_same_way(bag, home):
+    from pipelines.wiring.cookbooks import CookbookCheckOperator
+    from pipelines.wiring.operators import ReachesTheLake
+
+    verify = [t for dag in bag.dags.values() for t in dag.tasks if t.task_id == "verify"]
+    assert len(verify) == 2 and all(isinstance(t, CookbookCheckOperator) for t in verify)
+    assert all(isinstance(t, ReachesTheLake) for t in verify)
+    assert all("project" not in vars(t) and "lake" not in vars(t) for t in verify)  # parsed
+    running = verify[0].prepare_for_execution()
+    assert running.lake.prefix == f"{home / 'lake'}/local" and running.project.cookbooks

@@ -11,13 +11,13 @@ from airflow.sdk import DAG, BaseOperator
 from pipelines.common.partitions import format_date
 from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
-from pipelines.project.config import Kind, Project, load_project
+from pipelines.project.config import Kind, Project
 from pipelines.project.cookbooks import CookbookSpec
 from pipelines.project.namespaces import NamespaceSpec
 from pipelines.project.table_config import record_cookbook
 from pipelines.runtime import environment
 from pipelines.runtime.environment import child_run_id
-from pipelines.wiring.operators import RESULTS, default_args, fail_clearly
+from pipelines.wiring.operators import RESULTS, ReachesTheLake, default_args, fail_clearly
 from pipelines.wiring.task_ids import VERIFY, trigger
 from pipelines.wiring.timetable import PipelinesTimetable
 
@@ -91,7 +91,7 @@ class TriggerChildOperator(TriggerDagRunOperator):
             raise fail_clearly(self, context, exc)
 
 
-class CookbookCheckOperator(BaseOperator):
+class CookbookCheckOperator(ReachesTheLake, BaseOperator):
     """Assert the outputs of the cookbook's steps: keys unique and not null, row counts, the
     workflows' metrics for the run's day."""
 
@@ -111,17 +111,15 @@ class CookbookCheckOperator(BaseOperator):
 
         logical, _ = replayed_day(context, self.replay)
         ds = format_date(logical) if logical is not None else None
-        project = load_project()
-        lake = project.lake(self.namespace)
-        book = project.require(self.cookbook, Kind.COOKBOOK)
-        report = verify(project, book, lake, ds)
+        book = self.project.require(self.cookbook, Kind.COOKBOOK)
+        report = verify(self.project, book, self.lake, ds)
         for line in report.lines():
             self.log.info("%s", line)
         try:
             report.raise_for_failures()
         except PipelinesError as exc:
             raise fail_clearly(self, context, exc) from None
-        record_cookbook(lake, book.spec)  # for `plan`
+        record_cookbook(self.lake, book.spec)  # for `plan`
         RESULTS[f"{self.dag_id}.{self.task_id}"] = report.as_dict()
         return report.as_dict()
 

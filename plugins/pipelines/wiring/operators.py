@@ -102,18 +102,33 @@ def task_interval(context: Mapping[str, Any], cron: str) -> Interval:
     return latest_complete_interval(cron, run_after)
 
 
-class StepOperator(BaseOperator):
-    """A step of the package: its task is ``{group}.{step}`` (:meth:`task_path`), it is never
-    templated, and a user-facing error ends it in one line (:func:`fail_clearly`).
-
-    It reaches the project and its namespace's lake through :attr:`project` and :attr:`lake`,
-    each read once, when the task runs (never when the DAG is parsed: ``__init__`` asks for
-    neither, so a parse reads no config and opens no lake)."""
+class ReachesTheLake:
+    """An operator of a namespace that reaches the project and the namespace's lake through
+    :attr:`project` and :attr:`lake`, each read once, when the task runs (never when the DAG is
+    parsed: ``__init__`` asks for neither, so a parse reads no config and opens no lake), as the
+    Amazon provider's operators reach their hook."""
 
     namespace: str  # set by each operator's __init__
-    template_fields = ()
     # a copy of the task (Airflow copies it to run it) shares what was read, never deep-copies it
     shallow_copy_attrs = ("project", "lake")
+
+    @cached_property
+    def project(self) -> Project:
+        """The project's config (:func:`~pipelines.project.config.load_project`)."""
+        return load_project()
+
+    @cached_property
+    def lake(self) -> Lake:
+        """The lake of the namespace the task reads and writes."""
+        return self.project.lake(self.namespace)
+
+
+class StepOperator(ReachesTheLake, BaseOperator):
+    """A step of the package: its task is ``{group}.{step}`` (:meth:`task_path`), it is never
+    templated, a user-facing error ends it in one line (:func:`fail_clearly`), and it reaches
+    the project and the lake as :class:`ReachesTheLake` says."""
+
+    template_fields = ()
     step = ""
     group = ""
     # its return value is one of the run's results: the REST API's run-wait endpoint returns it
@@ -125,16 +140,6 @@ class StepOperator(BaseOperator):
     def task_path(cls) -> str:
         """``{group}.{step}``: the task id of this step in its DAG."""
         return task_id(cls.group, cls.step)
-
-    @cached_property
-    def project(self) -> Project:
-        """The project's config (:func:`~pipelines.project.config.load_project`)."""
-        return load_project()
-
-    @cached_property
-    def lake(self) -> Lake:
-        """The lake of the namespace the task reads and writes."""
-        return self.project.lake(self.namespace)
 
     def execute(self, context: Any) -> dict:
         self._result = None
