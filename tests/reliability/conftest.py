@@ -29,10 +29,14 @@ PRELOAD = [
 ]
 
 
+S3_MODULES = ("reliability/test_object_storage", "reliability/test_delta_s3")
+
+
 def pytest_runtest_logreport(report):
-    if "reliability/test_object_storage" in report.nodeid and report.when == "call":
+    on_s3 = any(module in report.nodeid for module in S3_MODULES)
+    if on_s3 and report.when == "call":
         S3_OUTCOMES[report.outcome] += 1
-    elif "reliability/test_object_storage" in report.nodeid and report.failed:
+    elif on_s3 and report.failed:
         S3_OUTCOMES["failed"] += 1  # set-up or tear-down errors
 
 
@@ -104,6 +108,19 @@ def procs():
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fresh_filesystem():
+    """s3fs filesystems and delta-rs storage options are cached per connection id: every module
+    starts and ends with none cached."""
+    from pipelines.runtime.secrets import delta_storage_options, s3_filesystem
+
+    s3_filesystem.cache_clear()
+    delta_storage_options.cache_clear()
+    yield
+    s3_filesystem.cache_clear()
+    delta_storage_options.cache_clear()
 
 
 @pytest.fixture(scope="session")

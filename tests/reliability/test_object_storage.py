@@ -33,16 +33,6 @@ S3_DAYS = DAYS[:4]
 S3_KILLS = 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def fresh_filesystem():
-    """s3fs filesystems are cached per connection id: start and end with none cached."""
-    from pipelines.runtime.secrets import s3_filesystem
-
-    s3_filesystem.cache_clear()
-    yield
-    s3_filesystem.cache_clear()
-
-
 @pytest.fixture
 def s3_env(s3, project, request) -> Env:
     """The generated project with its lake under a fresh prefix of the moto bucket."""

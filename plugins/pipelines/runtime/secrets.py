@@ -27,7 +27,8 @@ def redact(text: str) -> str:
 
 
 # botocore's defaults wait 60 s to connect and retry on top of our own retries: a wrong endpoint
-# would take minutes to say so. A connection's own extra "config_kwargs" win over these.
+# would take minutes to say so. A connection's own extra "config_kwargs" win over these. delta-rs
+# gets the same limits in object_store's terms (:func:`delta_storage_options`).
 S3_CLIENT = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
 
 
@@ -48,6 +49,75 @@ def s3_filesystem(conn_id: str):
     require_connection(conn_id)
     chosen = S3Hook(aws_conn_id=conn_id).conn_config.extra_config.get("config_kwargs", {})
     return get_fs(conn_id, {k: v for k, v in S3_CLIENT.items() if k not in chosen})
+
+
+@lru_cache(maxsize=8)
+def delta_storage_options(conn_id: str) -> dict[str, str]:
+    """``storage_options`` for delta-rs (and its object_store) from the Airflow connection
+    ``conn_id``, resolved as the amazon provider resolves it for S3.
+
+    Keys: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN`` (only when the
+    credentials have one; ``AWS_SKIP_SIGNATURE`` instead when there are none, as ``s3fs`` goes
+    anonymous), ``AWS_REGION`` when known, ``AWS_ENDPOINT_URL`` and ``AWS_ALLOW_HTTP`` for a
+    custom endpoint, ``AWS_VIRTUAL_HOSTED_STYLE_REQUEST``, and the client limits of
+    :data:`S3_CLIENT` (``connect_timeout``, ``timeout``, ``max_retries``), the connection's own
+    ``config_kwargs`` winning. The dict is cached per connection id: copy it before adding to it.
+    Temporary credentials (an assumed role, an instance profile) are frozen here as they are now.
+
+    delta-rs adds any ``AWS_*`` variable of the process environment that these keys leave unset.
+
+    :raises LakeError: no such connection
+    """
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    require_connection(conn_id)
+    hook = S3Hook(aws_conn_id=conn_id)
+    config = hook.conn_config
+    session = hook.get_session()
+    options = _credential_options(session.get_credentials())
+    region = config.region_name or session.region_name
+    if region:
+        options["AWS_REGION"] = region
+    endpoint = config.get_service_endpoint_url(service_name="s3")
+    chosen = config.extra_config.get("config_kwargs", {})
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        options["AWS_ALLOW_HTTP"] = str(endpoint.lower().startswith("http://")).lower()
+    # object_store reads a custom endpoint path-style unless told the endpoint names the bucket
+    # itself; on AWS, botocore's "virtual" addressing style carries over
+    virtual = not endpoint and chosen.get("s3", {}).get("addressing_style") == "virtual"
+    options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = str(virtual).lower()
+    return options | _client_options({**S3_CLIENT, **chosen})
+
+
+def _credential_options(credentials) -> dict[str, str]:
+    """The keys of botocore ``credentials`` (None: anonymous), frozen now; the secret and the
+    token are masked in task logs, as ``S3Hook.get_credentials`` does."""
+    from airflow.sdk.log import mask_secret
+
+    if credentials is None:
+        return {"AWS_SKIP_SIGNATURE": "true"}
+    frozen = credentials.get_frozen_credentials()
+    mask_secret(frozen.secret_key)
+    options = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+    if frozen.token:
+        mask_secret(frozen.token)
+        options["AWS_SESSION_TOKEN"] = frozen.token
+    return options
+
+
+def _client_options(config_kwargs: dict) -> dict[str, str]:
+    """botocore's client limits in object_store's terms. object_store's ``timeout`` bounds a
+    whole request where botocore's ``read_timeout`` bounds one read; its ``max_retries`` counts
+    retries where botocore's ``max_attempts`` counts the first attempt too."""
+    options = {}
+    for botocore_key, key in (("connect_timeout", "connect_timeout"), ("read_timeout", "timeout")):
+        if config_kwargs.get(botocore_key) is not None:
+            options[key] = f"{round(float(config_kwargs[botocore_key]) * 1000)}ms"  # humantime
+    attempts = (config_kwargs.get("retries") or {}).get("max_attempts")
+    if attempts is not None:
+        options["max_retries"] = str(max(int(attempts) - 1, 0))
+    return options
 
 
 def require_connection(conn_id: str) -> None:
