@@ -57,6 +57,7 @@ def test_research_reads_servings_raw_in_place_and_writes_only_its_own(
     assert not (serving / "exp" / "raw").exists()  # nothing copied, nothing re-ingested
     assert {p.name for p in (serving / "exp").iterdir()} == {
         "_namespace.json",
+        "_runs",  # what research's own runs recorded
         "cleaned",
         "quarantine",
         "aggregated",
@@ -82,7 +83,7 @@ def test_a_write_into_another_namespace_fails_naming_both_prefixes(serving):
     assert f"writes only under {serving}/exp" in message
     assert f"{serving}/serving belongs to another namespace" in message
     with pytest.raises(LakeError, match="belongs to another namespace"):
-        lake.storage.delete([f"{serving}/serving/raw/orders/_log/0000000001.json"])
+        lake.storage.delete([f"{serving}/serving/raw/orders/_delta_log/00000000000000000000.json"])
     assert files_of(serving) == before
 
 
@@ -97,13 +98,13 @@ def test_vacuum_in_research_never_deletes_servings_files(serving, capsys, monkey
     for path in leftovers:
         path.write_bytes(b"left by a crashed writer")
         os.utime(path, (1, 1))
-    assert out_of(capsys, ["vacuum", "--min-age-minutes", "0"]) == (
+    assert out_of(capsys, ["vacuum", "--retention-hours", "1"]) == (
         0,
-        "deleted 1 leftover file\n",
+        "deleted 1 file no version of the last 1 h needs\n",
     )
     assert leftovers[0].exists() and not leftovers[1].exists()
     monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
-    assert out_of(capsys, ["vacuum", "--min-age-minutes", "0"])[0] == 0
+    assert out_of(capsys, ["vacuum", "--retention-hours", "1"])[0] == 0
     assert not leftovers[0].exists()
 
 

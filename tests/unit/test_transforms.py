@@ -166,15 +166,6 @@ def test_only_text_shaped_like_a_date_is_a_date():
         assert is_date_only(delivered, parsed) is expected, text
 
 
-def test_key_ranges_of_dates_and_timestamps_compare_alike():
-    from pipelines.lake.tables import value_range
-
-    dates = value_range(pd.Series(pd.to_datetime(["2024-01-02", "2024-01-03"])))
-    stamps = value_range(pd.Series(pd.to_datetime(["2024-01-02T00:00:00Z"], utc=True)))
-    assert dates == {"lo": "2024-01-02T00:00:00+00:00", "hi": "2024-01-03T00:00:00+00:00"}
-    assert stamps["lo"] == dates["lo"]  # a key widened from date to timestamp still prunes right
-
-
 def test_a_field_with_no_value_in_a_delivery_does_not_decide_its_kind():
     from pipelines.project.registry import parse_registry
     from pipelines.steps.schema import delivery_kinds

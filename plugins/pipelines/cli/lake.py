@@ -71,14 +71,43 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
+    """Delta's vacuum of every table this namespace writes, and of its runs table."""
     quiet_airflow()
-    from pipelines.lake.tables import sweep
+    from pipelines.lake.tables import MIN_RETENTION_HOURS
+    from pipelines.project.config import load_project
+
+    if args.retention_hours < MIN_RETENTION_HOURS:
+        print(
+            f"--retention-hours {args.retention_hours:g} is under {MIN_RETENTION_HOURS}: a "
+            "commit in flight writes its files before it commits them, and a vacuum that "
+            "young could delete them",
+            file=sys.stderr,
+        )
+        return 2
+    project = load_project()
+    lake = project.lake()
+    tables = [t for _, _, t, _ in _tables(project, lake, foreign=False)]
+    deleted = sum(len(t.vacuum(args.retention_hours)) for t in [*tables, lake.run_log()])
+    print(
+        f"deleted {plural(deleted, 'file')} no version of the last {args.retention_hours:g} h needs"
+    )
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    """Compact the small files of every table this namespace writes."""
+    quiet_airflow()
     from pipelines.project.config import load_project
 
     project = load_project()
-    tables = _tables(project, project.lake(), foreign=False)
-    deleted = sum(len(sweep(t, args.min_age_minutes * 60)) for _, _, t, _ in tables)
-    print(f"deleted {plural(deleted, 'leftover file')}")
+    lake = project.lake()
+    tables = [t for _, _, t, _ in _tables(project, lake, foreign=False)]
+    removed = added = 0
+    for t in [*tables, lake.run_log()]:
+        metrics = t.optimize()
+        removed += int(metrics.get("numFilesRemoved", 0))
+        added += int(metrics.get("numFilesAdded", 0))
+    print(f"compacted {plural(removed, 'file')} into {added}")
     return 0
 
 

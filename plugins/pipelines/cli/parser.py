@@ -8,12 +8,13 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.cli.lake import cmd_read, cmd_show, cmd_vacuum
+from pipelines.cli.lake import cmd_optimize, cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.namespaces import add_parser as add_namespace
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
 from pipelines.cli.remote import cmd_backfill, cmd_submit
 from pipelines.cli.runs import cmd_run
 from pipelines.cli.status import add_parser as add_status
+from pipelines.lake.tables import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS
 from pipelines.runs.airflow_rest import REPROCESS
 
 DESCRIPTION = "The ``pipelines`` command: thin argument parsing over the package."
@@ -53,15 +54,19 @@ def build(*more: Callable[[Any, str], None]) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("env", help="print the exports that point `airflow` at this project")
     p.set_defaults(func=cmd_env)
-    p = sub.add_parser("vacuum", help="delete files that crashed writers left in the lake")
+    p = sub.add_parser("vacuum", help="delete the files no recent version needs (Delta's vacuum)")
     p.add_argument(
-        "--min-age-minutes",
+        "--retention-hours",
         type=float,
-        default=60,
-        help="only files older than this (default 60: younger ones may be in flight)",
+        default=DEFAULT_RETENTION_HOURS,
+        help=f"keep every file a version of the last N hours needs (default "
+        f"{DEFAULT_RETENTION_HOURS}: a week of as_of reads; at least {MIN_RETENTION_HOURS})",
     )
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_vacuum)
+    p = sub.add_parser("optimize", help="compact each table's small files (Delta's optimize)")
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_optimize)
     p = sub.add_parser("show", help="what each layer of the lake holds, per table")
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_show)

@@ -283,7 +283,7 @@ def _read(lake: Lake, spec: _Spec, project: Project) -> tuple[pd.DataFrame, str 
     table = lake.table(spec.layer, spec.name, project)
     for attempt in range(3):
         snap = table.snapshot()
-        if snap.version == 0:
+        if not snap.written:
             return None
         wanted = spec.kind.current_partitions(snap.partitions) if spec.kind else None
         try:

@@ -91,7 +91,7 @@ def _read_current(
     hint = " its dataset" if runs else ""
     for attempt in range(3):
         snap = table.snapshot()
-        if snap.version == 0:
+        if not snap.written:
             raise LakeError(
                 f"no {layer} data for {name!r} in namespace {namespace!r} yet "
                 f"(run{hint}: pipelines run {runs or name} --date YYYY-MM-DD)"

@@ -15,7 +15,11 @@ from typing import Protocol
 
 from pipelines.common.partitions import Ingestion, Layer, partition_key, table_path
 from pipelines.exceptions import NamespaceError, UnknownNameError
-from pipelines.lake.tables import LOG_DIR, Storage, Table
+from pipelines.lake.delta import LOG
+from pipelines.lake.runs import FOLDER as RUNS
+from pipelines.lake.runs import RunLog
+from pipelines.lake.storage import Storage
+from pipelines.lake.tables import Table
 from pipelines.runtime import environment
 from pipelines.runtime.branch import NAMESPACE_RE
 
@@ -143,13 +147,32 @@ class Lake:
         and empties the tables of retired entries and of datasets whose ingestion changed. It
         has no partition key, so it is for the manifest only (writing a partition through it is
         refused)."""
-        return Table(self.storage, self._path(layer, name), "")
+        return Table(self.storage, self._path(layer, name), "", self._runs_of(layer, name))
 
     def _table(self, layer: Layer | str, name: str, kind: Ingestion | None = None) -> Table:
         """The one helper every per-layer method builds on: the table's path (:meth:`_path`) and
         its partition key, from the layer and, for the cleaned layer, the ingestion kind (see
         :func:`pipelines.common.partitions.partition_key`)."""
-        return Table(self.storage, self._path(layer, name), partition_key(layer, kind))
+        key = partition_key(layer, kind)
+        return Table(self.storage, self._path(layer, name), key, self._runs_of(layer, name))
+
+    def _runs_of(self, layer: Layer | str, name: str) -> tuple[RunLog, str]:
+        """The runs table that records the runs of ``name`` in ``layer`` (the namespace's that
+        holds the layer), and the table's name in it."""
+        return self.run_log(self.home_of(layer)), f"{Layer(layer).value}/{name}"
+
+    def run_log(self, namespace: str | None = None) -> RunLog:
+        """The runs table of ``namespace`` (default this one): one reader per lake, which reads
+        the table again only when it has a new version."""
+        home = namespace or self.namespace
+        if home not in self._run_logs:
+            path = f"{self.root.rstrip('/')}/{home}/{RUNS}"
+            self._run_logs[home] = RunLog(self.storage, path)
+        return self._run_logs[home]
+
+    @cached_property
+    def _run_logs(self) -> dict[str, RunLog]:
+        return {}
 
     def _path(self, layer: Layer | str, name: str) -> str:
         """Where the table of ``name`` in ``layer`` is: under the namespace that holds the layer
@@ -184,16 +207,16 @@ class Lake:
         return self.storage.files(self.prefix)
 
     def drop(self) -> int:
-        """Delete everything under this namespace's prefix: the tables' manifest logs first (no
+        """Delete everything under this namespace's prefix: the tables' Delta logs first (no
         table is left half-readable), then the data deepest first, the claim last.
 
         :return: the number of files deleted
         """
         storage = Storage(self.root, writable=self.prefix)  # no claim: it is going away
         paths = [p for p, _ in storage.files(self.prefix)]
-        logs = [p for p in paths if f"/{LOG_DIR}/" in p]
+        logs = [p for p in paths if f"/{LOG}/" in p]
         storage.delete(logs)
-        rest = [p for p in paths if f"/{LOG_DIR}/" not in p]
+        rest = [p for p in paths if f"/{LOG}/" not in p]
         storage.delete(sorted(rest, key=lambda p: (-p.count("/"), p)))
         storage.prune(self.prefix)
         return len(paths)

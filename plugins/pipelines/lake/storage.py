@@ -19,7 +19,7 @@ from typing import Any
 
 from pipelines.exceptions import LakeError, OutsideNamespace
 from pipelines.runtime import environment
-from pipelines.runtime.secrets import redact, s3_filesystem
+from pipelines.runtime.secrets import delta_storage_options, redact, s3_filesystem
 
 log = logging.getLogger(__name__)
 RETRIES = 5
@@ -53,6 +53,12 @@ class Storage:
         if not self.remote:
             return None
         return s3_filesystem(self.conn_id)
+
+    @cached_property
+    def delta_options(self) -> dict[str, str] | None:
+        """What delta-rs and DuckDB reach the lake with: None locally; on S3 the keys, region and
+        endpoint of the lake's Airflow connection (never printed)."""
+        return delta_storage_options(self.conn_id) if self.remote else None
 
     def _call(self, call: Callable[[], Any], path: str) -> Any:
         """An object-store call, retried; a user-fixable failure ends as one LakeError line."""

@@ -1,74 +1,35 @@
-"""Lake tables: Parquet files and versioned tables with atomic commits (bytes: :mod:`.storage`).
+"""Lake tables: each one a Delta Lake table (delta-rs), partitioned by ``ds`` or ``dt``.
 
-A table is a folder of immutable Parquet files plus a log of JSON manifests
-(``_log/0000000001.json`` ...). A commit writes its new files first and then the next manifest with
-an exclusive create, so readers see either the previous version or the new one, never a mix, and
-two writers cannot both commit the same version (the loser gets :class:`CommitConflict` and
-retries). Files not named by the current manifest are ignored by readers and vacuumed later.
+A commit replaces a set of partitions in one Delta commit (an overwrite by predicate), as the
+version after the one its rows were computed from: readers see the old version or the new one,
+never a mix, and a writer that another got in before gets :class:`CommitConflict` and recomputes
+(:func:`commit_with_retry`). What a run recorded of the table (its counts, checks, the config it
+was written with) is in the namespace's runs table (:mod:`.runs`); the kinds of a cleaned table's
+columns are in its Delta schema's field metadata (:mod:`.frames`).
 """
 
 from __future__ import annotations
 
-import functools
-import io
-import json
 import logging
-import os
 import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from pipelines.common.partitions import partition_name
 from pipelines.exceptions import CommitConflict
+from pipelines.lake import delta, frames
+from pipelines.lake.runs import Recorded, RunLog
 from pipelines.lake.storage import Storage
 from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
-LOG_DIR = "_log"
-KEEP_VERSIONS = 20
-ENCODERS = min(4, os.cpu_count() or 1)  # partitions of one commit encoded at once
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
-
-
-def encode_all(frames: list[pd.DataFrame]) -> Iterator[bytes]:
-    """:func:`parquet_bytes` of each frame, in order, encoded ``ENCODERS`` at a time (pyarrow
-    encodes without the GIL: a merge touching 30 partitions writes them about twice as fast on
-    two cores). At most ``ENCODERS + 1`` encoded files wait in memory at once."""
-    if len(frames) < 2 or ENCODERS < 2:
-        yield from map(parquet_bytes, frames)
-        return
-    with ThreadPoolExecutor(ENCODERS, thread_name_prefix="parquet") as pool:
-        pending: deque[Future[bytes]] = deque()
-        for frame in frames:
-            pending.append(pool.submit(parquet_bytes, frame))
-            if len(pending) > ENCODERS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def read_parquet_bytes(data: bytes, columns: list[str] | None = None) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
-    # not to_pandas(self_destruct=True): it lowered peak memory but made ~1 process in 7 abort
-    # at exit (SIGABRT, "terminate called without an active exception"), pyarrow 26
-    return pq.read_table(io.BytesIO(data), columns=columns).to_pandas()
+DTYPE = frames.DTYPE.encode()
+PASSED = "passed"  # a run's checks (meta["runs"][D]["checks"]): "pending", "passed", "failed: ..."
 
 
 def iso_utc(value) -> str:
@@ -76,151 +37,184 @@ def iso_utc(value) -> str:
     kinds, which sorts like time (a key may widen from date to timestamp)."""
     if getattr(value, "tzinfo", None) is None and hasattr(value, "tz_localize"):
         value = value.tz_localize("UTC")
+    if not hasattr(value, "tz_localize") and hasattr(value, "isoformat"):
+        import pandas as pd
+
+        return iso_utc(pd.Timestamp(value))
     return value.isoformat()
-
-
-def value_range(values: pd.Series) -> dict[str, Any]:
-    """``{"lo": min, "hi": max}`` as JSON values that compare like the column (timestamps and
-    dates as :func:`iso_utc` text)."""
-    lo, hi = values.min(), values.max()
-    if hasattr(lo, "isoformat"):
-        return {"lo": iso_utc(lo), "hi": iso_utc(hi)}
-    if hasattr(lo, "item"):
-        lo, hi = lo.item(), hi.item()
-    return {"lo": lo, "hi": hi}
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One committed version of a table: which file holds each partition, and table metadata."""
+    """One committed version of a table: its partitions (with their row counts), its schema, and
+    what the runs that wrote it recorded.
+
+    :param version: the Delta version (-1: the table does not exist yet)
+    :param files: the version's add actions (path, rows, partition value, column statistics)
+    """
 
     version: int
     partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> bytes:
-        body = {
-            "version": self.version,
-            "partitions": self.partitions,
-            "meta": self.meta,
-            "committed_at": time.time(),
-        }
-        # compact: the C encoder, and a manifest that grows with the partitions stays small;
-        # not sort_keys (40 % of encoding 3,650 partitions): Table.commit keeps them in order
-        return json.dumps(body, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Snapshot:
-        """The version ``data`` holds. A manifest read again with the same bytes is not parsed
-        again: ten years of daily partitions are ~0.7 MB of JSON, a few ms per parse, against
-        ~3 ms for reading one partition. Keyed by the bytes themselves, a table deleted and
-        written again under the same version number can never be served stale."""
-        return _parsed(data)
+    schema: Any = None  # pyarrow.Schema of the version; None: no table
+    recorded: Callable[[], Recorded] = field(default=Recorded, repr=False, compare=False)
+    delta: Any = field(default=None, repr=False, compare=False)  # the DeltaTable at this version
+    files: Any = field(default=None, repr=False, compare=False)
+    key: str = ""  # the partition column, as the table's Delta metadata names it
 
     @property
-    def files(self) -> set[str]:
-        """The data files (relative to the table) this version names."""
-        return {entry["file"] for entry in self.partitions.values()}
+    def exists(self) -> bool:
+        """Whether the Delta table exists (a table that only ever got empty writes does not)."""
+        return self.version >= 0
+
+    @property
+    def written(self) -> bool:
+        """Whether a run wrote the table, if only nothing (the rows of an empty delivery)."""
+        return self.exists or bool(self._recorded.runs)
+
+    @cached_property
+    def _recorded(self) -> Recorded:
+        return self.recorded()
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """The declared kind of each column (a cleaned table's schema), in column order."""
+        return frames.kinds_of(self.schema) if self.schema is not None else {}
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """``schema`` (``[[column, kind], ...]``), ``columns`` (``[[column, dtype], ...]``, the
+        pandas dtypes it was written from, without the partition column),
+        ``config`` (the newest recorded) and ``runs`` (``{day: metrics}``)."""
+        recorded = self._recorded
+        meta: dict[str, Any] = {"runs": recorded.runs}
+        if self.kinds:
+            meta["schema"] = [list(item) for item in self.kinds.items()]
+        if self.schema is not None:
+            names = {stored: name for name, stored in frames.stored_names(self.schema).items()}
+            meta["columns"] = [
+                [names.get(f.name, f.name), (f.metadata or {}).get(DTYPE, b"string").decode()]
+                for f in self.schema
+                if f.name != self.key
+            ]
+        if recorded.config is not None:
+            meta["config"] = recorded.config
+        return meta
 
     def has_landed(self, ds: str) -> bool:
         """Whether a run for day ``ds`` committed to this table and passed its checks (a run
-        whose checks are still to come, or failed, has not landed). A day older than the first
-        recorded run (a table written before runs were recorded) has landed when its partition
-        is there."""
-        runs = self.meta.get("runs", {})
-        if ds in runs:
-            return runs[ds].get("checks", PASSED) == PASSED
-        return ds in self.partitions and ds < min(runs, default="9999-12-31")
+        whose checks are still to come, or failed, has not landed)."""
+        runs = self._recorded.runs
+        return ds in runs and runs[ds].get("checks", PASSED) == PASSED
 
     def run_metrics(self, ds: str) -> dict[str, Any]:
         """What the run for day ``ds`` recorded when it committed ({}: no such run)."""
-        return dict(self.meta.get("runs", {}).get(ds, {}))
+        return dict(self._recorded.runs.get(ds, {}))
 
     def rows(self, partition: str | None = None) -> int:
         if partition is not None:
             return int(self.partitions.get(partition, {}).get("rows", 0))
         return sum(int(p.get("rows", 0)) for p in self.partitions.values())
 
+    def key_ranges(self, column: str) -> dict[str, tuple[Any, Any]]:
+        """``partition -> (lo, hi)`` of ``column`` from the files' statistics (dates and
+        timestamps as :func:`iso_utc` text); a partition whose files record none is left out."""
+        column = frames.stored_names(self.schema).get(column, column)
+        if self.files is None or f"min.{column}" not in self.files.column_names:
+            return {}
+        ranges: dict[str, tuple[Any, Any]] = {}
+        parts = self.files[f"partition.{self.key}"].to_pylist()
+        lows = self.files[f"min.{column}"].to_pylist()
+        highs = self.files[f"max.{column}"].to_pylist()
+        for part, lo, hi in zip(parts, lows, highs, strict=True):
+            if lo is None or hi is None:
+                ranges[part] = (None, None)
+                continue
+            lo, hi = (iso_utc(v) if hasattr(v, "isoformat") else v for v in (lo, hi))
+            old = ranges.get(part)
+            if old is None:
+                ranges[part] = (lo, hi)
+            elif old[0] is not None:
+                ranges[part] = (min(old[0], lo), max(old[1], hi))
+        return {p: r for p, r in ranges.items() if r[0] is not None}
+
     def as_stored(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """``rows`` (read from this version) in the kinds of this version's schema: partitions
-        written before a column was added or widened read like the newest ones."""
+        """``rows`` (read from this version) in the kinds of this version's schema."""
         from pipelines.common import transforms  # pandas: not at parse time
 
-        return transforms.as_kinds(rows, dict(self.meta.get("schema", [])))
+        return transforms.as_kinds(rows, self.kinds)
 
 
-@functools.lru_cache(maxsize=16)
-def _parsed(data: bytes) -> Snapshot:
-    body = json.loads(data)
-    return Snapshot(body["version"], body["partitions"], body.get("meta", {}))
-
-
-EMPTY = Snapshot(0)
-PASSED = "passed"  # a run's checks, in meta.runs[D]["checks"]: "pending", "passed", "failed: ..."
+EMPTY = Snapshot(-1)
+# a commit writes its files before it commits them: a vacuum that deleted files younger than the
+# longest commit could delete one in flight. Delta's own default keeps a week of versions.
+MIN_RETENTION_HOURS = 1
+DEFAULT_RETENTION_HOURS = 168
 
 
 class Table:
-    """A versioned, partitioned Parquet table in the lake.
+    """A partitioned Delta table in the lake.
 
     :param storage: where the lake is
     :param path: the table's root (from :mod:`pipelines.common.partitions`)
     :param key: the partition column name (``ds`` or ``dt``)
+    :param runs: the runs table of the namespace the table is in, and the table's name in it
     """
 
-    def __init__(self, storage: Storage, path: str, key: str):
+    def __init__(
+        self, storage: Storage, path: str, key: str, runs: tuple[RunLog, str] | None = None
+    ):
         self.storage = storage
         self.path = storage.check_inside(path)
         self.key = key
+        self.runs = runs
 
     def __repr__(self) -> str:
         return f"Table({redact(self.path)!r})"
 
-    def _log(self, version: int) -> str:
-        return f"{self.path}/{LOG_DIR}/{version:010d}.json"
+    def _recorded(self) -> Recorded:
+        if self.runs is None:
+            return Recorded()
+        log_, name = self.runs
+        return log_.of(name)
 
-    def snapshot(self) -> Snapshot:
-        """The newest committed version (version 0 and no partitions for a new table)."""
-        names = [
-            n
-            for n in self.storage.list(f"{self.path}/{LOG_DIR}")
-            if n.endswith(".json") and n[:-5].isdigit()
-        ]
-        version = max((int(n[:-5]) for n in names), default=0)
-        while True:  # a commit may land between list and read: follow it
-            if version == 0:
-                return EMPTY
-            try:
-                snap = Snapshot.from_json(self.storage.read(self._log(version)))
-            except FileNotFoundError:
-                return self.snapshot()
-            nxt = self._log(version + 1)
-            if nxt.rsplit("/", 1)[-1] in self.storage.list(f"{self.path}/{LOG_DIR}"):
-                version += 1
-                continue
-            return snap
+    def snapshot(self, version: int | None = None) -> Snapshot:
+        """The newest committed version (or ``version``); version -1 for a table not written yet."""
+        import pyarrow as pa
+
+        opened = delta.open_table(self.path, self.storage, version)
+        if opened is None:
+            return Snapshot(-1, recorded=self._recorded)
+        files = pa.table(opened.get_add_actions(flatten=True))
+        partitions: dict[str, dict[str, Any]] = {}
+        key = self.key or next(iter(opened.metadata().partition_columns), "")
+        column = f"partition.{key}"
+        if key and column in files.column_names:
+            for part, rows in zip(
+                files[column].to_pylist(), files["num_records"].to_pylist(), strict=True
+            ):
+                entry = partitions.setdefault(part, {"rows": 0})
+                entry["rows"] += int(rows or 0)
+        return Snapshot(
+            opened.version(),
+            dict(sorted(partitions.items())),
+            pa.schema(opened.schema().to_arrow()),
+            self._recorded,
+            opened,
+            files,
+            key,
+        )
 
     def read_partition(
         self, partition: str, snapshot: Snapshot | None = None, columns: list[str] | None = None
     ) -> pd.DataFrame:
-        """One partition's rows, optionally only some columns (empty frame when it does not
-        exist). Without ``snapshot``: of the newest version, re-read when a concurrent commit
-        (of this namespace, or of the one a research namespace reads in place) replaced and
-        vacuumed the file between the manifest and the read."""
-        import pandas as pd
+        """One partition's rows (without the partition column), optionally only some columns
+        (an empty frame when it does not exist)."""
+        snap = snapshot or self.snapshot()
+        if partition not in snap.partitions:
+            import pandas as pd
 
-        for attempt in range(3):
-            snap = snapshot or self.snapshot()
-            entry = snap.partitions.get(partition)
-            if entry is None:
-                return pd.DataFrame()
-            try:
-                return read_parquet_bytes(
-                    self.storage.read(f"{self.path}/{entry['file']}"), columns
-                )
-            except FileNotFoundError:
-                if snapshot is not None or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+            return pd.DataFrame()
+        return frames.to_frame(self._arrow(snap, [partition], columns, with_key=False))
 
     def read(
         self,
@@ -232,8 +226,7 @@ class Table:
         return self.read_version(partitions, snapshot, with_key)[0]
 
     def read_current(self, partitions: Iterable[str] | None = None) -> pd.DataFrame:
-        """:meth:`read` of the current version, every column in the kind the table has now
-        (:meth:`Snapshot.as_stored`)."""
+        """:meth:`read` of the current version, every column in the kind the table has now."""
         rows, snap = self.read_version(partitions)
         return snap.as_stored(rows)
 
@@ -246,30 +239,44 @@ class Table:
         """:meth:`read`, and the version the rows were read from."""
         import pandas as pd
 
-        for attempt in range(3):
-            snap = snapshot or self.snapshot()
-            wanted = sorted(
-                snap.partitions
-                if partitions is None
-                else [p for p in partitions if p in snap.partitions]
-            )
-            try:
-                frames = [self._with_key(self.read_partition(p, snap), p, with_key) for p in wanted]
-            except FileNotFoundError:
-                if snapshot is not None or attempt == 2:
-                    raise
-                continue  # a concurrent commit vacuumed the files: re-read the new version
-            frames = [f for f in frames if not f.empty]
-            if not frames:
-                return pd.DataFrame(), snap
-            return (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]), snap
-        raise AssertionError("unreachable")
+        snap = snapshot or self.snapshot()
+        wanted = sorted(
+            snap.partitions
+            if partitions is None
+            else [p for p in partitions if p in snap.partitions]
+        )
+        if not wanted:
+            return pd.DataFrame(), snap
+        rows = frames.to_frame(self._arrow(snap, wanted, None, with_key))
+        if with_key and self.key in rows.columns:
+            rows.insert(0, self.key, rows.pop(self.key).astype("string"))
+        return rows, snap
 
-    def _with_key(self, frame: pd.DataFrame, partition: str, with_key: bool) -> pd.DataFrame:
-        if with_key and not frame.empty:
-            frame.insert(0, self.key, partition)
-            frame[self.key] = frame[self.key].astype("string")
-        return frame
+    def arrow(
+        self, snapshot: Snapshot, partitions: list[str], columns: list[str] | None = None
+    ) -> pa.Table:
+        """The partitions' rows of ``snapshot`` as Arrow, in partition order."""
+        return self._arrow(snapshot, partitions, columns, with_key=True)
+
+    def _arrow(
+        self,
+        snap: Snapshot,
+        partitions: list[str],
+        columns: list[str] | None,
+        with_key: bool,
+    ) -> pa.Table:
+        import pyarrow.compute as pc
+
+        everything = set(partitions) >= set(snap.partitions)
+        filters = None if everything or not self.key else [(self.key, "in", list(partitions))]
+        names = frames.stored_names(snap.schema)
+        wanted = None if columns is None else [*(names.get(c, c) for c in columns), self.key]
+        rows = snap.delta.to_pyarrow_table(columns=wanted, filters=filters)
+        if self.key and self.key in rows.column_names and len(partitions) > 1:
+            rows = rows.take(pc.sort_indices(rows[self.key]))  # stable: rows keep their order
+        if self.key in rows.column_names and not with_key:
+            rows = rows.drop_columns([self.key])
+        return rows.replace_schema_metadata(None)
 
     def commit(
         self,
@@ -280,93 +287,123 @@ class Table:
         *,
         run: tuple[str, dict[str, Any]] | None = None,
     ) -> Snapshot:
-        """Replace (a frame, even empty) or drop (None) partitions, atomically, as version+1.
+        """Replace (a frame, even empty) or drop (None) partitions, atomically, as the version
+        after ``base``; then record the run, and the config of ``meta``, in the runs table.
 
-        :param base: the snapshot the changes were computed from
-        :param range_column: record each written partition's min and max of this column
-            (``lo``/``hi`` in the manifest), so a merge can skip partitions without reading them
-        :param run: ``(day, metrics)`` of the run committing, kept in ``meta["runs"]`` with the
-            version: whether a day has landed (:meth:`Snapshot.has_landed`, what a workflow asks
-            before it reads the day) and what its run counted (:meth:`Snapshot.run_metrics`)
+        :param meta: ``schema`` (the cleaned table's ``[[column, kind], ...]``), ``config`` (the
+            config the table was written with), ``runs`` (``{}``: forget the runs recorded)
+        :param range_column: unused; a Delta table keeps each file's min and max of its columns
+        :param run: ``(day, metrics)`` of the run committing (:meth:`Snapshot.has_landed`,
+            :meth:`Snapshot.run_metrics`)
         :raises CommitConflict: another writer committed since ``base``
         """
-        version = base.version + 1
-        partitions = dict(base.partitions)
-        written = sorted(((p, f) for p, f in changes.items() if f is not None), key=lambda c: c[0])
-        for part in sorted(p for p, f in changes.items() if f is None):
-            partitions.pop(part, None)
-        folders = [partition_name(self.key, p) for p, _ in written]  # ValueError: not a date
-        encoded = encode_all([frame for _, frame in written])
-        for (part, frame), folder, data in zip(written, folders, encoded, strict=True):
-            rel = f"{folder}/part-{version:08d}-{uuid.uuid4().hex[:12]}.parquet"
-            self.storage.write(f"{self.path}/{rel}", data)
-            partitions[part] = {"file": rel, "rows": len(frame)}
-            if range_column and len(frame):
-                partitions[part].update(value_range(frame[range_column]))
-        meta = {**base.meta, **(meta or {})}
-        if run is not None:
-            meta["runs"] = _in_order({**base.meta.get("runs", {}), run[0]: run[1]})
-        snap = Snapshot(version, _in_order(partitions), meta)
-        if not self.storage.create(self._log(version), snap.to_json()):
-            raise CommitConflict(f"{self!r}: version {version} was committed by another writer")
-        self._vacuum(base, snap)
-        return snap
+        meta = meta or {}
+        kinds = dict(meta["schema"]) if "schema" in meta else base.kinds
+        version = base.version
+        if changes:
+            version = self._write(base, changes, kinds)
+        if self.runs is not None:
+            log_, name = self.runs
+            if meta.get("runs") == {}:
+                log_.forget(name)
+            if run is not None or "config" in meta:
+                log_.append(name, version, run=run, config=meta.get("config"))
+        return self.snapshot() if changes or base.exists else base
 
-    def _vacuum(self, base: Snapshot, new: Snapshot) -> None:
-        """Delete the files the new version replaced, and manifests older than KEEP_VERSIONS."""
-        self.storage.delete(f"{self.path}/{rel}" for rel in sorted(base.files - new.files))
-        stale = new.version - KEEP_VERSIONS
-        if stale > 0 and new.version % 10 == 0:
-            names = self.storage.list(f"{self.path}/{LOG_DIR}")
-            self.storage.delete(
-                f"{self.path}/{LOG_DIR}/{n}"
-                for n in names
-                if n[:-5].isdigit() and int(n[:-5]) < stale
-            )
+    def vacuum(self, retention_hours: float) -> list[str]:
+        """Delete the files no version of the last ``retention_hours`` needs (see
+        :data:`MIN_RETENTION_HOURS`); the deleted files."""
+        if retention_hours < MIN_RETENTION_HOURS:
+            raise ValueError(f"retention under {MIN_RETENTION_HOURS} h")
+        return delta.vacuum(self.path, self.storage, retention_hours)
+
+    def optimize(self) -> dict:
+        """Compact small files (delta-rs's metrics of the compaction)."""
+        return delta.optimize(self.path, self.storage)
+
+    def clear(self) -> None:
+        """Empty the table (the next write sets its schema anew) and forget its runs; the config
+        it was written with stays recorded."""
+        delta.delete_where(self.path, self.storage, None)
+        if self.runs is not None:
+            log_, name = self.runs
+            log_.forget(name)
+
+    def _write(self, base: Snapshot, changes: dict[str, pd.DataFrame | None], kinds) -> int:
+        import pandas as pd
+
+        from pipelines.common.partitions import partition_name
+
+        written = [(p, f) for p, f in sorted(changes.items()) if f is not None]
+        for part, _ in written:
+            partition_name(self.key, part)  # ValueError: not a date, or no partition key here
+        frame = (
+            pd.concat([f.assign(**{self.key: p}) for p, f in written], ignore_index=True)
+            if written
+            else None
+        )
+        data = frames.to_arrow(frame, kinds, base.schema) if frame is not None else None
+        return _replace(self, base, data, sorted(changes))
 
 
-def _in_order(by_day: dict[str, Any]) -> dict[str, Any]:
-    """Days in order (a new day is usually the last: then nothing is rebuilt)."""
-    days = list(by_day)
-    return by_day if days == sorted(days) else dict(sorted(by_day.items()))
+def _replace(table: Table, base: Snapshot, data: pa.Table | None, parts: list[str]) -> int:
+    """Write ``data`` in place of partitions ``parts``: the new version. A column whose type
+    changed rewrites every partition in the wider type (a Delta table has one schema)."""
+    key = table.key or base.key
+    if data is None:
+        if not base.exists:
+            return base.version
+        data = base.schema.empty_table()
+    if not base.exists:
+        return delta.replace(table.path, table.storage, data, key=key, partitions=None, base=None)
+    if not base.partitions:  # emptied (a reset): the rows written now say what its schema is
+        return delta.replace(
+            table.path, table.storage, data, key=key, partitions=None,
+            base=base.version, reshape="overwrite",
+        )  # fmt: skip
+    merged, widened = frames.unify(base.schema, data.schema)
+    data = _conformed(data, merged)
+    if widened:
+        others = [p for p in base.partitions if p not in parts]
+        older = _conformed(table.arrow(base, others), merged) if others else None
+        import pyarrow as pa
+
+        rows = pa.concat_tables([t for t in (older, data) if t is not None])
+        return delta.replace(
+            table.path, table.storage, rows, key=key, partitions=None,
+            base=base.version, reshape="overwrite",
+        )  # fmt: skip
+    added = [f.name for f in merged if f.name not in base.schema.names]
+    return delta.replace(
+        table.path, table.storage, data, key=key, partitions=parts,
+        base=base.version, reshape="merge" if added else None,
+    )  # fmt: skip
 
 
-def sweep(table: Table, min_age_seconds: float = 3600.0) -> list[str]:
-    """Delete what crashed writers left in ``table``: data files no version names and temp files,
-    once older than ``min_age_seconds`` (younger ones may belong to a commit still in flight).
+def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``data`` with every column of ``schema`` (missing ones null), cast to its type."""
+    import pyarrow as pa
 
-    :return: the deleted paths
-    """
-    live = table.snapshot().files
-    cutoff = time.time() - min_age_seconds
-    leftovers = []
-    for folder in [LOG_DIR, *(n for n in table.storage.list(table.path) if "=" in n)]:
-        for name in table.storage.list(f"{table.path}/{folder}"):
-            rel = f"{folder}/{name}"
-            orphan = name.startswith("part-") and rel not in live
-            if orphan or name.startswith(".tmp-"):
-                path = f"{table.path}/{rel}"
-                if table.storage.mtime(path) < cutoff:
-                    leftovers.append(path)
-    table.storage.delete(leftovers)
-    return leftovers
+    arrays = []
+    for target in schema:
+        if target.name in data.column_names:
+            column = data[target.name]
+            arrays.append(column if column.type == target.type else column.cast(target.type))
+        else:
+            arrays.append(pa.nulls(len(data), target.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def commit_with_retry(
     table: Table, attempt: Callable[[Snapshot], Snapshot], tries: int = 20
 ) -> Snapshot:
-    """Run ``attempt(snapshot)`` (read, compute, commit) until no other writer got in between.
-
-    A file of the snapshot that vanished while being read was vacuumed by a concurrent commit:
-    that is a conflict too. A file missing from the newest version is a real error.
-    """
+    """Run ``attempt(snapshot)`` (read, compute, commit) until no other writer got in between."""
     for n in range(1, tries + 1):
         base = table.snapshot()
         try:
             return attempt(base)
-        except (CommitConflict, FileNotFoundError) as exc:
-            moved = isinstance(exc, CommitConflict) or table.snapshot().version != base.version
-            if n == tries or not moved:
+        except CommitConflict:
+            if n == tries:
                 raise
             log.info("%r: concurrent commit, retrying (%s/%s)", table, n, tries)
             time.sleep(0.05 * n)

@@ -105,7 +105,7 @@ def _tables_of(lake: Lake, kind: Kind, name: str) -> list:
     """The tables of an entry that exist and that the namespace writes itself."""
     layers = [layer for layer in _FOLDERS[kind] if lake.owns(layer)]
     tables = [lake.manifest(layer, name) for layer in layers]
-    return [t for t in tables if t.snapshot().version]
+    return [t for t in tables if t.snapshot().written]
 
 
 def _recorded(lake: Lake, kind: Kind, name: str) -> Recorded | None:
@@ -113,8 +113,8 @@ def _recorded(lake: Lake, kind: Kind, name: str) -> Recorded | None:
     table's, else its raw table's when the namespace ingests its own; its days, its deliveries."""
     main = lake.manifest(TABLES[kind], name).snapshot()
     runs = lake.raw(name).snapshot() if kind is Kind.DATASET else main
-    own = main if main.version or not lake.owns(Layer.RAW) else runs
-    if not own.version:
+    own = main if main.written or not lake.owns(Layer.RAW) else runs
+    if not own.written:
         return None
     days = tuple(sorted(runs.partitions if kind is Kind.DATASET else runs.meta.get("runs", {})))
     landed = tuple(d for d in sorted(main.meta.get("runs", {})) if main.has_landed(d))

@@ -26,8 +26,10 @@ from typing import Any
 
 from pipelines.common.partitions import DATE_RE
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
+from pipelines.lake.delta import LOG
 from pipelines.lake.lake import Lake, claimed
-from pipelines.lake.tables import LOG_DIR, Storage
+from pipelines.lake.runs import FOLDER as RUNS
+from pipelines.lake.storage import Storage
 from pipelines.project.registry_values import check_schedule
 from pipelines.runtime import environment
 from pipelines.runtime.environment import NAMESPACE_RE, Resolved
@@ -184,7 +186,9 @@ def _present(rules: Rules, root: str, name: str) -> Present | None:
         return None
     claim = claimed(lake.storage, lake.prefix)
     kind = claim.get("kind")
-    tables = {p.rsplit(f"/{LOG_DIR}/", 1)[0] for p, _ in files if f"/{LOG_DIR}/" in p}
+    logs = {p.rsplit(f"/{LOG}/", 1)[0] for p, _ in files if f"/{LOG}/" in p}
+    recorded = {f"{lake.prefix}/{name}" for name in lake.run_log().all()}  # some only empty
+    tables = {t for t in logs | recorded if not t.endswith(f"/{RUNS}")}  # no data table
     return Present(
         lake,
         NamespaceKind(kind) if kind in list(NamespaceKind) else rules.kind_of(name),

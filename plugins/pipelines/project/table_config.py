@@ -100,15 +100,10 @@ def record(table: Table, config: dict[str, Any]) -> None:
 
 def reset(table: Table) -> None:
     """Empty the table (every partition, its schema and runs) so runs rebuild it from scratch:
-    a changed key, partition field or ingestion makes what it holds unreadable as it is now."""
-
-    def attempt(base: Snapshot) -> Snapshot:
-        # the config it was written with stays: should the rebuild stop, the next plan still
-        # sees the change (and plans the rebuild again) instead of a table with no config
-        meta = {"schema": [], "runs": {}}
-        return table.commit(base, dict.fromkeys(base.partitions), meta)
-
-    commit_with_retry(table, attempt)
+    a changed key, partition field or ingestion makes what it holds unreadable as it is now.
+    The config it was written with stays: should the rebuild stop, the next plan still sees the
+    change (and plans the rebuild again) instead of a table with no config."""
+    table.clear()
 
 
 def record_cookbook(lake: Lake, spec: CookbookSpec) -> None:

@@ -86,12 +86,13 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     """The interval's delivery, as the newest version of the raw table holds it (in a research
     namespace: the upstream's raw table, read in place while its owner may rewrite it)."""
     raw = lake.raw(dataset.name)
-    if interval.ds not in raw.snapshot().partitions:
+    snap = raw.snapshot()
+    if interval.ds not in snap.partitions and not snap.has_landed(interval.ds):  # none: empty
         where = "" if lake.owns(Layer.RAW) else f" in namespace {lake.upstream!r}"
         raise LakeError(
             f"{dataset.name}: no raw partition ds={interval.ds}{where}; run extract first"
         )
-    return raw.read_partition(interval.ds)
+    return raw.read_partition(interval.ds, snap)
 
 
 def prepare(
@@ -123,7 +124,7 @@ def prepare(
     quarantined = (
         pd.concat([q for q in (bad, losers) if not q.empty], ignore_index=True)
         if not (bad.empty and losers.empty)
-        else pd.DataFrame()
+        else raw.iloc[0:0].assign(_ds=pd.Series(dtype="string"), _reason=pd.Series(dtype="string"))
     )
     return winners, quarantined, len(losers)
 
@@ -162,8 +163,15 @@ def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.
     """Replace the interval's quarantine partition (removing it when nothing was quarantined)."""
     table = lake.quarantine(dataset.name)
     rows = rows.astype({c: "string" for c in rows.columns if rows[c].dtype == object})
-    change = {interval.ds: rows if not rows.empty else None}
-    commit_with_retry(table, lambda base: table.commit(base, change))
+    run = (interval.ds, {"rows": len(rows)})
+
+    def attempt(base: Snapshot) -> Snapshot:
+        # no rows: the partition goes; a table not there yet is made, empty, with the columns
+        # a quarantined row would have (another engine finds the table, with its schema)
+        change = {interval.ds: rows if not rows.empty or not base.exists else None}
+        return table.commit(base, change, run=run)
+
+    commit_with_retry(table, attempt)
 
 
 def _table_schema(dataset: Dataset, delta: pd.DataFrame, base: Snapshot) -> dict[str, str]:
@@ -218,7 +226,6 @@ def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
         base,
         changes,
         delivery.meta(cols),
-        range_column=dataset.primary_key[0],
         run=delivery.counted,
     )
     return snap, touched
@@ -229,7 +236,7 @@ def _partitions_holding(
 ) -> set[str]:
     """Partitions (other than the delta's own) that already hold a key of the delta.
 
-    The manifest keeps each partition's range of the first key column: only partitions whose
+    Each file of a Delta table records its range of the first key column: only partitions whose
     range contains a delta key are read, and only their key columns. With growing keys (ids,
     timestamps) that is the few recent partitions, so a merge costs what the delivery holds,
     not what the history holds.
@@ -237,7 +244,12 @@ def _partitions_holding(
     own = set(delta["dt"].unique())
     probe = _sortable(delta[dataset.primary_key[0]])
     keys = delta[list(dataset.primary_key)].drop_duplicates()
-    others = {part: entry for part, entry in base.partitions.items() if part not in own}
+    ranges = base.key_ranges(dataset.primary_key[0])
+    others = {
+        part: dict(zip(("lo", "hi"), ranges[part], strict=True)) if part in ranges else {}
+        for part in base.partitions
+        if part not in own
+    }
     holding: set[str] = set()
     for part in _in_range(probe, others):
         stored = table.read_partition(part, base, columns=list(dataset.primary_key))
@@ -247,7 +259,7 @@ def _partitions_holding(
 
 
 def _sortable(values: pd.Series) -> np.ndarray:
-    """Key values, sorted, in the form the manifest's ``lo``/``hi`` compare with."""
+    """Key values, sorted, in the form the files' ``lo``/``hi`` compare with."""
     if values.dtype.kind == "M":
         return np.sort(np.array([iso_utc(v) for v in values], dtype=object))
     if pd.api.types.is_integer_dtype(values):

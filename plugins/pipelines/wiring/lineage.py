@@ -20,7 +20,6 @@ from typing import Any
 
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import Snapshot, Table
 from pipelines.project.config import Project
 
 log = logging.getLogger(__name__)
@@ -108,36 +107,17 @@ def _output(project: Project, lake: Lake, wrote: Moved) -> Any:
 
 
 def written_schema(project: Project, lake: Lake, wrote: Moved) -> list[tuple[str, str]]:
-    """``[(column, type)]`` of a table as written: the schema its manifest declares (a cleaned
-    table's ``schema``, a workflow's ``columns``), else the columns of the written partition's
-    Parquet file (raw, quarantine, aggregated); [] when neither is there or the lake cannot be
-    read (lineage never fails a task, and never hides its datasets)."""
+    """``[(column, type)]`` of a table as written: the kinds a cleaned table declares, else the
+    pandas dtype each column of its Delta schema was written from (the partition column left
+    out); [] when the lake cannot be read (lineage never fails a task, and never hides its
+    datasets)."""
     try:
-        table = lake.table(wrote.layer, wrote.table, project)
-        snapshot = table.snapshot()
-        declared = snapshot.meta.get("schema") or snapshot.meta.get("columns")
-        if declared:
-            return [(str(column), str(kind)) for column, kind in declared]
-        return _file_schema(table, snapshot, wrote.partition)
+        snapshot = lake.table(wrote.layer, wrote.table, project).snapshot()
+        declared = snapshot.meta.get("schema") or snapshot.meta.get("columns") or []
+        return [(str(column), str(kind)) for column, kind in declared]
     except Exception:  # noqa: BLE001 - a schema the lineage cannot read is left out
         log.warning("lineage: no schema for %s.%s", wrote.layer, wrote.table, exc_info=True)
         return []
-
-
-def _file_schema(table: Table, snapshot: Snapshot, partition: str | None) -> list[tuple[str, str]]:
-    """The columns of the partition's Parquet file, from its footer alone."""
-    import pyarrow.parquet as pq
-
-    entry = snapshot.partitions.get(partition) if partition else None
-    if entry is None:
-        return []
-    path = f"{table.path}/{entry['file']}"
-    if table.storage.fs is None:
-        schema = pq.read_schema(path)
-    else:
-        with table.storage.fs.open(path.removeprefix("s3://"), "rb") as handle:
-            schema = pq.read_schema(handle)
-    return [(field.name, str(field.type)) for field in schema]
 
 
 def _schema_facet(fields: Iterable[tuple[str, str]]) -> Any:
