@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,27 @@ def task_retries() -> int:
     """Retries of every task (``PIPELINES_TASK_RETRIES``, default 2; local runs use 0)."""
     value = os.environ.get("PIPELINES_TASK_RETRIES", "").strip()
     return int(value) if value.isdigit() else 2
+
+
+MEMORY_LIMIT = "1GB"  # a worker slot's share: DuckDB spills to disk past it
+_SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$")
+_UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def memory_limit() -> int:
+    """``PIPELINES_MEMORY_LIMIT`` in bytes (``2GB``, ``512MiB``; default :data:`MEMORY_LIMIT`):
+    what the engine of one task may hold in memory before it spills to a temp folder."""
+    from pipelines.exceptions import PipelinesError
+
+    value = os.environ.get("PIPELINES_MEMORY_LIMIT", "").strip() or MEMORY_LIMIT
+    found = _SIZE.match(value)
+    if not found:
+        raise PipelinesError(
+            f"PIPELINES_MEMORY_LIMIT: {value!r} is not a size such as 2GB or 512MiB"
+        )
+    number, unit = float(found.group(1)), found.group(2).lower()
+    scale = _UNITS[unit] if unit in _UNITS else 1024 ** ("kmgt".index(unit[0]) + 1)
+    return int(number * scale)
 
 
 def late_notifier() -> str | None:
