@@ -176,3 +176,11 @@ def test_a_field_with_no_value_in_a_delivery_does_not_decide_its_kind():
         {"id": pd.Series([], dtype="string"), "day": pd.Series([], dtype="string")}
     )
     assert delivery_kinds(empty, dataset) == {"id": "null", "day": "null"}
+
+
+def test_a_missing_value_of_a_typed_timestamp_column_cannot_be_parsed():
+    """As an empty text value: a row whose typed incremental field is missing is quarantined
+    (the pandas path kept it before, with no incremental field; the DuckDB path quarantines)."""
+    stamps = pd.Series(pd.to_datetime(["2024-01-02T01:00:00Z", None], utc=True))
+    _, bad = transforms.parse_timestamps(stamps)
+    assert bad.tolist() == [False, True]

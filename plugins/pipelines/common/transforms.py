@@ -145,7 +145,8 @@ def parse_timestamps(series: pd.Series, epoch_unit: str = "s") -> tuple[pd.Serie
                 parsed.loc[numbers] = _from_epoch(candidates.loc[numbers], epoch_unit)
                 failed.loc[numbers] = parsed.loc[numbers].isna()
         return parsed.astype(DTYPES["timestamp"]), failed | (text == "")
-    return parsed.astype(DTYPES["timestamp"]), pd.Series(False, index=series.index)
+    # a typed timestamp column's missing value is missing, as an empty text value is
+    return parsed.astype(DTYPES["timestamp"]), series.isna()
 
 
 def _from_epoch(numbers: pd.Series, unit: str) -> pd.Series:

@@ -56,7 +56,7 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
 def replace(
     path: str,
     storage: Storage,
-    data: pa.Table,
+    data: pa.Table | pa.RecordBatchReader,
     *,
     key: str,
     partitions: list[str] | None,
@@ -76,7 +76,8 @@ def replace(
     from deltalake.exceptions import CommitFailedError, DeltaError
 
     storage.check_writable(f"{path}/{LOG}/")
-    data = _in_partition_order(data, key)
+    if hasattr(data, "take"):  # a table (a stream is written as it comes)
+        data = _in_partition_order(data, key)
     target = open_table(path, storage, base) if base is not None else path
     predicate = None
     if partitions is not None and base is not None:
@@ -102,6 +103,66 @@ def replace(
             raise CommitConflict(f"{redact(path)}: another writer created it first") from None
         raise
     return open_table(path, storage).version()
+
+
+def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str) -> int:
+    """Create the table at ``path`` from a stream of batches, partitioned by ``key``; version 0.
+
+    :raises CommitConflict: another writer created it first
+    """
+    from deltalake import write_deltalake
+    from deltalake.exceptions import DeltaError
+
+    storage.check_writable(f"{path}/{LOG}/")
+    try:
+        write_deltalake(
+            path, data, mode="error", partition_by=[key], storage_options=storage.delta_options
+        )
+    except DeltaError as exc:
+        if "already exists" in str(exc):
+            raise CommitConflict(f"{redact(path)}: another writer created it first") from None
+        raise
+    return 0
+
+
+def merge(
+    path: str,
+    storage: Storage,
+    source: pa.RecordBatchReader,
+    *,
+    base: int,
+    on: str,
+    update_when: str,
+) -> dict:
+    """Upsert ``source`` (alias ``s``) into the table (alias ``t``) at version ``base``, in one
+    commit: a target row matching ``on`` is replaced when ``update_when`` holds, a source row
+    matching none is inserted; delta-rs's metrics.
+
+    :raises CommitConflict: another writer committed after ``base``
+    """
+    from deltalake import CommitProperties
+    from deltalake.exceptions import CommitFailedError
+
+    from pipelines.runtime import environment
+
+    storage.check_writable(f"{path}/{LOG}/")
+    table = open_table(path, storage, base)
+    try:
+        return (
+            table.merge(
+                source,
+                predicate=on,
+                source_alias="s",
+                target_alias="t",
+                max_spill_size=environment.memory_limit(),
+                commit_properties=CommitProperties(max_commit_retries=0),
+            )
+            .when_matched_update_all(predicate=update_when)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+    except CommitFailedError as exc:
+        raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
 
 
 def append(path: str, storage: Storage, data: pa.Table) -> int:

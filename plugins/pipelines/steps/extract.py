@@ -12,11 +12,11 @@ from pipelines.common import transforms
 from pipelines.common.partitions import Interval, Layer
 from pipelines.exceptions import LakeError, SchemaDriftError
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import commit_with_retry
+from pipelines.lake.tables import Snapshot, commit_with_retry
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
-from pipelines.steps import sources
+from pipelines.steps import sources, typed_extract
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     """
     if not lake.owns(Layer.RAW):
         return upstream_delivery(dataset, interval, lake)
+    source = typed_extract.source_of(dataset, sources.location(dataset, interval))
+    if source is not None:
+        done = _extract_typed(dataset, interval, lake, source)
+        if done is not None:
+            return done
     frame = sources.read_source(dataset, interval).reset_index(drop=True)
     frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
     if dataset.ingestion.filters_by_interval and not dataset.per_interval_source:
@@ -62,6 +67,26 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
     return {"rows": len(frame), "ds": interval.ds}
+
+
+def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str) -> dict | None:
+    """The extract of a local Parquet source in DuckDB (None: the pandas path extracts)."""
+    table = lake.raw(dataset.name)
+    rows: list[int] = []
+
+    def attempt(base: Snapshot) -> Snapshot:
+        done = typed_extract.extract(dataset, interval, source, table, base)
+        if done is None:
+            return base
+        snap, rows[:] = done[0], [done[1]]
+        meta = {CONFIG: of_dataset(dataset)}
+        return table.commit(snap, {}, meta, run=(interval.ds, {"rows": done[1]}))
+
+    commit_with_retry(table, attempt)
+    if not rows:
+        return None
+    log.info("%s: raw ds=%s: %s rows (DuckDB)", dataset.name, interval.ds, rows[0])
+    return {"rows": rows[0], "ds": interval.ds}
 
 
 def upstream_delivery(dataset: Dataset, interval: Interval, lake: Lake) -> dict:

@@ -25,7 +25,7 @@ from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
-from pipelines.steps import schema
+from pipelines.steps import schema, typed_merge
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,56 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     namespace: the upstream's raw table, read in place while its owner may rewrite it)."""
     raw = lake.raw(dataset.name)
     snap = raw.snapshot()
-    if interval.ds not in snap.partitions and not snap.has_landed(interval.ds):  # none: empty
+    _require_raw(dataset, interval, lake, snap)
+    return raw.read_partition(interval.ds, snap)
+
+
+def _require_raw(dataset: Dataset, interval: Interval, lake: Lake, snap: Snapshot) -> None:
+    """Refuse to merge a day that was not extracted (an empty delivery leaves no partition, only
+    its run record)."""
+    if interval.ds not in snap.partitions and not snap.has_landed(interval.ds):
         where = "" if lake.owns(Layer.RAW) else f" in namespace {lake.upstream!r}"
         raise LakeError(
             f"{dataset.name}: no raw partition ds={interval.ds}{where}; run extract first"
         )
-    return raw.read_partition(interval.ds, snap)
+
+
+def _merge_typed(
+    dataset: Dataset, interval: Interval, lake: Lake, raw: tuple[Table, Snapshot]
+) -> MergeResult | None:
+    """The DuckDB merge (None: the cleaned table changed under it so that the pandas path must
+    merge), its run recorded, its quarantine written."""
+    table = lake.cleaned(dataset)
+    done: list[typed_merge.Merged] = []
+
+    def attempt(base: Snapshot) -> Snapshot:
+        typed = typed_merge.plan(dataset, raw[1], base)
+        if typed is None:
+            return base
+        merged = typed_merge.merge(dataset, interval, typed, raw, (table, base))
+        done[:] = [merged]
+        result = _result_of(merged)
+        meta = {"schema": list(typed.kinds.items()), CONFIG: of_dataset(dataset)}
+        return table.commit(merged.snapshot, {}, meta, run=(interval.ds, result.counts()))
+
+    snap = commit_with_retry(table, attempt)
+    if not done:
+        return None
+    merged = done[0]
+    write_quarantine(dataset, interval, lake, merged.quarantined)
+    result = _result_of(merged)
+    result.cleaned_rows = snap.rows()
+    return result
+
+
+def _result_of(merged: typed_merge.Merged) -> MergeResult:
+    return MergeResult(
+        raw_rows=merged.raw_rows,
+        delivered=merged.delivered,
+        quarantined=len(merged.quarantined),
+        superseded=merged.superseded,
+        touched=list(merged.touched),
+    )
 
 
 def prepare(
@@ -130,7 +174,18 @@ def prepare(
 
 
 def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
-    """Merge the interval's raw delivery; safe to repeat any number of times, in any order."""
+    """Merge the interval's raw delivery; safe to repeat any number of times, in any order.
+
+    A typed delivery (a Parquet source) is merged in DuckDB (:mod:`.typed_merge`); the rest here."""
+    table = lake.cleaned(dataset)
+    raw = lake.raw(dataset.name)
+    raw_snap = raw.snapshot()
+    if typed_merge.plan(dataset, raw_snap, table.snapshot()) is not None:
+        _require_raw(dataset, interval, lake, raw_snap)
+        result = _merge_typed(dataset, interval, lake, (raw, raw_snap))
+        if result is not None:
+            log.info("%s: merged ds=%s in DuckDB: %s", dataset.name, interval.ds, result)
+            return result
     raw = read_raw(dataset, interval, lake)
     raw_rows = len(raw)
     winners, quarantined, superseded = prepare(dataset, raw, interval)

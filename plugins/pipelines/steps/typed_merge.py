@@ -1,0 +1,324 @@
+"""The merge of a typed delivery in DuckDB, streamed into one Delta merge.
+
+A delivery whose columns already have their types (a Parquet source) is validated, deduplicated
+and quarantined in DuckDB, and its winners stream as Arrow batches into one ``MERGE`` of the
+cleaned Delta table: no step holds the delivery in pandas, and DuckDB spills to disk past
+``PIPELINES_MEMORY_LIMIT``. The rules are the pandas path's (:mod:`.merge`), stated in SQL: a
+null key part or a missing incremental/partition field quarantines the row with the same
+reason; within the delivery the greatest incremental field wins, then the later row; across
+deliveries the Delta merge keeps the row with the greater incremental field, then the later
+delivery, then the later row (``TIE``), so the order intervals run in does not matter.
+
+What this path does not do yet falls back to pandas (:func:`plan` says None): text to be typed
+(CSV, JSON Lines), date-only fields, a column whose kind widens or a new column.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pipelines.common import transforms
+from pipelines.common.partitions import Ingestion, Interval
+from pipelines.lake import frames
+from pipelines.lake.engine import BATCH_ROWS, connect, literal, quoted, register, run
+from pipelines.lake.tables import Snapshot, Table, iso_utc
+from pipelines.project.registry import Dataset
+from pipelines.steps import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+SUPERSEDED = "duplicate key in this delivery: superseded by a later version"
+ARROW = {"int": "int64", "float": "float64", "bool": "bool_", "string": "string", "null": "string"}
+SQL = {
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "string": "VARCHAR",
+    "null": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+}
+
+
+@dataclass
+class Typed:
+    """What the typed path decided for one delivery before it runs: the cleaned table's kinds."""
+
+    kinds: dict[str, str]
+    stamps: list[str]
+
+
+@dataclass
+class Merged:
+    """What the typed path did: the counts, the quarantined rows, the partitions it touched."""
+
+    raw_rows: int = 0
+    delivered: int = 0
+    superseded: int = 0
+    quarantined: pd.DataFrame | None = None
+    touched: list[str] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+
+
+def plan(dataset: Dataset, raw: Snapshot, base: Snapshot) -> Typed | None:
+    """The kinds the cleaned table keeps when the typed path can merge this delivery (None: the
+    pandas path merges it)."""
+    if dataset.ingestion is not Ingestion.INCREMENTAL or dataset.format != "parquet":
+        return None
+    if raw.schema is None or frames.stored_names(raw.schema):
+        return None
+    stamps = list(dict.fromkeys([dataset.incremental_field, dataset.partition_field]))
+    types = {f.name: f.type for f in raw.schema if not f.name.startswith("_") and f.name != "ds"}
+    if any(c not in types for c in (*dataset.primary_key, *stamps)):
+        return None  # the pandas path names the missing column
+    delivered = {}
+    for name, type_ in types.items():
+        kind = _kind(type_)
+        if kind is None or (name in stamps) != (kind == "timestamp"):
+            return None
+        delivered[name] = kind
+    stored = base.kinds
+    if base.exists and (not stored or set(delivered) - set(stored)):
+        return None
+    kinds = schema.reconcile(stored, delivered, dataset) if stored else delivered
+    if stored and kinds != stored:
+        return None
+    return Typed(kinds, stamps)
+
+
+def _kind(type_) -> str | None:
+    import pyarrow as pa
+
+    if pa.types.is_integer(type_):
+        return "int"
+    if pa.types.is_floating(type_):
+        return "float"
+    if pa.types.is_boolean(type_):
+        return "bool"
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return "string"
+    if pa.types.is_timestamp(type_):
+        return "timestamp"
+    return None
+
+
+def merge(
+    dataset: Dataset,
+    interval: Interval,
+    typed: Typed,
+    raw: tuple[Table, Snapshot],
+    cleaned: tuple[Table, Snapshot],
+) -> Merged:
+    """Merge the raw delivery of ``interval`` into the cleaned table at version ``cleaned[1]``.
+
+    :raises CommitConflict: another writer committed to the cleaned table first
+    """
+    with connect() as con:
+        register(con, "raw", raw[0], raw[1], [interval.ds])
+        result = Merged(raw_rows=run(con, "SELECT count(*) FROM raw")[0][0])
+        _check(con, dataset, typed.stamps)
+        result.superseded = _rank(con, dataset)
+        result.quarantined = _quarantined(con, raw[1], interval)
+        target = _target_schema(typed.kinds, cleaned[1])
+        _winners(con, dataset, typed, interval, target)
+        result.delivered = run(con, "SELECT count(*) FROM winners")[0][0]
+        result.touched = _touched(con, dataset, cleaned)
+        reader = _stream(con, target)
+        result.snapshot = _commit(dataset, cleaned, reader, result.touched, result.delivered)
+    return result
+
+
+def _check(con, dataset: Dataset, stamps: list[str]) -> None:
+    """Table ``checked``: the delivery with ``_reason`` (null: the row is valid)."""
+    cases = []
+    for col in dataset.primary_key:
+        blank = f" OR trim({quoted(col)}::VARCHAR) = ''"
+        why = literal(f"{col}: primary key is null")
+        cases.append(f"WHEN {quoted(col)} IS NULL{blank} THEN {why}")
+    for col in stamps:
+        why = literal(f"{col}: {transforms.UNPARSEABLE}")
+        cases.append(f"WHEN {quoted(col)} IS NULL THEN {why}")
+    run(
+        con,
+        "CREATE TEMP TABLE checked AS SELECT *, "
+        f"CASE {' '.join(cases)} ELSE NULL END AS _reason FROM raw",
+    )
+
+
+def _keys(dataset: Dataset, alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + quoted(c) for c in dataset.primary_key)
+
+
+def _rank(con, dataset: Dataset) -> int:
+    """Table ``ranked``: the valid rows whose key occurs more than once, ranked (1 wins: the
+    greatest incremental field, then the later row); the number superseded."""
+    keys = _keys(dataset)
+    inc = quoted(dataset.incremental_field)
+    run(
+        con,
+        f"CREATE TEMP TABLE clash AS SELECT {keys} FROM checked WHERE _reason IS NULL "
+        f"GROUP BY {keys} HAVING count(*) > 1",
+    )
+    run(
+        con,
+        "CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER "
+        f"(PARTITION BY {keys} ORDER BY {inc} DESC, _row DESC) AS _rn "
+        f"FROM checked SEMI JOIN clash USING ({keys}) WHERE _reason IS NULL",
+    )
+    return run(con, "SELECT count(*) FROM ranked WHERE _rn > 1")[0][0]
+
+
+def _quarantined(con, raw: Snapshot, interval: Interval) -> pd.DataFrame:
+    """The invalid rows and the superseded ones, as delivered, with ``_ds`` and ``_reason``."""
+    import pyarrow as pa
+
+    rows = con.sql(
+        "SELECT * EXCLUDE (ds), ? AS _ds FROM ("
+        "SELECT * EXCLUDE (_rn) REPLACE (? AS _reason) FROM ranked WHERE _rn > 1 "
+        "UNION ALL BY NAME SELECT * FROM checked WHERE _reason IS NOT NULL)",
+        params=[interval.ds, SUPERSEDED],
+    ).to_arrow_table()
+    stored = {f.name: f for f in raw.schema}
+    added = {  # the dtypes the pandas path gives them
+        name: pa.field(name, pa.string(), metadata={frames.DTYPE: dtype})
+        for name, dtype in (("_ds", "str"), ("_reason", "string"))
+    }
+    fields = [stored.get(f.name) or added[f.name] for f in rows.schema]
+    return frames.to_frame(rows.cast(pa.schema(fields)))
+
+
+def _target_schema(kinds: dict[str, str], base: Snapshot) -> pa.Schema:
+    """The cleaned table's Arrow schema: as it is, or as the pandas path would create it."""
+    import pyarrow as pa
+
+    if base.exists:
+        return base.schema
+    fields = [
+        pa.field(
+            name,
+            pa.timestamp("us", tz="UTC") if kind == "timestamp" else getattr(pa, ARROW[kind])(),
+            metadata={frames.KIND: kind, frames.DTYPE: transforms.DTYPES.get(kind, "string")},
+        )
+        for name, kind in kinds.items()
+    ]
+    bookkeeping = [("_row", pa.int64(), "int64"), ("_ds", pa.string(), "str")]
+    fields += [pa.field(n, t, metadata={frames.DTYPE: d}) for n, t, d in bookkeeping]
+    return pa.schema([*fields, pa.field("dt", pa.string(), metadata={frames.DTYPE: "str"})])
+
+
+def _winners(con, dataset: Dataset, typed: Typed, interval: Interval, target: pa.Schema) -> None:
+    """Table ``winners``: one row per key, in the cleaned table's columns (a column the delivery
+    lacks is null), with ``_ds`` and the partition ``dt``."""
+    keys = _keys(dataset)
+    present = set(con.sql("SELECT * FROM raw LIMIT 0").columns)
+    columns = []
+    for f in target:
+        name = f.name
+        if name == "_ds":
+            columns.append(f"{literal(interval.ds)} AS _ds")
+        elif name == "dt":
+            part = quoted(dataset.partition_field)
+            columns.append(f"strftime({part}::TIMESTAMPTZ, '%Y-%m-%d') AS dt")
+        elif name in present:
+            kind = typed.kinds.get(name)
+            cast = SQL.get(kind, "") if kind else ""
+            columns.append(f"{quoted(name)}::{cast} AS {quoted(name)}" if cast else quoted(name))
+        else:
+            columns.append(f"NULL AS {quoted(name)}")
+    select = ", ".join(columns)
+    run(
+        con,
+        f"CREATE TEMP TABLE winners AS SELECT {select} FROM checked "
+        f"ANTI JOIN clash USING ({keys}) WHERE _reason IS NULL "
+        f"UNION ALL SELECT {select} FROM ranked WHERE _rn = 1",
+    )
+
+
+def _touched(con, dataset: Dataset, cleaned: tuple[Table, Snapshot]) -> list[str]:
+    """The partitions the merge changes: the winners' own, and those already holding one of
+    their keys (read only where a file's key range can hold one, and only the key columns)."""
+    table, base = cleaned
+    own = [r[0] for r in run(con, "SELECT DISTINCT dt FROM winners ORDER BY dt")]
+    if not base.exists:
+        return own
+    first = dataset.primary_key[0]
+    bounds = f"SELECT min({quoted(first)}), max({quoted(first)}) FROM winners"
+    [(lo, hi)] = run(con, bounds)
+    ranges = base.key_ranges(first)
+    probe = [lo, hi] if lo is not None else []
+    candidates = [
+        p
+        for p in base.partitions
+        if p not in own and (p not in ranges or _overlaps(ranges[p], probe))
+    ]
+    if not candidates:
+        return own
+    register(con, "target", table, base, candidates, list(dataset.primary_key))
+    keys = _keys(dataset)
+    holding = run(con, f"SELECT DISTINCT dt FROM target SEMI JOIN winners USING ({keys})")
+    return sorted(set(own) | {r[0] for r in holding})
+
+
+def _overlaps(stored: tuple, probe: list) -> bool:
+    """Whether a file's key range meets the delivery's (True when they cannot be compared)."""
+    if not probe:
+        return False
+    lo, hi = (iso_utc(v) if hasattr(v, "isoformat") else v for v in probe)
+    try:
+        return not (hi < stored[0] or lo > stored[1])
+    except TypeError:  # the key changed kind since that file was written
+        return True
+
+
+def _stream(con, target: pa.Schema) -> pa.RecordBatchReader:
+    """The winners as Arrow batches in the cleaned table's exact schema."""
+    import pyarrow as pa
+
+    reader = con.sql("SELECT * FROM winners").to_arrow_reader(BATCH_ROWS)
+    return pa.RecordBatchReader.from_batches(target, (batch.cast(target) for batch in reader))
+
+
+def _commit(
+    dataset: Dataset,
+    cleaned: tuple[Table, Snapshot],
+    reader: pa.RecordBatchReader,
+    touched: list[str],
+    delivered: int,
+) -> Snapshot:
+    """Create the cleaned table from the winners, or merge them into it in one commit."""
+    from pipelines.lake import delta
+
+    table, base = cleaned
+    if not base.exists and not delivered:
+        return base  # nothing to create it with (as the pandas path)
+    if not base.exists:
+        delta.create(table.path, table.storage, reader, key="dt")
+        return table.snapshot()
+    if not touched:
+        return base
+    on = " AND ".join(f"t.{_tick(c)} = s.{_tick(c)}" for c in dataset.primary_key)
+    parts = ", ".join("'" + p.replace("'", "''") + "'" for p in touched)
+    inc = _tick(dataset.incremental_field)
+    tie = (
+        f"s.{inc} > t.{inc} OR (s.{inc} = t.{inc} AND (s._ds > t._ds OR "
+        "(s._ds = t._ds AND s._row > t._row)))"
+    )
+    delta.merge(
+        table.path,
+        table.storage,
+        reader,
+        base=base.version,
+        on=f"{on} AND t.dt IN ({parts})",
+        update_when=tie,
+    )
+    return table.snapshot()
+
+
+def _tick(name: str) -> str:
+    """``name`` as an identifier of a delta-rs predicate (unquoted names are lower-cased)."""
+    return "`" + name.replace("`", "``") + "`"
