@@ -69,10 +69,20 @@ def test_an_empty_read_says_so_once(ran, capsys):
     assert (code, out, err.strip()) == (0, "", "(0 rows)")
 
 
-def test_as_of_on_an_incremental_cleaned_table_is_refused(ran, capsys):
-    code, out, _ = out_of(capsys, ["read", "orders", "--as-of", "2024-01-01"])
+def test_as_of_on_an_incremental_cleaned_table_reads_it_as_it_stood(ran, capsys):
+    """Refused before the lake was Delta (one table, kept as it stands now); now the version the
+    day's run left: every row of it delivered by then, and fewer than now."""
+    import pipelines
+
+    first = pipelines.read("orders", as_of="2024-01-01")
+    now = pipelines.read("orders")
+    assert set(first["_ds"]) == {"2024-01-01"} and 0 < len(first) < len(now)
+    kept = pipelines.read("orders", "raw", as_of="2024-01-01")
+    assert set(first["order_id"]) <= set(pd.to_numeric(kept["order_id"]))
+    code, out, _ = out_of(capsys, ["read", "orders", "--as-of", "2023-12-31"])
     assert code == 1
-    assert out.startswith("error: as_of: orders is incremental: its cleaned table is kept as it")
+    assert out.startswith("error: as_of: no run of orders recorded for 2023-12-31 in cleaned")
+    assert "(days: 2024-01-01, 2024-01-02)" in out
 
 
 def test_namespace_is_an_option_of_every_lake_command(ran, capsys):

@@ -292,6 +292,8 @@ def _read(lake: Lake, spec: _Spec, project: Project) -> tuple[pd.DataFrame, str 
             if attempt == 2:
                 raise
             continue
+        if rows.empty:  # no rows: compared as a table with nothing in it, whatever its columns
+            rows = pd.DataFrame()
         data = [c for c in rows.columns if not str(c).startswith("_")]
         return rows[data], (wanted[0] if spec.snapshot_only and wanted else None)
     raise AssertionError("unreachable")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import Layer, date_option, format_date
 from pipelines.exceptions import LakeError, PipelinesError
@@ -36,7 +36,8 @@ def read(
     :param namespace: default ``PIPELINES_NAMESPACE``
     :param as_of: ``YYYY-MM-DD`` or a date: for raw (and quarantine) that one delivery; for a full
         dataset's cleaned layer that snapshot (default: the newest); for a workflow, that day
-        (default: every day)
+        (default: every day); for an incremental cleaned table and an aggregate, the whole table
+        as the newest run for that day left it (a Delta version of the table)
     :return: rows with the partition key as a text column (``ds`` or ``dt``, ``YYYY-MM-DD``)
     :raises UnknownNameError: ``name`` is not an aggregate (``aggregated``) or a dataset (the
         other layers)
@@ -47,7 +48,25 @@ def read(
     day = format_date(date_option(as_of, "as_of")) if as_of is not None else None
     table, select = _locate(project, lake, name, layer, day)
     spec = project.aggregate(name) if layer is Layer.AGGREGATED else None
+    if select is AS_IT_STOOD:
+        return _read_as_it_stood(table, day, name, layer)
     return _read_current(table, select, day, name, layer, lake.namespace, spec and spec.dataset)
+
+
+AS_IT_STOOD: Any = object()  # what _locate selects for the whole table at a day's version
+
+
+def _read_as_it_stood(table: Table, day: str, name: str, layer: Layer) -> pd.DataFrame:
+    """The whole table as the newest run for ``day`` left it (the Delta version it recorded)."""
+    now = table.snapshot()
+    version = now.version_of(day)
+    if version is None:
+        days = ", ".join(sorted(now.meta["runs"])) or "none"
+        raise LakeError(f"as_of: no run of {name} recorded for {day} in {layer} (days: {days})")
+    snap = table.snapshot(version) if version >= 0 else now
+    if not snap.exists:
+        return snap.as_stored(table.read([], snap))
+    return snap.as_stored(table.read(None, snap))
 
 
 def read_deliveries(
@@ -116,16 +135,13 @@ def _locate(
     """The table, and which of its partitions make up what was asked for."""
     if layer is Layer.AGGREGATED:
         project.require(name, Kind.AGGREGATE)
-        return lake.aggregated(name), lambda partitions: None
+        return lake.aggregated(name), AS_IT_STOOD if day else (lambda partitions: None)
     if layer is Layer.WORKFLOWS:
         project.require(name, Kind.WORKFLOW)
         return lake.workflow(name), lambda partitions: [day] if day else None
     kind = project.require(name, Kind.DATASET).spec.ingestion
     if layer is Layer.CLEANED and day is not None and not kind.keeps_snapshots:
-        raise PipelinesError(
-            f"as_of: {name} is incremental: its cleaned table is kept as it stands now, not as "
-            f"it stood on {day}; that day's delivery is its raw layer (layer='raw', as_of={day})"
-        )
+        return lake.table(layer, name, project), AS_IT_STOOD  # one table, over time
     if layer is Layer.CLEANED and day is None:
         return lake.table(layer, name, project), kind.current_partitions
     return lake.table(layer, name, project), lambda partitions: [day] if day else None

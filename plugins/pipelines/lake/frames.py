@@ -79,7 +79,8 @@ def to_arrow(
     fields, columns = [], []
     for field, column in zip(table.schema, table.columns, strict=True):
         name = field.name
-        target = _delta_type(field.type, kinds.get(name))
+        kind = kinds.get(name) or ("date" if _is_days(field.type, column) else None)
+        target = _delta_type(field.type, kind)
         meta = {DTYPE: str(frame[name].dtype)}
         if name in kinds:
             meta[KIND] = kinds[name]
@@ -90,6 +91,20 @@ def to_arrow(
         fields.append(pa.field(stored, target, nullable=True, metadata=meta))
         columns.append(column if column.type == target else column.cast(target))
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _is_days(type_: pa.DataType, column) -> bool:
+    """Whether a column holds dates the way the package's frames hold them (``datetime64[s]``
+    at midnight, no time zone: the ``date`` kind): stored as a Delta date, not a timestamp
+    without zone (which would need a newer Delta reader)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_timestamp(type_) and type_.unit == "s" and type_.tz is None):
+        return False
+    seconds = column.cast(pa.int64())
+    days = pc.multiply(pc.divide(seconds, 86_400), 86_400)  # integer division: whole days
+    return pc.all(pc.equal(days, seconds)).as_py() is not False
 
 
 def _delta_type(type_: pa.DataType, kind: str | None) -> pa.DataType:

@@ -33,6 +33,7 @@ class Recorded:
 
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: dict[str, Any] | None = None
+    versions: dict[str, int] = field(default_factory=dict)  # the table's version each day left
 
 
 class RunLog:
@@ -46,6 +47,7 @@ class RunLog:
         self.storage = storage
         self.path = path
         self._read: tuple[int, Any] | None = None  # (version, rows) last read
+        self._opened = None  # the DeltaTable, once it exists
 
     def _schema(self):
         import pyarrow as pa
@@ -63,42 +65,28 @@ class RunLog:
 
     def rows(self):
         """Every record, as an Arrow table (read again only when the log has a new version)."""
-        opened = delta.open_table(self.path, self.storage)
+        return self._read_now()[0]
+
+    def _read_now(self) -> tuple[Any, dict[str, Recorded]]:
+        """The records and what they say of each table, as of the log's newest version."""
+        opened = self._opened
         if opened is None:
-            return self._schema().empty_table()
-        version = opened.version()
+            opened = self._opened = delta.open_table(self.path, self.storage)
+        else:
+            opened.update_incremental()  # the commits since, not the whole log again
+        version = opened.version() if opened is not None else -1
         if self._read is None or self._read[0] != version:
-            self._read = (version, opened.to_pyarrow_table())
+            rows = opened.to_pyarrow_table() if opened is not None else self._schema().empty_table()
+            self._read = (version, (rows, _by_table(rows)))
         return self._read[1]
 
     def of(self, table: str) -> Recorded:
         """What the runs of ``table`` (its path under the namespace) recorded."""
-        import pyarrow.compute as pc
-
-        rows = self.rows()
-        mine = rows.filter(pc.equal(rows["table"], table)).sort_by(
-            [("version", "ascending"), ("recorded_at", "ascending")]
-        )
-        runs: dict[str, dict[str, Any]] = {}
-        config = None
-        for ds, metrics, cfg in zip(
-            mine["ds"].to_pylist(),
-            mine["metrics"].to_pylist(),
-            mine["config"].to_pylist(),
-            strict=True,
-        ):
-            if ds is not None and metrics is not None:
-                runs[ds] = json.loads(metrics)
-            if cfg is not None:
-                config = json.loads(cfg)
-        return Recorded(dict(sorted(runs.items())), config)
+        return self._read_now()[1].get(table, Recorded())
 
     def all(self) -> dict[str, Recorded]:
         """:meth:`of` every table that has a record, by table."""
-        import pyarrow.compute as pc
-
-        names = pc.unique(self.rows()["table"]).to_pylist()
-        return {name: self.of(name) for name in sorted(names)}
+        return dict(sorted(self._read_now()[1].items()))
 
     def append(
         self,
@@ -142,6 +130,27 @@ class RunLog:
         if before.config is not None:
             version = int(max(self.rows()["version"].to_pylist(), default=-1))
             self.append(table, version, config=before.config)
+
+
+def _by_table(rows) -> dict[str, Recorded]:
+    """Each table's runs (the newest record of each day wins) and newest config, in one pass
+    over the records in the order they were recorded."""
+    ordered = rows.sort_by([("version", "ascending"), ("recorded_at", "ascending")])
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    versions: dict[str, dict[str, int]] = {}
+    configs: dict[str, Any] = {}
+    columns = (ordered[c].to_pylist() for c in ("table", "ds", "metrics", "config", "version"))
+    for table, ds, metrics, config, version in zip(*columns, strict=True):
+        runs.setdefault(table, {})
+        if ds is not None and metrics is not None:
+            runs[table][ds] = json.loads(metrics)
+            versions.setdefault(table, {})[ds] = version
+        if config is not None:
+            configs[table] = json.loads(config)
+    return {
+        table: Recorded(dict(sorted(days.items())), configs.get(table), versions.get(table, {}))
+        for table, days in runs.items()
+    }
 
 
 def _quoted(text: str) -> str:

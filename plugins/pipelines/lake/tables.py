@@ -110,6 +110,10 @@ class Snapshot:
         """What the run for day ``ds`` recorded when it committed ({}: no such run)."""
         return dict(self._recorded.runs.get(ds, {}))
 
+    def version_of(self, ds: str) -> int | None:
+        """The version the newest run for day ``ds`` left the table at (None: no such run)."""
+        return self._recorded.versions.get(ds)
+
     def rows(self, partition: str | None = None) -> int:
         if partition is not None:
             return int(self.partitions.get(partition, {}).get("rows", 0))
@@ -245,9 +249,14 @@ class Table:
             if partitions is None
             else [p for p in partitions if p in snap.partitions]
         )
-        if not wanted:
-            return pd.DataFrame(), snap
-        rows = frames.to_frame(self._arrow(snap, wanted, None, with_key))
+        if not wanted:  # no rows, but the table's columns (when it has any yet)
+            if snap.schema is None:
+                return pd.DataFrame(), snap
+            empty = frames.empty_frame(snap.schema)
+            key = snap.key or self.key
+            rows = empty if with_key or key not in empty.columns else empty.drop(columns=key)
+        else:
+            rows = frames.to_frame(self._arrow(snap, wanted, None, with_key))
         if with_key and self.key in rows.columns:
             rows.insert(0, self.key, rows.pop(self.key).astype("string"))
         return rows, snap
