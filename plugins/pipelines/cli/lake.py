@@ -1,4 +1,5 @@
-"""The commands that look into the lake: ``read``, ``show`` and ``vacuum``."""
+"""The commands that look into the lake: ``read``, ``show``, ``vacuum``, ``optimize``, and the
+``lake`` group (``lake upgrade``: a lake written before Delta tables, converted)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,42 @@ def _columns(frame, args: argparse.Namespace):
         return frame
     hidden = [c for c in frame.columns if str(c).startswith("_") and c not in KEPT_BOOKKEEPING]
     return frame.drop(columns=hidden)
+
+
+def add_parser(sub, namespace_help: str) -> None:
+    """The ``lake`` command group: what is done to the lake as a whole."""
+    p = sub.add_parser("lake", help="the lake as a whole: upgrade a lake written before Delta")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser(
+        "upgrade",
+        help="convert the tables an earlier pipelines wrote in its own format into Delta tables "
+        "(each table atomically; rerun to finish one that stopped)",
+    )
+    q.add_argument("--namespace", help=namespace_help)
+    q.set_defaults(func=cmd_lake_upgrade)
+
+
+def cmd_lake_upgrade(args: argparse.Namespace) -> int:
+    """Upgrade every old-format table of the namespace: a line per table, then the totals."""
+    quiet_airflow()
+    from pipelines.lake.upgrade import upgrade
+    from pipelines.project.config import load_project
+    from pipelines.runtime.secrets import redact
+
+    lake = load_project().lake()
+    where = f"namespace {lake.namespace} ({redact(lake.prefix)})"
+    done = upgrade(lake, on_table=print)
+    if not done:
+        print(f"nothing to upgrade: every table of {where} is a Delta table")
+        return 0
+    parts = sum(u.partitions for u in done)
+    rows = sum(u.rows for u in done)
+    print(
+        f"upgraded {plural(len(done), 'table')} of {where}: {plural(parts, 'partition')}, "
+        f"{plural(rows, 'row')}, {plural(sum(u.runs for u in done), 'run record')}; "
+        f"{plural(sum(u.removed for u in done), 'old file')} deleted"
+    )
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.cli.lake import add_parser as add_lake
 from pipelines.cli.lake import cmd_optimize, cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.namespaces import add_parser as add_namespace
 from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
@@ -72,6 +73,7 @@ def build(*more: Callable[[Any, str], None]) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
     add_status(sub, NAMESPACE_HELP)
     add_namespace(sub, NAMESPACE_HELP)
+    add_lake(sub, NAMESPACE_HELP)
     for add in more:
         add(sub, NAMESPACE_HELP)
     return parser

@@ -66,6 +66,8 @@ def replace(
 ) -> int:
     """Replace ``partitions`` (values of the partition column ``key``; None: the whole table)
     with the rows of ``data``, atomically, as the version after ``base``; the new version.
+    ``data`` may be a stream of batches (written as it comes: the caller gives each partition's
+    rows one after the other).
 
     :param base: the version the rows were computed from (None: the table does not exist yet)
     :param reshape: ``"merge"`` (columns added) or ``"overwrite"`` (types changed; only with
@@ -227,11 +229,16 @@ def optimize(path: str, storage: Storage) -> dict:
     return table.optimize.compact()
 
 
-def _in_partition_order(data: pa.Table, key: str) -> pa.Table:
+def _in_partition_order(data, key: str):
     """``data`` in one chunk, its partitions one after the other (a stable sort): delta-rs keeps
     the rows of each partition in the order given only then (of a table in several chunks it
-    wrote them shuffled, and a read of the same version would not be repeatable)."""
+    wrote them shuffled, and a read of the same version would not be repeatable). A stream of
+    batches passes as it is."""
+    import pyarrow as pa
     import pyarrow.compute as pc
+
+    if not isinstance(data, pa.Table):
+        return data
 
     if key and data.num_rows and key in data.column_names:
         data = data.take(pc.sort_indices(data[key]))

@@ -97,22 +97,53 @@ class RunLog:
         config: dict[str, Any] | None = None,
     ) -> None:
         """Record a run of ``table`` (its day and metrics) and/or the config it was written with."""
+        ds, metrics = run if run is not None else (None, None)
+        self._append(table, version, [(ds, metrics, config)])
+
+    def append_all(
+        self,
+        table: str,
+        version: int,
+        runs: dict[str, dict[str, Any]],
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        """Record many runs of ``table`` at one version in one commit (all or none), the config
+        with the newest of them (alone when there is no run)."""
+        days = sorted(runs)
+        records: list[tuple[str | None, dict | None, dict | None]] = [
+            (ds, runs[ds], config if ds == days[-1] else None) for ds in days
+        ]
+        if not records and config is not None:
+            records = [(None, None, config)]
+        if records:
+            self._append(table, version, records)
+
+    def _append(self, table: str, version: int, records: list[tuple]) -> None:
+        """Append ``(ds, metrics, config)`` records of ``table`` at ``version``, in one commit."""
         import pyarrow as pa
 
-        ds, metrics = run if run is not None else (None, None)
-        row = {
-            "table": [table],
-            "ds": [ds],
-            "version": [version],
-            "metrics": [json.dumps(metrics, sort_keys=True) if metrics is not None else None],
-            "config": [json.dumps(config) if config is not None else None],
-            "recorded_at": [int(time.time() * 1_000_000)],
+        now = int(time.time() * 1_000_000)
+        columns = {
+            "table": [table] * len(records),
+            "ds": [ds for ds, _, _ in records],
+            "version": [version] * len(records),
+            "metrics": [_json(m, sort_keys=True) for _, m, _ in records],
+            "config": [_json(c) for _, _, c in records],
+            "recorded_at": [now] * len(records),
         }
         schema = self._schema()
-        arrays = [pa.array(row[f.name], f.type) for f in schema]
+        arrays = [pa.array(columns[f.name], f.type) for f in schema]
         written = delta.append(self.path, self.storage, pa.Table.from_arrays(arrays, schema=schema))
         if written % COMPACT_EVERY == 0:
             delta.compact(self.path, self.storage)
+
+    def holds(self, table: str, version: int) -> bool:
+        """Whether a record of ``table`` at ``version`` is there."""
+        import pyarrow.compute as pc
+
+        rows = self.rows()
+        mine = pc.and_(pc.equal(rows["table"], table), pc.equal(rows["version"], version))
+        return bool(pc.any(mine).as_py())
 
     def vacuum(self, retention_hours: float) -> list[str]:
         """Delete the files no version of the last ``retention_hours`` needs."""
@@ -151,6 +182,10 @@ def _by_table(rows) -> dict[str, Recorded]:
         table: Recorded(dict(sorted(days.items())), configs.get(table), versions.get(table, {}))
         for table, days in runs.items()
     }
+
+
+def _json(value: Any, sort_keys: bool = False) -> str | None:
+    return json.dumps(value, sort_keys=sort_keys) if value is not None else None
 
 
 def _quoted(text: str) -> str:

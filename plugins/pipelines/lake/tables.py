@@ -371,10 +371,10 @@ def _replace(table: Table, base: Snapshot, data: pa.Table | None, parts: list[st
             base=base.version, reshape="overwrite",
         )  # fmt: skip
     merged, widened = frames.unify(base.schema, data.schema)
-    data = _conformed(data, merged)
+    data = conformed(data, merged)
     if widened:
         others = [p for p in base.partitions if p not in parts]
-        older = _conformed(table.arrow(base, others), merged) if others else None
+        older = conformed(table.arrow(base, others), merged) if others else None
         import pyarrow as pa
 
         rows = pa.concat_tables([t for t in (older, data) if t is not None])
@@ -389,7 +389,7 @@ def _replace(table: Table, base: Snapshot, data: pa.Table | None, parts: list[st
     )  # fmt: skip
 
 
-def _conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
+def conformed(data: pa.Table, schema: pa.Schema) -> pa.Table:
     """``data`` with every column of ``schema`` (missing ones null), cast to its type."""
     import pyarrow as pa
 
