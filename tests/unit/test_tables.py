@@ -81,3 +81,13 @@ def test_a_column_name_delta_refuses_is_stored_under_one_it_takes_and_read_back(
     back = table.read(with_key=False)
     assert back.columns.tolist() == ["Umsatz (EUR)", "Umsatz__EUR_"]
     assert back["Umsatz (EUR)"].tolist() == [1.5, 1.5]
+
+
+def test_a_frame_of_another_dtype_of_the_same_type_writes_into_the_table(lake):
+    """int64 then Int64 (both a Delta long): the table keeps its schema and its field metadata;
+    delta-rs refused the second write while the incoming dtype metadata differed."""
+    table = lake.workflow("w")
+    first = table.commit(table.snapshot(), {DAY: pd.DataFrame({"a": [1]})})
+    second = table.commit(first, {NEXT: pd.DataFrame({"a": pd.array([2], "Int64")})})
+    assert second.schema == first.schema
+    assert table.read(with_key=False)["a"].tolist() == [1, 2]

@@ -179,7 +179,10 @@ def unify(table: pa.Schema, data: pa.Schema) -> tuple[pa.Schema, bool]:
             continue
         wider = _wider(old.type, new.type)
         meta = {**(old.metadata or {}), **(new.metadata or {})}
-        changed |= wider != old.type or _kind(meta) != _kind(old.metadata)
+        if wider == old.type and _kind(meta) == _kind(old.metadata):
+            fields.append(old)  # as it is: a frame's other dtype (int64, Int64) is no change
+            continue
+        changed = True
         fields.append(pa.field(old.name, wider, nullable=True, metadata=meta))
     return pa.schema([*fields, *incoming.values()]), changed
 
