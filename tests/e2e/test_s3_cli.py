@@ -87,7 +87,7 @@ def test_every_command_works_through_a_connection_of_the_metadata_database(proje
 
     done = pipelines(env, "list")
     assert done.returncode == 0 and done.stdout.splitlines()[0].startswith("DAG ID"), done.stdout
-    assert pipelines(env, "vacuum").stdout == "deleted 0 leftover files\n"
+    assert pipelines(env, "vacuum").stdout == "deleted 0 files no version of the last 168 h needs\n"
     assert PASSWORD not in done.stdout + done.stderr
 
 

@@ -9,11 +9,14 @@ again and recomputes (delta-rs's own retry would commit rows computed from an ol
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines.exceptions import CommitConflict, LakeError
-from pipelines.lake.storage import Storage
+from pipelines.lake.storage import Storage, explained
 from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
@@ -21,9 +24,39 @@ if TYPE_CHECKING:
     from deltalake import DeltaTable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 LOG = "_delta_log"
 OLD_LOG = "_log"  # the manifests of the format before Delta (pipelines <= 0.1)
 RUN_KEY = "pipelines.run"  # the custom metadata key a commit's run is recorded under
+
+
+@contextlib.contextmanager
+def reaching(path: str, storage: Storage) -> Iterator[None]:
+    """Turn what delta-rs raises when an S3 lake cannot be reached (a missing bucket, refused
+    keys, an endpoint that does not answer) into the storage's one line naming the object and
+    the connection; anything else goes on as it was."""
+    from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
+    try:
+        yield
+    except (CommitFailedError, TableNotFoundError, LakeError):
+        raise
+    except Exception as exc:
+        why = explained(exc, path, storage.conn_id) if storage.remote else None
+        if why is None:
+            raise
+        raise why from None
+
+
+def _reaches_the_lake(call: Callable[..., T]) -> Callable[..., T]:
+    """``call(path, storage, ...)`` under :func:`reaching` (every write of this module)."""
+
+    @functools.wraps(call)
+    def wrapper(path: str, storage: Storage, *args: Any, **kwargs: Any) -> T:
+        with reaching(path, storage):
+            return call(path, storage, *args, **kwargs)
+
+    return wrapper
 
 
 class OldFormat(LakeError):
@@ -40,7 +73,8 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = DeltaTable(path, storage_options=storage.delta_options)
+        with reaching(path, storage):
+            table = DeltaTable(path, storage_options=storage.delta_options)
     except TableNotFoundError:
         if OLD_LOG in storage.list(path):
             raise OldFormat(
@@ -53,6 +87,7 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
     return table
 
 
+@_reaches_the_lake
 def replace(
     path: str,
     storage: Storage,
@@ -107,6 +142,7 @@ def replace(
     return open_table(path, storage).version()
 
 
+@_reaches_the_lake
 def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str) -> int:
     """Create the table at ``path`` from a stream of batches, partitioned by ``key``; version 0.
 
@@ -127,6 +163,7 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
     return 0
 
 
+@_reaches_the_lake
 def merge(
     path: str,
     storage: Storage,
@@ -167,6 +204,7 @@ def merge(
         raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
 
 
+@_reaches_the_lake
 def append(path: str, storage: Storage, data: pa.Table) -> int:
     """Append ``data`` (concurrent appends do not conflict: delta-rs retries them); the new
     version."""
@@ -177,6 +215,7 @@ def append(path: str, storage: Storage, data: pa.Table) -> int:
     return open_table(path, storage).version()
 
 
+@_reaches_the_lake
 def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     """Delete the rows matching ``predicate`` (None: every row; nothing when the table does not
     exist)."""
@@ -187,6 +226,7 @@ def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     table.delete(predicate)
 
 
+@_reaches_the_lake
 def compact(path: str, storage: Storage) -> None:
     """Rewrite small files into fewer (a conflict with a concurrent writer is left for the next
     time: compaction is never needed for correctness)."""
@@ -202,6 +242,7 @@ def compact(path: str, storage: Storage) -> None:
         log.info("%s: compaction met a concurrent commit; left for later", redact(path))
 
 
+@_reaches_the_lake
 def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
     """Delete the files of ``path`` that no version younger than ``retention_hours`` needs (those
     of replaced versions, and those crashed writers left); the deleted files."""
@@ -219,6 +260,7 @@ def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
     )
 
 
+@_reaches_the_lake
 def optimize(path: str, storage: Storage) -> dict:
     """Compact the table's small files into fewer, larger ones (one commit; readers at older
     versions are unaffected until a vacuum); delta-rs's metrics."""

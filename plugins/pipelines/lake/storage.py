@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -237,7 +238,20 @@ def _chain_text(exc: BaseException) -> str:
     while cause is not None and len(chain) < 5:
         chain.append(cause)
         cause = cause.__cause__
-    return " ".join(f"{type(e).__name__} {e}" for e in chain)
+    return " ".join(f"{type(e).__name__} {plain(str(e))}" for e in chain)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal colour codes (delta-rs colours its error chains)."""
+    return _ANSI.sub("", text)
+
+
+def explained(exc: BaseException, path: str, conn_id: str) -> LakeError | None:
+    """:func:`_explain` of an error reaching ``path`` through the connection ``conn_id``."""
+    return _explain(exc, reached(path, conn_id))
 
 
 def _explain(exc: BaseException, where: str) -> LakeError | None:
@@ -251,7 +265,8 @@ def _explain(exc: BaseException, where: str) -> LakeError | None:
             f"{where}: access refused ({redact(str(exc))}); check the login (access key) and "
             "password (secret key) of that Airflow connection"
         )
-    if any(m in text for m in ("EndpointConnectionError", "ConnectTimeout", "ConnectionError")):
+    unreachable = ("EndpointConnectionError", "ConnectTimeout", "ConnectionError", "tcp connect")
+    if any(m in text for m in unreachable):  # botocore's words, and delta-rs's
         return LakeError(f"{where}: the S3 endpoint does not answer ({redact(str(exc))})")
     return None
 
