@@ -18,13 +18,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
     configure(verbose=args.verbose, database=args.airflow)
     from pipelines.client import Client
+    from pipelines.exceptions import LakeError
+    from pipelines.lake.delta import OldFormat
     from pipelines.lake.upgrade import require_upgraded
     from pipelines.project.config import load_project
 
     project = load_project()
     project.require_readable()
     warn_skipped(project)
-    require_upgraded(project.lake())  # one line, not a failed task's traceback per table
+    try:
+        require_upgraded(project.lake())  # one line, not a failed task's traceback per table
+    except OldFormat:
+        raise
+    except LakeError:
+        pass  # a lake that cannot be reached: the run says so on its own line
+
     progress = Progress(args.name, project.dag_id(args.name))
     previous = signal.signal(signal.SIGINT, progress.on_interrupt)
     try:

@@ -257,17 +257,18 @@ def explained(exc: BaseException, path: str, conn_id: str) -> LakeError | None:
 def _explain(exc: BaseException, where: str) -> LakeError | None:
     """The one line a user can act on, for the storage errors a user can fix (else None)."""
     text = _chain_text(exc)
+    said = " ".join(plain(redact(str(exc))).replace("↳", "").split())[:300]  # one line
     if "NoSuchBucket" in text:
         bucket = where.removeprefix("s3://").split("/", 1)[0]
         return LakeError(f"{where}: the bucket {bucket!r} does not exist")
     if isinstance(exc, PermissionError) or "InvalidAccessKeyId" in text or "AccessDenied" in text:
         return LakeError(
-            f"{where}: access refused ({redact(str(exc))}); check the login (access key) and "
+            f"{where}: access refused ({said}); check the login (access key) and "
             "password (secret key) of that Airflow connection"
         )
     unreachable = ("EndpointConnectionError", "ConnectTimeout", "ConnectionError", "tcp connect")
     if any(m in text for m in unreachable):  # botocore's words, and delta-rs's
-        return LakeError(f"{where}: the S3 endpoint does not answer ({redact(str(exc))})")
+        return LakeError(f"{where}: the S3 endpoint does not answer ({said})")
     return None
 
 
