@@ -1,4 +1,5 @@
-"""The commands that look into the lake: ``read``, ``show`` and ``vacuum``."""
+"""The commands that look into the lake and keep it tidy: ``read``, ``show``, ``vacuum`` and
+``optimize``."""
 
 from __future__ import annotations
 
@@ -60,11 +61,12 @@ def _columns(frame, args: argparse.Namespace):
 def cmd_show(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.project.config import load_project
+    from pipelines.steps.maintenance import tables
 
     project = load_project()
     lake = project.lake()
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
-    rows += [_describe(*entry) for entry in _tables(project, lake)]
+    rows += [_describe(*entry) for entry in tables(project, lake)]
     print(f"lake {lake.root} namespace {lake.namespace}")
     table(rows)
     return 0
@@ -75,6 +77,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.lake.tables import MIN_RETENTION_HOURS
     from pipelines.project.config import load_project
+    from pipelines.steps.maintenance import owned
 
     if args.retention_hours < MIN_RETENTION_HOURS:
         print(
@@ -86,8 +89,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
         return 2
     project = load_project()
     lake = project.lake()
-    tables = [t for _, _, t, _ in _tables(project, lake, foreign=False)]
-    deleted = sum(len(t.vacuum(args.retention_hours)) for t in [*tables, lake.run_log()])
+    deleted = sum(len(t.vacuum(args.retention_hours)) for t in owned(project, lake))
     print(
         f"deleted {plural(deleted, 'file')} no version of the last {args.retention_hours:g} h needs"
     )
@@ -98,37 +100,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     """Compact the small files of every table this namespace writes."""
     quiet_airflow()
     from pipelines.project.config import load_project
+    from pipelines.steps.maintenance import owned
 
     project = load_project()
     lake = project.lake()
-    tables = [t for _, _, t, _ in _tables(project, lake, foreign=False)]
     removed = added = 0
-    for t in [*tables, lake.run_log()]:
+    for t in owned(project, lake):
         metrics = t.optimize()
         removed += int(metrics.get("numFilesRemoved", 0))
         added += int(metrics.get("numFilesAdded", 0))
     print(f"compacted {plural(removed, 'file')} into {added}")
     return 0
-
-
-def _tables(project, lake, *, foreign: bool = True):
-    """(layer, name, table, ingestion kind or None) of every table the project can have.
-
-    :param foreign: also the tables another namespace holds and this one reads in place (the
-        upstream's raw layer, for a research namespace): shown, never vacuumed from here
-    """
-    from pipelines.common.partitions import Layer
-
-    for d in project.datasets:
-        for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
-            if not (foreign or lake.owns(layer)):
-                continue
-            label = d.name if lake.owns(layer) else f"{d.name} (read from {lake.home_of(layer)})"
-            yield layer, label, lake.table(layer, d.name, project), d.ingestion
-    for a in project.aggregates:
-        yield Layer.AGGREGATED, a.name, lake.aggregated(a.name), None
-    for w in project.workflows:
-        yield Layer.WORKFLOWS, w.name, lake.workflow(w.name), None
 
 
 def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:
