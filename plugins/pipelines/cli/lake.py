@@ -75,23 +75,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delta's vacuum of every table this namespace writes, and of its runs table."""
     quiet_airflow()
-    from pipelines.lake.tables import MIN_RETENTION_HOURS
+    from pipelines.lake.tables import retention_problem
     from pipelines.project.config import load_project
-    from pipelines.steps.maintenance import owned
+    from pipelines.steps.maintenance import vacuum
 
-    if args.retention_hours < MIN_RETENTION_HOURS:
-        print(
-            f"--retention-hours {args.retention_hours:g} is under {MIN_RETENTION_HOURS}: a "
-            "commit in flight writes its files before it commits them, and a vacuum that "
-            "young could delete them",
-            file=sys.stderr,
-        )
+    why = retention_problem(args.retention_hours)
+    if why:
+        print(f"--retention-hours {why}", file=sys.stderr)
         return 2
     project = load_project()
-    lake = project.lake()
-    deleted = sum(len(t.vacuum(args.retention_hours)) for t in owned(project, lake))
+    done = vacuum(project, project.lake(), args.retention_hours)
     print(
-        f"deleted {plural(deleted, 'file')} no version of the last {args.retention_hours:g} h needs"
+        f"deleted {plural(done.deleted, 'file')} no version of the last "
+        f"{done.retention_hours:g} h needs"
     )
     return 0
 
@@ -100,16 +96,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     """Compact the small files of every table this namespace writes."""
     quiet_airflow()
     from pipelines.project.config import load_project
-    from pipelines.steps.maintenance import owned
+    from pipelines.steps.maintenance import optimize
 
     project = load_project()
-    lake = project.lake()
-    removed = added = 0
-    for t in owned(project, lake):
-        metrics = t.optimize()
-        removed += int(metrics.get("numFilesRemoved", 0))
-        added += int(metrics.get("numFilesAdded", 0))
-    print(f"compacted {plural(removed, 'file')} into {added}")
+    done = optimize(project, project.lake())
+    print(f"compacted {plural(done.removed, 'file')} into {done.added}")
+    for path in done.beaten:
+        print(f"{path}: not compacted, a writer committed first (run optimize again)")
     return 0
 
 
