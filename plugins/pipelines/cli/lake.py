@@ -79,12 +79,16 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     from pipelines.project.config import load_project
     from pipelines.steps.maintenance import vacuum
 
-    why = retention_problem(args.retention_hours)
+    why = retention_problem(args.retention_hours) if args.retention_hours is not None else None
     if why:
         print(f"--retention-hours {why}", file=sys.stderr)
         return 2
     project = load_project()
-    done = vacuum(project, project.lake(), args.retention_hours)
+    where = project.namespace()
+    hours = args.retention_hours
+    if hours is None:
+        hours = where.settings.retention_hours
+    done = vacuum(project, project.lake(where), hours)
     print(
         f"deleted {plural(done.deleted, 'file')} no version of the last "
         f"{done.retention_hours:g} h needs"
