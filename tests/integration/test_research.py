@@ -228,6 +228,6 @@ def test_validate_reports_namespaces_yaml(home, capsys):
         1,
         [
             "namespaces.yaml: master.colour: not a master setting "
-            "(those: cookbook, date, pool, schedule)"
+            "(those: cookbook, date, maintenance, pool, retention_hours, schedule)"
         ],
     )

@@ -264,6 +264,76 @@ def test_an_impossible_quoted_date_gives_a_config_error(tmp_path, env):
         spec_at(env, home, name="main")
 
 
+# -- maintenance ---------------------------------------------------------------------------------
+
+
+def test_maintenance_is_a_setting_of_every_kind(tmp_path, env):
+    home = project(
+        tmp_path,
+        """\
+        serving: {maintenance: "0 3 * * 0", retention_hours: 24}
+        master: {maintenance: "@weekly"}
+        research: {maintenance: null, retention_hours: 2.5}
+        """,
+    )
+    assert spec_at(env, home, name="prod").maintenance == ("0 3 * * 0", 24.0)
+    assert spec_at(env, home, name="main").maintenance == ("0 0 * * 0", 168.0)  # kept as cron
+    research = spec_at(env, home, name="feature_x")
+    assert research.maintenance is None  # null: off, as when absent
+    assert research.settings.retention_hours == 2.5  # what `pipelines vacuum` keeps there
+    assert spec_at(env, project(tmp_path, "serving: {}\n"), name="prod").maintenance is None
+
+
+FLOOR = (
+    "is under 1: a commit in flight writes its files before it commits them, and a vacuum that "
+    "young could delete them"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "serving:\n  maintenance: every sunday\n",
+            "serving.maintenance: 'every sunday' is not a valid 5-field cron expression or preset",
+        ),
+        (
+            "research:\n  maintenance: '@fortnightly'\n",
+            "research.maintenance: '@fortnightly' is not a preset; use one of: @hourly, @daily, "
+            "@weekly, @monthly, @quarterly, @yearly, @annually or a cron expression",
+        ),
+        ("master:\n  maintenance: 3\n", "master.maintenance: must be text"),
+        ("serving:\n  retention_hours: 0.5\n", f"serving.retention_hours: 0.5 {FLOOR}"),
+        ("serving:\n  retention_hours: 0\n", f"serving.retention_hours: 0 {FLOOR}"),
+        ("serving:\n  retention_hours: -24\n", f"serving.retention_hours: -24 {FLOOR}"),
+        (
+            "serving:\n  retention_hours: a week\n",
+            "serving.retention_hours: 'a week' is not a number of hours",
+        ),
+        (
+            "serving:\n  retention_hours: '168'\n",
+            "serving.retention_hours: '168' is not a number of hours",
+        ),
+        (
+            "serving:\n  retention_hours: true\n",
+            "serving.retention_hours: True is not a number of hours",
+        ),
+        (
+            "serving:\n  retention_hours: .inf\n",
+            "serving.retention_hours: inf is not a number of hours",
+        ),
+        (
+            "serving:\n  retention_hours: null\n",
+            "serving.retention_hours: None is not a number of hours",
+        ),
+    ],
+)
+def test_maintenance_settings_are_checked(tmp_path, env, text, message):
+    with pytest.raises(ConfigError) as err:
+        spec_at(env, project(tmp_path, text), name="prod")
+    assert str(err.value) == f"{NAMESPACES}: {message}"
+
+
 # -- schedules -----------------------------------------------------------------------------------
 
 

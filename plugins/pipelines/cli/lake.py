@@ -1,5 +1,6 @@
-"""The commands that look into the lake: ``read``, ``show``, ``vacuum``, ``optimize``, and the
-``lake`` group (``lake upgrade``: a lake written before Delta tables, converted)."""
+"""The commands that look into the lake and keep it tidy: ``read``, ``show``, ``vacuum``,
+``optimize``, and the ``lake`` group (``lake upgrade``: a lake written before Delta tables,
+converted)."""
 
 from __future__ import annotations
 
@@ -97,11 +98,12 @@ def cmd_lake_upgrade(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.project.config import load_project
+    from pipelines.steps.maintenance import tables
 
     project = load_project()
     lake = project.lake()
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
-    rows += [_describe(*entry) for entry in _tables(project, lake)]
+    rows += [_describe(*entry) for entry in tables(project, lake)]
     print(f"lake {lake.root} namespace {lake.namespace}")
     table(rows)
     return 0
@@ -110,23 +112,23 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delta's vacuum of every table this namespace writes, and of its runs table."""
     quiet_airflow()
-    from pipelines.lake.tables import MIN_RETENTION_HOURS
+    from pipelines.lake.tables import retention_problem
     from pipelines.project.config import load_project
+    from pipelines.steps.maintenance import vacuum
 
-    if args.retention_hours < MIN_RETENTION_HOURS:
-        print(
-            f"--retention-hours {args.retention_hours:g} is under {MIN_RETENTION_HOURS}: a "
-            "commit in flight writes its files before it commits them, and a vacuum that "
-            "young could delete them",
-            file=sys.stderr,
-        )
+    why = retention_problem(args.retention_hours) if args.retention_hours is not None else None
+    if why:
+        print(f"--retention-hours {why}", file=sys.stderr)
         return 2
     project = load_project()
-    lake = project.lake()
-    tables = [t for _, _, t, _ in _tables(project, lake, foreign=False)]
-    deleted = sum(len(t.vacuum(args.retention_hours)) for t in [*tables, lake.run_log()])
+    where = project.namespace()
+    hours = args.retention_hours
+    if hours is None:
+        hours = where.settings.retention_hours
+    done = vacuum(project, project.lake(where), hours)
     print(
-        f"deleted {plural(deleted, 'file')} no version of the last {args.retention_hours:g} h needs"
+        f"deleted {plural(done.deleted, 'file')} no version of the last "
+        f"{done.retention_hours:g} h needs"
     )
     return 0
 
@@ -135,37 +137,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     """Compact the small files of every table this namespace writes."""
     quiet_airflow()
     from pipelines.project.config import load_project
+    from pipelines.steps.maintenance import optimize
 
     project = load_project()
-    lake = project.lake()
-    tables = [t for _, _, t, _ in _tables(project, lake, foreign=False)]
-    removed = added = 0
-    for t in [*tables, lake.run_log()]:
-        metrics = t.optimize()
-        removed += int(metrics.get("numFilesRemoved", 0))
-        added += int(metrics.get("numFilesAdded", 0))
-    print(f"compacted {plural(removed, 'file')} into {added}")
+    done = optimize(project, project.lake())
+    print(f"compacted {plural(done.removed, 'file')} into {done.added}")
+    for path in done.beaten:
+        print(f"{path}: not compacted, a writer committed first (run optimize again)")
     return 0
-
-
-def _tables(project, lake, *, foreign: bool = True):
-    """(layer, name, table, ingestion kind or None) of every table the project can have.
-
-    :param foreign: also the tables another namespace holds and this one reads in place (the
-        upstream's raw layer, for a research namespace): shown, never vacuumed from here
-    """
-    from pipelines.common.partitions import Layer
-
-    for d in project.datasets:
-        for layer in (Layer.RAW, Layer.CLEANED, Layer.QUARANTINE):
-            if not (foreign or lake.owns(layer)):
-                continue
-            label = d.name if lake.owns(layer) else f"{d.name} (read from {lake.home_of(layer)})"
-            yield layer, label, lake.table(layer, d.name, project), d.ingestion
-    for a in project.aggregates:
-        yield Layer.AGGREGATED, a.name, lake.aggregated(a.name), None
-    for w in project.workflows:
-        yield Layer.WORKFLOWS, w.name, lake.workflow(w.name), None
 
 
 def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:

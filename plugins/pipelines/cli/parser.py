@@ -59,9 +59,9 @@ def build(*more: Callable[[Any, str], None]) -> argparse.ArgumentParser:
     p.add_argument(
         "--retention-hours",
         type=float,
-        default=DEFAULT_RETENTION_HOURS,
-        help=f"keep every file a version of the last N hours needs (default "
-        f"{DEFAULT_RETENTION_HOURS}: a week of as_of reads; at least {MIN_RETENTION_HOURS})",
+        help="keep every file a version of the last N hours needs (default: the namespace's "
+        f"retention_hours in namespaces.yaml, else {DEFAULT_RETENTION_HOURS}: a week of as_of "
+        f"reads; at least {MIN_RETENTION_HOURS})",
     )
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_vacuum)

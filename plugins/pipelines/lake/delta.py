@@ -263,12 +263,20 @@ def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
 @_reaches_the_lake
 def optimize(path: str, storage: Storage) -> dict:
     """Compact the table's small files into fewer, larger ones (one commit; readers at older
-    versions are unaffected until a vacuum); delta-rs's metrics."""
+    versions are unaffected until a vacuum); delta-rs's metrics.
+
+    :raises CommitConflict: a writer replaced files the compaction rewrote (its rows are newer)
+    """
+    from deltalake.exceptions import CommitFailedError
+
     table = open_table(path, storage)
     if table is None:
         return {}
     storage.check_writable(f"{path}/{LOG}/")
-    return table.optimize.compact()
+    try:
+        return table.optimize.compact()
+    except CommitFailedError as exc:
+        raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
 
 
 def _in_partition_order(data, key: str):

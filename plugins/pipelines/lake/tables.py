@@ -155,6 +155,16 @@ MIN_RETENTION_HOURS = 1
 DEFAULT_RETENTION_HOURS = 168
 
 
+def retention_problem(hours: float) -> str | None:
+    """Why ``hours`` is too short a retention for a vacuum (None: it is long enough)."""
+    if hours >= MIN_RETENTION_HOURS:
+        return None
+    return (
+        f"{hours:g} is under {MIN_RETENTION_HOURS}: a commit in flight writes its files before "
+        "it commits them, and a vacuum that young could delete them"
+    )
+
+
 class Table:
     """A partitioned Delta table in the lake.
 
@@ -323,8 +333,9 @@ class Table:
     def vacuum(self, retention_hours: float) -> list[str]:
         """Delete the files no version of the last ``retention_hours`` needs (see
         :data:`MIN_RETENTION_HOURS`); the deleted files."""
-        if retention_hours < MIN_RETENTION_HOURS:
-            raise ValueError(f"retention under {MIN_RETENTION_HOURS} h")
+        why = retention_problem(retention_hours)
+        if why:
+            raise ValueError(f"retention_hours {why}")
         return delta.vacuum(self.path, self.storage, retention_hours)
 
     def optimize(self) -> dict:

@@ -41,6 +41,7 @@ from pipelines.project.workflows import (
     parse_workflow,
 )
 from pipelines.runtime.environment import (
+    MAINTENANCE,
     cookbook_dag_id,
     dataset_dag_id,
     include_dir,
@@ -165,12 +166,21 @@ class Project:
             rules = load_rules(self._include)
         except ConfigError as exc:
             return list(exc.problems)
+        found = []
         named = rules.of(NamespaceKind.MASTER).cookbook
         if named is not None and self.cookbook(named) is None:
             known = ", ".join(c.name for c in self.cookbooks) or "none"
             why = f"no cookbook {named!r} in cookbooks.yaml; known: {known}"
-            return [Problem(NAMESPACES, None, "master.cookbook", why)]
-        return []
+            found.append(Problem(NAMESPACES, None, "master.cookbook", why))
+        clash = self.dataset(MAINTENANCE)
+        for kind in NamespaceKind if clash is not None else ():
+            if rules.of(kind).maintenance:
+                why = (
+                    f"the maintenance DAG would take the DAG id of dataset {MAINTENANCE!r} "
+                    f"(registry.csv line {clash.line}): rename the dataset to schedule it"
+                )
+                found.append(Problem(NAMESPACES, None, f"{kind}.maintenance", why))
+        return found
 
     def lake(self, namespace: str | NamespaceSpec | None = None) -> Lake:
         """The lake of ``namespace`` (a name or its spec; default: this process's), reading its

@@ -10,6 +10,9 @@ The namespace's *name* is resolved by :func:`pipelines.runtime.environment.resol
   (default ``serving``; ``null``: it ingests its own sources) and writes everything else under
   its own prefix.
 
+Any kind may have ``maintenance`` (a schedule): a DAG ``{namespace}__maintenance`` then compacts
+and vacuums every table the namespace writes, keeping ``retention_hours`` of versions.
+
 The first rule whose pattern (``fnmatch``, case-insensitive) matches the namespace's branch or its
 name gives the kind. Without the file, the rules are :data:`DEFAULT_RULES`.
 """
@@ -21,6 +24,7 @@ import enum
 import fnmatch
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from pipelines.lake.delta import LOG
 from pipelines.lake.lake import Lake, claimed
 from pipelines.lake.runs import FOLDER as RUNS
 from pipelines.lake.storage import Storage
+from pipelines.lake.tables import DEFAULT_RETENTION_HOURS, retention_problem
 from pipelines.project.registry_values import check_schedule
 from pipelines.runtime import environment
 from pipelines.runtime.environment import NAMESPACE_RE, Resolved
@@ -80,6 +85,10 @@ class Settings:
     :param schedule: master: that cookbook's schedule (a preset or cron; kept as cron)
     :param date: master: the sample day its scheduled runs replay (None: the registry's
         earliest ``start_date``)
+    :param maintenance: any kind: the schedule of the namespace's maintenance DAG (optimize,
+        then vacuum, every table it writes); None: no such DAG
+    :param retention_hours: any kind: what its vacuum keeps (every file a version of the last
+        N hours needs; at least :data:`~pipelines.lake.tables.MIN_RETENTION_HOURS`)
     """
 
     pool: str | None = None
@@ -87,13 +96,17 @@ class Settings:
     cookbook: str | None = None  # None: e2e_test, when the project has it
     schedule: str = "0 * * * *"  # hourly
     date: str | None = None
+    maintenance: str | None = None
+    retention_hours: float = DEFAULT_RETENTION_HOURS
 
 
+ANY_KIND = {"pool", "maintenance", "retention_hours"}
 KEYS = {
-    NamespaceKind.SERVING: {"pool"},
-    NamespaceKind.MASTER: {"pool", "cookbook", "schedule", "date"},
-    NamespaceKind.RESEARCH: {"pool", "upstream"},
+    NamespaceKind.SERVING: ANY_KIND,
+    NamespaceKind.MASTER: ANY_KIND | {"cookbook", "schedule", "date"},
+    NamespaceKind.RESEARCH: ANY_KIND | {"upstream"},
 }
+NULLABLE = {"upstream", "maintenance"}  # null: no upstream, no maintenance DAG
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,12 @@ class NamespaceSpec:
             return None
         s = self.settings
         return s.cookbook or DEFAULT_E2E, s.schedule, s.date
+
+    @property
+    def maintenance(self) -> tuple[str, float] | None:
+        """(cron, retention hours) of the namespace's maintenance DAG; None: it has none."""
+        s = self.settings
+        return (s.maintenance, s.retention_hours) if s.maintenance else None
 
 
 def namespace_spec(include: Path, name: str | None = None) -> NamespaceSpec:
@@ -274,24 +293,33 @@ def _settings(kind: NamespaceKind, raw: Any, problem) -> Settings:
     if unknown:
         allowed = ", ".join(sorted(KEYS[kind]))
         raise problem(f"{kind}.{sorted(unknown)[0]}", f"not a {kind} setting (those: {allowed})")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "upstream" and value is None:
-            values[key] = None
-            continue
-        text = str(value) if key == "date" else value
-        if not isinstance(text, str) or not text.strip():
-            raise problem(f"{kind}.{key}", "must be text")
-        if key == "upstream" and not environment.NAMESPACE_RE.match(text):
-            raise problem(f"{kind}.{key}", f"{text!r} is not a namespace name")
-        if key == "date" and not _is_date(text):
-            raise problem(f"{kind}.{key}", f"{text!r} is not a date in the form YYYY-MM-DD")
-        if key == "schedule":
-            text, why = check_schedule(text, writes_partitions=False)
-            if why:
-                raise problem(f"{kind}.{key}", why)
-        values[key] = text
+    values = {key: _value(f"{kind}.{key}", key, value, problem) for key, value in raw.items()}
     return replace(Settings(), **values)
+
+
+def _value(where: str, key: str, value: Any, problem) -> Any:
+    """One setting's value as :class:`Settings` holds it (a schedule as cron)."""
+    if key in NULLABLE and value is None:
+        return None
+    if key == "retention_hours":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+            raise problem(where, f"{value!r} is not a number of hours")
+        why = retention_problem(value)
+        if why:
+            raise problem(where, why)
+        return float(value)
+    text = str(value) if key == "date" else value
+    if not isinstance(text, str) or not text.strip():
+        raise problem(where, "must be text")
+    if key == "upstream" and not environment.NAMESPACE_RE.match(text):
+        raise problem(where, f"{text!r} is not a namespace name")
+    if key == "date" and not _is_date(text):
+        raise problem(where, f"{text!r} is not a date in the form YYYY-MM-DD")
+    if key in ("schedule", "maintenance"):
+        text, why = check_schedule(text, writes_partitions=False)
+        if why:
+            raise problem(where, why)
+    return text
 
 
 def _is_date(text: str) -> bool:

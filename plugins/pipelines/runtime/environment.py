@@ -210,6 +210,14 @@ def workflow_dag_id(name: str, ns: str | None = None) -> str:
     return f"{ns or namespace()}__workflow__{name}"
 
 
+MAINTENANCE = "maintenance"  # the maintenance DAG's id after the namespace (no dataset's name)
+
+
+def maintenance_dag_id(ns: str | None = None) -> str:
+    """``{namespace}__maintenance``: the DAG that compacts and vacuums the namespace's tables."""
+    return f"{ns or namespace()}__{MAINTENANCE}"
+
+
 @contextlib.contextmanager
 def variable(name: str, value: str) -> Iterator[None]:
     """``name`` = ``value`` in this process while inside; the earlier value (or none) after."""

@@ -46,7 +46,7 @@ def build_dags(
 
     The namespace's kind decides the schedules (:mod:`pipelines.project.namespaces`): serving's
     DAGs run as the registry says; master schedules only its e2e cookbook; research schedules
-    nothing.
+    nothing. A kind with a ``maintenance`` schedule also gets ``{namespace}__maintenance``.
 
     :param strict: raise on any config problem instead of logging it and skipping the entry
     :param dag_file: the DAG file being parsed: from a DAG bundle, the namespace and the project
@@ -104,7 +104,26 @@ def _build_dags(project: Project | None, *, strict: bool, dag_file: str | None) 
             dags[environment.cookbook_dag_id(book.name, lake.namespace)] = cookbook_dag(
                 book, project, lake, where
             )
+    dags.update(_maintenance(project, lake, where, wanted, shared))
     return dags
+
+
+def _maintenance(
+    project: Project, lake: Lake, where: NamespaceSpec, wanted: str | None, shared: dict
+) -> dict[str, DAG]:
+    """``{namespace}__maintenance`` when the namespace's kind has a ``maintenance`` schedule (and
+    no dataset of the registry holds that DAG id: then the dataset's DAG stays, and the problem
+    is logged as ``validate`` reports it)."""
+    dag_id = environment.maintenance_dag_id(lake.namespace)
+    if where.maintenance is None or wanted not in (None, dag_id):
+        return {}
+    if project.dataset(environment.MAINTENANCE) is not None:
+        for problem in project.namespace_problems():
+            log.error("skipped: %s", problem)
+        return {}
+    from pipelines.wiring.maintenance import maintenance_dag
+
+    return {dag_id: maintenance_dag(where, lake, shared)}
 
 
 def dag_defaults() -> dict:

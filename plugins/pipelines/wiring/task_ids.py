@@ -3,7 +3,8 @@
 A dataset DAG has four *stages* (task groups, nouns) of one *step* each (task ids, verbs, the
 names of :data:`pipelines.steps.DATASET_STEPS`): ``ingest.extract``, ``clean.merge``,
 ``check.check_keys``, ``aggregate.aggregate``. A workflow DAG runs ``workflow.run``; a cookbook's
-parent DAG triggers each child with ``trigger_{child}``, then runs ``verify``. The operators take
+parent DAG triggers each child with ``trigger_{child}``, then runs ``verify``; a namespace's
+maintenance DAG runs ``optimize``, then ``vacuum``. The operators take
 their ids from here, and so do the readers of a run's results (:mod:`pipelines.runs.outputs`) and
 the local cookbook runner.
 """
@@ -18,6 +19,7 @@ WORKFLOW_STAGE, WORKFLOW_STEP = "workflow", "run"
 VERIFY = "verify"  # the task id of a cookbook's checks
 TRIGGER = "trigger_{child}"  # the task id that triggers one child of a cookbook
 TRIGGERS = r"trigger_.*"  # every trigger task (the local cookbook runner marks them done)
+OPTIMIZE, VACUUM = "optimize", "vacuum"  # the maintenance DAG's tasks, in order
 
 
 def task_id(group: str, step: str) -> str:
