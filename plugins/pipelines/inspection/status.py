@@ -18,13 +18,14 @@ slowest input, and has none when any of them has none.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipelines.common.partitions import DAILY, interval_for, run_days, utc
+from pipelines.common.partitions import DAILY, Layer, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.aggregates import AggregateSpec
@@ -202,10 +203,14 @@ def status(
     :param days: also what each day got (:attr:`Status.days`, for charts; a table needs none)
     """
     due = _Due(project, utc(now or dt.datetime.now(dt.UTC)), days)
-    rows = [_dataset(d, lake, due) for d in project.datasets]
-    rows += [_workflow(w, lake, due) for w in project.workflows]
-    by_name = {d.name: d for d in project.datasets}
-    rows += [_aggregate(a, by_name[a.dataset], lake, due) for a in project.aggregates]
+    homes = {lake.home_of(layer) for layer in Layer}
+    with contextlib.ExitStack() as held:  # one moment of each runs table for every row
+        for home in sorted(homes):
+            held.enter_context(lake.run_log(home).held())
+        rows = [_dataset(d, lake, due) for d in project.datasets]
+        rows += [_workflow(w, lake, due) for w in project.workflows]
+        by_name = {d.name: d for d in project.datasets}
+        rows += [_aggregate(a, by_name[a.dataset], lake, due) for a in project.aggregates]
     return rows
 
 

@@ -13,9 +13,11 @@ alone), ``version`` (the table's version after the run), ``metrics`` and ``confi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,18 @@ class RunLog:
         self.path = path
         self._read: tuple[int, Any] | None = None  # (version, rows) last read
         self._opened = None  # the DeltaTable, once it exists
+        self._held = False  # answer from the version read, without looking for a newer one
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Answer every question from one version of the records (the first read inside): a
+        read-only command that asks about hundreds of tables (``status``) sees one moment of
+        the log, and does not look for a new version for each table."""
+        before, self._held = self._held, True
+        try:
+            yield
+        finally:
+            self._held = before
 
     def _schema(self):
         import pyarrow as pa
@@ -69,6 +83,8 @@ class RunLog:
 
     def _read_now(self) -> tuple[Any, dict[str, Recorded]]:
         """The records and what they say of each table, as of the log's newest version."""
+        if self._read is not None and self._held:
+            return self._read[1]
         opened = self._opened
         if opened is None:
             opened = self._opened = delta.open_table(self.path, self.storage)
