@@ -192,12 +192,19 @@ def write_delivery(
 ) -> Delivery:
     """Write day ``index`` of ``dataset`` where :func:`registry_row` says its source is."""
     frame = delivery(index, rows, late_days=late_days, seed=seed)
-    path = include / "data" / f"{dataset}_{day(index).isoformat()}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    path = write_source(include, dataset, index, frame)
     keys = frame["order_id"]
     new_keys = keys[keys // KEY_STRIDE == index].nunique()
     return Delivery(path, len(frame), int(keys.nunique()), int(new_keys))
+
+
+def write_source(include: Path, dataset: str, index: int, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` as day ``index``'s delivery where :func:`registry_row` says its source is;
+    returns the file."""
+    path = include / "data" / f"{dataset}_{day(index).isoformat()}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
 
 
 def in_memory_bytes(path: Path) -> int:
