@@ -80,7 +80,7 @@ def measure(workdir: Path, sizes: Sizes, peers_site: Path) -> BigIntervalResult:
     variants = {PRODUCT: product_runner(sandbox, CHILD_TIMEOUT)}
     for name in (DUCKDB, PANDAS) if sizes.big_interval_pandas else (DUCKDB,):
         variants[name] = plain_runner(sandbox, PLAIN[name], delivery.path, columns, CHILD_TIMEOUT)
-    outcomes = {name: _outcome(checked_run(name, run, delivery)) for name, run in variants.items()}
+    outcomes = {name: outcome(checked_run(name, run, delivery)) for name, run in variants.items()}
     sandbox.reset_lake()  # gigabytes: not kept to the end of the bench
     return BigIntervalResult(
         delivery.rows, int(generated["data_bytes"]), float(generated["seconds"]), outcomes
@@ -160,7 +160,8 @@ def details(result: BigIntervalResult) -> str:
     )
 
 
-def _outcome(run) -> Outcome:
+def outcome(run) -> Outcome:
+    """``run``'s figures, or why it has none (it died, timed out, or kept the wrong rows)."""
     try:
         sample = run()
     except ChildFailed as exc:

@@ -132,15 +132,27 @@ def details(result: ThroughputResult) -> str:
     )
 
 
-def product_runner(sandbox: Sandbox, timeout: float = DEFAULT_TIMEOUT) -> Callable[[], Sample]:
-    """One run of the product's extract + merge of day DAY, on an empty lake."""
-    env = sandbox.env()
+def product_runner(
+    sandbox: Sandbox,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    env: dict[str, str] | None = None,
+    rss_cap: int | None = None,
+) -> Callable[[], Sample]:
+    """One run of the product's extract + merge of day DAY, on an empty lake (``env``: the
+    sandbox's by default)."""
+    env = env or sandbox.env()
     ds = synth.day(DAY).isoformat()
 
     def run() -> Sample:
         sandbox.reset_lake()
         return run_python(
-            "bench.workers.product_interval", synth.ORDERS, ds, env=env, timeout=timeout
+            "bench.workers.product_interval",
+            synth.ORDERS,
+            ds,
+            env=env,
+            timeout=timeout,
+            rss_cap=rss_cap,
         )
 
     return run
