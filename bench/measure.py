@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from bench.workers.common import RESULT_PREFIX
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 DEFAULT_TIMEOUT = 600.0
+RSS = re.compile(r"^VmRSS:\s+(\d+) kB$", re.MULTILINE)
 
 
 @dataclass
@@ -77,11 +80,15 @@ def run_child(
     env: Mapping[str, str],
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    rss_cap: int | None = None,
 ) -> Sample:
     """Run ``argv`` to completion; raise :class:`BenchError` on a non-zero exit or time-out.
 
     The child runs in the temporary folder, never in the repo, so that nothing it leaves behind
     lands in the work tree (``bench`` and the product are found through ``PYTHONPATH``).
+
+    :param rss_cap: bytes: stop the child (:class:`ChildFailed`) once its resident memory passes
+        them, before it takes the memory other work on the machine needs
     """
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -95,6 +102,7 @@ def run_child(
         errors="replace",
         start_new_session=True,
     )
+    capped = _watch_rss(proc, rss_cap) if rss_cap else threading.Event()
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -103,6 +111,9 @@ def run_child(
         proc.communicate()
         reason = f"timed out after {timeout:.0f} s"
         raise ChildFailed(f"{' '.join(argv)} {reason}", reason) from None
+    if capped.is_set():
+        reason = f"stopped: resident memory passed {rss_cap / 2**30:.1f} GiB"
+        raise ChildFailed(f"{' '.join(argv)} {reason}", reason)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise ChildFailed(
@@ -113,10 +124,34 @@ def run_child(
 
 
 def run_python(
-    module: str, *args: str, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT
+    module: str,
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = DEFAULT_TIMEOUT,
+    rss_cap: int | None = None,
 ) -> Sample:
     """Run ``python -m module args`` in the venv's interpreter."""
-    return run_child([PYTHON, "-m", module, *args], env, timeout=timeout)
+    return run_child([PYTHON, "-m", module, *args], env, timeout=timeout, rss_cap=rss_cap)
+
+
+def _watch_rss(proc: subprocess.Popen, cap: int) -> threading.Event:
+    """Kill ``proc``'s process group once its resident memory passes ``cap`` bytes (polled four
+    times a second); the event is set when it did."""
+    capped = threading.Event()
+    status = Path(f"/proc/{proc.pid}/status")
+
+    def watch() -> None:
+        while proc.poll() is None:
+            with contextlib.suppress(OSError, AttributeError):
+                found = RSS.search(status.read_text())
+                if int(found.group(1)) * 1024 > cap:
+                    capped.set()
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    return
+            time.sleep(0.25)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return capped
 
 
 def side_by_side(

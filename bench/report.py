@@ -148,6 +148,9 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+APART = "## Runs apart from the timed run"  # RESULTS.md's last section: `--only scale`
+
+
 def results_markdown(
     rows: Sequence[Row], info: RunInfo, details: str, search_path: Sequence[Path] = ()
 ) -> str:
@@ -155,10 +158,38 @@ def results_markdown(
 
     :param search_path: where packages installed outside the venv (the peers) are found
     """
+    header = _header(info, search_path)
+    return "\n".join(["# Benchmark results", "", *header, "", table(rows), "", details, ""])
+
+
+def apart_markdown(
+    rows: Sequence[Row], info: RunInfo, details: str, search_path: Sequence[Path] = ()
+) -> str:
+    """The section of RESULTS.md a run apart from the timed one (``--only scale``) writes."""
+    header = _header(info, search_path)[:3]
+    return "\n".join([APART, "", *header, "", table(rows), "", details, ""])
+
+
+def with_apart(results: str, section: str | None) -> str:
+    """``results`` (a RESULTS.md) with its section of runs apart replaced by ``section`` (None:
+    the section ``results`` has, kept)."""
+    head, _, kept = results.partition(APART)
+    if section is None:
+        return head if not kept else f"{head.rstrip()}\n\n{APART}{kept}"
+    return f"{head.rstrip()}\n\n{section}" if head.strip() else section
+
+
+def apart_of(path: Path) -> str | None:
+    """The section of runs apart of the RESULTS.md at ``path`` (None: none there)."""
+    text = path.read_text() if path.exists() else ""
+    return APART + text.partition(APART)[2] if APART in text else None
+
+
+def _header(info: RunInfo, search_path: Sequence[Path]) -> list[str]:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     path = [*sys.path, *map(str, search_path)]
     versions = ", ".join(f"{name} {_version(name, path)}" for name in PACKAGES)
-    header = [
+    return [
         f"- date: {stamp}; command: `{info.command}`, {info.elapsed / 60:.1f} min; "
         f"commit {_commit()}",
         f"- machine: {os.cpu_count()} cores, {platform.platform()}, "
@@ -169,7 +200,6 @@ def results_markdown(
         "a target with a unit bounds the product's own figure, shown in that unit; "
         "figures are medians of repeats run side by side in this run",
     ]
-    return "\n".join(["# Benchmark results", "", *header, "", table(rows), "", details, ""])
 
 
 def write(path: Path, text: str) -> Path:

@@ -5,6 +5,7 @@ Usage::
     python -m bench                        # full sizes, < 15 min: bench/RESULTS.md, curves.png
     python -m bench --smoke                # tiny sizes, < 2 min: bench/out/smoke/
     python -m bench --only parse,history   # some measures, full sizes: bench/out/partial/
+    python -m bench --only scale           # the 50M-row run apart: its section of RESULTS.md
 
 Bench-only packages: ``uv pip install --python .venv/bin/python -r bench/requirements.txt``;
 the peer lives outside the venv: ``uv pip install --python .venv/bin/python --no-deps --target
@@ -23,9 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import big_interval, history, overhead, parse, status, throughput
+from bench import big_interval, history, overhead, parse, scale, status, throughput
 from bench.measure import BenchError
-from bench.report import Row, RunInfo, load_average, results_markdown, table, write
+from bench.report import (
+    Row,
+    RunInfo,
+    apart_markdown,
+    apart_of,
+    load_average,
+    results_markdown,
+    table,
+    with_apart,
+    write,
+)
 from bench.sizes import FULL, SMOKE, Sizes
 
 BENCH = Path(__file__).resolve().parent
@@ -43,15 +54,22 @@ class Measure:
     details: Callable[[Any], str]
 
 
-MEASURES = tuple(
-    Measure(module.__name__.rsplit(".", 1)[-1], module.measure, module.rows, module.details)
-    for module in (parse, throughput, big_interval, history, overhead, status)
-)
+def _measures(*modules) -> tuple[Measure, ...]:
+    return tuple(
+        Measure(module.__name__.rsplit(".", 1)[-1], module.measure, module.rows, module.details)
+        for module in modules
+    )
+
+
+MEASURES = _measures(parse, throughput, big_interval, history, overhead, status)
+# run only when named (--only) and, at tiny sizes, by --smoke: outside the 15-minute budget
+APART = _measures(scale)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     chosen = [m for m in MEASURES if args.only is None or m.name in args.only]
+    chosen += [m for m in APART if (args.only and m.name in args.only) or args.smoke]
     missing = _missing(args.peers)
     if missing:
         print(
@@ -78,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         type=lambda v: set(v.split(",")),
         metavar="NAMES",
-        help=f"comma-separated subset of: {', '.join(m.name for m in MEASURES)}",
+        help=f"comma-separated subset of: {', '.join(m.name for m in MEASURES + APART)} "
+        "(the last only when named)",
     )
     parser.add_argument(
         "--out",
@@ -141,12 +160,19 @@ def _write(
 ) -> None:
     from bench import curves
 
-    complete = not args.smoke and len(chosen) == len(MEASURES)
+    complete = not args.smoke and chosen == list(MEASURES)
+    apart = not args.smoke and all(m in APART for m in chosen)
     mode = "smoke" if args.smoke else ("full" if complete else "partial")
-    out = args.out or (BENCH if complete else BENCH / "out" / mode)
+    out = args.out or (BENCH if complete or apart else BENCH / "out" / mode)
     details = "\n\n".join(m.details(results[m.name]) for m in chosen)
-    text = results_markdown(rows, info, details, search_path=[args.peers])
-    written = [write(out / "RESULTS.md", text)]
+    path = out / "RESULTS.md"
+    if apart:  # its own section of RESULTS.md; the timed run's table stays
+        section = apart_markdown(rows, info, details, search_path=[args.peers])
+        text = with_apart(path.read_text() if path.exists() else "", section)
+    else:
+        text = results_markdown(rows, info, details, search_path=[args.peers])
+        text = with_apart(text, apart_of(path)) if complete else text
+    written = [write(path, text)]
     plot = curves.draw(out / "curves.png", results.get("parse"), results.get("history"))
     written += [plot] if plot else []
     print(f"\n{info.elapsed / 60:.1f} min; wrote " + ", ".join(map(str, written)), file=sys.stderr)

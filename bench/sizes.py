@@ -29,6 +29,8 @@ class Sizes:
         reads
     :param status_days: daily partitions of each
     :param status_repeats: timed ``pipelines status`` processes
+    :param scale_rows: rows in the interval of the scale run (``--only scale``)
+    :param scale_chunk_rows: rows generated at a time for it
     """
 
     warmup: bool
@@ -49,6 +51,8 @@ class Sizes:
     status_datasets: int
     status_days: int
     status_repeats: int
+    scale_rows: int
+    scale_chunk_rows: int
 
 
 FULL = Sizes(
@@ -70,6 +74,8 @@ FULL = Sizes(
     status_datasets=100,
     status_days=365,
     status_repeats=5,
+    scale_rows=50_000_000,
+    scale_chunk_rows=5_000_000,
 )
 
 SMOKE = Sizes(
@@ -91,4 +97,6 @@ SMOKE = Sizes(
     status_datasets=5,
     status_days=30,
     status_repeats=1,
+    scale_rows=30_000,
+    scale_chunk_rows=10_000,
 )

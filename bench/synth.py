@@ -192,12 +192,53 @@ def write_delivery(
 ) -> Delivery:
     """Write day ``index`` of ``dataset`` where :func:`registry_row` says its source is."""
     frame = delivery(index, rows, late_days=late_days, seed=seed)
-    path = include / "data" / f"{dataset}_{day(index).isoformat()}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    path = write_source(include, dataset, index, frame)
     keys = frame["order_id"]
     new_keys = keys[keys // KEY_STRIDE == index].nunique()
     return Delivery(path, len(frame), int(keys.nunique()), int(new_keys))
+
+
+CHUNK_KEYS = 10**12  # a chunked delivery's chunk c has its keys offset by c * CHUNK_KEYS
+
+
+def write_chunked_delivery(
+    include: Path, dataset: str, index: int, rows: int, *, chunk_rows: int, late_days: int
+) -> tuple[Delivery, int]:
+    """Day ``index`` of ``dataset`` as :func:`write_delivery` writes it, generated and written
+    ``chunk_rows`` rows at a time (fifty million rows would take tens of GiB to generate at
+    once): chunk c is :func:`delivery` with seed c and its keys offset by ``c * CHUNK_KEYS``
+    (no two chunks share a key; rows are shuffled within a chunk). Returns the delivery and its
+    size in pandas."""
+    import pyarrow.parquet as pq
+
+    path = include / "data" / f"{dataset}_{day(index).isoformat()}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = new_keys = data_bytes = 0
+    writer = None
+    try:
+        for chunk, start in enumerate(range(0, rows, chunk_rows)):
+            frame = delivery(index, min(chunk_rows, rows - start), late_days=late_days, seed=chunk)
+            frame["order_id"] += chunk * CHUNK_KEYS
+            data_bytes += int(frame.memory_usage(deep=True).sum())
+            unique = frame["order_id"].drop_duplicates()
+            keys += len(unique)
+            new_keys += int((unique % CHUNK_KEYS // KEY_STRIDE == index).sum())
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=1_000_000)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Delivery(path, rows, keys, new_keys), data_bytes
+
+
+def write_source(include: Path, dataset: str, index: int, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` as day ``index``'s delivery where :func:`registry_row` says its source is;
+    returns the file."""
+    path = include / "data" / f"{dataset}_{day(index).isoformat()}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
 
 
 def in_memory_bytes(path: Path) -> int:

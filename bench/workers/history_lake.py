@@ -1,5 +1,6 @@
 """A dataset's lake after N daily runs of extract + merge, built directly: each table written by a
-few commits of the product's own :meth:`Table.commit` instead of N merges.
+few commits of the product's own :meth:`Table.commit` (a year of partitions a commit) instead of
+N merges, and the runs table by one append of the records those runs would have made.
 
 Day d's delivery is shaped as :func:`bench.synth.delivery` shapes it with late updates one day
 back: ``n_new`` orders created on d (keys ``d * KEY_STRIDE + 0 .. n_new - 1``), second versions of
@@ -7,34 +8,38 @@ back: ``n_new`` orders created on d (keys ``d * KEY_STRIDE + 0 .. n_new - 1``), 
 at its own position ``_row`` of the shuffled delivery. After the runs of days 0 .. N - 1 the lake
 holds, as the merges would have left it:
 
-- ``raw ds=d``: the delivery as extracted, with its ``_row``; the run's row count;
+- ``raw ds=d``: the delivery as extracted, with its ``_row``;
 - ``cleaned dt=d``: one row per order created on d, its latest version (the second version, or
   the late update delivered on d + 1 when that day is in the history), with ``_ds`` and
-  ``_row``, conformed to the table's schema and sorted by key; the manifest holds the rows and
-  key range of each partition, the schema, the config (as extract and merge record it, for
-  `plan`), and each day's run with its counts;
-- ``quarantine ds=d``: the superseded first versions, as delivered, with the merge's reason.
+  ``_row``, conformed to the table's schema (its kinds in the Delta fields' metadata) and sorted
+  by key;
+- ``quarantine ds=d``: the superseded first versions, as delivered, with the merge's reason;
+- the namespace's runs table: each day's records in the order the steps append them (raw: the
+  delivery's rows and the dataset's config; cleaned: the merge's counts and the config;
+  quarantine: its rows), each naming the version of its table that holds the day.
 
-Days are generated and committed a batch at a time (a year of 5,000-row days is ~2 million rows).
+The Delta log differs from the one N runs leave (a commit a year, not three a day, and no
+checkpoint): what a reader pays to open a table of N commits is not in these histories.
 :func:`differences` compares such a lake with one written by the product's real merges.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from bench import synth
 from pipelines.common.partitions import Layer
+from pipelines.lake import delta
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table
 from pipelines.project.registry import Dataset
-from pipelines.project.table_config import CONFIG, of_dataset
+from pipelines.project.table_config import of_dataset
 from pipelines.steps import schema
 from pipelines.steps.merge import MergeResult
 
@@ -72,6 +77,7 @@ class Batch:
     quarantine: dict[str, pd.DataFrame]
     raw_runs: dict[str, dict]
     cleaned_runs: dict[str, dict]
+    quarantine_runs: dict[str, dict]
 
 
 Conform = Callable[[pd.DataFrame], pd.DataFrame]
@@ -81,11 +87,9 @@ def build(
     dataset: Dataset, lake: Lake, days: int, rows: int, *, seed: int = 7, batch: int = BATCH_DAYS
 ) -> None:
     """Commit days ``0 .. days - 1`` of ``dataset`` to its raw, cleaned and quarantine tables,
-    ``batch`` days a commit."""
-    raw = lake.raw(dataset.name)
-    cleaned = lake.cleaned(dataset)
-    quarantine = lake.quarantine(dataset.name)
-    bases = [table.snapshot() for table in (raw, cleaned, quarantine)]
+    ``batch`` days a commit, and append each batch's run records to the runs table."""
+    tables = (lake.raw(dataset.name), lake.cleaned(dataset), lake.quarantine(dataset.name))
+    bases = [table.snapshot() for table in tables]
     cols: dict[str, str] = {}
 
     def conform(frame: pd.DataFrame) -> pd.DataFrame:
@@ -95,25 +99,47 @@ def build(
             cols.update(schema.reconcile({}, kinds, dataset))
         return schema.conform(frame, cols, dataset)
 
-    config = {CONFIG: of_dataset(dataset)}  # what extract and merge record (for `plan`)
+    config = of_dataset(dataset)  # what extract and merge record (for `plan`)
     for days_ in batches(Shape(rows), days, seed, conform, batch):
-        bases[0] = _commit(raw, bases[0], days_.raw, days_.raw_runs, config)
-        meta = {"schema": list(cols.items()), **config}
-        key = dataset.primary_key[0]
-        bases[1] = _commit(cleaned, bases[1], days_.cleaned, days_.cleaned_runs, meta, key)
-        bases[2] = quarantine.commit(bases[2], days_.quarantine)
+        changes = (days_.raw, days_.cleaned, days_.quarantine)
+        metas = (None, {"schema": list(cols.items())}, None)
+        bases = [
+            table.commit(base, change, meta)
+            for table, base, change, meta in zip(tables, bases, changes, metas, strict=True)
+        ]
+        runs = (days_.raw_runs, days_.cleaned_runs, days_.quarantine_runs)
+        _record(tables, bases, runs, (config, config, None))
 
 
-def _commit(
-    table: Table,
-    base: Snapshot,
-    changes: dict[str, pd.DataFrame],
-    runs: dict[str, dict],
-    meta: dict | None = None,
-    range_column: str | None = None,
-) -> Snapshot:
-    recorded = {**base.meta.get("runs", {}), **runs}
-    return table.commit(base, changes, {**(meta or {}), "runs": recorded}, range_column)
+def _record(
+    tables: tuple[Table, ...],
+    snapshots: list[Snapshot],
+    runs: tuple[dict[str, dict], ...],
+    configs: tuple[dict | None, ...],
+) -> None:
+    """Append the batch's run records to the namespace's runs table in one commit, day by day in
+    the order the steps append them, each as :meth:`RunLog.append` writes one."""
+    log, _ = tables[0].runs
+    records: dict[str, list] = {f.name: [] for f in log.rows().schema}
+    now = int(time.time() * 1_000_000)
+    for ds in runs[0]:
+        for table, snap, run, config in zip(tables, snapshots, runs, configs, strict=True):
+            records["table"].append(table.runs[1])
+            records["ds"].append(ds)
+            records["version"].append(snap.version)
+            records["metrics"].append(json.dumps(run[ds], sort_keys=True))
+            records["config"].append(json.dumps(config) if config is not None else None)
+            records["recorded_at"].append(now + len(records["recorded_at"]))
+    append_records(log, records)
+
+
+def append_records(log, records: dict[str, list]) -> None:
+    """``records`` (a list per column of the runs table) appended to ``log`` in one commit."""
+    import pyarrow as pa
+
+    schema = log.rows().schema
+    arrays = [pa.array(records[f.name], f.type) for f in schema]
+    delta.append(log.path, log.storage, pa.Table.from_arrays(arrays, schema=schema))
 
 
 Columns = dict[str, np.ndarray]  # order_id, created_at, updated_at (UTC microseconds), values
@@ -213,6 +239,7 @@ def _batch(
         quarantine=quarantine,
         raw_runs={d: {"rows": rows} for d in labels},
         cleaned_runs={d: dict(counts) for d in labels},
+        quarantine_runs={d: {"rows": dup} for d in labels},
     )
     return batch, (_take(lates, ~inside), to_day[~inside] + 1)
 
@@ -281,51 +308,56 @@ def _split(frame: pd.DataFrame, sizes: np.ndarray, days: np.ndarray) -> dict[str
 
 def differences(dataset: Dataset, merged: Lake, built: Lake) -> list[str]:
     """How a lake :func:`build` wrote differs from one the product's merges wrote for the same
-    days: partitions, manifest entries (but file names), table metadata, columns and their
-    types (in the frame and in the file), keys, and how many rows each delivery won."""
+    deliveries: each table's partitions (rows and files of each), Delta schema with its fields'
+    metadata, what its runs recorded (each day's metrics, the config) and rows; and the runs
+    table's records (but their versions and times). File names are not compared."""
     found: list[str] = []
     tables = {Layer.RAW: Lake.raw, Layer.CLEANED: Lake.cleaned, Layer.QUARANTINE: Lake.quarantine}
     for layer, table in tables.items():
         name = dataset if layer is Layer.CLEANED else dataset.name
         a, b = (table(lake, name) for lake in (merged, built))
         sa, sb = a.snapshot(), b.snapshot()
-        if sorted(sa.partitions) != sorted(sb.partitions):
-            found.append(f"{layer}: partitions {sorted(sa.partitions)} != {sorted(sb.partitions)}")
-            continue
-        if sa.meta != sb.meta:
-            found.append(f"{layer}: table metadata {sa.meta} != {sb.meta}")
-        for part in sorted(sa.partitions):
-            found += [f"{layer} {part}: {d}" for d in _partition_differences(a, sa, b, sb, part)]
+        found += [f"{layer}: {d}" for d in _table_differences(a, sa, b, sb)]
+    records = [_records(lake) for lake in (merged, built)]
+    if records[0] != records[1]:
+        found.append(f"runs table records {records[0]} != {records[1]}")
     return found
 
 
-def _partition_differences(a: Table, sa: Snapshot, b: Table, sb: Snapshot, part: str) -> list[str]:
+def _table_differences(a: Table, sa: Snapshot, b: Table, sb: Snapshot) -> list[str]:
+    layout = [(s.partitions, _files_per_partition(s)) for s in (sa, sb)]
+    if layout[0] != layout[1]:
+        return [f"partitions (rows, files) {layout[0]} != {layout[1]}"]
     found = []
-    ea, eb = ({k: v for k, v in s.partitions[part].items() if k != "file"} for s in (sa, sb))
-    if ea != eb:
-        found.append(f"manifest entry {ea} != {eb}")
-    fa, fb = a.read_partition(part, sa), b.read_partition(part, sb)
-    if dict(fa.dtypes.astype(str)) != dict(fb.dtypes.astype(str)) or list(fa) != list(fb):
-        return [*found, f"columns {dict(fa.dtypes)} != {dict(fb.dtypes)}"]
-    files = [_file_schema(t, s, part) for t, s in ((a, sa), (b, sb))]
-    if files[0] != files[1]:
-        found.append(f"Parquet schema {files[0]} != {files[1]}")
-    keys = [_keys(f["order_id"]) for f in (fa, fb)]
-    if keys[0] != keys[1]:
-        found.append(f"keys (distinct, per day created) {keys[0]} != {keys[1]}")
-    for col in ("_ds", "_reason"):
-        counts = [f[col].value_counts().to_dict() for f in (fa, fb) if col in f]
-        if counts and counts[0] != counts[1]:
-            found.append(f"{col} counts {counts[0]} != {counts[1]}")
+    if not sa.schema.equals(sb.schema, check_metadata=True):
+        found.append(f"Delta schema\n{sa.schema}\n!=\n{sb.schema}")
+    if sa.meta != sb.meta:
+        found.append(f"recorded {sa.meta} != {sb.meta}")
+    rows = [_rows(t.read(snapshot=s)) for t, s in ((a, sa), (b, sb))]
+    if dict(rows[0].dtypes.astype(str)) != dict(rows[1].dtypes.astype(str)):
+        found.append(f"columns {dict(rows[0].dtypes)} != {dict(rows[1].dtypes)}")
+    elif not rows[0].equals(rows[1]):
+        differ = (rows[0] != rows[1]).any(axis=1).sum()
+        found.append(f"{differ} of {len(rows[0])} rows differ")
     return found
 
 
-def _keys(keys: pd.Series) -> tuple[int, dict[int, int]]:
-    """How many distinct keys, and how many rows of orders created on each day."""
-    days = (keys.to_numpy(dtype=np.int64) // synth.KEY_STRIDE).tolist()
-    return keys.nunique(), {d: days.count(d) for d in sorted(set(days))}
+def _files_per_partition(snap: Snapshot) -> dict[str, int]:
+    parts = snap.files[f"partition.{snap.key}"].to_pylist() if snap.files is not None else []
+    return {p: parts.count(p) for p in sorted(set(parts))}
 
 
-def _file_schema(table: Table, snap: Snapshot, part: str) -> str:
-    path = Path(table.path) / snap.partitions[part]["file"]
-    return str(pq.read_schema(path).remove_metadata())
+def _rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in one order (a partition's files keep no order a reader may rely on)."""
+    order = [c for c in (frame.columns[0], "order_id", "_ds", "_row") if c in frame.columns]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _records(lake: Lake) -> list[tuple]:
+    """The runs table's records (table, day, metrics, config: JSON in one spelling), sorted."""
+    rows = lake.run_log().rows()
+    columns = [rows[c].to_pylist() for c in ("table", "ds", "metrics", "config")]
+    return sorted(
+        tuple(json.dumps(json.loads(v), sort_keys=True) if v and v[0] == "{" else v for v in row)
+        for row in zip(*columns, strict=True)
+    )

@@ -1,13 +1,16 @@
 """A project of N daily datasets and the lake D days of their runs would leave, as far as
-``pipelines status`` reads it: every table's manifest, committed through the product's own
-:meth:`Table.commit`, and no data file (status reads manifests only: a Parquet read would fail).
+``pipelines status`` reads it: every table it opens as a Delta table written by the product's own
+:func:`pipelines.lake.delta.replace` (one commit: a partition a day, each holding one tiny row:
+status reads the tables' Delta logs, never their rows), and the namespace's runs table with every
+record those runs would have appended, in one append.
 
 Each dataset is incremental, with an aggregate; one in two has a ``freshness`` allowance of 1d.
-Its raw manifest names a delivery a day (with the run's row count), its cleaned one a ``dt``
-partition a day (rows, key range), the schema and each day's run (raw, cleaned, quarantined,
-superseded, checks), its aggregate's a partition and a run a day; two workflows read the first
-datasets. So that status has something to find: every 7th dataset misses three deliveries
-(a gap), every 11th failed its checks one day, every 13th stopped two days early (late).
+A day's runs record, as the steps append them: the raw delivery's rows and the dataset's config;
+the merge's counts (raw, cleaned, quarantined, superseded; checks pending) and the config; the
+quarantine's rows; the checks' outcome; the aggregate's rows and its config. Two workflows read
+the first datasets and record a run a day. So that status has something to find: every 7th
+dataset misses three deliveries (a gap), every 11th failed its checks one day, every 13th
+stopped two days early (late).
 
     python -m bench.workers.status_lake DATASETS DAYS   # into PIPELINES_HOME / PIPELINES_LAKE
 """
@@ -16,17 +19,23 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
+from bench.workers.history_lake import append_records
+from pipelines.lake import delta, frames
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import Snapshot
+from pipelines.lake.tables import Table
 from pipelines.project.config import load_project
+from pipelines.project.table_config import of_aggregate, of_dataset, of_workflow
 
 START = dt.date(2024, 1, 1)
-ROWS = 5_000  # a delivery's rows (only counted: no file holds them)
+ROWS = 5_000  # a delivery's rows, as the runs record them (each partition holds one row)
 COLUMNS = (
     "dataset",
     "source",
@@ -103,15 +112,34 @@ def write_project(include: Path, datasets: int) -> None:
 
 
 def build(lake: Lake, datasets: int, days: int) -> None:
-    """Every table's manifest after ``days`` days of runs (see the module)."""
+    """Every table status opens, and the runs table, after ``days`` days of runs (see the
+    module)."""
     project = load_project()
+    runs = _Runs()
     for i in range(datasets):
         ran = _days(i, days)
-        _commit(lake.raw(name(i)), _raw(ran))
-        _commit(lake.cleaned(project.dataset(name(i))), _cleaned(i, ran))
-        _commit(lake.aggregated(f"{name(i)}_by_status"), _outputs(ran, 5, "dt"))
+        dataset = project.dataset(name(i))
+        aggregate = project.aggregate(f"{name(i)}_by_status")
+        failed = ran[len(ran) // 3] if i % 11 == 10 and ran else None
+        quarantined = [(d * 7 + i) % 40 for d in range(len(ran))]
+        raw, cleaned = lake.raw(name(i)), lake.cleaned(dataset)
+        out = lake.aggregated(aggregate.name)
+        versions = [_write(t, ran, k) for t, k in ((raw, None), (cleaned, SCHEMA), (out, None))]
+        quarantine = lake.quarantine(name(i))
+        for ds, q in zip(ran, quarantined, strict=True):
+            counts = {"raw": ROWS, "cleaned": ROWS - q, "quarantined": q, "superseded": q // 2}
+            checks = "failed: 3 duplicate primary keys" if ds == failed else "passed"
+            runs.add(raw, versions[0], ds, {"rows": ROWS}, of_dataset(dataset))
+            runs.add(cleaned, versions[1], ds, {**counts, "checks": "pending"}, of_dataset(dataset))
+            runs.add(quarantine, -1, ds, {"rows": q})
+            runs.add(cleaned, versions[1], ds, {**counts, "checks": checks})
+            runs.add(out, versions[2], ds, {"rows": 5}, of_aggregate(aggregate))
     for spec in project.workflows:
-        _commit(lake.workflow(spec.name), _outputs(_days(0, days), ROWS, "ds"))
+        table, ran = lake.workflow(spec.name), _days(0, days)
+        version = _write(table, ran, None)
+        for ds in ran:
+            runs.add(table, version, ds, {"rows": ROWS, "metrics": {}}, of_workflow(spec))
+    append_records(lake.run_log(), runs.records)
 
 
 def _days(i: int, days: int) -> list[str]:
@@ -120,44 +148,39 @@ def _days(i: int, days: int) -> list[str]:
     return [(START + dt.timedelta(days=d)).isoformat() for d in range(end) if d not in missing]
 
 
-def _raw(ran: list[str]) -> Snapshot:
-    parts = {ds: _entry("ds", ds, ROWS) for ds in ran}
-    return Snapshot(0, parts, {"runs": {ds: {"rows": ROWS} for ds in ran}})
-
-
-def _cleaned(i: int, ran: list[str]) -> Snapshot:
-    quarantined = [(d * 7 + i) % 40 for d in range(len(ran))]
-    failed = ran[len(ran) // 3] if i % 11 == 10 and ran else None
-    runs = {
-        ds: {
-            "raw": ROWS,
-            "cleaned": ROWS - q,
-            "quarantined": q,
-            "superseded": q // 2,
-            "checks": "failed: 3 duplicate primary keys" if ds == failed else "passed",
+def _write(table: Table, ran: list[str], kinds: list[list[str]] | None) -> int:
+    """A partition for each day of ``ran`` holding one row, in one commit of the product's own
+    Delta write (field metadata as :func:`frames.to_arrow` gives it); the table's version."""
+    frame = pd.DataFrame(
+        {
+            "order_id": pd.array(range(len(ran)), dtype="Int64"),
+            "status": pd.array(["paid"] * len(ran), dtype="string"),
+            "amount": pd.array([1.0] * len(ran), dtype="Float64"),
+            "created_at": pd.to_datetime(pd.Series(ran)).astype("datetime64[s]"),
+            table.key: pd.Series(ran, dtype="str"),
         }
-        for ds, q in zip(ran, quarantined, strict=True)
-    }
-    parts = {
-        ds: {**_entry("dt", ds, ROWS - q), "lo": n * 10_000, "hi": n * 10_000 + ROWS}
-        for n, (ds, q) in enumerate(zip(ran, quarantined, strict=True))
-    }
-    return Snapshot(0, parts, {"schema": SCHEMA, "runs": runs})
+    )
+    data = frames.to_arrow(frame, dict(kinds) if kinds else None)
+    return delta.replace(table.path, table.storage, data, key=table.key, partitions=None, base=None)
 
 
-def _outputs(ran: list[str], rows: int, key: str) -> Snapshot:
-    parts = {ds: _entry(key, ds, rows) for ds in ran}
-    return Snapshot(0, parts, {"runs": {ds: {"rows": rows} for ds in ran}})
+class _Runs:
+    """Run records, a list per column of the runs table, in the order the steps append them."""
 
+    def __init__(self) -> None:
+        self.records: dict[str, list] = {
+            c: [] for c in ("table", "ds", "version", "metrics", "config", "recorded_at")
+        }
+        self.now = int(time.time() * 1_000_000)
 
-def _entry(key: str, ds: str, rows: int) -> dict:
-    return {"file": f"{key}={ds}/part-00000001-synthetic.parquet", "rows": rows}
-
-
-def _commit(table, history: Snapshot) -> None:
-    """``history`` as the table's first version, through the real commit (no data files: the
-    partitions are the base's, and the commit changes none)."""
-    table.commit(history, {})
+    def add(self, table: Table, version: int, ds: str, metrics: dict, config=None) -> None:
+        records = self.records
+        records["table"].append(table.runs[1])
+        records["ds"].append(ds)
+        records["version"].append(version)
+        records["metrics"].append(json.dumps(metrics, sort_keys=True))
+        records["config"].append(json.dumps(config) if config is not None else None)
+        records["recorded_at"].append(self.now + len(records["recorded_at"]))
 
 
 def main(argv: list[str]) -> None:
