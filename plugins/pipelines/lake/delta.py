@@ -2,7 +2,10 @@
 replacing partitions in one commit, appending, deleting, compacting, vacuuming.
 
 Every write passes the storage's namespace guard first (:meth:`Storage.check_writable`), and
-reaches S3 with the options derived from the lake's Airflow connection (never printed). A commit
+reaches S3 with the options derived from the lake's Airflow connection (never printed). Every
+call that reaches the object store goes through the lake's retry (:func:`reaching`): transient
+errors (500, 503, SlowDown) are retried with backoff, and refused credentials, a missing bucket
+or an endpoint that does not answer end as one LakeError line. A commit
 that another writer's commit got in before fails as :class:`CommitConflict`: the caller reads
 again and recomputes (delta-rs's own retry would commit rows computed from an older version).
 """
@@ -10,10 +13,11 @@ again and recomputes (delta-rs's own retry would commit rows computed from an ol
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from pipelines.exceptions import CommitConflict, LakeError
-from pipelines.lake.storage import Storage
+from pipelines.lake.storage import Storage, plain, reached, retry
 from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
@@ -24,10 +28,34 @@ log = logging.getLogger(__name__)
 LOG = "_delta_log"
 OLD_LOG = "_log"  # the manifests of the format before Delta (pipelines <= 0.1)
 RUN_KEY = "pipelines.run"  # the custom metadata key a commit's run is recorded under
+T = TypeVar("T")
 
 
 class OldFormat(LakeError):
     """A table written in the lake format before Delta: ``pipelines lake upgrade`` converts it."""
+
+
+def reaching(storage: Storage, path: str, call: Callable[[], T]) -> T:
+    """``call()`` (a delta-rs call on the table at ``path``), its transient object-store errors
+    retried; refused credentials, a missing bucket or a dead endpoint raise one LakeError line.
+    A write retried after its commit landed (a lost answer) meets its own version and fails as
+    a commit conflict: the caller recomputes, and the rerun is idempotent.
+
+    :raises CommitConflict: another writer's commit (or this one's, its answer lost) took the
+        version
+    """
+    from deltalake.exceptions import CommitFailedError, DeltaError
+
+    def once() -> T:
+        try:
+            return call()
+        except CommitFailedError as exc:  # never retried here: the rows must be recomputed
+            raise CommitConflict(
+                f"{redact(path)}: another writer committed first ({plain(str(exc))})"
+            ) from None
+
+    # delta-rs reports the object store's failures as OSError or as a DeltaError naming them
+    return retry(once, where=reached(path, storage.conn_id), errors=(OSError, DeltaError))
 
 
 def open_table(path: str, storage: Storage, version: int | None = None) -> DeltaTable | None:
@@ -40,7 +68,9 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = DeltaTable(path, storage_options=storage.delta_options)
+        table = reaching(
+            storage, path, lambda: DeltaTable(path, storage_options=storage.delta_options)
+        )
     except TableNotFoundError:
         if OLD_LOG in storage.list(path):
             raise OldFormat(
@@ -49,7 +79,7 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
             ) from None
         return None
     if version is not None and version != table.version():
-        table.load_as_version(version)
+        reaching(storage, path, lambda: table.load_as_version(version))
     return table
 
 
@@ -73,7 +103,7 @@ def replace(
     :raises CommitConflict: another writer committed after ``base``
     """
     from deltalake import CommitProperties, write_deltalake
-    from deltalake.exceptions import CommitFailedError, DeltaError
+    from deltalake.exceptions import DeltaError
 
     storage.check_writable(f"{path}/{LOG}/")
     data = _in_partition_order(data, key)
@@ -85,18 +115,20 @@ def replace(
         max_commit_retries=0, custom_metadata={RUN_KEY: note} if note else None
     )
     try:
-        write_deltalake(
-            target,
-            data,
-            mode="overwrite" if base is not None else "error",  # a first write creates it, once
-            predicate=predicate,
-            partition_by=[key] if key else None,
-            schema_mode=reshape,
-            storage_options=storage.delta_options,
-            commit_properties=props,
+        reaching(
+            storage,
+            path,
+            lambda: write_deltalake(
+                target,
+                data,
+                mode="overwrite" if base is not None else "error",  # a first write creates it
+                predicate=predicate,
+                partition_by=[key] if key else None,
+                schema_mode=reshape,
+                storage_options=storage.delta_options,
+                commit_properties=props,
+            ),
         )
-    except CommitFailedError as exc:
-        raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
     except DeltaError as exc:
         if base is None and "already exists" in str(exc):
             raise CommitConflict(f"{redact(path)}: another writer created it first") from None
@@ -110,7 +142,11 @@ def append(path: str, storage: Storage, data: pa.Table) -> int:
     from deltalake import write_deltalake
 
     storage.check_writable(f"{path}/{LOG}/")
-    write_deltalake(path, data, mode="append", storage_options=storage.delta_options)
+    reaching(
+        storage,
+        path,
+        lambda: write_deltalake(path, data, mode="append", storage_options=storage.delta_options),
+    )
     return open_table(path, storage).version()
 
 
@@ -121,21 +157,19 @@ def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     if table is None:
         return
     storage.check_writable(f"{path}/{LOG}/")
-    table.delete(predicate)
+    reaching(storage, path, lambda: table.delete(predicate))
 
 
 def compact(path: str, storage: Storage) -> None:
     """Rewrite small files into fewer (a conflict with a concurrent writer is left for the next
     time: compaction is never needed for correctness)."""
-    from deltalake.exceptions import CommitFailedError
-
     table = open_table(path, storage)
     if table is None:
         return
     storage.check_writable(f"{path}/{LOG}/")
     try:
-        table.optimize.compact()
-    except CommitFailedError:
+        reaching(storage, path, table.optimize.compact)
+    except CommitConflict:
         log.info("%s: compaction met a concurrent commit; left for later", redact(path))
 
 
@@ -147,11 +181,15 @@ def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
         return []
     storage.check_writable(f"{path}/{LOG}/")
     return list(
-        table.vacuum(
-            retention_hours=int(retention_hours),
-            dry_run=False,
-            enforce_retention_duration=False,
-            full=True,  # also the files no commit names (a crashed writer's)
+        reaching(
+            storage,
+            path,
+            lambda: table.vacuum(
+                retention_hours=int(retention_hours),
+                dry_run=False,
+                enforce_retention_duration=False,
+                full=True,  # also the files no commit names (a crashed writer's)
+            ),
         )
     )
 
@@ -163,7 +201,7 @@ def optimize(path: str, storage: Storage) -> dict:
     if table is None:
         return {}
     storage.check_writable(f"{path}/{LOG}/")
-    return table.optimize.compact()
+    return reaching(storage, path, table.optimize.compact)
 
 
 def _in_partition_order(data: pa.Table, key: str) -> pa.Table:

@@ -68,7 +68,8 @@ class RunLog:
             return self._schema().empty_table()
         version = opened.version()
         if self._read is None or self._read[0] != version:
-            self._read = (version, opened.to_pyarrow_table())
+            rows = delta.reaching(self.storage, self.path, opened.to_pyarrow_table)
+            self._read = (version, rows)
         return self._read[1]
 
     def of(self, table: str) -> Recorded:

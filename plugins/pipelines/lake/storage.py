@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from pipelines.runtime.secrets import delta_storage_options, redact, s3_filesyst
 
 log = logging.getLogger(__name__)
 RETRIES = 5
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # delta-rs colours the arrows of its error chains
 
 
 class Storage:
@@ -237,7 +239,12 @@ def _chain_text(exc: BaseException) -> str:
     while cause is not None and len(chain) < 5:
         chain.append(cause)
         cause = cause.__cause__
-    return " ".join(f"{type(e).__name__} {e}" for e in chain)
+    return " ".join(f"{type(e).__name__} {plain(str(e))}" for e in chain)
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal colour codes (delta-rs puts them in its error messages)."""
+    return _COLOURS.sub("", text)
 
 
 def _explain(exc: BaseException, where: str) -> LakeError | None:
@@ -248,11 +255,11 @@ def _explain(exc: BaseException, where: str) -> LakeError | None:
         return LakeError(f"{where}: the bucket {bucket!r} does not exist")
     if isinstance(exc, PermissionError) or "InvalidAccessKeyId" in text or "AccessDenied" in text:
         return LakeError(
-            f"{where}: access refused ({redact(str(exc))}); check the login (access key) and "
-            "password (secret key) of that Airflow connection"
+            f"{where}: access refused ({redact(plain(str(exc)))}); check the login (access key) "
+            "and password (secret key) of that Airflow connection"
         )
     if any(m in text for m in ("EndpointConnectionError", "ConnectTimeout", "ConnectionError")):
-        return LakeError(f"{where}: the S3 endpoint does not answer ({redact(str(exc))})")
+        return LakeError(f"{where}: the S3 endpoint does not answer ({redact(plain(str(exc)))})")
     return None
 
 
@@ -280,24 +287,30 @@ def retry(
     base_delay: float = 0.2,
     *,
     where: str | None = None,
+    errors: type[BaseException] | tuple[type[BaseException], ...] = Exception,
 ) -> Any:
     """Call, retrying transient object-store errors with exponential backoff (every S3 call of
     the package goes through here: lake and sources alike).
 
     :param where: what is being reached (``s3://... (connection 'x')``): a missing bucket,
         refused credentials or an endpoint that does not answer then end as one LakeError line
+    :param errors: the exceptions to classify (others propagate at once: delta-rs reports the
+        object store's failures as OSError, and a lost commit race as another DeltaError)
     """
     for attempt in range(1, attempts + 1):
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
+        except errors as exc:  # classified below, re-raised when not transient
             if attempt == attempts or not _is_transient(exc):
                 explained = _explain(exc, where) if where else None
                 if explained is None:
                     raise
                 raise explained from None
             log.warning(
-                "transient storage error (attempt %s/%s): %s", attempt, attempts, redact(str(exc))
+                "transient storage error (attempt %s/%s): %s",
+                attempt,
+                attempts,
+                redact(plain(str(exc))),
             )
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")

@@ -271,7 +271,11 @@ class Table:
         filters = None if everything or not self.key else [(self.key, "in", list(partitions))]
         names = frames.stored_names(snap.schema)
         wanted = None if columns is None else [*(names.get(c, c) for c in columns), self.key]
-        rows = snap.delta.to_pyarrow_table(columns=wanted, filters=filters)
+        rows = delta.reaching(
+            self.storage,
+            self.path,
+            lambda: snap.delta.to_pyarrow_table(columns=wanted, filters=filters),
+        )
         if self.key and self.key in rows.column_names and len(partitions) > 1:
             rows = rows.take(pc.sort_indices(rows[self.key]))  # stable: rows keep their order
         if self.key in rows.column_names and not with_key:
