@@ -57,7 +57,9 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             base,
             {interval.ds: frame},
             {CONFIG: of_dataset(dataset)},
-            run=(interval.ds, {"rows": len(frame)}),
+            # the delivery's own columns: a Delta table has one schema, so a partition reads
+            # back every column any delivery brought (null where this one had none)
+            run=(interval.ds, {"rows": len(frame), "columns": list(frame.columns)}),
         ),
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))

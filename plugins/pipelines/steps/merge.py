@@ -21,6 +21,7 @@ import pandas as pd
 from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
+from pipelines.lake import frames
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.project.registry import Dataset
@@ -92,7 +93,11 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
         raise LakeError(
             f"{dataset.name}: no raw partition ds={interval.ds}{where}; run extract first"
         )
-    return raw.read_partition(interval.ds, snap)
+    delivered = snap.run_metrics(interval.ds).get("columns")  # None: recorded before them
+    if delivered is not None and interval.ds in snap.partitions:
+        stored = frames.stored_names(snap.schema)
+        delivered = [c for c in delivered if stored.get(c, c) in snap.schema.names]
+    return raw.read_partition(interval.ds, snap, columns=delivered)
 
 
 def prepare(
