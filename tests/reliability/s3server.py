@@ -184,7 +184,9 @@ class S3Server:
             self.proxy.injected = 0
 
     def clear(self) -> int:
-        """Remove the faults; how many requests were answered with an injected error."""
+        """Remove the faults; how many requests were answered with an injected error since
+        the last :meth:`inject` or :meth:`clear` (the count starts again from 0)."""
         with self.proxy.lock:
             self.proxy.faults = []
-            return self.proxy.injected
+            injected, self.proxy.injected = self.proxy.injected, 0
+            return injected
