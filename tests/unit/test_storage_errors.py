@@ -89,3 +89,20 @@ def test_delta_rs_errors_are_retried_when_transient_and_named_without_colour_cod
         with pytest.raises(CommitConflict):
             delta.reaching(storage, "s3://bkt/lake/t", race)
         assert len(calls) == 1
+
+
+def test_a_request_that_timed_out_is_retried():
+    """object_store (delta-rs) reports a request that got no answer within its timeout as
+    "operation timed out": transient, like botocore's RequestTimeout."""
+    timed_out = OSError(
+        "Generic S3 error: Error performing GET x - error sending request ↳ operation timed out"
+    )
+    outcomes = [timed_out, "done"]
+
+    def call():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    assert retry(call, base_delay=0, where=WHERE) == "done"

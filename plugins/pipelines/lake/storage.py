@@ -274,6 +274,7 @@ def _is_transient(exc: BaseException) -> bool:
         "503",
         "500",
         "RequestTimeout",
+        "operation timed out",  # object_store's (delta-rs's) request timeout
         "Connection reset",
         "ConnectionError",
         "EndpointConnectionError",
