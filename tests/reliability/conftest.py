@@ -1,7 +1,9 @@
 """Fixtures of the reliability suite, and the one summary line it prints at the end.
 
 Every module adds its figures to :data:`FIGURES`; ``pytest_terminal_summary`` prints them as
-``reliability: ...`` whenever any reliability test ran (no ``-s`` needed).
+``reliability: ...`` whenever any reliability test ran (no ``-s`` needed). Under pytest-xdist the
+tests run in worker processes: each worker hands its figures to the controller when it finishes
+(``workeroutput``), and the controller prints their sum.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ PRELOAD = [
     "pipelines.steps.dataset",
     "pipelines.inspection.reader",
     "airflow.providers.amazon.aws.fs.s3",  # 5 s to import: paid once, in the forkserver
+    "deltalake",  # with pyarrow's dataset and parquet modules, ~1.7 s a worker would pay
+    "pyarrow.dataset",
+    "pyarrow.parquet",
+    "pyarrow.pandas_compat",
+    "croniter",
 ]
 
 
@@ -38,6 +45,17 @@ def pytest_runtest_logreport(report):
         S3_OUTCOMES[report.outcome] += 1
     elif on_s3 and report.failed:
         S3_OUTCOMES["failed"] += 1  # set-up or tear-down errors
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints the line
+        workeroutput["reliability_figures"] = dict(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    FIGURES.update(getattr(node, "workeroutput", {}).get("reliability_figures", {}))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -55,7 +73,7 @@ def summary_line(figures: Counter, s3: Counter) -> str:
     return (
         f"reliability: {cases}, {figures['kills']} kills, {figures['corrupt_reads']} corrupt reads"
         f" (of {figures['checked_reads']} checked), {figures['lost_rows']} lost rows, {modes}, "
-        f"s3: {status}"
+        f"{figures['conflicts']} commit conflicts retried, s3: {status}"
     )
 
 

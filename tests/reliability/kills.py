@@ -9,10 +9,13 @@ the uninterrupted run's; when the round's days are done the whole lake must equa
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from tests.reliability import workload
 from tests.reliability.workload import Env, fingerprint, read_table
@@ -108,17 +111,44 @@ class Checker:
         return all(want.get(ds) == fp for ds, fp in value.items())
 
 
+COMMIT = re.compile(r"\d{20}\.(json|checkpoint\.parquet)$|_last_checkpoint$")
+
+
+def named_by_log(log: Path) -> set[str]:
+    """The data files some commit of a Delta log adds (paths relative to the table), read from
+    the JSON commits themselves (delta-rs keeps every one until log retention, 30 days)."""
+    named: set[str] = set()
+    for commit in log.glob("*.json"):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "add" in action:
+                named.add(unquote(action["add"]["path"]))
+    return named
+
+
 def unreferenced(lake: Path) -> int:
-    """Files in the lake no manifest names (left by kills): staging files and orphans."""
-    live: set[Path] = set()
-    for log in lake.rglob("_log"):
-        newest = max(log.glob("*.json"), default=None)
-        if newest is not None:
-            body = json.loads(newest.read_text())
-            live |= {log.parent / e["file"] for e in body["partitions"].values()}
-    files = {p for p in lake.rglob("*") if p.is_file() and "_log" not in p.parts}
-    tmp = {p for p in lake.rglob(".tmp-*")}
-    return len((files - live) | tmp)
+    """Files in the lake's Delta tables that no commit names (left by kills): data files written
+    for a commit that never came, and unfinished commit files in a ``_delta_log``. Readers never
+    see them (they read what the log names); a vacuum past its retention deletes them."""
+    count = 0
+    for log in lake.rglob("_delta_log"):
+        table, named = log.parent, named_by_log(log)
+        for path in table.rglob("*"):
+            if not path.is_file():
+                continue
+            if log in path.parents:
+                count += not COMMIT.search(path.name)
+            else:
+                count += str(path.relative_to(table)) not in named
+    return count
+
+
+def age(lake: Path, hours: float) -> None:
+    """Make every data file of the lake look ``hours`` old (what a vacuum's retention goes by
+    for files no commit names), as if the kills had happened that long ago."""
+    then = time.time() - hours * 3600
+    for path in lake.rglob("*.parquet"):
+        os.utime(path, (then, then))
 
 
 def kill_round(procs, env: Env, checker: Checker, rng: random.Random, plan: Plan) -> int:

@@ -4,6 +4,8 @@ The lake reaches it only through an Airflow connection (``AIRFLOW_CONN_PIPELINES
 endpoint is the proxy, so worker processes see the same faults. A :class:`Fault` answers a bounded
 number of matching requests with an S3 error (500 InternalError, 503 SlowDown, ...), either
 instead of forwarding them or after forwarding them (the write happened, the answer was lost).
+A fault may also run a callback at that moment (``then``): the crash tests SIGKILL the writer
+there, while its request is in flight, before or after it reached S3.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import http.client
 import json
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,6 +35,7 @@ class Fault:
     code: str
     times: int
     after_forward: bool = False  # forward first, then lose the answer
+    then: Callable[[], None] | None = None  # run when the fault fires (e.g. kill the writer)
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and method == self.method and self.path in path
@@ -66,6 +70,9 @@ class _Proxy(BaseHTTPRequestHandler):
         status, headers, data = self.server.forward(self.command, self.path, self.headers, body)
         if fault is not None:
             return self._error(fault)
+        self._answer(status, headers, data)
+
+    def _answer(self, status, headers, data) -> None:
         self.send_response(status)
         for key, value in headers:
             if key.lower() not in HOP_BY_HOP:
@@ -76,6 +83,10 @@ class _Proxy(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _error(self, fault: Fault) -> None:
+        if fault.then is not None:
+            fault.then()
+            self.close_connection = True
+            return  # the client is gone: nothing to answer
         xml = f"<Error><Code>{fault.code}</Code><Message>injected</Message></Error>".encode()
         self.send_response(fault.status)
         self.send_header("Content-Type", "application/xml")
@@ -173,7 +184,9 @@ class S3Server:
             self.proxy.injected = 0
 
     def clear(self) -> int:
-        """Remove the faults; how many requests were answered with an injected error."""
+        """Remove the faults; how many requests were answered with an injected error since
+        the last :meth:`inject` or :meth:`clear` (the count starts again from 0)."""
         with self.proxy.lock:
             self.proxy.faults = []
-            return self.proxy.injected
+            injected, self.proxy.injected = self.proxy.injected, 0
+            return injected

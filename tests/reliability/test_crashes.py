@@ -1,14 +1,22 @@
-"""Crashes and retries: seeded SIGKILLs of real worker processes doing extract and merge, crashes
-at chosen points between writing data and recording it, and Airflow retrying a task that failed
-half-way. After every kill, readers see a state an uninterrupted run passes through (never a mix
-or a partial file) and a rerun ends with exactly the uninterrupted run's data.
+"""Crashes and retries: seeded SIGKILLs of real worker processes doing extract and merge, at
+random moments and at random moments inside delta-rs's writes of each table (its data files,
+then its ``_delta_log`` commit), and Airflow retrying a task that failed half-way. After every
+kill, readers see a state an uninterrupted run passes through (never a mix or a partial file), a
+rerun ends with exactly the uninterrupted run's data, and the files a kill leaves behind are
+ignored by readers and deleted by a vacuum past its retention. (Kills at the ``_delta_log``
+commit PUT itself, before and after it reached the store, are in ``test_object_storage.py``.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import random
+import re
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +27,7 @@ from tests.reliability.kills import (
     Checker,
     Expected,
     Plan,
+    age,
     by_partition,
     expect,
     kill_round,
@@ -50,56 +59,145 @@ def test_sigkill_at_random_points_never_shows_a_mix_and_reruns_are_identical(
         lost = lost_keys(env, expected.reference)
         figures["lost_rows"] += lost
         assert lost == 0
-        leftovers += unreferenced(Path(env.lake))
+        debris = unreferenced(Path(env.lake))
+        if debris:  # ignored by readers (checked above); a vacuum past retention deletes it
+            age(Path(env.lake), 2)
+            assert vacuum(env, 1) >= debris and unreferenced(Path(env.lake)) == 0
+            assert observe(env) == expected.final
+        leftovers += debris
         rounds += 1
     figures["kills"] += kills
-    print(f"{kills} kills in {rounds} rounds; {leftovers} leftover files, ignored by readers")
+    print(
+        f"{kills} kills in {rounds} rounds; {leftovers} leftover files, ignored by readers and"
+        " deleted by vacuum"
+    )
 
 
-CRASH_POINTS = {  # where a worker dies: (storage method, path fragment, cleaned committed?)
-    "before-raw-manifest": ("create", "/raw/ledger/_log/", False),
-    "before-cleaned-manifest": ("create", "/cleaned/ledger/_log/", False),
-    "after-cleaned-manifest-before-vacuum": ("delete", "/cleaned/ledger/", True),
-    "before-quarantine-manifest": ("create", "/quarantine/ledger/_log/", True),
-}
+TABLES = ("raw", "cleaned", "quarantine")  # ledger's tables, in the order a day writes them
+WRITE_KILLS = int(os.environ.get("RELIABILITY_WRITE_KILLS", "5"))  # per table
 
 
-def crash_at(env: Env, method: str, fragment: str, days) -> None:
-    """Worker: run extract+merge of the days; die (exit 137, no clean-up) at the crash point."""
-    from pipelines.lake import tables as resources
+def dying_in_write(env: Env, layer: str, days, entered: str) -> None:
+    """Worker: run extract+merge of the days, noting in ``entered`` the moment delta-rs starts
+    writing ledger's ``layer`` table (its data files, then its commit): the parent SIGKILLs this
+    process a random moment after that, inside delta-rs's own writes."""
+    import deltalake
 
-    original = getattr(resources.Storage, method)
+    original = deltalake.write_deltalake
 
-    def dying(self, path, *args, **kwargs):
-        paths = list(path) if method == "delete" else [path]
-        if any(fragment in p for p in paths):
-            os._exit(137)
-        return original(self, paths if method == "delete" else path, *args, **kwargs)
+    def noted(target, *args, **kwargs):
+        uri = target if isinstance(target, str) else target.table_uri
+        if uri.rstrip("/").endswith(f"/{layer}/ledger"):
+            Path(entered).write_text("in")
+        return original(target, *args, **kwargs)
 
-    setattr(resources.Storage, method, dying)
+    deltalake.write_deltalake = noted
     workload.run(env, ["ledger"], days, STEPS)
 
 
-@pytest.mark.parametrize("point", list(CRASH_POINTS))
-def test_crash_between_writing_data_and_recording_it(procs, project, expected, fast_dir, point):
-    env = Env(str(project), str(fast_dir / "lake"))
-    workload.run(env, ["ledger"], DAYS[:1], STEPS)
-    before = fingerprint(read_table(env, "ledger", "cleaned"))
-    method, fragment, committed = CRASH_POINTS[point]
-    worker = procs.Process(target=crash_at, args=(env, method, fragment, DAYS[1:2]))
+def kill_in_write(procs, env: Env, layer: str, entered: Path, window: float, rng) -> bool:
+    """Start :func:`dying_in_write` on day 2, kill it a random moment within ``window`` seconds
+    after it entered the write; whether the SIGKILL came before the worker finished."""
+    worker = procs.Process(target=dying_in_write, args=(env, layer, DAYS[1:2], str(entered)))
     worker.start()
+    while worker.is_alive() and not entered.exists():
+        time.sleep(0.0005)
+    time.sleep(rng.uniform(0, window))
+    worker.kill()
     worker.join()
-    assert worker.exitcode == 137
-    after_crash = fingerprint(read_table(env, "ledger", "cleaned"))
+    assert worker.exitcode in (0, -9), f"worker failed on its own: {worker.exitcode}"
+    assert entered.exists(), f"the worker never wrote the {layer} table"
+    return worker.exitcode == -9
+
+
+@pytest.fixture(scope="module")
+def day_one(project, session_dir) -> Path:
+    """A lake holding ledger's first day (each kill starts from a copy of it)."""
+    lake = session_dir / "crash-day-one"
+    workload.run(Env(str(project), str(lake)), ["ledger"], DAYS[:1], STEPS)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def write_times(project, day_one, session_dir) -> dict[str, float]:
+    """How long delta-rs takes to write each of ledger's tables on day 2 (from entering
+    ``write_deltalake`` to its return: data files, then the commit), measured once here."""
+    import deltalake
+
+    lake = session_dir / "crash-timing"
+    shutil.copytree(day_one, lake)
+    took: dict[str, float] = {}
+    original = deltalake.write_deltalake
+
+    def timed(target, *args, **kwargs):
+        uri = target if isinstance(target, str) else target.table_uri
+        started = time.monotonic()
+        try:
+            return original(target, *args, **kwargs)
+        finally:
+            took[uri.rstrip("/").rsplit("/", 2)[-2]] = time.monotonic() - started
+
+    deltalake.write_deltalake = timed
+    try:
+        workload.run(Env(str(project), str(lake)), ["ledger"], DAYS[1:2], STEPS)
+    finally:
+        deltalake.write_deltalake = original
+    return {layer: took[layer] for layer in TABLES}
+
+
+def test_sigkill_inside_delta_writes_leaves_the_old_or_the_new_version(
+    procs, project, expected, day_one, write_times, fast_dir, figures
+):
+    """Was: kills at fixed points around our own manifest create (``Storage.create`` of
+    ``_log/``), which delta-rs no longer calls. Now: SIGKILLs at random moments after delta-rs
+    starts writing each of ledger's tables (data files, then the ``_delta_log`` commit). A reader
+    sees day 1's state or day 2's, never a mix; the rerun gives the uninterrupted run's data;
+    the debris a kill leaves is ignored by readers and deleted by a vacuum past retention."""
+    rng = random.Random(SEED)
     states = expected.cleaned["ledger"]
-    assert after_crash == (states[2] if committed else before)  # old or new, nothing between
-    assert unreferenced(fast_dir / "lake") > 0  # the crash left debris behind
-    workload.run(env, ["ledger"], DAYS[1:2], STEPS)  # the rerun
-    assert fingerprint(read_table(env, "ledger", "cleaned")) == states[2]
-    raw = by_partition(read_table(env, "ledger", "raw"))
-    assert raw == {d: expected.partitions["raw.ledger"][d] for d in DAYS[:2]}
-    quarantine = by_partition(read_table(env, "ledger", "quarantine"))
-    assert quarantine == {d: expected.partitions["quarantine.ledger"][d] for d in DAYS[:2]}
+    day1 = Env(str(project), str(day_one))
+    before = {t: fingerprint(read_table(day1, "ledger", t)) for t in TABLES}
+    outcomes: dict[str, list[str]] = {layer: [] for layer in TABLES}
+    for layer, n in ((layer, n) for layer in TABLES for n in range(WRITE_KILLS)):
+        lake = fast_dir / f"{layer}-{n}"
+        shutil.copytree(day_one, lake)
+        env = Env(str(project), str(lake))
+        entered = fast_dir / f"{layer}-{n}.entered"
+        killed = kill_in_write(procs, env, layer, entered, write_times[layer], rng)
+        figures["kills"] += killed
+        Checker(expected, figures).check(env)  # day 1 or day 2, partitions as uninterrupted
+        assert fingerprint(read_table(env, "ledger", "cleaned")) in (states[1], states[2])
+        debris = unreferenced(lake)
+        committed = fingerprint(read_table(env, "ledger", layer)) != before[layer]
+        outcomes[layer].append(
+            f"{'committed' if committed else 'not committed'}, {debris} debris"
+            if killed
+            else "finished"
+        )
+        workload.run(env, ["ledger"], DAYS[1:2], STEPS)  # the rerun
+        assert fingerprint(read_table(env, "ledger", "cleaned")) == states[2]
+        for part in ("raw", "quarantine"):
+            got = by_partition(read_table(env, "ledger", part))
+            assert got == {d: expected.partitions[f"{part}.ledger"][d] for d in DAYS[:2]}
+        if debris:  # a vacuum past retention deletes it, and nothing a reader needs
+            age(lake, 2)
+            assert vacuum(env, 1) >= debris and unreferenced(lake) == 0
+            assert observe(env)["cleaned.ledger"] == states[2]
+    for layer in TABLES:
+        print(f"kills in the {layer} write ({write_times[layer] * 1000:.0f} ms): {outcomes[layer]}")
+    seen = [o.split(",")[0] for done in outcomes.values() for o in done]
+    assert "not committed" in seen and "committed" in seen, "the kills all fell on one side"
+
+
+def vacuum(env: Env, hours: int) -> int:
+    """``pipelines vacuum --retention-hours HOURS`` over the env's lake; how many files it
+    deleted."""
+    from pipelines import cli
+
+    out = io.StringIO()
+    with env.active(), contextlib.redirect_stdout(out):
+        assert cli.main(["vacuum", "--retention-hours", str(hours)]) == 0
+    return int(re.search(r"deleted (\d+) file", out.getvalue()).group(1))
 
 
 def fail_once(original):
@@ -119,8 +217,12 @@ def fail_once(original):
 def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
     airflow_db, project, expected, fast_dir, monkeypatch, task
 ):
+    """clean.merge: cleaned committed, then the task dies before it writes quarantine.
+    ingest.extract (was: the raw data file written, then the task dies before our manifest
+    create, which no longer exists): raw committed to Delta, then the task dies before its run
+    is recorded in the runs table. Either way Airflow's retry must leave no duplicate row."""
     import pipelines.steps.merge
-    from pipelines.lake import tables as resources
+    from pipelines.lake.runs import RunLog
     from pipelines.runs.local import load_dag, parsing_only
 
     monkeypatch.setenv("PIPELINES_HOME", str(project))
@@ -132,8 +234,8 @@ def test_airflow_retry_after_a_half_way_failure_leaves_no_duplicates(
             "write_quarantine",
             fail_once(pipelines.steps.merge.write_quarantine),
         )
-    else:  # raw data file written, then the task dies before its manifest
-        monkeypatch.setattr(resources.Storage, "create", fail_once(resources.Storage.create))
+    else:  # raw committed, then the task dies before the runs table records the run
+        monkeypatch.setattr(RunLog, "append", fail_once(RunLog.append))
     with parsing_only("local__ledger"):
         dag = load_dag("local__ledger")
         for t in dag.tasks:

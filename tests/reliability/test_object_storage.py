@@ -9,10 +9,16 @@ duplicate anything, and a failure that persists leaves the previous data as it w
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
 import re
+import signal
+from urllib.parse import unquote
 
+import boto3
 import pytest
+from deltalake.exceptions import DeltaError
 
 from tests.reliability import workload
 from tests.reliability.kills import (
@@ -78,13 +84,18 @@ def test_sigkill_on_s3_never_shows_a_mix_and_reruns_are_identical(
 def test_two_workers_merging_into_one_s3_partition_lose_nothing(
     procs, s3_env, project, fast_dir, figures
 ):
+    """Two processes merge into the same cleaned partition of one Delta table on S3 at once
+    (delta-rs commits with If-None-Match: one of two commits of a version gets 412). The loser
+    gets CommitConflict and commit_with_retry recomputes from the new version: no row is lost,
+    the table equals a local run's, and the conflicts must actually have happened."""
     local = Env(str(project), str(fast_dir / "lake"))
     workload.run(local, ["hot"], DAYS[:6], STEPS)
     reports = [fast_dir / "a", fast_dir / "b"]
+    barrier = procs.Barrier(2)
     workers = [
         procs.Process(
             target=workload.work_counting_conflicts,
-            args=(s3_env, ["hot"], days, STEPS, str(report)),
+            args=(s3_env, ["hot"], days, STEPS, str(report), barrier),
         )
         for days, report in zip([DAYS[0:6:2], DAYS[1:6:2]], reports, strict=True)
     ]
@@ -98,7 +109,10 @@ def test_two_workers_merging_into_one_s3_partition_lose_nothing(
     figures["lost_rows"] += max(lost, 0)
     assert lost == 0 and cleaned["id"].is_unique
     assert fingerprint(cleaned) == fingerprint(read_table(local, "hot", "cleaned"))
-    print(f"s3 same-partition merges: {sum(int(r.read_text()) for r in reports)} retried commits")
+    retried = sum(int(r.read_text()) for r in reports)
+    figures["conflicts"] += retried
+    print(f"s3 same-partition merges: {retried} commits lost a race and were retried")
+    assert retried > 0, "the two writers never conflicted: the test proved nothing"
 
 
 def test_a_dag_run_on_s3_goes_through_the_airflow_connection(
@@ -117,9 +131,84 @@ def test_a_dag_run_on_s3_goes_through_the_airflow_connection(
     assert not read_table(s3_env, "ledger_by_kind", "aggregated").empty
 
 
+COMMIT = "/_delta_log/0"  # the PUT of a Delta commit, 00000000000000000NNN.json
+
+COMMIT_KILLS = {  # the Delta commit PUT a worker dies at: (table, reached S3?, cleaned at day 2?)
+    "before-raw-commit": ("raw", False, False),
+    "before-cleaned-commit": ("cleaned", False, False),
+    "after-cleaned-commit": ("cleaned", True, True),
+    "before-quarantine-commit": ("quarantine", False, True),
+}
+
+
+def unreferenced_s3(s3, prefix: str) -> int:
+    """Objects under the lake ``prefix`` that are in no Delta table's log (left by a kill)."""
+    client = boto3.client("s3", **s3.client_args())
+    keys = [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    named: set[str] = set()
+    for key in keys:
+        if re.search(r"/_delta_log/\d{20}\.json$", key):
+            body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+            table = key.split("/_delta_log/")[0]
+            for line in filter(None, body.splitlines()):
+                if "add" in (action := json.loads(line)):
+                    named.add(f"{table}/{unquote(action['add']['path'])}")
+    data = [k for k in keys if "/_delta_log/" not in k and k.endswith(".parquet")]
+    return len(set(data) - named)
+
+
+def commit_then_die(env: Env, days) -> None:
+    """Worker: extract and merge ledger's days (the proxy kills it at its commit PUT)."""
+    workload.run(env, ["ledger"], days, STEPS)
+
+
+@pytest.mark.parametrize("point", list(COMMIT_KILLS))
+def test_sigkill_at_a_delta_commit_put(procs, s3, s3_env, expected, figures, point):
+    """Was (test_crashes): kills at our own manifest create, locally. Now on S3, at delta-rs's
+    own commit: the proxy SIGKILLs the worker while its ``_delta_log/N.json`` PUT of ledger's
+    table is in flight, before it reaches S3 (the data files are there, the commit is not) or
+    just after (the commit landed, the worker never heard). Readers see day 1's state or day
+    2's, never a mix; the files of a commit that never came are debris readers ignore; the
+    rerun gives the uninterrupted run's data."""
+    layer, reached, committed = COMMIT_KILLS[point]
+    workload.run(s3_env, ["ledger"], DAYS[:1], STEPS)
+    worker = procs.Process(target=commit_then_die, args=(s3_env, DAYS[1:2]))
+    s3.inject(
+        Fault(
+            "PUT",
+            f"/{layer}/ledger{COMMIT}",
+            500,
+            "InternalError",
+            1,
+            after_forward=reached,
+            then=lambda: os.kill(worker.pid, signal.SIGKILL),
+        )
+    )
+    worker.start()
+    worker.join(timeout=300)
+    assert s3.clear() == 1 and worker.exitcode == -signal.SIGKILL
+    figures["kills"] += 1
+    states = expected.cleaned["ledger"]
+    checker = Checker(expected, figures)
+    checker.check(s3_env)
+    assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == states[2 if committed else 1]
+    prefix = s3_env.lake.removeprefix(f"s3://{BUCKET}/")
+    assert (unreferenced_s3(s3, prefix) > 0) == (not reached)  # its data files, no commit
+    workload.run(s3_env, ["ledger"], DAYS[1:2], STEPS)  # the rerun
+    checker.check(s3_env)
+    assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == states[2]
+    for part in ("raw", "quarantine"):
+        got = by_partition(read_table(s3_env, "ledger", part))
+        assert got == {d: expected.partitions[f"{part}.ledger"][d] for d in DAYS[:2]}
+
+
 TRANSIENT = [
     Fault("PUT", ".parquet", 503, "SlowDown", 2),
-    Fault("PUT", "/_log/", 500, "InternalError", 2),
+    Fault("PUT", COMMIT, 500, "InternalError", 2),
     Fault("GET", ".parquet", 503, "ServiceUnavailable", 2),
     Fault("GET", "list-type=2", 500, "InternalError", 1),
 ]
@@ -133,11 +222,13 @@ def test_transient_errors_are_retried(s3, s3_env, expected):
 
 
 def test_a_lost_answer_after_a_write_duplicates_nothing(s3, s3_env, expected):
-    """The manifest PUT reaches S3 but its answer is lost: the retry finds the version taken
-    (If-None-Match), the commit is redone on top of itself, and the data is unchanged."""
+    """The Delta commit PUT (was: our manifest PUT under ``_log/``) reaches S3 but its answer
+    is lost: the retried PUT finds the version taken (If-None-Match: 412), delta-rs reports a
+    failed commit, commit_with_retry recomputes on top of that very commit, and the data is
+    unchanged."""
     s3.inject(
-        Fault("PUT", "/raw/ledger/_log/", 500, "InternalError", 1, after_forward=True),
-        Fault("PUT", "/cleaned/ledger/_log/", 500, "InternalError", 1, after_forward=True),
+        Fault("PUT", f"/raw/ledger{COMMIT}", 500, "InternalError", 1, after_forward=True),
+        Fault("PUT", f"/cleaned/ledger{COMMIT}", 500, "InternalError", 1, after_forward=True),
     )
     workload.run(s3_env, ["ledger"], DAYS[:1], STEPS)
     assert s3.clear() == 2
@@ -151,8 +242,8 @@ def test_a_lost_answer_after_a_write_duplicates_nothing(s3, s3_env, expected):
 
 def test_a_failure_that_persists_leaves_the_previous_data_intact(s3, s3_env, expected):
     workload.run(s3_env, ["ledger"], DAYS[:1], STEPS)
-    s3.inject(Fault("PUT", "/cleaned/ledger/_log/", 500, "InternalError", 10_000))
-    with pytest.raises(OSError, match="injected"):
+    s3.inject(Fault("PUT", f"/cleaned/ledger{COMMIT}", 500, "InternalError", 10_000))
+    with pytest.raises((OSError, DeltaError), match="injected"):
         workload.run(s3_env, ["ledger"], DAYS[1:2], STEPS)
     assert s3.clear() >= 5  # retried, then gave up
     assert fingerprint(read_table(s3_env, "ledger", "cleaned")) == expected.cleaned["ledger"][1]

@@ -226,8 +226,9 @@ def work_days(env: Env, names, days, steps, progress: str) -> None:
         os.write(fd, f"{day}\n".encode())
 
 
-def work_counting_conflicts(env: Env, names, days, steps, report: str) -> None:
-    """Worker: run the days; write how many commits lost a race and were retried."""
+def work_counting_conflicts(env: Env, names, days, steps, report: str, barrier=None) -> None:
+    """Worker: run the days (after ``barrier``, when given: the workers start together); write
+    how many commits lost a race and were retried."""
     from pipelines.exceptions import CommitConflict
     from pipelines.lake import tables as resources
 
@@ -242,6 +243,8 @@ def work_counting_conflicts(env: Env, names, days, steps, report: str) -> None:
             raise
 
     resources.Table.commit = commit
+    if barrier is not None:
+        barrier.wait(timeout=120)
     run(env, names, days, steps)
     Path(report).write_text(str(len(lost)))
 
@@ -271,7 +274,8 @@ def record_paths(methods, into: set[str]) -> None:
 def work_guarded(env: Env, names, days, report: str) -> None:
     """Worker: run the days, recording every lake path this process touches into ``report``."""
     touched: set[str] = set()
-    record_paths(("read", "write", "create", "list", "delete"), touched)
+    # check_writable: every delta-rs write of the package passes it (delta.py) with its table
+    record_paths(("read", "write", "create", "list", "delete", "check_writable"), touched)
     run(env, names, days)
     Path(report).write_text("\n".join(sorted(touched)))
 

@@ -53,3 +53,56 @@ def test_a_missing_key_stays_a_file_not_found_for_the_lake_to_handle():
     call, _ = failing(FileNotFoundError("bkt/lake/x"))
     with pytest.raises(FileNotFoundError):
         retry(call, base_delay=0, where=WHERE)
+
+
+def test_delta_rs_errors_are_retried_when_transient_and_named_without_colour_codes():
+    """delta-rs reports the object store's failures as OSError or as a DeltaError naming them,
+    its arrows in terminal colours; a lost commit race is never retried here (the caller
+    recomputes)."""
+    from deltalake.exceptions import CommitFailedError, DeltaError
+
+    from pipelines.exceptions import CommitConflict
+    from pipelines.lake import delta
+    from pipelines.lake.storage import Storage
+
+    storage = Storage("s3://bkt/lake", conn_id="pipelines_lake")
+    slow = DeltaError(
+        "Failed to parse parquet: Generic S3 error: \x1b[31m↳\x1b[0m 503 Service Unavailable: "
+        "<Code>SlowDown</Code>"
+    )
+    outcomes = [slow, slow, "done"]
+
+    def flaky():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("pipelines.lake.storage.time.sleep", lambda _: None)
+        assert delta.reaching(storage, "s3://bkt/lake/t", flaky) == "done"
+        denied = OSError("Kernel error -> \x1b[31m↳\x1b[0m 403 Forbidden <Code>AccessDenied</Code>")
+        with pytest.raises(LakeError) as caught:
+            delta.reaching(storage, "s3://bkt/lake/t", failing(denied)[0])
+        assert "access refused" in str(caught.value) and "\x1b" not in str(caught.value)
+        race, calls = failing(CommitFailedError("version 500 already exists (500 commits)"))
+        with pytest.raises(CommitConflict):
+            delta.reaching(storage, "s3://bkt/lake/t", race)
+        assert len(calls) == 1
+
+
+def test_a_request_that_timed_out_is_retried():
+    """object_store (delta-rs) reports a request that got no answer within its timeout as
+    "operation timed out": transient, like botocore's RequestTimeout."""
+    timed_out = OSError(
+        "Generic S3 error: Error performing GET x - error sending request ↳ operation timed out"
+    )
+    outcomes = [timed_out, "done"]
+
+    def call():
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    assert retry(call, base_delay=0, where=WHERE) == "done"

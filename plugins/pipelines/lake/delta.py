@@ -2,21 +2,22 @@
 replacing partitions in one commit, appending, deleting, compacting, vacuuming.
 
 Every write passes the storage's namespace guard first (:meth:`Storage.check_writable`), and
-reaches S3 with the options derived from the lake's Airflow connection (never printed). A commit
+reaches S3 with the options derived from the lake's Airflow connection (never printed). Every
+call that reaches the object store goes through the lake's retry (:func:`reaching`): transient
+errors (500, 503, SlowDown) are retried with backoff, and refused credentials, a missing bucket
+or an endpoint that does not answer end as one LakeError line. A commit
 that another writer's commit got in before fails as :class:`CommitConflict`: the caller reads
 again and recomputes (delta-rs's own retry would commit rows computed from an older version).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from pipelines.exceptions import CommitConflict, LakeError
-from pipelines.lake.storage import Storage, explained
+from pipelines.lake.storage import RETRIES, Storage, plain, reached, retry
 from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
@@ -24,43 +25,41 @@ if TYPE_CHECKING:
     from deltalake import DeltaTable
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 LOG = "_delta_log"
 OLD_LOG = "_log"  # the manifests of the format before Delta (pipelines <= 0.1)
 RUN_KEY = "pipelines.run"  # the custom metadata key a commit's run is recorded under
-
-
-@contextlib.contextmanager
-def reaching(path: str, storage: Storage) -> Iterator[None]:
-    """Turn what delta-rs raises when an S3 lake cannot be reached (a missing bucket, refused
-    keys, an endpoint that does not answer) into the storage's one line naming the object and
-    the connection; anything else goes on as it was."""
-    from deltalake.exceptions import CommitFailedError, TableNotFoundError
-
-    try:
-        yield
-    except (CommitFailedError, TableNotFoundError, LakeError):
-        raise
-    except Exception as exc:
-        why = explained(exc, path, storage.conn_id) if storage.remote else None
-        if why is None:
-            raise
-        raise why from None
-
-
-def _reaches_the_lake(call: Callable[..., T]) -> Callable[..., T]:
-    """``call(path, storage, ...)`` under :func:`reaching` (every write of this module)."""
-
-    @functools.wraps(call)
-    def wrapper(path: str, storage: Storage, *args: Any, **kwargs: Any) -> T:
-        with reaching(path, storage):
-            return call(path, storage, *args, **kwargs)
-
-    return wrapper
+T = TypeVar("T")
 
 
 class OldFormat(LakeError):
     """A table written in the lake format before Delta: ``pipelines lake upgrade`` converts it."""
+
+
+def reaching(storage: Storage, path: str, call: Callable[[], T], *, once: bool = False) -> T:
+    """``call()`` (a delta-rs call on the table at ``path``), its transient object-store errors
+    retried; refused credentials, a missing bucket or a dead endpoint raise one LakeError line.
+    A write retried after its commit landed (a lost answer) meets its own version and fails as
+    a commit conflict: the caller recomputes, and the rerun is idempotent. ``once``: the call
+    consumes a stream of batches, so it is not retried (its errors are still explained).
+
+    :raises CommitConflict: another writer's commit (or this one's, its answer lost) took the
+        version
+    """
+    from deltalake.exceptions import CommitFailedError, DeltaError
+
+    def call_once() -> T:
+        try:
+            return call()
+        except CommitFailedError as exc:  # never retried here: the rows must be recomputed
+            raise CommitConflict(
+                f"{redact(path)}: another writer committed first ({plain(str(exc))})"
+            ) from None
+
+    # delta-rs reports the object store's failures as OSError or as a DeltaError naming them;
+    # a stream of batches cannot be given twice (``once``): its errors are only explained
+    attempts = 1 if once else RETRIES
+    where = reached(path, storage.conn_id)
+    return retry(call_once, attempts, where=where, errors=(OSError, DeltaError))
 
 
 def open_table(path: str, storage: Storage, version: int | None = None) -> DeltaTable | None:
@@ -73,8 +72,9 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        with reaching(path, storage):
-            table = DeltaTable(path, storage_options=storage.delta_options)
+        table = reaching(
+            storage, path, lambda: DeltaTable(path, storage_options=storage.delta_options)
+        )
     except TableNotFoundError:
         if OLD_LOG in storage.list(path):
             raise OldFormat(
@@ -83,11 +83,10 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
             ) from None
         return None
     if version is not None and version != table.version():
-        table.load_as_version(version)
+        reaching(storage, path, lambda: table.load_as_version(version))
     return table
 
 
-@_reaches_the_lake
 def replace(
     path: str,
     storage: Storage,
@@ -101,8 +100,6 @@ def replace(
 ) -> int:
     """Replace ``partitions`` (values of the partition column ``key``; None: the whole table)
     with the rows of ``data``, atomically, as the version after ``base``; the new version.
-    ``data`` may be a stream of batches (written as it comes: the caller gives each partition's
-    rows one after the other).
 
     :param base: the version the rows were computed from (None: the table does not exist yet)
     :param reshape: ``"merge"`` (columns added) or ``"overwrite"`` (types changed; only with
@@ -110,11 +107,11 @@ def replace(
     :raises CommitConflict: another writer committed after ``base``
     """
     from deltalake import CommitProperties, write_deltalake
-    from deltalake.exceptions import CommitFailedError, DeltaError
+    from deltalake.exceptions import DeltaError
 
     storage.check_writable(f"{path}/{LOG}/")
-    if hasattr(data, "take"):  # a table (a stream is written as it comes)
-        data = _in_partition_order(data, key)
+    stream = not hasattr(data, "take")  # a stream of batches is written as it comes
+    data = data if stream else _in_partition_order(data, key)
     target = open_table(path, storage, base) if base is not None else path
     predicate = None
     if partitions is not None and base is not None:
@@ -123,18 +120,21 @@ def replace(
         max_commit_retries=0, custom_metadata={RUN_KEY: note} if note else None
     )
     try:
-        write_deltalake(
-            target,
-            data,
-            mode="overwrite" if base is not None else "error",  # a first write creates it, once
-            predicate=predicate,
-            partition_by=[key] if key else None,
-            schema_mode=reshape,
-            storage_options=storage.delta_options,
-            commit_properties=props,
+        reaching(
+            storage,
+            path,
+            lambda: write_deltalake(
+                target,
+                data,
+                mode="overwrite" if base is not None else "error",  # a first write creates it
+                predicate=predicate,
+                partition_by=[key] if key else None,
+                schema_mode=reshape,
+                storage_options=storage.delta_options,
+                commit_properties=props,
+            ),
+            once=stream,
         )
-    except CommitFailedError as exc:
-        raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
     except DeltaError as exc:
         if base is None and "already exists" in str(exc):
             raise CommitConflict(f"{redact(path)}: another writer created it first") from None
@@ -142,7 +142,6 @@ def replace(
     return open_table(path, storage).version()
 
 
-@_reaches_the_lake
 def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str) -> int:
     """Create the table at ``path`` from a stream of batches, partitioned by ``key``; version 0.
 
@@ -153,8 +152,13 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
 
     storage.check_writable(f"{path}/{LOG}/")
     try:
-        write_deltalake(
-            path, data, mode="error", partition_by=[key], storage_options=storage.delta_options
+        reaching(
+            storage,
+            path,
+            lambda: write_deltalake(
+                path, data, mode="error", partition_by=[key], storage_options=storage.delta_options
+            ),
+            once=True,
         )
     except DeltaError as exc:
         if "already exists" in str(exc):
@@ -163,7 +167,6 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
     return 0
 
 
-@_reaches_the_lake
 def merge(
     path: str,
     storage: Storage,
@@ -180,42 +183,40 @@ def merge(
     :raises CommitConflict: another writer committed after ``base``
     """
     from deltalake import CommitProperties
-    from deltalake.exceptions import CommitFailedError
 
     from pipelines.runtime import environment
 
     storage.check_writable(f"{path}/{LOG}/")
     table = open_table(path, storage, base)
-    try:
-        return (
-            table.merge(
-                source,
-                predicate=on,
-                source_alias="s",
-                target_alias="t",
-                max_spill_size=environment.memory_limit(),
-                commit_properties=CommitProperties(max_commit_retries=0),
-            )
-            .when_matched_update_all(predicate=update_when)
-            .when_not_matched_insert_all()
-            .execute()
+    merger = (
+        table.merge(
+            source,
+            predicate=on,
+            source_alias="s",
+            target_alias="t",
+            max_spill_size=environment.memory_limit(),
+            commit_properties=CommitProperties(max_commit_retries=0),
         )
-    except CommitFailedError as exc:
-        raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
+        .when_matched_update_all(predicate=update_when)
+        .when_not_matched_insert_all()
+    )
+    return reaching(storage, path, merger.execute, once=True)
 
 
-@_reaches_the_lake
 def append(path: str, storage: Storage, data: pa.Table) -> int:
     """Append ``data`` (concurrent appends do not conflict: delta-rs retries them); the new
     version."""
     from deltalake import write_deltalake
 
     storage.check_writable(f"{path}/{LOG}/")
-    write_deltalake(path, data, mode="append", storage_options=storage.delta_options)
+    reaching(
+        storage,
+        path,
+        lambda: write_deltalake(path, data, mode="append", storage_options=storage.delta_options),
+    )
     return open_table(path, storage).version()
 
 
-@_reaches_the_lake
 def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     """Delete the rows matching ``predicate`` (None: every row; nothing when the table does not
     exist)."""
@@ -223,26 +224,22 @@ def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     if table is None:
         return
     storage.check_writable(f"{path}/{LOG}/")
-    table.delete(predicate)
+    reaching(storage, path, lambda: table.delete(predicate))
 
 
-@_reaches_the_lake
 def compact(path: str, storage: Storage) -> None:
     """Rewrite small files into fewer (a conflict with a concurrent writer is left for the next
     time: compaction is never needed for correctness)."""
-    from deltalake.exceptions import CommitFailedError
-
     table = open_table(path, storage)
     if table is None:
         return
     storage.check_writable(f"{path}/{LOG}/")
     try:
-        table.optimize.compact()
-    except CommitFailedError:
+        reaching(storage, path, table.optimize.compact)
+    except CommitConflict:
         log.info("%s: compaction met a concurrent commit; left for later", redact(path))
 
 
-@_reaches_the_lake
 def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
     """Delete the files of ``path`` that no version younger than ``retention_hours`` needs (those
     of replaced versions, and those crashed writers left); the deleted files."""
@@ -251,44 +248,34 @@ def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
         return []
     storage.check_writable(f"{path}/{LOG}/")
     return list(
-        table.vacuum(
-            retention_hours=int(retention_hours),
-            dry_run=False,
-            enforce_retention_duration=False,
-            full=True,  # also the files no commit names (a crashed writer's)
+        reaching(
+            storage,
+            path,
+            lambda: table.vacuum(
+                retention_hours=int(retention_hours),
+                dry_run=False,
+                enforce_retention_duration=False,
+                full=True,  # also the files no commit names (a crashed writer's)
+            ),
         )
     )
 
 
-@_reaches_the_lake
 def optimize(path: str, storage: Storage) -> dict:
     """Compact the table's small files into fewer, larger ones (one commit; readers at older
-    versions are unaffected until a vacuum); delta-rs's metrics.
-
-    :raises CommitConflict: a writer replaced files the compaction rewrote (its rows are newer)
-    """
-    from deltalake.exceptions import CommitFailedError
-
+    versions are unaffected until a vacuum); delta-rs's metrics."""
     table = open_table(path, storage)
     if table is None:
         return {}
     storage.check_writable(f"{path}/{LOG}/")
-    try:
-        return table.optimize.compact()
-    except CommitFailedError as exc:
-        raise CommitConflict(f"{redact(path)}: another writer committed first ({exc})") from None
+    return reaching(storage, path, table.optimize.compact)
 
 
-def _in_partition_order(data, key: str):
+def _in_partition_order(data: pa.Table, key: str) -> pa.Table:
     """``data`` in one chunk, its partitions one after the other (a stable sort): delta-rs keeps
     the rows of each partition in the order given only then (of a table in several chunks it
-    wrote them shuffled, and a read of the same version would not be repeatable). A stream of
-    batches passes as it is."""
-    import pyarrow as pa
+    wrote them shuffled, and a read of the same version would not be repeatable)."""
     import pyarrow.compute as pc
-
-    if not isinstance(data, pa.Table):
-        return data
 
     if key and data.num_rows and key in data.column_names:
         data = data.take(pc.sort_indices(data[key]))

@@ -89,16 +89,15 @@ class RunLog:
         if opened is None:
             opened = self._opened = delta.open_table(self.path, self.storage)
         else:
-            with delta.reaching(self.path, self.storage):
-                opened.update_incremental()  # the commits since, not the whole log again
+            # the commits since, not the whole log again
+            delta.reaching(self.storage, self.path, opened.update_incremental)
         version = opened.version() if opened is not None else -1
         if self._read is None or self._read[0] != version:
-            with delta.reaching(self.path, self.storage):
-                rows = (
-                    opened.to_pyarrow_table()
-                    if opened is not None
-                    else self._schema().empty_table()
-                )
+            rows = (
+                delta.reaching(self.storage, self.path, opened.to_pyarrow_table)
+                if opened is not None
+                else self._schema().empty_table()
+            )
             self._read = (version, (rows, _by_table(rows)))
         return self._read[1]
 

@@ -24,6 +24,7 @@ from pipelines.runtime.secrets import delta_storage_options, redact, s3_filesyst
 
 log = logging.getLogger(__name__)
 RETRIES = 5
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # delta-rs colours the arrows of its error chains
 
 
 class Storage:
@@ -241,12 +242,9 @@ def _chain_text(exc: BaseException) -> str:
     return " ".join(f"{type(e).__name__} {plain(str(e))}" for e in chain)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 def plain(text: str) -> str:
     """``text`` without terminal colour codes (delta-rs colours its error chains)."""
-    return _ANSI.sub("", text)
+    return _COLOURS.sub("", text)
 
 
 def explained(exc: BaseException, path: str, conn_id: str) -> LakeError | None:
@@ -283,6 +281,7 @@ def _is_transient(exc: BaseException) -> bool:
         "503",
         "500",
         "RequestTimeout",
+        "operation timed out",  # object_store's (delta-rs's) request timeout
         "Connection reset",
         "ConnectionError",
         "EndpointConnectionError",
@@ -296,24 +295,30 @@ def retry(
     base_delay: float = 0.2,
     *,
     where: str | None = None,
+    errors: type[BaseException] | tuple[type[BaseException], ...] = Exception,
 ) -> Any:
     """Call, retrying transient object-store errors with exponential backoff (every S3 call of
     the package goes through here: lake and sources alike).
 
     :param where: what is being reached (``s3://... (connection 'x')``): a missing bucket,
         refused credentials or an endpoint that does not answer then end as one LakeError line
+    :param errors: the exceptions to classify (others propagate at once: delta-rs reports the
+        object store's failures as OSError, and a lost commit race as another DeltaError)
     """
     for attempt in range(1, attempts + 1):
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - classified below, re-raised when not transient
+        except errors as exc:  # classified below, re-raised when not transient
             if attempt == attempts or not _is_transient(exc):
                 explained = _explain(exc, where) if where else None
                 if explained is None:
                     raise
                 raise explained from None
             log.warning(
-                "transient storage error (attempt %s/%s): %s", attempt, attempts, redact(str(exc))
+                "transient storage error (attempt %s/%s): %s",
+                attempt,
+                attempts,
+                redact(plain(str(exc))),
             )
             time.sleep(base_delay * 2 ** (attempt - 1))
     raise AssertionError("unreachable")

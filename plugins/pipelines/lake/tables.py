@@ -294,8 +294,11 @@ class Table:
         if not self.storage.remote and snap.key:
             rows = _read_files(snap, set(partitions), wanted)
         else:
-            with delta.reaching(self.path, self.storage):
-                rows = snap.delta.to_pyarrow_table(columns=wanted, filters=filters)
+            rows = delta.reaching(
+                self.storage,
+                self.path,
+                lambda: snap.delta.to_pyarrow_table(columns=wanted, filters=filters),
+            )
         if self.key and self.key in rows.column_names and len(partitions) > 1:
             rows = rows.take(pc.sort_indices(rows[self.key]))  # stable: rows keep their order
         if self.key in rows.column_names and not with_key:

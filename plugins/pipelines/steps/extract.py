@@ -62,7 +62,9 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             base,
             {interval.ds: frame},
             {CONFIG: of_dataset(dataset)},
-            run=(interval.ds, {"rows": len(frame)}),
+            # the delivery's own columns: a Delta table has one schema, so a partition reads
+            # back every column any delivery brought (null where this one had none)
+            run=(interval.ds, {"rows": len(frame), "columns": list(frame.columns)}),
         ),
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
@@ -80,7 +82,8 @@ def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str
             return base
         snap, rows[:] = done[0], [done[1]]
         meta = {CONFIG: of_dataset(dataset)}
-        return table.commit(snap, {}, meta, run=(interval.ds, {"rows": done[1]}))
+        counted = {"rows": done[1], "columns": done[2]}  # the delivery's own (see extract)
+        return table.commit(snap, {}, meta, run=(interval.ds, counted))
 
     commit_with_retry(table, attempt)
     if not rows:

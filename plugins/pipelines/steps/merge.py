@@ -21,6 +21,7 @@ import pandas as pd
 from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
+from pipelines.lake import frames
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.project.registry import Dataset
@@ -88,7 +89,11 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     raw = lake.raw(dataset.name)
     snap = raw.snapshot()
     _require_raw(dataset, interval, lake, snap)
-    return raw.read_partition(interval.ds, snap)
+    delivered = snap.run_metrics(interval.ds).get("columns")  # None: recorded before them
+    if delivered is not None and interval.ds in snap.partitions:
+        stored = frames.stored_names(snap.schema)
+        delivered = [c for c in delivered if stored.get(c, c) in snap.schema.names]
+    return raw.read_partition(interval.ds, snap, columns=delivered)
 
 
 def _require_raw(dataset: Dataset, interval: Interval, lake: Lake, snap: Snapshot) -> None:
@@ -110,7 +115,7 @@ def _merge_typed(
     done: list[typed_merge.Merged] = []
 
     def attempt(base: Snapshot) -> Snapshot:
-        typed = typed_merge.plan(dataset, raw[1], base)
+        typed = typed_merge.plan(dataset, interval, raw[1], base)
         if typed is None:
             return base
         merged = typed_merge.merge(dataset, interval, typed, raw, (table, base))
@@ -180,7 +185,7 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     table = lake.cleaned(dataset)
     raw = lake.raw(dataset.name)
     raw_snap = raw.snapshot()
-    if typed_merge.plan(dataset, raw_snap, table.snapshot()) is not None:
+    if typed_merge.plan(dataset, interval, raw_snap, table.snapshot()) is not None:
         _require_raw(dataset, interval, lake, raw_snap)
         result = _merge_typed(dataset, interval, lake, (raw, raw_snap))
         if result is not None:

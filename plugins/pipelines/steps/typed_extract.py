@@ -35,9 +35,10 @@ def source_of(dataset: Dataset, where: str) -> str | None:
 
 def extract(
     dataset: Dataset, interval: Interval, source: str, table: Table, base: Snapshot
-) -> tuple[Snapshot, int] | None:
+) -> tuple[Snapshot, int, list[str]] | None:
     """Replace ``ds=`` of the interval with the source's rows, at the version after ``base``;
-    the new version and the rows written (None: the pandas path must extract).
+    the new version, the rows written and the delivery's columns (None: the pandas path must
+    extract).
 
     :raises CommitConflict: another writer committed to the raw table first
     """
@@ -77,7 +78,7 @@ def extract(
             base=base.version if base.exists else None,
             reshape="merge" if added else None,
         )
-    return table.snapshot(), rows
+    return table.snapshot(), rows, [*columns.names, "_row"]
 
 
 def _target(columns: pa.Schema, base: Snapshot) -> pa.Schema | None:

@@ -64,7 +64,7 @@ class Merged:
     snapshot: Snapshot | None = None
 
 
-def plan(dataset: Dataset, raw: Snapshot, base: Snapshot) -> Typed | None:
+def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) -> Typed | None:
     """The kinds the cleaned table keeps when the typed path can merge this delivery (None: the
     pandas path merges it)."""
     if dataset.ingestion is not Ingestion.INCREMENTAL or dataset.format != "parquet":
@@ -73,6 +73,9 @@ def plan(dataset: Dataset, raw: Snapshot, base: Snapshot) -> Typed | None:
         return None
     stamps = list(dict.fromkeys([dataset.incremental_field, dataset.partition_field]))
     types = {f.name: f.type for f in raw.schema if not f.name.startswith("_") and f.name != "ds"}
+    own = raw.run_metrics(interval.ds).get("columns")
+    if own is not None and set(types) - set(own):
+        return None  # the delivery lacks a column the raw table has: on_schema_change decides
     if any(c not in types for c in (*dataset.primary_key, *stamps)):
         return None  # the pandas path names the missing column
     delivered = {}
