@@ -127,20 +127,28 @@ def named_by_log(log: Path) -> set[str]:
 
 
 def unreferenced(lake: Path) -> int:
-    """Files in the lake's Delta tables that no commit names (left by kills): data files written
-    for a commit that never came, and unfinished commit files in a ``_delta_log``. Readers never
-    see them (they read what the log names); a vacuum past its retention deletes them."""
+    """Data files in the lake's Delta tables that no commit names (left by kills: written for a
+    commit that never came). Readers never see them (they read what the log names); a vacuum
+    past its retention deletes them."""
     count = 0
     for log in lake.rglob("_delta_log"):
         table, named = log.parent, named_by_log(log)
         for path in table.rglob("*"):
-            if not path.is_file():
-                continue
-            if log in path.parents:
-                count += not COMMIT.search(path.name)
-            else:
+            if path.is_file() and log not in path.parents:
                 count += str(path.relative_to(table)) not in named
     return count
+
+
+def unfinished_commits(lake: Path) -> int:
+    """Files in a ``_delta_log`` that are not a commit or a checkpoint: the temporary file of a
+    commit whose writer was killed before delta-rs renamed it to its version. Readers ignore
+    them; Delta's vacuum leaves the log alone, so they stay (a few bytes each)."""
+    return sum(
+        1
+        for log in lake.rglob("_delta_log")
+        for path in log.iterdir()
+        if path.is_file() and not COMMIT.search(path.name)
+    )
 
 
 def age(lake: Path, hours: float) -> None:
