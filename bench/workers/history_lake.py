@@ -226,18 +226,24 @@ def _batch(
     cleaned = _split(cleaned, n_new, day)
 
     # quarantine: the superseded first versions as delivered, with the merge's reason
-    superseded = _frame(_take(orders, second)).assign(_ds=_labels(second_day), _reason=SUPERSEDED)
+    superseded = _frame(_take(orders, second))
+    superseded = superseded.assign(  # as the DuckDB merge writes them: _reason, then _ds
+        _reason=pd.array([SUPERSEDED] * len(superseded), dtype="string"),
+        _ds=_labels(second_day),
+    )
     quarantine = _split(superseded, np.full(len(day), dup), day)
 
     counts = MergeResult(
         raw_rows=rows, delivered=rows - dup, quarantined=dup, superseded=dup
     ).counts()
     labels = [synth.day(int(d)).isoformat() for d in day]
+    # the delivery's own columns, as extract records them
+    columns = [c for c in next(iter(raw.values())).columns if c != "ds"] if raw else []
     batch = Batch(
         raw=raw,
         cleaned=cleaned,
         quarantine=quarantine,
-        raw_runs={d: {"rows": rows} for d in labels},
+        raw_runs={d: {"rows": rows, "columns": columns} for d in labels},
         cleaned_runs={d: dict(counts) for d in labels},
         quarantine_runs={d: {"rows": dup} for d in labels},
     )
