@@ -310,7 +310,6 @@ class Table:
         base: Snapshot,
         changes: dict[str, pd.DataFrame | None],
         meta: dict[str, Any] | None = None,
-        range_column: str | None = None,
         *,
         run: tuple[str, dict[str, Any]] | None = None,
     ) -> Snapshot:
@@ -319,7 +318,6 @@ class Table:
 
         :param meta: ``schema`` (the cleaned table's ``[[column, kind], ...]``), ``config`` (the
             config the table was written with), ``runs`` (``{}``: forget the runs recorded)
-        :param range_column: unused; a Delta table keeps each file's min and max of its columns
         :param run: ``(day, metrics)`` of the run committing (:meth:`Snapshot.has_landed`,
             :meth:`Snapshot.run_metrics`)
         :raises CommitConflict: another writer committed since ``base``
