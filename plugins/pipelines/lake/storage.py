@@ -247,11 +247,6 @@ def plain(text: str) -> str:
     return _COLOURS.sub("", text)
 
 
-def explained(exc: BaseException, path: str, conn_id: str) -> LakeError | None:
-    """:func:`_explain` of an error reaching ``path`` through the connection ``conn_id``."""
-    return _explain(exc, reached(path, conn_id))
-
-
 def _explain(exc: BaseException, where: str) -> LakeError | None:
     """The one line a user can act on, for the storage errors a user can fix (else None)."""
     text = _chain_text(exc)
