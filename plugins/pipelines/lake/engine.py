@@ -72,7 +72,7 @@ def register(
     key = snapshot.key or table.key
     wanted = set(partitions)
     if not table.storage.remote:
-        files = _files(snapshot, key, wanted)
+        files = snapshot.local_files(wanted)
         if not files:
             _empty_view(con, view, snapshot, columns)
             return
@@ -95,20 +95,6 @@ def register(
     )
     con.register(f"{view}_arrow", reader.to_reader())
     run(con, f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_arrow")
-
-
-def _files(snapshot: Snapshot, key: str, wanted: set[str]) -> list[tuple[str, str]]:
-    """``(local path, partition)`` of the version's files in ``wanted`` partitions."""
-    from urllib.parse import unquote
-
-    root = snapshot.delta.table_uri.removeprefix("file://").rstrip("/")
-    paths = snapshot.files["path"].to_pylist()
-    parts = snapshot.files[f"partition.{key}"].to_pylist()
-    return [
-        (f"{root}/{unquote(path)}", part)
-        for path, part in zip(paths, parts, strict=True)
-        if part in wanted
-    ]
 
 
 def _empty_view(con, view: str, snapshot: Snapshot, columns: list[str] | None) -> None:

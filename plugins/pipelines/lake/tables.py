@@ -120,6 +120,20 @@ class Snapshot:
             return int(self.partitions.get(partition, {}).get("rows", 0))
         return sum(int(p.get("rows", 0)) for p in self.partitions.values())
 
+    def local_files(self, partitions: set[str]) -> list[tuple[str, str]]:
+        """``(path, partition)`` of this version's files in ``partitions``, for a table on local
+        disk (the log's paths are relative and percent-encoded once more than the folders)."""
+        from urllib.parse import unquote
+
+        root = self.delta.table_uri.removeprefix("file://").rstrip("/")
+        paths = self.files["path"].to_pylist()
+        parts = self.files[f"partition.{self.key}"].to_pylist()
+        return [
+            (f"{root}/{unquote(path)}", part)
+            for path, part in zip(paths, parts, strict=True)
+            if part in partitions
+        ]
+
     def key_ranges(self, column: str) -> dict[str, tuple[Any, Any]]:
         """``partition -> (lo, hi)`` of ``column`` from the files' statistics (dates and
         timestamps as :func:`iso_utc` text); a partition whose files record none is left out."""
@@ -377,19 +391,10 @@ def _read_files(snap: Snapshot, partitions: set[str], columns: list[str] | None)
     table's schema (a file written before a column was added reads it as null), the partition
     column filled in from the log. delta-rs's own read builds a piece for every file of the
     table whichever are asked for: one day of ten years read 3,650 of them."""
-    from urllib.parse import unquote
-
     import pyarrow.dataset as ds
 
-    root = snap.delta.table_uri.removeprefix("file://").rstrip("/")
     key = snap.key
-    chosen = [
-        (f"{root}/{unquote(path)}", part)
-        for path, part in zip(
-            snap.files["path"].to_pylist(), snap.files[f"partition.{key}"].to_pylist(), strict=True
-        )
-        if part in partitions
-    ]
+    chosen = snap.local_files(partitions)
     schema = snap.schema
     if not chosen:
         table = schema.empty_table()
