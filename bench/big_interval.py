@@ -103,14 +103,7 @@ def rows(result: BigIntervalResult) -> list[Row]:
     elif not product.failed:
         ratio = product.seconds / duckdb.seconds
     return [
-        Row(
-            f"{what} (extract + merge) completes",
-            _figure(product, "seconds"),
-            f"time-out {CHILD_TIMEOUT:.0f} s",
-            None if product.failed else 1.0,
-            Target("", 1.0, lambda done, _: bool(done), label="completes"),
-            note=failed,
-        ),
+        completes(what, product, CHILD_TIMEOUT, failed),
         Row(
             f"Peak RSS, {what}, absolute (default memory setting)",
             _figure(product, "peak_rss"),
@@ -170,6 +163,18 @@ def outcome(run) -> Outcome:
         return Outcome(failed=str(exc).splitlines()[0])
     return Outcome(
         sample.get("seconds"), sample.get("peak_rss"), sample.get("import_rss"), failed=""
+    )
+
+
+def completes(what: str, product: Outcome, timeout: float, note: str) -> Row:
+    """The row that says whether the product's run of ``what`` completed, and in how long."""
+    return Row(
+        f"{what} (extract + merge) completes",
+        _figure(product, "seconds"),
+        f"time-out {timeout:.0f} s",
+        None if product.failed else 1.0,
+        Target("", 1.0, lambda done, _: bool(done), label="completes"),
+        note=note,
     )
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import synth
-from bench.big_interval import GIB, Outcome, outcome
+from bench.big_interval import GIB, Outcome, completes, outcome
 from bench.measure import run_python
-from bench.report import Row, Target, at_most, grid, megabytes, rate, seconds
+from bench.report import Row, at_most, grid, megabytes, rate, seconds
 from bench.sandbox import Sandbox
 from bench.sizes import Sizes
 from bench.throughput import DAY, LATE_DAYS, PRODUCT, checked_run, product_runner
@@ -74,14 +74,7 @@ def rows(result: ScaleResult) -> list[Row]:
     product = result.product
     failed = f"product did not complete: {product.failed}" if product.failed else ""
     return [
-        Row(
-            f"{what} (extract + merge) completes",
-            "failed" if product.failed else seconds(product.seconds),
-            f"time-out {CHILD_TIMEOUT:.0f} s",
-            None if product.failed else 1.0,
-            Target("", 1.0, lambda done, _: bool(done), label="completes"),
-            note=failed,
-        ),
+        completes(what, product, CHILD_TIMEOUT, failed),
         Row(
             f"Peak RSS, {what}",
             "failed" if product.failed else megabytes(product.peak_rss),
