@@ -88,3 +88,31 @@ def test_the_duckdb_merge_equals_the_pandas_merge_in_any_order(home, monkeypatch
     }
     moved = reference["cleaned"].set_index("id")["dt"]
     assert moved.nunique() == 4  # keys landed in every day's partition, some after moving
+
+
+def test_duckdb_and_the_delta_merge_share_one_memory_budget(home, monkeypatch):
+    """While delta-rs merges the stream, DuckDB still holds its tables: the two are given halves
+    of PIPELINES_MEMORY_LIMIT, not each the whole."""
+    from pipelines.lake import delta
+
+    write_registry(home, REGISTRY)
+    deliveries(home)
+    monkeypatch.setenv("PIPELINES_LAKE", str(home / "lake"))
+    monkeypatch.setenv("PIPELINES_MEMORY_LIMIT", "512MiB")
+    given: dict[str, list[int]] = {"duckdb": [], "delta": []}
+    real_connect, real_merge = engine.connect, delta.merge
+
+    def connect(limit=None):
+        given["duckdb"].append(limit)
+        return real_connect(limit)
+
+    def merge(*args, memory, **kwargs):
+        given["delta"].append(memory)
+        return real_merge(*args, memory=memory, **kwargs)
+
+    monkeypatch.setattr(engine, "connect", connect)
+    monkeypatch.setattr(delta, "merge", merge)
+    for d in DAYS[:2]:  # the first creates the table, the second merges into it
+        run_steps("items", d, steps=("extract", "merge"))
+    assert given["duckdb"] == [256 * 2**20] * 2
+    assert given["delta"] == [256 * 2**20]

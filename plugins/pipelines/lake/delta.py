@@ -175,16 +175,16 @@ def merge(
     base: int,
     on: str,
     update_when: str,
+    memory: int,
 ) -> dict:
     """Upsert ``source`` (alias ``s``) into the table (alias ``t``) at version ``base``, in one
     commit: a target row matching ``on`` is replaced when ``update_when`` holds, a source row
     matching none is inserted; delta-rs's metrics.
 
+    :param memory: bytes the merge may hold before it spills to disk
     :raises CommitConflict: another writer committed after ``base``
     """
     from deltalake import CommitProperties
-
-    from pipelines.runtime import environment
 
     storage.check_writable(f"{path}/{LOG}/")
     table = open_table(path, storage, base)
@@ -194,7 +194,7 @@ def merge(
             predicate=on,
             source_alias="s",
             target_alias="t",
-            max_spill_size=environment.memory_limit(),
+            max_spill_size=memory,
             commit_properties=CommitProperties(max_commit_retries=0),
         )
         .when_matched_update_all(predicate=update_when)

@@ -24,12 +24,13 @@ BATCH_ROWS = 131_072  # rows per Arrow batch streamed out of DuckDB into a Delta
 
 
 @contextlib.contextmanager
-def connect() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection bounded by ``PIPELINES_MEMORY_LIMIT``, spilling to a temp folder
-    removed afterwards."""
+def connect(limit: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection bounded by ``limit`` bytes (default: the whole
+    ``PIPELINES_MEMORY_LIMIT``; a step that runs delta-rs beside it gives each a share),
+    spilling to a temp folder removed afterwards."""
     import duckdb
 
-    limit = environment.memory_limit()
+    limit = environment.memory_limit() if limit is None else limit
     with tempfile.TemporaryDirectory(prefix="pipelines-spill-") as spill:
         con = duckdb.connect(config={"threads": max(1, os.cpu_count() or 1)})
         try:

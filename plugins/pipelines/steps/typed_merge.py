@@ -25,6 +25,7 @@ from pipelines.lake import frames
 from pipelines.lake.engine import BATCH_ROWS, connect, literal, quoted, register, run
 from pipelines.lake.tables import Snapshot, Table, iso_utc
 from pipelines.project.registry import Dataset
+from pipelines.runtime import environment
 from pipelines.steps import schema
 
 if TYPE_CHECKING:
@@ -120,7 +121,9 @@ def merge(
 
     :raises CommitConflict: another writer committed to the cleaned table first
     """
-    with connect() as con:
+    # one budget for the step: DuckDB holds its tables while delta-rs merges the stream
+    share = environment.memory_limit() // 2
+    with connect(share) as con:
         register(con, "raw", raw[0], raw[1], [interval.ds])
         result = Merged(raw_rows=run(con, "SELECT count(*) FROM raw")[0][0])
         _check(con, dataset, typed.stamps)
@@ -131,7 +134,7 @@ def merge(
         result.delivered = run(con, "SELECT count(*) FROM winners")[0][0]
         result.touched = _touched(con, dataset, cleaned)
         reader = _stream(con, target)
-        result.snapshot = _commit(dataset, cleaned, reader, result.touched, result.delivered)
+        result.snapshot = _commit(dataset, cleaned, reader, result.touched, result.delivered, share)
     return result
 
 
@@ -292,8 +295,10 @@ def _commit(
     reader: pa.RecordBatchReader,
     touched: list[str],
     delivered: int,
+    memory: int,
 ) -> Snapshot:
-    """Create the cleaned table from the winners, or merge them into it in one commit."""
+    """Create the cleaned table from the winners, or merge them into it in one commit (which
+    may hold ``memory`` bytes before it spills)."""
     from pipelines.lake import delta
 
     table, base = cleaned
@@ -318,6 +323,7 @@ def _commit(
         base=base.version,
         on=f"{on} AND t.dt IN ({parts})",
         update_when=tie,
+        memory=memory,
     )
     return table.snapshot()
 
