@@ -72,8 +72,10 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        table = reaching(
-            storage, path, lambda: DeltaTable(path, storage_options=storage.delta_options)
+        table = reaching(  # at the version asked: one replay of the log, not the newest too
+            storage,
+            path,
+            lambda: DeltaTable(path, version, storage_options=storage.delta_options),
         )
     except TableNotFoundError:
         if OLD_LOG in storage.list(path):
@@ -82,8 +84,6 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
                 "run `pipelines lake upgrade` to convert the lake to Delta tables"
             ) from None
         return None
-    if version is not None and version != table.version():
-        reaching(storage, path, lambda: table.load_as_version(version))
     return table
 
 
