@@ -122,11 +122,25 @@ def _read_current(
                 f"(have: {', '.join(sorted(snap.partitions)) or 'none'})"
             )
         try:
-            return snap.as_stored(table.read(wanted, snap))
+            rows = snap.as_stored(table.read(wanted, snap))
         except FileNotFoundError:  # a concurrent commit replaced them: read the new version
             if attempt == 2:
                 raise
+            continue
+        return _in_delivery_order(rows) if layer in DELIVERED else rows
     raise AssertionError("unreachable")
+
+
+DELIVERED = (Layer.RAW, Layer.QUARANTINE)  # rows that keep their delivery and position in it
+
+
+def _in_delivery_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Deliveries in the order they were delivered: a large delivery is written to several
+    files, which the table's log lists in no particular order."""
+    order = [c for c in ("ds", "_row") if c in rows.columns]
+    if len(order) < 2:
+        return rows
+    return rows.sort_values(order, kind="stable", ignore_index=True)
 
 
 def _locate(
