@@ -56,6 +56,8 @@ INT64 = (-(2**63), 2**63 - 1)
 
 def _sql(fn: str, kind: str | None, col: str | None) -> tuple[str, str] | None:
     """``(SQL, pandas dtype)`` of a metric SQL computes as pandas does (None: it does not)."""
+    if (fn, kind) in ORDERED:
+        return None
     if fn == "count":
         return "count(*)", "int64"
     column = quoted(col or "")
@@ -116,7 +118,8 @@ def _kinds(spec: AggregateSpec, dataset: Dataset, snap: Snapshot) -> dict[str, s
     if day and kinds[day] not in ("date", "timestamp"):
         return None
     for _, fn, col in spec.metrics:
-        if _sql(fn, kinds.get(col or ""), col) is None and (fn, kinds.get(col)) not in ORDERED:
+        kind = kinds.get(col or "")
+        if _sql(fn, kind, col) is None and (fn, kind) not in ORDERED:
             return None
     return kinds
 
@@ -186,36 +189,33 @@ def _grouped(
         f"FROM (SELECT {', '.join(typed)} FROM cleaned)",
     )
     keys = [DAY, *map(quoted, spec.group_by)]
-    metrics, dtypes = [], {}
-    for out, fn, col in spec.metrics:
-        computed = _sql(fn, kinds.get(col or ""), col)
-        if computed is not None and (fn, kinds.get(col or "")) not in ORDERED:
-            metrics.append(f"{computed[0]} AS {quoted(out)}")
-            dtypes[out] = computed[1]
+    computed = {out: _sql(fn, kinds.get(col or ""), col) for out, fn, col in spec.metrics}
+    sql = {out: found for out, found in computed.items() if found is not None}
+    metrics = "".join(f"{found[0]} AS {quoted(out)}, " for out, found in sql.items())
     order = ", ".join(f"{k} NULLS LAST" for k in keys)
     run(
         con,
-        f"CREATE TEMP TABLE groups AS SELECT {', '.join(keys)}, "
-        f"{''.join(m + ', ' for m in metrics)}row_number() OVER (ORDER BY {order}) - 1 AS {GROUP} "
+        f"CREATE TEMP TABLE groups AS SELECT {', '.join(keys)}, {metrics}"
+        f"row_number() OVER (ORDER BY {order}) - 1 AS {GROUP} "
         f"FROM rows GROUP BY {', '.join(keys)}",
     )
-    if not _exact(con, spec, kinds, day is not None):
+    sums = sorted(out for out, (_, dtype) in sql.items() if dtype == "Int64")
+    if not _exact(con, sums, day is not None):
         return None
-    frame = _fetch(con, spec, kinds, dtypes)
-    for out, fn, col in ordered:
-        frame[out] = _ordered(con, spec, kinds, fn, col, snap)
+    frame = _fetch(con, spec, kinds, {out: found[1] for out, found in sql.items()}, sums)
+    if ordered:
+        values = _in_read_order(con, spec, kinds, sorted({col for _, _, col in ordered}), snap)
+        grouped = values.groupby(GROUP, sort=True)
+        for out, fn, col in ordered:  # pandas' own function over the same values, same order
+            frame[out] = transforms.METRICS[fn](grouped, col).reset_index(drop=True)
     return frame[[DAY, *spec.group_by, *(m[0] for m in spec.metrics)]]
 
 
-def _exact(con, spec: AggregateSpec, kinds: dict[str, str], derived_day: bool) -> bool:
+def _exact(con, sums: list[str], derived_day: bool) -> bool:
     """Whether the SQL results are the pandas path's: each int sum fits int64 (pandas' would
     wrap around), and a day derived from partition_field is neither null nor past pandas'
     nanosecond timestamps (pandas fails on those)."""
-    checks = [
-        f"{quoted(out)} NOT BETWEEN {INT64[0]} AND {INT64[1]}"
-        for out, fn, col in spec.metrics
-        if fn == "sum" and kinds.get(col or "") == "int"
-    ]
+    checks = [f"{quoted(out)} NOT BETWEEN {INT64[0]} AND {INT64[1]}" for out in sums]
     if derived_day:
         checks.append(f"{DAY} IS NULL OR {DAY} <= '1677-09-21' OR {DAY} >= '2262-04-11'")
     if not checks:
@@ -224,12 +224,11 @@ def _exact(con, spec: AggregateSpec, kinds: dict[str, str], derived_day: bool) -
     return run(con, f"SELECT count(*) FROM groups WHERE {where}")[0][0] == 0
 
 
-def _fetch(con, spec: AggregateSpec, kinds: dict[str, str], dtypes: dict[str, str]):
+def _fetch(con, spec: AggregateSpec, kinds: dict[str, str], dtypes: dict[str, str], sums):
     """The groups as pandas, each column in the dtype the pandas path gives it."""
     import pyarrow as pa
 
-    sums = {out for out, fn, _ in spec.metrics if fn == "sum" and out in dtypes}
-    casts = ", ".join(f"CAST({quoted(out)} AS BIGINT) AS {quoted(out)}" for out in sorted(sums))
+    casts = ", ".join(f"CAST({quoted(out)} AS BIGINT) AS {quoted(out)}" for out in sums)
     replace = f" REPLACE ({casts})" if casts else ""
     table = con.sql(
         f"SELECT * EXCLUDE ({GROUP}){replace} FROM groups ORDER BY {GROUP}"
@@ -245,22 +244,22 @@ def _fetch(con, spec: AggregateSpec, kinds: dict[str, str], dtypes: dict[str, st
     return frames.to_frame(table.replace_schema_metadata(None).cast(pa.schema(fields)))
 
 
-def _ordered(con, spec: AggregateSpec, kinds, fn: str, col: str, snap: Snapshot) -> pd.Series:
-    """Metric ``fn`` of ``col`` per group, computed by pandas over the column's values in the
-    order the pandas path reads them: the same function over the same sequence of values."""
+def _in_read_order(con, spec: AggregateSpec, kinds, columns: list[str], snap: Snapshot):
+    """``columns`` of every row with its group's number, in the order the pandas path reads
+    the rows, each column converted as that read converts it."""
+    import pyarrow as pa
+
     on = " AND ".join(
         f"r.{k} IS NOT DISTINCT FROM g.{k}" for k in [DAY, *map(quoted, spec.group_by)]
     )
-    pairs = con.sql(
-        f"SELECT g.{GROUP}, r.{quoted(col)} FROM rows r JOIN groups g ON {on} "
+    picked = ", ".join(f"r.{quoted(c)}" for c in columns)
+    rows = con.sql(
+        f"SELECT {picked}, g.{GROUP} FROM rows r JOIN groups g ON {on} "
         f"ORDER BY r.{quoted(POSITION)}"
     ).to_arrow_table()
-    import pyarrow as pa
-
     stored = frames.stored_names(snap.schema)
-    field = snap.schema.field(stored.get(col, col)).with_name(col)
-    values = frames.to_frame(pairs.select([1]).cast(pa.schema([field])))
-    values = transforms.as_kinds(values, {col: kinds[col]})
-    values[GROUP] = pairs.column(0).to_numpy()
-    result = transforms.METRICS[fn](values.groupby(GROUP, sort=True), col)
-    return result.reset_index(drop=True).rename(None)
+    fields = [snap.schema.field(stored.get(c, c)).with_name(c) for c in columns]
+    values = frames.to_frame(rows.select(columns).cast(pa.schema(fields)))
+    values = transforms.as_kinds(values, {c: kinds[c] for c in columns})
+    values[GROUP] = rows.column(GROUP).to_numpy()
+    return values
