@@ -6,6 +6,9 @@ same result. Incremental datasets aggregate by their ``dt`` partitions. Full dat
 their newest snapshot by the date of partition_field (the table is replaced, so rows that
 disappeared from the source disappear here too), or, without a partition_field, each snapshot into
 ``dt`` = its ``ds``.
+
+The grouping runs in DuckDB over the partitions' files (:mod:`.aggregate_sql`) wherever it gives
+this module's pandas result exactly; the rest is computed here, which stays the reference.
 """
 
 from __future__ import annotations
