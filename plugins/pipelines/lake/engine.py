@@ -66,27 +66,47 @@ def register(
     snapshot: Snapshot,
     partitions: list[str],
     columns: list[str] | None = None,
+    position: str | None = None,
 ) -> None:
     """View ``view``: the rows of ``partitions`` of ``table`` at ``snapshot`` (stored column
     names), the partition column included. Local files are read by DuckDB itself; a table on S3
-    through delta-rs's Arrow dataset (DuckDB's S3 extension cannot be downloaded everywhere)."""
+    through delta-rs's Arrow dataset (DuckDB's S3 extension cannot be downloaded everywhere).
+
+    A file written before a column was added reads it as null, as :meth:`Table.read` does.
+
+    :param position: a column to add, of each row's place in the order :meth:`Table.read` gives
+        the rows (partition, then the version's file order, then the row in its file); a local
+        table only (the Arrow dataset of a table on S3 numbers no rows)
+    """
     key = snapshot.key or table.key
     wanted = set(partitions)
     if not table.storage.remote:
         files = snapshot.local_files(wanted)
         if not files:
-            _empty_view(con, view, snapshot, columns)
+            _empty_view(con, view, snapshot, columns, position)
             return
-        cols = "* EXCLUDE (filename)" if columns is None else ", ".join(map(quoted, columns))
         listed = ", ".join(literal(path) for path, _ in files)
+        numbered = "file_row_number = true, " if position is not None else ""
+        source = (
+            f"read_parquet([{listed}], filename = true, {numbered}"
+            "hive_partitioning = false, union_by_name = true)"
+        )
+        cols = _columns(con, source, columns, position is not None)
         parts = " ".join(f"WHEN {literal(path)} THEN {literal(part)}" for path, part in files)
+        if position is not None:
+            ordinals = sorted(range(len(files)), key=lambda i: (files[i][1], i))
+            rank = " ".join(f"WHEN {literal(files[i][0])} THEN {n}" for n, i in enumerate(ordinals))
+            cols += (
+                f", (CASE filename {rank} END) * {2**32} + file_row_number AS {quoted(position)}"
+            )
         run(
             con,
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols}, "
-            f"CASE filename {parts} END AS {quoted(key)} "
-            f"FROM read_parquet([{listed}], filename = true, hive_partitioning = false)",
+            f"CASE filename {parts} END AS {quoted(key)} FROM {source}",
         )
         return
+    if position is not None:
+        raise ValueError("a view of a table on S3 has no row positions")
     dataset = snapshot.delta.to_pyarrow_dataset()
     import pyarrow.dataset as ds
 
@@ -98,9 +118,21 @@ def register(
     run(con, f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_arrow")
 
 
-def _empty_view(con, view: str, snapshot: Snapshot, columns: list[str] | None) -> None:
+def _columns(con, source: str, columns: list[str] | None, numbered: bool) -> str:
+    """The select list of ``columns`` (None: every column of the files); a column none of the
+    files holds yet is null."""
+    if columns is None:
+        return "* EXCLUDE (filename, file_row_number)" if numbered else "* EXCLUDE (filename)"
+    present = {row[0] for row in run(con, f"DESCRIBE SELECT * FROM {source}")}
+    return ", ".join(quoted(c) if c in present else f"NULL AS {quoted(c)}" for c in columns)
+
+
+def _empty_view(
+    con, view: str, snapshot: Snapshot, columns: list[str] | None, position: str | None
+) -> None:
     schema = snapshot.schema
     if columns is not None:
         schema = schema.__class__([schema.field(c) for c in [*columns, snapshot.key]])
     con.register(f"{view}_arrow", schema.empty_table())
-    run(con, f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_arrow")
+    extra = f", NULL::BIGINT AS {quoted(position)}" if position is not None else ""
+    run(con, f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT *{extra} FROM {view}_arrow")

@@ -6,6 +6,9 @@ same result. Incremental datasets aggregate by their ``dt`` partitions. Full dat
 their newest snapshot by the date of partition_field (the table is replaced, so rows that
 disappeared from the source disappear here too), or, without a partition_field, each snapshot into
 ``dt`` = its ``ds``.
+
+The grouping runs in DuckDB over the partitions' files (:mod:`.aggregate_sql`) wherever it gives
+this module's pandas result exactly; the rest is computed here, which stays the reference.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_aggregate
+from pipelines.steps import aggregate_sql
 from pipelines.steps.merge import MergeResult
 
 
@@ -85,7 +89,13 @@ def build(
 def _changes(
     spec: AggregateSpec, dataset: Dataset, cleaned: Table, touched: list[str]
 ) -> tuple[dict[str, pd.DataFrame | None], bool]:
-    """The aggregate's new partitions from the current cleaned table; True = replace all."""
+    """The aggregate's new partitions from the current cleaned table; True = replace all.
+
+    DuckDB computes them where it gives the pandas path's result exactly; the rest is computed
+    here in pandas (:mod:`.aggregate_sql` says which)."""
+    computed = aggregate_sql.changes(spec, dataset, cleaned, touched)
+    if computed is not None:
+        return computed
     return _RECOMPUTE[dataset.ingestion](spec, dataset, cleaned, touched)
 
 
