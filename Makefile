@@ -45,10 +45,12 @@ lint: install
 # The second command of the README, and what .ci/run runs: lint, the bench smoke run, the suite
 # (last, so that its summary closes the output), on TEST_WORKERS processes (pytest-xdist; a test
 # module stays on one worker, so its module fixtures, such as an e2e module's Airflow stack, are
-# made once): while one worker's Airflow stack waits on its scheduler, the other runs tests.
+# made once): while one worker's Airflow stack waits on its scheduler, the other runs tests. The
+# modules go out in testpaths' order (pyproject.toml: the slow ones first), not xdist's default of
+# the modules with the most tests first, which left the slow few-test modules (e2e) for the end.
 TEST_WORKERS ?= 2
 test: install lint bench-smoke
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 $(VENV)/.bench: $(VENV)/.installed bench/requirements.txt bench/peers.txt
 	$(UV) pip install --quiet --python $(BIN)/python -r bench/requirements.txt

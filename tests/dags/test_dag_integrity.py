@@ -83,6 +83,24 @@ def test_cookbook_dag_triggers_children_in_order_then_verifies(bag):
     trigger = dag.get_task("trigger_customers")
     assert trigger.trigger_dag_id == "local__customers"
     assert trigger.reset_dag_run and trigger.wait_for_completion
+    assert trigger.poke_interval == 10  # PIPELINES_TRIGGER_POKE_SECONDS unset
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("0.5", 0.5)])
+def test_the_trigger_tasks_poke_as_often_as_the_environment_says(monkeypatch, value, expected):
+    monkeypatch.setenv("PIPELINES_TRIGGER_POKE_SECONDS", value)
+    dag = dagbag().dags["local__cookbook__e2e_test"]
+    assert {t.poke_interval for t in dag.tasks if t.task_id.startswith("trigger_")} == {expected}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "7200"])
+def test_a_trigger_poke_that_is_no_positive_number_of_seconds_is_named(monkeypatch, value):
+    from pipelines.exceptions import PipelinesError
+    from pipelines.runtime.environment import trigger_poke_seconds
+
+    monkeypatch.setenv("PIPELINES_TRIGGER_POKE_SECONDS", value)
+    with pytest.raises(PipelinesError, match=f"PIPELINES_TRIGGER_POKE_SECONDS: '{value}' must be"):
+        trigger_poke_seconds()
 
 
 def test_k_bad_rows_of_n_give_n_minus_k_dags_and_k_errors(home, capsys):

@@ -134,6 +134,9 @@ class AirflowStack:
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.url}/execution/",
             AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="1",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            # a cookbook's trigger tasks ask for their child run's state every second, not every
+            # 10 s: a child that ends is seen at once (what they wait for stays the same)
+            PIPELINES_TRIGGER_POKE_SECONDS="1",
         )
         self.procs: dict[str, subprocess.Popen] = {}
         self._token: str | None = None

@@ -31,7 +31,7 @@ CHILDREN = (*DATASETS, *WORKFLOWS)
 EVERY_MINUTE = "* * * * *"
 DAY = dt.timedelta(days=1)
 TICK_TIMEOUT = 90  # the first scheduled run: the next minute after the unpause, plus slack
-RUN_TIMEOUT = 240  # one cookbook run: five children, each trigger polling every 10 s
+RUN_TIMEOUT = 240  # one cookbook run: five children and their trigger tasks, with slack
 
 
 def _midnight(day: dt.date) -> str:

@@ -141,6 +141,28 @@ def task_retries() -> int:
     return int(value) if value.isdigit() else 2
 
 
+TRIGGER_POKE_SECONDS = 10  # how often a cookbook's trigger task asks for its child run's state
+
+
+def trigger_poke_seconds() -> float:
+    """``PIPELINES_TRIGGER_POKE_SECONDS``: how often a cookbook's trigger task checks whether its
+    child run ended (default :data:`TRIGGER_POKE_SECONDS`; a positive number of seconds)."""
+    from pipelines.exceptions import PipelinesError
+
+    value = os.environ.get("PIPELINES_TRIGGER_POKE_SECONDS", "").strip()
+    if not value:
+        return TRIGGER_POKE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise PipelinesError(
+            f"PIPELINES_TRIGGER_POKE_SECONDS: {value!r} must be a number of seconds in (0, 3600]"
+        )
+    return int(seconds) if seconds.is_integer() else seconds
+
+
 MEMORY_LIMIT = "1GB"  # a worker slot's share: DuckDB spills to disk past it
 _SIZE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$")
 _UNITS = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}

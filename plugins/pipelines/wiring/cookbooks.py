@@ -46,7 +46,7 @@ class TriggerChildOperator(TriggerDagRunOperator):
         cookbook): every hour re-runs the same child runs for that day"""
         kwargs.setdefault("reset_dag_run", True)
         kwargs.setdefault("wait_for_completion", True)
-        kwargs.setdefault("poke_interval", 10)
+        kwargs.setdefault("poke_interval", environment.trigger_poke_seconds())
         kwargs.setdefault("openlineage_inject_parent_info", False)
         super().__init__(**kwargs)
         self.cookbook = cookbook
