@@ -84,8 +84,9 @@ def order_columns(dataset: Dataset) -> list[str]:
 
 
 def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
-    """The interval's delivery, as the newest version of the raw table holds it (in a research
-    namespace: the upstream's raw table, read in place while its owner may rewrite it)."""
+    """The interval's delivery in delivery order (``_row``), as the newest version of the raw
+    table holds it (in a research namespace: the upstream's raw table, read in place while its
+    owner may rewrite it)."""
     raw = lake.raw(dataset.name)
     snap = raw.snapshot()
     _require_raw(dataset, interval, lake, snap)
@@ -93,7 +94,12 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     if delivered is not None and interval.ds in snap.partitions:
         stored = frames.stored_names(snap.schema)
         delivered = [c for c in delivered if stored.get(c, c) in snap.schema.names]
-    return raw.read_partition(interval.ds, snap, columns=delivered)
+    rows = raw.read_partition(interval.ds, snap, columns=delivered)
+    if "_row" in rows.columns and not rows["_row"].is_monotonic_increasing:
+        # a delivery streamed in batches is stored with its batches interleaved (delta-rs):
+        # the rows in delivery order, as the quarantine keeps them
+        rows = rows.sort_values("_row", kind="stable", ignore_index=True)
+    return rows
 
 
 def _require_raw(dataset: Dataset, interval: Interval, lake: Lake, snap: Snapshot) -> None:
