@@ -125,9 +125,11 @@ def _merge_typed(
         if typed is None:
             return base
         merged = typed_merge.merge(dataset, interval, typed, raw, (table, base))
+        if merged is None:
+            return base
         done[:] = [merged]
         result = _result_of(merged)
-        meta = {"schema": list(typed.kinds.items()), CONFIG: of_dataset(dataset)}
+        meta = {"schema": list(merged.kinds.items()), CONFIG: of_dataset(dataset)}
         return table.commit(merged.snapshot, {}, meta, run=(interval.ds, result.counts()))
 
     snap = commit_with_retry(table, attempt)
@@ -187,7 +189,8 @@ def prepare(
 def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     """Merge the interval's raw delivery; safe to repeat any number of times, in any order.
 
-    A typed delivery (a Parquet source) is merged in DuckDB (:mod:`.typed_merge`); the rest here."""
+    A Parquet or CSV delivery is merged in DuckDB (:mod:`.typed_merge`) where it can be; the
+    rest here."""
     table = lake.cleaned(dataset)
     raw = lake.raw(dataset.name)
     raw_snap = raw.snapshot()
