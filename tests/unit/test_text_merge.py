@@ -81,16 +81,67 @@ def test_blank_is_what_str_strip_empties():
     assert stripped == [t.strip() for t in texts]
 
 
-def test_date_only_parts_read_what_is_date_only_reads():
-    cases = [
-        ["2024-01-02", " 2024-01-03 "],
-        ["2024-01-02", "2024-01-02T00:00:00Z"],
-        ["2024-01-02T00:00:00Z", "2024-01-02"],
-        ["2024-1-2", "2024-01-02"],
-        ["2024-01-02", "1704153600"],
-    ]
-    for texts in cases:
-        delivered = pd.Series(texts, dtype="string")
-        parsed, _ = transforms.parse_timestamps(delivered)
-        dated, day = transforms.date_only_parts(delivered, parsed)
-        assert bool(dated.iloc[0] and day.all()) == transforms.is_date_only(delivered, parsed)
+DATES = [
+    ["2024-01-02", " 2024-01-03 "],
+    ["2024-01-02", "2024-01-02T00:00:00Z"],
+    ["2024-01-02T00:00:00Z", "2024-01-02"],
+    ["2024-1-2", "2024-01-02"],
+    ["2024-01-02", "1704153600"],
+    ["\xa02024-01-02", "2024-01-02 "],
+    ["2024-01-02", "2024-01-02+02:00"],
+    ["x", "2024-01-02"],  # the first is quarantined: the first valid one decides
+]
+
+
+@pytest.mark.parametrize("texts", DATES)
+def test_date_only_reads_what_is_date_only_reads(texts):
+    delivered = pd.Series(texts, dtype="string")
+    parsed, bad = transforms.parse_timestamps(delivered)
+    con = duckdb.connect()
+    con.register("raw", pa.table({"ts": pa.array(texts, pa.string()), "_row": range(len(texts))}))
+    rows = text_merge.parse_fields(con, ["ts"], "s")
+    con.sql(
+        f"CREATE TABLE checked AS SELECT *, CASE WHEN _bad0 THEN 'bad' END AS _reason FROM {rows}"
+    )
+    valid = ~bad.fillna(True).astype(bool)
+    expected = transforms.is_date_only(delivered, parsed[valid])
+    assert text_merge.date_only(con, "checked", "ts", 0) == expected
+
+
+def stamps(rng, n: int) -> list[str]:
+    """Text in and around the ISO form DuckDB casts itself."""
+    out = []
+    for _ in range(n):
+        year = int(rng.choice([1899, 1900, 1970, 2024, 2099, 2100]))
+        month, day = int(rng.integers(0, 14)), int(rng.integers(0, 33))
+        hour, minute, second = (
+            int(rng.integers(0, 26)),
+            int(rng.integers(0, 61)),
+            int(rng.integers(0, 61)),
+        )
+        text = f"{year}-{month:02d}-{day:02d}"
+        if rng.random() < 0.8:
+            text += f"{rng.choice(['T', ' '])}{hour:02d}:{minute:02d}:{second:02d}"
+            if rng.random() < 0.5:
+                text += "." + "".join(rng.choice(list("0123456789"), int(rng.integers(1, 10))))
+        text += str(rng.choice(["", "Z", "+02:00", "-05:30", "+23:59", "+24:00", "+0200"]))
+        out.append(text if rng.random() < 0.9 else f" {text}\t")
+    return out
+
+
+def test_iso_text_cast_by_duckdb_is_the_instant_pandas_parses():
+    rng = np.random.default_rng(5)
+    texts = stamps(rng, 3000) + ["2024-02-29 10:00:00", "2023-02-29 10:00:00", "2024-01-01"]
+    expected, bad = transforms.parse_timestamps(pd.Series(texts, dtype="string"))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("raw", pa.table({"ts": pa.array(texts, pa.string()), "_row": range(len(texts))}))
+    rows = text_merge.parse_fields(con, ["ts"], "s")
+    got = con.sql(f"SELECT _parsed0, _bad0 FROM {rows} ORDER BY _row").to_arrow_table()
+    assert got["_bad0"].to_pylist() == list(bad.fillna(True).astype(bool))
+    parsed = got["_parsed0"].cast(pa.timestamp("us", tz="UTC")).to_pandas()
+    assert parsed.equals(expected.astype("datetime64[us, UTC]").reset_index(drop=True)) or (
+        list(parsed) == list(expected)
+    )
+    fast = con.sql(f"SELECT count(*) FROM raw WHERE {text_merge._fast('ts')} IS NOT NULL")
+    assert fast.fetchall()[0][0] > 300  # the cast took a good share

@@ -320,24 +320,9 @@ def is_date_only(delivered: pd.Series, parsed: pd.Series) -> bool:
     parsed = parsed.dropna()
     if parsed.empty or not DATE_TEXT.fullmatch(str(delivered.at[parsed.index[0]]).strip()):
         return False
-    return bool(date_only_parts(delivered.loc[parsed.index], parsed)[1].all())
-
-
-def date_only_parts(delivered: pd.Series, parsed: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """What :func:`is_date_only` reads of each delivered text value: whether it is a date
-    (``DATE_TEXT``, stripped), and whether it is shaped as one (ten characters, ``-`` at 4 and 7)
-    and parsed at midnight. A delivery is date-only when its first kept value is a date and
-    every kept value is shaped as one at midnight; the DuckDB merge reads these per value."""
-    text = delivered.astype("string").str.strip()
-    dated = _mask(text.str.fullmatch(DATE_TEXT.pattern))
-    shaped = _mask(text.str.len() == 10) & _mask(text.str.get(4) == "-")
-    day = shaped & _mask(text.str.get(7) == "-") & _mask(parsed == parsed.dt.normalize())
-    return pd.Series(dated, index=delivered.index), pd.Series(day, index=delivered.index)
-
-
-def _mask(values: pd.Series) -> np.ndarray:
-    """A boolean column as numpy (a missing value: False)."""
-    return values.to_numpy(dtype=bool, na_value=False)
+    text = delivered.loc[parsed.index].astype("string").str.strip()
+    shaped = (text.str.len() == 10) & (text.str.get(4) == "-") & (text.str.get(7) == "-")
+    return bool(shaped.all() and (parsed == parsed.dt.normalize()).all())
 
 
 def as_dates(parsed: pd.Series) -> pd.Series:

@@ -232,7 +232,7 @@ def _text_kinds(con, dataset: Dataset, typed: Typed, base: Snapshot) -> dict[str
     if sniffed is None:
         return None
     delivered = {
-        c: sniffed.get(c) or _stamp_kind(con, typed.stamps.index(c)) for c in columns
+        c: sniffed.get(c) or _stamp_kind(con, c, typed.stamps.index(c)) for c in columns
     }  # in the delivery's column order, as delivery_kinds gives them
     stored = base.kinds
     if base.exists and (set(delivered) - set(stored)):
@@ -252,9 +252,9 @@ def _is_data(name: str) -> bool:
     return not name.startswith("_") and name != "ds"
 
 
-def _stamp_kind(con, at: int) -> str:
+def _stamp_kind(con, column: str, at: int) -> str:
     """A parsed field's kind: ``date`` when the delivery gave dates (``is_date_only``)."""
-    return "date" if text_merge.date_only(con, "checked", at) else "timestamp"
+    return "date" if text_merge.date_only(con, "checked", column, at) else "timestamp"
 
 
 def _quarantined(con, raw: Snapshot, interval: Interval, typed: Typed) -> pd.DataFrame:
