@@ -190,3 +190,21 @@ def test_what_only_pandas_can_type_goes_to_the_pandas_path(home, monkeypatch, ch
     write_registry(home, REGISTRY.replace("{options}", ""))
     deliveries(home, extra=change)
     assert same(home, monkeypatch, DAYS)["paths"] == expected
+
+
+def test_a_rerun_of_a_corrected_day_replaces_its_rows(home, monkeypatch):
+    """A day delivered again with other values and the same stamps: its rows win their ties
+    (same stamp, delivery and row), in DuckDB as in pandas."""
+    write_registry(home, REGISTRY.replace("{options}", ""))
+    deliveries(home)
+    for lake, duckdb in (("lake-pandas", False), ("lake-duckdb", True)):
+        run_all(home, monkeypatch, lake, DAYS, duckdb=duckdb)
+    source = home / "include" / "src" / f"items_{DAYS[-1]}.csv"  # its rows win
+    frame = pd.read_csv(source, dtype="string", keep_default_na=False)
+    source.write_text(frame.assign(label="corrected").to_csv(index=False))
+    reference = run_all(home, monkeypatch, "lake-pandas", DAYS[-1:], duckdb=False)
+    duck = run_all(home, monkeypatch, "lake-duckdb", DAYS[-1:], duckdb=True)
+    assert duck["paths"] == [DUCKDB]
+    pd.testing.assert_frame_equal(duck["cleaned"], reference["cleaned"])
+    pd.testing.assert_frame_equal(duck["quarantine"], reference["quarantine"])
+    assert (reference["cleaned"]["label"] == "corrected").sum() > 50

@@ -420,9 +420,9 @@ def _commit(
     on = " AND ".join(f"t.{_tick(c)} = s.{_tick(c)}" for c in dataset.primary_key)
     parts = ", ".join("'" + p.replace("'", "''") + "'" for p in touched)
     inc = _tick(dataset.incremental_field)
-    tie = (
+    tie = (  # a rerun's own row (same delivery, same row) replaces it, as in the pandas path
         f"s.{inc} > t.{inc} OR (s.{inc} = t.{inc} AND (s._ds > t._ds OR "
-        "(s._ds = t._ds AND s._row > t._row)))"
+        "(s._ds = t._ds AND s._row >= t._row)))"
     )
     delta.merge(
         table.path,
