@@ -11,7 +11,8 @@ incremental field is text, parsed batch by batch by the pandas path's own rules
 (:func:`~pipelines.common.transforms.kept_by_interval`, one column at a time).
 
 What this path does not do falls back to pandas (:func:`source_of` or :func:`extract` say
-None): JSON Lines, a source on S3, a Parquet incremental field that is not a timestamp, a CSV
+None): JSON Lines, a source on S3, a CSV source into a lake on S3 (a stream of batches is not
+retried there), a Parquet incremental field that is not a timestamp, a CSV
 file DuckDB would read differently, an empty delivery, a raw table whose columns the source
 would change.
 """
@@ -64,6 +65,8 @@ def extract(
 
     :raises CommitConflict: another writer committed to the raw table first
     """
+    if dataset.format == "csv" and table.storage.remote:
+        return None  # a stream is not retried on the object store; the pandas path's write is
     with connect() as con:
         read = _parquet if dataset.format == "parquet" else _csv
         reading = read(con, dataset, interval, source)

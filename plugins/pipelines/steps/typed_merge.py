@@ -13,7 +13,9 @@ intervals run in does not matter.
 
 What this path does not do yet falls back to pandas (:func:`plan` or :func:`merge` say None):
 JSON Lines, a column whose kind widens or a new column, a Parquet date-only field, a text
-delivery only pandas can type (:mod:`.text_merge`) or whose keys meet once typed.
+delivery only pandas can type (:mod:`.text_merge`) or whose keys meet once typed, a text
+delivery into a lake on S3 (a stream of batches is not retried there; the pandas path's writes
+are).
 """
 
 from __future__ import annotations
@@ -142,6 +144,8 @@ def merge(
 
     :raises CommitConflict: another writer committed to the cleaned table first
     """
+    if typed.text and cleaned[0].storage.remote:
+        return None  # a stream is not retried on the object store; the pandas path's write is
     with connect() as con:
         register(con, "raw", raw[0], raw[1], [interval.ds])
         result = Merged(raw_rows=run(con, "SELECT count(*) FROM raw")[0][0])
