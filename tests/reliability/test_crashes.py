@@ -91,7 +91,23 @@ def dying_in_write(env: Env, layer: str, days, entered: str) -> None:
         return original(target, *args, **kwargs)
 
     deltalake.write_deltalake = noted
+    _noting_merges(layer, entered)
     workload.run(env, ["ledger"], days, STEPS)
+
+
+def _noting_merges(layer: str, entered: str) -> None:
+    """The DuckDB merge commits cleaned through one Delta merge (``lake.delta.merge``), not
+    ``write_deltalake``: its entry is noted too."""
+    from pipelines.lake import delta
+
+    original = delta.merge
+
+    def noted(path, *args, **kwargs):
+        if path.rstrip("/").endswith(f"/{layer}/ledger"):
+            Path(entered).write_text("in")
+        return original(path, *args, **kwargs)
+
+    delta.merge = noted
 
 
 def kill_in_write(procs, env: Env, layer: str, entered: Path, window: float, rng) -> bool:
@@ -120,7 +136,8 @@ def day_one(project, session_dir) -> Path:
 @pytest.fixture(scope="module")
 def write_times(project, day_one, session_dir) -> dict[str, float]:
     """How long delta-rs takes to write each of ledger's tables on day 2 (from entering
-    ``write_deltalake`` to its return: data files, then the commit), measured once here."""
+    ``write_deltalake``, or the Delta merge of the DuckDB path, to its return: data files, then
+    the commit), measured once here."""
     import deltalake
 
     lake = session_dir / "crash-timing"
@@ -128,19 +145,26 @@ def write_times(project, day_one, session_dir) -> dict[str, float]:
     took: dict[str, float] = {}
     original = deltalake.write_deltalake
 
-    def timed(target, *args, **kwargs):
+    def timed(target, *args, _call=original, **kwargs):
         uri = target if isinstance(target, str) else target.table_uri
         started = time.monotonic()
         try:
-            return original(target, *args, **kwargs)
+            return _call(target, *args, **kwargs)
         finally:
             took[uri.rstrip("/").rsplit("/", 2)[-2]] = time.monotonic() - started
 
-    deltalake.write_deltalake = timed
+    from pipelines.lake import delta
+
+    merge = delta.merge
+
+    def timed_merge(path, *args, **kwargs):  # the DuckDB merge's one Delta merge
+        return timed(path, *args, _call=merge, **kwargs)
+
+    deltalake.write_deltalake, delta.merge = timed, timed_merge
     try:
         workload.run(Env(str(project), str(lake)), ["ledger"], DAYS[1:2], STEPS)
     finally:
-        deltalake.write_deltalake = original
+        deltalake.write_deltalake, delta.merge = original, merge
     return {layer: took[layer] for layer in TABLES}
 
 

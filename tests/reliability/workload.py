@@ -231,18 +231,23 @@ def work_counting_conflicts(env: Env, names, days, steps, report: str, barrier=N
     how many commits lost a race and were retried."""
     from pipelines.exceptions import CommitConflict
     from pipelines.lake import tables as resources
+    from pipelines.steps import typed_merge
 
     lost = []
-    original = resources.Table.commit
 
-    def commit(self, *args, **kwargs):
-        try:
-            return original(self, *args, **kwargs)
-        except CommitConflict:
-            lost.append(1)
-            raise
+    def counting(call):
+        def counted(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            except CommitConflict:
+                lost.append(1)
+                raise
 
-    resources.Table.commit = commit
+        return counted
+
+    # a commit of the pandas path, or the one Delta merge of the DuckDB path
+    resources.Table.commit = counting(resources.Table.commit)
+    typed_merge.merge = counting(typed_merge.merge)
     if barrier is not None:
         barrier.wait(timeout=120)
     run(env, names, days, steps)

@@ -160,11 +160,27 @@ def filter_interval(
     frame: pd.DataFrame, field: str, start: dt.datetime, end: dt.datetime, epoch_unit: str = "s"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows with ``start <= field < end``; and, separately, rows whose field cannot be parsed."""
-    parsed, bad = parse_timestamps(frame[field], epoch_unit)
-    inside = (parsed >= pd.Timestamp(start)) & (parsed < pd.Timestamp(end))
-    unparseable = frame[bad | parsed.isna()].assign(_reason=f"{field}: {UNPARSEABLE}")
-    inside = inside.fillna(False)
+    inside, unparseable = _interval_masks(frame[field], start, end, epoch_unit)
+    unparseable = frame[unparseable].assign(_reason=f"{field}: {UNPARSEABLE}")
     return (frame if inside.all() else frame[inside]), unparseable
+
+
+def kept_by_interval(
+    values: pd.Series, start: dt.datetime, end: dt.datetime, epoch_unit: str = "s"
+) -> np.ndarray:
+    """The rows :func:`filter_interval` keeps in either of its parts, as a mask: the field
+    inside the interval, or not parseable. Each value decides alone, so a delivery can be
+    filtered in batches."""
+    inside, unparseable = _interval_masks(values, start, end, epoch_unit)
+    return (inside | unparseable).to_numpy(dtype=bool)
+
+
+def _interval_masks(
+    values: pd.Series, start: dt.datetime, end: dt.datetime, epoch_unit: str
+) -> tuple[pd.Series, pd.Series]:
+    parsed, bad = parse_timestamps(values, epoch_unit)
+    inside = (parsed >= pd.Timestamp(start)) & (parsed < pd.Timestamp(end))
+    return inside.fillna(False).astype(bool), (bad | parsed.isna()).astype(bool)
 
 
 def quarantine_invalid(

@@ -70,7 +70,8 @@ def register(
 ) -> None:
     """View ``view``: the rows of ``partitions`` of ``table`` at ``snapshot`` (stored column
     names), the partition column included. Local files are read by DuckDB itself; a table on S3
-    through delta-rs's Arrow dataset (DuckDB's S3 extension cannot be downloaded everywhere).
+    through delta-rs's Arrow dataset (DuckDB's S3 extension cannot be downloaded everywhere),
+    into a temporary table.
 
     A file written before a column was added reads it as null, as :meth:`Table.read` does.
 
@@ -115,7 +116,10 @@ def register(
         columns=None if columns is None else [*columns, key], filter=expression
     )
     con.register(f"{view}_arrow", reader.to_reader())
-    run(con, f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_arrow")
+    # a stream is scanned once; the steps read the view several times: read it in once (DuckDB
+    # spills it past its memory limit)
+    run(con, f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT * FROM {view}_arrow")
+    con.unregister(f"{view}_arrow")
 
 
 def _columns(con, source: str, columns: list[str] | None, numbered: bool) -> str:

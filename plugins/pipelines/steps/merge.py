@@ -84,8 +84,9 @@ def order_columns(dataset: Dataset) -> list[str]:
 
 
 def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
-    """The interval's delivery, as the newest version of the raw table holds it (in a research
-    namespace: the upstream's raw table, read in place while its owner may rewrite it)."""
+    """The interval's delivery in delivery order (``_row``), as the newest version of the raw
+    table holds it (in a research namespace: the upstream's raw table, read in place while its
+    owner may rewrite it)."""
     raw = lake.raw(dataset.name)
     snap = raw.snapshot()
     _require_raw(dataset, interval, lake, snap)
@@ -93,7 +94,12 @@ def read_raw(dataset: Dataset, interval: Interval, lake: Lake) -> pd.DataFrame:
     if delivered is not None and interval.ds in snap.partitions:
         stored = frames.stored_names(snap.schema)
         delivered = [c for c in delivered if stored.get(c, c) in snap.schema.names]
-    return raw.read_partition(interval.ds, snap, columns=delivered)
+    rows = raw.read_partition(interval.ds, snap, columns=delivered)
+    if "_row" in rows.columns and not rows["_row"].is_monotonic_increasing:
+        # a delivery streamed in batches is stored with its batches interleaved (delta-rs):
+        # the rows in delivery order, as the quarantine keeps them
+        rows = rows.sort_values("_row", kind="stable", ignore_index=True)
+    return rows
 
 
 def _require_raw(dataset: Dataset, interval: Interval, lake: Lake, snap: Snapshot) -> None:
@@ -119,9 +125,11 @@ def _merge_typed(
         if typed is None:
             return base
         merged = typed_merge.merge(dataset, interval, typed, raw, (table, base))
+        if merged is None:
+            return base
         done[:] = [merged]
         result = _result_of(merged)
-        meta = {"schema": list(typed.kinds.items()), CONFIG: of_dataset(dataset)}
+        meta = {"schema": list(merged.kinds.items()), CONFIG: of_dataset(dataset)}
         return table.commit(merged.snapshot, {}, meta, run=(interval.ds, result.counts()))
 
     snap = commit_with_retry(table, attempt)
@@ -181,7 +189,8 @@ def prepare(
 def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     """Merge the interval's raw delivery; safe to repeat any number of times, in any order.
 
-    A typed delivery (a Parquet source) is merged in DuckDB (:mod:`.typed_merge`); the rest here."""
+    A Parquet or CSV delivery is merged in DuckDB (:mod:`.typed_merge`) where it can be; the
+    rest here."""
     table = lake.cleaned(dataset)
     raw = lake.raw(dataset.name)
     raw_snap = raw.snapshot()

@@ -69,14 +69,7 @@ def _parse(data: bytes, fmt: str, options: SourceOptions) -> pd.DataFrame:
     if fmt == "csv":
         if not data.strip():
             return pd.DataFrame()
-        return pd.read_csv(
-            io.StringIO(data.decode(options.encoding)),
-            sep=options.delimiter,
-            dtype="string",
-            keep_default_na=False,
-            na_values=["", *options.nulls],
-            skip_blank_lines=True,
-        )
+        return pd.read_csv(io.StringIO(data.decode(options.encoding)), **csv_options(options))
     if fmt == "jsonl":
         if not data.strip():
             return pd.DataFrame()
@@ -86,6 +79,18 @@ def _parse(data: bytes, fmt: str, options: SourceOptions) -> pd.DataFrame:
         )
         return frame.replace(list(options.nulls), None) if options.nulls else frame
     return _parquet(data)
+
+
+def csv_options(options: SourceOptions) -> dict:
+    """The ``pandas.read_csv`` arguments a CSV source is read with (text, as delivered); DuckDB
+    reads it by the same rules (:mod:`.csv_source`)."""
+    return {
+        "sep": options.delimiter,
+        "dtype": "string",
+        "keep_default_na": False,
+        "na_values": ["", *options.nulls],
+        "skip_blank_lines": True,
+    }
 
 
 def _parquet(data: bytes) -> pd.DataFrame:

@@ -1,37 +1,60 @@
-"""The extract of a typed source (a local Parquet file) in DuckDB, streamed into the raw table.
+"""The extract of a local source in DuckDB (Parquet, and CSV as text), streamed into the raw table.
 
 The source is read by DuckDB and its rows stream as Arrow batches into the one commit that
 replaces the day's ``ds=`` partition: nothing holds the delivery in pandas. The rows and their
 ``_row`` (the position in the source) are the pandas path's (:mod:`.extract`): a per-interval
 source is taken whole; a single incremental source is filtered to
-``start <= incremental_field < end``, with the rows whose field is missing kept for the merge to
-quarantine. What this path does not do falls back to pandas (:func:`source_of` says None): text
-sources, a source on S3, an incremental field that is not a timestamp, a raw table whose columns
-the source would change.
+``start <= incremental_field < end``, with the rows whose field is missing or unparseable kept
+for the merge to quarantine. A CSV source is read as the pandas path reads it
+(:mod:`.csv_source`: raw holds the same text, with the same types and field metadata); its
+incremental field is text, parsed batch by batch by the pandas path's own rules
+(:func:`~pipelines.common.transforms.kept_by_interval`, one column at a time).
+
+What this path does not do falls back to pandas (:func:`source_of` or :func:`extract` say
+None): JSON Lines, a source on S3, a CSV source into a lake on S3 (a stream of batches is not
+retried there), a Parquet incremental field that is not a timestamp, a CSV
+file DuckDB would read differently, an empty delivery, a raw table whose columns the source
+would change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipelines.common import transforms
 from pipelines.common.partitions import Interval
 from pipelines.lake import delta, frames
-from pipelines.lake.engine import BATCH_ROWS, connect, quoted, run
+from pipelines.lake.engine import BATCH_ROWS, connect, quoted
 from pipelines.lake.tables import Snapshot, Table
 from pipelines.project.registry import Dataset
 from pipelines.runtime import environment
+from pipelines.steps.csv_source import CsvSource
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
+
+FORMATS = ("parquet", "csv")
 
 
 def source_of(dataset: Dataset, where: str) -> str | None:
-    """The local Parquet file the typed path reads (None: the pandas path extracts)."""
+    """The local file the DuckDB path reads (None: the pandas path extracts)."""
     import os
 
-    if dataset.format != "parquet" or "://" in where or not os.path.isfile(where):
+    if dataset.format not in FORMATS or "://" in where or not os.path.isfile(where):
         return None
     return where
+
+
+@dataclass
+class _Reading:
+    """A source as DuckDB reads it: the columns the pandas path gives (an empty frame of them,
+    in its dtypes) and the batches of the rows extract keeps, with ``_row`` and ``ds``."""
+
+    empty: pd.DataFrame
+    batches: Callable[[], Iterator[pa.RecordBatch]]
 
 
 def extract(
@@ -43,54 +66,116 @@ def extract(
 
     :raises CommitConflict: another writer committed to the raw table first
     """
-    import pyarrow.parquet as pq
-
-    columns = pq.read_schema(source)
-    target = _target(columns, base)
-    if target is None:
-        return None
-    field = dataset.incremental_field
-    filtered = dataset.ingestion.filters_by_interval and not dataset.per_interval_source
-    if filtered and (field not in columns.names or not _is_stamp(columns.field(field).type)):
-        return None
-    where = ""
-    if filtered:
-        inc = quoted(field)
-        where = f"WHERE ({inc} >= $start AND {inc} < $end) OR {inc} IS NULL"
+    if dataset.format == "csv" and table.storage.remote:
+        return None  # a stream is not retried on the object store; the pandas path's write is
     # one budget for the step: DuckDB reads beside delta-rs's writer (which streams: ~0.3 GiB
-    # for 20M rows, measured); in file order without a sort (preserve_insertion_order), so
-    # nothing holds the delivery: an ORDER BY _row made DuckDB hold all of it (3.6 GiB at 20M)
+    # for 20M rows, measured)
     with connect(environment.memory_limit() // 2) as con:
-        params = {"src": source}
-        if filtered:
-            params |= {"start": interval.start, "end": interval.end}
-        select = (
-            "SELECT * EXCLUDE (file_row_number), file_row_number::BIGINT AS _row, "
-            f"$ds AS ds FROM read_parquet($src, file_row_number = true) {where}"
-        )
-        params["ds"] = interval.ds
-        rows = run(con, f"SELECT count(*) FROM ({select})", params)[0][0]
-        reader = con.sql(select, params=params).to_arrow_reader(BATCH_ROWS)
-        stream = _conformed(reader, target)
+        read = _parquet if dataset.format == "parquet" else _csv
+        reading = read(con, dataset, interval, source)
+        if reading is None:
+            return None
+        target = _target(reading.empty, base)
+        if target is None:
+            return None
+        written = [0]
         added = base.exists and bool(set(target.names) - set(base.schema.names))
         delta.replace(
             table.path,
             table.storage,
-            stream,
+            _conformed(reading.batches(), target, written),
             key="ds",
             partitions=[interval.ds],
             base=base.version if base.exists else None,
             reshape="merge" if added else None,
         )
-    return table.snapshot(), rows, [*columns.names, "_row"]
+    return table.snapshot(), written[0], [*reading.empty.columns, "_row"]
 
 
-def _target(columns: pa.Schema, base: Snapshot) -> pa.Schema | None:
-    """The raw table's schema for these source columns, as the pandas path would write them
-    (None: they would change a column the table has, or lack one)."""
+def _filtered(dataset: Dataset) -> bool:
+    """Whether the source holds more than the interval (a single incremental source)."""
+    return dataset.ingestion.filters_by_interval and not dataset.per_interval_source
+
+
+def _parquet(con, dataset: Dataset, interval: Interval, source: str) -> _Reading | None:
+    """A Parquet source: read, and filtered by its timestamp field, in DuckDB."""
+    import pyarrow.parquet as pq
+
+    columns = pq.read_schema(source)
+    field = dataset.incremental_field
+    filtered = _filtered(dataset)
+    if filtered and (field not in columns.names or not _is_stamp(columns.field(field).type)):
+        return None
+    where = ""
+    params = {"src": source, "ds": interval.ds}
+    if filtered:
+        inc = quoted(field)
+        where = f"WHERE ({inc} >= $start AND {inc} < $end) OR {inc} IS NULL"
+        params |= {"start": interval.start, "end": interval.end}
+    select = (
+        "SELECT * EXCLUDE (file_row_number), file_row_number::BIGINT AS _row, "
+        f"$ds AS ds FROM read_parquet($src, file_row_number = true) {where}"
+    )  # in file order without a sort (preserve_insertion_order): a sort held the whole delivery
+    return _Reading(
+        columns.empty_table().to_pandas(),  # the frame the pandas path reads (sources._parquet)
+        lambda: iter(con.sql(select, params=params).to_arrow_reader(BATCH_ROWS)),
+    )
+
+
+def _csv(con, dataset: Dataset, interval: Interval, source: str) -> _Reading | None:
+    """A CSV source: read as text in DuckDB; ``_row`` counted and the incremental field's text
+    filtered batch by batch, by the pandas path's rules."""
+    import pandas as pd
+
+    csv = CsvSource.of(source, dataset.options)
+    if csv is None or not csv.rows(con):  # an empty delivery: the pandas path writes it
+        return None
+    field = dataset.incremental_field if _filtered(dataset) else None
+    if field is not None and field not in csv.names:
+        return None  # the pandas path names the missing field
+    keep = None
+    if field is not None:
+        at, epoch = csv.names.index(field), dataset.options.epoch
+
+        def keep(batch):
+            values = batch.column(at).to_pandas().astype("string")
+            return transforms.kept_by_interval(values, interval.start, interval.end, epoch)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        reader = con.sql(csv.select()).to_arrow_reader(BATCH_ROWS)
+        yield from _numbered(reader, interval.ds, keep)
+
+    empty = pd.DataFrame({n: pd.Series(dtype="string") for n in csv.names})
+    return _Reading(empty, batches)
+
+
+def _numbered(reader, ds: str, keep) -> Iterator[pa.RecordBatch]:
+    """The batches with ``_row`` (the position in the source) and ``ds``, only the rows ``keep``
+    keeps (all when None)."""
+    import numpy as np
     import pyarrow as pa
 
-    empty = columns.empty_table().to_pandas()
+    offset = 0
+    for batch in reader:
+        rows = pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))
+        offset += batch.num_rows
+        days = pa.array([ds] * batch.num_rows, pa.string())
+        batch = pa.RecordBatch.from_arrays(
+            [*batch.columns, rows, days], names=[*batch.schema.names, "_row", "ds"]
+        )
+        if keep is not None:
+            batch = batch.filter(pa.array(keep(batch)))
+        if batch.num_rows:
+            yield batch
+
+
+def _target(empty: pd.DataFrame, base: Snapshot) -> pa.Schema | None:
+    """The raw table's schema for the source's columns (``empty``, in the pandas path's dtypes),
+    as the pandas path would write them (None: they would change a column the table has, or
+    lack one)."""
+    import pyarrow as pa
+
+    empty = empty.copy()
     empty["_row"] = pa.array([], pa.int64()).to_pandas()
     empty["ds"] = pa.array([], pa.string()).to_pandas().astype("str")
     target = frames.to_arrow(empty, None, base.schema).schema
@@ -108,15 +193,19 @@ def _is_stamp(type_) -> bool:
     return pa.types.is_timestamp(type_)
 
 
-def _conformed(reader: pa.RecordBatchReader, target: pa.Schema) -> pa.RecordBatchReader:
-    """The batches under the target's names, types and field metadata (by position)."""
+def _conformed(
+    batches: Iterator[pa.RecordBatch], target: pa.Schema, written: list[int]
+) -> pa.RecordBatchReader:
+    """The batches under the target's names, types and field metadata (by position); the rows
+    are counted into ``written``."""
     import pyarrow as pa
 
-    def batches():
-        for batch in reader:
+    def conform():
+        for batch in batches:
             arrays = [
                 column.cast(field.type) for column, field in zip(batch.columns, target, strict=True)
             ]
+            written[0] += batch.num_rows
             yield pa.RecordBatch.from_arrays(arrays, schema=target)
 
-    return pa.RecordBatchReader.from_batches(target, batches())
+    return pa.RecordBatchReader.from_batches(target, conform())

@@ -1,16 +1,21 @@
-"""The merge of a typed delivery in DuckDB, streamed into one Delta merge.
+"""The merge of a delivery in DuckDB, streamed into one Delta merge.
 
-A delivery whose columns already have their types (a Parquet source) is validated, deduplicated
-and quarantined in DuckDB, and its winners stream as Arrow batches into one ``MERGE`` of the
-cleaned Delta table: no step holds the delivery in pandas, and DuckDB spills to disk past
-``PIPELINES_MEMORY_LIMIT``. The rules are the pandas path's (:mod:`.merge`), stated in SQL: a
-null key part or a missing incremental/partition field quarantines the row with the same
-reason; within the delivery the greatest incremental field wins, then the later row; across
-deliveries the Delta merge keeps the row with the greater incremental field, then the later
-delivery, then the later row (``TIE``), so the order intervals run in does not matter.
+A delivery whose columns already have their types (a Parquet source), or a text delivery (a CSV
+source) typed in DuckDB by the pandas path's rules (:mod:`.text_merge`), is validated,
+deduplicated and quarantined in DuckDB, and its winners stream as Arrow batches into one
+``MERGE`` of the cleaned Delta table: no step holds the delivery in pandas, and DuckDB spills to
+disk past ``PIPELINES_MEMORY_LIMIT``. The rules are the pandas path's (:mod:`.merge`), stated in
+SQL: a null key part or a missing (or, for text, unparseable) incremental/partition field
+quarantines the row with the same reason; within the delivery the greatest incremental field
+wins, then the later row; across deliveries the Delta merge keeps the row with the greater
+incremental field, then the later delivery, then the later row (``TIE``), so the order
+intervals run in does not matter.
 
-What this path does not do yet falls back to pandas (:func:`plan` says None): text to be typed
-(CSV, JSON Lines), date-only fields, a column whose kind widens or a new column.
+What this path does not do yet falls back to pandas (:func:`plan` or :func:`merge` say None):
+JSON Lines, a column whose kind widens or a new column, a Parquet date-only field, a text
+delivery only pandas can type (:mod:`.text_merge`) or whose keys meet once typed, a text
+delivery into a lake on S3 (a stream of batches is not retried there; the pandas path's writes
+are).
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ from typing import TYPE_CHECKING
 
 from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval
+from pipelines.exceptions import SchemaDriftError
 from pipelines.lake import frames
 from pipelines.lake.engine import BATCH_ROWS, connect, literal, quoted, register, run
 from pipelines.lake.tables import Snapshot, Table, iso_utc
 from pipelines.project.registry import Dataset
 from pipelines.runtime import environment
-from pipelines.steps import schema
+from pipelines.steps import schema, text_merge
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
+FORMATS = ("parquet", "csv")
 SUPERSEDED = "duplicate key in this delivery: superseded by a later version"
 ARROW = {"int": "int64", "float": "float64", "bool": "bool_", "string": "string", "null": "string"}
 SQL = {
@@ -49,8 +56,9 @@ SQL = {
 class Typed:
     """What the typed path decided for one delivery before it runs: the cleaned table's kinds."""
 
-    kinds: dict[str, str]
+    kinds: dict[str, str]  # a text delivery's are sniffed in the merge
     stamps: list[str]
+    text: bool = False  # every column is text (CSV), typed in DuckDB by the pandas path's rules
 
 
 @dataclass
@@ -63,12 +71,13 @@ class Merged:
     quarantined: pd.DataFrame | None = None
     touched: list[str] = field(default_factory=list)
     snapshot: Snapshot | None = None
+    kinds: dict[str, str] = field(default_factory=dict)  # the cleaned table's, after the merge
 
 
 def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) -> Typed | None:
     """The kinds the cleaned table keeps when the typed path can merge this delivery (None: the
     pandas path merges it)."""
-    if dataset.ingestion is not Ingestion.INCREMENTAL or dataset.format != "parquet":
+    if dataset.ingestion is not Ingestion.INCREMENTAL or dataset.format not in FORMATS:
         return None
     if raw.schema is None or frames.stored_names(raw.schema):
         return None
@@ -79,6 +88,8 @@ def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) ->
         return None  # the delivery lacks a column the raw table has: on_schema_change decides
     if any(c not in types for c in (*dataset.primary_key, *stamps)):
         return None  # the pandas path names the missing column
+    if dataset.format == "csv":
+        return _plan_text(types, stamps, base)
     delivered = {}
     for name, type_ in types.items():
         kind = _kind(type_)
@@ -92,6 +103,17 @@ def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) ->
     if stored and kinds != stored:
         return None
     return Typed(kinds, stamps)
+
+
+def _plan_text(types: dict, stamps: list[str], base: Snapshot) -> Typed | None:
+    """A text delivery: its kinds are sniffed over the winners, in the merge."""
+    import pyarrow as pa
+
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in types.values()):
+        return None
+    if base.exists and not base.kinds:
+        return None
+    return Typed({}, stamps, text=True)
 
 
 def _kind(type_) -> str | None:
@@ -116,21 +138,33 @@ def merge(
     typed: Typed,
     raw: tuple[Table, Snapshot],
     cleaned: tuple[Table, Snapshot],
-) -> Merged:
-    """Merge the raw delivery of ``interval`` into the cleaned table at version ``cleaned[1]``.
+) -> Merged | None:
+    """Merge the raw delivery of ``interval`` into the cleaned table at version ``cleaned[1]``
+    (None, before anything is written: a text delivery whose kinds change the table's, or that
+    only pandas can type; the pandas path merges it).
 
     :raises CommitConflict: another writer committed to the cleaned table first
     """
+    if typed.text and cleaned[0].storage.remote:
+        return None  # a stream is not retried on the object store; the pandas path's write is
     # one budget for the step: DuckDB holds its tables while delta-rs merges the stream
     share = environment.memory_limit() // 2
     with connect(share) as con:
         register(con, "raw", raw[0], raw[1], [interval.ds])
         result = Merged(raw_rows=run(con, "SELECT count(*) FROM raw")[0][0])
-        _check(con, dataset, typed.stamps)
-        result.superseded = _rank(con, dataset)
-        result.quarantined = _quarantined(con, raw[1], interval)
-        target = _target_schema(typed.kinds, cleaned[1])
-        _winners(con, dataset, typed, interval, target)
+        rows = "raw"
+        if typed.text:
+            rows = text_merge.parse_fields(con, typed.stamps, dataset.options.epoch)
+        _check(con, dataset, typed, rows)
+        result.superseded = _rank(con, dataset, typed)
+        result.kinds = _text_kinds(con, dataset, typed, cleaned[1]) if typed.text else typed.kinds
+        if result.kinds is None:
+            return None
+        result.quarantined = _quarantined(con, raw[1], interval, typed)
+        target = _target_schema(result.kinds, cleaned[1])
+        _winners(con, dataset, typed, (interval, result.kinds), target)
+        if typed.text and _typed_keys_clash(con, dataset):
+            return None
         result.delivered = run(con, "SELECT count(*) FROM winners")[0][0]
         result.touched = _touched(con, dataset, cleaned)
         reader = _stream(con, target)
@@ -138,20 +172,21 @@ def merge(
     return result
 
 
-def _check(con, dataset: Dataset, stamps: list[str]) -> None:
+def _check(con, dataset: Dataset, typed: Typed, rows: str) -> None:
     """Table ``checked``: the delivery with ``_reason`` (null: the row is valid)."""
     cases = []
     for col in dataset.primary_key:
-        blank = f" OR trim({quoted(col)}::VARCHAR) = ''"
+        blank = text_merge.blank(col) if typed.text else f"trim({quoted(col)}::VARCHAR) = ''"
         why = literal(f"{col}: primary key is null")
-        cases.append(f"WHEN {quoted(col)} IS NULL{blank} THEN {why}")
-    for col in stamps:
+        cases.append(f"WHEN {quoted(col)} IS NULL OR {blank} THEN {why}")
+    for at, col in enumerate(typed.stamps):
+        bad = text_merge.helpers(at)["bad"] if typed.text else f"{quoted(col)} IS NULL"
         why = literal(f"{col}: {transforms.UNPARSEABLE}")
-        cases.append(f"WHEN {quoted(col)} IS NULL THEN {why}")
+        cases.append(f"WHEN {bad} THEN {why}")
     run(
         con,
         "CREATE TEMP TABLE checked AS SELECT *, "
-        f"CASE {' '.join(cases)} ELSE NULL END AS _reason FROM raw",
+        f"CASE {' '.join(cases)} ELSE NULL END AS _reason FROM {rows}",
     )
 
 
@@ -160,11 +195,18 @@ def _keys(dataset: Dataset, alias: str = "") -> str:
     return ", ".join(prefix + quoted(c) for c in dataset.primary_key)
 
 
-def _rank(con, dataset: Dataset) -> int:
+def _stamp(typed: Typed, column: str) -> str:
+    """SQL of a parsed field's value (a text delivery's: the column pandas parsed it into)."""
+    if typed.text:
+        return text_merge.helpers(typed.stamps.index(column))["parsed"]
+    return quoted(column)
+
+
+def _rank(con, dataset: Dataset, typed: Typed) -> int:
     """Table ``ranked``: the valid rows whose key occurs more than once, ranked (1 wins: the
     greatest incremental field, then the later row); the number superseded."""
     keys = _keys(dataset)
-    inc = quoted(dataset.incremental_field)
+    inc = _stamp(typed, dataset.incremental_field)
     run(
         con,
         f"CREATE TEMP TABLE clash AS SELECT {keys} FROM checked WHERE _reason IS NULL "
@@ -179,12 +221,57 @@ def _rank(con, dataset: Dataset) -> int:
     return run(con, "SELECT count(*) FROM ranked WHERE _rn > 1")[0][0]
 
 
-def _quarantined(con, raw: Snapshot, interval: Interval) -> pd.DataFrame:
+def _text_kinds(con, dataset: Dataset, typed: Typed, base: Snapshot) -> dict[str, str] | None:
+    """A text delivery's kinds as the pandas path gives the cleaned table (``delivery_kinds``
+    over the winners, then ``reconcile``); None: the pandas path merges it (no winners, a kind
+    only pandas can sniff, a new column or a widened kind, a change it refuses)."""
+    keys = _keys(dataset)
+    run(
+        con,
+        "CREATE TEMP VIEW chosen AS SELECT * FROM checked ANTI JOIN clash USING "
+        f"({keys}) WHERE _reason IS NULL UNION ALL SELECT * EXCLUDE (_rn) FROM ranked "
+        "WHERE _rn = 1",
+    )
+    if not run(con, "SELECT count(*) FROM chosen")[0][0]:
+        return None
+    columns = [c for c in con.sql("SELECT * FROM raw LIMIT 0").columns if _is_data(c)]
+    sniffed = text_merge.kinds(con, "chosen", [c for c in columns if c not in typed.stamps])
+    if sniffed is None:
+        return None
+    delivered = {
+        c: sniffed.get(c) or _stamp_kind(con, c, typed.stamps.index(c)) for c in columns
+    }  # in the delivery's column order, as delivery_kinds gives them
+    stored = base.kinds
+    if base.exists and (set(delivered) - set(stored)):
+        return None
+    try:
+        kinds = schema.reconcile(stored, delivered, dataset) if stored else delivered
+    except SchemaDriftError:
+        return None  # the pandas path raises it, with the same message
+    if stored and kinds != stored:
+        return None
+    if any(k in ("date", "timestamp") for c, k in kinds.items() if c not in typed.stamps):
+        return None
+    return kinds
+
+
+def _is_data(name: str) -> bool:
+    return not name.startswith("_") and name != "ds"
+
+
+def _stamp_kind(con, column: str, at: int) -> str:
+    """A parsed field's kind: ``date`` when the delivery gave dates (``is_date_only``)."""
+    return "date" if text_merge.date_only(con, "checked", column, at) else "timestamp"
+
+
+def _quarantined(con, raw: Snapshot, interval: Interval, typed: Typed) -> pd.DataFrame:
     """The invalid rows and the superseded ones, as delivered, with ``_ds`` and ``_reason``."""
     import pyarrow as pa
 
+    parsed = [n for at in range(len(typed.stamps)) for n in text_merge.helpers(at).values()]
+    dropped = ", ".join(["ds", *(parsed if typed.text else [])])
     rows = con.sql(
-        "SELECT * EXCLUDE (ds), ? AS _ds FROM ("
+        f"SELECT * EXCLUDE ({dropped}), ? AS _ds FROM ("
         "SELECT * EXCLUDE (_rn) REPLACE (? AS _reason) FROM ranked WHERE _rn > 1 "
         "UNION ALL BY NAME SELECT * FROM checked WHERE _reason IS NOT NULL)",
         params=[interval.ds, SUPERSEDED],
@@ -198,6 +285,16 @@ def _quarantined(con, raw: Snapshot, interval: Interval) -> pd.DataFrame:
     return frames.to_frame(rows.cast(pa.schema(fields)))
 
 
+def _arrow_type(kind: str):
+    import pyarrow as pa
+
+    if kind == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if kind == "date":
+        return pa.date32()
+    return getattr(pa, ARROW[kind])()
+
+
 def _target_schema(kinds: dict[str, str], base: Snapshot) -> pa.Schema:
     """The cleaned table's Arrow schema: as it is, or as the pandas path would create it."""
     import pyarrow as pa
@@ -207,7 +304,7 @@ def _target_schema(kinds: dict[str, str], base: Snapshot) -> pa.Schema:
     fields = [
         pa.field(
             name,
-            pa.timestamp("us", tz="UTC") if kind == "timestamp" else getattr(pa, ARROW[kind])(),
+            _arrow_type(kind),
             metadata={frames.KIND: kind, frames.DTYPE: transforms.DTYPES.get(kind, "string")},
         )
         for name, kind in kinds.items()
@@ -217,9 +314,23 @@ def _target_schema(kinds: dict[str, str], base: Snapshot) -> pa.Schema:
     return pa.schema([*fields, pa.field("dt", pa.string(), metadata={frames.DTYPE: "str"})])
 
 
-def _winners(con, dataset: Dataset, typed: Typed, interval: Interval, target: pa.Schema) -> None:
+def _value(typed: Typed, name: str, kind: str | None) -> str:
+    """SQL of a delivered column in the cleaned table's kind."""
+    if typed.text and name in typed.stamps:
+        parsed = _stamp(typed, name)
+        return f"{parsed}::DATE" if kind == "date" else parsed
+    if typed.text:
+        return text_merge.converted(name, kind or "string")
+    cast = SQL.get(kind, "") if kind else ""
+    return f"{quoted(name)}::{cast}" if cast else quoted(name)
+
+
+def _winners(
+    con, dataset: Dataset, typed: Typed, day: tuple[Interval, dict[str, str]], target: pa.Schema
+) -> None:
     """Table ``winners``: one row per key, in the cleaned table's columns (a column the delivery
     lacks is null), with ``_ds`` and the partition ``dt``."""
+    interval, kinds = day
     keys = _keys(dataset)
     present = set(con.sql("SELECT * FROM raw LIMIT 0").columns)
     columns = []
@@ -228,12 +339,10 @@ def _winners(con, dataset: Dataset, typed: Typed, interval: Interval, target: pa
         if name == "_ds":
             columns.append(f"{literal(interval.ds)} AS _ds")
         elif name == "dt":
-            part = quoted(dataset.partition_field)
+            part = _stamp(typed, dataset.partition_field)
             columns.append(f"strftime({part}::TIMESTAMPTZ, '%Y-%m-%d') AS dt")
         elif name in present:
-            kind = typed.kinds.get(name)
-            cast = SQL.get(kind, "") if kind else ""
-            columns.append(f"{quoted(name)}::{cast} AS {quoted(name)}" if cast else quoted(name))
+            columns.append(f"{_value(typed, name, kinds.get(name))} AS {quoted(name)}")
         else:
             columns.append(f"NULL AS {quoted(name)}")
     select = ", ".join(columns)
@@ -243,6 +352,14 @@ def _winners(con, dataset: Dataset, typed: Typed, interval: Interval, target: pa
         f"ANTI JOIN clash USING ({keys}) WHERE _reason IS NULL "
         f"UNION ALL SELECT {select} FROM ranked WHERE _rn = 1",
     )
+
+
+def _typed_keys_clash(con, dataset: Dataset) -> bool:
+    """Whether two winners have one key once typed (``7`` and `` 7 ``: two keys as text, one as
+    an int): the pandas path ranks them again when it upserts."""
+    keys = _keys(dataset)
+    clashing = f"SELECT {keys} FROM winners GROUP BY {keys} HAVING count(*) > 1"
+    return run(con, f"SELECT count(*) FROM ({clashing})")[0][0] > 0
 
 
 def _touched(con, dataset: Dataset, cleaned: tuple[Table, Snapshot]) -> list[str]:
@@ -312,9 +429,9 @@ def _commit(
     on = " AND ".join(f"t.{_tick(c)} = s.{_tick(c)}" for c in dataset.primary_key)
     parts = ", ".join("'" + p.replace("'", "''") + "'" for p in touched)
     inc = _tick(dataset.incremental_field)
-    tie = (
+    tie = (  # a rerun's own row (same delivery, same row) replaces it, as in the pandas path
         f"s.{inc} > t.{inc} OR (s.{inc} = t.{inc} AND (s._ds > t._ds OR "
-        "(s._ds = t._ds AND s._row > t._row)))"
+        "(s._ds = t._ds AND s._row >= t._row)))"
     )
     delta.merge(
         table.path,
