@@ -127,16 +127,14 @@ def _read_current(
             if attempt == 2:
                 raise
             continue
-        return _in_delivery_order(rows) if layer in DELIVERED else rows
+        return _in_delivery_order(rows) if layer is Layer.RAW else rows
     raise AssertionError("unreachable")
 
 
-DELIVERED = (Layer.RAW, Layer.QUARANTINE)  # rows that keep their delivery and position in it
-
-
 def _in_delivery_order(rows: pd.DataFrame) -> pd.DataFrame:
-    """Deliveries in the order they were delivered: a large delivery is written to several
-    files, which the table's log lists in no particular order."""
+    """Raw deliveries in the order they were delivered: a large delivery is written to several
+    files, which the table's log lists in no particular order. (Quarantine keeps the order it
+    was written in: by reason, then delivery order.)"""
     order = [c for c in ("ds", "_row") if c in rows.columns]
     if len(order) < 2:
         return rows
