@@ -1,5 +1,6 @@
 """What each dataset, workflow and aggregate of a namespace holds and whether it is healthy, from
-the lake's manifests only (no data file is read): what ``pipelines status`` shows.
+the namespace's runs table alone (one read of it; no table's Delta log is opened, but where its
+records cannot say what the table holds: :meth:`Table.outline`): what ``pipelines status`` shows.
 
 One :class:`Status` per table that a row of the project writes: a dataset's cleaned table (with
 its raw deliveries and each day's run), an aggregate's and a workflow's output. Its **gaps** are
@@ -18,14 +19,13 @@ slowest input, and has none when any of them has none.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipelines.common.partitions import DAILY, Layer, interval_for, run_days, utc
+from pipelines.common.partitions import DAILY, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.aggregates import AggregateSpec
@@ -203,10 +203,7 @@ def status(
     :param days: also what each day got (:attr:`Status.days`, for charts; a table needs none)
     """
     due = _Due(project, utc(now or dt.datetime.now(dt.UTC)), days)
-    homes = {lake.home_of(layer) for layer in Layer}
-    with contextlib.ExitStack() as held:  # one moment of each runs table for every row
-        for home in sorted(homes):
-            held.enter_context(lake.run_log(home).held())
+    with lake.runs_held():  # one moment of each runs table for every row
         rows = [_dataset(d, lake, due) for d in project.datasets]
         rows += [_workflow(w, lake, due) for w in project.workflows]
         by_name = {d.name: d for d in project.datasets}
@@ -253,9 +250,9 @@ class _Due:
 
 
 def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
-    raw = lake.raw(dataset.name).snapshot()
+    raw = lake.raw(dataset.name).outline()
     table = lake.cleaned(dataset)
-    cleaned = table.snapshot()
+    cleaned = table.outline()
     runs = cleaned.meta.get("runs", {})
     parts = sorted(cleaned.partitions)
     delivered = sorted(raw.partitions)
@@ -290,7 +287,7 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
 
 def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> Status:
     table = lake.aggregated(spec.name)
-    snap = table.snapshot()
+    snap = table.outline()
     newest = _newest_landed(snap, snap.meta.get("runs", {}))
     start, cron = dataset.start_date, dataset.cron
     fresh = due.freshness(cron, start, due.of(dataset), newest, dataset.freshness)
@@ -302,7 +299,7 @@ def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> 
 
 def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     table = lake.workflow(spec.name)
-    snap = table.snapshot()
+    snap = table.outline()
     cron, inputs = spec.cron or DAILY, waits_for(due.project, spec.name)
     start = spec.start_date or max((d.start_date for d in inputs), default=dt.date.min)
     allowances = [d.freshness for d in inputs]

@@ -8,7 +8,11 @@ newest record of a (table, day) is what that day's run counted.
 
 Columns: ``table`` (``cleaned/orders``), ``ds`` (the run's day; null for a record of config
 alone), ``version`` (the table's version after the run), ``metrics`` and ``config`` (JSON text),
-``recorded_at`` (UTC).
+``recorded_at`` (UTC), ``partitions`` (JSON text, or null: what the table holds, below).
+
+What a table holds (each partition's rows) is recorded here too, with each commit, so that a
+command that asks it of every table (``status``) reads this one table instead of opening each
+table's Delta log: the ``partitions`` column, replayed by :mod:`.holdings`.
 """
 
 from __future__ import annotations
@@ -19,23 +23,37 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from pipelines.exceptions import CommitConflict
 from pipelines.lake import delta
+from pipelines.lake.holdings import Holdings, replay
 from pipelines.lake.storage import Storage
 
 log = logging.getLogger(__name__)
 FOLDER = "_runs"
 COMPACT_EVERY = 50  # versions: a reader of the log opens a few files, not one per run
+APPEND_TRIES = 5
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the runs of one table recorded: each day's newest metrics, and its newest config."""
+    """What the runs of one table recorded: each day's newest metrics, and its newest config.
+
+    :param changes: ``(version, partitions)`` of each record that says what the table holds
+        (:mod:`.holdings`), in the order they were recorded: replayed only when asked
+    """
 
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: dict[str, Any] | None = None
     versions: dict[str, int] = field(default_factory=dict)  # the table's version each day left
+    changes: tuple[tuple[int, str], ...] = field(default=(), repr=False, compare=False)
+
+    @cached_property
+    def holdings(self) -> Holdings | None:
+        """What the table holds at its newest recorded version (None: the records cannot say)."""
+        return replay(self.changes)
 
 
 class RunLog:
@@ -74,6 +92,7 @@ class RunLog:
                 ("metrics", pa.string()),
                 ("config", pa.string()),
                 ("recorded_at", pa.timestamp("us", tz="UTC")),
+                ("partitions", pa.string()),
             ]
         )
 
@@ -116,10 +135,12 @@ class RunLog:
         *,
         run: tuple[str, dict[str, Any]] | None = None,
         config: dict[str, Any] | None = None,
+        partitions: dict[str, Any] | None = None,
     ) -> None:
-        """Record a run of ``table`` (its day and metrics) and/or the config it was written with."""
+        """Record a run of ``table`` (its day and metrics), the config it was written with and/or
+        what it holds at ``version`` (:func:`pipelines.lake.holdings.change`)."""
         ds, metrics = run if run is not None else (None, None)
-        self._append(table, version, [(ds, metrics, config)])
+        self._append(table, version, [(ds, metrics, config, partitions)])
 
     def append_all(
         self,
@@ -127,34 +148,38 @@ class RunLog:
         version: int,
         runs: dict[str, dict[str, Any]],
         config: dict[str, Any] | None = None,
+        partitions: dict[str, Any] | None = None,
     ) -> None:
         """Record many runs of ``table`` at one version in one commit (all or none), the config
-        with the newest of them (alone when there is no run)."""
+        and what the table holds with the newest of them (alone when there is no run)."""
         days = sorted(runs)
-        records: list[tuple[str | None, dict | None, dict | None]] = [
-            (ds, runs[ds], config if ds == days[-1] else None) for ds in days
+        records: list[tuple[str | None, dict | None, dict | None, dict | None]] = [
+            (ds, runs[ds], *((config, partitions) if ds == days[-1] else (None, None)))
+            for ds in days
         ]
-        if not records and config is not None:
-            records = [(None, None, config)]
+        if not records and (config, partitions) != (None, None):
+            records = [(None, None, config, partitions)]
         if records:
             self._append(table, version, records)
 
     def _append(self, table: str, version: int, records: list[tuple]) -> None:
-        """Append ``(ds, metrics, config)`` records of ``table`` at ``version``, in one commit."""
+        """Append ``(ds, metrics, config, partitions)`` records of ``table`` at ``version``, in
+        one commit."""
         import pyarrow as pa
 
         now = int(time.time() * 1_000_000)
         columns = {
             "table": [table] * len(records),
-            "ds": [ds for ds, _, _ in records],
+            "ds": [r[0] for r in records],
             "version": [version] * len(records),
-            "metrics": [_json(m, sort_keys=True) for _, m, _ in records],
-            "config": [_json(c) for _, _, c in records],
+            "metrics": [_json(r[1], sort_keys=True) for r in records],
+            "config": [_json(r[2]) for r in records],
             "recorded_at": [now] * len(records),
+            "partitions": [_json(r[3], sort_keys=True) for r in records],
         }
         schema = self._schema()
         arrays = [pa.array(columns[f.name], f.type) for f in schema]
-        written = delta.append(self.path, self.storage, pa.Table.from_arrays(arrays, schema=schema))
+        written = _appended(self.path, self.storage, pa.Table.from_arrays(arrays, schema=schema))
         if written % COMPACT_EVERY == 0:
             delta.compact(self.path, self.storage)
 
@@ -184,23 +209,49 @@ class RunLog:
             self.append(table, version, config=before.config)
 
 
+def _appended(path: str, storage: Storage, data) -> int:
+    """Append ``data`` to the runs table; the new version. A runs table from before a column
+    gets it (the older records read null there): the one append that adds it can meet another
+    writer's append, and is then tried again."""
+    for attempt in range(1, APPEND_TRIES + 1):
+        try:
+            return delta.append(path, storage, data, merge_schema=True)
+        except CommitConflict:
+            if attempt == APPEND_TRIES:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 def _by_table(rows) -> dict[str, Recorded]:
-    """Each table's runs (the newest record of each day wins) and newest config, in one pass
-    over the records in the order they were recorded."""
+    """Each table's runs (the newest record of each day wins), newest config and what its
+    records say it holds, in one pass over the records in the order they were recorded."""
     ordered = rows.sort_by([("version", "ascending"), ("recorded_at", "ascending")])
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     versions: dict[str, dict[str, int]] = {}
     configs: dict[str, Any] = {}
-    columns = (ordered[c].to_pylist() for c in ("table", "ds", "metrics", "config", "version"))
-    for table, ds, metrics, config, version in zip(*columns, strict=True):
+    changes: dict[str, list[tuple[int, str]]] = {}
+    names = ("table", "ds", "metrics", "config", "version", "partitions")
+    columns = [
+        ordered[c].to_pylist() if c in ordered.column_names else [None] * len(ordered)
+        for c in names
+    ]  # a runs table from before ``partitions`` has none
+    for table, ds, metrics, config, version, holds in zip(*columns, strict=True):
         runs.setdefault(table, {})
         if ds is not None and metrics is not None:
             runs[table][ds] = json.loads(metrics)
             versions.setdefault(table, {})[ds] = version
         if config is not None:
             configs[table] = json.loads(config)
+        if holds is not None:
+            changes.setdefault(table, []).append((version, holds))
     return {
-        table: Recorded(dict(sorted(days.items())), configs.get(table), versions.get(table, {}))
+        table: Recorded(
+            dict(sorted(days.items())),
+            configs.get(table),
+            versions.get(table, {}),
+            tuple(changes.get(table, ())),
+        )
         for table, days in runs.items()
     }
 
