@@ -5,10 +5,10 @@ product's own :func:`pipelines.lake.delta.replace` (one commit: a partition a da
 one tiny row).
 
 Status answers from the records: each day's records name the version that day's commit would
-have left (day k: version k) and what it changed (the day's partition, as
-:meth:`Table.commit` records it), so the tables' one commit is never opened, as the tables of
-D real commits would not be. Where the records could not say, status would open a table's log:
-the one-commit tables here would make that look cheaper than it is.
+have left (day k: version k) and what it changed (the day's partition; every partition every
+30th day, as :meth:`Table.commit` records them), so the tables' one commit is never opened, as
+the tables of D real commits would not be. Where the records could not say, status would open
+a table's log: the one-commit tables here would make that look cheaper than it is.
 
 Each dataset is incremental, with an aggregate; one in two has a ``freshness`` allowance of 1d.
 A day's runs record, as the steps append them: the raw delivery's rows and the dataset's config;
@@ -35,6 +35,7 @@ import yaml
 
 from bench.workers.history_lake import append_records
 from pipelines.lake import delta, frames
+from pipelines.lake.holdings import WHOLE_EVERY
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Table
 from pipelines.project.config import load_project
@@ -136,7 +137,7 @@ def build(lake: Lake, datasets: int, days: int) -> None:
         for v, (ds, q) in enumerate(zip(ran, quarantined, strict=True)):
             counts = {"raw": ROWS, "cleaned": ROWS - q, "quarantined": q, "superseded": q // 2}
             checks = "failed: 3 duplicate primary keys" if ds == failed else "passed"
-            day = _held(v, ds)
+            day = _held(v, ran)
             runs.add(raw, v, ds, {"rows": ROWS}, of_dataset(dataset), day)
             runs.add(cleaned, v, ds, {**counts, "checks": "pending"}, of_dataset(dataset), day)
             runs.add(quarantine, -1, ds, {"rows": q})
@@ -147,17 +148,18 @@ def build(lake: Lake, datasets: int, days: int) -> None:
         _write(table, ran, None)
         for v, ds in enumerate(ran):
             metrics = {"rows": ROWS, "metrics": {}}
-            runs.add(table, v, ds, metrics, of_workflow(spec), _held(v, ds))
+            runs.add(table, v, ds, metrics, of_workflow(spec), _held(v, ran))
     append_records(lake.run_log(), runs.records)
 
 
-def _held(version: int, ds: str) -> dict:
-    """What the record of day ``ds``'s commit says the table holds, as :meth:`Table.commit`
-    records it: the day's partition (one row, as :func:`_write` wrote it) added to what the
-    version before held (the first day's record holds all of it)."""
-    if version == 0:
-        return {"rows": {ds: 1}}
-    return {"since": version - 1, "rows": {ds: 1}, "gone": []}
+def _held(version: int, ran: list[str]) -> dict:
+    """What the record of the commit of day ``ran[version]`` says the table holds, as
+    :meth:`Table.commit` records it: the day's partition (one row, as :func:`_write` wrote it)
+    added to what the version before held; every partition so far every
+    :data:`~pipelines.lake.holdings.WHOLE_EVERY` commits (the first one too)."""
+    if version % WHOLE_EVERY == 0:
+        return {"rows": dict.fromkeys(ran[: version + 1], 1)}
+    return {"since": version - 1, "rows": {ran[version]: 1}, "gone": []}
 
 
 def _days(i: int, days: int) -> list[str]:

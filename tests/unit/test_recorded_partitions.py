@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.lake import delta, frames, tables
+from pipelines.lake import delta, frames, holdings, tables
 from pipelines.lake.holdings import Holdings, change, replay
 from pipelines.lake.lake import Lake
 
@@ -139,13 +139,27 @@ def test_records_from_before_partitions_were_recorded_are_read_from_the_log(lake
     assert fresh.outline().run_metrics(DAYS[0]) == {}  # the older records still read
 
 
+def test_a_whole_record_every_few_changes_is_where_a_replay_starts(lake, opened, monkeypatch):
+    monkeypatch.setattr(holdings, "WHOLE_EVERY", 3)
+    table = lake.workflow("w")
+    snap = table.snapshot()
+    days = [f"2024-02-0{d}" for d in range(1, 8)]
+    for n, day in enumerate(days, 1):
+        snap = table.commit(snap, {day: rows(n)}, run=(day, {}))
+    records = lake.run_log().rows().sort_by("version").to_pylist()
+    said = [json.loads(r["partitions"]) for r in records]
+    assert ["since" not in s for s in said] == [True, False, False] * 2 + [True]
+    assert answered_from_records(table, opened) == logged(table)
+    assert lake.run_log().of("workflows/w").holdings.changes == 0
+
+
 def test_a_table_never_written_is_empty(lake):
     table = lake.aggregated("nothing")
     assert outlined(table) == {"version": -1} and not table.outline().exists
 
 
-def _record(version: int, **said) -> tuple[int, str]:
-    return version, json.dumps(said)
+def _record(version: int, **said) -> tuple[int, dict]:
+    return version, said
 
 
 def test_replay_starts_at_the_newest_whole_record_and_follows_each_change():
@@ -164,8 +178,13 @@ def test_replay_starts_at_the_newest_whole_record_and_follows_each_change():
 
 def test_a_change_is_recorded_whole_when_the_records_do_not_hold_its_start():
     before, after = Holdings(2, {"a": 1, "b": 2}), Holdings(3, {"a": 1, "c": 4})
-    assert change(Holdings(2, {}), before, after) == {"since": 2, "rows": {"c": 4}, "gone": ["b"]}
-    assert change(Holdings(1, {}), before, after) == {"rows": {"a": 1, "c": 4}}
-    assert change(None, before, after) == {"rows": {"a": 1, "c": 4}}
-    assert change(Holdings(2, {}), before, before) is None  # nothing changed, nothing to say
-    assert change(None, before, before) == {"rows": {"a": 1, "b": 2}}
+    changed = {"rows": {"c": 4}, "gone": ["b"]}
+    assert change(before, before, after) == {"since": 2, **changed}
+    # a commit between that changed no row (a compaction no record covers): the change follows
+    assert change(Holdings(1, before.rows), before, after) == {"since": 1, **changed}
+    whole = {"rows": {"a": 1, "c": 4}}
+    assert change(Holdings(1, {"a": 1}), before, after) == whole  # rows changed unrecorded
+    assert change(None, before, after) == whole
+    assert change(before, before, before) is None  # nothing changed, nothing to say
+    assert change(after, before, after) is None  # the records reach it already
+    assert change(None, before, before) == {"rows": before.rows}

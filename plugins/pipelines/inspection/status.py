@@ -220,6 +220,15 @@ class _Due:
         self.now = now
         self.days = days
         self._by_cron: dict[str, dt.date] = {}
+        self._run_days: dict[tuple[str, dt.date, dt.date], list[str]] = {}
+
+    def run_days(self, cron: str, start: dt.date, end: dt.date) -> list[str]:
+        """:func:`run_days`, asked once per schedule and span (most rows share one: a dataset
+        and its aggregate, datasets of one start and schedule); not to be changed."""
+        key = (cron, start, end)
+        if key not in self._run_days:
+            self._run_days[key] = run_days(cron, start, end)
+        return self._run_days[key]
 
     def of(self, dataset: Dataset) -> dt.date:
         if dataset.cron not in self._by_cron:
@@ -275,7 +284,7 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
         quarantined=last.get("quarantined"),
         checks=last.get("checks"),
         failed_days=failed,
-        gaps=gaps(run_days(dataset.cron, dataset.start_date, _day(delivered)), delivered),
+        gaps=gaps(due.run_days(dataset.cron, dataset.start_date, _day(delivered)), delivered),
         freshness=due.freshness(
             dataset.cron, dataset.start_date, due.of(dataset), newest, dataset.freshness
         ),
@@ -292,9 +301,7 @@ def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> 
     start, cron = dataset.start_date, dataset.cron
     fresh = due.freshness(cron, start, due.of(dataset), newest, dataset.freshness)
     dag_id = _dag_id(due.project, dataset.name, lake)
-    return _output(
-        spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due.days
-    )
+    return _output(spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due)
 
 
 def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
@@ -308,9 +315,7 @@ def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     newest = _newest_landed(snap, snap.meta.get("runs", {}), snap.partitions)
     fresh = due.freshness(cron, start, expected, newest, allowance)
     dag_id = _dag_id(due.project, spec.name, lake)
-    return _output(
-        spec.name, Kind.WORKFLOW, table.key, snap, (cron, start), fresh, dag_id, due.days
-    )
+    return _output(spec.name, Kind.WORKFLOW, table.key, snap, (cron, start), fresh, dag_id, due)
 
 
 def _output(
@@ -321,14 +326,14 @@ def _output(
     schedule: tuple[str, dt.date],
     fresh: Freshness,
     dag_id: str,
-    with_days: bool,
+    due: _Due,
 ) -> Status:
     """The row of an aggregate or a workflow: a day is a run it recorded (with the rows that run
     wrote); its rows are every partition's for an aggregate (the table is by ``dt``), the
     newest output's for a workflow (one output a day)."""
     runs = snap.meta.get("runs", {})
     ran = sorted(set(runs) | (set(snap.partitions) if key == "ds" else set()))
-    days = tuple(Day(ds, _rows_of(runs, snap, ds)) for ds in (ran if with_days else ()))
+    days = tuple(Day(ds, _rows_of(runs, snap, ds)) for ds in (ran if due.days else ()))
     newest = max(snap.partitions, default=None)
     rows = snap.rows(newest) if kind is Kind.WORKFLOW and newest else snap.rows()
     cron, start = schedule
@@ -343,7 +348,7 @@ def _output(
         quarantined=None,
         checks=None,
         failed_days=(),
-        gaps=gaps(run_days(cron, start, _day(ran)), ran),
+        gaps=gaps(due.run_days(cron, start, _day(ran)), ran),
         freshness=fresh,
         days=days,
         start=start.isoformat(),

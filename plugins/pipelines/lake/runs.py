@@ -21,39 +21,118 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+from urllib.parse import unquote
 
 from pipelines.exceptions import CommitConflict
 from pipelines.lake import delta
-from pipelines.lake.holdings import Holdings, replay
+from pipelines.lake.holdings import Holdings, newest_whole, replay
 from pipelines.lake.storage import Storage
 
 log = logging.getLogger(__name__)
 FOLDER = "_runs"
 COMPACT_EVERY = 50  # versions: a reader of the log opens a few files, not one per run
 APPEND_TRIES = 5
+PARTITIONS = "partitions"  # the column of what a table holds (:mod:`.holdings`)
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the runs of one table recorded: each day's newest metrics, and its newest config.
+    """What the runs of one table recorded: each day's newest metrics (:attr:`runs`), the
+    version each left (:attr:`versions`), the newest config, what the table holds
+    (:attr:`holdings`). Each is read from the table's records when first asked: a command that
+    asks about hundreds of tables (``status``) asks few things of each, and never converts or
+    parses the rest.
 
-    :param changes: ``(version, partitions)`` of each record that says what the table holds
-        (:mod:`.holdings`), in the order they were recorded: replayed only when asked
+    :param records: the table's records (Arrow), in the order they were recorded
     """
 
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    config: dict[str, Any] | None = None
-    versions: dict[str, int] = field(default_factory=dict)  # the table's version each day left
-    changes: tuple[tuple[int, str], ...] = field(default=(), repr=False, compare=False)
+    records: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _days(self) -> tuple[dict[str, str], dict[str, int]]:
+        """Each day's newest metrics (JSON text) and the version its run left."""
+        texts: dict[str, str] = {}
+        versions: dict[str, int] = {}
+        if self.records is None:
+            return texts, versions
+        rows = self.records.filter(_valid(self.records, "metrics"))
+        columns = (rows[c].to_pylist() for c in ("ds", "metrics", "version"))
+        for ds, metrics, version in zip(*columns, strict=True):
+            if ds is not None:
+                texts[ds], versions[ds] = metrics, version
+        return texts, versions
+
+    @cached_property
+    def runs(self) -> Mapping[str, dict[str, Any]]:
+        """``{day: metrics}`` of the newest record of each day, by day (each parsed when read)."""
+        texts = self._days[0]
+        return _Days({d: texts[d] for d in sorted(texts)})
+
+    @cached_property
+    def versions(self) -> dict[str, int]:
+        """The table's version each day's newest run left, by day."""
+        return dict(sorted(self._days[1].items()))
+
+    @cached_property
+    def config(self) -> dict[str, Any] | None:
+        """The newest config recorded (None: none)."""
+        if self.records is None:
+            return None
+        configs = self.records["config"].drop_null()
+        return json.loads(configs[len(configs) - 1].as_py()) if len(configs) else None
 
     @cached_property
     def holdings(self) -> Holdings | None:
         """What the table holds at its newest recorded version (None: the records cannot say)."""
-        return replay(self.changes)
+        if self.records is None or PARTITIONS not in self.records.column_names:
+            return None  # none, or a runs table from before the column
+        rows = self.records.filter(_valid(self.records, PARTITIONS))
+        texts = rows[PARTITIONS].to_pylist()
+        start = newest_whole(texts)  # the records before it are not read
+        said = _parsed(texts[start:])
+        return replay(zip(rows["version"].to_pylist()[start:], said, strict=True))
+
+
+class _Days(Mapping[str, dict[str, Any]]):
+    """``{day: metrics}`` over the records' JSON texts: a day's parsed when it is first read,
+    every day's in one call when all are (a year of a table's runs: one call, not one each)."""
+
+    def __init__(self, texts: dict[str, str]):
+        self._texts = texts
+        self._parsed: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, day: str) -> dict[str, Any]:
+        if day not in self._parsed:
+            self._parsed[day] = json.loads(self._texts[day])
+        return self._parsed[day]
+
+    def __contains__(self, day: object) -> bool:
+        return day in self._texts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def _all(self) -> dict[str, dict[str, Any]]:
+        if len(self._parsed) < len(self._texts):
+            parsed = _parsed(self._texts.values())
+            self._parsed = dict(zip(self._texts, parsed, strict=True))
+        return self._parsed
+
+    def items(self):
+        return self._all().items()
+
+    def values(self):
+        return self._all().values()
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 class RunLog:
@@ -69,6 +148,7 @@ class RunLog:
         self._read: tuple[int, Any] | None = None  # (version, rows) last read
         self._opened = None  # the DeltaTable, once it exists
         self._held = False  # answer from the version read, without looking for a newer one
+        self._batch: list[dict[str, Any]] | None = None  # records held back by :meth:`batched`
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -80,6 +160,19 @@ class RunLog:
             yield
         finally:
             self._held = before
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Append the records made inside in one commit, at the end (also when it ends in an
+        error: what was committed is recorded): maintenance records a commit of each of
+        hundreds of tables, one append, not one each. They are not read back before then."""
+        self._batch = []
+        try:
+            yield
+        finally:
+            batch, self._batch = self._batch, None
+            if batch:
+                self._write(batch)
 
     def _schema(self):
         import pyarrow as pa
@@ -97,8 +190,10 @@ class RunLog:
         )
 
     def rows(self):
-        """Every record, as an Arrow table (read again only when the log has a new version)."""
-        return self._read_now()[0]
+        """Every record, as an Arrow table in the columns' own types (read again only when the
+        log has a new version)."""
+        rows = self._read_now()[0]
+        return rows.cast(_plain(rows.schema, self._schema()))
 
     def _read_now(self) -> tuple[Any, dict[str, Recorded]]:
         """The records and what they say of each table, as of the log's newest version."""
@@ -112,13 +207,30 @@ class RunLog:
             delta.reaching(self.storage, self.path, opened.update_incremental)
         version = opened.version() if opened is not None else -1
         if self._read is None or self._read[0] != version:
-            rows = (
-                delta.reaching(self.storage, self.path, opened.to_pyarrow_table)
-                if opened is not None
-                else self._schema().empty_table()
-            )
+            rows = self._records(opened) if opened is not None else self._schema().empty_table()
             self._read = (version, (rows, _by_table(rows)))
         return self._read[1]
+
+    def _records(self, opened) -> Any:
+        """Every record of the version ``opened`` holds. On local disk its files are read
+        directly, the config (the same text in most records) kept as a dictionary: delta-rs's
+        read of a table builds a dataset (and imports pandas) and spells every config out, most
+        of a read-only command's time for a runs table of a year of a hundred datasets."""
+        if self.storage.remote:
+            return delta.reaching(self.storage, self.path, opened.to_pyarrow_table)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pieces = [
+            pq.ParquetFile(unquote(uri.removeprefix("file://")), read_dictionary=["config"]).read()
+            for uri in opened.file_uris()
+        ]
+        schema = _plain(self._schema(), self._schema(), dictionary=True)
+        return (
+            pa.concat_tables([_conformed(p, schema) for p in pieces])
+            if pieces
+            else (schema.empty_table())
+        )
 
     def of(self, table: str) -> Recorded:
         """What the runs of ``table`` (its path under the namespace) recorded."""
@@ -164,22 +276,32 @@ class RunLog:
 
     def _append(self, table: str, version: int, records: list[tuple]) -> None:
         """Append ``(ds, metrics, config, partitions)`` records of ``table`` at ``version``, in
-        one commit."""
+        one commit (or with the batch, :meth:`batched`)."""
+        now = int(time.time() * 1_000_000)
+        rows = [
+            {
+                "table": table,
+                "ds": ds,
+                "version": version,
+                "metrics": _json(metrics, sort_keys=True),
+                "config": _json(config),
+                "recorded_at": now,
+                "partitions": _json(partitions, sort_keys=True),
+            }
+            for ds, metrics, config, partitions in records
+        ]
+        if self._batch is not None:
+            self._batch.extend(rows)
+        else:
+            self._write(rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Append ``rows`` (a dict each, by column) in one commit."""
         import pyarrow as pa
 
-        now = int(time.time() * 1_000_000)
-        columns = {
-            "table": [table] * len(records),
-            "ds": [r[0] for r in records],
-            "version": [version] * len(records),
-            "metrics": [_json(r[1], sort_keys=True) for r in records],
-            "config": [_json(r[2]) for r in records],
-            "recorded_at": [now] * len(records),
-            "partitions": [_json(r[3], sort_keys=True) for r in records],
-        }
         schema = self._schema()
-        arrays = [pa.array(columns[f.name], f.type) for f in schema]
-        written = _appended(self.path, self.storage, pa.Table.from_arrays(arrays, schema=schema))
+        data = pa.Table.from_pylist(rows, schema=schema)
+        written = _appended(self.path, self.storage, data)
         if written % COMPACT_EVERY == 0:
             delta.compact(self.path, self.storage)
 
@@ -198,6 +320,10 @@ class RunLog:
     def optimize(self) -> dict:
         """Compact the records' small files."""
         return delta.optimize(self.path, self.storage)
+
+    def compact(self) -> None:
+        """:meth:`optimize`, left for later when a writer appends meanwhile."""
+        delta.compact(self.path, self.storage)
 
     def forget(self, table: str) -> None:
         """Drop the run records of ``table``, which was emptied to be rebuilt; the config it was
@@ -224,36 +350,60 @@ def _appended(path: str, storage: Storage, data) -> int:
 
 
 def _by_table(rows) -> dict[str, Recorded]:
-    """Each table's runs (the newest record of each day wins), newest config and what its
-    records say it holds, in one pass over the records in the order they were recorded."""
-    ordered = rows.sort_by([("version", "ascending"), ("recorded_at", "ascending")])
-    runs: dict[str, dict[str, dict[str, Any]]] = {}
-    versions: dict[str, dict[str, int]] = {}
-    configs: dict[str, Any] = {}
-    changes: dict[str, list[tuple[int, str]]] = {}
-    names = ("table", "ds", "metrics", "config", "version", "partitions")
+    """Each table's records, in the order they were recorded (by version, then time): a slice
+    of one sort of them all, read only when asked (:class:`Recorded`)."""
+    import pyarrow.compute as pc
+
+    if not rows.num_rows:
+        return {}
+    keys = [("table", "ascending"), ("version", "ascending"), ("recorded_at", "ascending")]
+    ordered = rows.sort_by(keys).combine_chunks()
+    runs = pc.run_end_encode(ordered["table"].chunk(0))
+    found, start = {}, 0
+    for table, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        found[table] = Recorded(ordered.slice(start, end - start))
+        start = end
+    return found
+
+
+def _valid(rows, column: str):
+    """Where ``column`` of ``rows`` is not null."""
+    import pyarrow.compute as pc
+
+    return pc.is_valid(rows[column])
+
+
+def _parsed(texts) -> list[Any]:
+    """The JSON texts ``texts``, parsed in one call (a year of records of a table: one call, not
+    one each)."""
+    joined = ",".join(texts)
+    return json.loads(f"[{joined}]")
+
+
+def _plain(schema, target, *, dictionary: bool = False):
+    """``schema``'s fields in ``target``'s types, the config as a dictionary (``dictionary``)
+    or as text."""
+    import pyarrow as pa
+
+    kinds = {f.name: f.type for f in target}
+    fields = []
+    for f in schema:
+        kind = kinds.get(f.name, f.type)
+        if dictionary and f.name == "config":
+            kind = pa.dictionary(pa.int32(), kind)
+        fields.append(pa.field(f.name, kind))
+    return pa.schema(fields)
+
+
+def _conformed(piece, schema):
+    """One file's records in ``schema`` (a column a file from before it lacks: null)."""
+    import pyarrow as pa
+
     columns = [
-        ordered[c].to_pylist() if c in ordered.column_names else [None] * len(ordered)
-        for c in names
-    ]  # a runs table from before ``partitions`` has none
-    for table, ds, metrics, config, version, holds in zip(*columns, strict=True):
-        runs.setdefault(table, {})
-        if ds is not None and metrics is not None:
-            runs[table][ds] = json.loads(metrics)
-            versions.setdefault(table, {})[ds] = version
-        if config is not None:
-            configs[table] = json.loads(config)
-        if holds is not None:
-            changes.setdefault(table, []).append((version, holds))
-    return {
-        table: Recorded(
-            dict(sorted(days.items())),
-            configs.get(table),
-            versions.get(table, {}),
-            tuple(changes.get(table, ())),
-        )
-        for table, days in runs.items()
-    }
+        piece[f.name].cast(f.type) if f.name in piece.column_names else pa.nulls(len(piece), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _json(value: Any, sort_keys: bool = False) -> str | None:
