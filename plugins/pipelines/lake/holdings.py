@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-SINCE = '"since"'  # in a change's JSON text, never in a whole record's (its keys are dates)
+SINCE = '"since"'  # in a change's JSON text; in a whole record's only inside a partition value
 WHOLE_EVERY = 30  # a table's records: a whole one after this many changes, where replays start
 
 
@@ -86,11 +86,7 @@ def replay(changes: Iterable[tuple[int, dict[str, Any]]]) -> Holdings | None:
     return None if rows is None else Holdings(version, dict(sorted(rows.items())), steps)
 
 
-def newest_whole(texts: list[str]) -> int:
-    """Where a replay of the records ``texts`` (``partitions`` as JSON text, in version order)
-    starts: the newest whole record (0 when there is none: the replay says the records cannot
-    say). A reader parses only the records from there."""
-    for i in range(len(texts) - 1, -1, -1):
-        if SINCE not in texts[i] and "since" not in json.loads(texts[i]):
-            return i
-    return 0
+def is_whole(text: str) -> bool:
+    """Whether the ``partitions`` JSON ``text`` is a whole record (where a replay can start: a
+    reader finds the newest by :data:`SINCE` missing from the text, and parses only from it)."""
+    return "since" not in json.loads(text)

@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from pipelines.exceptions import CommitConflict
 from pipelines.lake import delta
-from pipelines.lake.holdings import Holdings, newest_whole, replay
+from pipelines.lake.holdings import SINCE, Holdings, is_whole, replay
 from pipelines.lake.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,15 @@ class Recorded:
         """What the table holds at its newest recorded version (None: the records cannot say)."""
         if self.records is None or PARTITIONS not in self.records.column_names:
             return None  # none, or a runs table from before the column
+        import pyarrow.compute as pc
+
         rows = self.records.filter(_valid(self.records, PARTITIONS))
-        texts = rows[PARTITIONS].to_pylist()
-        start = newest_whole(texts)  # the records before it are not read
-        said = _parsed(texts[start:])
-        return replay(zip(rows["version"].to_pylist()[start:], said, strict=True))
+        texts = rows[PARTITIONS]
+        maybe = pc.indices_nonzero(pc.invert(pc.match_substring(texts, SINCE))).to_pylist()
+        start = next((i for i in reversed(maybe) if is_whole(texts[i].as_py())), 0)
+        rows = rows.slice(start)  # where the replay starts: the records before are not read
+        said = _parsed(rows[PARTITIONS].to_pylist())
+        return replay(zip(rows["version"].to_pylist(), said, strict=True))
 
 
 class _Days(Mapping[str, dict[str, Any]]):
