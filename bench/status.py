@@ -91,7 +91,7 @@ def rows(result: StatusResult) -> list[Row]:
             f"`{SHOW}` {seconds(show)}",
             product,
             less_than(BUDGET_S, "s"),
-            note="Delta logs and the runs table; Python start-up and imports included",
+            note="the runs table alone; Python start-up and imports included",
         )
     ]
 
