@@ -2,10 +2,11 @@
 a lake of N datasets with D daily partitions each (and an aggregate each, and two workflows),
 under the 2 s budget; ``pipelines show`` on the same lake beside it.
 
-The lake is built once, untimed, by :mod:`bench.workers.status_lake`: each table status opens a
-Delta table of a day's partitions holding one tiny row each (status reads Delta logs, not rows),
-written by the product's own Delta write, and the runs table with every run record of the
-history (what status reads each day's counts, checks and landing from).
+The lake is built once, untimed, by :mod:`bench.workers.status_lake`: the runs table with every
+run record of the history (what status reads each day's counts, checks and landing from, and
+what each commit left each table holding), and each table status asks about as a Delta table of
+a day's partitions holding one tiny row each, written by the product's own Delta write (opened
+only where the records cannot say).
 After the first timed run, its table is checked: one row per table, and the late rows and gaps
 the synthetic history was given.
 """
@@ -90,7 +91,7 @@ def rows(result: StatusResult) -> list[Row]:
             f"`{SHOW}` {seconds(show)}",
             product,
             less_than(BUDGET_S, "s"),
-            note="Delta logs and the runs table; Python start-up and imports included",
+            note="the runs table alone; Python start-up and imports included",
         )
     ]
 

@@ -16,7 +16,8 @@ holds, as the merges would have left it:
 - ``quarantine ds=d``: the superseded first versions, as delivered, with the merge's reason;
 - the namespace's runs table: each day's records in the order the steps append them (raw: the
   delivery's rows and the dataset's config; cleaned: the merge's counts and the config;
-  quarantine: its rows), each naming the version of its table that holds the day.
+  quarantine: its rows), each naming the version of its table that holds the day; and, as
+  :meth:`Table.commit` records them, what each commit left the table holding.
 
 The Delta log differs from the one N runs leave (a commit a year, not three a day, and no
 checkpoint): what a reader pays to open a table of N commits is not in these histories.
@@ -138,7 +139,8 @@ def append_records(log, records: dict[str, list]) -> None:
     import pyarrow as pa
 
     schema = log.rows().schema
-    arrays = [pa.array(records[f.name], f.type) for f in schema]
+    count = len(records["table"])
+    arrays = [pa.array(records.get(f.name) or [None] * count, f.type) for f in schema]
     delta.append(log.path, log.storage, pa.Table.from_arrays(arrays, schema=schema))
 
 
@@ -360,10 +362,13 @@ def _rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _records(lake: Lake) -> list[tuple]:
-    """The runs table's records (table, day, metrics, config: JSON in one spelling), sorted."""
+    """The runs table's records of runs and configs (table, day, metrics, config: JSON in one
+    spelling), sorted; not the records of what a table holds alone, which follow the commits
+    (a year a commit here, a day a commit in the runs)."""
     rows = lake.run_log().rows()
     columns = [rows[c].to_pylist() for c in ("table", "ds", "metrics", "config")]
     return sorted(
         tuple(json.dumps(json.loads(v), sort_keys=True) if v and v[0] == "{" else v for v in row)
         for row in zip(*columns, strict=True)
+        if row[2] is not None or row[3] is not None
     )

@@ -1,8 +1,14 @@
 """A project of N daily datasets and the lake D days of their runs would leave, as far as
-``pipelines status`` reads it: every table it opens as a Delta table written by the product's own
-:func:`pipelines.lake.delta.replace` (one commit: a partition a day, each holding one tiny row:
-status reads the tables' Delta logs, never their rows), and the namespace's runs table with every
-record those runs would have appended, in one append.
+``pipelines status`` reads it: the namespace's runs table with every record those runs would have
+appended (in one append), and every table status asks about as a Delta table written by the
+product's own :func:`pipelines.lake.delta.replace` (one commit: a partition a day, each holding
+one tiny row).
+
+Status answers from the records: each day's records name the version that day's commit would
+have left (day k: version k) and what it changed (the day's partition; every partition every
+30th day, as :meth:`Table.commit` records them), so the tables' one commit is never opened, as
+the tables of D real commits would not be. Where the records could not say, status would open
+a table's log: the one-commit tables here would make that look cheaper than it is.
 
 Each dataset is incremental, with an aggregate; one in two has a ``freshness`` allowance of 1d.
 A day's runs record, as the steps append them: the raw delivery's rows and the dataset's config;
@@ -29,6 +35,7 @@ import yaml
 
 from bench.workers.history_lake import append_records
 from pipelines.lake import delta, frames
+from pipelines.lake.holdings import WHOLE_EVERY
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Table
 from pipelines.project.config import load_project
@@ -124,22 +131,35 @@ def build(lake: Lake, datasets: int, days: int) -> None:
         quarantined = [(d * 7 + i) % 40 for d in range(len(ran))]
         raw, cleaned = lake.raw(name(i)), lake.cleaned(dataset)
         out = lake.aggregated(aggregate.name)
-        versions = [_write(t, ran, k) for t, k in ((raw, None), (cleaned, SCHEMA), (out, None))]
+        for table, kinds in ((raw, None), (cleaned, SCHEMA), (out, None)):
+            _write(table, ran, kinds)
         quarantine = lake.quarantine(name(i))
-        for ds, q in zip(ran, quarantined, strict=True):
+        for v, (ds, q) in enumerate(zip(ran, quarantined, strict=True)):
             counts = {"raw": ROWS, "cleaned": ROWS - q, "quarantined": q, "superseded": q // 2}
             checks = "failed: 3 duplicate primary keys" if ds == failed else "passed"
-            runs.add(raw, versions[0], ds, {"rows": ROWS}, of_dataset(dataset))
-            runs.add(cleaned, versions[1], ds, {**counts, "checks": "pending"}, of_dataset(dataset))
+            day = _held(v, ran)
+            runs.add(raw, v, ds, {"rows": ROWS}, of_dataset(dataset), day)
+            runs.add(cleaned, v, ds, {**counts, "checks": "pending"}, of_dataset(dataset), day)
             runs.add(quarantine, -1, ds, {"rows": q})
-            runs.add(cleaned, versions[1], ds, {**counts, "checks": checks})
-            runs.add(out, versions[2], ds, {"rows": 5}, of_aggregate(aggregate))
+            runs.add(cleaned, v, ds, {**counts, "checks": checks})
+            runs.add(out, v, ds, {"rows": 5}, of_aggregate(aggregate), day)
     for spec in project.workflows:
         table, ran = lake.workflow(spec.name), _days(0, days)
-        version = _write(table, ran, None)
-        for ds in ran:
-            runs.add(table, version, ds, {"rows": ROWS, "metrics": {}}, of_workflow(spec))
+        _write(table, ran, None)
+        for v, ds in enumerate(ran):
+            metrics = {"rows": ROWS, "metrics": {}}
+            runs.add(table, v, ds, metrics, of_workflow(spec), _held(v, ran))
     append_records(lake.run_log(), runs.records)
+
+
+def _held(version: int, ran: list[str]) -> dict:
+    """What the record of the commit of day ``ran[version]`` says the table holds, as
+    :meth:`Table.commit` records it: the day's partition (one row, as :func:`_write` wrote it)
+    added to what the version before held; every partition so far every
+    :data:`~pipelines.lake.holdings.WHOLE_EVERY` commits (the first one too)."""
+    if version % WHOLE_EVERY == 0:
+        return {"rows": dict.fromkeys(ran[: version + 1], 1)}
+    return {"since": version - 1, "rows": {ran[version]: 1}, "gone": []}
 
 
 def _days(i: int, days: int) -> list[str]:
@@ -169,11 +189,14 @@ class _Runs:
 
     def __init__(self) -> None:
         self.records: dict[str, list] = {
-            c: [] for c in ("table", "ds", "version", "metrics", "config", "recorded_at")
+            c: []
+            for c in ("table", "ds", "version", "metrics", "config", "recorded_at", "partitions")
         }
         self.now = int(time.time() * 1_000_000)
 
-    def add(self, table: Table, version: int, ds: str, metrics: dict, config=None) -> None:
+    def add(
+        self, table: Table, version: int, ds: str, metrics: dict, config=None, held=None
+    ) -> None:
         records = self.records
         records["table"].append(table.runs[1])
         records["ds"].append(ds)
@@ -181,6 +204,7 @@ class _Runs:
         records["metrics"].append(json.dumps(metrics, sort_keys=True))
         records["config"].append(json.dumps(config) if config is not None else None)
         records["recorded_at"].append(self.now + len(records["recorded_at"]))
+        records["partitions"].append(json.dumps(held, sort_keys=True) if held else None)
 
 
 def main(argv: list[str]) -> None:

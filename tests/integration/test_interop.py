@@ -197,7 +197,9 @@ def assert_runs_read_the_same(lake: Path) -> pa.Table:
     from pipelines.lake.storage import Storage
 
     records = read_delta(lake / RUNS)
-    assert records.column_names == ["table", "ds", "version", "metrics", "config", "recorded_at"]
+    assert records.column_names == [
+        *("table", "ds", "version", "metrics", "config", "recorded_at", "partitions")
+    ]
     through_the_lake = RunLog(Storage(str(lake.parent)), str(lake / RUNS)).rows()
     assert arrow_rows(records) == arrow_rows(through_the_lake.select(records.column_names))
     return records
@@ -294,6 +296,22 @@ def test_the_runs_table_records_each_run_of_each_table_and_day(lake, project):
             assert rows_of(at, "ds", row["ds"]).num_rows == metrics["rows"], row
         elif layer == "cleaned" and project.dataset(table).ingestion.keeps_snapshots:
             assert rows_of(at, "ds", row["ds"]).num_rows == metrics["cleaned"], row
+
+
+def test_what_the_runs_table_says_each_table_holds_is_what_it_holds(lake, project):
+    """Each table's partitions and their rows, as its records say them (what ``status``
+    reads), are what the independent reader counts in its newest version."""
+    from pipelines.lake.runs import RunLog
+    from pipelines.lake.storage import Storage
+
+    recorded = RunLog(Storage(str(lake.parent)), str(lake / RUNS)).all()
+    for name, path in sorted(delta_tables(lake).items()):
+        if name == RUNS:
+            continue
+        holds, rows, key = recorded[name].holdings, read_delta(path), partition_key(path)
+        assert holds is not None and holds.version == version(path), name
+        counted = Counter(rows[key].to_pylist())
+        assert holds.rows == dict(sorted(counted.items())), name
 
 
 def test_a_checkpoint_reads_the_same(lake, project):

@@ -5,6 +5,7 @@ vacuum deleted only files older than the retention."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -102,7 +103,10 @@ def test_the_maintenance_dag_compacts_keeps_the_rows_and_deletes_only_old_files(
     assert after["cleaned"] == len(DAYS) == cleaned.snapshot().files.num_rows  # one a partition
     assert after["runs"] == 1 < files["runs"]
     assert all(after[name] <= files[name] for name in files), (files, after)
-    assert compacted["removed"] - compacted["added"] == sum(files.values()) - sum(after.values())
+    # the files it compacted: those there before, and the one append recording the tables'
+    # compactions in the runs table (before the runs table's own)
+    compacted_files = sum(files.values()) + 1 - sum(after.values())
+    assert compacted["removed"] - compacted["added"] == compacted_files
     # raw, cleaned, quarantine (no bad row: never created, nothing to do) and the runs table
     assert compacted["tables"] == vacuumed["tables"] == 4
     assert (vacuumed["deleted"], vacuumed["retention_hours"]) == (1, 1.0)
@@ -116,8 +120,18 @@ def test_the_maintenance_dag_compacts_keeps_the_rows_and_deletes_only_old_files(
     for name, path in paths.items():  # a compaction commit where there was something to do
         history = DeltaTable(path).history()
         since = [c["operation"] for c in history if c["version"] > versions[name]]
+        if name == "runs":  # each step: one append of what its commits left (newest first)
+            assert since == ["OPTIMIZE", "WRITE"] * 2, since
+            continue
         assert set(since) <= {"OPTIMIZE", "VACUUM START", "VACUUM END"}, (name, since)
         assert since.count("OPTIMIZE") == (after[name] < files[name]), (name, since)
+    # what those appends record of each table's maintenance commits: that no row changed
+    records = lake.run_log().rows().to_pylist()
+    by_table = {"raw/items": versions["raw"], "cleaned/items": versions["cleaned"]}
+    made = [r for r in records if r["version"] > by_table.get(r["table"], r["version"])]
+    said = [json.loads(r["partitions"]) for r in made]
+    assert made and all((r["ds"], r["metrics"], r["config"]) == (None,) * 3 for r in made)
+    assert all((s["rows"], s["gone"]) == ({}, []) for s in said), said
     assert after["raw"] == files["raw"] == len(DAYS)  # a file per day already: nothing to do
     older = DeltaTable(paths["cleaned"], version=versions["cleaned"]).to_pyarrow_table()
     pd.testing.assert_frame_equal(older.to_pandas(), old_rows)

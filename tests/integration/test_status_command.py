@@ -16,6 +16,7 @@ from pipelines.cli import main
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
 from pipelines.steps.dataset import run_steps
+from pipelines.steps.maintenance import tables
 from pipelines.steps.workflow import run as run_workflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +136,36 @@ def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
     assert rows["daily_revenue"]["GAPS"] == "2024-01-03"  # no run of orders that day
     assert rows["customers_by_country"]["FRESHNESS"] == "2d behind, late"  # its dataset's 2h
     assert err.strip() == "4 tables late"
+
+
+def test_status_reads_the_runs_table_and_opens_no_tables_log(sample, capsys, monkeypatch):
+    """Every count comes from the runs table's records of what each commit left (one read of
+    it): no table's Delta log is opened, and the table is the one the logs give; still so after
+    maintenance (optimize and vacuum commit too)."""
+    from pipelines.lake import delta
+
+    code, expected, _ = status_of(capsys, "--now", NOW, "--json")
+    opened: list[str] = []
+    real = delta.open_table
+
+    def counting(path, storage, version=None):
+        opened.append(path)
+        return real(path, storage, version)
+
+    monkeypatch.setattr(delta, "open_table", counting)
+    for layer, name, table, kind in tables(load_project(), Lake.from_env()):
+        snap = table.snapshot()
+        outline = table.outline()
+        assert (outline.version, outline.partitions) == (snap.version, snap.partitions), name
+    opened.clear()
+    code, out, _ = status_of(capsys, "--now", NOW, "--json")
+    assert code == 0 and out == expected
+    assert {Path(p).name for p in opened} == {"_runs"}
+    assert main(["optimize"]) == main(["vacuum"]) == 0  # commits that change no row
+    capsys.readouterr()
+    opened.clear()
+    assert status_of(capsys, "--now", NOW, "--json")[1] == expected
+    assert {Path(p).name for p in opened} == {"_runs"}
 
 
 def test_json_holds_every_figure_and_each_day(sample, capsys):

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 import pipelines
+from pipelines.lake.lake import Lake
+from pipelines.project.config import load_project
 from pipelines.steps import typed_extract
 from pipelines.steps import typed_merge as engine
 from pipelines.steps.dataset import run_steps
@@ -59,6 +61,10 @@ def run_all(home, monkeypatch, lake: str, order: list[str], typed: bool) -> dict
             patched.setattr(typed_extract, "source_of", lambda *args: None)
         results = {d: run_steps("items", d, steps=("extract", "merge"))["merge"] for d in order}
     assert calls == (order if typed else [])  # the path under test really ran
+    lake, dataset = Lake.from_env(), load_project().dataset("items")
+    for table in (lake.raw("items"), lake.cleaned(dataset), lake.quarantine("items")):
+        log, name = table.runs  # what status reads of the table: recorded by this path too
+        assert log.of(name).holdings == table.snapshot().holdings, name
     return {
         "cleaned": by_key(pipelines.read("items")),
         "quarantine": by_key(pipelines.read("items", "quarantine"), ["ds", "_row"]),

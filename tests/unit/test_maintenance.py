@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 import pytest
@@ -32,6 +33,9 @@ def test_vacuum_refuses_a_short_retention_before_it_opens_a_table(monkeypatch):
 class FakeTable:
     def __init__(self, path: str, metrics: dict | None):
         self.path, self.metrics = path, metrics
+
+    def batched(self):  # the runs table's: records appended together
+        return contextlib.nullcontext()
 
     def optimize(self) -> dict:
         if self.metrics is None:

@@ -103,7 +103,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     project = load_project()
     lake = project.lake()
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
-    rows += [_describe(*entry) for entry in tables(project, lake)]
+    with lake.runs_held():  # each table's rows from the runs table, read once
+        rows += [_describe(*entry) for entry in tables(project, lake)]
     print(f"lake {lake.root} namespace {lake.namespace}")
     table(rows)
     return 0
@@ -152,7 +153,7 @@ def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:
     dataset's newest snapshot), every other table's all its partitions'."""
     from pipelines.common.partitions import Layer
 
-    snap = lake_table.snapshot()
+    snap = lake_table.outline()
     parts = sorted(snap.partitions)
     current = kind.current_partitions(parts) if layer is Layer.CLEANED else parts
     newest = f"{lake_table.key}={parts[-1]}" if parts else "-"

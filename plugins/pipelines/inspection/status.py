@@ -1,5 +1,6 @@
 """What each dataset, workflow and aggregate of a namespace holds and whether it is healthy, from
-the lake's manifests only (no data file is read): what ``pipelines status`` shows.
+the namespace's runs table alone (one read of it; no table's Delta log is opened, but where its
+records cannot say what the table holds: :meth:`Table.outline`): what ``pipelines status`` shows.
 
 One :class:`Status` per table that a row of the project writes: a dataset's cleaned table (with
 its raw deliveries and each day's run), an aggregate's and a workflow's output. Its **gaps** are
@@ -18,14 +19,13 @@ slowest input, and has none when any of them has none.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pipelines.common.partitions import DAILY, Layer, interval_for, run_days, utc
+from pipelines.common.partitions import DAILY, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.aggregates import AggregateSpec
@@ -203,10 +203,7 @@ def status(
     :param days: also what each day got (:attr:`Status.days`, for charts; a table needs none)
     """
     due = _Due(project, utc(now or dt.datetime.now(dt.UTC)), days)
-    homes = {lake.home_of(layer) for layer in Layer}
-    with contextlib.ExitStack() as held:  # one moment of each runs table for every row
-        for home in sorted(homes):
-            held.enter_context(lake.run_log(home).held())
+    with lake.runs_held():  # one moment of each runs table for every row
         rows = [_dataset(d, lake, due) for d in project.datasets]
         rows += [_workflow(w, lake, due) for w in project.workflows]
         by_name = {d.name: d for d in project.datasets}
@@ -223,6 +220,15 @@ class _Due:
         self.now = now
         self.days = days
         self._by_cron: dict[str, dt.date] = {}
+        self._run_days: dict[tuple[str, dt.date, dt.date], list[str]] = {}
+
+    def run_days(self, cron: str, start: dt.date, end: dt.date) -> list[str]:
+        """:func:`run_days`, asked once per schedule and span (most rows share one: a dataset
+        and its aggregate, datasets of one start and schedule); not to be changed."""
+        key = (cron, start, end)
+        if key not in self._run_days:
+            self._run_days[key] = run_days(cron, start, end)
+        return self._run_days[key]
 
     def of(self, dataset: Dataset) -> dt.date:
         if dataset.cron not in self._by_cron:
@@ -253,9 +259,9 @@ class _Due:
 
 
 def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
-    raw = lake.raw(dataset.name).snapshot()
+    raw = lake.raw(dataset.name).outline()
     table = lake.cleaned(dataset)
-    cleaned = table.snapshot()
+    cleaned = table.outline()
     runs = cleaned.meta.get("runs", {})
     parts = sorted(cleaned.partitions)
     delivered = sorted(raw.partitions)
@@ -278,7 +284,7 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
         quarantined=last.get("quarantined"),
         checks=last.get("checks"),
         failed_days=failed,
-        gaps=gaps(run_days(dataset.cron, dataset.start_date, _day(delivered)), delivered),
+        gaps=gaps(due.run_days(dataset.cron, dataset.start_date, _day(delivered)), delivered),
         freshness=due.freshness(
             dataset.cron, dataset.start_date, due.of(dataset), newest, dataset.freshness
         ),
@@ -290,19 +296,17 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
 
 def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> Status:
     table = lake.aggregated(spec.name)
-    snap = table.snapshot()
+    snap = table.outline()
     newest = _newest_landed(snap, snap.meta.get("runs", {}))
     start, cron = dataset.start_date, dataset.cron
     fresh = due.freshness(cron, start, due.of(dataset), newest, dataset.freshness)
     dag_id = _dag_id(due.project, dataset.name, lake)
-    return _output(
-        spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due.days
-    )
+    return _output(spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due)
 
 
 def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     table = lake.workflow(spec.name)
-    snap = table.snapshot()
+    snap = table.outline()
     cron, inputs = spec.cron or DAILY, waits_for(due.project, spec.name)
     start = spec.start_date or max((d.start_date for d in inputs), default=dt.date.min)
     allowances = [d.freshness for d in inputs]
@@ -311,9 +315,7 @@ def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     newest = _newest_landed(snap, snap.meta.get("runs", {}), snap.partitions)
     fresh = due.freshness(cron, start, expected, newest, allowance)
     dag_id = _dag_id(due.project, spec.name, lake)
-    return _output(
-        spec.name, Kind.WORKFLOW, table.key, snap, (cron, start), fresh, dag_id, due.days
-    )
+    return _output(spec.name, Kind.WORKFLOW, table.key, snap, (cron, start), fresh, dag_id, due)
 
 
 def _output(
@@ -324,14 +326,14 @@ def _output(
     schedule: tuple[str, dt.date],
     fresh: Freshness,
     dag_id: str,
-    with_days: bool,
+    due: _Due,
 ) -> Status:
     """The row of an aggregate or a workflow: a day is a run it recorded (with the rows that run
     wrote); its rows are every partition's for an aggregate (the table is by ``dt``), the
     newest output's for a workflow (one output a day)."""
     runs = snap.meta.get("runs", {})
     ran = sorted(set(runs) | (set(snap.partitions) if key == "ds" else set()))
-    days = tuple(Day(ds, _rows_of(runs, snap, ds)) for ds in (ran if with_days else ()))
+    days = tuple(Day(ds, _rows_of(runs, snap, ds)) for ds in (ran if due.days else ()))
     newest = max(snap.partitions, default=None)
     rows = snap.rows(newest) if kind is Kind.WORKFLOW and newest else snap.rows()
     cron, start = schedule
@@ -346,7 +348,7 @@ def _output(
         quarantined=None,
         checks=None,
         failed_days=(),
-        gaps=gaps(run_days(cron, start, _day(ran)), ran),
+        gaps=gaps(due.run_days(cron, start, _day(ran)), ran),
         freshness=fresh,
         days=days,
         start=start.isoformat(),

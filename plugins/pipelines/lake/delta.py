@@ -35,6 +35,12 @@ class OldFormat(LakeError):
     """A table written in the lake format before Delta: ``pipelines lake upgrade`` converts it."""
 
 
+def commit_path(path: str, version: int) -> str:
+    """Where the commit of ``version`` of the table at ``path`` is in its log (the file that
+    makes the version exist)."""
+    return f"{path}/{LOG}/{version:020d}.json"
+
+
 def reaching(storage: Storage, path: str, call: Callable[[], T], *, once: bool = False) -> T:
     """``call()`` (a delta-rs call on the table at ``path``), its transient object-store errors
     retried; refused credentials, a missing bucket or a dead endpoint raise one LakeError line.
@@ -99,7 +105,8 @@ def replace(
     note: str | None = None,
 ) -> int:
     """Replace ``partitions`` (values of the partition column ``key``; None: the whole table)
-    with the rows of ``data``, atomically, as the version after ``base``; the new version.
+    with the rows of ``data``, atomically, as the version after ``base``; that version (another
+    writer's commit may follow it at once).
 
     :param base: the version the rows were computed from (None: the table does not exist yet)
     :param reshape: ``"merge"`` (columns added) or ``"overwrite"`` (types changed; only with
@@ -139,7 +146,7 @@ def replace(
         if base is None and "already exists" in str(exc):
             raise CommitConflict(f"{redact(path)}: another writer created it first") from None
         raise
-    return open_table(path, storage).version()
+    return 0 if base is None else base + 1  # one commit, never retried: the version after base
 
 
 def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str) -> int:
@@ -203,16 +210,26 @@ def merge(
     return reaching(storage, path, merger.execute, once=True)
 
 
-def append(path: str, storage: Storage, data: pa.Table) -> int:
+def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = False) -> int:
     """Append ``data`` (concurrent appends do not conflict: delta-rs retries them); the new
-    version."""
+    version.
+
+    :param merge_schema: a column of ``data`` the table lacks is added to it (its older rows
+        read null there)
+    """
     from deltalake import write_deltalake
 
     storage.check_writable(f"{path}/{LOG}/")
     reaching(
         storage,
         path,
-        lambda: write_deltalake(path, data, mode="append", storage_options=storage.delta_options),
+        lambda: write_deltalake(
+            path,
+            data,
+            mode="append",
+            schema_mode="merge" if merge_schema else None,
+            storage_options=storage.delta_options,
+        ),
     )
     return open_table(path, storage).version()
 

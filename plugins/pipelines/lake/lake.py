@@ -8,7 +8,9 @@ ingesting its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -173,6 +175,16 @@ class Lake:
     @cached_property
     def _run_logs(self) -> dict[str, RunLog]:
         return {}
+
+    @contextlib.contextmanager
+    def runs_held(self) -> Iterator[None]:
+        """Answer every question to the runs tables this lake reads (its own, and its upstream's
+        for the raw layer) from one version of each (:meth:`RunLog.held`): a read-only command
+        that asks about every table (``status``, ``show``) reads each once."""
+        with contextlib.ExitStack() as held:
+            for home in sorted({self.home_of(layer) for layer in Layer}):
+                held.enter_context(self.run_log(home).held())
+            yield
 
     def _path(self, layer: Layer | str, name: str) -> str:
         """Where the table of ``name`` in ``layer`` is: under the namespace that holds the layer

@@ -8,7 +8,11 @@ newest record of a (table, day) is what that day's run counted.
 
 Columns: ``table`` (``cleaned/orders``), ``ds`` (the run's day; null for a record of config
 alone), ``version`` (the table's version after the run), ``metrics`` and ``config`` (JSON text),
-``recorded_at`` (UTC).
+``recorded_at`` (UTC), ``partitions`` (JSON text, or null: what the table holds, below).
+
+What a table holds (each partition's rows) is recorded here too, with each commit, so that a
+command that asks it of every table (``status``) reads this one table instead of opening each
+table's Delta log: the ``partitions`` column, replayed by :mod:`.holdings`.
 """
 
 from __future__ import annotations
@@ -17,25 +21,122 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+from urllib.parse import unquote
 
+from pipelines.exceptions import CommitConflict
 from pipelines.lake import delta
+from pipelines.lake.holdings import SINCE, Holdings, is_whole, replay
 from pipelines.lake.storage import Storage
 
 log = logging.getLogger(__name__)
 FOLDER = "_runs"
 COMPACT_EVERY = 50  # versions: a reader of the log opens a few files, not one per run
+APPEND_TRIES = 5
+PARTITIONS = "partitions"  # the column of what a table holds (:mod:`.holdings`)
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """What the runs of one table recorded: each day's newest metrics, and its newest config."""
+    """What the runs of one table recorded: each day's newest metrics (:attr:`runs`), the
+    version each left (:attr:`versions`), the newest config, what the table holds
+    (:attr:`holdings`). Each is read from the table's records when first asked: a command that
+    asks about hundreds of tables (``status``) asks few things of each, and never converts or
+    parses the rest.
 
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    config: dict[str, Any] | None = None
-    versions: dict[str, int] = field(default_factory=dict)  # the table's version each day left
+    :param records: the table's records (Arrow), in the order they were recorded
+    """
+
+    records: Any = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def _days(self) -> tuple[dict[str, str], dict[str, int]]:
+        """Each day's newest metrics (JSON text) and the version its run left."""
+        texts: dict[str, str] = {}
+        versions: dict[str, int] = {}
+        if self.records is None:
+            return texts, versions
+        rows = self.records.filter(_valid(self.records, "metrics"))
+        columns = (rows[c].to_pylist() for c in ("ds", "metrics", "version"))
+        for ds, metrics, version in zip(*columns, strict=True):
+            if ds is not None:
+                texts[ds], versions[ds] = metrics, version
+        return texts, versions
+
+    @cached_property
+    def runs(self) -> Mapping[str, dict[str, Any]]:
+        """``{day: metrics}`` of the newest record of each day, by day (each parsed when read)."""
+        texts = self._days[0]
+        return _Days({d: texts[d] for d in sorted(texts)})
+
+    @cached_property
+    def versions(self) -> dict[str, int]:
+        """The table's version each day's newest run left, by day."""
+        return dict(sorted(self._days[1].items()))
+
+    @cached_property
+    def config(self) -> dict[str, Any] | None:
+        """The newest config recorded (None: none)."""
+        if self.records is None:
+            return None
+        configs = self.records["config"].drop_null()
+        return json.loads(configs[len(configs) - 1].as_py()) if len(configs) else None
+
+    @cached_property
+    def holdings(self) -> Holdings | None:
+        """What the table holds at its newest recorded version (None: the records cannot say)."""
+        if self.records is None or PARTITIONS not in self.records.column_names:
+            return None  # none, or a runs table from before the column
+        import pyarrow.compute as pc
+
+        rows = self.records.filter(_valid(self.records, PARTITIONS))
+        texts = rows[PARTITIONS]
+        maybe = pc.indices_nonzero(pc.invert(pc.match_substring(texts, SINCE))).to_pylist()
+        start = next((i for i in reversed(maybe) if is_whole(texts[i].as_py())), 0)
+        rows = rows.slice(start)  # where the replay starts: the records before are not read
+        said = _parsed(rows[PARTITIONS].to_pylist())
+        return replay(zip(rows["version"].to_pylist(), said, strict=True))
+
+
+class _Days(Mapping[str, dict[str, Any]]):
+    """``{day: metrics}`` over the records' JSON texts: a day's parsed when it is first read,
+    every day's in one call when all are (a year of a table's runs: one call, not one each)."""
+
+    def __init__(self, texts: dict[str, str]):
+        self._texts = texts
+        self._parsed: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, day: str) -> dict[str, Any]:
+        if day not in self._parsed:
+            self._parsed[day] = json.loads(self._texts[day])
+        return self._parsed[day]
+
+    def __contains__(self, day: object) -> bool:
+        return day in self._texts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def _all(self) -> dict[str, dict[str, Any]]:
+        if len(self._parsed) < len(self._texts):
+            parsed = _parsed(self._texts.values())
+            self._parsed = dict(zip(self._texts, parsed, strict=True))
+        return self._parsed
+
+    def items(self):
+        return self._all().items()
+
+    def values(self):
+        return self._all().values()
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 class RunLog:
@@ -51,6 +152,7 @@ class RunLog:
         self._read: tuple[int, Any] | None = None  # (version, rows) last read
         self._opened = None  # the DeltaTable, once it exists
         self._held = False  # answer from the version read, without looking for a newer one
+        self._batch: list[dict[str, Any]] | None = None  # records held back by :meth:`batched`
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -63,6 +165,19 @@ class RunLog:
         finally:
             self._held = before
 
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Append the records made inside in one commit, at the end (also when it ends in an
+        error: what was committed is recorded): maintenance records a commit of each of
+        hundreds of tables, one append, not one each. They are not read back before then."""
+        self._batch = []
+        try:
+            yield
+        finally:
+            batch, self._batch = self._batch, None
+            if batch:
+                self._write(batch)
+
     def _schema(self):
         import pyarrow as pa
 
@@ -74,12 +189,15 @@ class RunLog:
                 ("metrics", pa.string()),
                 ("config", pa.string()),
                 ("recorded_at", pa.timestamp("us", tz="UTC")),
+                ("partitions", pa.string()),
             ]
         )
 
     def rows(self):
-        """Every record, as an Arrow table (read again only when the log has a new version)."""
-        return self._read_now()[0]
+        """Every record, as an Arrow table in the columns' own types (read again only when the
+        log has a new version)."""
+        rows = self._read_now()[0]
+        return rows.cast(_plain(rows.schema, self._schema()))
 
     def _read_now(self) -> tuple[Any, dict[str, Recorded]]:
         """The records and what they say of each table, as of the log's newest version."""
@@ -93,13 +211,30 @@ class RunLog:
             delta.reaching(self.storage, self.path, opened.update_incremental)
         version = opened.version() if opened is not None else -1
         if self._read is None or self._read[0] != version:
-            rows = (
-                delta.reaching(self.storage, self.path, opened.to_pyarrow_table)
-                if opened is not None
-                else self._schema().empty_table()
-            )
+            rows = self._records(opened) if opened is not None else self._schema().empty_table()
             self._read = (version, (rows, _by_table(rows)))
         return self._read[1]
+
+    def _records(self, opened) -> Any:
+        """Every record of the version ``opened`` holds. On local disk its files are read
+        directly, the config (the same text in most records) kept as a dictionary: delta-rs's
+        read of a table builds a dataset (and imports pandas) and spells every config out, most
+        of a read-only command's time for a runs table of a year of a hundred datasets."""
+        if self.storage.remote:
+            return delta.reaching(self.storage, self.path, opened.to_pyarrow_table)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pieces = [
+            pq.ParquetFile(unquote(uri.removeprefix("file://")), read_dictionary=["config"]).read()
+            for uri in opened.file_uris()
+        ]
+        schema = _plain(self._schema(), self._schema(), dictionary=True)
+        return (
+            pa.concat_tables([_conformed(p, schema) for p in pieces])
+            if pieces
+            else (schema.empty_table())
+        )
 
     def of(self, table: str) -> Recorded:
         """What the runs of ``table`` (its path under the namespace) recorded."""
@@ -116,10 +251,12 @@ class RunLog:
         *,
         run: tuple[str, dict[str, Any]] | None = None,
         config: dict[str, Any] | None = None,
+        partitions: dict[str, Any] | None = None,
     ) -> None:
-        """Record a run of ``table`` (its day and metrics) and/or the config it was written with."""
+        """Record a run of ``table`` (its day and metrics), the config it was written with and/or
+        what it holds at ``version`` (:func:`pipelines.lake.holdings.change`)."""
         ds, metrics = run if run is not None else (None, None)
-        self._append(table, version, [(ds, metrics, config)])
+        self._append(table, version, [(ds, metrics, config, partitions)])
 
     def append_all(
         self,
@@ -127,34 +264,48 @@ class RunLog:
         version: int,
         runs: dict[str, dict[str, Any]],
         config: dict[str, Any] | None = None,
+        partitions: dict[str, Any] | None = None,
     ) -> None:
         """Record many runs of ``table`` at one version in one commit (all or none), the config
-        with the newest of them (alone when there is no run)."""
+        and what the table holds with the newest of them (alone when there is no run)."""
         days = sorted(runs)
-        records: list[tuple[str | None, dict | None, dict | None]] = [
-            (ds, runs[ds], config if ds == days[-1] else None) for ds in days
+        records: list[tuple[str | None, dict | None, dict | None, dict | None]] = [
+            (ds, runs[ds], *((config, partitions) if ds == days[-1] else (None, None)))
+            for ds in days
         ]
-        if not records and config is not None:
-            records = [(None, None, config)]
+        if not records and (config, partitions) != (None, None):
+            records = [(None, None, config, partitions)]
         if records:
             self._append(table, version, records)
 
     def _append(self, table: str, version: int, records: list[tuple]) -> None:
-        """Append ``(ds, metrics, config)`` records of ``table`` at ``version``, in one commit."""
+        """Append ``(ds, metrics, config, partitions)`` records of ``table`` at ``version``, in
+        one commit (or with the batch, :meth:`batched`)."""
+        now = int(time.time() * 1_000_000)
+        rows = [
+            {
+                "table": table,
+                "ds": ds,
+                "version": version,
+                "metrics": _json(metrics, sort_keys=True),
+                "config": _json(config),
+                "recorded_at": now,
+                "partitions": _json(partitions, sort_keys=True),
+            }
+            for ds, metrics, config, partitions in records
+        ]
+        if self._batch is not None:
+            self._batch.extend(rows)
+        else:
+            self._write(rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        """Append ``rows`` (a dict each, by column) in one commit."""
         import pyarrow as pa
 
-        now = int(time.time() * 1_000_000)
-        columns = {
-            "table": [table] * len(records),
-            "ds": [ds for ds, _, _ in records],
-            "version": [version] * len(records),
-            "metrics": [_json(m, sort_keys=True) for _, m, _ in records],
-            "config": [_json(c) for _, _, c in records],
-            "recorded_at": [now] * len(records),
-        }
         schema = self._schema()
-        arrays = [pa.array(columns[f.name], f.type) for f in schema]
-        written = delta.append(self.path, self.storage, pa.Table.from_arrays(arrays, schema=schema))
+        data = pa.Table.from_pylist(rows, schema=schema)
+        written = _appended(self.path, self.storage, data)
         if written % COMPACT_EVERY == 0:
             delta.compact(self.path, self.storage)
 
@@ -174,6 +325,10 @@ class RunLog:
         """Compact the records' small files."""
         return delta.optimize(self.path, self.storage)
 
+    def compact(self) -> None:
+        """:meth:`optimize`, left for later when a writer appends meanwhile."""
+        delta.compact(self.path, self.storage)
+
     def forget(self, table: str) -> None:
         """Drop the run records of ``table``, which was emptied to be rebuilt; the config it was
         written with stays recorded (should the rebuild stop, a plan still sees the change)."""
@@ -184,25 +339,75 @@ class RunLog:
             self.append(table, version, config=before.config)
 
 
+def _appended(path: str, storage: Storage, data) -> int:
+    """Append ``data`` to the runs table; the new version. A runs table from before a column
+    gets it (the older records read null there): the one append that adds it can meet another
+    writer's append, and is then tried again."""
+    for attempt in range(1, APPEND_TRIES + 1):
+        try:
+            return delta.append(path, storage, data, merge_schema=True)
+        except CommitConflict:
+            if attempt == APPEND_TRIES:
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
+
+
 def _by_table(rows) -> dict[str, Recorded]:
-    """Each table's runs (the newest record of each day wins) and newest config, in one pass
-    over the records in the order they were recorded."""
-    ordered = rows.sort_by([("version", "ascending"), ("recorded_at", "ascending")])
-    runs: dict[str, dict[str, dict[str, Any]]] = {}
-    versions: dict[str, dict[str, int]] = {}
-    configs: dict[str, Any] = {}
-    columns = (ordered[c].to_pylist() for c in ("table", "ds", "metrics", "config", "version"))
-    for table, ds, metrics, config, version in zip(*columns, strict=True):
-        runs.setdefault(table, {})
-        if ds is not None and metrics is not None:
-            runs[table][ds] = json.loads(metrics)
-            versions.setdefault(table, {})[ds] = version
-        if config is not None:
-            configs[table] = json.loads(config)
-    return {
-        table: Recorded(dict(sorted(days.items())), configs.get(table), versions.get(table, {}))
-        for table, days in runs.items()
-    }
+    """Each table's records, in the order they were recorded (by version, then time): a slice
+    of one sort of them all, read only when asked (:class:`Recorded`)."""
+    import pyarrow.compute as pc
+
+    if not rows.num_rows:
+        return {}
+    keys = [("table", "ascending"), ("version", "ascending"), ("recorded_at", "ascending")]
+    ordered = rows.sort_by(keys).combine_chunks()
+    runs = pc.run_end_encode(ordered["table"].chunk(0))
+    found, start = {}, 0
+    for table, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+        found[table] = Recorded(ordered.slice(start, end - start))
+        start = end
+    return found
+
+
+def _valid(rows, column: str):
+    """Where ``column`` of ``rows`` is not null."""
+    import pyarrow.compute as pc
+
+    return pc.is_valid(rows[column])
+
+
+def _parsed(texts) -> list[Any]:
+    """The JSON texts ``texts``, parsed in one call (a year of records of a table: one call, not
+    one each)."""
+    joined = ",".join(texts)
+    return json.loads(f"[{joined}]")
+
+
+def _plain(schema, target, *, dictionary: bool = False):
+    """``schema``'s fields in ``target``'s types, the config as a dictionary (``dictionary``)
+    or as text."""
+    import pyarrow as pa
+
+    kinds = {f.name: f.type for f in target}
+    fields = []
+    for f in schema:
+        kind = kinds.get(f.name, f.type)
+        if dictionary and f.name == "config":
+            kind = pa.dictionary(pa.int32(), kind)
+        fields.append(pa.field(f.name, kind))
+    return pa.schema(fields)
+
+
+def _conformed(piece, schema):
+    """One file's records in ``schema`` (a column a file from before it lacks: null)."""
+    import pyarrow as pa
+
+    columns = [
+        piece[f.name].cast(f.type) if f.name in piece.column_names else pa.nulls(len(piece), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _json(value: Any, sort_keys: bool = False) -> str | None:

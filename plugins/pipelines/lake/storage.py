@@ -152,6 +152,14 @@ class Storage:
             return []
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
+    def exists(self, path: str) -> bool:
+        """Whether the object (or folder) ``path`` is there now."""
+        if not self.remote:
+            return os.path.exists(path)
+        key = self._key(path)
+        self.fs.invalidate_cache(key)
+        return bool(self._call(lambda: self.fs.exists(key), path))
+
     def delete(self, paths: Iterable[str]) -> None:
         for path in paths:
             self.check_writable(path)

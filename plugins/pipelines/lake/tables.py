@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipelines.exceptions import CommitConflict
 from pipelines.lake import delta, frames
+from pipelines.lake.holdings import Holdings, change
 from pipelines.lake.runs import Recorded, RunLog
 from pipelines.lake.storage import Storage
 from pipelines.runtime.secrets import redact
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 DTYPE = frames.DTYPE.encode()
 PASSED = "passed"  # a run's checks (meta["runs"][D]["checks"]): "pending", "passed", "failed: ..."
 
@@ -52,6 +54,9 @@ class Snapshot:
 
     :param version: the Delta version (-1: the table does not exist yet)
     :param files: the version's add actions (path, rows, partition value, column statistics)
+
+    One from :meth:`Table.outline` has its partitions and runs only (no schema, no files): it
+    answers what the table holds and what its runs recorded, and reads no row.
     """
 
     version: int
@@ -114,6 +119,13 @@ class Snapshot:
     def version_of(self, ds: str) -> int | None:
         """The version the newest run for day ``ds`` left the table at (None: no such run)."""
         return self._recorded.versions.get(ds)
+
+    @property
+    def holdings(self) -> Holdings:
+        """What this version holds: each partition's rows (what a run record says of it)."""
+        return Holdings(
+            self.version, {p: int(e.get("rows", 0)) for p, e in self.partitions.items()}
+        )
 
     def rows(self, partition: str | None = None) -> int:
         if partition is not None:
@@ -205,6 +217,20 @@ class Table:
             return Recorded()
         log_, name = self.runs
         return log_.of(name)
+
+    def outline(self) -> Snapshot:
+        """The newest version's partitions and their rows, and the runs recorded, as the runs
+        table says them, without opening the table's Delta log: it only looks whether the log
+        has a version after the records' newest. :meth:`snapshot` when the records cannot say
+        (see :mod:`.holdings`) or are behind (a commit whose record is still to come, or was lost
+        with its writer). It has no schema and no files: it answers how much the table holds,
+        not what (a command that asks it of every table: ``status``)."""
+        recorded = self._recorded()
+        holds = recorded.holdings
+        if holds is None or self.storage.exists(delta.commit_path(self.path, holds.version + 1)):
+            return self.snapshot()
+        partitions = {p: {"rows": n} for p, n in holds.rows.items()}
+        return Snapshot(holds.version, partitions, recorded=lambda: recorded, key=self.key)
 
     def snapshot(self, version: int | None = None) -> Snapshot:
         """The newest committed version (or ``version``); version -1 for a table not written yet."""
@@ -326,40 +352,50 @@ class Table:
         meta: dict[str, Any] | None = None,
         *,
         run: tuple[str, dict[str, Any]] | None = None,
+        since: Snapshot | None = None,
     ) -> Snapshot:
         """Replace (a frame, even empty) or drop (None) partitions, atomically, as the version
-        after ``base``; then record the run, and the config of ``meta``, in the runs table.
+        after ``base``; then record the run, the config of ``meta`` and what the table holds
+        now in the runs table. The snapshot of the version committed (the newest, when none
+        was).
 
         :param meta: ``schema`` (the cleaned table's ``[[column, kind], ...]``), ``config`` (the
             config the table was written with), ``runs`` (``{}``: forget the runs recorded)
         :param run: ``(day, metrics)`` of the run committing (:meth:`Snapshot.has_landed`,
             :meth:`Snapshot.run_metrics`)
+        :param since: the version a write made outside this method (DuckDB's) started from,
+            ``base`` being the version it committed: what changed is recorded from there
         :raises CommitConflict: another writer committed since ``base``
         """
         meta = meta or {}
         kinds = dict(meta["schema"]) if "schema" in meta else base.kinds
-        version = base.version
+        after = base
         if changes:
             version = self._write(base, changes, kinds)
+            after = self.snapshot(version) if version != base.version else base
         if self.runs is not None:
             log_, name = self.runs
             if meta.get("runs") == {}:
                 log_.forget(name)
-            if run is not None or "config" in meta:
-                log_.append(name, version, run=run, config=meta.get("config"))
-        return self.snapshot() if changes or base.exists else base
+            holds = change(log_.of(name).holdings, (since or base).holdings, after.holdings)
+            config = meta.get("config")
+            if run is not None or "config" in meta or holds is not None:
+                log_.append(name, after.version, run=run, config=config, partitions=holds)
+        return after if changes or not base.exists else self.snapshot()
 
     def vacuum(self, retention_hours: float) -> list[str]:
         """Delete the files no version of the last ``retention_hours`` needs (see
-        :data:`MIN_RETENTION_HOURS`); the deleted files."""
+        :data:`MIN_RETENTION_HOURS`); the deleted files. (Its commits change no row: the runs
+        table records the version they reach, as it does after any commit.)"""
         why = retention_problem(retention_hours)
         if why:
             raise ValueError(f"retention_hours {why}")
-        return delta.vacuum(self.path, self.storage, retention_hours)
+        return self._recording(lambda: delta.vacuum(self.path, self.storage, retention_hours))
 
     def optimize(self) -> dict:
-        """Compact small files (delta-rs's metrics of the compaction)."""
-        return delta.optimize(self.path, self.storage)
+        """Compact small files (delta-rs's metrics of the compaction; its commit changes no row,
+        and is recorded as any commit)."""
+        return self._recording(lambda: delta.optimize(self.path, self.storage))
 
     def clear(self) -> None:
         """Empty the table (the next write sets its schema anew) and forget its runs; the config
@@ -368,6 +404,25 @@ class Table:
         if self.runs is not None:
             log_, name = self.runs
             log_.forget(name)
+            after = self.snapshot()
+            log_.append(
+                name, after.version, partitions=change(None, after.holdings, after.holdings)
+            )
+
+    def _recording(self, maintain: Callable[[], T]) -> T:
+        """``maintain()``, a commit that changes no row (a compaction, a vacuum), then the
+        version it reached recorded in the runs table, what the table holds with it: the next
+        command that asks (``status``) answers from the records still."""
+        if self.runs is None:
+            return maintain()
+        before = self.snapshot()
+        done = maintain()
+        after = self.snapshot()
+        log_, name = self.runs
+        holds = change(log_.of(name).holdings, before.holdings, after.holdings)
+        if holds is not None:
+            log_.append(name, after.version, partitions=holds)
+        return done
 
     def _write(self, base: Snapshot, changes: dict[str, pd.DataFrame | None], kinds) -> int:
         import pandas as pd

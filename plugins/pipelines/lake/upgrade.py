@@ -15,7 +15,8 @@ Each table is converted in three steps, each safe to repeat after a crash at any
    commit is the switch: before it a reader meets the old format (:class:`OldFormat`), after it
    a complete Delta table. Nothing is deleted before it;
 2. the manifest's runs and config go to the namespace's runs table in one append, at the
-   version the commit wrote; skipped when records of that version are there already;
+   version the commit wrote, with what the table holds (its partitions' rows, which ``status``
+   reads there); skipped when records of that version are there already;
 3. the old files go: the old format's data files (superseded ones too), then the manifests.
    ``_log/`` goes last, so that while it is there a rerun still finds the runs to record.
 
@@ -37,9 +38,10 @@ from pipelines.common.partitions import Layer, table_path
 from pipelines.exceptions import CommitConflict, LakeError
 from pipelines.lake import delta, frames
 from pipelines.lake.delta import LOG, OLD_LOG, OldFormat
+from pipelines.lake.holdings import change
 from pipelines.lake.lake import Lake
 from pipelines.lake.storage import Storage
-from pipelines.lake.tables import Table, conformed
+from pipelines.lake.tables import EMPTY, Table, conformed
 from pipelines.runtime.secrets import redact
 
 if TYPE_CHECKING:
@@ -142,12 +144,13 @@ def upgrade_table(lake: Lake, name: str, path: str) -> Upgraded:
         version, resumed = _commit(storage, path, manifest)
     runs = 0
     run_log = lake.run_log()
+    snap = Table(storage, path, "").snapshot() if version != NONE else None
     if manifest is not None and not run_log.holds(name, version):
         recorded = manifest.meta.get("runs", {})
-        run_log.append_all(name, version, recorded, manifest.meta.get("config"))
+        holds = (snap or EMPTY).holdings  # whole: status reads what it holds in the records
+        whole = change(None, holds, holds)
+        run_log.append_all(name, version, recorded, manifest.meta.get("config"), whole)
         runs = len(recorded) or int("config" in manifest.meta)
-    table = Table(storage, path, "")
-    snap = table.snapshot() if version != NONE else None
     named = set(snap.files["path"].to_pylist()) if snap is not None else set()
     removed = _clean_up(storage, path, named)
     return Upgraded(

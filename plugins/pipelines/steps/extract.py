@@ -83,7 +83,7 @@ def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str
         snap, rows[:] = done[0], [done[1]]
         meta = {CONFIG: of_dataset(dataset)}
         counted = {"rows": done[1], "columns": done[2]}  # the delivery's own (see extract)
-        return table.commit(snap, {}, meta, run=(interval.ds, counted))
+        return table.commit(snap, {}, meta, run=(interval.ds, counted), since=base)
 
     commit_with_retry(table, attempt)
     if not rows:

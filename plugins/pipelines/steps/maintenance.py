@@ -45,7 +45,9 @@ def tables(
 
 
 def owned(project: Project, lake: Lake) -> list[Any]:
-    """Every table this namespace writes, and its runs table: what maintenance touches."""
+    """Every table this namespace writes, and its runs table last: what maintenance touches.
+    Each table's maintenance commit is recorded in the runs table (:meth:`Table.optimize`), in
+    one append for them all (:meth:`RunLog.batched`), before the runs table's own turn."""
     return [t for _, _, t, _ in tables(project, lake, foreign=False)] + [lake.run_log()]
 
 
@@ -89,16 +91,24 @@ def optimize(project: Project, lake: Lake) -> Compacted:
     removed = added = 0
     beaten: list[str] = []
     maintained = owned(project, lake)
-    for table in maintained:
-        try:
-            metrics = table.optimize()
-        except CommitConflict as exc:
-            log.warning("not compacted (a writer committed first): %s", exc)
-            beaten.append(table.path.removeprefix(f"{lake.prefix}/"))
-            continue
+    *tables_, runs = maintained
+    with runs.batched():
+        done = [_compacted(table, lake, beaten) for table in tables_]
+    done.append(_compacted(runs, lake, beaten))
+    for metrics in done:
         removed += int(metrics.get("numFilesRemoved", 0))
         added += int(metrics.get("numFilesAdded", 0))
     return Compacted(len(maintained), removed, added, tuple(beaten))
+
+
+def _compacted(table: Any, lake: Lake, beaten: list[str]) -> dict:
+    """``table.optimize()``'s metrics ({} when a writer committed first: named in ``beaten``)."""
+    try:
+        return table.optimize()
+    except CommitConflict as exc:
+        log.warning("not compacted (a writer committed first): %s", exc)
+        beaten.append(table.path.removeprefix(f"{lake.prefix}/"))
+        return {}
 
 
 def vacuum(project: Project, lake: Lake, retention_hours: float) -> Vacuumed:
@@ -113,5 +123,9 @@ def vacuum(project: Project, lake: Lake, retention_hours: float) -> Vacuumed:
     if why:
         raise PipelinesError(f"retention_hours {why}")
     maintained = owned(project, lake)
-    deleted = sum(len(t.vacuum(retention_hours)) for t in maintained)
+    *tables_, runs = maintained
+    with runs.batched():
+        deleted = sum(len(t.vacuum(retention_hours)) for t in tables_)
+    runs.compact()  # the vacuums' records join the file the optimize before left
+    deleted += len(runs.vacuum(retention_hours))
     return Vacuumed(len(maintained), deleted, retention_hours)

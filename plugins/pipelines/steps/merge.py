@@ -130,7 +130,8 @@ def _merge_typed(
         done[:] = [merged]
         result = _result_of(merged)
         meta = {"schema": list(merged.kinds.items()), CONFIG: of_dataset(dataset)}
-        return table.commit(merged.snapshot, {}, meta, run=(interval.ds, result.counts()))
+        run = (interval.ds, result.counts())
+        return table.commit(merged.snapshot, {}, meta, run=run, since=base)
 
     snap = commit_with_retry(table, attempt)
     if not done:
