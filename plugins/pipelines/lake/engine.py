@@ -43,6 +43,12 @@ def connect(limit: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
+def beside_delta() -> int:
+    """The memory a step's DuckDB may hold while delta-rs writes or merges beside it: half of
+    ``PIPELINES_MEMORY_LIMIT`` (the other half is delta-rs's), one budget for the step."""
+    return environment.memory_limit() // 2
+
+
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> list[tuple]:
     """Execute ``sql`` and fetch its whole result (DuckDB 2 refuses the next statement on a
     connection while a result is unfinished)."""

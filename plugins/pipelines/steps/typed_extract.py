@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING
 from pipelines.common import transforms
 from pipelines.common.partitions import Interval
 from pipelines.lake import delta, frames
-from pipelines.lake.engine import BATCH_ROWS, connect, quoted
+from pipelines.lake.engine import BATCH_ROWS, beside_delta, connect, quoted
 from pipelines.lake.tables import Snapshot, Table
 from pipelines.project.registry import Dataset
-from pipelines.runtime import environment
 from pipelines.steps.csv_source import CsvSource
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ def extract(
         return None  # a stream is not retried on the object store; the pandas path's write is
     # one budget for the step: DuckDB reads beside delta-rs's writer (which streams: ~0.3 GiB
     # for 20M rows, measured)
-    with connect(environment.memory_limit() // 2) as con:
+    with connect(beside_delta()) as con:
         read = _parquet if dataset.format == "parquet" else _csv
         reading = read(con, dataset, interval, source)
         if reading is None:

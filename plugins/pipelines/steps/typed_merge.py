@@ -28,10 +28,9 @@ from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval
 from pipelines.exceptions import SchemaDriftError
 from pipelines.lake import frames
-from pipelines.lake.engine import BATCH_ROWS, connect, literal, quoted, register, run
+from pipelines.lake.engine import BATCH_ROWS, beside_delta, connect, literal, quoted, register, run
 from pipelines.lake.tables import Snapshot, Table, iso_utc
 from pipelines.project.registry import Dataset
-from pipelines.runtime import environment
 from pipelines.steps import schema, text_merge
 
 if TYPE_CHECKING:
@@ -148,7 +147,7 @@ def merge(
     if typed.text and cleaned[0].storage.remote:
         return None  # a stream is not retried on the object store; the pandas path's write is
     # one budget for the step: DuckDB holds its tables while delta-rs merges the stream
-    share = environment.memory_limit() // 2
+    share = beside_delta()
     with connect(share) as con:
         register(con, "raw", raw[0], raw[1], [interval.ds])
         result = Merged(raw_rows=run(con, "SELECT count(*) FROM raw")[0][0])
