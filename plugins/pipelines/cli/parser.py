@@ -11,7 +11,7 @@ from typing import Any
 from pipelines.cli.lake import add_parser as add_lake
 from pipelines.cli.lake import cmd_optimize, cmd_read, cmd_show, cmd_vacuum
 from pipelines.cli.namespaces import add_parser as add_namespace
-from pipelines.cli.project import cmd_env, cmd_init, cmd_list, cmd_validate
+from pipelines.cli.project import cmd_env, cmd_infer, cmd_init, cmd_list, cmd_validate
 from pipelines.cli.remote import cmd_backfill, cmd_submit
 from pipelines.cli.runs import cmd_run
 from pipelines.cli.status import add_parser as add_status
@@ -41,6 +41,15 @@ def build(*more: Callable[[Any, str], None]) -> argparse.ArgumentParser:
         help="also open each source's header and check the columns the config names",
     )
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("infer", help="print the columns.yaml entry a dataset's data suggests")
+    p.add_argument("name", help="a dataset of registry.csv")
+    p.add_argument(
+        "--date",
+        action="append",
+        help="the delivery of this logical date YYYY-MM-DD (default: the start_date); "
+        "again for more deliveries: each column's type fits all of them",
+    )
+    p.set_defaults(func=cmd_infer)
     p = sub.add_parser("list", help="DAG ids, schedules, ingestion, newest raw ds in the lake")
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_list)

@@ -1,4 +1,5 @@
-"""The commands about the project and its DAGs: ``validate``, ``list``, ``init``, ``env``."""
+"""The commands about the project and its DAGs: ``validate``, ``infer``, ``list``, ``init``,
+``env``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     bad = len(problems)
     print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}", file=sys.stderr)
     return 1 if bad else 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    """The ``columns.yaml`` entry the inference gives for the dataset's deliveries, as YAML."""
+    quiet_airflow()
+    from pipelines.inspection.infer import as_yaml, infer
+    from pipelines.project.config import Kind, load_project
+
+    dataset = load_project().require(args.name, Kind.DATASET).spec
+    deliveries, entries = infer(dataset, args.date)
+    print(as_yaml(dataset, deliveries, entries), end="")
+    return 0
 
 
 def _home(include: Path | None) -> contextlib.AbstractContextManager:
