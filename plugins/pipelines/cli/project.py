@@ -40,15 +40,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             problems += resolve_all(project, include)
     problems += project.namespace_problems()
     for problem in problems:
-        print(problem)
+        print(f"warning: {problem}" if problem.warning else problem)
     counts = [
         plural(len(project.datasets), "dataset"),
         plural(len(project.aggregates), "aggregate"),
         plural(len(project.workflows), "workflow"),
         plural(len(project.cookbooks), "cookbook"),
     ]
-    bad = len(problems)
-    print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}", file=sys.stderr)
+    bad = sum(not p.warning for p in problems)
+    warned = f", {plural(len(problems) - bad, 'warning')}" if len(problems) > bad else ""
+    print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}{warned}", file=sys.stderr)
     return 1 if bad else 0
 
 

@@ -3,7 +3,9 @@ header of each dataset's source, before any run.
 
 A per-interval source (``{ds}``) is checked on one interval's file: the one of its start_date, else
 the newest file of the pattern that exists (local sources). A column that is not in the header is
-reported in the usual form, with the closest names the header has.
+reported in the usual form, with the closest names the header has. A dataset's declared columns
+(``columns.yaml``) are checked too: the other files name a renamed column by its clean name, and
+a declared column the file lacks is a warning (it reads null on the days it is not delivered).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from pipelines.common.partitions import interval_for, source_pattern
 from pipelines.exceptions import PipelinesError, Problem
 from pipelines.project.aggregates import AGGREGATES
+from pipelines.project.columns import COLUMNS
 from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.steps import sources
@@ -36,6 +39,8 @@ def check_sources(project: Project) -> tuple[list[Problem], int]:
             problems.append(Problem(project.registry.path.name, dataset.line, "source", str(exc)))
             continue
         opened += 1
+        problems += _declared_columns(dataset, where, header)
+        header = _as_named(dataset, header)
         problems += _registry_columns(project, dataset, where, header)
         problems += _aggregate_columns(project, dataset, header)
     return problems, opened
@@ -93,6 +98,28 @@ def _missing(wanted: str, header: list[str], source: str) -> str | None:
     close = difflib.get_close_matches(wanted, header, n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     return f"column {wanted!r} is not in {source}{hint} (columns: {', '.join(header)})"
+
+
+def _as_named(dataset: Dataset, header: list[str]) -> list[str]:
+    """The source's columns by the names the other files use: each declared ``rename`` applied."""
+    renames = dataset.declared.renames if dataset.declared is not None else {}
+    return [renames.get(column, column) for column in header]
+
+
+def _declared_columns(dataset: Dataset, where: str, header: list[str]):
+    """A warning for each column ``columns.yaml`` declares that the source's file lacks."""
+    if dataset.declared is None:
+        return
+    for column in dataset.declared.columns:
+        if column.name not in header:
+            message = _missing(column.name, header, f"the source ({Path(where).name})")
+            yield Problem(
+                COLUMNS,
+                column.line,
+                f"{dataset.name}.{column.name}",
+                f"{message}; it reads null on the days it is not delivered",
+                warning=True,
+            )
 
 
 def _registry_columns(project: Project, dataset: Dataset, where: str, header: list[str]):
