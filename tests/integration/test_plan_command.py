@@ -209,3 +209,38 @@ def test_a_namespace_that_wrote_nothing_is_noted(ran, capsys):
     assert main(["plan", "--against", "nosuch"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("note: namespace nosuch has written nothing in "), err
+
+
+def declare(home, orders: str) -> None:
+    (home / "include" / "columns.yaml").write_text(f"orders:\n  columns:\n{orders}")
+
+
+def test_a_changed_test_rechecks_the_days_and_a_changed_type_rebuilds(ran, capsys):
+    declare(
+        ran, "    status: {tests: [{accepted_values: [placed, shipped, delivered, refunded]}]}\n"
+    )
+    code, out = plan(capsys)
+    assert code == 2
+    assert out.split("\n\n")[1].splitlines() == [
+        "datasets",
+        "  ~ orders",
+        "      columns.status.tests: none -> accepted_values: [placed, shipped, delivered, "
+        "refunded]",
+        "      => columns.status.tests changed: recheck: the 2 days (2024-01-02 .. 2024-01-03) "
+        "the lake holds are run again against the tests (nothing is emptied)",
+    ]
+    code, out = plan(capsys, "--apply")
+    assert code == 0, out
+    assert "emptying" not in out and "starting 2 runs of orders: 2024-01-02 .. 2024-01-03" in out
+    assert plan(capsys)[0] == 0  # the runs recorded the declaration
+
+    declare(ran, "    amount: {type: 'decimal(12,2)'}\n")
+    code, out = plan(capsys, "--json")
+    [orders] = [c for c in json.loads(out)["changes"] if c["name"] == "orders"]
+    assert orders["reset"] == ["cleaned.orders", "aggregated.daily_revenue"]
+    assert [f["field"] for f in orders["fields"]] == ["columns.amount.type", "columns.status.tests"]
+    assert orders["implications"][0].startswith("columns changed: the cleaned table must be")
+    code, out = plan(capsys, "--apply")
+    assert code == 0 and "emptying cleaned.orders to rebuild it" in out, out
+    cleaned = Lake.from_env().cleaned(load_project().dataset("orders"))
+    assert str(cleaned.read()["amount"].dtype).startswith("decimal128(12, 2)")

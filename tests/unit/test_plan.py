@@ -8,6 +8,8 @@ from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
 from pipelines.plan.compare import Action, Backfill, Plan, Recorded, State, compare
 from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.columns import Column, Declaration, NewColumns
+from pipelines.project.columns import Test as ColumnTest
 from pipelines.project.config import Kind
 from pipelines.project.cookbooks import Child, CookbookSpec
 from pipelines.project.registry import parse_registry
@@ -235,3 +237,66 @@ def test_recorded_configs_are_json_safe_small_and_stable():
     [orders] = parse_registry(HEADER + ORDERS).datasets
     secret = of_dataset(replace(orders, source="s3://me:pw@bucket/o_{ds}.csv"))
     assert secret["source"] == "s3://***@bucket/o_{ds}.csv"
+
+
+UNDECLARED = (
+    '{"source":"s/orders_{ds}.csv","format":"csv","ingestion":"incremental",'
+    '"primary_key":["order_id"],"incremental_field":"updated_at","partition_field":"order_date",'
+    '"schedule":"@daily","cron":"0 0 * * *","start_date":"2024-01-02","options":{"delimiter":",",'
+    '"encoding":"utf-8-sig","nulls":[],"epoch":"s"},"on_schema_change":"append",'
+    '"max_drop_pct":50.0,"max_quarantine_pct":null}'
+)
+
+
+def declared(*columns: Column, **contracts) -> dict:
+    """orders' config with a columns.yaml entry of ``columns`` (and contracts, table tests)."""
+    [orders] = parse_registry(HEADER + ORDERS).datasets
+    return of_dataset(replace(orders, declared=Declaration("orders", columns, **contracts)))
+
+
+def test_an_undeclared_dataset_records_the_bytes_it_recorded_before_columns_yaml():
+    import json
+
+    assert json.dumps(dataset(), separators=(",", ":")) == UNDECLARED  # no plan change for lakes
+    assert declared(Column("amount", "float"))["columns"]["columns"] == {
+        "amount": {"type": "float", "format": None, "rename": None, "tests": []}
+    }
+
+
+def test_a_declared_type_format_rename_or_contract_change_rebuilds_cleaned():
+    amount = Column("amount", "float")
+    state = State({(Kind.DATASET, "orders"): lake_of(declared(amount))})
+    for after, field in (
+        (declared(Column("amount", "decimal(12,2)")), "columns.amount.type"),
+        (declared(replace(amount, rename="total")), "columns.amount.rename"),
+        (declared(amount, new_columns=NewColumns.FREEZE), "columns.new_columns"),
+        (declared(amount, Column("paid", "boolean", (("ja",), ("nein",)))), "columns.paid.type"),
+        (dataset(), "columns.amount.type"),  # the declaration removed: inferred again
+    ):
+        change = only(compare("local", {(Kind.DATASET, "orders"): after}, state))
+        assert field in [f.name for f in change.fields]
+        assert change.reset == ((Layer.CLEANED, "orders"),) and change.backfill.days == DAYS
+        assert change.implications[0].startswith("columns changed: the cleaned table must be")
+
+
+def test_a_test_change_rechecks_the_existing_days_without_emptying_anything():
+    amount = Column("amount", "float")
+    state = State({(Kind.DATASET, "orders"): lake_of(declared(amount))})
+    tested = declared(replace(amount, tests=(ColumnTest("min", 0),)), min_rows=1)
+    change = only(compare("local", {(Kind.DATASET, "orders"): tested}, state))
+    assert [(f.name, f.before, f.after) for f in change.fields] == [
+        ("columns.tests", None, {"min_rows": 1}),
+        ("columns.amount.tests", None, ["min: 0"]),
+    ]
+    assert change.reset == () and change.backfill.days == DAYS
+    assert change.implications == (
+        "columns.tests, columns.amount.tests changed: recheck: the 3 days (2024-01-02 .. "
+        "2024-01-04) the lake holds are run again against the tests (nothing is emptied)",
+    )
+
+
+def test_declaring_only_tests_on_an_undeclared_dataset_is_a_recheck():
+    tested = declared(Column("order_id", tests=(ColumnTest("not_null"),)))
+    change = only(compare("local", project(dataset__orders=tested), written()))
+    assert [f.name for f in change.fields] == ["columns.order_id.tests"]
+    assert change.reset == () and change.backfill.days == DAYS

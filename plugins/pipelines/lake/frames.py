@@ -142,6 +142,7 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
         pa.string(): pd.StringDtype(),
         pa.large_string(): pd.StringDtype(),
     }
+
     def mapped(type_: pa.DataType):  # a declared decimal keeps its digits (an Arrow decimal)
         return pd.ArrowDtype(type_) if pa.types.is_decimal(type_) else mapping.get(type_)
 

@@ -1,8 +1,9 @@
 """What each change of ``pipelines plan`` implies, per kind: a dataset's moved start_date
-(intervals to backfill, or data that stays), a key, partition field or ingestion change (the
-cleaned table is rebuilt), an aggregate's new columns, a workflow's days to compute again, a
-cookbook's steps. Pure functions of the wanted config, the recorded one and the lake's
-:class:`~pipelines.plan.changes.State`."""
+(intervals to backfill, or data that stays), a key, partition field or ingestion change, or a
+declared column's type, format or name (the cleaned table is rebuilt), a changed test (the
+existing days are rechecked: :mod:`.columns`), an aggregate's new columns, a workflow's days to
+compute again, a cookbook's steps. Pure functions of the wanted config, the recorded one and the
+lake's :class:`~pipelines.plan.changes.State`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from pipelines.common.partitions import DAILY, Layer, run_days
+from pipelines.plan import columns
 from pipelines.plan.changes import (
     Action,
     Backfill,
@@ -55,24 +57,41 @@ def _changed_dataset(name: str, config: dict, fields, found: Recorded, want, sta
     said: list[str] = []
     days: list[str] = []
     reset: list[tuple[Layer, str]] = []
+    fields = columns.expand(fields)
     names = {f.name for f in fields}
     if "start_date" in names:
         days += _start_moved(config, fields, found, said)
-    if names & set(REBUILT_BY):
+    rebuilt = sorted(names & set(REBUILT_BY)) + (["columns"] if columns.rebuilds(fields) else [])
+    if rebuilt:
         aggregates = [
             n for (k, n), c in want.items() if k is Kind.AGGREGATE and c["dataset"] == name
         ]
         reset = [(Layer.CLEANED, name), *((Layer.AGGREGATED, a) for a in aggregates)]
-        days += [d for d in found.days if d >= config["start_date"]]
-        which = ", ".join(sorted(names & set(REBUILT_BY)))
+        days += _existing(config, found)
         said.append(
-            f"{which} changed: the cleaned table must be rebuilt: {len(found.partitions)} "
-            f"partitions, re-merged from {_span(list(found.days), 'delivery')}"
+            f"{', '.join(rebuilt)} changed: the cleaned table must be rebuilt: "
+            f"{len(found.partitions)} partitions, re-merged from "
+            f"{_span(list(found.days), 'delivery')}"
             + (f"; aggregates recomputed: {', '.join(aggregates)}" if aggregates else "")
         )
+    elif columns.rechecks(fields):
+        days += _existing(config, found)
+        which = ", ".join(columns.rechecks(fields))
+        said.append(_RECHECK.format(which=which, days=_span(_existing(config, found), "day")))
     said += [_DATASET_FIELDS[f.name](f, found) for f in fields if f.name in _DATASET_FIELDS]
     backfill = Backfill(name, config["cron"], tuple(days)) if days else None
     return Change(Kind.DATASET, name, Action.CHANGE, fields, tuple(said), backfill, tuple(reset))
+
+
+_RECHECK = (
+    "{which} changed: recheck: the {days} the lake holds are run again against the tests "
+    "(nothing is emptied)"
+)
+
+
+def _existing(config: dict, found: Recorded) -> list[str]:
+    """The days the lake holds deliveries of, from the start_date on."""
+    return [d for d in found.days if d >= config["start_date"]]
 
 
 def _start_moved(config: dict, fields, found: Recorded, said: list[str]) -> list[str]:

@@ -29,9 +29,10 @@ COOKBOOKS = "_cookbooks"  # {namespace}/_cookbooks/NAME.json: a cookbook's last 
 
 
 def of_dataset(dataset: Dataset) -> dict[str, Any]:
-    """What decides a dataset's raw and cleaned tables (the source with secrets redacted)."""
+    """What decides a dataset's raw and cleaned tables (the source with secrets redacted), and its
+    declared columns (``columns``) when ``columns.yaml`` has an entry for it."""
     options = dataset.options
-    return {
+    config = {
         "source": redact(dataset.source),
         "format": dataset.format,
         "ingestion": str(dataset.ingestion),
@@ -51,6 +52,9 @@ def of_dataset(dataset: Dataset) -> dict[str, Any]:
         "max_drop_pct": dataset.max_drop_pct,
         "max_quarantine_pct": dataset.max_quarantine_pct,
     }
+    if dataset.declared is not None:  # only then: an undeclared dataset records what it did
+        config["columns"] = dataset.declared.as_config()
+    return config
 
 
 def of_aggregate(spec: AggregateSpec) -> dict[str, Any]:

@@ -255,7 +255,9 @@ def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.
 
 
 def _table_schema(dataset: Dataset, delta: pd.DataFrame, base: Snapshot) -> dict[str, str]:
-    stored = dict(base.meta.get("schema", []))  # [[column, kind], ...] keeps the column order
+    # [[column, kind], ...] keeps the column order; a table emptied to be rebuilt (plan --apply
+    # after a key or a declared type changed) keeps none: the rows written now say what it is
+    stored = dict(base.meta.get("schema", [])) if base.partitions else {}
     if delta.empty and not len([c for c in delta.columns if not c.startswith("_")]):
         return stored
     return schema.reconcile(stored, schema.delivery_kinds(delta, dataset), dataset)
