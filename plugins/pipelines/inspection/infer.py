@@ -71,7 +71,7 @@ def infer(
     unparsed: dict[str, list] = {}
     for _, frame in frames.values():
         for column, kind in _kinds(dataset, frame, unparsed).items():
-            kinds[column] = _widened(kinds.get(column, "null"), kind)
+            kinds[column] = widened(kinds.get(column, "null"), kind)
     if not kinds:
         raise PipelinesError(f"{dataset.name}: no column in {', '.join(map(_shown, frames))}")
     notes = {c: _unparsed_note(*counts) for c, counts in unparsed.items() if counts[0]}
@@ -132,7 +132,7 @@ def _unparsed_note(failed: int, values: int, first) -> str:
     )
 
 
-def _widened(before: str, kind: str) -> str:
+def widened(before: str, kind: str) -> str:
     """The kind a column has over two deliveries (text when one cannot hold the other)."""
     return transforms.widen(before, kind) or transforms.widen(kind, before) or "string"
 
