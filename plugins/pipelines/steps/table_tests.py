@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from pipelines.common.partitions import Interval
+from pipelines.common.partitions import Ingestion, Interval
 from pipelines.lake import frames
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table
@@ -53,8 +53,9 @@ def failures(
     for column in declared.columns:
         if column.stored not in snap.kinds:
             continue  # not delivered yet: nothing to test
-        if column.test("unique") is not None:
-            found += _unique(table, snap, column.stored)
+        if column.test("unique") is not None:  # a full dataset's table is the day's snapshot
+            full = dataset.ingestion is Ingestion.FULL
+            found += _unique(table, snap, column.stored, merged.touched if full else None)
         related = column.test("relationships")
         if related is not None:
             day = (table, snap, merged.touched)
@@ -113,8 +114,8 @@ def _column(table: Table, snap: Snapshot, column: str, partitions=None) -> pd.Se
     return frames.to_frame(table.arrow(snap, wanted, [column]))[column]
 
 
-def _unique(table: Table, snap: Snapshot, column: str) -> list[str]:
-    values = _column(table, snap, column).dropna()
+def _unique(table: Table, snap: Snapshot, column: str, partitions=None) -> list[str]:
+    values = _column(table, snap, column, partitions).dropna()
     twice = values[values.duplicated(keep=False)]
     if twice.empty:
         return []
