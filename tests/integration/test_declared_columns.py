@@ -229,3 +229,13 @@ def test_unique_spans_the_table_and_counts_are_checked_against_the_day_before(sh
     with pytest.raises(QualityCheckFailed) as failed:
         run("2013-02-14")
     assert "unique zip: 1 values occur more than once in the table ('02134')" in str(failed.value)
+
+
+def test_the_client_s_outputs_name_the_failed_test(shops, airflow_db):
+    from pipelines.client import Client
+
+    result = Client().submit("vendor", "2013-02-12")
+    assert not result.ok and result.failed_task.endswith("check_keys")
+    assert result.outputs["checks"] == (
+        "failed: relationships shop: 2 values not in shops.shop ('north', 'south')"
+    )
