@@ -160,3 +160,82 @@ def test_the_registry_names_a_renamed_column_by_its_clean_name(vendor, tmp_path)
     run(steps=("extract", "merge", "check_keys", "aggregate"))
     flows = pipelines.read("flow_by_day", layer="aggregated").set_index("paid")["flow"]
     assert flows.to_dict() == {False: 4.0, True: 3.5}
+
+
+SHOPS = """\
+vendor:
+  tests: {{min_rows: 1, max_row_change_pct: 40}}
+  columns:
+    id: {{type: text}}
+    sold_on: {{type: date, format: "%m/%d/%Y"}}
+    zip: {{type: text, tests: [unique]}}
+    shop: {{type: text, tests: [{{relationships: shops.shop}}]}}
+"""
+
+
+@pytest.fixture
+def shops(vendor, tmp_path):
+    """vendor's rows name a shop, which must exist in the shops dataset (its own delivery)."""
+    include = tmp_path / "include"
+    with (include / "registry.csv").open("a") as registry:
+        registry.write("shops,shops/s_{ds}.csv,csv,shop,,,full,@daily,2013-02-12\n")
+    (include / "shops").mkdir()
+    for day, body in {
+        "12": "id,zip,sold_on,shop\n1,02134,02/12/2013,north\n2,02135,02/12/2013,south\n",
+        "13": "id,zip,sold_on,shop\n3,02136,02/13/2013,north\n",
+        "14": "id,zip,sold_on,shop\n4,02134,02/14/2013,north\n5,02137,02/14/2013,east\n",
+    }.items():
+        (include / "vendor" / f"v_2013-02-{day}.csv").write_text(body)
+    vendor(columns=SHOPS)
+    return include
+
+
+def checks(day: str) -> str:
+    from pipelines.project.config import load_project
+
+    project = load_project()
+    table = project.lake().cleaned(project.dataset("vendor"))
+    return table.snapshot().run_metrics(day)["checks"]
+
+
+def test_a_relationship_fails_the_day_until_the_referenced_dataset_lands(shops):
+    from pipelines.exceptions import QualityCheckFailed
+
+    with pytest.raises(QualityCheckFailed) as failed:
+        run("2013-02-12")
+    assert str(failed.value) == (
+        "vendor ds=2013-02-12: relationships shop: 2 values not in shops.shop ('north', 'south')"
+    )
+    assert checks("2013-02-12").startswith("failed: relationships shop:")
+    from pipelines.inspection.status import status
+
+    project = load_project()
+    [row] = [r for r in status(project, project.lake()) if r.name == "vendor"]
+    assert row.checks_text == "failed (relationships shop)"  # status names the failed test
+    (shops / "shops" / "s_2013-02-12.csv").write_text("shop,city\nnorth,Oslo\nsouth,Rome\n")
+    run_steps("shops", "2013-02-12", ("extract", "merge", "check_keys"), project=load_project())
+    run("2013-02-12")  # the rerun passes: the day has landed
+    assert checks("2013-02-12") == "passed"
+
+
+def test_unique_spans_the_table_and_counts_are_checked_against_the_day_before(shops):
+    (shops / "shops" / "s_2013-02-12.csv").write_text("shop\nnorth\nsouth\neast\n")
+    run_steps("shops", "2013-02-12", ("extract", "merge", "check_keys"), project=load_project())
+    run("2013-02-12")
+    from pipelines.exceptions import QualityCheckFailed
+
+    with pytest.raises(QualityCheckFailed, match=r"max_row_change_pct: 1 rows against 2 on "):
+        run("2013-02-13")  # 2 rows, then 1: a 50% change
+    with pytest.raises(QualityCheckFailed) as failed:
+        run("2013-02-14")
+    assert "unique zip: 1 values occur more than once in the table ('02134')" in str(failed.value)
+
+
+def test_the_client_s_outputs_name_the_failed_test(shops, airflow_db):
+    from pipelines.client import Client
+
+    result = Client().submit("vendor", "2013-02-12")
+    assert not result.ok and result.failed_task.endswith("check_keys")
+    assert result.outputs["checks"] == (
+        "failed: relationships shop: 2 values not in shops.shop ('north', 'south')"
+    )

@@ -67,7 +67,10 @@ def test_a_declaration_reads_types_formats_renames_tests_and_contracts(tmp_path)
     [
         ("x: {type: integr}", "columns.yaml:3: orders.x: type 'integr' is not one of text, "),
         ("x: {type: 'decimal(40,2)'}", "orders.x: type 'decimal(40,2)' is not one of"),
-        ("x: {type: date, format: 'dd/mm'}", "orders.x: format 'dd/mm' of a date must be a strftime"),
+        (
+            "x: {type: date, format: 'dd/mm'}",
+            "orders.x: format 'dd/mm' of a date must be a strftime",
+        ),
         ("x: {type: text, format: 'x'}", "orders.x: a text column takes no format"),
         ("x: {format: '%Y'}", "orders.x: a format needs a type"),
         ("x: {type: boolean, format: 'yes'}", "orders.x: format 'yes' of a boolean must be"),

@@ -10,6 +10,7 @@ from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.project.registry import Dataset
+from pipelines.steps import table_tests
 from pipelines.steps.merge import MergeResult
 
 
@@ -39,6 +40,7 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeRe
             f"{merged.quarantined} of {merged.raw_rows} raw rows quarantined ({share:.0f}%), "
             f"over max_quarantine_pct={limit:g}"
         )
+    failures += table_tests.failures(dataset, interval, lake, merged)
     outcome = f"failed: {'; '.join(failures)}" if failures else PASSED
     record_checks(table, interval.ds, outcome)
     if failures:
