@@ -39,8 +39,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         with _home(include):  # the functions are found under the include/ checked
             problems += resolve_all(project, include)
     problems += project.namespace_problems()
-    for problem in problems:
-        print(f"warning: {problem}" if problem.warning else problem)
+    for problem in problems:  # a warning on standard error: the problems alone are the output
+        if problem.warning:
+            print(f"warning: {problem}", file=sys.stderr)
+        else:
+            print(problem)
     counts = [
         plural(len(project.datasets), "dataset"),
         plural(len(project.aggregates), "aggregate"),
