@@ -67,7 +67,7 @@ def test_several_deliveries_give_the_types_all_of_them_fit(home, capsys):
     code, out, _ = infer(capsys, "vendor", "--date", "2013-02-12", "--date", "2013-02-13")
     assert code == 0
     assert "over 2 files, 4 rows:" in out.splitlines()[0]
-    assert "#   vendor/v_2013-02-13.csv (2013-02-13): 1 rows" in out
+    assert "#   vendor/v_2013-02-13.csv (2013-02-13): 1 row\n" in out
     found = columns(out)
     assert found["sold_on"] == {"type": "timestamp"}  # a time on one day: timestamps
     assert found["Amount (EUR)"]["type"] == "float"  # 1, 2 then 1.5

@@ -186,8 +186,8 @@ def as_yaml(dataset: Dataset, deliveries: list[Delivery], entries: list[Inferred
     rows = sum(d.rows for d in deliveries)
     lines = [
         f"# pipelines infer {dataset.name}: the lossless inference over "
-        f"{len(deliveries)} file{'s' * (len(deliveries) != 1)}, {rows} row{'s' * (rows != 1)}:",
-        *(f"#   {d.where} ({d.ds}): {d.rows} rows" for d in deliveries),
+        f"{_counted(len(deliveries), 'file')}, {_counted(rows, 'row')}:",
+        *(f"#   {d.where} ({d.ds}): {_counted(d.rows, 'row')}" for d in deliveries),
         f"# Edit it (types, formats, tests, contracts), then put it in include/{COLUMNS}.",
         f"{dataset.name}:",
         "  columns:",
@@ -201,6 +201,10 @@ def as_yaml(dataset: Dataset, deliveries: list[Delivery], entries: list[Inferred
         comment = f"  # {entry.note}" if entry.note else ""
         lines.append(f"    {_flow(entry.name)}: {_flow(spec)}{comment}")
     return "\n".join(lines) + "\n"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def _flow(value) -> str:
