@@ -353,7 +353,6 @@ class _Submission:
         result.outputs = Outputs(values, tables, day)
         return result
 
-
     def _failed_checks(self, ds: str, values: dict) -> dict[str, str]:
         """The checks a failed run's datasets recorded for ``ds`` when their check task failed
         (it returned nothing): ``checks`` (``orders.checks`` in a cookbook) names the tests."""
