@@ -245,3 +245,25 @@ def test_a_single_row_quarantined_says_so(home):
     with pytest.raises(QualityCheckFailed, match=r"the one raw row was quarantined \(first "
                        r"reason: id: primary key is null\)$"):  # fmt: skip
         run_steps("v", DAY, steps=("extract", "merge", "check_keys"))
+
+
+@pytest.mark.parametrize("duckdb", [True, False])
+def test_a_single_source_s_interval_holding_only_its_strays_is_not_quarantined_whole(
+    home, monkeypatch, duckdb
+):
+    """A single incremental source gives every interval its rows whose field does not parse:
+    a day with only those, of a source whose other rows are other days', passes; a source
+    none of whose rows parse fails every day."""
+    write_registry(home, f"{HEADER}\ns,s.csv,csv,id,ts,ts,incremental,{DAY}\n")
+    source = home / "include" / "s.csv"
+    source.write_text("id,ts\n1,2024-01-01T05:00:00Z\n2,soon\n3,2024-01-03T05:00:00Z\n")
+    if not duckdb:
+        monkeypatch.setattr(typed_extract, "source_of", lambda *args: None)
+    out = run_steps("s", "2024-01-02", steps=("extract", "merge", "check_keys"))
+    assert (out["merge"].raw_rows, out["merge"].quarantined) == (1, 1)
+    assert out["check_keys"]["checks"] == "passed"
+    project = load_project(strict=False)
+    assert project.lake().raw("s").outline().run_metrics("2024-01-02")["elsewhere"] == 2
+    source.write_text("id,ts\n1,01/01/2024\n2,soon\n")
+    with pytest.raises(QualityCheckFailed, match="every one of the 2 raw rows was quarantined"):
+        run_steps("s", "2024-01-02", steps=("extract", "merge", "check_keys"))

@@ -62,8 +62,8 @@ def quarantine_faults(
     """A delivery that quarantined more than max_quarantine_pct of its rows, or every one of
     them: that fails unless the dataset allows it (max_quarantine_pct=100)."""
     limit, share = dataset.max_quarantine_pct, merged.quarantined_pct
-    if merged.raw_rows and merged.quarantined == merged.raw_rows and limit != 100:
-        reason = first_reason(lake.quarantine(dataset.name), interval.ds)
+    reason = quarantined_whole(dataset, interval, lake, merged) if limit != 100 else None
+    if reason is not None:
         return [f"{_every(merged.raw_rows)} quarantined (first reason: {reason})"]
     if limit is not None and share > limit:
         return [
@@ -77,11 +77,26 @@ def _every(rows: int) -> str:
     return "the one raw row was" if rows == 1 else f"every one of the {rows} raw rows was"
 
 
-def first_reason(quarantine: Table, ds: str) -> str:
-    """The ``_reason`` of the day's first quarantined row, in delivery order."""
-    rows = quarantine.read_partition(ds, columns=["_row", "_reason"])
+def quarantined_whole(
+    dataset: Dataset, interval: Interval, lake: Lake, merged: MergeResult
+) -> str | None:
+    """The reason of the first row when the merge quarantined every row of the day's delivery
+    (None: it did not).
+
+    A single incremental source gives every interval its rows whose field does not parse (they
+    belong to none): an interval holding only those, of a source whose other rows are other
+    intervals', delivered nothing of its own, and is not a delivery quarantined whole.
+    """
+    if not merged.raw_rows or merged.quarantined < merged.raw_rows:
+        return None
+    rows = lake.quarantine(dataset.name).read_partition(interval.ds, columns=["_row", "_reason"])
     if rows.empty:
         return "unknown: the quarantine holds no row of the day"
+    if dataset.filtered_source:
+        elsewhere = lake.raw(dataset.name).outline().run_metrics(interval.ds).get("elsewhere")
+        stray = f"{dataset.incremental_field}: {transforms.UNPARSEABLE}"
+        if elsewhere and (rows["_reason"] == stray).all():
+            return None
     return str(rows.sort_values("_row", kind="stable")["_reason"].iloc[0])
 
 
