@@ -155,12 +155,8 @@ def with_later_columns(spec: AggregateSpec, rows: pd.DataFrame) -> pd.DataFrame:
     missing = sorted(spec.columns - set(rows.columns))
     if rows.empty or not missing:
         return rows
-    log.warning(
-        "%s: column %s is not in dataset %s (yet): it reads as null",
-        spec.name,
-        ", ".join(map(repr, missing)),
-        spec.dataset,
-    )
+    absent = ", ".join(map(repr, missing))
+    log.warning("%s: not in dataset %s (yet), read as null: %s", spec.name, spec.dataset, absent)
     numbers = {col for _, fn, col in spec.metrics if fn in ("sum", "mean")}
     nulls = {
         c: pd.Series(pd.NA, index=rows.index, dtype="Float64" if c in numbers else "string")
