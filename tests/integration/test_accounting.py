@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 import pipelines
+from pipelines.cli import main
 from pipelines.exceptions import QualityCheckFailed
 from pipelines.project.config import Kind, load_project
 from pipelines.steps import check, typed_extract
@@ -267,3 +268,27 @@ def test_a_single_source_s_interval_holding_only_its_strays_is_not_quarantined_w
     source.write_text("id,ts\n1,01/01/2024\n2,soon\n")
     with pytest.raises(QualityCheckFailed, match="every one of the 2 raw rows was quarantined"):
         run_steps("s", "2024-01-02", steps=("extract", "merge", "check_keys"))
+
+
+@pytest.mark.parametrize("options", ["", "100"])
+def test_validate_sources_notices_a_source_whose_first_rows_would_all_be_quarantined(
+    home, capsys, options
+):
+    vendor(home, options)
+    assert main(["validate", "--sources"]) == (0 if options else 1)
+    out = capsys.readouterr().out.splitlines()
+    assert out == (
+        []
+        if options
+        else [
+            f"registry.csv:2: source: v: every one of the first 3 rows of v_{DAY}.csv would be "
+            "quarantined (first reason: ts: missing or not an ISO 8601 timestamp); a run fails "
+            "its check unless max_quarantine_pct=100"
+        ]
+    )
+
+
+def test_validate_sources_of_the_sample_project_finds_nothing(home, capsys):
+    assert main(["validate", "--sources"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "valid; 0 problems" in captured.err
