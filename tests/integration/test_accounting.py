@@ -292,3 +292,12 @@ def test_validate_sources_of_the_sample_project_finds_nothing(home, capsys):
     assert main(["validate", "--sources"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and "valid; 0 problems" in captured.err
+
+
+def test_validate_sources_reads_a_parquet_source_s_first_rows_too(home, capsys):
+    write_registry(home, f"{HEADER}\np,p_{{ds}}.parquet,parquet,id,ts,ts,incremental,{DAY}\n")
+    stamps = pd.Series([None, None], dtype="datetime64[us, UTC]")
+    pd.DataFrame({"id": ["1", "2"], "ts": stamps}).to_parquet(home / "include" / f"p_{DAY}.parquet")
+    assert main(["validate", "--sources"]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"registry.csv:2: source: p: every one of the first 2 rows of p_{DAY}")
