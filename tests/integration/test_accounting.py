@@ -301,3 +301,15 @@ def test_validate_sources_reads_a_parquet_source_s_first_rows_too(home, capsys):
     assert main(["validate", "--sources"]) == 1
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith(f"registry.csv:2: source: p: every one of the first 2 rows of p_{DAY}")
+
+
+def test_the_run_line_of_a_delivery_quarantined_whole(home, airflow_db, capsys):
+    vendor(home)
+    assert main(["run", "v", "--date", DAY]) == 1
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("FAIL ")]
+    assert line.startswith(f"FAIL local__v {DAY} (")
+    assert line.endswith(
+        "s): raw 3, cleaned 0, quarantined 3 (100%, 0 superseded); check.check_keys failed: "
+        f"v ds={DAY}: every one of the 3 raw rows was quarantined (first reason: ts: missing "
+        "or not an ISO 8601 timestamp)"
+    )
