@@ -64,17 +64,14 @@ def quarantine_faults(
     limit, share = dataset.max_quarantine_pct, merged.quarantined_pct
     reason = quarantined_whole(dataset, interval, lake, merged) if limit != 100 else None
     if reason is not None:
-        return [f"{_every(merged.raw_rows)} quarantined (first reason: {reason})"]
+        rows = merged.raw_rows
+        return [f"every one of the {rows} raw rows was quarantined (first reason: {reason})"]
     if limit is not None and share > limit:
         return [
             f"{merged.quarantined} of {merged.raw_rows} raw rows quarantined ({share:.0f}%), "
             f"over max_quarantine_pct={limit:g}"
         ]
     return []
-
-
-def _every(rows: int) -> str:
-    return "the one raw row was" if rows == 1 else f"every one of the {rows} raw rows was"
 
 
 def quarantined_whole(

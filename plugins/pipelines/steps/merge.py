@@ -76,7 +76,7 @@ class MergeResult:
 
 
 COUNTS = ("raw", "cleaned", "quarantined", "superseded")  # a merge's counts of its interval
-COLLAPSED = "duplicate key in this delivery once typed: superseded by a later version"
+SUPERSEDED = "duplicate key in this delivery: superseded by a later version"
 
 
 def order_columns(dataset: Dataset) -> list[str]:
@@ -233,7 +233,7 @@ def _collapsed_rows(delivery: _Delivery, lake: Lake) -> pd.DataFrame:
     """The rows :meth:`_Delivery.typed` superseded, as delivered, with their reason."""
     raw = read_raw(delivery.dataset, delivery.interval, lake)
     lost = raw[raw["_row"].isin(delivery.collapsed)]
-    return lost.assign(_ds=delivery.interval.ds, _reason=COLLAPSED)
+    return lost.assign(_ds=delivery.interval.ds, _reason=SUPERSEDED)
 
 
 def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.DataFrame) -> None:
