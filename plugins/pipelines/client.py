@@ -346,10 +346,26 @@ class _Submission:
         return with_children(own, children, workflows)
 
     def _with_outputs(self, result: RunResult, values: dict) -> RunResult:
+        if not result.ok:
+            values = {**values, **self._failed_checks(result.logical_date, values)}
         tables = Tables(output_keys(self.project, self.entry), self.ns, [result.logical_date])
         day = result.logical_date if result.ok else None
         result.outputs = Outputs(values, tables, day)
         return result
+
+    def _failed_checks(self, ds: str, values: dict) -> dict[str, str]:
+        """The checks a failed run's datasets recorded for ``ds`` when their check task failed
+        (it returned nothing): ``checks`` (``orders.checks`` in a cookbook) names the tests."""
+        found = {}
+        lake = self.project.lake(self.ns)
+        for dataset in self.entry.runs(Kind.DATASET):
+            key = "checks" if self.entry.kind is Kind.DATASET else f"{dataset.name}.checks"
+            if key in values:
+                continue
+            recorded = lake.cleaned(dataset.spec).snapshot().run_metrics(ds).get("checks")
+            if isinstance(recorded, str) and recorded.startswith("failed"):
+                found[key] = recorded
+        return found
 
 
 def outcome_of(run: RemoteRun) -> RunOutcome:

@@ -363,3 +363,109 @@ def test_quarantine_counts_reach_the_run_outputs_and_asset_metadata(
         extras = {e.uri.rsplit("/", 2)[-2]: e.extra for e in events}
     assert extras["quarantine"]["quarantined"] == 11
     assert extras["cleaned"]["delivered"] == 150 and extras["cleaned"]["superseded"] == 7
+
+
+TYPED_ROW = "m,m_{ds}.csv,csv,id,updated_at,day,incremental,2024-01-01\n"
+STAMP = "2024-01-01T01:00:00Z,2024-01-01"
+# (case id, columns.yaml entry of m (or none), the day's delivery, cleaned ids, quarantine reasons)
+TYPE_CASES = [
+    (
+        "leading-zeros-stay-keys",
+        None,
+        f"id,zip,updated_at,day\n007,02134,{STAMP}\n7,2134,{STAMP}\n0042,00501,{STAMP}\n",
+        ["0042", "007", "7"],
+        [],
+    ),
+    (
+        "declared-integer-key-collapses-into-superseded",
+        "m:\n  columns:\n    id: {type: integer}\n",
+        f"id,zip,updated_at,day\n007,02134,{STAMP}\n7,2134,{STAMP}\n",
+        [7],
+        [DUPLICATE],
+    ),
+    (
+        "one-instant-in-two-offsets-is-one-key",
+        None,
+        "id,v,updated_at,day\n"
+        f"2024-03-01T08:00:00Z,a,{STAMP}\n2024-03-01T10:00:00+02:00,b,{STAMP}\n",
+        [pd.Timestamp("2024-03-01T08:00:00Z")],
+        [DUPLICATE],
+    ),
+    (
+        "a-value-that-breaks-its-type",
+        "m:\n  columns:\n    amount: {type: integer}\n",
+        f"id,amount,updated_at,day\na,5,{STAMP}\nb,five,{STAMP}\n",
+        ["a"],
+        ["amount: 'five' is not an integer"],
+    ),
+    (
+        "a-decimal-past-its-scale",
+        "m:\n  columns:\n    amount: {type: 'decimal(6,2)'}\n",
+        f"id,amount,updated_at,day\na,1.25,{STAMP}\nb,1.255,{STAMP}\nc,12345.6,{STAMP}\n",
+        ["a"],
+        ["amount: '1.255' is not a decimal(6,2)", "amount: '12345.6' is not a decimal(6,2)"],
+    ),
+    (
+        "a-date-in-another-format",
+        "m:\n  columns:\n    paid_on: {type: date, format: '%d.%m.%Y'}\n",
+        f"id,paid_on,updated_at,day\na,31.01.2024,{STAMP}\nb,2024-01-31,{STAMP}\n",
+        ["a"],
+        ["paid_on: '2024-01-31' is not a date (format %d.%m.%Y)"],
+    ),
+    (
+        "a-row-test",
+        "m:\n  columns:\n    amount: {type: float, tests: [{min: 0}, not_null]}\n",
+        f"id,amount,updated_at,day\na,1.5,{STAMP}\nb,-1,{STAMP}\nc,,{STAMP}\n",
+        ["a"],
+        ["amount: '' is null (not_null)", "amount: '-1' is below 0 (min)"],
+    ),
+]
+
+
+@pytest.fixture
+def type_case(figures):
+    """Counts the case as a bad-input case tried, and as passed when the test got to the end."""
+    figures["bad_input_tried"] += 1
+    yield
+    figures["bad_input_passed"] += 1
+
+
+@pytest.mark.parametrize(
+    ("declared", "delivery", "ids", "reasons"),
+    [c[1:] for c in TYPE_CASES],
+    ids=[c[0] for c in TYPE_CASES],
+)
+def test_a_typed_value_is_kept_exactly_or_quarantined_with_its_reason(
+    fast_dir, type_case, declared, delivery, ids, reasons
+):
+    """Types never lose a row: each raw row is in cleaned or in quarantine, once, and a value
+    that does not fit says which column, value and rule."""
+    env = mini(fast_dir, TYPED_ROW, {"2024-01-01": delivery})
+    if declared is not None:
+        (fast_dir / "include" / "columns.yaml").write_text(declared)
+    out = _run_one(env, "m", "2024-01-01", ("extract", "merge"))["merge"]
+    cleaned = read_table(env, "m", "cleaned")
+    quarantine = read_table(env, "m", "quarantine")
+    raw = read_table(env, "m", "raw")
+    assert sorted(cleaned["id"].tolist()) == ids
+    assert sorted(quarantine["_reason"].tolist()) == sorted(reasons)
+    assert sorted([*cleaned["_row"], *quarantine["_row"]]) == sorted(raw["_row"])
+    assert (out.raw_rows, out.delivered, out.quarantined) == (len(raw), len(ids), len(reasons))
+
+
+def test_a_delivery_quarantined_whole_fails_its_check_and_has_not_landed(fast_dir):
+    """A vendor's dates in a format nobody declared: every row quarantined is no success."""
+    env = mini(
+        fast_dir,
+        TYPED_ROW,
+        {"2024-01-01": "id,updated_at,day\na,01/01/2024 01:00,01/01/2024\n"},
+    )
+    with pytest.raises(QualityCheckFailed, match="every one of the 1 raw rows was quarantined"):
+        _run_one(env, "m", "2024-01-01", ("extract", "merge", "check_keys"))
+    (fast_dir / "include" / "columns.yaml").write_text(
+        "m:\n  columns:\n"
+        "    updated_at: {type: timestamp, format: '%m/%d/%Y %H:%M'}\n"
+        "    day: {type: date, format: '%m/%d/%Y'}\n"
+    )
+    _run_one(env, "m", "2024-01-01", ("extract", "merge", "check_keys"))  # declared: it lands
+    assert read_table(env, "m", "cleaned")["day"].tolist() == [pd.Timestamp("2024-01-01")]

@@ -28,6 +28,17 @@ DTYPES = {
 }
 
 
+def dtype_of(kind: str):
+    """The pandas dtype of a kind; a declared ``decimal(p,s)`` is an Arrow decimal (no digit
+    lost)."""
+    if kind.startswith("decimal("):
+        import pyarrow as pa
+
+        precision, scale = (int(p) for p in kind[len("decimal(") : -1].split(","))
+        return pd.ArrowDtype(pa.decimal128(precision, scale))
+    return DTYPES.get(kind, "string")
+
+
 def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
     """The kind of a column: typed columns keep their type; text is sniffed when ``sniff``."""
     values = series.dropna()
@@ -97,7 +108,7 @@ def coerce(series: pd.Series, kind: str) -> pd.Series:
         series = numbers
     if kind == "string" and not pd.api.types.is_string_dtype(series):
         return series.astype("string")
-    return series.astype(DTYPES[kind])
+    return series.astype(dtype_of(kind))
 
 
 def as_kinds(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
@@ -107,10 +118,10 @@ def as_kinds(frame: pd.DataFrame, kinds: Mapping[str, str]) -> pd.DataFrame:
     if frame.empty:
         return frame
     for col, kind in kinds.items():
-        dtype = DTYPES.get(kind, "string")
+        dtype = dtype_of(kind)
         if col not in frame.columns:
             frame[col] = pd.Series(pd.NA, index=frame.index, dtype=dtype)
-        elif str(frame[col].dtype) != dtype:
+        elif str(frame[col].dtype) != str(dtype):
             frame[col] = coerce(frame[col], kind)
     return frame
 

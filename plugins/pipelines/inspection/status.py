@@ -29,6 +29,7 @@ from pipelines.common.partitions import DAILY, interval_for, run_days, utc
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot
 from pipelines.project.aggregates import AggregateSpec
+from pipelines.project.columns import DATASET_TESTS, TABLE_TESTS
 from pipelines.project.config import Kind, Project
 from pipelines.project.registry import Dataset
 from pipelines.project.run_dates import latest_date, waits_for
@@ -160,6 +161,8 @@ class Status:
         newest_failed = self.checks.startswith(FAILED)
         earlier = len(self.failed_days) - newest_failed
         word = FAILED if newest_failed else self.checks
+        named = failed_tests(self.checks) if newest_failed else []
+        word += f" ({', '.join(named)})" if named else ""
         return f"{word}; {earlier} earlier failed" if earlier else word
 
     @property
@@ -192,6 +195,13 @@ class Status:
             },
         )
         return body
+
+
+def failed_tests(outcome: str) -> list[str]:
+    """The declared table tests a failed outcome names (``unique zip``, ``min_rows``)."""
+    phrases = outcome.removeprefix(FAILED).lstrip(": ").split("; ")
+    heads = [p.split(":", 1)[0] for p in phrases if ":" in p]
+    return [h for h in heads if h.split(" ", 1)[0] in TABLE_TESTS + DATASET_TESTS]
 
 
 def status(

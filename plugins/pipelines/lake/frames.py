@@ -142,7 +142,11 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
         pa.string(): pd.StringDtype(),
         pa.large_string(): pd.StringDtype(),
     }
-    frame = table.to_pandas(types_mapper=mapping.get, date_as_object=False)
+
+    def mapped(type_: pa.DataType):  # a declared decimal keeps its digits (an Arrow decimal)
+        return pd.ArrowDtype(type_) if pa.types.is_decimal(type_) else mapping.get(type_)
+
+    frame = table.to_pandas(types_mapper=mapped, date_as_object=False)
     for field in table.schema:
         if field.name not in frame.columns:
             continue

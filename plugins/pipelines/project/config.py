@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 import enum
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.lake.lake import Lake
 from pipelines.project.aggregates import AGGREGATES, AggregateSpec, parse_aggregate
+from pipelines.project.columns import COLUMNS, Declaration, Declarations, load_declarations
 from pipelines.project.cookbooks import COOKBOOKS, CookbookSpec, check_children, parse_cookbook
 from pipelines.project.namespaces import (
     NAMESPACES,
@@ -329,7 +330,7 @@ def load_project(include: str | os.PathLike | None = None, *, strict: bool = Fal
     :param strict: raise :class:`ConfigError` listing every problem instead of skipping
     """
     include = Path(include) if include is not None else include_dir()
-    files = ("registry.csv", AGGREGATES, WORKFLOWS, COOKBOOKS)
+    files = ("registry.csv", COLUMNS, AGGREGATES, WORKFLOWS, COOKBOOKS)
     stamps = tuple(_stamp(include / f) for f in files)
     project = _load(str(include), stamps)
     if strict and project.problems:
@@ -349,6 +350,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 def _load(include: str, stamps: tuple) -> Project:
     registry = load_registry(Path(include) / "registry.csv")
     problems = list(registry.problems)
+    registry = _declared(registry, load_declarations(Path(include) / COLUMNS), problems)
     taken = {d.name: Kind.DATASET for d in registry.datasets}
     aggregates = _entries(
         Path(include) / AGGREGATES,
@@ -375,6 +377,59 @@ def _load(include: str, stamps: tuple) -> Project:
     return Project(
         registry, tuple(aggregates), tuple(cookbooks), tuple(problems), tuple(workflows), include
     )
+
+
+def _declared(registry: Registry, declarations: Declarations, problems: list[Problem]) -> Registry:
+    """The registry with each dataset's entry of ``columns.yaml``; a problem for an entry that
+    names no dataset, a relationship to an unknown dataset, or a registry field that names a
+    renamed column by its old header."""
+    problems.extend(declarations.problems)
+    found = {d.name: d for d in registry.datasets}
+    kept: dict[str, Declaration] = {}
+    for name, declaration in declarations.by_dataset.items():
+        if name in registry.invalid:
+            continue  # its registry row is skipped (and reported): nothing to declare for
+        faults = _declaration_faults(declaration, found)
+        where = f"{name}.{faults[0][0]}" if faults and faults[0][0] else name
+        if faults:
+            line = faults[0][1] or declaration.line
+            problems.append(Problem(COLUMNS, line, where, faults[0][2]))
+        else:
+            kept[name] = declaration
+    if not kept:
+        return registry
+    datasets = tuple(
+        replace(d, declared=kept[d.name]) if d.name in kept else d for d in registry.datasets
+    )
+    return replace(registry, datasets=datasets)
+
+
+def _declaration_faults(
+    declaration: Declaration, datasets: dict[str, Dataset]
+) -> list[tuple[str | None, int, str]]:
+    """(column, line, what is wrong) of a declaration checked against the registry."""
+    dataset = datasets.get(declaration.dataset)
+    if dataset is None:
+        near = difflib.get_close_matches(declaration.dataset, list(datasets), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return [(None, declaration.line, f"no dataset of that name in registry.csv{hint}")]
+    faults = []
+    named = (*dataset.primary_key, dataset.incremental_field, dataset.partition_field)
+    for column in declaration.columns:
+        if column.rename and column.name in named:
+            faults.append(
+                (
+                    column.name,
+                    column.line,
+                    f"registry.csv names it by its header; it is renamed: name it "
+                    f"{column.rename!r} there",
+                )
+            )
+        for test in column.tests:
+            if test.name == "relationships" and test.arg[0] not in datasets:
+                why = f"relationships: no dataset {test.arg[0]!r} in registry.csv"
+                faults.append((column.name, column.line, why))
+    return faults
 
 
 def _entries(path: Path, problems: list[Problem], taken: dict[str, Kind], build, kind: Kind):

@@ -16,6 +16,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipelines.exceptions import Problem, RegistryError
+from pipelines.project.columns import Declaration
 from pipelines.project.registry_values import (  # noqa: F401 - re-exported: the registry's contract
     COLUMN_RE,
     COLUMN_RULE,
@@ -68,6 +69,7 @@ class Dataset:
     on_schema_change: SchemaChange = SchemaChange.APPEND
     options: SourceOptions = SourceOptions()
     freshness: dt.timedelta | None = None  # allowed lateness after the interval ends; None: none
+    declared: Declaration | None = None  # its entry in columns.yaml (None: nothing declared)
     line: int = 0
     row: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 

@@ -22,8 +22,8 @@ from pipelines.runtime.secrets import redact
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # a column as real files name them: letters (any script), digits, spaces and a little punctuation;
 # never a separator (|), quote, semicolon or template/shell character
-COLUMN_RE = re.compile(r"^[^\W\d_][\w .()/%#&+-]{0,127}$")
-COLUMN_RULE = "letters, digits, spaces, _ . - ( ) / % # & +; must start with a letter"
+COLUMN_RE = re.compile(r"^[^\W\d_][\w .()\[\]/%#&+-]{0,127}$")
+COLUMN_RULE = "letters, digits, spaces, _ . - ( ) [ ] / % # & +; must start with a letter"
 PLACEHOLDERS = ("{ds}", "{ds_nodash}")
 FORMATS = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
 PRESETS = {

@@ -6,7 +6,8 @@ them (each step is a result task of its DAG), so a run has the same outputs wher
 
 - a **dataset**: ``rows_raw``, ``rows_cleaned``, ``rows_quarantined``, ``rows_superseded``
   (duplicate keys), ``rows_{aggregate}`` for each aggregate, ``rows_checked`` and ``checks``
-  (the quality gate's outcome, ``passed``);
+  (the quality gate's outcome, ``passed``; for a run whose check failed the client adds the
+  failed tests its dataset recorded, as ``failed: ...``);
 - a **workflow**: the metrics its function published (``accuracy``) and ``rows_written``;
 - a **cookbook**: its own ``passed``, ``failed`` and ``checked`` (the checks of ``verify``), each
   child's outputs as ``{child}.{output}``, and a child workflow's metric by its bare name too

@@ -11,6 +11,7 @@ from pipelines.exceptions import QualityCheckFailed
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import PASSED, Snapshot, Table, commit_with_retry
 from pipelines.project.registry import Dataset
+from pipelines.steps import table_tests
 from pipelines.steps.merge import MergeResult
 
 
@@ -32,6 +33,7 @@ def check_keys(dataset: Dataset, interval: Interval, lake: Lake, merged: MergeRe
             failures.append(f"{dupes} duplicate primary keys")
     failures += accounting_faults(merged)
     failures += quarantine_faults(dataset, interval, lake, merged)
+    failures += table_tests.failures(dataset, interval, lake, merged)
     outcome = f"failed: {'; '.join(failures)}" if failures else PASSED
     record_checks(table, interval.ds, outcome)
     if failures:
@@ -91,8 +93,8 @@ def quarantined_whole(
         return "unknown: the quarantine holds no row of the day"
     if dataset.filtered_source:
         elsewhere = lake.raw(dataset.name).outline().run_metrics(interval.ds).get("elsewhere")
-        stray = f"{dataset.incremental_field}: {transforms.UNPARSEABLE}"
-        if elsewhere and (rows["_reason"] == stray).all():
+        stray = f"{dataset.incremental_field}: "  # its field unreadable (or not as declared)
+        if elsewhere and rows["_reason"].str.startswith(stray).all():
             return None
     return str(rows.sort_values("_row", kind="stable")["_reason"].iloc[0])
 

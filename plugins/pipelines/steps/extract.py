@@ -16,7 +16,7 @@ from pipelines.lake.tables import Snapshot, commit_with_retry
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
-from pipelines.steps import sources, typed_extract
+from pipelines.steps import declared, sources, typed_extract
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     if not lake.owns(Layer.RAW):
         return upstream_delivery(dataset, interval, lake)
     source = typed_extract.source_of(dataset, sources.location(dataset, interval))
-    if source is not None:
+    if source is not None and dataset.declared is None:  # declared: its field's format
         done = _extract_typed(dataset, interval, lake, source)
         if done is not None:
             return done
@@ -42,17 +42,14 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     read = len(frame)
     if dataset.filtered_source:
         field = dataset.incremental_field
-        if len(frame) and field not in frame.columns:
+        if len(frame) and declared.header(dataset, field) not in frame.columns:
             raise SchemaDriftError(
                 f"{dataset.name}: incremental_field {field!r} is not in the "
                 f"source (columns: {', '.join(frame.columns[:-1])})"
             )
         if len(frame):
-            inside, unparseable = transforms.filter_interval(
-                frame, field, interval.start, interval.end, dataset.options.epoch
-            )
+            inside, unparseable = _by_interval(dataset, frame, field, interval)
             if len(unparseable):  # kept, in delivery order, for the merge to quarantine
-                unparseable = unparseable.drop(columns="_reason")
                 frame = pd.concat([inside, unparseable]).sort_values("_row")
             else:
                 frame = inside
@@ -68,6 +65,24 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
     return {"rows": len(frame), "ds": interval.ds}
+
+
+def _by_interval(
+    dataset: Dataset, frame: pd.DataFrame, field: str, interval: Interval
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows whose incremental field falls in the interval, and those whose field cannot be
+    read (as its declaration reads it, when it is declared)."""
+    epoch = dataset.options.epoch
+    if dataset.declared is None:
+        inside, unparseable = transforms.filter_interval(
+            frame, field, interval.start, interval.end, epoch
+        )
+        return inside, unparseable.drop(columns="_reason")
+    values = pd.DataFrame({"v": declared.field_values(dataset, frame, field)}, index=frame.index)
+    inside, unparseable = transforms.filter_interval(
+        values, "v", interval.start, interval.end, epoch
+    )
+    return frame.loc[inside.index], frame.loc[unparseable.index]  # as delivered
 
 
 def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str) -> dict | None:

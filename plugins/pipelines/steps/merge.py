@@ -26,7 +26,7 @@ from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
-from pipelines.steps import schema, typed_merge
+from pipelines.steps import declared, schema, typed_merge
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,14 @@ def prepare(
     dataset: Dataset, raw: pd.DataFrame, interval: Interval
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Valid rows, one per key (with ``_ds``), and the quarantined rows as they were delivered
-    (the text that did not parse, too), with ``_ds`` and their ``_reason``."""
+    (the text that did not parse, too), with ``_ds`` and their ``_reason``.
+
+    A declared dataset's delivery meets its declaration first (:mod:`.declared`): its clean
+    names, its types and row tests."""
     if raw.empty or not len(raw.columns):
         return raw, pd.DataFrame(), 0
+    applied = declared.apply(dataset, raw, interval.ds)
+    raw, typed = declared.renamed(dataset, raw), applied.rows  # raw: as delivered
     stamps = [c for c in (dataset.incremental_field, dataset.partition_field) if c]
     missing = [c for c in (*dataset.primary_key, *stamps) if c not in raw.columns]
     if missing:
@@ -169,20 +174,25 @@ def prepare(
             f"not in the source (columns: {', '.join(raw.columns)})"
         )
     epoch = dataset.options.epoch
-    valid, bad = transforms.quarantine_invalid(raw, dataset.primary_key, stamps, epoch)
+    valid, bad = transforms.quarantine_invalid(typed, dataset.primary_key, stamps, epoch)
+    bad = raw.loc[bad.index].assign(_reason=bad["_reason"])  # as delivered
     dates = {
         c: transforms.as_dates(valid[c])
         for c in dict.fromkeys(stamps)
-        if transforms.is_date_only(raw[c], valid[c])
-    }  # a field delivered as dates stays dates in cleaned
+        if applied.kinds.get(c) == "date"
+        or (c not in applied.kinds and transforms.is_date_only(raw[c], valid[c]))
+    }  # a field delivered (or declared) as dates stays dates in cleaned
     valid, bad = valid.assign(_ds=interval.ds, **dates), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
     losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
         _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"
     )
+    refused = applied.quarantined.assign(_ds=interval.ds)
+    refused = raw.loc[refused.index].assign(_ds=interval.ds, _reason=refused["_reason"])
+    parts = [q for q in (refused, bad, losers) if not q.empty]
     quarantined = (
-        pd.concat([q for q in (bad, losers) if not q.empty], ignore_index=True)
-        if not (bad.empty and losers.empty)
+        pd.concat(parts, ignore_index=True)
+        if parts
         else raw.iloc[0:0].assign(_ds=pd.Series(dtype="string"), _reason=pd.Series(dtype="string"))
     )
     return winners, quarantined, len(losers)

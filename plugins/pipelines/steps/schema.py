@@ -28,6 +28,8 @@ def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
         for c in (dataset.incremental_field, dataset.partition_field)
         if c and c in frame.columns and frame[c].notna().any()
     }
+    if dataset.declared is not None:  # a declared type is the column's kind, on every day
+        forced.update({c: k for c, k in dataset.declared.kinds.items() if c in frame.columns})
     sniff = dataset.format == "csv"
     return {
         col: forced.get(col) or transforms.infer_kind(frame[col], sniff=sniff)
@@ -87,5 +89,5 @@ def conform(frame: pd.DataFrame, schema: dict[str, str], dataset: Dataset) -> pd
     )
 
 
-def _dtype(kind: str) -> str:
-    return transforms.DTYPES.get(kind, "string")
+def _dtype(kind: str):
+    return transforms.dtype_of(kind)

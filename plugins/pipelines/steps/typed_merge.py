@@ -73,10 +73,20 @@ class Merged:
     kinds: dict[str, str] = field(default_factory=dict)  # the cleaned table's, after the merge
 
 
+def handles(dataset: Dataset) -> bool:
+    """Whether this path can merge the dataset's deliveries at all: incremental, Parquet or CSV,
+    nothing declared (declared types, formats and tests are read by the pandas path)."""
+    return (
+        dataset.ingestion is Ingestion.INCREMENTAL
+        and dataset.format in FORMATS
+        and dataset.declared is None
+    )
+
+
 def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) -> Typed | None:
     """The kinds the cleaned table keeps when the typed path can merge this delivery (None: the
     pandas path merges it)."""
-    if dataset.ingestion is not Ingestion.INCREMENTAL or dataset.format not in FORMATS:
+    if not handles(dataset):
         return None
     if raw.schema is None or frames.stored_names(raw.schema):
         return None
