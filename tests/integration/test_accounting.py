@@ -4,8 +4,9 @@ Each case is one delivery of one day, made at random from a seed: columns of ran
 (numbers with leading zeros and signs, decimals, booleans, dates, text, values that fit no
 kind), keys that repeat, are null or meet once typed (``7`` and ``007``), incremental fields
 that do not parse. It runs through the DuckDB path (CSV, Parquet), the pandas path (CSV forced
-there) and a full dataset, each into its own dataset, and the merge must say, and the lake must
-show, that
+there), a full dataset and a declared one (columns.yaml: each column's type, the key an integer
+in half the cases, a not_null test), each into its own dataset, and the merge must say, and the
+lake must show, that
 
 - raw = cleaned + quarantined, and superseded is a part of quarantined;
 - every raw ``_row`` is in exactly one of the cleaned table (its rows of ``_ds`` = the day) and
@@ -36,7 +37,16 @@ from tests.conftest import write_registry
 
 DAY = "2024-01-01"
 CASES = 24  # per mode
-MODES = ("csv", "csv-pandas", "parquet", "full")
+MODES = ("csv", "csv-pandas", "parquet", "full", "declared")
+DECLARED = {  # a generated column's kind -> the type a declaration gives it (bad: integer)
+    "int": "integer",
+    "zeros": "text",
+    "decimal": "float",
+    "bool": "boolean",
+    "date": "date",
+    "text": "text",
+    "bad": "integer",
+}
 HEADER = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,start_date"
 SUPERSEDED = "duplicate key in this delivery: superseded by a later version"
 KEYS = ["1", "2", "3", "7", "007", "0042", "42", "+3", "a", "b7", " 2 ", "", None]
@@ -73,20 +83,39 @@ def delivery(seed: int) -> pd.DataFrame:
         },
         dtype="string",
     )
+    frame.attrs["kinds"] = {}
     for at in range(int(rng.integers(0, 5))):
-        values = VALUES[str(rng.choice(list(VALUES)))]
+        kind = str(rng.choice(list(VALUES)))
+        values = VALUES[kind]
         frame[f"c{at}"] = pd.array(
             [values[int(rng.integers(len(values)))] for _ in range(n)], dtype="string"
         )
+        frame.attrs["kinds"][f"c{at}"] = kind
     return frame
+
+
+def declaration(name: str, seed: int) -> str:
+    """The case's columns.yaml entry: its columns' types (the key an integer in odd cases:
+    ``7`` and ``007`` are one key then), a not_null test on the first column."""
+    frame = delivery(seed)
+    columns = {"id": "{type: integer}" if seed % 2 else "{type: text}"}
+    for at, (col, kind) in enumerate(frame.attrs["kinds"].items()):
+        tests = ", tests: [not_null]" if at == 0 else ""
+        columns[col] = f"{{type: {DECLARED[kind]}{tests}}}"
+    lines = [f"{name}:", "  columns:", *(f"    {c}: {t}" for c, t in columns.items())]
+    return "\n".join(lines) + "\n"
 
 
 def as_parquet(frame: pd.DataFrame) -> pd.DataFrame:
     """The delivery as a Parquet source types it: keys as text (null when blank), the stamp a
-    timestamp (null where it does not parse), the other columns as pandas reads their text."""
+    timestamp (null where it does not parse), dates as timestamps, the other columns as pandas
+    reads their text."""
     out = pd.DataFrame({"id": frame["id"].str.strip().replace("", None)})
     out["ts"] = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="ISO8601")
     for col in frame.columns[2:]:
+        if frame.attrs["kinds"][col] == "date":  # a timestamp column with nulls
+            out[col] = pd.to_datetime(frame[col], utc=True, errors="coerce")
+            continue
         numbers = pd.to_numeric(frame[col], errors="coerce")
         out[col] = numbers if numbers.notna().sum() == frame[col].notna().sum() else frame[col]
     return out
@@ -114,6 +143,8 @@ def registry(home) -> None:
             name = f"{mode.replace('-', '_')}_{seed}"
             lines.append(f"{name},src/{name}_{{ds}}.{fmt},{fmt},id,ts,ts,{kind},{DAY}")
     write_registry(home, "\n".join(lines) + "\n")
+    declared = [declaration(f"declared_{seed}", seed) for seed in range(CASES)]
+    (home / "include" / "columns.yaml").write_text("".join(declared))
 
 
 def assert_accounted(name: str, merged) -> None:
@@ -163,6 +194,8 @@ def test_every_raw_row_is_cleaned_or_quarantined_once(home, monkeypatch, mode):
             assert_accounted(name, merged)
         except AssertionError as exc:
             raise AssertionError(f"{mode} seed {seed}: {exc}") from exc
+    if mode == "declared":  # the declarations were read (a bad one would be skipped)
+        assert all(load_project(strict=False).dataset(n).declared for n in names)
     if mode in ("csv", "parquet"):  # the property held where DuckDB merged, too
         assert paths.count("duckdb") >= CASES // 4, paths
     else:
