@@ -18,7 +18,6 @@ class Problem:
     :param column: column or entry name the problem is about
     :param message: what is wrong, in words
     :param whole_file: the file as a whole cannot be read (not one entry of it)
-    :param warning: worth saying, and nothing fails for it (``validate`` exits 0 on warnings)
     """
 
     file: str
@@ -26,7 +25,6 @@ class Problem:
     column: str
     message: str
     whole_file: bool = field(default=False, compare=False)
-    warning: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file

@@ -104,7 +104,7 @@ def test_pipelines_backfill_prints_its_own_lines_only(project, tmp_path):
     assert len(lines) == 5, lines
     assert lines[0] == "starting 3 runs of orders: 2024-01-01 .. 2024-01-03"
     assert lines[1].startswith("ok   local__orders 2024-01-01 (")
-    assert lines[1].endswith("s): raw 6, cleaned 4, quarantined 2 (33%, 1 duplicate key), "
+    assert lines[1].endswith("s): raw 6, cleaned 4, quarantined 2 (33%, 1 superseded), "
                              "daily_revenue 2 rows")  # fmt: skip
     assert lines[2].startswith("FAIL local__orders 2024-01-02 (")
     assert lines[2].endswith("s): ingest.extract failed: orders: source for 2024-01-02 not found: "

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from pipelines.exceptions import ConfigError
 from pipelines.lake.lake import Lake
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.registry import parse_registry
@@ -207,9 +205,16 @@ def test_a_full_aggregate_in_duckdb_is_the_pandas_one(tmp_path, monkeypatch):
     assert list(reference[1]["stock_all"][2]) == ["2024-01-02"]
 
 
-def test_a_missing_column_is_named_as_before(tmp_path, monkeypatch):
+def test_a_column_the_table_does_not_have_yet_reads_as_null(tmp_path, monkeypatch):
+    """A column no delivery has brought yet (issue 24: later columns are normal): DuckDB leaves
+    the aggregate to pandas, which groups and sums it as null instead of failing."""
     lake = Lake(str(tmp_path / "lake"), "local")
     cleaned(lake, "orders", [{"2024-01-01": rows(20, 1, "2024-01-01")}])
-    spec = AggregateSpec("bad", "orders", ("country",), (("n", "count", None),))
-    with pytest.raises(ConfigError, match="column 'country' is not in dataset 'orders'"):
-        aggregate.build(spec, REGISTRY.get("orders"), lake, ["2024-01-01"], "2024-01-01")
+    metrics = (("n", "count", None), ("fees", "sum", "fee"), ("top", "max", "country"))
+    spec = AggregateSpec("later", "orders", ("country",), metrics)
+    dataset = REGISTRY.get("orders")
+    assert aggregate_sql.changes(spec, dataset, lake.cleaned(dataset), ["2024-01-01"]) is None
+    built = aggregate.build(spec, dataset, lake, ["2024-01-01"], "2024-01-01")
+    assert (built["partitions"], built["rows"]) == (["2024-01-01"], 1)
+    [row] = lake.aggregated("later").read().to_dict("records")
+    assert row["n"] == 20 and all(pd.isna(row[c]) for c in ("country", "fees", "top"))

@@ -39,9 +39,9 @@ def test_a_backfill_announces_its_runs_and_each_line_says_what_the_run_did(
     assert out[0] == "starting 2 runs of orders: 2024-01-01 .. 2024-01-02"
     assert out[1].startswith("ok   local__orders 2024-01-01 (")
     assert out[1].endswith(
-        "s): raw 6, cleaned 4, quarantined 2 (33%, 1 duplicate key), daily_revenue 2 rows"
+        "s): raw 6, cleaned 4, quarantined 2 (33%, 1 superseded), daily_revenue 2 rows"
     )
-    assert out[2].endswith("s): raw 5, cleaned 3, quarantined 2 (40%, 1 duplicate key), "
+    assert out[2].endswith("s): raw 5, cleaned 3, quarantined 2 (40%, 1 superseded), "
                            "daily_revenue 4 rows")  # fmt: skip
     assert out[3] == "2/2 runs succeeded"
 

@@ -184,3 +184,14 @@ def test_a_missing_value_of_a_typed_timestamp_column_cannot_be_parsed():
     stamps = pd.Series(pd.to_datetime(["2024-01-02T01:00:00Z", None], utc=True))
     _, bad = transforms.parse_timestamps(stamps)
     assert bad.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("kind", ["timestamp", "date"])
+def test_coerce_keeps_a_missing_timestamp_null(kind):
+    """A typed column's missing value (a Parquet timestamp, a declared date) is null, not a
+    value that does not fit (the merge refused the whole delivery)."""
+    stamps = pd.Series(pd.to_datetime(["2024-01-01T01:00:00Z", None], utc=True))
+    out = transforms.coerce(stamps, kind)
+    assert out.isna().tolist() == [False, True]
+    with pytest.raises(ValueError, match="'soon' is not an ISO 8601 timestamp"):
+        transforms.coerce(pd.Series(["2024-01-01", None, "soon"], dtype="string"), kind)

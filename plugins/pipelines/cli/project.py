@@ -25,33 +25,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
             include = path
     project = load_project(include)
     problems = list(project.problems)
+    warnings = []
     if args.sources:
         quiet_airflow()
         from pipelines.inspection.header_check import check_sources
 
         with _home(include):  # relative sources are found under the include/ checked
-            found, opened = check_sources(project)
-        problems += found
-        print(f"{plural(opened, 'source')} opened", file=sys.stderr)
+            found = check_sources(project)
+        problems += found.problems
+        warnings += found.warnings
+        for name, where in found.opened:
+            print(f"{name}: opened {where}", file=sys.stderr)
+        print(f"{plural(len(found.opened), 'source')} opened", file=sys.stderr)
     if project.workflows:
         from pipelines.steps.workflow import resolve_all
 
         with _home(include):  # the functions are found under the include/ checked
             problems += resolve_all(project, include)
     problems += project.namespace_problems()
-    for problem in problems:  # a warning on standard error: the problems alone are the output
-        if problem.warning:
-            print(f"warning: {problem}", file=sys.stderr)
-        else:
-            print(problem)
+    for problem in problems:
+        print(problem)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     counts = [
         plural(len(project.datasets), "dataset"),
         plural(len(project.aggregates), "aggregate"),
         plural(len(project.workflows), "workflow"),
         plural(len(project.cookbooks), "cookbook"),
     ]
-    bad = sum(not p.warning for p in problems)
-    warned = f", {plural(len(problems) - bad, 'warning')}" if len(problems) > bad else ""
+    bad = len(problems)
+    warned = f", {plural(len(warnings), 'warning')}" if warnings else ""
     print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}{warned}", file=sys.stderr)
     return 1 if bad else 0
 

@@ -106,7 +106,8 @@ class Progress:
 
 
 def summary(outcome) -> str:
-    """What a run did, in words: rows raw / cleaned / quarantined, aggregates, checks."""
+    """What a run did, in words: rows raw / cleaned / quarantined (superseded), aggregates,
+    checks."""
     from pipelines.steps.merge import MergeResult
     from pipelines.wiring.operators import (
         DETAILS,
@@ -118,16 +119,10 @@ def summary(outcome) -> str:
     from pipelines.wiring.task_ids import VERIFY
 
     results, parts = outcome.results, []
-    if ExtractOperator.task_path() in results:
-        parts.append(f"raw {results[ExtractOperator.task_path()]['rows']}")
     if MergeOperator.task_path() in results:
-        merged = MergeResult.from_dict(results[MergeOperator.task_path()])
-        share = merged.quarantined_pct
-        dupes = f", {plural(merged.superseded, 'duplicate key')}" if merged.superseded else ""
-        parts.append(f"cleaned {merged.delivered}")
-        parts.append(
-            f"quarantined {merged.quarantined}" + (f" ({share:.0f}%{dupes})" if share else "")
-        )
+        parts.append(accounting(MergeResult.from_dict(results[MergeOperator.task_path()])))
+    elif ExtractOperator.task_path() in results:
+        parts.append(f"raw {results[ExtractOperator.task_path()]['rows']}")
     aggregates = results.get(AggregateOperator.task_path(), {}).get(DETAILS, {})
     parts += [f"{name} {plural(r['rows'], 'row')}" for name, r in aggregates.items()]
     ran = results.get(WorkflowOperator.task_path(), {})
@@ -138,6 +133,18 @@ def summary(outcome) -> str:
         checks = results[VERIFY]
         parts.append(f"checks {checks['passed']} passed, {checks['failed']} failed")
     return ", ".join(parts)
+
+
+def accounting(merged) -> str:
+    """A merge's four counts: ``raw 6, cleaned 4, quarantined 2 (33%, 1 superseded)``.
+
+    Every raw row is counted once, as cleaned or quarantined (raw = cleaned + quarantined); the
+    superseded rows (earlier versions of a key in the same delivery) are quarantined rows with
+    that reason, so they are a part of the quarantined count, named in the brackets."""
+    line = f"raw {merged.raw_rows}, cleaned {merged.delivered}, quarantined {merged.quarantined}"
+    if not merged.quarantined:
+        return line
+    return line + f" ({merged.quarantined_pct:.0f}%, {merged.superseded} superseded)"
 
 
 def _days(days: list[str]) -> str:

@@ -90,6 +90,7 @@ def coerce(series: pd.Series, kind: str) -> pd.Series:
         return series.astype("string")
     if kind in ("timestamp", "date"):
         parsed, bad = parse_timestamps(series)
+        bad &= series.notna()  # a missing value is null here, not a value that does not fit
         if bad.any():
             raise ValueError(f"{series[bad].iloc[0]!r} is not an ISO 8601 timestamp")
         return parsed if kind == "timestamp" else as_dates(parsed)

@@ -1,11 +1,16 @@
 """``pipelines validate --sources``: the columns the registry and aggregates.yaml name, against the
-header of each dataset's source, before any run.
+header of each dataset's source, and its first rows against the merge's rules, before any run.
 
 A per-interval source (``{ds}``) is checked on one interval's file: the one of its start_date, else
-the newest file of the pattern that exists (local sources). A column that is not in the header is
-reported in the usual form, with the closest names the header has. A dataset's declared columns
-(``columns.yaml``) are checked too: the other files name a renamed column by its clean name, and
-a declared column the file lacks is a warning (it reads null on the days it is not delivered).
+the newest file of the pattern that exists (local sources); which one is said. A column that is not
+in the header is reported in the usual form, with the closest names the header has: a registry
+column is an error; a column an aggregate reads is a warning while the dataset takes new columns
+(``on_schema_change=append``: a later delivery may bring it, and the days before read it as null),
+an error with ``fail``. A source whose first rows the merge would quarantine every one of is an
+error (the run would fail its check), unless the dataset allows it (``max_quarantine_pct=100``).
+A dataset's declared columns (``columns.yaml``) are checked too: the other files name a renamed
+column by its clean name, and a declared column the file lacks is a warning (it reads null on
+the days it is not delivered).
 """
 
 from __future__ import annotations
@@ -15,35 +20,62 @@ import difflib
 import glob
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.common.partitions import interval_for, source_pattern
-from pipelines.exceptions import PipelinesError, Problem
+from pipelines.exceptions import PipelinesError, Problem, SchemaDriftError
 from pipelines.project.aggregates import AGGREGATES
 from pipelines.project.columns import COLUMNS
 from pipelines.project.config import Project
-from pipelines.project.registry import Dataset
-from pipelines.steps import sources
+from pipelines.project.registry import Dataset, SchemaChange
+from pipelines.runtime import environment
+from pipelines.runtime.secrets import redact
+from pipelines.steps import merge, sources
 
 HEAD_BYTES = 1 << 16  # enough for a header line and the first JSON Lines records
+SAMPLE_ROWS = 1000  # the first rows of a source the merge's rules are tried on
 
 
-def check_sources(project: Project) -> tuple[list[Problem], int]:
-    """Every column problem found, and how many sources were opened."""
-    problems: list[Problem] = []
-    opened = 0
+@dataclass
+class SourceCheck:
+    """What ``validate --sources`` found: problems (errors), warnings, and the file it opened
+    for each dataset (``(dataset, where)``)."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    opened: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_sources(project: Project) -> SourceCheck:
+    """Every column problem found, and which source file was opened for each dataset."""
+    found = SourceCheck()
     for dataset in project.datasets:
         try:
             where, header = source_header(dataset)
         except PipelinesError as exc:
-            problems.append(Problem(project.registry.path.name, dataset.line, "source", str(exc)))
+            found.problems.append(
+                Problem(project.registry.path.name, dataset.line, "source", str(exc))
+            )
             continue
-        opened += 1
-        problems += _declared_columns(dataset, where, header)
+        found.opened.append((dataset.name, shown(where)))
+        found.warnings += _declared_columns(dataset, where, header)
         header = _as_named(dataset, header)
-        problems += _registry_columns(project, dataset, where, header)
-        problems += _aggregate_columns(project, dataset, header)
-    return problems, opened
+        found.problems += _registry_columns(project, dataset, where, header)
+        later = dataset.on_schema_change is SchemaChange.APPEND
+        aggregates = list(_aggregate_columns(project, dataset, where, header))
+        (found.warnings if later else found.problems).extend(aggregates)
+        found.problems += _quarantined_sample(project, dataset, where)
+    return found
+
+
+def shown(where: str) -> str:
+    """A source location as a user finds it: under include/, relative to it."""
+    if "://" in where:
+        return redact(where)
+    include = environment.include_dir().resolve()
+    path = Path(where).resolve()
+    return str(path.relative_to(include)) if include in path.parents else where
 
 
 def source_header(dataset: Dataset) -> tuple[str, list[str]]:
@@ -118,7 +150,6 @@ def _declared_columns(dataset: Dataset, where: str, header: list[str]):
                 column.line,
                 f"{dataset.name}.{column.name}",
                 f"{message}; it reads null on the days it is not delivered",
-                warning=True,
             )
 
 
@@ -133,9 +164,54 @@ def _registry_columns(project: Project, dataset: Dataset, where: str, header: li
                 yield Problem(file, dataset.line, column, message)
 
 
-def _aggregate_columns(project: Project, dataset: Dataset, header: list[str]):
+def _aggregate_columns(project: Project, dataset: Dataset, where: str, header: list[str]):
+    source = f"the source of dataset {dataset.name} ({Path(where).name})"
     for spec in project.aggregates_of(dataset.name):
         for name in sorted(spec.columns):
-            message = _missing(name, header, f"the source of dataset {dataset.name}")
+            message = _missing(name, header, source)
             if message:
                 yield Problem(AGGREGATES, None, spec.name, message)
+
+
+def _quarantined_sample(project: Project, dataset: Dataset, where: str) -> list[Problem]:
+    """An error when the merge would quarantine every one of the source's first rows."""
+    if dataset.max_quarantine_pct == 100:
+        return []
+    try:
+        rows = _sample(dataset, where)
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return []  # the header check said what it could not read
+    if rows is None or rows.empty:
+        return []
+    rows["_row"] = range(len(rows))
+    interval = interval_for(dataset.cron, dataset.start_date)
+    try:
+        winners, quarantined, _ = merge.prepare(dataset, rows, interval)
+    except SchemaDriftError:
+        return []  # a registry column the source lacks: said above
+    if len(winners):
+        return []
+    first = quarantined.sort_values("_row", kind="stable")["_reason"].iloc[0]
+    message = (
+        f"{dataset.name}: every one of the first {len(rows)} rows of {Path(where).name} would be "
+        f"quarantined (first reason: {first}); a run fails its check unless "
+        "max_quarantine_pct=100"
+    )
+    return [Problem(project.registry.path.name, dataset.line, "source", message)]
+
+
+def _sample(dataset: Dataset, where: str):
+    """The source's first rows as the extract reads them (None: not read here: a Parquet file
+    not on this machine)."""
+    if dataset.format == "parquet":
+        if "://" in where:
+            return None
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(where).iter_batches(batch_size=SAMPLE_ROWS), None)
+        return batch.to_pandas() if batch is not None else None
+    data = sources.read_bytes(where, limit=HEAD_BYTES)
+    if len(data) == HEAD_BYTES:  # the last line may be cut short
+        data = data[: data.rfind(b"\n") + 1]
+    frame = sources.parse(data, dataset.format, dataset.options)
+    return frame.head(SAMPLE_ROWS).reset_index(drop=True)

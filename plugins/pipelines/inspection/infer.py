@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import pandas as pd
 
 from pipelines.common import transforms
 from pipelines.common.partitions import date_option, interval_for
 from pipelines.exceptions import PipelinesError
+from pipelines.inspection.header_check import shown
 from pipelines.lake.frames import REFUSED
 from pipelines.project.columns import COLUMNS, TYPES
 from pipelines.project.registry import Dataset
 from pipelines.project.registry_values import COLUMN_RE
-from pipelines.runtime import environment
-from pipelines.runtime.secrets import redact
 from pipelines.steps import declared, schema, sources
 
 DECLARED_TYPE = {kind: name for name, kind in TYPES.items()}  # string -> text, int -> integer ...
@@ -66,25 +64,16 @@ def infer(
         where = sources.location(dataset, interval)
         if where not in frames:
             frames[where] = (interval.ds, sources.read_source(dataset, interval))
-    deliveries = [Delivery(_shown(w), ds, len(f)) for w, (ds, f) in frames.items()]
+    deliveries = [Delivery(shown(w), ds, len(f)) for w, (ds, f) in frames.items()]
     kinds: dict[str, str] = {}
     unparsed: dict[str, list] = {}
     for _, frame in frames.values():
         for column, kind in _kinds(dataset, frame, unparsed).items():
             kinds[column] = widened(kinds.get(column, "null"), kind)
     if not kinds:
-        raise PipelinesError(f"{dataset.name}: no column in {', '.join(map(_shown, frames))}")
+        raise PipelinesError(f"{dataset.name}: no column in {', '.join(map(shown, frames))}")
     notes = {c: _unparsed_note(*counts) for c, counts in unparsed.items() if counts[0]}
     return deliveries, _entries(dataset, kinds, notes)
-
-
-def _shown(where: str) -> str:
-    """A source's location as printed: under include/ relative to it, else redacted."""
-    include = environment.include_dir().resolve()
-    path = Path(where)
-    if "://" not in where and include in path.parents:
-        return str(path.relative_to(include))
-    return redact(where)
 
 
 def _kinds(dataset: Dataset, frame: pd.DataFrame, unparsed: dict[str, list]) -> dict[str, str]:

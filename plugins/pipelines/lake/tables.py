@@ -353,6 +353,7 @@ class Table:
         *,
         run: tuple[str, dict[str, Any]] | None = None,
         since: Snapshot | None = None,
+        retype: bool = False,
     ) -> Snapshot:
         """Replace (a frame, even empty) or drop (None) partitions, atomically, as the version
         after ``base``; then record the run, the config of ``meta`` and what the table holds
@@ -365,13 +366,15 @@ class Table:
             :meth:`Snapshot.run_metrics`)
         :param since: the version a write made outside this method (DuckDB's) started from,
             ``base`` being the version it committed: what changed is recorded from there
+        :param retype: when ``changes`` replace every partition, the table takes the types of
+            the new rows, narrower ones too (a table recomputed whole is what its new rows say)
         :raises CommitConflict: another writer committed since ``base``
         """
         meta = meta or {}
         kinds = dict(meta["schema"]) if "schema" in meta else base.kinds
         after = base
         if changes:
-            version = self._write(base, changes, kinds)
+            version = self._write(base, changes, kinds, retype)
             after = self.snapshot(version) if version != base.version else base
         if self.runs is not None:
             log_, name = self.runs
@@ -424,7 +427,9 @@ class Table:
             log_.append(name, after.version, partitions=holds)
         return done
 
-    def _write(self, base: Snapshot, changes: dict[str, pd.DataFrame | None], kinds) -> int:
+    def _write(
+        self, base: Snapshot, changes: dict[str, pd.DataFrame | None], kinds, retype: bool
+    ) -> int:
         import pandas as pd
 
         from pipelines.common.partitions import partition_name
@@ -438,7 +443,7 @@ class Table:
             else None
         )
         data = frames.to_arrow(frame, kinds, base.schema) if frame is not None else None
-        return _replace(self, base, data, sorted(changes))
+        return _replace(self, base, data, sorted(changes), retype)
 
 
 def _read_files(snap: Snapshot, partitions: set[str], columns: list[str] | None) -> pa.Table:
@@ -472,9 +477,12 @@ def _local_fs():
     return pyarrow.fs.LocalFileSystem()
 
 
-def _replace(table: Table, base: Snapshot, data: pa.Table | None, parts: list[str]) -> int:
+def _replace(
+    table: Table, base: Snapshot, data: pa.Table | None, parts: list[str], retype: bool = False
+) -> int:
     """Write ``data`` in place of partitions ``parts``: the new version. A column whose type
-    changed rewrites every partition in the wider type (a Delta table has one schema)."""
+    changed rewrites every partition in the wider type (a Delta table has one schema); with
+    ``retype``, ``parts`` covering every partition, the table takes ``data``'s types."""
     key = table.key or base.key
     if data is None:
         if not base.exists:
@@ -482,7 +490,9 @@ def _replace(table: Table, base: Snapshot, data: pa.Table | None, parts: list[st
         data = base.schema.empty_table()
     if not base.exists:
         return delta.replace(table.path, table.storage, data, key=key, partitions=None, base=None)
-    if not base.partitions:  # emptied (a reset): the rows written now say what its schema is
+    whole = retype and set(base.partitions) <= set(parts)
+    if not base.partitions or whole:  # emptied (a reset), or rewritten whole: the rows written
+        # now say what its schema is
         return delta.replace(
             table.path, table.storage, data, key=key, partitions=None,
             base=base.version, reshape="overwrite",

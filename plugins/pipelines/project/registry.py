@@ -78,6 +78,12 @@ class Dataset:
         """True when the source names one delivery per interval (``{ds}`` in it)."""
         return any(p in self.source for p in PLACEHOLDERS)
 
+    @property
+    def filtered_source(self) -> bool:
+        """True when one source holds every interval's rows, each interval filtered out of it
+        (a single incremental source)."""
+        return self.ingestion.filters_by_interval and not self.per_interval_source
+
 
 @dataclass(frozen=True)
 class Registry:

@@ -13,11 +13,12 @@ this module's pandas result exactly; the rest is computed here, which stays the 
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from pipelines.common import transforms
 from pipelines.common.partitions import Ingestion, Interval
-from pipelines.exceptions import ConfigError, Problem
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Snapshot, Table, commit_with_retry
 from pipelines.project.aggregates import AggregateSpec
@@ -27,37 +28,43 @@ from pipelines.project.table_config import CONFIG, of_aggregate
 from pipelines.steps import aggregate_sql
 from pipelines.steps.merge import MergeResult
 
+log = logging.getLogger(__name__)
+
 
 def aggregate(
     dataset: Dataset, interval: Interval, lake: Lake, merged: MergeResult, project: Project
 ) -> dict:
     """Recompute every aggregate of the dataset for the partitions the merge touched.
 
-    An aggregate that names a column the dataset does not have is reported after the others
-    were built: one bad entry of aggregates.yaml does not hold back the rest.
+    A column the cleaned table does not have yet (one a later delivery brings) reads as null
+    (:func:`with_later_columns`): the days before it aggregate, and the merge that adds it
+    recomputes every partition.
     """
     touched = merged.touched
     if merged.reshaped:  # every cleaned partition reads differently now: recompute each
         cleaned = lake.cleaned(dataset)
         touched = sorted(cleaned.snapshot().partitions)
-    results: dict = {}
-    problems: list[Problem] = []
-    for spec in project.aggregates_of(dataset.name):
-        try:
-            results[spec.name] = build(spec, dataset, lake, touched, interval.ds)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    return results
+    return {
+        spec.name: build(spec, dataset, lake, touched, interval.ds, whole=bool(merged.reshaped))
+        for spec in project.aggregates_of(dataset.name)
+    }
 
 
 def build(
-    spec: AggregateSpec, dataset: Dataset, lake: Lake, touched: list[str], ds: str | None = None
+    spec: AggregateSpec,
+    dataset: Dataset,
+    lake: Lake,
+    touched: list[str],
+    ds: str | None = None,
+    *,
+    whole: bool = False,
 ) -> dict:
     """Recompute the aggregate's partitions for what the run touched; returns row counts.
 
     :param ds: the day of the run (recorded as landed in the aggregated table)
+    :param whole: ``touched`` is every cleaned partition, recomputed because the cleaned table
+        changed shape: the aggregated table takes the types of its new rows (a column that was
+        null before a delivery brought it has its own type now, as in any order of the days)
 
     The cleaned rows are read inside the commit attempt, after the aggregated table's version
     was taken: when two runs aggregate the same partition at once, the one computed from older
@@ -76,7 +83,8 @@ def build(
             full.update({p: None for p in base.partitions if p not in changes})
         counted = {"rows": sum(len(f) for f in changes.values() if f is not None)}
         meta = {CONFIG: of_aggregate(spec)}
-        return out.commit(base, full, meta, run=(ds, counted) if ds else None)
+        run = (ds, counted) if ds else None
+        return out.commit(base, full, meta, run=run, retype=whole)
 
     snap = commit_with_retry(out, attempt)
     return {
@@ -127,20 +135,7 @@ def _from_snapshots(
 def _by_partition(
     spec: AggregateSpec, rows: pd.DataFrame, partitions: list[str]
 ) -> dict[str, pd.DataFrame | None]:
-    if not rows.empty:
-        missing = sorted(spec.columns - set(rows.columns))
-        if missing:
-            raise ConfigError(
-                [
-                    Problem(
-                        "aggregates.yaml",
-                        None,
-                        spec.name,
-                        f"column {missing[0]!r} is not in dataset {spec.dataset!r} "
-                        f"(columns: {', '.join(c for c in rows.columns)})",
-                    )
-                ]
-            )
+    rows = with_later_columns(spec, rows)
     result = (
         transforms.aggregate(rows, ["dt", *spec.group_by], spec.metric_map)
         if not rows.empty
@@ -151,6 +146,23 @@ def _by_partition(
         frame = result[result["dt"] == part].drop(columns="dt").reset_index(drop=True)
         changes[part] = frame if not frame.empty else None
     return changes
+
+
+def with_later_columns(spec: AggregateSpec, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with every column the aggregate reads: one the cleaned table does not have (no
+    delivery brought it yet) is null, a number where the aggregate sums or averages it, text
+    elsewhere, as a delivery without the column reads once the table has it."""
+    missing = sorted(spec.columns - set(rows.columns))
+    if rows.empty or not missing:
+        return rows
+    absent = ", ".join(map(repr, missing))
+    log.warning("%s: not in dataset %s (yet), read as null: %s", spec.name, spec.dataset, absent)
+    numbers = {col for _, fn, col in spec.metrics if fn in ("sum", "mean")}
+    nulls = {
+        c: pd.Series(pd.NA, index=rows.index, dtype="Float64" if c in numbers else "string")
+        for c in missing
+    }
+    return rows.assign(**nulls)
 
 
 # which cleaned partitions each kind recomputes, and how (one strategy per kind)

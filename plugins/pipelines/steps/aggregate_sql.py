@@ -112,7 +112,7 @@ def _kinds(spec: AggregateSpec, dataset: Dataset, snap: Snapshot) -> dict[str, s
     wanted = spec.columns | ({day} if day else set())
     kinds = {c: k for c, k in snap.kinds.items() if c in wanted}
     if set(kinds) != wanted or not all(_stored_as(snap, c, k) for c, k in kinds.items()):
-        return None  # a missing column (the pandas path names it), or one as_kinds converts
+        return None  # a missing column (the pandas path reads it as null), or one as_kinds converts
     if any(kinds[k] not in KEY_KINDS for k in spec.group_by):
         return None
     if day and kinds[day] not in ("date", "timestamp"):

@@ -39,7 +39,8 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             return done
     frame = sources.read_source(dataset, interval).reset_index(drop=True)
     frame["_row"] = pd.RangeIndex(len(frame), dtype="int64")
-    if dataset.ingestion.filters_by_interval and not dataset.per_interval_source:
+    read = len(frame)
+    if dataset.filtered_source:
         field = dataset.incremental_field
         if len(frame) and declared.header(dataset, field) not in frame.columns:
             raise SchemaDriftError(
@@ -59,9 +60,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
             base,
             {interval.ds: frame},
             {CONFIG: of_dataset(dataset)},
-            # the delivery's own columns: a Delta table has one schema, so a partition reads
-            # back every column any delivery brought (null where this one had none)
-            run=(interval.ds, {"rows": len(frame), "columns": list(frame.columns)}),
+            run=(interval.ds, _counted(dataset, len(frame), list(frame.columns), read)),
         ),
     )
     log.info("%s: raw ds=%s: %s rows", dataset.name, interval.ds, len(frame))
@@ -97,7 +96,7 @@ def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str
             return base
         snap, rows[:] = done[0], [done[1]]
         meta = {CONFIG: of_dataset(dataset)}
-        counted = {"rows": done[1], "columns": done[2]}  # the delivery's own (see extract)
+        counted = _counted(dataset, done[1], done[2], done[1] + done[3])
         return table.commit(snap, {}, meta, run=(interval.ds, counted), since=base)
 
     commit_with_retry(table, attempt)
@@ -105,6 +104,18 @@ def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str
         return None
     log.info("%s: raw ds=%s: %s rows (DuckDB)", dataset.name, interval.ds, rows[0])
     return {"rows": rows[0], "ds": interval.ds}
+
+
+def _counted(dataset: Dataset, rows: int, columns: list[str], read: int) -> dict:
+    """What the raw table records of the day: its rows, the delivery's own columns (a Delta
+    table has one schema, so a partition reads back every column any delivery brought, null
+    where this one had none) and, from a single incremental source, the source's rows left to
+    other intervals (``elsewhere``: the check tells an interval with no rows of its own from a
+    source quarantined whole)."""
+    counted: dict = {"rows": rows, "columns": columns}
+    if dataset.filtered_source:
+        counted["elsewhere"] = read - rows
+    return counted
 
 
 def upstream_delivery(dataset: Dataset, interval: Interval, lake: Lake) -> dict:

@@ -76,6 +76,7 @@ class MergeResult:
 
 
 COUNTS = ("raw", "cleaned", "quarantined", "superseded")  # a merge's counts of its interval
+SUPERSEDED = "duplicate key in this delivery: superseded by a later version"
 
 
 def order_columns(dataset: Dataset) -> list[str]:
@@ -215,17 +216,14 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     raw_rows = len(raw)
     winners, quarantined, superseded = prepare(dataset, raw, interval)
     del raw  # a million-row delivery: do not hold it through the merge
-    result = MergeResult(
-        raw_rows=raw_rows,
-        delivered=len(winners),
-        quarantined=len(quarantined),
-        superseded=superseded,
-    )
+    prepared = (len(winners), len(quarantined), superseded)
+    result = MergeResult(raw_rows=raw_rows)
     table = lake.cleaned(dataset)
-    delivery = _Delivery(dataset, interval, winners, table, result)
+    delivery = _Delivery(dataset, interval, winners, table, result, [])
     write = _WRITERS[dataset.ingestion]
 
     def attempt(base: Snapshot) -> Snapshot:
+        result.delivered, result.quarantined, result.superseded = prepared
         snap, result.touched = write(delivery, base)
         stored, now = (dict(v.meta.get("schema", [])) for v in (base, snap))
         widened = [c for c, kind in stored.items() if now.get(c, kind) != kind]
@@ -233,10 +231,19 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
         return snap
 
     snap = commit_with_retry(table, attempt)
+    if delivery.collapsed:
+        quarantined = pd.concat([quarantined, _collapsed_rows(delivery, lake)], ignore_index=True)
     write_quarantine(dataset, interval, lake, quarantined)
     result.cleaned_rows = snap.rows()
     log.info("%s: merged ds=%s: %s", dataset.name, interval.ds, result)
     return result
+
+
+def _collapsed_rows(delivery: _Delivery, lake: Lake) -> pd.DataFrame:
+    """The rows :meth:`_Delivery.typed` superseded, as delivered, with their reason."""
+    raw = read_raw(delivery.dataset, delivery.interval, lake)
+    lost = raw[raw["_row"].isin(delivery.collapsed)]
+    return lost.assign(_ds=delivery.interval.ds, _reason=SUPERSEDED)
 
 
 def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.DataFrame) -> None:
@@ -272,11 +279,25 @@ class _Delivery:
     rows: pd.DataFrame
     table: Table
     result: MergeResult
+    collapsed: list[int]  # the ``_row`` of each winner another took the key of once typed
 
     @property
     def counted(self) -> tuple[str, dict]:
         """The run's day and counts, kept with the version that merged it."""
         return self.interval.ds, self.result.counts()
+
+    def typed(self, cols: dict[str, str]) -> pd.DataFrame:
+        """The rows in the table's kinds, one per key: two rows whose keys differ as delivered
+        but meet once typed (``7`` and ``007`` as integers) keep the later version, as within
+        any delivery, and the other is counted superseded (quarantined, not lost)."""
+        dataset = self.dataset
+        rows = schema.conform(self.rows, cols, dataset)
+        rows, lost = transforms.latest_per_key(rows, dataset.primary_key, order_columns(dataset))
+        self.collapsed[:] = lost["_row"].tolist()
+        self.result.delivered -= len(lost)
+        self.result.quarantined += len(lost)
+        self.result.superseded += len(lost)
+        return rows
 
     def meta(self, cols: dict[str, str]) -> dict:
         """What the commit records of the table: its schema and the config it was written with."""
@@ -293,7 +314,7 @@ def _upsert(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]:
         if base.has_landed(ds) and all(recorded.get(k) == counts[k] for k in COUNTS):
             return base, []  # a rerun of an empty delivery: nothing changed, checks stand
         return table.commit(base, {}, delivery.meta(cols), run=delivery.counted), []
-    delta = schema.conform(delta, cols, dataset)
+    delta = delivery.typed(cols)
     delta["dt"] = transforms.date_key(delta[dataset.partition_field])
     touched = sorted(set(delta["dt"].unique()) | _partitions_holding(dataset, delta, table, base))
     current = table.read(touched, base)
@@ -392,7 +413,7 @@ def _snapshot(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]
     dataset, delta, interval = delivery.dataset, delivery.rows, delivery.interval
     cols = _table_schema(dataset, delta, base)
     if not delta.empty:
-        delta = transforms.sort_rows(schema.conform(delta, cols, dataset), dataset.primary_key)
+        delta = transforms.sort_rows(delivery.typed(cols), dataset.primary_key)
     _check_shrink(dataset, interval, base, len(delta))
     if delta.empty:  # an empty snapshot is still a snapshot: every row disappeared
         delta = pd.DataFrame(

@@ -47,7 +47,7 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
             f"{dataset.name}: source for {interval.ds} not found: {redact(where)}"
         ) from None
     try:
-        return _parse(data, dataset.format, dataset.options)
+        return parse(data, dataset.format, dataset.options)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SourceError(
             f"{dataset.name}: cannot read {redact(where)} as {dataset.format}: {exc}"
@@ -65,7 +65,8 @@ def read_bytes(where: str, limit: int | None = None) -> bytes:
         return fh.read(limit if limit is not None else -1)
 
 
-def _parse(data: bytes, fmt: str, options: SourceOptions) -> pd.DataFrame:
+def parse(data: bytes, fmt: str, options: SourceOptions) -> pd.DataFrame:
+    """The rows of a source file's bytes, as the extract reads them."""
     if fmt == "csv":
         if not data.strip():
             return pd.DataFrame()

@@ -54,14 +54,15 @@ class _Reading:
 
     empty: pd.DataFrame
     batches: Callable[[], Iterator[pa.RecordBatch]]
+    read: list[int]  # the source's rows, kept or not (known once the batches were read)
 
 
 def extract(
     dataset: Dataset, interval: Interval, source: str, table: Table, base: Snapshot
-) -> tuple[Snapshot, int, list[str]] | None:
+) -> tuple[Snapshot, int, list[str], int] | None:
     """Replace ``ds=`` of the interval with the source's rows, at the version after ``base``;
-    the new version, the rows written and the delivery's columns (None: the pandas path must
-    extract).
+    the new version, the rows written, the delivery's columns and the source's rows left to
+    other intervals (None: the pandas path must extract).
 
     :raises CommitConflict: another writer committed to the raw table first
     """
@@ -88,12 +89,8 @@ def extract(
             base=base.version if base.exists else None,
             reshape="merge" if added else None,
         )
-    return table.snapshot(), written[0], [*reading.empty.columns, "_row"]
-
-
-def _filtered(dataset: Dataset) -> bool:
-    """Whether the source holds more than the interval (a single incremental source)."""
-    return dataset.ingestion.filters_by_interval and not dataset.per_interval_source
+    elsewhere = reading.read[0] - written[0]
+    return table.snapshot(), written[0], [*reading.empty.columns, "_row"], elsewhere
 
 
 def _parquet(con, dataset: Dataset, interval: Interval, source: str) -> _Reading | None:
@@ -102,7 +99,7 @@ def _parquet(con, dataset: Dataset, interval: Interval, source: str) -> _Reading
 
     columns = pq.read_schema(source)
     field = dataset.incremental_field
-    filtered = _filtered(dataset)
+    filtered = dataset.filtered_source
     if filtered and (field not in columns.names or not _is_stamp(columns.field(field).type)):
         return None
     where = ""
@@ -118,6 +115,7 @@ def _parquet(con, dataset: Dataset, interval: Interval, source: str) -> _Reading
     return _Reading(
         columns.empty_table().to_pandas(),  # the frame the pandas path reads (sources._parquet)
         lambda: iter(con.sql(select, params=params).to_arrow_reader(BATCH_ROWS)),
+        [pq.read_metadata(source).num_rows],
     )
 
 
@@ -129,7 +127,7 @@ def _csv(con, dataset: Dataset, interval: Interval, source: str) -> _Reading | N
     csv = CsvSource.of(source, dataset.options)
     if csv is None or not csv.rows(con):  # an empty delivery: the pandas path writes it
         return None
-    field = dataset.incremental_field if _filtered(dataset) else None
+    field = dataset.incremental_field if dataset.filtered_source else None
     if field is not None and field not in csv.names:
         return None  # the pandas path names the missing field
     keep = None
@@ -140,17 +138,19 @@ def _csv(con, dataset: Dataset, interval: Interval, source: str) -> _Reading | N
             values = batch.column(at).to_pandas().astype("string")
             return transforms.kept_by_interval(values, interval.start, interval.end, epoch)
 
+    read = [0]
+
     def batches() -> Iterator[pa.RecordBatch]:
         reader = con.sql(csv.select()).to_arrow_reader(BATCH_ROWS)
-        yield from _numbered(reader, interval.ds, keep)
+        yield from _numbered(reader, interval.ds, keep, read)
 
     empty = pd.DataFrame({n: pd.Series(dtype="string") for n in csv.names})
-    return _Reading(empty, batches)
+    return _Reading(empty, batches, read)
 
 
-def _numbered(reader, ds: str, keep) -> Iterator[pa.RecordBatch]:
+def _numbered(reader, ds: str, keep, read: list[int]) -> Iterator[pa.RecordBatch]:
     """The batches with ``_row`` (the position in the source) and ``ds``, only the rows ``keep``
-    keeps (all when None)."""
+    keeps (all when None); the source's rows are counted into ``read``."""
     import numpy as np
     import pyarrow as pa
 
@@ -158,6 +158,7 @@ def _numbered(reader, ds: str, keep) -> Iterator[pa.RecordBatch]:
     for batch in reader:
         rows = pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.int64))
         offset += batch.num_rows
+        read[0] = offset
         days = pa.array([ds] * batch.num_rows, pa.string())
         batch = pa.RecordBatch.from_arrays(
             [*batch.columns, rows, days], names=[*batch.schema.names, "_row", "ds"]
