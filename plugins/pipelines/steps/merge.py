@@ -183,11 +183,11 @@ def prepare(
     }  # a field delivered (or declared) as dates stays dates in cleaned
     valid, bad = valid.assign(_ds=interval.ds, **dates), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
-    # as delivered, like the other quarantined rows, each part with _reason then _ds (the
-    # first part's order is the quarantine table's, and the DuckDB path's)
-    losers = raw.loc[losers.index].assign(
-        _reason="duplicate key in this delivery: superseded by a later version", _ds=interval.ds
+    losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
+        _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"
     )
+    # _reason then _ds, as the rows quarantine_invalid refuses (the first part's order is the
+    # quarantine table's; the DuckDB path's is this one)
     refused = raw.loc[applied.quarantined.index].assign(
         _reason=applied.quarantined["_reason"], _ds=interval.ds
     )
