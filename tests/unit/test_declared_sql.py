@@ -128,6 +128,7 @@ def test_each_kind_alone_renders_as_pandas(tmp_path, column):
         "v: {type: float, format: {decimal: ','}}",
         "label: {tests: [not_null]}",  # no declared type: pandas tests the values as text
         "n: {type: integer, tests: [{min: 0.5}]}",  # a bound that is no integer
+        "label: {type: text, tests: [{accepted_values: [{a: 1}]}]}",  # a mapping as a value
     ],
 )
 def test_what_only_pandas_applies_is_left_to_it(tmp_path, entry):

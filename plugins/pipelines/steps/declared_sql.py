@@ -10,8 +10,8 @@ checks and in the declaration's order, so a row keeps the first reason :mod:`.de
 it: ``amount: '-1.0' is below 0 (min)``, the value as pandas writes it (a float as Python's
 ``repr``, a boolean ``True``/``False``, null and NaN as nothing; 80 characters at most). Blank
 text is missing, as in pandas, and a float's NaN is null. Anything else (``pattern``, formats,
-renames, decimals, dates, a test on an undeclared type, the other contracts, CSV) is the pandas
-path's.
+renames, decimals, dates, a test on a column without a type, the other contracts, CSV) is the
+pandas path's.
 
 Table tests (``unique``, ``relationships``, the dataset's ``tests``) are the check stage's,
 whichever path merged.
@@ -59,6 +59,8 @@ def _column_handled(column: Column) -> bool:
     try:
         return all(_bounds(t, column.kind) is not None for t in tests)
     except ValueError:  # a bound that is not of the column's type: the pandas path says so
+        return False
+    except TypeError:  # an accepted value that is a mapping or a list (no key of the cache)
         return False
 
 
