@@ -142,6 +142,34 @@ def write_registry(include: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
+def declaration() -> dict:
+    """A ``columns.yaml`` entry of an orders-shaped dataset: each of its ten columns declared
+    with the type a delivery gives it, and row tests no synthetic order breaks (a run keeps
+    every row)."""
+    return {
+        "columns": {
+            "order_id": {"type": "integer", "tests": ["not_null"]},
+            "created_at": {"type": "timestamp"},
+            "updated_at": {"type": "timestamp"},
+            "customer_id": {"type": "integer", "tests": ["not_null", {"min": 1}]},
+            "status": {"type": "text", "tests": [{"accepted_values": list(STATUSES)}]},
+            "country": {"type": "text", "tests": ["not_null"]},
+            "sku": {"type": "text"},
+            "quantity": {"type": "integer", "tests": [{"min": 1}, {"max": 9}]},
+            "amount": {"type": "float", "tests": [{"min": 0}]},
+            "discount": {"type": "float", "tests": [{"min": 0}, {"max": 1}]},
+        }
+    }
+
+
+def write_declarations(include: Path, datasets: list[str]) -> Path:
+    """Write ``include/columns.yaml`` declaring each of ``datasets`` (:func:`declaration`)."""
+    path = include / "columns.yaml"
+    entries = {name: declaration() for name in datasets}
+    path.write_text(yaml.safe_dump(entries, sort_keys=False))
+    return path
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One day's source file and what it holds.

@@ -1,8 +1,10 @@
 """Measure 2: one big interval ingested and cleaned by the product vs plain pandas and DuckDB.
 
 All three read the same Parquet delivery, keep the latest row per key by the incremental field and
-write Hive-partitioned Parquet by the partition field's date, into an empty target each time. Time
-is taken inside each child around the work (imports excluded); peak RSS is the child's own
+write Hive-partitioned Parquet by the partition field's date, into an empty target each time. The
+product runs twice, interleaved: as it is, and with the dataset's ten columns declared
+(``columns.yaml``: their types and nine row tests), which may cost at most a fifth more time.
+Time is taken inside each child around the work (imports excluded); peak RSS is the child's own
 high-water mark, read by the child itself.
 """
 
@@ -22,6 +24,7 @@ from bench.sizes import Sizes
 DAY = 40  # late updates reach back 30 days, all after the registry's start date
 LATE_DAYS = 30
 PRODUCT, PANDAS, DUCKDB = "product", "pandas", "DuckDB"
+DECLARED = "product, declared"  # the same delivery with its ten columns declared (columns.yaml)
 # the columns of an interval's details table (each measure adds its last)
 INTERVAL_COLUMNS = ("implementation", "work", "rows/s", "peak RSS", "after imports", "peak / data")
 PLAIN = {PANDAS: "bench.workers.plain_pandas", DUCKDB: "bench.workers.plain_duckdb"}
@@ -47,7 +50,8 @@ def measure(workdir: Path, sizes: Sizes, peers_site: Path) -> ThroughputResult:
     delivery = synth.write_delivery(
         sandbox.include, synth.ORDERS, DAY, sizes.interval_rows, late_days=LATE_DAYS
     )
-    variants = {PRODUCT: product_runner(sandbox)}
+    twin = declared(workdir / "throughput-declared", row, delivery.path, sandbox.include)
+    variants = {PRODUCT: product_runner(sandbox), DECLARED: product_runner(twin)}
     columns = (row["primary_key"], row["incremental_field"], row["partition_field"])
     variants.update(
         {
@@ -67,9 +71,22 @@ def measure(workdir: Path, sizes: Sizes, peers_site: Path) -> ThroughputResult:
     )
 
 
+def declared(root: Path, row: dict[str, str], delivery: Path, include: Path) -> Sandbox:
+    """A sandbox at ``root`` of the dataset ``row`` with its ten columns declared (types and
+    row tests, :func:`synth.declaration`), its source the delivery another sandbox's
+    ``include`` holds (a hard link: the same file)."""
+    sandbox = Sandbox(root).create()
+    synth.write_registry(sandbox.include, [row])
+    synth.write_declarations(sandbox.include, [row["dataset"]])
+    linked = sandbox.include / delivery.relative_to(include)
+    linked.parent.mkdir(parents=True, exist_ok=True)
+    linked.hardlink_to(delivery)
+    return sandbox
+
+
 def rows(result: ThroughputResult) -> list[Row]:
-    """Time against each plain script; peak RSS against the data's size in pandas and against
-    the DuckDB script's peak."""
+    """Time against each plain script and, declared, against itself undeclared; peak RSS
+    against the data's size in pandas and against the DuckDB script's peak."""
     speed = {name: result.rows / s for name, s in result.seconds.items()}
     product_s, product_rss = result.seconds[PRODUCT], result.peak_rss[PRODUCT]
     plain_rss = ", ".join(f"{name} {megabytes(result.peak_rss[name])}" for name in PLAIN)
@@ -93,6 +110,14 @@ def rows(result: ThroughputResult) -> list[Row]:
             plain(PANDAS),
             product_s / result.seconds[PANDAS],
             less_than(1.0),
+        ),
+        Row(
+            f"Declared columns, {what}, time vs undeclared",
+            f"{rate(speed[DECLARED])} ({seconds(result.seconds[DECLARED])})",
+            f"undeclared {seconds(product_s)}",
+            result.seconds[DECLARED] / product_s,
+            at_most(1.2),
+            "10 columns typed, 9 row tests (columns.yaml)",
         ),
         Row(
             f"Peak RSS, {what} (vs data in memory)",

@@ -24,6 +24,7 @@ from pipelines.project.columns import BadValues, Column, Declaration, NewColumns
 from pipelines.project.registry import Dataset
 
 log = logging.getLogger(__name__)
+QUOTED = 80  # characters of a value a reason quotes
 
 
 class BadValueError(SchemaDriftError):
@@ -139,7 +140,7 @@ def _checked(column: Column, values: pd.Series) -> tuple[pd.Series, pd.Series]:
         if not test.is_row_test:
             continue
         broken = _breaks(test, values if column.kind else delivered, delivered, kind)
-        faults = faults.mask(broken & faults.isna(), _said(column.stored, delivered, _rule(test)))
+        faults = faults.mask(broken & faults.isna(), _said(column.stored, delivered, rule(test)))
     return values, faults
 
 
@@ -166,7 +167,8 @@ def _breaks(test: Test, values: pd.Series, delivered: pd.Series, kind: str) -> p
     return present & outside.fillna(False).astype(bool)
 
 
-def _rule(test: Test) -> str:
+def rule(test: Test) -> str:
+    """How a reason names the row test a value broke: ``is below 0 (min)``."""
     return {
         "not_null": "is null (not_null)",
         "pattern": f"does not match {test.arg!r} (pattern)",
@@ -177,7 +179,7 @@ def _rule(test: Test) -> str:
 
 def _said(column: str, delivered: pd.Series, why: str) -> pd.Series:
     """``column: 'VALUE' why`` for each row."""
-    text = delivered.astype("string").fillna("").str.slice(0, 80)
+    text = delivered.astype("string").fillna("").str.slice(0, QUOTED)
     return (f"{column}: '" + text + f"' {why}").astype("string")
 
 

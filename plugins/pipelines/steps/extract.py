@@ -16,7 +16,7 @@ from pipelines.lake.tables import Snapshot, commit_with_retry
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
-from pipelines.steps import declared, sources, typed_extract
+from pipelines.steps import declared, declared_sql, sources, typed_extract
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     if not lake.owns(Layer.RAW):
         return upstream_delivery(dataset, interval, lake)
     source = typed_extract.source_of(dataset, sources.location(dataset, interval))
-    if source is not None and dataset.declared is None:  # declared: its field's format
+    if source is not None and declared_sql.extract_reads_field(dataset):
         done = _extract_typed(dataset, interval, lake, source)
         if done is not None:
             return done

@@ -187,8 +187,11 @@ def prepare(
     losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
         _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"
     )
-    refused = applied.quarantined.assign(_ds=interval.ds)
-    refused = raw.loc[refused.index].assign(_ds=interval.ds, _reason=refused["_reason"])
+    # _reason then _ds, as the rows quarantine_invalid refuses (the first part's order is the
+    # quarantine table's; the DuckDB path's is this one)
+    refused = raw.loc[applied.quarantined.index].assign(
+        _reason=applied.quarantined["_reason"], _ds=interval.ds
+    )
     parts = [q for q in (refused, bad, losers) if not q.empty]
     quarantined = (
         pd.concat(parts, ignore_index=True)

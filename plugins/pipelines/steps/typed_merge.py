@@ -11,11 +11,14 @@ wins, then the later row; across deliveries the Delta merge keeps the row with t
 incremental field, then the later delivery, then the later row (``TIE``), so the order
 intervals run in does not matter.
 
+A declared dataset's row tests are ``WHEN``s of the same check (:mod:`.declared_sql`), where
+its declaration types no value.
+
 What this path does not do yet falls back to pandas (:func:`plan` or :func:`merge` say None):
-JSON Lines, a column whose kind widens or a new column, a Parquet date-only field, a text
-delivery only pandas can type (:mod:`.text_merge`) or whose keys meet once typed, a text
-delivery into a lake on S3 (a stream of batches is not retried there; the pandas path's writes
-are).
+the rest of a declaration, JSON Lines, a column whose kind widens or a new column, a Parquet
+date-only field, a text delivery only pandas can type (:mod:`.text_merge`) or whose keys meet
+once typed, a text delivery into a lake on S3 (a stream of batches is not retried there; the
+pandas path's writes are).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pipelines.lake import frames
 from pipelines.lake.engine import BATCH_ROWS, beside_delta, connect, literal, quoted, register, run
 from pipelines.lake.tables import Snapshot, Table, iso_utc
 from pipelines.project.registry import Dataset
-from pipelines.steps import schema, text_merge
+from pipelines.steps import declared_sql, schema, text_merge
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -75,11 +78,11 @@ class Merged:
 
 def handles(dataset: Dataset) -> bool:
     """Whether this path can merge the dataset's deliveries at all: incremental, Parquet or CSV,
-    nothing declared (declared types, formats and tests are read by the pandas path)."""
+    with nothing declared that only the pandas path applies (:mod:`.declared_sql`)."""
     return (
         dataset.ingestion is Ingestion.INCREMENTAL
         and dataset.format in FORMATS
-        and dataset.declared is None
+        and declared_sql.handles(dataset)
     )
 
 
@@ -99,12 +102,9 @@ def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) ->
         return None  # the pandas path names the missing column
     if dataset.format == "csv":
         return _plan_text(types, stamps, base)
-    delivered = {}
-    for name, type_ in types.items():
-        kind = _kind(type_)
-        if kind is None or (name in stamps) != (kind == "timestamp"):
-            return None
-        delivered[name] = kind
+    delivered = _typed_kinds(types, stamps)
+    if delivered is None or not declared_sql.fits(dataset, delivered, types):
+        return None
     stored = base.kinds
     if base.exists and (not stored or set(delivered) - set(stored)):
         return None
@@ -112,6 +112,18 @@ def plan(dataset: Dataset, interval: Interval, raw: Snapshot, base: Snapshot) ->
     if stored and kinds != stored:
         return None
     return Typed(kinds, stamps)
+
+
+def _typed_kinds(types: dict, stamps: list[str]) -> dict[str, str] | None:
+    """A typed delivery's kinds (None: a type this path does not take, or a timestamp that is
+    not a field it parses)."""
+    delivered = {}
+    for name, type_ in types.items():
+        kind = _kind(type_)
+        if kind is None or (name in stamps) != (kind == "timestamp"):
+            return None
+        delivered[name] = kind
+    return delivered
 
 
 def _plan_text(types: dict, stamps: list[str], base: Snapshot) -> Typed | None:
@@ -182,8 +194,9 @@ def merge(
 
 
 def _check(con, dataset: Dataset, typed: Typed, rows: str) -> None:
-    """Table ``checked``: the delivery with ``_reason`` (null: the row is valid)."""
-    cases = []
+    """Table ``checked``: the delivery with ``_reason`` (null: the row is valid); a declared
+    row test's reason first, as the pandas path applies the declaration first."""
+    cases = declared_sql.row_tests(dataset, con.sql(f"SELECT * FROM {rows} LIMIT 0").columns)
     for col in dataset.primary_key:
         blank = text_merge.blank(col) if typed.text else f"trim({quoted(col)}::VARCHAR) = ''"
         why = literal(f"{col}: primary key is null")
