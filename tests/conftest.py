@@ -60,13 +60,14 @@ def home(tmp_path, monkeypatch):
 
 
 def write_registry(home: Path, text: str) -> Path:
-    """Replace the registry of a ``home`` fixture (aggregates, workflows and cookbooks are
-    emptied)."""
+    """Replace the registry of a ``home`` fixture (aggregates, workflows, cookbooks and the
+    declared columns are emptied: they name the sample's datasets)."""
     path = home / "include" / "registry.csv"
     path.write_text(text)
     (home / "include" / "aggregates.yaml").write_text("[]\n")
     (home / "include" / "cookbooks.yaml").write_text("[]\n")
     (home / "include" / "workflows.yaml").write_text("[]\n")
+    (home / "include" / "columns.yaml").write_text("{}\n")
     return path
 
 

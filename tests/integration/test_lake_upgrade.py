@@ -39,7 +39,10 @@ UNIT_NOW_KEPT = {("customers_by_country", "first_signup"): ("datetime64[ms]", "d
 
 @pytest.fixture
 def old_lake(home) -> Path:
-    """The fixture lake unpacked as the ``home`` project's lake (namespace ``local``)."""
+    """The fixture lake unpacked as the ``home`` project's lake (namespace ``local``), with the
+    project as the release that wrote it had it: no ``columns.yaml`` (a declaration is a change
+    of config that ``plan`` would rightly show)."""
+    (home / "include" / "columns.yaml").unlink()
     return unpack(home / "lake")
 
 

@@ -14,6 +14,7 @@ from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
 from pipelines.project.table_config import CONFIG, reset
 from pipelines.steps.dataset import run_steps
+from tests.conftest import REPO
 
 HEADER = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,start_date"
 ORDERS = "orders,sample/orders/orders_{ds}.csv,csv,order_id,updated_at,order_date,incremental,"
@@ -212,7 +213,9 @@ def test_a_namespace_that_wrote_nothing_is_noted(ran, capsys):
 
 
 def declare(home, orders: str) -> None:
-    (home / "include" / "columns.yaml").write_text(f"orders:\n  columns:\n{orders}")
+    """The sample's declarations, and orders' ``columns`` as given."""
+    sample = (REPO / "include" / "columns.yaml").read_text()
+    (home / "include" / "columns.yaml").write_text(f"{sample}orders:\n  columns:\n{orders}")
 
 
 def test_a_changed_test_rechecks_the_days_and_a_changed_type_rebuilds(ran, capsys):
