@@ -123,6 +123,7 @@ def test_pipelines_validate_prints_one_line_per_bad_row(project, tmp_path):
     (include / "aggregates.yaml").write_text("[]\n")
     (include / "cookbooks.yaml").write_text("[]\n")
     (include / "workflows.yaml").write_text("[]\n")  # they read orders, which this lacks
+    (include / "columns.yaml").write_text("{}\n")  # it declares customers, which this lacks
     header = (REPO / "include" / "registry.csv").read_text().splitlines()[0]
     good = "{name},sample/orders/orders_{{ds}}.csv,csv,order_id,updated_at,order_date,incremental,"
     good += "@daily,2024-01-01,1,owner,,,1d"  # ... owner, description, tags, freshness
