@@ -1,9 +1,10 @@
 """A text delivery (CSV) is typed, deduplicated and merged in DuckDB (steps/text_merge.py,
 steps/typed_merge.py): the cleaned table, the quarantine and the counts are the pandas path's, row
 for row, in any order the days run. The values stress the pandas rules: spaces around numbers,
-``1e3``, ``True``, empty fields, epoch seconds, ``+02:00`` offsets, ``Z``, date-only fields,
-unparseable stamps and blank keys (quarantined with their reasons). A delivery only pandas can
-type goes to the pandas path, and the result is the same."""
+``1e3``, 17-digit numbers, text a number would lose (``007``, ``+3``, ``-.5``), ``True``, empty
+fields, epoch seconds, ``+02:00`` offsets, ``Z``, date-only fields, unparseable stamps and blank
+keys (quarantined with their reasons); keys stay text. A delivery only pandas can type goes to the
+pandas path, and the result is the same."""
 
 from __future__ import annotations
 
@@ -57,11 +58,12 @@ def rows(rng, day: str, n: int = 300) -> list[list[str]]:
                 "" if rng.random() < 0.02 else (" " if rng.random() < 0.01 else str(key)),
                 stamp(rng, day, int(rng.integers(0, 6))),
                 moved.isoformat(),
-                ["7", " 7 ", "+3", "-0", "007", ""][int(rng.integers(6))],
-                ["1e3", "2.5", " 7 ", "-.5", "", "4"][int(rng.integers(6))],
+                ["7", " 7 ", "-3", "-0", "12345678901234567", ""][int(rng.integers(6))],
+                ["1e3", "2.5", " 7 ", "-0.5", "", "0.30000000000000004"][int(rng.integers(6))],
                 ["True", " false ", "TRUE", "", "false"][int(rng.integers(5))],
                 [f"x{key % 7}", " a ", "", "NA", "1,5"][int(rng.integers(5))],
                 "",
+                ["007", "+3", "-.5", "02134", "7", "", "inf"][int(rng.integers(7))],
             ]
         )
     return out
@@ -70,7 +72,7 @@ def rows(rng, day: str, n: int = 300) -> list[list[str]]:
 def deliveries(home, seed: int = 7, extra=None) -> None:
     rng = np.random.default_rng(seed)
     (home / "include" / "src").mkdir(exist_ok=True)
-    header = ["id", "ts", "day", "n", "x", "flag", "label", "empty"]
+    header = ["id", "ts", "day", "n", "x", "flag", "label", "empty", "code"]
     for d in DAYS:
         frame = pd.DataFrame(rows(rng, d), columns=header)
         if extra is not None:
@@ -125,18 +127,21 @@ def test_the_duckdb_merge_of_text_equals_the_pandas_merge_in_any_order(home, mon
     duck = same(home, monkeypatch, order)
     assert duck["paths"] == [DUCKDB] * 4
     cleaned = duck["cleaned"]
-    kinds = {c: str(cleaned[c].dtype) for c in ("id", "ts", "day", "n", "x", "flag", "label")}
+    columns = ("id", "ts", "day", "n", "x", "flag", "label", "code")
+    kinds = {c: str(cleaned[c].dtype) for c in columns}
     assert kinds == {
-        "id": "Int64",
+        "id": "string",  # a key stays text (the keys were ints before issue 24)
         "ts": "datetime64[us, UTC]",
         "day": "datetime64[s]",  # delivered as dates: stays dates
         "n": "Int64",
         "x": "Float64",
         "flag": "boolean",
         "label": "string",
+        "code": "string",  # 007, +3, -.5, 02134, inf: a number would lose them
     }
-    assert set(cleaned["n"].dropna()) == {7, 3, 0}
-    assert set(cleaned["x"].dropna()) == {1000.0, 2.5, 7.0, -0.5, 4.0}
+    assert set(cleaned["n"].dropna()) == {7, -3, 0, 12345678901234567}
+    assert set(cleaned["x"].dropna()) == {1000.0, 2.5, 7.0, -0.5, 0.30000000000000004}
+    assert set(cleaned["code"].dropna()) == {"007", "+3", "-.5", "02134", "7", "inf"}
     assert cleaned["empty"].isna().all()
     reasons = set(duck["reference"]["quarantine"]["_reason"])
     assert reasons == {
@@ -163,33 +168,41 @@ def widen_on_the_third_day(frame, day):
         frame["n"] = "1.5"  # int -> float: every partition is rewritten
 
 
-def a_value_only_pandas_reads(frame, day):
-    # pandas reads it as a number: the pandas path sniffs the column (a winner holds one)
+def a_value_no_float_says(frame, day):
+    # pandas reads it as a number, and the number is no float: the column is text in both paths
     frame.loc[frame.index % 20 == 0, "x"] = "inf"
 
 
-def keys_equal_once_typed(frame, day):
-    frame.loc[0, "id"], frame.loc[1, "id"] = "7", " 7 "  # two texts, one key
+def keys_equal_once_stripped(frame, day):
+    frame.loc[0, "id"], frame.loc[1, "id"] = "7", " 7 "  # two texts, two keys
 
 
 def times_on_the_second_day(frame, day):
-    if day == DAYS[1]:
-        frame.loc[0, "day"] = "2024-01-02T06:00:00Z"  # dates widen to timestamps
+    if day == DAYS[1]:  # dates widen to timestamps (on a row with a key of its own)
+        frame.loc[0, ["id", "ts", "day"]] = ["t0", "2024-01-02T06:00:00Z", "2024-01-02T06:00:00Z"]
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
         (widen_on_the_third_day, [DUCKDB, DUCKDB, PANDAS, DUCKDB]),
-        (a_value_only_pandas_reads, [PANDAS] * 4),
-        (keys_equal_once_typed, [PANDAS] * 4),
         (times_on_the_second_day, [DUCKDB, PANDAS, DUCKDB, DUCKDB]),
+        # pandas alone read these before issue 24 (inf as a number, keys typed as ints); the
+        # lossless inference and text keys are DuckDB's too
+        (a_value_no_float_says, [DUCKDB] * 4),
+        (keys_equal_once_stripped, [DUCKDB] * 4),
     ],
 )
 def test_what_only_pandas_can_type_goes_to_the_pandas_path(home, monkeypatch, change, expected):
     write_registry(home, REGISTRY.replace("{options}", ""))
     deliveries(home, extra=change)
-    assert same(home, monkeypatch, DAYS)["paths"] == expected
+    duck = same(home, monkeypatch, DAYS)
+    assert duck["paths"] == expected
+    if change is a_value_no_float_says:
+        assert str(duck["cleaned"]["x"].dtype) == "string"
+        assert "inf" in set(duck["cleaned"]["x"])
+    if change is keys_equal_once_stripped:
+        assert {"7", " 7 "} <= set(duck["cleaned"]["id"])
 
 
 def test_a_rerun_of_a_corrected_day_replaces_its_rows(home, monkeypatch):

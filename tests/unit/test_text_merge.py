@@ -1,6 +1,6 @@
-"""text_merge's SQL against the pandas rules it states: the kind of a text column (``_sniff_text``)
-and its conversion (``coerce``), on values chosen to sit at each rule's edge; a column the SQL
-cannot decide is one pandas reads as all numbers."""
+"""text_merge's SQL against the pandas rules it states: the kind of a text column
+(``inference.text_kind``) and its conversion (``coerce``), on values chosen to sit at each rule's
+edge and on random numbers; the kind of a key column (``inference.key_kind``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipelines.common import transforms
+from pipelines.common import inference, transforms
 from pipelines.steps import text_merge
 
 EDGES = [
     "7", " 7 ", "+3", "-0", "007", "\xa07\u2003", "\t8\n", "123456789012345678",
-    "1234567890123456789", "99999999999999999999", "1e3", "1E+05", "2.5", "-.5", "5.", "+.5e3",
-    "1e500", "-1e-400", "inf", "-inf", "nan", "NaN", "1_000", "0x10", "١٢", "1,5", "True",
+    "1234567890123456789", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+    "99999999999999999999", "100000000000000000000", "9007199254740993", "1e3", "1E+05", "2.5",
+    "1.50", "0.1", "-0.0", "0.30000000000000004", "0.10000000000000001", "12345678901234567.5",
+    "-.5", "5.", "+.5e3", "1e500", "-1e-400", "5e-324", "0e99999999999999999",
+    "0e999999999999999999", "inf", "-inf", "nan", "NaN", "1_000", "0x10", "١٢", "1,5", "True",
     " false ", "TRUE", "\xa0true", "yes", "t", "", " ", "x", "NA", "7 7", "e3", ".", "-",
 ]  # fmt: skip
 
@@ -26,19 +29,17 @@ EDGES = [
 CON = duckdb.connect()
 
 
-def sniffed(values: list[str | None]) -> tuple[str | None, pd.Series | None]:
+def sniffed(values: list[str | None]) -> tuple[str, pd.Series]:
     """The SQL's kind of a column holding ``values``, and its values converted by the SQL."""
     con = CON
     con.register("rows", pa.table({"c": pa.array(values, pa.string())}))
-    kind = (text_merge.kinds(con, "rows", ["c"]) or {}).get("c")
-    if kind is None:
-        return None, None
+    kind = text_merge.kinds(con, "rows", ["c"])["c"]
     table = con.sql(f"SELECT {text_merge.converted('c', kind)} AS c FROM rows").to_arrow_table()
     return kind, table["c"].to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def pandas_kind(values: list[str | None]) -> str:
-    return transforms.infer_kind(pd.Series(values, dtype="string"))
+    return inference.infer_kind(pd.Series(values, dtype="string"))
 
 
 @pytest.mark.parametrize("value", EDGES)
@@ -59,16 +60,76 @@ def test_random_columns():
 
 def check(values: list[str | None]) -> None:
     kind, converted = sniffed(values)
-    expected = pandas_kind(values)
-    if kind is None:  # left to pandas: only where pandas reads every value as a number
-        numbers = pd.to_numeric(pd.Series(values, dtype="string").str.strip(), errors="coerce")
-        assert numbers[pd.Series(values).notna()].notna().all(), values
-        return
-    assert kind == expected, values
+    assert kind == pandas_kind(values), values
     coerced = transforms.coerce(pd.Series(values, dtype="string"), kind)
     assert [None if pd.isna(v) else v for v in converted] == [
         None if pd.isna(v) else v for v in coerced
     ], values
+
+
+def numbers(rng, n: int) -> list[str]:
+    """Number texts around the float rule's edges: Python's shortest repr, one digit more or
+    less, 15 to 17 digits, exponents, trailing zeros, ints past 2**53 and int64."""
+    values = rng.standard_normal(n) * 10.0 ** rng.integers(-320, 310, n)
+    out = []
+    for value in values:
+        text = repr(float(value)).replace("e+", "e")
+        form = rng.integers(6)
+        if form == 1:
+            text = text.replace("e", "1e") if "e" in text else text + "1"
+        elif form == 2 and "e" not in text and len(text) > 3:
+            text = text[:-1]
+        elif form == 3:
+            text = f"{value:.{int(rng.integers(14, 19))}g}".replace("e+", "E")
+        elif form == 4:
+            text = f"{int(rng.integers(-(2**62), 2**62))}"
+        elif form == 5 and "e" not in text:
+            text += "0" * int(rng.integers(1, 4))
+        out.append(text)
+    return out
+
+
+def test_the_float_rule_in_sql_is_the_literal_rule_on_random_numbers():
+    texts = numbers(np.random.default_rng(8), 40_000)
+    con = duckdb.connect()
+    con.register("rows", pa.table({"t": pa.array(texts, pa.string())}))
+    got = [r[0] for r in con.sql(f"SELECT {text_merge.is_float('t')} FROM rows").fetchall()]
+    literal = [bool(inference._FLOAT.fullmatch(t)) and inference.exact_float(t) for t in texts]
+    assert got == literal
+    assert inference.is_float_text(pd.Series(texts, dtype="string")).tolist() == literal
+    assert 0.3 < sum(literal) / len(literal) < 0.95  # both answers are tested
+    doubles = con.sql("SELECT TRY_CAST(t AS DOUBLE) FROM rows").fetchall()
+    exact = [float(t) for t, ok in zip(texts, literal, strict=True) if ok]
+    assert [d for (d,), ok in zip(doubles, literal, strict=True) if ok] == exact
+
+
+KEYS = [
+    ["007", "7", "0042"],
+    ["1", " 2 ", "3", "", None],
+    ["2024-03-01T08:00:00Z", "2024-03-01T10:00:00+02:00", " ", None],
+    ["2024-03-01 08:00", "2024-03-01T08:00:00.123456-05:30", "2024-03-01T08:00+0200"],
+    ["2024-03-01T08:00:00Z", "2024-03-01"],
+    ["2024-02-30T08:00:00Z", "2024-03-01T08:00:00Z"],
+    ["1999-03-01T08:00:00Z", "2124-03-01T08:00:00Z"],
+    ["1.5", "2", "0.10000000000000001"],
+    ["1.5", "2"],
+    ["9223372036854775808"],
+    [None, ""],
+]
+
+
+@pytest.mark.parametrize("values", KEYS)
+@pytest.mark.parametrize("stored", [None, "int", "float", "string", "timestamp"])
+def test_key_kinds_in_sql_are_the_pandas_key_kinds(values, stored):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("raw", pa.table({"k": pa.array(values, pa.string()), "_row": range(len(values))}))
+    kind = text_merge.key_kinds(con, "raw", ["k"], {"k": stored} if stored else {})["k"]
+    if kind == "timestamp":
+        rows = text_merge.parse_fields(con, ["k"], "s")
+        if text_merge.unparsed(con, rows, "k", 0):
+            kind = "string"
+    assert kind == inference.key_kind(pd.Series(values, dtype="string"), stored)
 
 
 def test_blank_is_what_str_strip_empties():

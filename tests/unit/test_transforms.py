@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from pipelines.common import transforms
 
@@ -94,20 +93,6 @@ def test_filter_interval_is_half_open():
     )
     assert inside.index.tolist() == [0, 1]
     assert bad.index.tolist() == [3]
-
-
-@pytest.mark.parametrize(
-    ("values", "kind"),
-    [
-        (["1", "2", None], "int"),
-        (["1.5", "2"], "float"),
-        (["true", "False"], "bool"),
-        (["a", "1"], "string"),
-        ([None, None], "null"),
-    ],
-)
-def test_infer_kind_of_text_columns(values, kind):
-    assert transforms.infer_kind(pd.Series(values, dtype="string")) == kind
 
 
 def test_widen_rules():

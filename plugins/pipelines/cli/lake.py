@@ -38,7 +38,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def _is_date(column) -> bool:
-    from pipelines.common.transforms import infer_kind
+    from pipelines.common.inference import infer_kind
 
     return str(column.dtype).startswith("datetime64") and infer_kind(column) == "date"
 

@@ -1,7 +1,8 @@
 """Pure pandas transformations: frame in, frame out. Nothing here knows Airflow or the lake.
 
 Columns whose names begin with ``_`` are bookkeeping: ``_ds`` (the delivery a row came in),
-``_row`` (its position in that delivery) and ``_reason`` (why a row was quarantined).
+``_row`` (its position in that delivery) and ``_reason`` (why a row was quarantined). The kind a
+delivered column is guessed to have is :mod:`.inference`'s.
 """
 
 from __future__ import annotations
@@ -37,36 +38,6 @@ def dtype_of(kind: str):
         precision, scale = (int(p) for p in kind[len("decimal(") : -1].split(","))
         return pd.ArrowDtype(pa.decimal128(precision, scale))
     return DTYPES.get(kind, "string")
-
-
-def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
-    """The kind of a column: typed columns keep their type; text is sniffed when ``sniff``."""
-    values = series.dropna()
-    if values.empty:
-        return "null"
-    if pd.api.types.is_bool_dtype(series):
-        return "bool"
-    if pd.api.types.is_integer_dtype(series):
-        return "int"
-    if pd.api.types.is_float_dtype(series):
-        return "float"
-    if str(series.dtype) == DTYPES["date"] and (values == values.dt.normalize()).all():
-        return "date"
-    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
-        return "timestamp"
-    return _sniff_text(values.astype(str)) if sniff else "string"
-
-
-def _sniff_text(values: pd.Series) -> str:
-    lowered = values.str.strip().str.lower()
-    if lowered.isin(BOOL_TEXT.keys()).all():
-        return "bool"
-    numbers = pd.to_numeric(values.str.strip(), errors="coerce")
-    if numbers.notna().all():
-        if (numbers == np.floor(numbers)).all() and not values.str.contains(r"[.eE]").any():
-            return "int"
-        return "float"
-    return "string"
 
 
 def widen(stored: str, new: str) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipelines.common import transforms
+from pipelines.common import inference, transforms
 from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.lake import frames
@@ -155,13 +155,18 @@ def _result_of(merged: typed_merge.Merged) -> MergeResult:
 
 
 def prepare(
-    dataset: Dataset, raw: pd.DataFrame, interval: Interval
+    dataset: Dataset,
+    raw: pd.DataFrame,
+    interval: Interval,
+    stored: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Valid rows, one per key (with ``_ds``), and the quarantined rows as they were delivered
     (the text that did not parse, too), with ``_ds`` and their ``_reason``.
 
     A declared dataset's delivery meets its declaration first (:mod:`.declared`): its clean
-    names, its types and row tests."""
+    names, its types and row tests. The undeclared keys are typed next (``schema.key_kinds``;
+    ``stored``: the cleaned table's kinds), so rows whose keys are equal once typed are one key
+    here: the later is kept, the others are superseded, none is lost."""
     if raw.empty or not len(raw.columns):
         return raw, pd.DataFrame(), 0
     applied = declared.apply(dataset, raw, interval.ds)
@@ -174,6 +179,7 @@ def prepare(
             f"not in the source (columns: {', '.join(raw.columns)})"
         )
     epoch = dataset.options.epoch
+    keys = schema.key_kinds(raw, dataset, dict(stored or {}))
     valid, bad = transforms.quarantine_invalid(typed, dataset.primary_key, stamps, epoch)
     bad = raw.loc[bad.index].assign(_reason=bad["_reason"])  # as delivered
     dates = {
@@ -182,7 +188,8 @@ def prepare(
         if applied.kinds.get(c) == "date"
         or (c not in applied.kinds and transforms.is_date_only(raw[c], valid[c]))
     }  # a field delivered (or declared) as dates stays dates in cleaned
-    valid, bad = valid.assign(_ds=interval.ds, **dates), bad.assign(_ds=interval.ds)
+    keyed = {c: inference.key_values(valid[c], kind) for c, kind in keys.items()}
+    valid, bad = valid.assign(_ds=interval.ds, **dates, **keyed), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
     losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
         _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"
@@ -217,7 +224,8 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
             return result
     raw = read_raw(dataset, interval, lake)
     raw_rows = len(raw)
-    winners, quarantined, superseded = prepare(dataset, raw, interval)
+    kinds = table.snapshot().kinds  # a stored key's kind, kept where the delivery fits it
+    winners, quarantined, superseded = prepare(dataset, raw, interval, kinds)
     del raw  # a million-row delivery: do not hold it through the merge
     prepared = (len(winners), len(quarantined), superseded)
     result = MergeResult(raw_rows=raw_rows)

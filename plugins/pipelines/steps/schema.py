@@ -6,13 +6,18 @@ without it read it as null), a column a delivery lacks stays in the table and is
 delivery's rows, and a kind widens (int -> float; anything into a string column). With ``fail``
 any new or missing column stops the run. A change to a kind the stored one cannot hold always
 fails the run, naming the column, before anything is written.
+
+A delivery's kinds are guessed losslessly (:mod:`pipelines.common.inference`): a CSV column is a
+number only when every value round-trips, and its primary key stays text (a timestamp key is a UTC
+instant), typed before the delivery is deduplicated (:func:`key_kinds`), so two rows meet on a key
+only if their keys are equal as the cleaned table holds them.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from pipelines.common import transforms
+from pipelines.common import inference, transforms
 from pipelines.exceptions import SchemaDriftError
 from pipelines.project.registry import Dataset, SchemaChange
 
@@ -21,10 +26,11 @@ def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
     """The kind of every data column of a delivery (the incremental and partition fields are
     timestamps, or dates when the delivery gave dates).
 
-    CSV delivers text, whose kind is sniffed; Parquet and JSON Lines columns keep their type.
+    CSV delivers text, whose kind is guessed (``inference.text_kind``) but for the primary key's,
+    typed before (:func:`key_kinds`); Parquet and JSON Lines columns keep their type.
     """
     forced = {  # a field with no value in this delivery says nothing of its kind
-        c: "date" if transforms.infer_kind(frame[c]) == "date" else "timestamp"
+        c: "date" if inference.infer_kind(frame[c]) == "date" else "timestamp"
         for c in (dataset.incremental_field, dataset.partition_field)
         if c and c in frame.columns and frame[c].notna().any()
     }
@@ -32,9 +38,27 @@ def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
         forced.update({c: k for c, k in dataset.declared.kinds.items() if c in frame.columns})
     sniff = dataset.format == "csv"
     return {
-        col: forced.get(col) or transforms.infer_kind(frame[col], sniff=sniff)
+        col: forced.get(col)
+        or inference.infer_kind(frame[col], sniff=sniff and col not in dataset.primary_key)
         for col in frame.columns
         if not col.startswith("_")
+    }
+
+
+def key_kinds(frame: pd.DataFrame, dataset: Dataset, stored: dict[str, str]) -> dict[str, str]:
+    """The kind of each primary key column of a CSV delivery that is neither a parsed field
+    (those are timestamps already) nor declared (its declared type is its kind), over all its
+    delivered values (``inference.key_kind``; ``stored``: the cleaned table's kinds). Other
+    formats' keys keep their type: an empty mapping."""
+    if dataset.format != "csv":
+        return {}
+    typed = {dataset.incremental_field, dataset.partition_field}
+    if dataset.declared is not None:
+        typed |= set(dataset.declared.kinds)
+    return {
+        c: inference.key_kind(frame[c], stored.get(c))
+        for c in dataset.primary_key
+        if c not in typed and c in frame.columns
     }
 
 

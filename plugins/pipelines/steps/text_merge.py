@@ -1,7 +1,8 @@
 """A text delivery (CSV: every column as delivered text) typed in DuckDB by the pandas path's rules.
 
-The pandas path (:mod:`.merge`, :mod:`.schema`, :mod:`pipelines.common.transforms`) types text in
-three places, each stated here so that DuckDB gives the same values:
+The pandas path (:mod:`.merge`, :mod:`.schema`, :mod:`pipelines.common.inference` and
+:mod:`~pipelines.common.transforms`) types text in four places, each stated here so that DuckDB
+gives the same values:
 
 - **the incremental and partition fields**: text of one plain ISO 8601 form (:data:`ISO`) is
   cast by DuckDB; any other is parsed by pandas itself (``parse_timestamps``: the other ISO
@@ -9,34 +10,36 @@ three places, each stated here so that DuckDB gives the same values:
   joins. pandas' ISO 8601 parser has more forms than any SQL format list, so the rule keeps its
   one owner. ``is_date_only`` is read in SQL (every valid value shaped as a date, at midnight)
   and by pandas' own test on the first valid value;
-- **a column's kind** (``_sniff_text`` over the winning rows) in one SQL aggregate: a value is
-  bool text, an integer (at most 18 digits) or a decimal/exponent number by grammars each a
-  subset of what ``pandas.to_numeric`` reads, after Python's ``str.strip`` (every character
-  ``str.isspace`` names). The first values in none of them (up to :data:`SAMPLE`) are shown to
-  pandas itself: one pandas does not read as a number makes the column text, as in pandas; if
-  it reads every one (``inf``, 19 digits) the delivery is left to the pandas path;
+- **a primary key's kind** (``inference.key_kind``, over every delivered value) from counts in
+  SQL (:func:`key_kinds`); a key whose values are all shaped as ``KEY_TIME`` is parsed as the
+  fields are, and stays text if one does not parse (:func:`unparsed`);
+- **a column's kind** (``inference.text_kind`` over the winning rows) in one SQL aggregate
+  (:func:`kinds`), after Python's ``str.strip`` (every character ``str.isspace`` names): the
+  grammars are the inference's, an int fits BIGINT, and a float's exactness
+  (``Decimal(repr(float(t))) == Decimal(t)``) is decided without Python: a decimal of at most
+  15 digits and no exponent is exact, any other is compared, as sign, significant digits and
+  exponent, with DuckDB's text of its DOUBLE (the shortest that reads back, as Python's
+  ``repr``; checked on 300,000 numbers);
 - **the conversion** of each kind: ``CAST`` of the stripped text (DuckDB's double parser gives
-  ``pandas.to_numeric``'s values, checked on 40,000 numbers), true/false by lower-case text, the
-  field parsed above (as a date for a field delivered as dates).
+  ``pandas.to_numeric``'s values), true/false by lower-case text, the fields and timestamp keys
+  parsed above (as a date for a field delivered as dates).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipelines.common import transforms
+from pipelines.common import inference, transforms
 from pipelines.lake.engine import BATCH_ROWS, literal, quoted, run
 
 if TYPE_CHECKING:
     import duckdb
 
-SAMPLE = 1000  # values outside the grammars that pandas decides
 # every character Python's str.isspace() names: str.strip() removes these
 SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 SPACE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SPACES) + "]"
-INTEGER = "[+-]?[0-9]{1,18}"
-NUMBER = "[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?"
-DIGITS = "[+-]?[0-9]+"
+SHORT_INT = "-?(0|[1-9][0-9]{0,17})"  # inference.INT that always fits BIGINT
+LONG_INT = "-?[1-9][0-9]{18}"  # fits if the cast says so
 # ISO 8601 text DuckDB casts to the instant pandas parses (years 1900-2099: inside pandas'
 # nanosecond range; a day that does not exist fails the cast and goes to pandas)
 ISO = (
@@ -149,68 +152,157 @@ def date_only(con, rows: str, column: str, index: int) -> bool:
     return bool(every)
 
 
-def kinds(con, rows: str, columns: list[str]) -> dict[str, str] | None:
-    """``_sniff_text`` of each column over ``rows`` (None: a value only pandas can decide is a
-    number, so the delivery goes to the pandas path)."""
+def kinds(con, rows: str, columns: list[str]) -> dict[str, str]:
+    """``inference.text_kind`` of each column over ``rows``, in one aggregate (and one more
+    query for a column of decimals some of which are long: :func:`_inexact`)."""
     if not columns:
         return {}
-    parts, texts = [], []
+    source, parts = _stripped(rows, columns), []
     for at, c in enumerate(columns):
         text = f"_s{at}"
-        texts.append(f"{stripped(c)} AS {text}")
         parts += [
             f"count({quoted(c)})",
             f"count(*) FILTER (WHERE lower({text}) IN ('true', 'false'))",
-            f"count(*) FILTER (WHERE regexp_full_match({text}, {literal(INTEGER)}))",
-            f"count(*) FILTER (WHERE regexp_full_match({text}, {literal(NUMBER)}) AND NOT "
-            f"regexp_full_match({text}, {literal(DIGITS)}))",
+            *_number_counts(text),
         ]
-    named = ", ".join(map(quoted, columns))
-    [counts] = run(
-        con, f"SELECT {', '.join(parts)} FROM (SELECT {named}, {', '.join(texts)} FROM {rows})"
-    )
+    [counts] = run(con, f"SELECT {', '.join(parts)} FROM {source}")
     found: dict[str, str] = {}
     for at, c in enumerate(columns):
-        values, bools, ints, floats = counts[4 * at : 4 * at + 4]
-        kind = _kind(values, bools, ints, floats)
-        if kind is None:
-            kind = _kind_of_others(con, rows, c)
-        if kind is None:
-            return None
-        found[c] = kind
+        values, bools, ints, short, long = counts[5 * at : 5 * at + 5]
+        floats = _floats(con, source, f"_s{at}", (values, short, long))
+        found[c] = _kind(values, bools, ints, floats)
     return found
 
 
-def _kind(values: int, bools: int, ints: int, floats: int) -> str | None:
-    """The kind the counts decide (None: some values are in no grammar)."""
+def _stripped(rows: str, columns: list[str]) -> str:
+    """SQL: ``rows`` with each column's :func:`stripped` text as ``_s{at}``."""
+    named = ", ".join(map(quoted, columns))
+    texts = ", ".join(f"{stripped(c)} AS _s{at}" for at, c in enumerate(columns))
+    return f"(SELECT {named}, {texts} FROM {rows})"
+
+
+def _kind(values: int, bools: int, ints: int, floats: int) -> str:
+    """The kind the counts of a column's values (not null) decide."""
     if not values:
         return "null"
     if bools == values:
         return "bool"
-    if bools:  # not all true/false, and true/false is no number
-        return "string"
     if ints == values:
         return "int"
-    if ints + floats == values:
+    if floats == values:
         return "float"
-    return None
+    return "string"
 
 
-def _kind_of_others(con, rows: str, column: str) -> str | None:
-    """``string`` when pandas reads one of the values outside the grammars as no number (None:
-    it reads every one it is shown as a number)."""
-    import pandas as pd
+def _number_counts(text: str) -> list[str]:
+    """SQL aggregates of a stripped text column: its ints (:func:`is_int`), its short decimals
+    and its long ones (``inference.FLOAT``; see :func:`is_float`)."""
+    decimal, short = _decimal(text), _short(text)
+    return [
+        f"count(*) FILTER (WHERE {is_int(text)})",
+        f"count(*) FILTER (WHERE {decimal} AND {short})",
+        f"count(*) FILTER (WHERE {decimal} AND NOT {short})",
+    ]
 
-    text = stripped(column)
-    grammar = f"lower({text}) IN ('true', 'false') OR regexp_full_match({text}, {literal(NUMBER)})"
-    others = run(  # the first ones: one that is no number decides, as it does in pandas
-        con,
-        f"SELECT {quoted(column)} FROM {rows} WHERE {quoted(column)} IS NOT NULL "
-        f"AND NOT ({grammar}) LIMIT {SAMPLE}",
+
+def _floats(con, source: str, text: str, counts: tuple[int, int, int]) -> int:
+    """The number of floats by the rule, from the counts of values, short decimals and long
+    ones; the long ones are checked only when every value is a decimal (else the column is no
+    float whatever they are)."""
+    values, short, long = counts
+    if not long or short + long < values:
+        return short + long
+    return short + long - _inexact(con, source, text)
+
+
+def _inexact(con, source: str, text: str) -> int:
+    """The number of long decimals in ``text`` of ``source`` whose float64 is another number."""
+    long = f"{_decimal(text)} AND NOT {_short(text)}"
+    return run(con, f"SELECT count(*) FROM {source} WHERE {long} AND NOT {_exact(text)}")[0][0]
+
+
+def is_int(text: str) -> str:
+    """SQL: the stripped ``text`` is an int by ``inference.is_int_text``."""
+    fits = f"TRY_CAST({text} AS BIGINT) IS NOT NULL"
+    long = f"regexp_full_match({text}, {literal(LONG_INT)}) AND {fits}"
+    return f"(regexp_full_match({text}, {literal(SHORT_INT)}) OR ({long}))"
+
+
+def is_float(text: str) -> str:
+    """SQL: the stripped ``text`` is a float by ``inference.is_float_text``: a decimal, short
+    (15 digits at most, no exponent: always exact) or exact (:func:`_exact`)."""
+    return f"({_decimal(text)} AND ({_short(text)} OR {_exact(text)}))"
+
+
+def _decimal(text: str) -> str:
+    return f"regexp_full_match({text}, {literal(inference.FLOAT)})"
+
+
+def _short(text: str) -> str:
+    digits = f"length({text}) - starts_with({text}, '-')::INT - contains({text}, '.')::INT"
+    return f"({digits} <= {inference.SHORT_DIGITS} AND NOT regexp_matches({text}, '[eE]'))"
+
+
+def _exact(text: str) -> str:
+    """SQL: the decimal ``text`` says the number DuckDB's text of its DOUBLE says (the shortest
+    that reads back, as Python's ``repr``), compared as :func:`_canonical` forms."""
+    shortest = f"CAST(TRY_CAST({text} AS DOUBLE) AS VARCHAR)"
+    return f"coalesce({_canonical(text)} = {_canonical(shortest)}, false)"
+
+
+def _canonical(number: str) -> str:
+    """SQL: a number's text (``inference.FLOAT``, or DuckDB's text of a DOUBLE) as its sign,
+    significant digits and exponent (``-15e-1`` for ``-1.50``), ``0`` for zero; null for an
+    exponent of ``inference.EXPONENT_DIGITS`` digits or more, or for ``inf`` and ``nan``."""
+    mantissa = f"regexp_extract({number}, '^-?([0-9]+([.][0-9]+)?)', 1)"
+    digits = f"replace({mantissa}, '.', '')"
+    fraction = f"length(regexp_extract({mantissa}, '[.]([0-9]+)', 1))"
+    power = f"regexp_extract({number}, '[eE]([-+]?[0-9]+)$', 1)"
+    digits_of_power = f"length(ltrim(ltrim({power}, '+-'), '0'))"
+    exponent = (
+        f"CASE WHEN {digits_of_power} < {inference.EXPONENT_DIGITS} "
+        f"THEN CAST(CASE {power} WHEN '' THEN '0' ELSE {power} END AS HUGEINT) END"
     )
-    values = pd.Series([v for (v,) in others], dtype="string")
-    numbers = pd.to_numeric(values.str.strip(), errors="coerce")
-    return "string" if numbers.isna().any() else None
+    significant = f"ltrim({digits}, '0')"
+    core = f"rtrim({significant}, '0')"
+    shift = f"{exponent} - {fraction} + length({significant}) - length({core})"
+    sign = f"CASE WHEN starts_with({number}, '-') THEN '-' ELSE '' END"
+    return (
+        f"(CASE WHEN {mantissa} = '' OR {exponent} IS NULL THEN NULL WHEN {core} = '' THEN '0' "
+        f"ELSE {sign} || {core} || 'e' || CAST({shift} AS VARCHAR) END)"
+    )
+
+
+def key_kinds(con, rows: str, columns: list[str], stored: dict[str, str]) -> dict[str, str]:
+    """``inference.key_kind`` of each key column over ``rows`` (``stored``: the cleaned table's
+    kinds), from counts; a ``timestamp`` key holds if :func:`unparsed` finds none of its values
+    that did not parse."""
+    if not columns:
+        return {}
+    source, parts = _stripped(rows, columns), []
+    for at in range(len(columns)):
+        text = f"_s{at}"  # a blank key is stripped to '' (null: a null key)
+        parts += [
+            f"count(*) FILTER (WHERE {text} <> '')",
+            *_number_counts(text),
+            f"count(*) FILTER (WHERE regexp_full_match({text}, {literal(inference.KEY_TIME)}))",
+        ]
+    [counts] = run(con, f"SELECT {', '.join(parts)} FROM {source}")
+    found: dict[str, str] = {}
+    for at, c in enumerate(columns):
+        values, ints, short, long, times = counts[5 * at : 5 * at + 5]
+        floats = _floats(con, source, f"_s{at}", (values, short, long))
+        found[c] = inference.choose_key_kind(
+            stored.get(c), values=values, ints=ints, floats=floats, times=times
+        )
+    return found
+
+
+def unparsed(con, rows: str, column: str, index: int) -> bool:
+    """Whether a value of parsed column ``index`` (neither null nor blank) did not parse."""
+    bad = helpers(index)["bad"]
+    sql = f"SELECT count(*) FROM {rows} WHERE {bad} AND {quoted(column)} IS NOT NULL"
+    return run(con, f"{sql} AND NOT {blank(column)}")[0][0] > 0
 
 
 def converted(column: str, kind: str) -> str:
@@ -222,3 +314,12 @@ def converted(column: str, kind: str) -> str:
     if kind == "bool":
         return f"CASE lower({stripped(column)}) WHEN 'true' THEN true WHEN 'false' THEN false END"
     return quoted(column)  # string, null: the text as delivered
+
+
+def key_value(column: str, kind: str) -> str:
+    """SQL of a key column in its kind from :func:`key_kinds` (not ``timestamp``: parsed as the
+    fields are): an int or float key as converted (null where blank: a quarantined row), a text
+    key as delivered."""
+    if kind in ("int", "float"):
+        return f"TRY_{converted(column, kind)}"
+    return quoted(column)

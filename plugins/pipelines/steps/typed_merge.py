@@ -6,19 +6,19 @@ deduplicated and quarantined in DuckDB, and its winners stream as Arrow batches 
 ``MERGE`` of the cleaned Delta table: no step holds the delivery in pandas, and DuckDB spills to
 disk past ``PIPELINES_MEMORY_LIMIT``. The rules are the pandas path's (:mod:`.merge`), stated in
 SQL: a null key part or a missing (or, for text, unparseable) incremental/partition field
-quarantines the row with the same reason; within the delivery the greatest incremental field
-wins, then the later row; across deliveries the Delta merge keeps the row with the greater
-incremental field, then the later delivery, then the later row (``TIE``), so the order
-intervals run in does not matter.
+quarantines the row with the same reason; within the delivery the keys are compared as the
+cleaned table holds them (a text delivery's typed first: ``schema.key_kinds``), and the greatest
+incremental field wins, then the later row; across deliveries the Delta merge keeps the row with
+the greater incremental field, then the later delivery, then the later row (``TIE``), so the
+order intervals run in does not matter.
 
 A declared dataset's row tests are ``WHEN``s of the same check (:mod:`.declared_sql`), where
 its declaration types no value.
 
 What this path does not do yet falls back to pandas (:func:`plan` or :func:`merge` say None):
 the rest of a declaration, JSON Lines, a column whose kind widens or a new column, a Parquet
-date-only field, a text delivery only pandas can type (:mod:`.text_merge`) or whose keys meet
-once typed, a text delivery into a lake on S3 (a stream of batches is not retried there; the
-pandas path's writes are).
+date-only field, a text delivery into a lake on S3 (a stream of batches is not retried there;
+the pandas path's writes are).
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ class Typed:
     kinds: dict[str, str]  # a text delivery's are sniffed in the merge
     stamps: list[str]
     text: bool = False  # every column is text (CSV), typed in DuckDB by the pandas path's rules
+    # a text delivery's, decided in the merge: the kind of each key column that is no stamp,
+    # and the columns parsed as timestamps (the stamps, then the timestamp keys)
+    keys: dict[str, str] = field(default_factory=dict)
+    parsed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -173,19 +177,15 @@ def merge(
     with connect(share) as con:
         register(con, "raw", raw[0], raw[1], [interval.ds])
         result = Merged(raw_rows=run(con, "SELECT count(*) FROM raw")[0][0])
-        rows = "raw"
-        if typed.text:
-            rows = text_merge.parse_fields(con, typed.stamps, dataset.options.epoch)
+        rows = _parse_text(con, dataset, typed, cleaned[1]) if typed.text else "raw"
         _check(con, dataset, typed, rows)
         result.superseded = _rank(con, dataset, typed)
         result.kinds = _text_kinds(con, dataset, typed, cleaned[1]) if typed.text else typed.kinds
         if result.kinds is None:
             return None
-        result.quarantined = _quarantined(con, raw[1], interval, typed)
+        result.quarantined = _quarantined(con, (dataset, interval), raw[1], typed)
         target = _target_schema(result.kinds, cleaned[1])
         _winners(con, dataset, typed, (interval, result.kinds), target)
-        if typed.text and _typed_keys_clash(con, dataset):
-            return None
         result.delivered = run(con, "SELECT count(*) FROM winners")[0][0]
         result.touched = _touched(con, dataset, cleaned)
         reader = _stream(con, target)
@@ -193,9 +193,24 @@ def merge(
     return result
 
 
+def _parse_text(con, dataset: Dataset, typed: Typed, base: Snapshot) -> str:
+    """The view of a text delivery with its stamps and timestamp keys parsed
+    (``text_merge.parse_fields``), once the kinds of its keys are decided (``typed.keys``)."""
+    columns = [c for c in dataset.primary_key if c not in typed.stamps]
+    typed.keys = text_merge.key_kinds(con, "raw", columns, base.kinds)
+    typed.parsed = [*typed.stamps, *(c for c, k in typed.keys.items() if k == "timestamp")]
+    rows = text_merge.parse_fields(con, typed.parsed, dataset.options.epoch)
+    for at, column in enumerate(typed.parsed):
+        if column in typed.keys and text_merge.unparsed(con, rows, column, at):
+            typed.keys[column] = "string"  # shaped as a date and time, and not one
+    return rows
+
+
 def _check(con, dataset: Dataset, typed: Typed, rows: str) -> None:
-    """Table ``checked``: the delivery with ``_reason`` (null: the row is valid); a declared
-    row test's reason first, as the pandas path applies the declaration first."""
+    """Table ``checked``: the delivery with each key's value as keys are compared (``_k0``,
+    ...) and ``_reason`` (null: the row is valid); a declared row test's reason first, as the
+    pandas path applies the declaration first."""
+    keys = [f"{_key_value(typed, c)} AS _k{at}" for at, c in enumerate(dataset.primary_key)]
     cases = declared_sql.row_tests(dataset, con.sql(f"SELECT * FROM {rows} LIMIT 0").columns)
     for col in dataset.primary_key:
         blank = text_merge.blank(col) if typed.text else f"trim({quoted(col)}::VARCHAR) = ''"
@@ -207,21 +222,30 @@ def _check(con, dataset: Dataset, typed: Typed, rows: str) -> None:
         cases.append(f"WHEN {bad} THEN {why}")
     run(
         con,
-        "CREATE TEMP TABLE checked AS SELECT *, "
+        f"CREATE TEMP TABLE checked AS SELECT *, {', '.join(keys)}, "
         f"CASE {' '.join(cases)} ELSE NULL END AS _reason FROM {rows}",
     )
 
 
-def _keys(dataset: Dataset, alias: str = "") -> str:
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(prefix + quoted(c) for c in dataset.primary_key)
+def _keys(dataset: Dataset) -> str:
+    """The columns of ``checked`` that hold the keys as they are compared."""
+    return ", ".join(f"_k{at}" for at in range(len(dataset.primary_key)))
 
 
 def _stamp(typed: Typed, column: str) -> str:
     """SQL of a parsed field's value (a text delivery's: the column pandas parsed it into)."""
     if typed.text:
-        return text_merge.helpers(typed.stamps.index(column))["parsed"]
+        return text_merge.helpers(typed.parsed.index(column))["parsed"]
     return quoted(column)
+
+
+def _key_value(typed: Typed, column: str) -> str:
+    """SQL of a key column's value as keys are compared and the cleaned table holds them."""
+    if not typed.text:
+        return quoted(column)
+    if column in typed.stamps or typed.keys.get(column) == "timestamp":
+        return _stamp(typed, column)
+    return text_merge.key_value(column, typed.keys[column])
 
 
 def _rank(con, dataset: Dataset, typed: Typed) -> int:
@@ -245,8 +269,8 @@ def _rank(con, dataset: Dataset, typed: Typed) -> int:
 
 def _text_kinds(con, dataset: Dataset, typed: Typed, base: Snapshot) -> dict[str, str] | None:
     """A text delivery's kinds as the pandas path gives the cleaned table (``delivery_kinds``
-    over the winners, then ``reconcile``); None: the pandas path merges it (no winners, a kind
-    only pandas can sniff, a new column or a widened kind, a change it refuses)."""
+    over the winners, the keys' decided before, then ``reconcile``); None: the pandas path
+    merges it (no winners, a new column or a widened kind, a change it refuses)."""
     keys = _keys(dataset)
     run(
         con,
@@ -257,11 +281,10 @@ def _text_kinds(con, dataset: Dataset, typed: Typed, base: Snapshot) -> dict[str
     if not run(con, "SELECT count(*) FROM chosen")[0][0]:
         return None
     columns = [c for c in con.sql("SELECT * FROM raw LIMIT 0").columns if _is_data(c)]
-    sniffed = text_merge.kinds(con, "chosen", [c for c in columns if c not in typed.stamps])
-    if sniffed is None:
-        return None
+    guessed = [c for c in columns if c not in typed.stamps and c not in typed.keys]
+    sniffed = {**text_merge.kinds(con, "chosen", guessed), **typed.keys}
     delivered = {
-        c: sniffed.get(c) or _stamp_kind(con, c, typed.stamps.index(c)) for c in columns
+        c: sniffed.get(c) or _stamp_kind(con, c, typed.parsed.index(c)) for c in columns
     }  # in the delivery's column order, as delivery_kinds gives them
     stored = base.kinds
     if base.exists and (set(delivered) - set(stored)):
@@ -272,7 +295,8 @@ def _text_kinds(con, dataset: Dataset, typed: Typed, base: Snapshot) -> dict[str
         return None  # the pandas path raises it, with the same message
     if stored and kinds != stored:
         return None
-    if any(k in ("date", "timestamp") for c, k in kinds.items() if c not in typed.stamps):
+    parsed = {*typed.stamps, *(c for c, k in typed.keys.items() if k == "timestamp")}
+    if any(k in ("date", "timestamp") for c, k in kinds.items() if c not in parsed):
         return None
     return kinds
 
@@ -286,12 +310,13 @@ def _stamp_kind(con, column: str, at: int) -> str:
     return "date" if text_merge.date_only(con, "checked", column, at) else "timestamp"
 
 
-def _quarantined(con, raw: Snapshot, interval: Interval, typed: Typed) -> pd.DataFrame:
+def _quarantined(con, day: tuple[Dataset, Interval], raw: Snapshot, typed: Typed) -> pd.DataFrame:
     """The invalid rows and the superseded ones, as delivered, with ``_ds`` and ``_reason``."""
     import pyarrow as pa
 
-    parsed = [n for at in range(len(typed.stamps)) for n in text_merge.helpers(at).values()]
-    dropped = ", ".join(["ds", *(parsed if typed.text else [])])
+    dataset, interval = day
+    parsed = [n for at in range(len(typed.parsed)) for n in text_merge.helpers(at).values()]
+    dropped = ", ".join(["ds", *parsed, *_keys(dataset).split(", ")])
     rows = con.sql(
         f"SELECT * EXCLUDE ({dropped}), ? AS _ds FROM ("
         "SELECT * EXCLUDE (_rn) REPLACE (? AS _reason) FROM ranked WHERE _rn > 1 "
@@ -341,6 +366,8 @@ def _value(typed: Typed, name: str, kind: str | None) -> str:
     if typed.text and name in typed.stamps:
         parsed = _stamp(typed, name)
         return f"{parsed}::DATE" if kind == "date" else parsed
+    if typed.text and name in typed.keys:
+        return _key_value(typed, name)
     if typed.text:
         return text_merge.converted(name, kind or "string")
     cast = SQL.get(kind, "") if kind else ""
@@ -376,14 +403,6 @@ def _winners(
     )
 
 
-def _typed_keys_clash(con, dataset: Dataset) -> bool:
-    """Whether two winners have one key once typed (``7`` and `` 7 ``: two keys as text, one as
-    an int): the pandas path ranks them again when it upserts."""
-    keys = _keys(dataset)
-    clashing = f"SELECT {keys} FROM winners GROUP BY {keys} HAVING count(*) > 1"
-    return run(con, f"SELECT count(*) FROM ({clashing})")[0][0] > 0
-
-
 def _touched(con, dataset: Dataset, cleaned: tuple[Table, Snapshot]) -> list[str]:
     """The partitions the merge changes: the winners' own, and those already holding one of
     their keys (read only where a file's key range can hold one, and only the key columns)."""
@@ -404,7 +423,7 @@ def _touched(con, dataset: Dataset, cleaned: tuple[Table, Snapshot]) -> list[str
     if not candidates:
         return own
     register(con, "target", table, base, candidates, list(dataset.primary_key))
-    keys = _keys(dataset)
+    keys = ", ".join(map(quoted, dataset.primary_key))
     holding = run(con, f"SELECT DISTINCT dt FROM target SEMI JOIN winners USING ({keys})")
     return sorted(set(own) | {r[0] for r in holding})
 
