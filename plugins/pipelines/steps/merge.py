@@ -203,7 +203,7 @@ def prepare(
     quarantined = (
         pd.concat(parts, ignore_index=True)
         if parts
-        else raw.iloc[0:0].assign(_ds=pd.Series(dtype="string"), _reason=pd.Series(dtype="string"))
+        else raw.iloc[0:0].assign(_reason=pd.Series(dtype="string"), _ds=pd.Series(dtype="str"))
     )
     return winners, quarantined, len(losers)
 
