@@ -13,14 +13,15 @@ from pipelines.steps.dataset import run_steps
 from tests.conftest import data_columns
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
-FINAL_ORDERS = {  # order_id -> (status, dt) after the three sample deliveries
-    1001: ("shipped", "2024-01-01"),  # day 3's "delivered" is stale (older updated_at)
-    1002: ("refunded", "2024-01-01"),  # late update of a day-1 order
-    1003: ("placed", "2024-01-01"),
-    1004: ("placed", "2024-01-03"),  # order_date changed: moved partitions
-    1005: ("placed", "2024-01-02"),
-    1006: ("placed", "2024-01-02"),  # delivered twice on day 2
-    1008: ("placed", "2024-01-03"),
+# order_id -> (status, dt) after the three sample deliveries; a CSV key is the text delivered
+FINAL_ORDERS = {
+    "1001": ("shipped", "2024-01-01"),  # day 3's "delivered" is stale (older updated_at)
+    "1002": ("refunded", "2024-01-01"),  # late update of a day-1 order
+    "1003": ("placed", "2024-01-01"),
+    "1004": ("placed", "2024-01-03"),  # order_date changed: moved partitions
+    "1005": ("placed", "2024-01-02"),
+    "1006": ("placed", "2024-01-02"),  # delivered twice on day 2
+    "1008": ("placed", "2024-01-03"),
 }
 
 
@@ -107,7 +108,7 @@ def test_every_permutation_and_repeats_of_orders(home, monkeypatch):
 
 def test_duplicate_key_keeps_latest_incremental_field(home):
     run_days(["2024-01-01"], ["orders"])
-    row = pipelines.read("orders").set_index("order_id").loc[1002]
+    row = pipelines.read("orders").set_index("order_id").loc["1002"]
     # 09:30Z "placed" vs 11:00+01:00 (= 10:00Z) "paid": the later instant wins
     assert row["status"] == "paid"
     assert str(row["updated_at"]) == "2024-01-01 10:00:00+00:00"

@@ -233,9 +233,9 @@ def test_names_delta_refuses_are_stored_under_names_it_takes(lake):
         "_ds": "",
         "dt": "",
     }
-    cleaned = pipelines.read("kunden").set_index("Kunde Nr.")
-    assert cleaned.loc[1, "Umsatz (EUR)"] == 20 and pd.isna(cleaned.loc[2, "Umsatz (EUR)"])
-    assert cleaned.loc[1, "Rabatt (%)"] == 5 and pd.isna(cleaned.loc[2, "Rabatt (%)"])
+    cleaned = pipelines.read("kunden").set_index("Kunde Nr.")  # a CSV key: text as delivered
+    assert cleaned.loc["1", "Umsatz (EUR)"] == 20 and pd.isna(cleaned.loc["2", "Umsatz (EUR)"])
+    assert cleaned.loc["1", "Rabatt (%)"] == 5 and pd.isna(cleaned.loc["2", "Rabatt (%)"])
 
 
 def test_each_delivery_and_snapshot_reads_the_same_as_of_its_day(lake, project):

@@ -27,9 +27,9 @@ def test_semicolons_latin1_and_na_nulls_load_without_editing_the_file(home):
     (home / "include" / "k_2024-01-01.csv").write_bytes(text.encode("latin-1"))
     out = run_steps("kunden", "2024-01-01")
     assert (out["merge"].delivered, out["merge"].quarantined) == (2, 1)
-    cleaned = pipelines.read("kunden").set_index("Kunde Nr.")
-    assert cleaned.loc[1, "Name"] == "Müller" and cleaned.loc[1, "Umsatz (EUR)"] == "12,5"
-    assert pd.isna(cleaned.loc[2, "Name"]) and pd.isna(cleaned.loc[2, "Umsatz (EUR)"])
+    cleaned = pipelines.read("kunden").set_index("Kunde Nr.")  # a CSV key: text as delivered
+    assert cleaned.loc["1", "Name"] == "Müller" and cleaned.loc["1", "Umsatz (EUR)"] == "12,5"
+    assert pd.isna(cleaned.loc["2", "Name"]) and pd.isna(cleaned.loc["2", "Umsatz (EUR)"])
     [reason] = pipelines.read("kunden", "quarantine")["_reason"]
     assert reason == "Kunde Nr.: primary key is null"
 

@@ -194,8 +194,8 @@ def test_schema_drift_follows_on_schema_change(fast_dir, policy, day2, error):
     before = fingerprint(read_table(env, "m", "cleaned"))
     if error is None:
         _run_one(env, "m", "2024-01-02")
-        cleaned = read_table(env, "m", "cleaned").set_index("id")
-        assert cleaned.loc[2, "channel"] == "web" and pd.isna(cleaned.loc[1, "channel"])
+        cleaned = read_table(env, "m", "cleaned").set_index("id")  # CSV keys: the text
+        assert cleaned.loc["2", "channel"] == "web" and pd.isna(cleaned.loc["1", "channel"])
         return
     with pytest.raises(SchemaDriftError, match=f"m: {error}.*previous data is unchanged"):
         _run_one(env, "m", "2024-01-02")
@@ -247,12 +247,12 @@ def test_schema_evolution_gives_the_same_table_in_any_order(fast_dir, order):
     for day in order:
         _run_one(env, "m", day)
     cleaned = read_table(env, "m", "cleaned").set_index("id").sort_index()
-    assert list(cleaned.index) == [1, 2, 3, 4, 5]
+    assert list(cleaned.index) == ["1", "2", "3", "4", "5"]  # CSV keys: the text delivered
     assert cleaned["reading"].dtype == "Float64"
-    assert pd.isna(cleaned.loc[1, "reading"]) and cleaned.loc[1, "unit"] == "Wh"  # day 3 won
-    assert cleaned.loc[2, "reading"] == 6.0 and pd.isna(cleaned.loc[2, "unit"])
-    assert (cleaned.loc[3, "reading"], cleaned.loc[3, "unit"]) == (7.0, "kWh")
-    assert pd.isna(cleaned.loc[4, "reading"]) and cleaned.loc[5, "reading"] == 7.5
+    assert pd.isna(cleaned.loc["1", "reading"]) and cleaned.loc["1", "unit"] == "Wh"  # day 3 won
+    assert cleaned.loc["2", "reading"] == 6.0 and pd.isna(cleaned.loc["2", "unit"])
+    assert (cleaned.loc["3", "reading"], cleaned.loc["3", "unit"]) == (7.0, "kWh")
+    assert pd.isna(cleaned.loc["4", "reading"]) and cleaned.loc["5", "reading"] == 7.5
     reference = mini(fast_dir / "ref", EVOLVING_ROW, EVOLVING, extra="start_date,on_schema_change")
     for day in sorted(EVOLVING):
         _run_one(reference, "m", day)
