@@ -182,20 +182,46 @@ def test_the_next_day_runs_and_the_tables_are_what_the_new_code_writes(
     for table in tables_of(old_lake):
         rel = table.relative_to(old_lake)
         upgraded, written = DeltaTable(str(table)), DeltaTable(str(fresh / rel))
-        assert schema_of(upgraded).equals(schema_of(written), check_metadata=True), rel
-        assert rows_of(upgraded) == rows_of(written), rel
+        kept = int_keys_kept(schema_of(upgraded), schema_of(written))
+        assert kept == INT_KEYS_KEPT.get(str(rel), set()), rel
+        assert as_written(schema_of(upgraded), schema_of(written), kept).equals(
+            schema_of(written), check_metadata=True
+        ), rel
+        assert rows_of(upgraded, kept) == rows_of(written), rel
     orders = pipelines.read("orders", "cleaned")
     assert "2024-01-04" in set(orders["dt"])
+
+
+# issue 24: a CSV key is text, but a table whose key the old release typed as an int keeps it
+# while the deliveries' keys read losslessly as ints (this release writes the key as text)
+INT_KEYS_KEPT = {"local/cleaned/orders": {"order_id"}}
 
 
 def schema_of(table: DeltaTable) -> pa.Schema:
     return pa.schema(table.schema().to_arrow())
 
 
-def rows_of(table: DeltaTable) -> list[str]:
-    return sorted(
-        json.dumps(r, default=str, sort_keys=True) for r in table.to_pyarrow_table().to_pylist()
-    )
+def int_keys_kept(upgraded: pa.Schema, written: pa.Schema) -> set[str]:
+    """The columns the upgraded table holds as ints where this release writes text."""
+    return {
+        f.name
+        for f in upgraded
+        if pa.types.is_integer(f.type)
+        and f.name in written.names
+        and pa.types.is_string(written.field(f.name).type)
+    }
+
+
+def as_written(upgraded: pa.Schema, written: pa.Schema, kept: set[str]) -> pa.Schema:
+    """``upgraded`` with the kept int keys as this release writes them."""
+    return pa.schema([written.field(f.name) if f.name in kept else f for f in upgraded])
+
+
+def rows_of(table: DeltaTable, kept: set[str] = frozenset()) -> list[str]:
+    """The rows (each kept int key as its text, which is what the delivery said)."""
+    rows = table.to_pyarrow_table().to_pylist()
+    rows = [{k: str(v) if k in kept and v is not None else v for k, v in r.items()} for r in rows]
+    return sorted(json.dumps(r, default=str, sort_keys=True) for r in rows)
 
 
 class Crash(Exception):

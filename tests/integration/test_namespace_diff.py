@@ -81,14 +81,15 @@ def texts(table, category, left="research", right="serving"):
 
 def edit_orders(parts):
     """Delete 1003 (dt 01-01) and 1005 (dt 01-02), add 2001 (dt 01-02), change 1001's status,
-    1002's amount (dt 01-01) and 1006's status (dt 01-02)."""
+    1002's amount (dt 01-01) and 1006's status (dt 01-02). The keys are the text delivered (a CSV
+    key stays text)."""
     day1, day2 = parts["2024-01-01"].copy(), parts["2024-01-02"].copy()
-    day1 = day1[day1["order_id"] != 1003]
-    day1.loc[day1["order_id"] == 1001, "status"] = "lost"
-    day1.loc[day1["order_id"] == 1002, "amount"] = 99.5
-    day2.loc[day2["order_id"] == 1006, "status"] = "cancelled"
-    added = day2[day2["order_id"] == 1005].assign(order_id=pd.array([2001], dtype="Int64"))
-    day2 = pd.concat([day2[day2["order_id"] != 1005], added], ignore_index=True)
+    day1 = day1[day1["order_id"] != "1003"]
+    day1.loc[day1["order_id"] == "1001", "status"] = "lost"
+    day1.loc[day1["order_id"] == "1002", "amount"] = 99.5
+    day2.loc[day2["order_id"] == "1006", "status"] = "cancelled"
+    added = day2[day2["order_id"] == "1005"].assign(order_id=pd.array(["2001"], dtype="string"))
+    day2 = pd.concat([day2[day2["order_id"] != "1005"], added], ignore_index=True)
     return {"2024-01-01": day1, "2024-01-02": day2}
 
 
@@ -146,8 +147,8 @@ def test_changed_cleaned_rows_by_key_and_partition(lakes):
     cleaned = next(t for t in as_json["tables"] if (t["layer"], t["name"]) == ("cleaned", "orders"))
     assert cleaned["partitions"]["2024-01-02"] == {"only_left": 1, "only_right": 1, "changed": 1}
     assert [e["key"] for e in cleaned["examples"]["only_right"]] == [
-        {"order_id": 1003},
-        {"order_id": 1005},
+        {"order_id": "1003"},
+        {"order_id": "1005"},
     ]
     assert cleaned["examples"]["changed"][1]["columns"] == ["amount"]
 
@@ -167,8 +168,8 @@ def test_a_moved_row_counts_under_the_left_partition(lakes):
 
     def move_1004(parts):
         day1, day2 = parts["2024-01-01"], parts["2024-01-02"]
-        row = day1[day1["order_id"] == 1004]
-        day1 = day1[day1["order_id"] != 1004]
+        row = day1[day1["order_id"] == "1004"]
+        day1 = day1[day1["order_id"] != "1004"]
         return {"2024-01-01": day1, "2024-01-02": pd.concat([day2, row], ignore_index=True)}
 
     change(research.cleaned(project.dataset("orders")), move_1004)

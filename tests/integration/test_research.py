@@ -178,8 +178,8 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
 
     def edit(base):
         frame = cleaned.read_partition("2024-01-01", base)
-        frame = frame[frame["order_id"] != 1003].copy()  # a row the branch no longer has
-        frame.loc[frame["order_id"] == 1001, "status"] = "lost"  # and one it changed
+        frame = frame[frame["order_id"] != "1003"].copy()  # a row the branch no longer has
+        frame.loc[frame["order_id"] == "1001", "status"] = "lost"  # and one it changed (keys: text)
         return cleaned.commit(base, {"2024-01-01": frame})
 
     commit_with_retry(cleaned, edit)

@@ -181,6 +181,7 @@ def prepare(
     epoch = dataset.options.epoch
     keys = schema.key_kinds(raw, dataset, dict(stored or {}))
     valid, bad = transforms.quarantine_invalid(typed, dataset.primary_key, stamps, epoch)
+    bad = raw.loc[bad.index].assign(_reason=bad["_reason"])  # as delivered
     dates = {
         c: transforms.as_dates(valid[c])
         for c in dict.fromkeys(stamps)
@@ -188,7 +189,7 @@ def prepare(
         or (c not in applied.kinds and transforms.is_date_only(raw[c], valid[c]))
     }  # a field delivered (or declared) as dates stays dates in cleaned
     keyed = {c: inference.key_values(valid[c], kind) for c, kind in keys.items()}
-    valid = valid.assign(_ds=interval.ds, **dates, **keyed)
+    valid, bad = valid.assign(_ds=interval.ds, **dates, **keyed), bad.assign(_ds=interval.ds)
     winners, losers = transforms.latest_per_key(valid, dataset.primary_key, order_columns(dataset))
     losers = raw.loc[losers.index].assign(  # as delivered, like the other quarantined rows
         _ds=interval.ds, _reason="duplicate key in this delivery: superseded by a later version"
@@ -202,7 +203,7 @@ def prepare(
     quarantined = (
         pd.concat(parts, ignore_index=True)
         if parts
-        else raw.iloc[0:0].assign(_reason=pd.Series(dtype="string"), _ds=pd.Series(dtype="str"))
+        else raw.iloc[0:0].assign(_ds=pd.Series(dtype="string"), _reason=pd.Series(dtype="string"))
     )
     return winners, quarantined, len(losers)
 
