@@ -224,7 +224,7 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
             return result
     raw = read_raw(dataset, interval, lake)
     raw_rows = len(raw)
-    kinds = table.snapshot().kinds  # a stored key's kind, kept where the delivery fits it
+    kinds = schema.stored_kinds(table.snapshot())  # a key's kind, kept where the text fits it
     winners, quarantined, superseded = prepare(dataset, raw, interval, kinds)
     del raw  # a million-row delivery: do not hold it through the merge
     prepared = (len(winners), len(quarantined), superseded)
@@ -273,9 +273,7 @@ def write_quarantine(dataset: Dataset, interval: Interval, lake: Lake, rows: pd.
 
 
 def _table_schema(dataset: Dataset, delta: pd.DataFrame, base: Snapshot) -> dict[str, str]:
-    # [[column, kind], ...] keeps the column order; a table emptied to be rebuilt (plan --apply
-    # after a key or a declared type changed) keeps none: the rows written now say what it is
-    stored = dict(base.meta.get("schema", [])) if base.partitions else {}
+    stored = schema.stored_kinds(base)
     if delta.empty and not len([c for c in delta.columns if not c.startswith("_")]):
         return stored
     return schema.reconcile(stored, schema.delivery_kinds(delta, dataset), dataset)

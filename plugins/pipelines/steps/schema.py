@@ -15,11 +15,16 @@ only if their keys are equal as the cleaned table holds them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from pipelines.common import inference, transforms
 from pipelines.exceptions import SchemaDriftError
 from pipelines.project.registry import Dataset, SchemaChange
+
+if TYPE_CHECKING:
+    from pipelines.lake.tables import Snapshot
 
 
 def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
@@ -43,6 +48,13 @@ def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
         for col in frame.columns
         if not col.startswith("_")
     }
+
+
+def stored_kinds(base: Snapshot) -> dict[str, str]:
+    """The kinds a merge meets in the cleaned table at ``base``, in column order: none for a
+    table emptied to be rebuilt (``plan --apply`` after a key or a declared type changed), whose
+    rows written now say what it is."""
+    return base.kinds if base.partitions else {}
 
 
 def key_kinds(frame: pd.DataFrame, dataset: Dataset, stored: dict[str, str]) -> dict[str, str]:

@@ -197,7 +197,7 @@ def _parse_text(con, dataset: Dataset, typed: Typed, base: Snapshot) -> str:
     """The view of a text delivery with its stamps and timestamp keys parsed
     (``text_merge.parse_fields``), once the kinds of its keys are decided (``typed.keys``)."""
     columns = [c for c in dataset.primary_key if c not in typed.stamps]
-    typed.keys = text_merge.key_kinds(con, "raw", columns, base.kinds)
+    typed.keys = text_merge.key_kinds(con, "raw", columns, schema.stored_kinds(base))
     typed.parsed = [*typed.stamps, *(c for c, k in typed.keys.items() if k == "timestamp")]
     rows = text_merge.parse_fields(con, typed.parsed, dataset.options.epoch)
     for at, column in enumerate(typed.parsed):
