@@ -19,7 +19,7 @@ gives the same values:
   (``Decimal(repr(float(t))) == Decimal(t)``) is decided without Python: a decimal of at most
   15 digits and no exponent is exact, any other is compared, as sign, significant digits and
   exponent, with DuckDB's text of its DOUBLE (the shortest that reads back, as Python's
-  ``repr``; checked on 300,000 numbers);
+  ``repr``; tests/unit/test_text_merge.py checks it on 40,000 numbers);
 - **the conversion** of each kind: ``CAST`` of the stripped text (DuckDB's double parser gives
   ``pandas.to_numeric``'s values), true/false by lower-case text, the fields and timestamp keys
   parsed above (as a date for a field delivered as dates).
