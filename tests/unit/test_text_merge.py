@@ -94,10 +94,15 @@ def test_the_float_rule_in_sql_is_the_literal_rule_on_random_numbers():
     con = duckdb.connect()
     con.register("rows", pa.table({"t": pa.array(texts, pa.string())}))
     got = [r[0] for r in con.sql(f"SELECT {text_merge.is_float('t')} FROM rows").fetchall()]
-    literal = [bool(inference._FLOAT.fullmatch(t)) and inference.exact_float(t) for t in texts]
+    literal = [bool(inference.FLOAT_TEXT.fullmatch(t)) and inference.exact_float(t) for t in texts]
     assert got == literal
     assert inference.is_float_text(pd.Series(texts, dtype="string")).tolist() == literal
     assert 0.3 < sum(literal) / len(literal) < 0.95  # both answers are tested
+    source = text_merge._stripped("rows", ["t"])  # the aggregate kinds() counts with
+    counts = ", ".join(text_merge._number_counts(0))
+    [(ints, short, long)] = con.sql(f"SELECT {counts} FROM {source}").fetchall()
+    assert short + long - text_merge._inexact(con, source, "_s0") == sum(literal)
+    assert ints == int(inference.is_int_text(pd.Series(texts, dtype="string")).sum())
     doubles = con.sql("SELECT TRY_CAST(t AS DOUBLE) FROM rows").fetchall()
     exact = [float(t) for t, ok in zip(texts, literal, strict=True) if ok]
     assert [d for (d,), ok in zip(doubles, literal, strict=True) if ok] == exact

@@ -44,7 +44,7 @@ KEY_TIME = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 )
-_FLOAT = re.compile(FLOAT)
+FLOAT_TEXT, KEY_TIME_TEXT = re.compile(FLOAT), re.compile(KEY_TIME)
 
 
 def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
@@ -71,7 +71,7 @@ def text_kind(values: pd.Series) -> str:
     text = values.astype("string").str.strip()
     if text.str.lower().isin(transforms.BOOL_TEXT.keys()).all():
         return "bool"
-    if not _FLOAT.fullmatch(text.iloc[0]):  # the first value decides most text columns
+    if not FLOAT_TEXT.fullmatch(text.iloc[0]):  # the first value decides most text columns
         return "string"
     if is_int_text(text).all():
         return "int"

@@ -153,32 +153,57 @@ def date_only(con, rows: str, column: str, index: int) -> bool:
 
 
 def kinds(con, rows: str, columns: list[str]) -> dict[str, str]:
-    """``inference.text_kind`` of each column over ``rows``, in one aggregate (and one more
-    query for a column of decimals some of which are long: :func:`_inexact`)."""
+    """``inference.text_kind`` of each column over ``rows``: a column whose sampled value is no
+    bool and no number is text (:func:`_sampled`); the others are counted in one aggregate
+    (and one more query for a column of decimals some of which are long: :func:`_inexact`)."""
     if not columns:
         return {}
-    source, parts = _stripped(rows, columns), []
-    for at, c in enumerate(columns):
-        text = f"_s{at}"
+    sample = _sampled(con, rows, columns)
+    found = {c: "string" for c, v in sample.items() if v is not None and not _may_be_typed(v)}
+    counted = [c for c in columns if c not in found]
+    if not counted:
+        return {c: found[c] for c in columns}
+    source, parts = _stripped(rows, counted), []
+    for at, c in enumerate(counted):
         parts += [
             f"count({quoted(c)})",
-            f"count(*) FILTER (WHERE lower({text}) IN ('true', 'false'))",
-            *_number_counts(text),
+            f"count(*) FILTER (WHERE lower(_s{at}) IN ('true', 'false'))",
+            *_number_counts(at),
         ]
     [counts] = run(con, f"SELECT {', '.join(parts)} FROM {source}")
-    found: dict[str, str] = {}
-    for at, c in enumerate(columns):
+    for at, c in enumerate(counted):
         values, bools, ints, short, long = counts[5 * at : 5 * at + 5]
         floats = _floats(con, source, f"_s{at}", (values, short, long))
         found[c] = _kind(values, bools, ints, floats)
-    return found
+    return {c: found[c] for c in columns}
+
+
+SAMPLED_ROWS = 10_000  # where a column's sampled value comes from
+
+
+def _sampled(con, rows: str, columns: list[str]) -> dict[str, str | None]:
+    """A stripped value of each column that is neither null nor blank, from the first rows of
+    ``rows`` (None: none there). One value that fits no kind decides a column: most text
+    columns are decided without a pass over the delivery."""
+    values = ", ".join(
+        f"any_value(_s{at}) FILTER (WHERE _s{at} <> '')" for at in range(len(columns))
+    )
+    limited = f"(SELECT * FROM {rows} LIMIT {SAMPLED_ROWS})"
+    [found] = run(con, f"SELECT {values} FROM {_stripped(limited, columns)}")
+    return dict(zip(columns, found, strict=True))
+
+
+def _may_be_typed(value: str) -> bool:
+    return value.lower() in ("true", "false") or inference.FLOAT_TEXT.fullmatch(value) is not None
 
 
 def _stripped(rows: str, columns: list[str]) -> str:
-    """SQL: ``rows`` with each column's :func:`stripped` text as ``_s{at}``."""
+    """SQL: ``rows`` with each column's :func:`stripped` text as ``_s{at}``, and whether it is
+    an ``inference.FLOAT`` as ``_d{at}``."""
     named = ", ".join(map(quoted, columns))
     texts = ", ".join(f"{stripped(c)} AS _s{at}" for at, c in enumerate(columns))
-    return f"(SELECT {named}, {texts} FROM {rows})"
+    decimals = ", ".join(f"{_decimal(f'_s{at}')} AS _d{at}" for at in range(len(columns)))
+    return f"(SELECT *, {decimals} FROM (SELECT {named}, {texts} FROM {rows}))"
 
 
 def _kind(values: int, bools: int, ints: int, floats: int) -> str:
@@ -194,14 +219,19 @@ def _kind(values: int, bools: int, ints: int, floats: int) -> str:
     return "string"
 
 
-def _number_counts(text: str) -> list[str]:
-    """SQL aggregates of a stripped text column: its ints (:func:`is_int`), its short decimals
-    and its long ones (``inference.FLOAT``; see :func:`is_float`)."""
-    decimal, short = _decimal(text), _short(text)
+def _number_counts(at: int) -> list[str]:
+    """SQL aggregates of column ``at`` of :func:`_stripped`: its ints (:func:`is_int`), its
+    short decimals and its long ones (see :func:`is_float`), from its one grammar match."""
+    text, decimal = f"_s{at}", f"_d{at}"
+    power = f"(contains({text}, 'e') OR contains({text}, 'E'))"
+    plain = f"{decimal} AND NOT contains({text}, '.') AND NOT {power}"  # inference.INT
+    fits = f"length({text}) - starts_with({text}, '-')::INT <= 18 OR {_fits(text)}"
+    digits = f"length({text}) - starts_with({text}, '-')::INT - contains({text}, '.')::INT"
+    short = f"NOT {power} AND {digits} <= {inference.SHORT_DIGITS}"
     return [
-        f"count(*) FILTER (WHERE {is_int(text)})",
+        f"count(*) FILTER (WHERE {plain} AND ({fits}))",
         f"count(*) FILTER (WHERE {decimal} AND {short})",
-        f"count(*) FILTER (WHERE {decimal} AND NOT {short})",
+        f"count(*) FILTER (WHERE {decimal} AND NOT ({short}))",
     ]
 
 
@@ -223,9 +253,12 @@ def _inexact(con, source: str, text: str) -> int:
 
 def is_int(text: str) -> str:
     """SQL: the stripped ``text`` is an int by ``inference.is_int_text``."""
-    fits = f"TRY_CAST({text} AS BIGINT) IS NOT NULL"
-    long = f"regexp_full_match({text}, {literal(LONG_INT)}) AND {fits}"
+    long = f"regexp_full_match({text}, {literal(LONG_INT)}) AND {_fits(text)}"
     return f"(regexp_full_match({text}, {literal(SHORT_INT)}) OR ({long}))"
+
+
+def _fits(text: str) -> str:
+    return f"TRY_CAST({text} AS BIGINT) IS NOT NULL"
 
 
 def is_float(text: str) -> str:
@@ -275,27 +308,37 @@ def _canonical(number: str) -> str:
 
 def key_kinds(con, rows: str, columns: list[str], stored: dict[str, str]) -> dict[str, str]:
     """``inference.key_kind`` of each key column over ``rows`` (``stored``: the cleaned table's
-    kinds), from counts; a ``timestamp`` key holds if :func:`unparsed` finds none of its values
-    that did not parse."""
+    kinds), from counts (a sampled value that is no date and time decides a key the table does
+    not hold as a number); a ``timestamp`` key holds if :func:`unparsed` finds none of its
+    values that did not parse."""
     if not columns:
         return {}
-    source, parts = _stripped(rows, columns), []
-    for at in range(len(columns)):
-        text = f"_s{at}"  # a blank key is stripped to '' (null: a null key)
-        parts += [
-            f"count(*) FILTER (WHERE {text} <> '')",
-            *_number_counts(text),
-            f"count(*) FILTER (WHERE regexp_full_match({text}, {literal(inference.KEY_TIME)}))",
+    sample = _sampled(con, rows, columns)
+    found = {
+        c: "string"
+        for c, v in sample.items()
+        if v is not None
+        and stored.get(c) not in ("int", "float")
+        and not inference.KEY_TIME_TEXT.fullmatch(v)
+    }
+    counted = [c for c in columns if c not in found]
+    if not counted:
+        return {c: found[c] for c in columns}
+    source, parts = _stripped(rows, counted), []
+    for at in range(len(counted)):
+        parts += [  # a blank key is stripped to '' (null: a null key)
+            f"count(*) FILTER (WHERE _s{at} <> '')",
+            *_number_counts(at),
+            f"count(*) FILTER (WHERE regexp_full_match(_s{at}, {literal(inference.KEY_TIME)}))",
         ]
     [counts] = run(con, f"SELECT {', '.join(parts)} FROM {source}")
-    found: dict[str, str] = {}
-    for at, c in enumerate(columns):
+    for at, c in enumerate(counted):
         values, ints, short, long, times = counts[5 * at : 5 * at + 5]
         floats = _floats(con, source, f"_s{at}", (values, short, long))
         found[c] = inference.choose_key_kind(
             stored.get(c), values=values, ints=ints, floats=floats, times=times
         )
-    return found
+    return {c: found[c] for c in columns}
 
 
 def unparsed(con, rows: str, column: str, index: int) -> bool:
