@@ -224,8 +224,8 @@ def test_a_merge_that_lost_a_row_would_be_caught(home, monkeypatch):
     monkeypatch.setattr(typed_extract, "source_of", lambda *args: None)
     prepare = merging.prepare
 
-    def lossy(dataset, raw, interval):
-        winners, quarantined, superseded = prepare(dataset, raw, interval)
+    def lossy(dataset, raw, interval, *stored):  # stored: the cleaned table's kinds
+        winners, quarantined, superseded = prepare(dataset, raw, interval, *stored)
         return winners.iloc[1:], quarantined, superseded  # one winner vanishes
 
     monkeypatch.setattr(merging, "prepare", lossy)
