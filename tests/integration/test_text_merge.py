@@ -58,12 +58,12 @@ def rows(rng, day: str, n: int = 300) -> list[list[str]]:
                 "" if rng.random() < 0.02 else (" " if rng.random() < 0.01 else str(key)),
                 stamp(rng, day, int(rng.integers(0, 6))),
                 moved.isoformat(),
-                ["7", " 7 ", "-3", "-0", "12345678901234567", ""][int(rng.integers(6))],
+                ["7", " 7 ", "-3", "0", "12345678901234567", ""][int(rng.integers(6))],
                 ["1e3", "2.5", " 7 ", "-0.5", "", "0.30000000000000004"][int(rng.integers(6))],
                 ["True", " false ", "TRUE", "", "false"][int(rng.integers(5))],
                 [f"x{key % 7}", " a ", "", "NA", "1,5"][int(rng.integers(5))],
                 "",
-                ["007", "+3", "-.5", "02134", "7", "", "inf"][int(rng.integers(7))],
+                ["007", "+3", "-.5", "02134", "7", "", "inf", "-0"][int(rng.integers(8))],
             ]
         )
     return out
@@ -141,7 +141,7 @@ def test_the_duckdb_merge_of_text_equals_the_pandas_merge_in_any_order(home, mon
     }
     assert set(cleaned["n"].dropna()) == {7, -3, 0, 12345678901234567}
     assert set(cleaned["x"].dropna()) == {1000.0, 2.5, 7.0, -0.5, 0.30000000000000004}
-    assert set(cleaned["code"].dropna()) == {"007", "+3", "-.5", "02134", "7", "inf"}
+    assert set(cleaned["code"].dropna()) == {"007", "+3", "-.5", "02134", "7", "inf", "-0"}
     assert cleaned["empty"].isna().all()
     reasons = set(duck["reference"]["quarantine"]["_reason"])
     assert reasons == {

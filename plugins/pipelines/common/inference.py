@@ -5,9 +5,9 @@ CSV delivery's) is looked at value by value, nulls aside and each value stripped
 around it (every character ``str.isspace`` names), and is:
 
 - ``bool`` when every value is ``true`` or ``false``, in any case;
-- ``int`` when every value is an integer written plainly, ``-?(0|[1-9][0-9]*)`` (:data:`INT`),
-  that fits int64: no leading zero (``007``, ``02134``), no ``+``, no thousands separator, no
-  decimal point and no exponent;
+- ``int`` when every value is an integer written as Python prints it, ``0|-?[1-9][0-9]*``
+  (:data:`INT`), that fits int64: no leading zero (``007``, ``02134``), no ``+``, no ``-0``, no
+  thousands separator, no decimal point and no exponent;
 - ``float`` when every value is a decimal number, ``-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?``
   (:data:`FLOAT`), whose float64 is numerically the very decimal the text says, as Python's
   shortest ``repr`` shows it: ``Decimal(repr(float(t))) == Decimal(t)`` (:func:`exact_float`).
@@ -32,7 +32,7 @@ import pandas as pd
 
 from pipelines.common import transforms
 
-INT = r"-?(0|[1-9][0-9]*)"
+INT = r"(0|-?[1-9][0-9]*)"
 FLOAT = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 # a decimal of at most 15 digits and no exponent is always exact (DBL_DIG: every such decimal
 # is the shortest repr of its float64); only longer ones are checked one by one

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 # every character Python's str.isspace() names: str.strip() removes these
 SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 SPACE = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in SPACES) + "]"
-SHORT_INT = "-?(0|[1-9][0-9]{0,17})"  # inference.INT that always fits BIGINT
+SHORT_INT = "(0|-?[1-9][0-9]{0,17})"  # inference.INT that always fits BIGINT
 LONG_INT = "-?[1-9][0-9]{18}"  # fits if the cast says so
 # ISO 8601 text DuckDB casts to the instant pandas parses (years 1900-2099: inside pandas'
 # nanosecond range; a day that does not exist fails the cast and goes to pandas)
@@ -224,7 +224,8 @@ def _number_counts(at: int) -> list[str]:
     short decimals and its long ones (see :func:`is_float`), from its one grammar match."""
     text, decimal = f"_s{at}", f"_d{at}"
     power = f"(contains({text}, 'e') OR contains({text}, 'E'))"
-    plain = f"{decimal} AND NOT contains({text}, '.') AND NOT {power}"  # inference.INT
+    # inference.INT: a decimal with no point, no exponent, and not -0
+    plain = f"{decimal} AND NOT contains({text}, '.') AND NOT {power} AND {text} <> '-0'"
     fits = f"length({text}) - starts_with({text}, '-')::INT <= 18 OR {_fits(text)}"
     digits = f"length({text}) - starts_with({text}, '-')::INT - contains({text}, '.')::INT"
     short = f"NOT {power} AND {digits} <= {inference.SHORT_DIGITS}"
