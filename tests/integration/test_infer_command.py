@@ -116,3 +116,20 @@ def test_mistakes_are_one_line_and_exit_1(home, capsys):
         code, out, err = infer(capsys, *argv)
         assert code == 1
         assert out.startswith(said) and out.count("\n") == 1 and "Traceback" not in out + err
+
+
+def test_a_key_of_timestamps_is_a_timestamp_and_a_zip_with_a_leading_zero_is_text(home, capsys):
+    """As the merge types them: one instant whatever its offset; 02134 is not 2134."""
+    project(
+        home,
+        key="at",
+        first="at,sold_on,zip\n"
+        "2013-02-12T08:00:00Z,2013-02-12,02134\n2013-02-12T10:00:00+02:00,2013-02-12,2134\n",
+    )
+    code, out, _ = infer(capsys, "vendor")
+    assert code == 0
+    assert columns(out) == {
+        "at": {"type": "timestamp", "tests": ["not_null"]},
+        "sold_on": {"type": "date"},
+        "zip": {"type": "text"},
+    }

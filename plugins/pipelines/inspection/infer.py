@@ -89,11 +89,11 @@ def _kinds(dataset: Dataset, frame: pd.DataFrame, unparsed: dict[str, list]) -> 
             counts[0] += len(failed)
             counts[1] += int(frame[column].notna().sum())
             counts[2] = counts[2] if counts[2] is not None or failed.empty else failed.iloc[0]
-    if dataset.format == "csv":  # text keys are compared as delivered: they stay text
-        for key in dataset.primary_key:
-            column = declared.header(dataset, key)
-            if column in kinds and kinds[column] not in (*DATED, "null"):
-                kinds[column] = "string"
+    undeclared = replace(dataset, declared=None)
+    for key, kind in schema.key_kinds(frame, undeclared, {}).items():  # as the merge types keys
+        column = declared.header(dataset, key)
+        if column in kinds and kinds[column] not in (*DATED, "null"):
+            kinds[column] = kind  # text, or a timestamp (one instant, whatever its offset)
     return kinds
 
 
