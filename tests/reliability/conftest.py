@@ -92,6 +92,14 @@ def scratch_base() -> Path | None:
 
 
 @pytest.fixture
+def case(figures):
+    """Counts a bad-input case as tried, and as passed when the test body got to the end."""
+    figures["bad_input_tried"] += 1
+    yield
+    figures["bad_input_passed"] += 1
+
+
+@pytest.fixture
 def fast_dir():
     path = Path(tempfile.mkdtemp(prefix="reliability-", dir=scratch_base()))
     yield path
