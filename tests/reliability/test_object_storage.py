@@ -90,29 +90,36 @@ def test_two_workers_merging_into_one_s3_partition_lose_nothing(
     the table equals a local run's, and the conflicts must actually have happened."""
     local = Env(str(project), str(fast_dir / "lake"))
     workload.run(local, ["hot"], DAYS[:6], STEPS)
-    reports = [fast_dir / "a", fast_dir / "b"]
-    barrier = procs.Barrier(2)
-    workers = [
-        procs.Process(
-            target=workload.work_counting_conflicts,
-            args=(s3_env, ["hot"], days, STEPS, str(report), barrier),
-        )
-        for days, report in zip([DAYS[0:6:2], DAYS[1:6:2]], reports, strict=True)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=300)
-    assert [w.exitcode for w in workers] == [0, 0]
-    cleaned = read_table(s3_env, "hot", "cleaned")
-    lost = 240 - cleaned["id"].nunique()
-    figures["lost_rows"] += max(lost, 0)
-    assert lost == 0 and cleaned["id"].is_unique
-    assert fingerprint(cleaned) == fingerprint(read_table(local, "hot", "cleaned"))
-    retried = sum(int(r.read_text()) for r in reports)
+    retried = 0
+    # Whether two commits race depends on the machine's load: the CI once saw a round with none.
+    # Another round reruns the same days into the same table (idempotent), so the table must
+    # still equal the local run's; at most 3 rounds to see a conflict.
+    for attempt in range(3):
+        reports = [fast_dir / f"a{attempt}", fast_dir / f"b{attempt}"]
+        barrier = procs.Barrier(2)
+        workers = [
+            procs.Process(
+                target=workload.work_counting_conflicts,
+                args=(s3_env, ["hot"], days, STEPS, str(report), barrier),
+            )
+            for days, report in zip([DAYS[0:6:2], DAYS[1:6:2]], reports, strict=True)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=300)
+        assert [w.exitcode for w in workers] == [0, 0]
+        cleaned = read_table(s3_env, "hot", "cleaned")
+        lost = 240 - cleaned["id"].nunique()
+        figures["lost_rows"] += max(lost, 0)
+        assert lost == 0 and cleaned["id"].is_unique
+        assert fingerprint(cleaned) == fingerprint(read_table(local, "hot", "cleaned"))
+        retried += sum(int(r.read_text()) for r in reports)
+        if retried:
+            break
     figures["conflicts"] += retried
     print(f"s3 same-partition merges: {retried} commits lost a race and were retried")
-    assert retried > 0, "the two writers never conflicted: the test proved nothing"
+    assert retried > 0, "the two writers never conflicted in 3 rounds: the test proved nothing"
 
 
 def test_a_dag_run_on_s3_goes_through_the_airflow_connection(
