@@ -29,14 +29,23 @@ DTYPES = {
 }
 
 
+DECIMAL_KIND = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+
+def decimal_shape(kind: str) -> tuple[int, int] | None:
+    """``(precision, scale)`` of a declared ``decimal(p,s)`` kind; None for the other kinds."""
+    match = DECIMAL_KIND.match(kind or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
 def dtype_of(kind: str):
     """The pandas dtype of a kind; a declared ``decimal(p,s)`` is an Arrow decimal (no digit
     lost)."""
-    if kind.startswith("decimal("):
+    shape = decimal_shape(kind)
+    if shape is not None:
         import pyarrow as pa
 
-        precision, scale = (int(p) for p in kind[len("decimal(") : -1].split(","))
-        return pd.ArrowDtype(pa.decimal128(precision, scale))
+        return pd.ArrowDtype(pa.decimal128(*shape))
     return DTYPES.get(kind, "string")
 
 

@@ -20,17 +20,10 @@ import pandas as pd
 
 from pipelines.common import transforms
 
-DECIMAL_KIND = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 INTEGER = re.compile(r"^[+-]?\d+$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 INT64 = (-(2**63), 2**63 - 1)
 WORDS = (("true",), ("false",))
-
-
-def decimal_shape(kind: str) -> tuple[int, int] | None:
-    """``(precision, scale)`` of a ``decimal(p,s)`` kind; None for the other kinds."""
-    match = DECIMAL_KIND.match(kind or "")
-    return (int(match[1]), int(match[2])) if match else None
 
 
 def describe(kind: str, fmt=None) -> str:
@@ -61,7 +54,7 @@ def parse(series: pd.Series, kind: str, fmt=None) -> tuple[pd.Series, pd.Series]
         return typed_ok
     text = _text(series).str.strip()
     missing = text.isna() | (text == "")
-    if kind in ("int", "float") or decimal_shape(kind):
+    if kind in ("int", "float") or transforms.decimal_shape(kind):
         values = _numbers(text.mask(missing), kind, fmt)
     elif kind == "bool":
         values = _booleans(text.mask(missing), fmt or WORDS)
@@ -108,7 +101,7 @@ def _numbers(text: pd.Series, kind: str, fmt) -> pd.Series:
             text = text.where(~text.str.contains(".", regex=False)).str.replace(
                 fmt.decimal, ".", regex=False
             )
-    shape = decimal_shape(kind)
+    shape = transforms.decimal_shape(kind)
     if shape is not None:
         return _decimals(text, *shape)
     if kind == "int":

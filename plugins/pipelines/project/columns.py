@@ -370,11 +370,6 @@ def _decimal(type_: str) -> tuple[int, int] | None:
     return (precision, scale) if 1 <= precision <= 38 and scale <= precision else None
 
 
-def decimal_shape(kind: str) -> tuple[int, int] | None:
-    """``(precision, scale)`` of a ``decimal(p,s)`` kind (None: not a decimal)."""
-    return _decimal(kind)
-
-
 _BAD = object()
 DATE_DIRECTIVES = re.compile(r"%[dmyYHIMSfpbBjzZ%]")
 

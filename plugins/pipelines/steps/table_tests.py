@@ -46,10 +46,10 @@ def failures(
         from pipelines.project.config import load_project
 
         dataset_of = load_project().dataset
-    counts = (merged.raw_rows, merged.delivered, merged.quarantined)
-    found = _counted(declared, dataset, interval, lake, counts)
     table = lake.cleaned(dataset)
     snap = table.snapshot()
+    counts = (merged.raw_rows, merged.delivered, merged.quarantined)
+    found = _counted(declared, interval, snap.meta["runs"], counts)
     for column in declared.columns:
         if column.stored not in snap.kinds:
             continue  # not delivered yet: nothing to test
@@ -64,11 +64,7 @@ def failures(
 
 
 def _counted(
-    declared: Declaration,
-    dataset: Dataset,
-    interval: Interval,
-    lake: Lake,
-    counts: tuple[int, int, int],
+    declared: Declaration, interval: Interval, runs: dict, counts: tuple[int, int, int]
 ) -> list[str]:
     raw, delivered, quarantined = counts
     found = []
@@ -81,15 +77,13 @@ def _counted(
             f"max_quarantined_pct: {share:.0f}% of {raw} rows quarantined, over {limit:g}%"
         )
     if declared.max_row_change_pct is not None:
-        found += _changed(declared.max_row_change_pct, dataset, interval, lake, delivered)
+        found += _changed(declared.max_row_change_pct, interval, runs, delivered)
     return found
 
 
-def _changed(
-    limit: float, dataset: Dataset, interval: Interval, lake: Lake, rows: int
-) -> list[str]:
-    """The day's rows against those of the newest earlier day that ran."""
-    runs = lake.cleaned(dataset).snapshot().meta["runs"]
+def _changed(limit: float, interval: Interval, runs: dict, rows: int) -> list[str]:
+    """The day's rows against those of the newest earlier day that ran (``runs``: the cleaned
+    table's run records)."""
     earlier = sorted(d for d in runs if d < interval.ds and "cleaned" in runs[d])
     if not earlier:
         return []
