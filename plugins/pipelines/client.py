@@ -197,8 +197,9 @@ class Client:
         :param timeout: seconds to wait for each remote run (default ``timeout_seconds``)
         :param allow_incomplete: also run an interval that has not ended yet
         :param keep_going: run the other days after a day failed (default: stop there)
-        :param upstream: before a workflow's day, run the datasets and workflows it reads whose
-            day has not landed (in this process only; default: the workflow fails, naming them)
+        :param upstream: before a workflow's day, run every day of its inputs' windows that has
+            not landed or failed, datasets and workflows, upstream first (in this process only;
+            default: the workflow fails, naming them)
         :param on_start: called with the days once they are known, before the first run
         :param on_run: called with each DAG run's outcome as soon as it ends
         :param on_state: called when a remote run's state changes while it is waited for
@@ -276,17 +277,18 @@ class _Submission:
         return [outcome]
 
     def _upstream(self, ds: str) -> list[RunOutcome]:
-        """Run what a workflow reads and has not landed for ``ds``, upstream first; stop at the
-        first failure (a cookbook runs its own steps in order: nothing to add)."""
+        """Run every missing or failed day of the windows a workflow reads for ``ds``,
+        upstream first; stop at the first failure (a cookbook runs its own steps in order:
+        nothing to add)."""
         if self.entry.kind is not Kind.WORKFLOW:
             return []
-        from pipelines.steps.workflow import missing_upstream
+        from pipelines.steps.window_inputs import missing_upstream
 
         lake = self.project.lake(self.ns)
         outcomes: list[RunOutcome] = []
-        for producer in missing_upstream(self.entry.spec, ds, lake, self.project):
+        for producer, day in missing_upstream(self.entry.spec, ds, lake, self.project):
             dag_id = self.project.dag_id(producer, self.ns)
-            outcome = run_dag(dag_id, ds, full_airflow=self.client.full_airflow)
+            outcome = run_dag(dag_id, day, full_airflow=self.client.full_airflow)
             self.report(outcome)
             outcomes.append(outcome)
             if not outcome.ok:

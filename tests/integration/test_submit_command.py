@@ -16,9 +16,10 @@ from pipelines.project.run_dates import latest_date
 
 
 def test_submit_prints_each_run_and_the_outputs_by_name(home, capsys):
-    assert main(["submit", "refund_model", "--date", "2024-01-02"]) == 0
+    # the first day: the 3-day window of customer_features is whole (nothing before start_date)
+    assert main(["submit", "refund_model", "--date", "2024-01-01"]) == 0
     out = _lines(capsys.readouterr().out)
-    assert out[0] == "starting 1 run of refund_model: 2024-01-02"
+    assert out[0] == "starting 1 run of refund_model: 2024-01-01"
     assert [line.split()[:2] for line in out[1:6]] == [
         ["ok", "local__orders"],
         ["ok", "local__customers"],
@@ -28,7 +29,7 @@ def test_submit_prints_each_run_and_the_outputs_by_name(home, capsys):
     ]
     table = dict(line.split(None, 1) for line in out[6:] if not line.startswith("tables:"))
     assert table["output"] == "value"
-    assert table["passed"] == "12" and table["orders.rows_raw"] == "5"
+    assert table["passed"] == "12" and table["orders.rows_raw"] == "6"
     assert 0.5 <= float(table["accuracy"]) <= 1
     assert out[-1].startswith("tables: raw.orders, cleaned.orders,")
 
@@ -147,8 +148,9 @@ def test_a_real_cookbook_run_resolves_each_name_once_per_entry_point(home, resol
     """A real local run of the cookbook: the client resolves the cookbook once, and so does each
     other entry point that names an entry: the DAG file building the cookbook's parent DAG (its
     children's DAG ids come from the entry), the cookbook's verify task, each workflow's run task
-    (the datasets' tasks look their row up, they resolve no name)."""
-    result = Client().submit("refund_model", "2024-01-02")
+    (the datasets' tasks look their row up, they resolve no name). The first day: its windows
+    are whole."""
+    result = Client().submit("refund_model", "2024-01-01")
     assert result.ok and 0.5 <= result.outputs["accuracy"] <= 1
     assert sorted(resolved) == [
         "customer_features",  # its run task

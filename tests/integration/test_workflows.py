@@ -93,13 +93,16 @@ def test_metrics_of_an_old_day_are_that_days(cooked):
     features = pipelines.read("customer_features", "workflows")
     assert rows == [int((features["ds"] == d).sum()) for d in DAYS]
     counted = lake.cleaned(load_project().dataset("orders")).snapshot()
-    assert counted.run_metrics(DAYS[0]) == {
+    recorded = counted.run_metrics(DAYS[0])
+    wrote = recorded.pop("wrote")  # what the day's run rewrote, and at which version
+    assert recorded == {
         "raw": 6,
         "cleaned": 4,
         "quarantined": 2,
         "superseded": 1,
         "checks": "passed",
     }
+    assert DAYS[0] in wrote["partitions"] and counted.wrote(DAYS[0])[0] == wrote["version"]
 
 
 BROKEN = """
@@ -170,7 +173,7 @@ def test_a_missing_input_fails_in_one_line_and_upstream_runs_it_first(home, airf
     assert main(["run", "train_refund_model", "--date", DAYS[0]]) == 1
     out = capsys.readouterr().out
     assert (
-        "workflow.run failed: train_refund_model: input features (workflows customer_features) "
+        "workflow.run failed: train_refund_model: input features (workflows customer_features, 1d) "
         f"has no data for {DAYS[0]} yet: run customer_features for {DAYS[0]} first "
         f"(pipelines run customer_features --date {DAYS[0]}), or pass --upstream"
     ) in out
@@ -197,7 +200,7 @@ def test_backfill_runs_a_workflow_for_each_day(cooked, capsys):
 
 def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(cooked):
     from pipelines.project.config import load_project
-    from pipelines.steps.workflow import rerun_days
+    from pipelines.steps.window_inputs import rerun_days
 
     project, lake = load_project(), Lake.from_env()
 
@@ -217,13 +220,14 @@ def test_a_changed_day_reruns_exactly_the_written_days_whose_windows_hold_it(coo
 def test_a_day_that_failed_its_checks_has_not_landed_for_a_workflow(home, airflow_db):
     from pipelines.steps.check import record_checks
 
-    assert Client().submit("orders", DAYS[2]).ok and Client().submit("customers", DAYS[2]).ok
+    assert Client().submit("orders", DAYS[0], end=DAYS[2]).ok  # its 3-day window is whole
+    assert Client().submit("customers", DAYS[2]).ok
     customers = Lake.from_env().cleaned(load_project().dataset("customers"))
     record_checks(customers, DAYS[2], "failed: 1 duplicate primary keys")  # as a failed gate does
     outcome = Client().submit("customer_features", DAYS[2]).runs[-1]
     assert not outcome.ok
     assert outcome.error == (
-        "customer_features: input customers (cleaned customers) failed its checks for "
+        "customer_features: input customers (cleaned customers, all) failed its checks for "
         "2024-01-03 (1 duplicate primary keys): fix it and rerun customers for 2024-01-03"
     )
 

@@ -74,6 +74,20 @@ class Window:
         last = None if self.days is None else format_date(day + dt.timedelta(days=self.days - 1))
         return Days(format_date(day), last)
 
+    def needs(self, ds: str | dt.date, start: str | dt.date | None, *, snapshots: bool = False):
+        """The days that must have landed before day ``ds``'s window is whole: those it reads
+        from ``start`` on (a day before its producer's start_date is not missing; ``all``
+        reaches back to ``start``), oldest first. A snapshot input needs D's own snapshot.
+
+        :param start: the producer's first day (None: D alone can be asked of ``all``)
+        """
+        days = self.reads(ds, snapshots=snapshots)
+        first = days.first
+        if start is not None:
+            start = format_date(parse_date(start))
+            first = start if first is None else max(first, start)
+        return list(Days(first or days.last, days.last)) if (first or "") <= str(days.last) else []
+
     def days_of(self, ds: str | dt.date) -> tuple[str, str | None]:
         """``(last, first)``: the newest and the oldest day inside (first None: no bound)."""
         days = self.reads(ds)
@@ -89,6 +103,24 @@ class Window:
         if snapshots:
             return inside[-1:] if self.days is None else self.reads(ds, snapshots=True).of(inside)
         return inside
+
+
+def ranges(days: Iterable[str]) -> list[tuple[str, str]]:
+    """Consecutive days as ``(first, last)`` ranges, oldest first."""
+    found: list[tuple[str, str]] = []
+    for day in sorted(set(days)):
+        if found and format_date(parse_date(found[-1][1]) + dt.timedelta(days=1)) == day:
+            found[-1] = (found[-1][0], day)
+        else:
+            found.append((day, day))
+    return found
+
+
+def ranges_text(days: Iterable[str], shown: int = 3) -> str:
+    """``2024-01-01, 2024-01-03..2024-01-05`` (the first ``shown`` ranges, then how many more)."""
+    found = ranges(days)
+    text = ", ".join(a if a == b else f"{a}..{b}" for a, b in found[:shown])
+    return text + (f" (+{len(found) - shown} more)" if len(found) > shown else "")
 
 
 @dataclass(frozen=True)

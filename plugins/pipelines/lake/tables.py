@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DTYPE = frames.DTYPE.encode()
 PASSED = "passed"  # a run's checks (meta["runs"][D]["checks"]): "pending", "passed", "failed: ..."
+# in a run's record: the partitions the day's runs rewrote and the version of the last that did
+# (``{"version": V, "partitions": [...]}``): what tells a workflow output that read an older
+# version it is stale (:mod:`pipelines.steps.staleness`); a rerun that changed nothing keeps it
+WROTE = "wrote"
 
 
 def iso_utc(value) -> str:
@@ -116,6 +120,12 @@ class Snapshot:
         """What the run for day ``ds`` recorded when it committed ({}: no such run)."""
         return dict(self._recorded.runs.get(ds, {}))
 
+    def wrote(self, ds: str) -> tuple[int, list[str]] | None:
+        """The version of the last run for day ``ds`` that changed the table, and the
+        partitions the day's runs changed (None: none recorded, or none that changed a row)."""
+        said = self._recorded.runs.get(ds, {}).get(WROTE)
+        return (int(said["version"]), list(said["partitions"])) if said else None
+
     def version_of(self, ds: str) -> int | None:
         """The version the newest run for day ``ds`` left the table at (None: no such run)."""
         return self._recorded.versions.get(ds)
@@ -176,6 +186,38 @@ class Snapshot:
 
 
 EMPTY = Snapshot(-1)
+
+
+def _with_wrote(
+    metrics: dict[str, Any], before: dict[str, Any], start: Snapshot, after: Snapshot
+) -> dict[str, Any]:
+    """A run's record with :data:`WROTE`: the partitions whose files differ between ``start``
+    and ``after`` (with those an earlier run of the day changed: a workflow that read before
+    either is stale), or, when the run changed nothing, what the day's earlier runs said."""
+    earlier = metrics.get(WROTE) or before.get(WROTE)
+    if after.version == start.version:
+        return {**metrics, WROTE: earlier} if earlier else metrics
+    changed = set(changed_partitions(start, after))
+    changed |= set(earlier["partitions"]) if earlier else set()
+    return {**metrics, WROTE: {"version": after.version, "partitions": sorted(changed)}}
+
+
+def changed_partitions(before: Snapshot, after: Snapshot) -> list[str]:
+    """The partitions whose files differ between two versions (a rewrite makes new files)."""
+    was, now = _files_by_partition(before), _files_by_partition(after)
+    return sorted(p for p in set(was) | set(now) if was.get(p) != now.get(p))
+
+
+def _files_by_partition(snap: Snapshot) -> dict[str, frozenset[str]]:
+    if snap.files is None or not snap.key:
+        return {p: frozenset() for p in snap.partitions}  # no files known: by partition only
+    found: dict[str, set[str]] = {}
+    paths = snap.files["path"].to_pylist()
+    for path, part in zip(paths, snap.files[f"partition.{snap.key}"].to_pylist(), strict=True):
+        found.setdefault(part, set()).add(path)
+    return {p: frozenset(f) for p, f in found.items()}
+
+
 # a commit writes its files before it commits them: a vacuum that deleted files younger than the
 # longest commit could delete one in flight. Delta's own default keeps a week of versions.
 MIN_RETENTION_HOURS = 1
@@ -382,6 +424,8 @@ class Table:
                 log_.forget(name)
             holds = change(log_.of(name).holdings, (since or base).holdings, after.holdings)
             config = meta.get("config")
+            if run is not None:
+                run = (run[0], _with_wrote(run[1], base.run_metrics(run[0]), since or base, after))
             if run is not None or "config" in meta or holds is not None:
                 log_.append(name, after.version, run=run, config=config, partitions=holds)
         return after if changes or not base.exists else self.snapshot()

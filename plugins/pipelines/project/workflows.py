@@ -37,6 +37,7 @@ class WorkflowInput:
     table: str
     layer: Layer = Layer.CLEANED
     window: Window = Window()
+    min_days: int | None = None  # a partial window is read when this many of its days landed
 
     def __str__(self) -> str:
         return f"{self.alias} ({self.layer} {self.table}, {self.window})"
@@ -128,7 +129,10 @@ def _primary_key(raw: Any, say: Callable[[str], None]) -> tuple[str, ...]:
 
 def _inputs(raw: Any, say: Callable[[str], None]) -> tuple[WorkflowInput, ...]:
     if not isinstance(raw, dict) or not raw:
-        say("inputs must be a non-empty mapping: alias -> {table: NAME, layer: ..., window: ...}")
+        say(
+            "inputs must be a non-empty mapping: alias -> "
+            "{table: NAME, layer: ..., window: ..., min_days: N}"
+        )
         return ()
     out = []
     for alias, value in raw.items():
@@ -139,9 +143,12 @@ def _inputs(raw: Any, say: Callable[[str], None]) -> tuple[WorkflowInput, ...]:
         if not isinstance(value, dict) or not isinstance(value.get("table"), str):
             say(f"input {alias}: must be a table name or {{table: NAME, layer: ..., window: ...}}")
             continue
-        extra = set(value) - {"table", "layer", "window"}
+        extra = set(value) - {"table", "layer", "window", "min_days"}
         if extra:
-            say(f"input {alias}: unknown keys: {', '.join(sorted(map(str, extra)))}")
+            say(
+                f"input {alias}: unknown keys: {', '.join(sorted(map(str, extra)))} "
+                "(known: layer, min_days, table, window)"
+            )
         layer = value.get("layer", Layer.CLEANED.value)
         if layer not in [str(x) for x in INPUT_LAYERS]:
             say(
@@ -154,8 +161,22 @@ def _inputs(raw: Any, say: Callable[[str], None]) -> tuple[WorkflowInput, ...]:
         except ValueError as exc:
             say(f"input {alias}: {exc}")
             continue
-        out.append(WorkflowInput(alias, value["table"], Layer(layer), window))
+        min_days = value.get("min_days")
+        if min_days is not None and not _min_days_fit(min_days, window):
+            most = f" and at most {window.days}" if window.days else ""
+            say(
+                f"input {alias}: min_days {min_days!r} must be a whole number of days, at least "
+                f"1{most} (window {window}): how many days of the window must have landed"
+            )
+            continue
+        out.append(WorkflowInput(alias, value["table"], Layer(layer), window, min_days))
     return tuple(out)
+
+
+def _min_days_fit(value: Any, window: Window) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return False
+    return window.days is None or value <= window.days
 
 
 def _clock(schedule: Any, inputs: tuple[WorkflowInput, ...], say: Callable[[str], None]):
@@ -256,6 +277,16 @@ def _input_faults(
             f"input {item.alias}: window {item.window}: {item.table} is a full dataset, whose "
             "cleaned table holds snapshots, not day partitions; use 1d (the snapshot of D) or "
             "all (the newest snapshot at or before D)"
+        ]
+    if dataset and dataset.ingestion.keeps_snapshots and item.min_days is not None:
+        return [
+            f"input {item.alias}: min_days: {item.table} is a full dataset, whose window is one "
+            "snapshot (D's): there is no partial window to allow"
+        ]
+    if spec.cron is not None and item.min_days is not None:
+        return [
+            f"input {item.alias}: min_days: a workflow on a cron waits for no day, so there is "
+            "no window to complete"
         ]
     return []
 

@@ -14,25 +14,26 @@ is put on ``sys.path`` first, so ``function: features:customer_features`` finds
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
+import json
 import logging
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.common.partitions import DAILY, Layer, interval_for
-from pipelines.exceptions import ConfigError, LakeError, Problem, WorkflowError
+from pipelines.exceptions import ConfigError, LakeError, PipelinesError, Problem, WorkflowError
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import Snapshot, Table, commit_with_retry
+from pipelines.lake.tables import Snapshot, commit_with_retry
 from pipelines.project.config import Project
 from pipelines.project.table_config import CONFIG, of_workflow
-from pipelines.project.workflows import WORKFLOWS, WorkflowInput, WorkflowSpec
+from pipelines.project.workflows import WORKFLOWS, WorkflowSpec
 from pipelines.runtime import environment
 from pipelines.runtime.environment import include_dir
 from pipelines.steps.output import validated
+from pipelines.steps.window_inputs import DAYS_READ, read_inputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,140 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FOLDER = "workflows"  # include/workflows/: the users' modules
 PACKAGE = str(environment.PACKAGE_DIR)  # frames below it are not the user's code
-
-
-class MissingInput(LakeError):
-    """An input of a workflow has not landed for the day the workflow runs for."""
-
-    def __init__(
-        self, workflow: str, item: WorkflowInput, day: str, producer: str, checks: str = ""
-    ):
-        self.workflow, self.input, self.day, self.producer = workflow, item, day, producer
-        what = f"{workflow}: input {item.alias} ({item.layer} {item.table})"
-        if checks.startswith("failed: "):
-            super().__init__(
-                f"{what} failed its checks for {day} ({checks.removeprefix('failed: ')}): "
-                f"fix it and rerun {producer} for {day}"
-            )
-            return
-        super().__init__(
-            f"{what} has no data for {day} yet: run {producer} for {day} first "
-            f"(pipelines run {producer} --date {day}), or pass --upstream"
-        )
-
-    @classmethod
-    def of(cls, workflow: str, item: WorkflowInput, day: str, src: Source, snap: Snapshot):
-        """Why ``item`` has not landed ``day`` in ``snap``."""
-        checks = str(snap.run_metrics(day).get("checks", ""))
-        return cls(workflow, item, day, src.producer, checks)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where one input of a workflow is read from and who writes it."""
-
-    table: Table
-    snapshots: bool  # a full dataset's cleaned table: whole snapshots, not days
-    producer: str  # the dataset or workflow whose runs write it
-    cron: str  # the producer's schedule
-
-
-def source(project: Project, lake: Lake, item: WorkflowInput) -> Source:
-    """The table behind an input (the spec was checked: the name exists in its layer)."""
-    if item.layer is Layer.WORKFLOWS:
-        upstream = project.workflow(item.table)
-        return Source(lake.workflow(item.table), False, item.table, upstream.cron or DAILY)
-    dataset = project.tables.dataset_of(item)
-    table = lake.table(item.layer, item.table, project)
-    snapshots = item.layer is Layer.CLEANED and dataset.ingestion.keeps_snapshots
-    return Source(table, snapshots, dataset.name, dataset.cron)
-
-
-def missing_inputs(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> list[MissingInput]:
-    """The inputs that have not landed for ``ds`` (a workflow on a cron waits for none)."""
-    if spec.cron:
-        return []
-    missing = []
-    for item in spec.inputs:
-        src = source(project, lake, item)
-        snap = src.table.snapshot()
-        if not snap.has_landed(ds):
-            missing.append(MissingInput.of(spec.name, item, ds, src, snap))
-    return missing
-
-
-def missing_upstream(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> list[str]:
-    """What must run for ``ds`` before the workflow can: the datasets and workflows whose day
-    has not landed, upstream first, each once."""
-    order: list[str] = []
-    for gap in missing_inputs(spec, ds, lake, project):
-        upstream = project.workflow(gap.producer)
-        if upstream is not None:
-            order += missing_upstream(upstream, ds, lake, project)
-        order.append(gap.producer)
-    return list(dict.fromkeys(order))
-
-
-def rerun_days(
-    project: Project, lake: Lake, workflow: str, layer: Layer, table: str, changed: list[str]
-) -> list[str]:
-    """The days ``workflow`` already wrote whose input windows hold a changed day of ``table``:
-    the days to run again (a day it has not written yet waits for its first landing).
-
-    The input's window says which days a changed day C reaches (:meth:`Window.reached_by`): C ..
-    C+N-1 (``Nd``), every day from C on that the workflow ran for (``all``), C alone for a
-    snapshot (each later day has a snapshot of its own).
-    """
-    spec = project.workflow(workflow)
-    if spec is None:
-        return []
-    written = lake.workflow(workflow).snapshot()
-    ran = written.meta.get("runs", {})
-    days: set[str] = set()
-    for item in spec.inputs:
-        if (item.layer, item.table) != (layer, table):
-            continue
-        snapshots = source(project, lake, item).snapshots
-        for day in changed:
-            reached = item.window.reached_by(day, snapshots=snapshots)
-            days.update(reached if reached.bounded else reached.of(ran))
-    return sorted(d for d in days if written.has_landed(d))
-
-
-def read_inputs(
-    spec: WorkflowSpec, ds: str, lake: Lake, project: Project
-) -> dict[str, pd.DataFrame]:
-    """``alias -> rows`` of each input's window for ``ds``, with the partition column.
-
-    :raises MissingInput: an input has not landed for ``ds`` (a workflow on its inputs), or has
-        nothing at or before ``ds`` (a workflow on a cron)
-    """
-    inputs = {}
-    for item in spec.inputs:
-        src = source(project, lake, item)
-        snap = src.table.snapshot()
-        if not spec.cron and not snap.has_landed(ds):
-            raise MissingInput.of(spec.name, item, ds, src, snap)
-        wanted = item.window.select(snap.partitions, ds, snapshots=src.snapshots)
-        if spec.cron and not wanted:  # on the clock: the input's own latest day, named
-            raise MissingInput(spec.name, item, interval_for(src.cron, ds).ds, src.producer)
-        inputs[item.alias] = _rows(src.table, wanted, snap)
-    return inputs
-
-
-def _rows(table: Table, partitions: list[str], snap: Snapshot) -> pd.DataFrame:
-    """The partitions' rows in the table's kinds; an empty window still has the columns."""
-    import pandas as pd
-
-    rows, read_from = table.read_version(partitions, snap)
-    rows = read_from.as_stored(rows)  # an empty read gets the cleaned schema's columns here
-    rows = rows.drop(columns=[c for c in rows.columns if str(c).startswith("_")])
-    if not rows.empty:
-        return rows
-    kinds = {table.key: "string", **dict(read_from.meta.get("columns", []))}  # a workflow's
-    empty = {c: pd.Series(dtype=kinds.get(c, rows[c].dtype if c in rows else "string"))
-             for c in dict.fromkeys([*kinds, *rows.columns])}  # fmt: skip
-    return pd.DataFrame(empty)
 
 
 def resolve(spec: WorkflowSpec, include: Path | None = None) -> Callable:
@@ -280,22 +147,32 @@ def _said(exc: BaseException) -> str:
 
 
 def run(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> dict:
-    """Run the workflow for day ``ds``: read, call, check, commit ``ds=D`` with its metrics.
+    """Run the workflow for day ``ds``: read, call, check, commit ``ds=D`` with its metrics,
+    what it read of each input and the hash of its code (:func:`code_hash`). A run that fails
+    records the day as failed (a later window does not read it) and changes no row.
 
     :return: ``{"ds", "rows", "metrics", "inputs": {alias: rows}}``
     """
-    function = resolve(spec)
-    inputs = read_inputs(spec, ds, lake, project)
-    frame, metrics = call(spec, function, inputs, ds)
     table = lake.workflow(spec.name)
+    try:
+        function = resolve(spec)
+        inputs, read = read_inputs(spec, ds, lake, project)
+        frame, metrics = call(spec, function, inputs, ds)
+    except PipelinesError as exc:
+        _record_failure(table, ds, str(exc))
+        raise
+    for item in spec.inputs:
+        if item.min_days is not None:  # a partial window says how much of it was read
+            metrics.setdefault(DAYS_READ.format(alias=item.alias), read[item.alias]["days"])
     columns = [[str(c), str(t)] for c, t in frame.dtypes.items()]
+    recorded = {"rows": len(frame), "metrics": metrics, "read": read, "code": code_hash(spec)}
 
     def attempt(base: Snapshot) -> Snapshot:
         return table.commit(
             base,
             {ds: frame},
             {"columns": columns, CONFIG: of_workflow(spec)},
-            run=(ds, {"rows": len(frame), "metrics": metrics}),
+            run=(ds, recorded),
         )
 
     commit_with_retry(table, attempt)
@@ -306,6 +183,40 @@ def run(spec: WorkflowSpec, ds: str, lake: Lake, project: Project) -> dict:
         "metrics": metrics,
         "inputs": {alias: len(rows) for alias, rows in inputs.items()},
     }
+
+
+def _record_failure(table, ds: str, why: str) -> None:
+    """Record the day's run as failed (``checks: failed: why``): its day has not landed for the
+    workflows that read it, and ``status`` shows it failed. A lake that cannot take the record
+    leaves the failure to the task's own line."""
+
+    def attempt(base: Snapshot) -> Snapshot:
+        return table.commit(base, {}, run=(ds, {"checks": f"failed: {why.splitlines()[0]}"}))
+
+    try:
+        commit_with_retry(table, attempt)
+    except LakeError as exc:
+        log.warning("could not record the failed run of %s: %s", ds, exc)
+
+
+def module_file(spec: WorkflowSpec, include: Path | None = None) -> Path | None:
+    """The file of the workflow's module in ``include/workflows/`` (None: not there)."""
+    base = (include or include_dir()) / FOLDER / Path(*spec.module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def code_hash(spec: WorkflowSpec, include: Path | None = None) -> str:
+    """What a workflow's output depends on besides its inputs: its module's source, the
+    function's name and the params, hashed (read from the file, never imported: ``status`` and
+    ``plan`` ask it too). Only the module itself is hashed, not the modules it imports."""
+    digest = hashlib.sha256(spec.function.encode())
+    path = module_file(spec, include)
+    digest.update(path.read_bytes() if path is not None else b"")
+    digest.update(json.dumps(dict(spec.params), sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def metrics_of(name: str, ds: str, lake: Lake) -> dict[str, Any]:

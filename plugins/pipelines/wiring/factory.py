@@ -219,9 +219,9 @@ def workflow_dag(
     input table's asset event for day D carries the partition key D (published by the task that
     finished the day), and the run for key D starts once every input has one. An input written
     again (a rerun, a late backfill, a late update to an older partition) also signals its
-    rewrite asset with the days the workflow already wrote whose windows hold what changed,
-    which start again on their own (see :func:`pipelines.steps.workflow.rerun_days`). With a cron,
-    it runs on the clock like a dataset.
+    rewrite asset with the days the workflow already ran for whose windows hold what changed,
+    which start again on their own (see :func:`pipelines.steps.window_inputs.rerun_days`). With
+    a cron, it runs on the clock like a dataset.
     """
     where = where or project.namespace(lake.namespace)
     start = dt.datetime.combine(spec.start_date or dt.date(2020, 1, 1), dt.time(), tzinfo=dt.UTC)

@@ -421,7 +421,7 @@ def publish(
     if reader is None:
         event.add_partitions(ds)
         return True
-    from pipelines.steps.workflow import rerun_days  # pandas: not at parse time
+    from pipelines.steps.window_inputs import rerun_days  # pandas: not at parse time
 
     _, layer, table = outlet.extra["rewritten"].split(".", 2)
     days = rerun_days(project, lake, reader, Layer(layer), table, [ds, *changed])
