@@ -94,14 +94,23 @@ class RunResults(list):
     """The runs of a submitted range, one :class:`RunResult` a day, with one ``outputs``: each
     output's value from the last day whose run succeeded, and the tables over every day."""
 
-    def __init__(self, results: list[RunResult], days: list[str], tables: Tables) -> None:
+    def __init__(
+        self,
+        results: list[RunResult],
+        days: list[str],
+        tables: Tables,
+        downstream: list[RunOutcome] | None = None,
+    ) -> None:
         super().__init__(results)
         self.days = days
         self._tables = tables
+        self.downstream = downstream or []  # the workflow runs downstream=True made
 
     @property
     def ok(self) -> bool:
-        return bool(self) and all(r.ok for r in self) and not self.not_run
+        ran = bool(self) or not self.days  # nothing to run (no stale day) is not a failure
+        done = all(r.ok for r in self) and all(r.ok for r in self.downstream)
+        return ran and done and not self.not_run
 
     @property
     def not_run(self) -> list[str]:
@@ -112,7 +121,7 @@ class RunResults(list):
     @property
     def runs(self) -> list[RunOutcome]:
         """Every DAG run the submission made, in order."""
-        return [run for result in self for run in result.runs]
+        return [run for result in self for run in result.runs] + self.downstream
 
     @property
     def outputs(self) -> Outputs:
@@ -182,6 +191,8 @@ class Client:
         allow_incomplete: bool = False,
         keep_going: bool = False,
         upstream: bool = False,
+        stale: bool = False,
+        downstream: bool = False,
         on_start: Callable[[list[str]], None] | None = None,
         on_run: Callable[[RunOutcome], None] | None = None,
         on_state: Callable[[RemoteRun], None] | None = None,
@@ -200,6 +211,11 @@ class Client:
         :param upstream: before a workflow's day, run every day of its inputs' windows that has
             not landed or failed, datasets and workflows, upstream first (in this process only;
             default: the workflow fails, naming them)
+        :param stale: a workflow: run only the days (of ``date`` .. ``end``; without ``date``,
+            of every day it wrote) whose output is stale (:mod:`pipelines.steps.staleness`);
+            a :class:`RunResults` is returned, empty when none is
+        :param downstream: a dataset: then rerun the stale days of the workflows that read it,
+            upstream first (in this process only: on Airflow its rewrite signal does)
         :param on_start: called with the days once they are known, before the first run
         :param on_run: called with each DAG run's outcome as soon as it ends
         :param on_state: called when a remote run's state changes while it is waited for
@@ -213,14 +229,19 @@ class Client:
         project = load_project()
         project.require_readable()
         entry = project.require(name, *RUNNABLE)  # the one time the name is resolved
-        first = latest_date(project, entry) if date is None else date_option(date, "date")
-        last = date_option(end, "end") if end is not None else first
-        days = run_dates(project, entry, first, last, allow_incomplete=allow_incomplete)
-        if upstream and self.airflow is not None:
-            raise PipelinesError(
-                "upstream=True runs in this process only; on Airflow, data decides"
-            )
-        if on_start:
+        _refuse_mixed(entry, self.airflow is not None, upstream, stale, downstream)
+        if stale and date is None:
+            days = []  # every day it wrote: the stale ones are picked below
+        else:
+            first = latest_date(project, entry) if date is None else date_option(date, "date")
+            last = date_option(end, "end") if end is not None else first
+            days = run_dates(project, entry, first, last, allow_incomplete=allow_incomplete)
+        if stale:
+            from pipelines.steps.staleness import stale_days
+
+            lake = project.lake(self.namespace)
+            days = list(stale_days(entry.spec, lake, project, days if date else None))
+        if on_start and days:
             on_start(days)
         run = _Submission(self, project, entry, conf, on_run, on_state, timeout)
         results: list[RunResult] = []
@@ -229,9 +250,12 @@ class Client:
             results.append(result)
             if not keep_going and wait and not result.ok:
                 break
-        if end is None:
+        after = run.downstream() if downstream and all(r.ok for r in results) else []
+        if end is None and not stale:
+            results[0].runs += after
             return results[0]
-        return RunResults(results, days, Tables(output_keys(project, entry), self.namespace, days))
+        tables = Tables(output_keys(project, entry), self.namespace, days)
+        return RunResults(results, days, tables, after)
 
 
 class _Submission:
@@ -293,6 +317,24 @@ class _Submission:
             outcomes.append(outcome)
             if not outcome.ok:
                 break
+        return outcomes
+
+    def downstream(self) -> list[RunOutcome]:
+        """Rerun the stale days of every workflow reading the dataset, each workflow after
+        those it reads (their days go stale as the ones before rerun): the local twin of the
+        rewrite signal. A failed day does not stop the others."""
+        from pipelines.project.workflows import readers_of
+        from pipelines.steps.staleness import stale_days
+
+        lake = self.project.lake(self.ns)
+        outcomes: list[RunOutcome] = []
+        workflows = list(self.project.workflows)
+        for spec in readers_of(workflows, self.project.tables, {self.name}):
+            dag_id = self.project.dag_id(spec.name, self.ns)
+            for day in stale_days(spec, lake, self.project):
+                outcome = run_dag(dag_id, day, full_airflow=self.client.full_airflow)
+                self.report(outcome)
+                outcomes.append(outcome)
         return outcomes
 
     def remote(self, ds: str, wait: bool) -> RunResult:
@@ -368,6 +410,27 @@ class _Submission:
             if isinstance(recorded, str) and recorded.startswith("failed"):
                 found[key] = recorded
         return found
+
+
+def _refuse_mixed(entry: Entry, remote: bool, upstream: bool, stale: bool, downstream: bool):
+    """:raises PipelinesError: an option that does not apply to ``entry``, or not on Airflow"""
+    if upstream and remote:
+        raise PipelinesError("upstream=True runs in this process only; on Airflow, data decides")
+    if stale and entry.kind is not Kind.WORKFLOW:
+        raise PipelinesError(
+            f"stale: {entry.name} is a {entry.kind}; only a workflow's output goes stale "
+            "(pipelines status shows which days)"
+        )
+    if downstream and entry.kind is not Kind.DATASET:
+        raise PipelinesError(
+            f"downstream: {entry.name} is a {entry.kind}; it reruns the workflow days a "
+            "dataset's runs made stale"
+        )
+    if downstream and remote:
+        raise PipelinesError(
+            "downstream runs in this process only; on Airflow the dataset's rewrite signal "
+            "reruns the workflow days itself"
+        )
 
 
 def outcome_of(run: RemoteRun) -> RunOutcome:

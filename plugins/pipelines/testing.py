@@ -8,6 +8,11 @@
 The function is found and called exactly as a real run does (``workflows.yaml``, the module in
 ``include/workflows/``, its ``params``), and what it returns goes through the same checks; only
 the reading of inputs and the writing of the result are left out.
+
+:func:`read_inputs` gives what a real run for a day would read from the lake (the same windows,
+the same refusal when one is not whole, never a day that failed), to build those frames from:
+
+    inputs = read_inputs("customer_features", "2024-01-03")
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pipelines.common.partitions import date_option, format_date
 from pipelines.exceptions import PipelinesError
 from pipelines.project.config import Kind, Project, load_project
 from pipelines.steps.output import Output
+from pipelines.steps.window_inputs import read_inputs as read_windows
 from pipelines.steps.workflow import call, resolve
 
 
@@ -55,3 +61,18 @@ def run_workflow(
     day = format_date(date_option(ds, "ds"))
     frame, metrics = call(spec, resolve(spec), {a: inputs[a].copy() for a in declared}, day)
     return Output(table=frame, metrics=metrics)
+
+
+def read_inputs(
+    name: str, ds: str | dt.date, *, namespace: str | None = None, project: Project | None = None
+) -> dict[str, Any]:
+    """What workflow ``name``'s run for ``ds`` would read from the lake: alias -> DataFrame.
+
+    :param namespace: whose lake (default: PIPELINES_NAMESPACE, as everywhere)
+    :raises MissingInput: a window is not whole (it names the input and the days to run)
+    """
+    project = project or load_project()
+    spec = project.require(name, Kind.WORKFLOW).spec
+    day = format_date(date_option(ds, "ds"))
+    inputs, _ = read_windows(spec, day, project.lake(namespace), project)
+    return inputs

@@ -91,7 +91,7 @@ def build(*more: Callable[[Any, str], None]) -> argparse.ArgumentParser:
 def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("name", help="dataset, workflow or cookbook")
     if name == "run":
-        p.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+        p.add_argument("--date", help="logical date YYYY-MM-DD (required but with --stale)")
     else:
         p.add_argument("--start", required=True, help="first logical date YYYY-MM-DD")
         p.add_argument("--end", required=True, help="last logical date (inclusive)")
@@ -106,7 +106,20 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument(
         "--upstream",
         action="store_true",
-        help="a workflow: first run the datasets and workflows it reads that lack the day",
+        help="a workflow: first run every day of its inputs' windows that has not landed "
+        "(datasets and workflows, upstream first)",
+    )
+    p.add_argument(
+        "--stale",
+        action="store_true",
+        help="a workflow: run only the days whose output is stale (pipelines status shows "
+        "them); run without --date: every stale day",
+    )
+    p.add_argument(
+        "--downstream",
+        action="store_true",
+        help="a dataset: then rerun the stale days of the workflows that read it, as Airflow's "
+        "rewrite signal does (here only)",
     )
     p.add_argument(
         "--airflow",
@@ -117,8 +130,8 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="show Airflow's task logs")
     p.set_defaults(func=cmd_run)
+    _airflow_options(p, from_env=name == "backfill")
     if name == "backfill":
-        _airflow_options(p)
         p.add_argument(
             "--max-active-runs",
             type=int,
@@ -136,10 +149,13 @@ def _run_parser(p: argparse.ArgumentParser, name: str) -> None:
         p.set_defaults(func=cmd_backfill)
 
 
-def _airflow_options(p: argparse.ArgumentParser) -> None:
+def _airflow_options(p: argparse.ArgumentParser, *, from_env: bool = True) -> None:
+    """:param from_env: without ``--url``, PIPELINES_AIRFLOW_URL says where (``run``: only
+    ``--url`` does: a run is here unless asked)"""
+    default = "default PIPELINES_AIRFLOW_URL; none" if from_env else "default"
     p.add_argument(
         "--url",
-        help="an Airflow API server (default PIPELINES_AIRFLOW_URL; none: run here), logged in "
+        help=f"an Airflow API server ({default}: run here), logged in "
         "with PIPELINES_AIRFLOW_USERNAME and _PASSWORD, or PIPELINES_AIRFLOW_TOKEN",
     )
     p.add_argument(

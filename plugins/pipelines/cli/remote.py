@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from pipelines.cli.runs import Progress, cmd_run
+from pipelines.cli.runs import Progress, client_for, cmd_run
 from pipelines.cli.text import plural, table, warn_skipped
 from pipelines.exceptions import PipelinesError
 
@@ -17,7 +17,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from pipelines.common.partitions import date_option
 
     start, end = _range(args)
-    client = _client(args)
+    client = client_for(args)
     from pipelines.project.config import load_project
 
     project = load_project()
@@ -68,25 +68,6 @@ def _conf(text: str | None) -> dict | None:
     if not isinstance(conf, dict):
         raise PipelinesError("--conf: must be a JSON object, e.g. '{\"key\": 1}'")
     return conf
-
-
-def _client(args: argparse.Namespace):
-    from pipelines.runtime.environment import airflow_login
-
-    login = airflow_login(args.url)
-    if login.url is None:
-        from pipelines.runs.local import configure
-
-        configure(database=False)
-    from pipelines.client import Client
-
-    return Client(
-        login.url,
-        username=login.username,
-        password=login.password,
-        token=login.token,
-        timeout_seconds=args.timeout,
-    )
 
 
 class _Waiting:
@@ -155,6 +136,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from pipelines.runtime.environment import airflow_login
 
     args.url = airflow_login(args.url).url
+    if args.stale:  # exact days, not a range: each run started on its own (here or on Airflow)
+        return cmd_run(args)
     if args.url or args.run_backwards:
         if not args.url:
             raise PipelinesError("--run-backwards is for an Airflow backfill: give --url")
@@ -172,7 +155,7 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
     from pipelines.project.run_dates import run_dates
     from pipelines.runs.airflow_rest import FINISHED
 
-    client = _client(args)
+    client = client_for(args)
     from pipelines.project.config import load_project
 
     project = load_project()

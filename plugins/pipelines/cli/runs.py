@@ -9,15 +9,20 @@ from pipelines.cli.text import plural, warn_skipped
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.common.partitions import date_option
-    from pipelines.runs.local import configure
+    """``run`` and ``backfill`` here (or, with ``--url`` and ``--stale``, each day on Airflow)."""
+    start, end = _dates(args)
+    stale, downstream = getattr(args, "stale", False), getattr(args, "downstream", False)
+    remote = bool(getattr(args, "url", None))  # backfill: already the login's (env included)
+    if remote and (args.airflow or args.upstream or downstream):
+        from pipelines.exceptions import PipelinesError
 
-    if args.command == "run":
-        start = end = date_option(args.date, "--date")
-    else:
-        start, end = date_option(args.start, "--start"), date_option(args.end, "--end")
-    configure(verbose=args.verbose, database=args.airflow)
-    from pipelines.client import Client
+        raise PipelinesError(
+            "--airflow, --upstream and --downstream run here: they cannot go with --url"
+        )
+    if not remote:
+        from pipelines.runs.local import configure
+
+        configure(verbose=args.verbose, database=args.airflow)
     from pipelines.exceptions import LakeError
     from pipelines.lake.delta import OldFormat
     from pipelines.lake.upgrade import require_upgraded
@@ -33,16 +38,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     except LakeError:
         pass  # a lake that cannot be reached: the run says so on its own line
 
-    progress = Progress(args.name, project.dag_id(args.name))
+    client = client_for(args, full_airflow=args.airflow, remote=remote)
+    progress = Progress(args.name, project.dag_id(args.name, client.namespace))
     previous = signal.signal(signal.SIGINT, progress.on_interrupt)
     try:
-        results = Client(full_airflow=args.airflow).submit(
+        results = client.submit(
             args.name,
             start,
             end=end,
             allow_incomplete=args.allow_incomplete,
             keep_going=getattr(args, "keep_going", False),
             upstream=args.upstream,
+            stale=stale,
+            downstream=downstream,
             on_start=progress.start,
             on_run=progress.show,
         )
@@ -51,12 +59,55 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
+    if stale and not results.days:
+        print(f"nothing stale: every output day of {args.name} is current")
+        return 0
     ran = [d for d in results.days if d not in results.not_run]
-    failed = {r.ds for r in results.runs if not r.ok}
+    failed = {r.ds for r in results if not r.ok}
     print(f"{len([d for d in ran if d not in failed])}/{len(ran)} runs succeeded")
     if results.not_run:
         print(f"not run: {_days(results.not_run)} (rerun them, or pass --keep-going)")
+    if downstream:
+        good = sum(r.ok for r in results.downstream)
+        print(f"downstream: {good}/{len(results.downstream)} stale workflow days rerun")
     return 0 if results.ok else 1
+
+
+def _dates(args: argparse.Namespace) -> tuple:
+    """``(start, end)`` of ``run`` (one day; none with ``--stale``) or ``backfill``."""
+    from pipelines.common.partitions import date_option
+    from pipelines.exceptions import PipelinesError
+
+    if args.command != "run":
+        return date_option(args.start, "--start"), date_option(args.end, "--end")
+    if args.date is None and not getattr(args, "stale", False):
+        raise PipelinesError("give --date (or --stale: every stale day of a workflow)")
+    day = date_option(args.date, "--date") if args.date else None
+    return day, day
+
+
+def client_for(args: argparse.Namespace, *, full_airflow: bool = False, remote: bool = True):
+    """The client of a command: on the Airflow of ``--url`` (or PIPELINES_AIRFLOW_URL) with its
+    login, else (or when not ``remote``) in this process."""
+    from pipelines.runtime.environment import airflow_login
+
+    login = airflow_login(getattr(args, "url", None)) if remote else None
+    if login is None or login.url is None:
+        from pipelines.runs.local import configure
+
+        configure(database=full_airflow)
+        login = None
+    from pipelines.client import Client
+
+    if login is None:
+        return Client(full_airflow=full_airflow, timeout_seconds=getattr(args, "timeout", 3600.0))
+    return Client(
+        login.url,
+        username=login.username,
+        password=login.password,
+        token=login.token,
+        timeout_seconds=getattr(args, "timeout", 3600.0),
+    )
 
 
 class Progress:

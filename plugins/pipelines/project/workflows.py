@@ -329,3 +329,37 @@ def _start(
             )
         memo[spec.name] = max((d for d in days if d is not None), default=None)
     return memo[spec.name]
+
+
+def readers_of(specs: list[WorkflowSpec], tables: Tables, names: set[str]) -> list[WorkflowSpec]:
+    """The workflows that read what ``names`` (datasets or workflows) write, directly or through
+    an aggregate or another workflow, each after the workflows it reads (dependency order)."""
+    found: dict[str, WorkflowSpec] = {}
+    reached = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for spec in specs:
+            if spec.name in found:
+                continue
+            producers = {
+                item.table if item.layer is Layer.WORKFLOWS else tables.dataset_of(item).name
+                for item in spec.inputs
+            }
+            if producers & reached:
+                found[spec.name] = spec
+                reached.add(spec.name)
+                changed = True
+    ordered: list[WorkflowSpec] = []
+
+    def place(spec: WorkflowSpec) -> None:
+        if spec in ordered:
+            return
+        for up in spec.upstream_workflows:
+            if up in found:
+                place(found[up])
+        ordered.append(spec)
+
+    for spec in found.values():
+        place(spec)
+    return ordered

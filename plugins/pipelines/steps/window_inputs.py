@@ -103,9 +103,10 @@ class WindowState:
 
     @cached_property
     def partitions(self) -> list[str]:
-        """The partitions to read, oldest first: those of the window whose day did not fail (a
-        snapshot input: the newest such snapshot at or before D)."""
-        bad = {p for p in self.snap.partitions if self._failed_day(p)}
+        """The partitions to read, oldest first: those of the window whose day did not fail and
+        is not missing (a partial window: a later delivery's update to a day that has not run
+        is not that day; a snapshot input: the newest such snapshot at or before D)."""
+        bad = {p for p in self.snap.partitions if self._failed_day(p)} | set(self.missing)
         kept = [p for p in self.snap.partitions if p not in bad]
         return self.item.window.select(kept, self.ds, snapshots=self.src.snapshots)
 
