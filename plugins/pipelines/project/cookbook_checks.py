@@ -1,8 +1,8 @@
-"""The ``checks`` of a cookbooks.yaml entry, made to say what they check: each check's bounds are
-parsed with its entry (``min_row`` is named, with "did you mean min_rows"), and each check's key
-is checked once every file is parsed to be a dataset or workflow the cookbook runs, directly or
-through a nested cookbook, as only those have rows (a step's kind is known only then). What
-verifies them after a run is :mod:`pipelines.inspection.cookbook_checks`."""
+"""The ``checks`` of a cookbooks.yaml entry, made to check what they say: a check's bounds are
+parsed with its entry (``min_row`` is named, with "did you mean 'min_rows'?"); its key must be a
+dataset or workflow the cookbook runs, directly or through a nested cookbook (only those have rows
+to check), which is known only once every file is parsed. What verifies them after a run is
+:mod:`pipelines.inspection.cookbook_checks`."""
 
 from __future__ import annotations
 
