@@ -19,7 +19,13 @@ from pipelines.exceptions import ConfigError, Problem, UnknownNameError
 from pipelines.lake.lake import Lake
 from pipelines.project.aggregates import AGGREGATES, AggregateSpec, parse_aggregate
 from pipelines.project.columns import COLUMNS, Declaration, Declarations, load_declarations
-from pipelines.project.cookbooks import COOKBOOKS, CookbookSpec, check_children, parse_cookbook
+from pipelines.project.cookbooks import (
+    COOKBOOKS,
+    CookbookSpec,
+    check_children,
+    check_targets,
+    parse_cookbook,
+)
 from pipelines.project.namespaces import (
     NAMESPACES,
     NamespaceKind,
@@ -374,6 +380,8 @@ def _load(include: str, stamps: tuple) -> Project:
     cookbooks = _entries(Path(include) / COOKBOOKS, problems, taken, parse_cookbook, Kind.COOKBOOK)
     runnable = {name for name, kind in taken.items() if kind in RUNNABLE}
     cookbooks = check_children(cookbooks, runnable, problems)
+    dataset_of = {a.name: a.dataset for a in aggregates}
+    cookbooks = check_targets(cookbooks, taken, dataset_of, problems)
     return Project(
         registry, tuple(aggregates), tuple(cookbooks), tuple(problems), tuple(workflows), include
     )

@@ -1,13 +1,16 @@
 """cookbooks.yaml -> :class:`CookbookSpec`: a parent DAG that triggers its children (datasets,
 workflows, cookbooks) for the same logical date, then checks their outputs (a bad entry is
-reported and skipped; so is one that names an unknown child or triggers itself through others)."""
+reported and skipped; so is one that names an unknown child, triggers itself through others, or
+checks something it does not run)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.exceptions import Problem
+from pipelines.project.cookbook_checks import parse_checks, target_faults
 from pipelines.project.registry import check_schedule
 
 COOKBOOKS = "cookbooks.yaml"
@@ -52,33 +55,11 @@ def parse_cookbook(entry: dict[str, Any], name: str, report):
         if problem:
             report(f"schedule: {problem}")
     children = _children(entry.get("steps"), report)
-    checks = entry.get("checks") or {}
-    if not isinstance(checks, dict) or not all(_check_ok(v) for v in checks.values()):
-        report(
-            "checks must map a step to {min_rows: N} (a workflow also to "
-            "metrics: {NAME: {min: X, max: Y}})"
-        )
-        checks = {}
+    checks = parse_checks(entry.get("checks"), report)
     if report.problems:
         return None
     description = str(entry.get("description", ""))
     return CookbookSpec(name, schedule, children, checks, description, cron)
-
-
-def _check_ok(check: Any) -> bool:
-    """``{min_rows: N, metrics: {name: {min: X, max: Y}}}``, each part optional."""
-    if not isinstance(check, dict) or set(check) - {"min_rows", "metrics"}:
-        return False
-    if not isinstance(check.get("min_rows", 0), int):
-        return False
-    metrics = check.get("metrics", {})
-    return isinstance(metrics, dict) and all(
-        isinstance(bounds, dict)
-        and bounds
-        and set(bounds) <= {"min", "max"}
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bounds.values())
-        for bounds in metrics.values()
-    )
 
 
 def _children(raw: Any, report) -> tuple[Child, ...]:
@@ -132,6 +113,28 @@ def check_children(
                 Problem(COOKBOOKS, None, book.name, "cookbooks trigger each other in a cycle")
             )
         else:
+            good.append(book)
+    return good
+
+
+def check_targets(
+    cookbooks: list[CookbookSpec],
+    kinds: Mapping[str, str],
+    dataset_of: Mapping[str, str],
+    problems: list[Problem],
+) -> list[CookbookSpec]:
+    """Drop cookbooks a check of which names something other than a dataset or workflow they
+    run (a typo, an aggregate, a cookbook), or gives a dataset metrics (see
+    :func:`~pipelines.project.cookbook_checks.target_faults` for the arguments).
+
+    :param cookbooks: what :func:`check_children` kept
+    """
+    by_name = {c.name: c for c in cookbooks}
+    good: list[CookbookSpec] = []
+    for book in cookbooks:
+        faults = target_faults(book, by_name, kinds, dataset_of)
+        problems.extend(Problem(COOKBOOKS, None, book.name, why) for why in faults)
+        if not faults:
             good.append(book)
     return good
 
