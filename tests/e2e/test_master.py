@@ -4,7 +4,7 @@ sample day under the namespace's own lake prefix.
 ``PIPELINES_NAMESPACE=main`` makes the namespace of kind master (include/namespaces.yaml). Its
 e2e cookbook runs on the master schedule (here every minute, not hourly, so the test does not wait
 an hour) and its scheduled runs trigger the children for the replayed sample day ``date`` (here the
-moved sample's second day) under the run id ``{cookbook dag}__replay__{day}``: every tick re-runs
+moved sample's first day) under the run id ``{cookbook dag}__replay__{day}``: every tick re-runs
 the same child runs. The dataset and workflow DAGs have no schedule: they run only when the
 cookbook triggers them.
 """
@@ -41,11 +41,14 @@ def _midnight(day: dt.date) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Namespace ``main`` over the sample moved to end today; the master schedule every minute,
-    replaying the moved sample's second day; the cookbook and its children unpaused."""
+    replaying the moved sample's first day; the cookbook and its children unpaused."""
     today = dt.datetime.now(dt.UTC).date()
     home = tmp_path_factory.mktemp("airflow-master")
     days = shifted_include(home, today - 3 * DAY)
-    replayed = days["2024-01-02"]  # today - 2: in the past, so Airflow starts the child runs
+    # the first day (today - 3, in the past, so Airflow starts the child runs): the replay runs
+    # that one day, and customer_features' 3-day window on orders is whole only on the first day
+    # (a window missing a day is refused, issue 25)
+    replayed = days["2024-01-01"]
     path = home / "include" / "namespaces.yaml"
     config = yaml.safe_load(path.read_text())
     config["master"] = {"cookbook": "e2e_test", "schedule": EVERY_MINUTE, "date": str(replayed)}
