@@ -192,14 +192,16 @@ def test_a_task_sees_the_same_context_both_ways(home, airflow_db, monkeypatch):
     for way, full_airflow in (("airflow", True), ("local", False)):
         monkeypatch.setenv("PIPELINES_LAKE", str(home / f"lake_{way}"))
         Client(full_airflow=full_airflow).submit("customer_features", "2024-01-02", upstream=True)
-    assert len(seen) == 6  # orders, customers, the workflow: each way
-    for airflow_seen, local_seen in zip(seen[:3], seen[3:], strict=True):
+    # orders for 2024-01-01 and 2024-01-02 (its 3-day window: --upstream fills it), customers,
+    # the workflow: each way
+    assert len(seen) == 8
+    for airflow_seen, local_seen in zip(seen[:4], seen[4:], strict=True):
         assert local_seen.pop("prev_success") == "None"
         airflow_seen.pop("prev_success")
         assert local_seen == airflow_seen
     workflow = seen[-1]
     assert workflow["data_interval"] == ("2024-01-02T00:00:00+00:00",) * 2  # on assets: [D, D]
-    dataset = seen[0]
+    dataset = seen[1]  # orders for 2024-01-02
     assert dataset["data_interval"] == ("2024-01-02T00:00:00+00:00", "2024-01-03T00:00:00+00:00")
     assert dataset["ti"] == ("ingest.extract", "local__orders", 1, -1, 0)
 

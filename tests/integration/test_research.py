@@ -123,7 +123,7 @@ def test_namespace_shows_the_kind_prefix_and_upstream(serving, capsys):
     assert rows["exp__orders"] == ["None", "(research)", "incremental"]
     _, out = out_of(capsys, ["list", "--namespace", "main"])
     assert "None (master)" in out.splitlines()[1]
-    assert "0 * * * * (replays 2024-01-02)" in next(
+    assert "0 * * * * (replays 2024-01-01)" in next(
         line for line in out.splitlines() if line.startswith("main__cookbook__e2e_test")
     )
 

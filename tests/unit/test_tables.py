@@ -57,7 +57,10 @@ def test_a_run_that_changes_no_row_is_still_recorded(lake):
     snap = table.commit(table.snapshot(), {DAY: pd.DataFrame({"a": [1]})}, run=(DAY, {"n": 1}))
     again = table.commit(snap, {}, run=(DAY, {"n": 1, "checks": "passed"}))
     assert again.version == snap.version  # no data commit
-    assert table.snapshot().run_metrics(DAY) == {"n": 1, "checks": "passed"}
+    recorded = table.snapshot().run_metrics(DAY)
+    # what the day's run rewrote is kept by the record that rewrote nothing
+    assert recorded.pop("wrote") == {"version": snap.version, "partitions": [DAY]}
+    assert recorded == {"n": 1, "checks": "passed"}
     assert table.snapshot().has_landed(DAY)
 
 
