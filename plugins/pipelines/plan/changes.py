@@ -146,7 +146,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every change deploying the project to ``namespace`` makes, in kind then project order."""
+    """Every change deploying the project to ``namespace`` makes, in kind then project order
+    (a workflow after the workflows it reads)."""
 
     namespace: str
     changes: tuple[Change, ...] = ()
@@ -160,7 +161,8 @@ class Plan:
 
     @property
     def backfills(self) -> list[Backfill]:
-        """One backfill per name (the days of all its changes), datasets before workflows."""
+        """One backfill per name (the days of all its changes), datasets before workflows,
+        workflows in the changes' order (dependency order)."""
         merged: dict[str, Backfill] = {}
         for change in sorted(self.changes, key=_rank):
             if change.backfill:

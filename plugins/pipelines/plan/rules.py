@@ -2,8 +2,9 @@
 (intervals to backfill, or data that stays), a key, partition field or ingestion change, or a
 declared column's type, format or name (the cleaned table is rebuilt), a changed test (the
 existing days are rechecked: :mod:`.columns`), an aggregate's new columns, a workflow's days to
-compute again, a cookbook's steps. Pure functions of the wanted config, the recorded one and the
-lake's :class:`~pipelines.plan.changes.State`."""
+compute again (its config changed, or the code its days recorded), a cookbook's steps. Pure
+functions of the wanted config, the recorded one, the lake's
+:class:`~pipelines.plan.changes.State` and a workflow's :class:`~pipelines.plan.changes.Code`."""
 
 from __future__ import annotations
 
