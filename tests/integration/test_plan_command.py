@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
+import pipelines
 from pipelines.cli import main
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
 from pipelines.project.table_config import CONFIG, reset
 from pipelines.steps.dataset import run_steps
+from pipelines.testing import run_workflow
 from tests.conftest import REPO
 
 HEADER = "dataset,source,format,primary_key,incremental_field,partition_field,ingestion,start_date"
@@ -247,3 +250,109 @@ def test_a_changed_test_rechecks_the_days_and_a_changed_type_rebuilds(ran, capsy
     assert code == 0 and "emptying cleaned.orders to rebuild it" in out, out
     cleaned = Lake.from_env().cleaned(load_project().dataset("orders"))
     assert str(cleaned.read()["amount"].dtype).startswith("decimal128(12, 2)")
+
+
+# --- a workflow's code ------------------------------------------------------------------------
+
+DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
+
+
+@pytest.fixture
+def cooked(home, airflow_db):
+    """The refund_model cookbook (orders, customers, customer_features, train_refund_model) run
+    for three days, in a project of those alone: the plan has nothing else to say."""
+    from pipelines.client import Client
+
+    include = home / "include"
+    rows = (include / "registry.csv").read_text().splitlines()
+    (include / "registry.csv").write_text("\n".join(r for r in rows if "events" not in r) + "\n")
+    aggregates = (include / "aggregates.yaml").read_text().split("\n- name: events_by_type")[0]
+    (include / "aggregates.yaml").write_text(aggregates + "\n")
+    books = (include / "cookbooks.yaml").read_text().split("- name: refund_model")[1]
+    (include / "cookbooks.yaml").write_text("- name: refund_model" + books)
+    results = Client().submit("refund_model", DAYS[0], end=DAYS[-1])
+    assert results.ok, [(r.dag_id, r.ds, r.error) for r in results.runs if not r.ok]
+    return home
+
+
+def features_of(day: str) -> pd.DataFrame:
+    """customer_features for ``day`` with the spend a mean, in pandas: the cleaned orders of the
+    3-day window as the lake holds them now, and the customers snapshot of the day."""
+    orders = pipelines.read("orders", "cleaned")
+    first = (pd.Timestamp(day) - pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+    orders = orders[(orders["dt"] >= first) & (orders["dt"] <= day)]
+    customers = pipelines.read("customers", "cleaned", as_of=day)
+    per = orders.groupby("customer_id").agg(
+        orders=("order_id", "size"),
+        spend=("amount", lambda a: a.astype("float64").mean()),
+        refunded=("status", lambda s: (s == "refunded").any()),
+    )
+    out = customers[["customer_id", "country", "signup_date"]].join(per, on="customer_id")
+    out["orders"] = out["orders"].fillna(0).astype("int64")
+    out["spend"] = out["spend"].fillna(0.0)
+    out["refunded"] = out["refunded"].fillna(False).astype(bool)
+    out["tenure_days"] = (pd.Timestamp(day) - pd.to_datetime(out["signup_date"])).dt.days
+    return out.drop(columns="signup_date").sort_values("customer_id").reset_index(drop=True)
+
+
+def written(name: str, day: str) -> pd.DataFrame:
+    frame = pipelines.read(name, "workflows", as_of=day)
+    return frame.drop(columns=[c for c in frame if c.startswith("_") or c == "ds"])
+
+
+WORKFLOWS_PLANNED = [
+    "workflows",
+    "  ~ customer_features",
+    "      => code changed (features.py or params): rerun 3 days (2024-01-01 .. 2024-01-03)",
+    "      => its columns are what the function returns (not declared): the plan cannot list them",
+    "      => the workflows reading it follow: train_refund_model",
+    "  ~ train_refund_model",
+    "      => reads customer_features, rerun before it: the 3 days (2024-01-01 .. 2024-01-03) "
+    "whose windows hold a rerun day are computed again after it",
+]
+
+
+def test_a_code_change_is_planned_and_apply_reruns_its_days_then_its_readers(cooked, capsys):
+    assert plan(capsys)[0] == 0  # the runs recorded their code
+    before = {day: written("customer_features", day) for day in DAYS}
+    module = cooked / "include" / "workflows" / "features.py"
+    module.write_text(module.read_text().replace('("amount", "sum")', '("amount", "mean")'))
+    code, out = plan(capsys)
+    assert code == 2
+    assert out.split("\n\n")[1].splitlines() == WORKFLOWS_PLANNED
+    assert out.split("\n\n")[2].splitlines() == [
+        "Plan: 2 to change.",
+        "backfills: customer_features 2024-01-01 .. 2024-01-03 (3); train_refund_model "
+        "2024-01-01 .. 2024-01-03 (3)",
+    ]
+    code, out = plan(capsys, "--apply")
+    assert code == 0, out
+    features = out.index("starting 3 runs of customer_features: 2024-01-01 .. 2024-01-03")
+    assert out.index("starting 3 runs of train_refund_model: 2024-01-01 .. 2024-01-03") > features
+    assert out.rstrip().endswith("applied: nothing left to do")
+    assert plan(capsys)[0] == 0
+    for day in DAYS:
+        now = written("customer_features", day)
+        pd.testing.assert_frame_equal(now, features_of(day), check_dtype=False)
+        assert not now.equals(before[day])  # c1 spent on two orders on each day
+        model = run_workflow("train_refund_model", {"features": now}, day).table
+        pd.testing.assert_frame_equal(written("train_refund_model", day), model)
+
+    declared = cooked / "include" / "workflows.yaml"
+    declared.write_text(declared.read_text().replace("{min_orders: 0}", "{min_orders: 1}"))
+    code, out = plan(capsys)
+    assert code == 2
+    assert out.split("\n\n")[1].splitlines() == [
+        *WORKFLOWS_PLANNED[:2],
+        "      params: min_orders=0 -> min_orders=1",
+        "      => params changes: min_orders=0 -> min_orders=1",
+        *WORKFLOWS_PLANNED[2:],
+    ]  # a params change is one rerun, not two
+    assert plan(capsys, "--apply")[0] == 0 and plan(capsys)[0] == 0
+    for day in DAYS:
+        kept = features_of(day)
+        kept = kept[kept["orders"] >= 1].reset_index(drop=True)
+        now = written("customer_features", day)
+        pd.testing.assert_frame_equal(now, kept, check_dtype=False)
+        model = run_workflow("train_refund_model", {"features": now}, day).table
+        pd.testing.assert_frame_equal(written("train_refund_model", day), model)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from pipelines.common.partitions import Layer
 from pipelines.common.windows import Window
-from pipelines.plan.compare import Action, Backfill, Plan, Recorded, State, compare
+from pipelines.plan.compare import Action, Backfill, Code, Plan, Recorded, State, compare
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.columns import Column, Declaration, NewColumns
 from pipelines.project.columns import Test as ColumnTest
@@ -212,6 +212,75 @@ def test_backfills_merge_per_name_datasets_first_in_consecutive_ranges():
     assert [b.name for b in plan.backfills] == ["orders", "features"]
     assert plan.backfills[0].ranges == [("2024-01-01", "2024-01-02", 2), ("2024-01-04",) * 2 + (1,)]
     assert plan.counts() == {"add": 0, "change": 2, "remove": 0, "unknown": 0}
+
+
+NOW = {"features": Code("new", "features.py")}
+
+
+def hashed(*codes: str) -> Recorded:
+    """The workflow's three days, each recorded with the code hash given ("": none recorded)."""
+    return lake_of(features(), codes={d: c for d, c in zip(DAYS, codes, strict=True) if c})
+
+
+def test_a_code_change_reruns_exactly_the_days_that_recorded_another_hash():
+    state = written()
+    state.tables[(Kind.WORKFLOW, "features")] = hashed("old", "old", "new")
+    change = only(compare("local", project(), state, NOW))
+    assert (change.action, change.fields, change.backfill.days) == (Action.CHANGE, (), DAYS[:2])
+    assert change.implications[0] == (
+        "code changed (features.py or params): rerun 2 days (2024-01-02 .. 2024-01-03)"
+    )
+    state.tables[(Kind.WORKFLOW, "features")] = hashed("new", "", "new")  # "": an older record
+    assert compare("local", project(), state, NOW).empty
+    assert compare("local", project(), state).empty  # no code given: not compared
+
+
+def test_a_params_change_is_one_rerun_of_the_days_not_two():
+    state = written()
+    state.tables[(Kind.WORKFLOW, "features")] = hashed("old", "old", "old")
+    change = only(compare("local", project(workflow__features=features(min_orders=2)), state, NOW))
+    assert [f.name for f in change.fields] == ["params"] and change.backfill.days == DAYS
+    reruns = [said for said in change.implications if "rerun" in said or "again" in said]
+    assert reruns == [
+        "code changed (features.py or params): rerun 3 days (2024-01-02 .. 2024-01-04)"
+    ]
+
+
+def reader(name: str, window: str) -> dict:
+    """A workflow reading features' output over ``window``."""
+    item = WorkflowInput("features", "features", Layer.WORKFLOWS, Window.parse(window))
+    return of_workflow(WorkflowSpec(name, "model:train", (item,), {}, ("feature",)))
+
+
+def test_the_workflows_reading_a_rerun_follow_it_over_the_days_their_windows_reach():
+    want = {
+        (Kind.WORKFLOW, "train"): reader("train", "2d"),  # declared before what it reads
+        **project(),
+        (Kind.WORKFLOW, "daily"): reader("daily", "1d"),
+    }
+    state = written()
+    state.tables[(Kind.WORKFLOW, "features")] = hashed("old", "new", "new")
+    state.tables[(Kind.WORKFLOW, "train")] = lake_of(reader("train", "2d"))
+    state.tables[(Kind.WORKFLOW, "daily")] = lake_of(reader("daily", "1d"), days=DAYS[1:])
+    plan = compare("local", want, state, NOW)
+    assert [(b.name, b.days) for b in plan.backfills] == [
+        ("features", DAYS[:1]),
+        ("train", DAYS[:2]),  # 2024-01-03's window holds 2024-01-02
+    ]
+    first, train = plan.changes
+    assert first.implications[-1] == "the workflows reading it follow: train"
+    assert train.implications == (
+        "reads features, rerun before it: the 2 days (2024-01-02 .. 2024-01-03) whose windows "
+        "hold a rerun day are computed again after it",
+    )
+    state.tables[(Kind.WORKFLOW, "features")] = hashed("new", "new", "old")
+    plan = compare("local", want, state, NOW)  # daily wrote 2024-01-04 only: reached too
+    assert [(b.name, b.days) for b in plan.backfills] == [
+        ("features", DAYS[2:]),
+        ("train", DAYS[2:]),
+        ("daily", DAYS[2:]),
+    ]
+    assert plan.counts()["change"] == 3
 
 
 def test_cookbook_membership_changes():

@@ -43,12 +43,27 @@ class Recorded:
     :param partitions: its main table's partitions (cleaned, aggregated, workflows)
     :param days: the days it was run for: a dataset's raw deliveries, the others' runs
     :param landed: the days whose run landed (checks passed): what a workflow can read
+    :param codes: a workflow's landed days and the hash of the code each one's run recorded
+        (a day written before hashes were recorded has none)
     """
 
     config: dict[str, Any] | None
     partitions: tuple[str, ...] = ()
     days: tuple[str, ...] = ()
     landed: tuple[str, ...] = ()
+    codes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Code:
+    """A workflow's code as the project holds it now.
+
+    :param hash: :func:`pipelines.steps.workflow.code_hash` of it (function, module, params)
+    :param file: its module's file, as the plan names it (``features.py``)
+    """
+
+    hash: str
+    file: str
 
 
 @dataclass(frozen=True)
@@ -131,7 +146,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every change deploying the project to ``namespace`` makes, in kind then project order."""
+    """Every change deploying the project to ``namespace`` makes, in kind then project order
+    (a workflow after the workflows it reads)."""
 
     namespace: str
     changes: tuple[Change, ...] = ()
@@ -145,7 +161,8 @@ class Plan:
 
     @property
     def backfills(self) -> list[Backfill]:
-        """One backfill per name (the days of all its changes), datasets before workflows."""
+        """One backfill per name (the days of all its changes), datasets before workflows,
+        workflows in the changes' order (dependency order)."""
         merged: dict[str, Backfill] = {}
         for change in sorted(self.changes, key=_rank):
             if change.backfill:
@@ -174,6 +191,13 @@ def _next_day(cron: str, day: str) -> str:
 def _rank(change: Change) -> int:
     """Datasets' backfills first: the workflows read what they write."""
     return 0 if change.kind is not Kind.WORKFLOW else 1
+
+
+def span(days: tuple[str, ...] | list[str], noun: str = "interval") -> str:
+    """``3 days (2024-01-01 .. 2024-01-03)``: how many, the first and the last."""
+    many = noun[:-1] + "ies" if noun.endswith("y") and noun != "day" else noun + "s"
+    count = f"{len(days)} {noun if len(days) == 1 else many}"
+    return f"{count} ({days[0]} .. {days[-1]})" if days else count
 
 
 def shown(value: Any) -> str:

@@ -3,14 +3,20 @@ against the config each of the namespace's tables was last written with (``meta[
 :mod:`pipelines.project.table_config`).
 
 :func:`read_state` reads what the lake holds (manifests only); :func:`compare` is pure: wanted
-configs and a :class:`State` in, a :class:`Plan` out (what each change implies:
-:mod:`pipelines.plan.rules`); :func:`settle` is what ``--apply`` records once the backfills ran.
+configs, the workflows' code and a :class:`State` in, a :class:`Plan` out (what each change
+implies: :mod:`pipelines.plan.rules`, and the workflows that follow a rerun:
+:mod:`pipelines.plan.downstream`); :func:`settle` is what ``--apply`` records once the backfills
+ran.
+
+A workflow's code is what its runs hash (:func:`pipelines.steps.workflow.code_hash`): the module
+file its ``function`` names in ``include/workflows/``, read and never imported, and its params.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from pipelines.common.partitions import SEGMENT_RE, Layer
@@ -21,6 +27,7 @@ from pipelines.plan.changes import (  # noqa: F401 - re-exported: what a plan is
     Action,
     Backfill,
     Change,
+    Code,
     FieldChange,
     Key,
     Plan,
@@ -28,7 +35,8 @@ from pipelines.plan.changes import (  # noqa: F401 - re-exported: what a plan is
     State,
     shown,
 )
-from pipelines.plan.rules import ADDED, CHANGED, cookbook_change
+from pipelines.plan.downstream import follow, in_order
+from pipelines.plan.rules import ADDED, CHANGED, code_changed, cookbook_change
 from pipelines.project.config import Kind, Project
 from pipelines.project.table_config import (
     RETIRED,
@@ -42,6 +50,8 @@ from pipelines.project.table_config import (
     recorded,
     retire_cookbook,
 )
+from pipelines.runtime.environment import include_dir
+from pipelines.steps.workflow import FOLDER, code_hash, module_file
 
 
 def wanted(project: Project) -> dict[Key, dict[str, Any]]:
@@ -51,6 +61,18 @@ def wanted(project: Project) -> dict[Key, dict[str, Any]]:
     out.update({(Kind.AGGREGATE, a.name): of_aggregate(a) for a in project.aggregates})
     out.update({(Kind.WORKFLOW, w.name): of_workflow(w) for w in project.workflows})
     out.update({(Kind.COOKBOOK, c.name): of_cookbook(c) for c in project.cookbooks})
+    return out
+
+
+def code_of(project: Project) -> dict[str, Code]:
+    """Each workflow's code now: the hash its next run will record, and its module's file."""
+    include = Path(project.include) if project.include else None
+    folder = (include or include_dir()) / FOLDER
+    out: dict[str, Code] = {}
+    for spec in project.workflows:
+        path = module_file(spec, include)
+        file = path.relative_to(folder).as_posix() if path else f"{spec.module}.py"
+        out[spec.name] = Code(code_hash(spec, include), file)
     return out
 
 
@@ -117,24 +139,34 @@ def _recorded(lake: Lake, kind: Kind, name: str) -> Recorded | None:
     if not own.written:
         return None
     days = tuple(sorted(runs.partitions if kind is Kind.DATASET else runs.meta.get("runs", {})))
-    landed = tuple(d for d in sorted(main.meta.get("runs", {})) if main.has_landed(d))
-    return Recorded(recorded(own), tuple(sorted(main.partitions)), days, landed)
+    ran = main.meta.get("runs", {})
+    landed = tuple(d for d in sorted(ran) if main.has_landed(d))
+    codes = {d: ran[d]["code"] for d in landed if kind is Kind.WORKFLOW and ran[d].get("code")}
+    return Recorded(recorded(own), tuple(sorted(main.partitions)), days, landed, codes)
 
 
 def plan(project: Project, lake: Lake) -> Plan:
     """What deploying ``project`` to ``lake``'s namespace would do."""
-    return compare(lake.namespace, wanted(project), read_state(project, lake))
+    return compare(lake.namespace, wanted(project), read_state(project, lake), code_of(project))
 
 
-def compare(namespace: str, want: Mapping[Key, dict[str, Any]], state: State) -> Plan:
-    """The changes from what ``state`` records to ``want`` (see :func:`wanted`)."""
+def compare(
+    namespace: str,
+    want: Mapping[Key, dict[str, Any]],
+    state: State,
+    code: Mapping[str, Code] | None = None,
+) -> Plan:
+    """The changes from what ``state`` records to ``want`` (see :func:`wanted`) and to each
+    workflow's ``code`` (see :func:`code_of`; None: its code is not compared)."""
     changes: list[Change] = []
     for key, config in want.items():
         if key[0] is Kind.COOKBOOK:
             change = cookbook_change(key[1], config, state.cookbooks.get(key[1]))
         else:
-            change = _entry(key, config, state.tables.get(key), want, state)
+            now = (code or {}).get(key[1]) if key[0] is Kind.WORKFLOW else None
+            change = _entry(key, config, state.tables.get(key), want, state, now)
         changes += [change] if change else []
+    changes = follow(changes, want, state)
     for key, found in state.tables.items():
         if key not in want and not (found.config or {}).get(RETIRED):
             changes.append(_removed(key, found))
@@ -142,13 +174,23 @@ def compare(namespace: str, want: Mapping[Key, dict[str, Any]], state: State) ->
         if (Kind.COOKBOOK, name) not in want:
             changes.append(Change(Kind.COOKBOOK, name, Action.REMOVE, (), (_NO_TRIGGER,)))
     order = {k: i for i, k in enumerate(Kind)}
-    return Plan(namespace, tuple(sorted(changes, key=lambda c: order[c.kind])))
+    flow = {name: i for i, name in enumerate(in_order(want))}  # a workflow after what it reads
+
+    def rank(change: Change) -> tuple[int, int]:
+        after = flow.get(change.name, len(flow)) if change.kind is Kind.WORKFLOW else 0
+        return order[change.kind], after
+
+    return Plan(namespace, tuple(sorted(changes, key=rank)))
 
 
 _NO_TRIGGER = "its DAG is no longer deployed; the tables its runs wrote stay"
 
 
-def _entry(key: Key, config: dict, found: Recorded | None, want, state: State) -> Change | None:
+def _entry(
+    key: Key, config: dict, found: Recorded | None, want, state: State, code: Code | None
+) -> Change | None:
+    """One table entry's change (None: none): added, config not recorded, or changed (its
+    config, or for a workflow the code its days were computed with)."""
     kind, name = key
     if found is None:
         return ADDED[kind](name, config, want, state)
@@ -161,9 +203,10 @@ def _entry(key: Key, config: dict, found: Recorded | None, want, state: State) -
         for k in dict.fromkeys([*config, *before])
         if before.get(k) != config.get(k)
     )
-    if not fields and not found.config.get(RETIRED):
+    if not fields and not found.config.get(RETIRED) and not code_changed(found, code):
         return None
-    change = CHANGED[kind](name, config, fields, found, want, state)
+    extra = {"code": code} if kind is Kind.WORKFLOW else {}
+    change = CHANGED[kind](name, config, fields, found, want, state, **extra)
     if found.config.get(RETIRED):
         back = "back in the project: its tables kept from before are written again"
         change = replace(change, implications=(back, *change.implications))

@@ -2,8 +2,9 @@
 (intervals to backfill, or data that stays), a key, partition field or ingestion change, or a
 declared column's type, format or name (the cleaned table is rebuilt), a changed test (the
 existing days are rechecked: :mod:`.columns`), an aggregate's new columns, a workflow's days to
-compute again, a cookbook's steps. Pure functions of the wanted config, the recorded one and the
-lake's :class:`~pipelines.plan.changes.State`."""
+compute again (its config changed, or the code its days recorded), a cookbook's steps. Pure
+functions of the wanted config, the recorded one, the lake's
+:class:`~pipelines.plan.changes.State` and a workflow's :class:`~pipelines.plan.changes.Code`."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from pipelines.plan.changes import (
     Action,
     Backfill,
     Change,
+    Code,
     FieldChange,
     Recorded,
     State,
     shown,
+    span,
 )
 from pipelines.project.config import Kind
 
@@ -33,12 +36,6 @@ def _days(cron: str, first: str, last: str | None) -> tuple[str, ...]:
     return tuple(run_days(cron, dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
 
 
-def _span(days: tuple[str, ...] | list[str], noun: str = "interval") -> str:
-    many = noun[:-1] + "ies" if noun.endswith("y") and noun != "day" else noun + "s"
-    count = f"{len(days)} {noun if len(days) == 1 else many}"
-    return f"{count} ({days[0]} .. {days[-1]})" if days else count
-
-
 # --- datasets -------------------------------------------------------------------------------
 
 
@@ -46,7 +43,7 @@ def _added_dataset(name: str, config: dict, want, state: State) -> Change:
     days = _days(config["cron"], config["start_date"], state.horizon)
     said = [f"new dataset: runs from {config['start_date']} on {config['schedule']}"]
     if days:
-        said.append(f"{_span(days)} will be backfilled (up to the namespace's newest run)")
+        said.append(f"{span(days)} will be backfilled (up to the namespace's newest run)")
     else:
         said.append("nothing to backfill: the namespace has no run on or after its start_date")
     backfill = Backfill(name, config["cron"], days) if days else None
@@ -71,13 +68,13 @@ def _changed_dataset(name: str, config: dict, fields, found: Recorded, want, sta
         said.append(
             f"{', '.join(rebuilt)} changed: the cleaned table must be rebuilt: "
             f"{len(found.partitions)} partitions, re-merged from "
-            f"{_span(list(found.days), 'delivery')}"
+            f"{span(list(found.days), 'delivery')}"
             + (f"; aggregates recomputed: {', '.join(aggregates)}" if aggregates else "")
         )
     elif columns.rechecks(fields):
         days += _existing(config, found)
         which = ", ".join(columns.rechecks(fields))
-        said.append(_RECHECK.format(which=which, days=_span(_existing(config, found), "day")))
+        said.append(_RECHECK.format(which=which, days=span(_existing(config, found), "day")))
     said += [_DATASET_FIELDS[f.name](f, found) for f in fields if f.name in _DATASET_FIELDS]
     backfill = Backfill(name, config["cron"], tuple(days)) if days else None
     return Change(Kind.DATASET, name, Action.CHANGE, fields, tuple(said), backfill, tuple(reset))
@@ -104,7 +101,7 @@ def _start_moved(config: dict, fields, found: Recorded, said: list[str]) -> list
         days = [d for d in _days(config["cron"], moved.after, last) if d not in found.days]
         said.append(
             f"start_date moved earlier ({moved.before} -> {moved.after}): "
-            f"{_span(days)} will be backfilled"
+            f"{span(days)} will be backfilled"
         )
         return days
     before = [p for p in found.partitions if p < moved.after]
@@ -159,7 +156,7 @@ def _of_dataset(dataset: str, found: Recorded | None, want, said: list[str]) -> 
         return None
     said.append(
         f"computed for {len(found.partitions)} cleaned partitions of {dataset}: "
-        f"{dataset} is backfilled over its {_span(list(found.days), 'delivery')}"
+        f"{dataset} is backfilled over its {span(list(found.days), 'delivery')}"
     )
     return Backfill(dataset, source["cron"], found.days)
 
@@ -201,7 +198,7 @@ def _added_workflow(name: str, config: dict, want, state: State) -> Change:
     days = _ready_days(config, state)
     said = [f"new workflow: {config['function']}", _UNDECLARED]
     if days:
-        said.append(f"{_span(days, 'day')} will be computed (the days its inputs have landed)")
+        said.append(f"{span(days, 'day')} will be computed (the days its inputs have landed)")
     else:
         said.append("nothing to compute yet: its inputs have no day in common in the lake")
     backfill = Backfill(name, config["cron"] or DAILY, days) if days else None
@@ -219,17 +216,36 @@ def _ready_days(config: dict, state: State) -> tuple[str, ...]:
     return tuple(sorted(common or ()))
 
 
-def _changed_workflow(name: str, config: dict, fields, found: Recorded, want, state) -> Change:
+def _changed_workflow(
+    name: str, config: dict, fields, found: Recorded, want, state, code: Code | None = None
+) -> Change:
+    """A workflow's config change, and its code's: the days whose run recorded another hash
+    than ``code`` (its module or params changed) are computed again, in one entry with the
+    config's change (a params change changes both: it is said once)."""
     said = [f"{f.name} changes: {shown(f.before)} -> {shown(f.after)}" for f in fields]
-    days: tuple[str, ...] = ()
-    if {f.name for f in fields} & set(_RECOMPUTED_BY):
-        days = found.days
-        said.append(f"its {_span(list(days), 'day')} written are computed again")
+    changed = {f.name for f in fields}
+    days = found.days if changed & set(_RECOMPUTED_BY) else ()
+    rewritten = code_changed(found, code)
+    if changed & set(_RECOMPUTED_BY) - {"params"}:
+        said.append(f"its {span(list(days), 'day')} written are computed again")
+    elif days or rewritten:
+        days = tuple(sorted({*days, *rewritten}))
+        file = code.file if code else config["function"].split(":")[0].replace(".", "/") + ".py"
+        said.append(f"code changed ({file} or params): rerun {span(list(days), 'day')}")
+    if days:
         said.append(_UNDECLARED)
-    if {f.name for f in fields} & {"schedule", "cron"}:
+    if changed & {"schedule", "cron"}:
         said.append("runs follow the new schedule from the deploy on")
     backfill = Backfill(name, config["cron"] or DAILY, days) if days else None
     return Change(Kind.WORKFLOW, name, Action.CHANGE, fields, tuple(said), backfill)
+
+
+def code_changed(found: Recorded, code: Code | None) -> tuple[str, ...]:
+    """The landed days whose run recorded a code hash other than ``code``'s (none: the code
+    now is not known, or a day recorded no hash)."""
+    if code is None:
+        return ()
+    return tuple(day for day, recorded in sorted(found.codes.items()) if recorded != code.hash)
 
 
 # --- cookbooks ------------------------------------------------------------------------------
