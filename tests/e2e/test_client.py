@@ -270,3 +270,34 @@ def test_status_adds_each_dags_latest_run(stack, at, capsys, monkeypatch):
     assert lines[1].split()[-2:] == ["LATEST", "RUN"]
     assert next(line for line in lines if line.startswith("customers ")).endswith(" 2024-01-04")
     assert started.run_id == "client__2024-01-04"
+
+
+def test_stale_days_rerun_on_airflow_with_url(stack, at, capsys, monkeypatch):
+    """The backfills of orders above rewrote the partitions customer_features read for the day
+    the cookbook gave it: that day is stale, and ``--stale --url`` reruns exactly it there."""
+    from pipelines.lake.lake import Lake
+    from pipelines.project.config import load_project
+    from pipelines.steps.staleness import stale_days
+
+    at(stack.home / "lake")
+    project = load_project()
+    spec = project.workflow("customer_features")
+
+    def stale() -> dict[str, str]:
+        return stale_days(spec, Lake.from_env(), project)
+
+    before = stale()
+    assert D2 in before and "input orders (cleaned orders)" in before[D2], before
+    stack.set_paused(dag_id("customer_features"), False)  # train_refund_model stays paused
+    monkeypatch.setenv("PIPELINES_AIRFLOW_USERNAME", USERNAME)
+    monkeypatch.setenv("PIPELINES_AIRFLOW_PASSWORD", stack.password)
+    capsys.readouterr()
+    argv = ["backfill", "customer_features", "--start", D1, "--end", D5, "--stale"]
+    assert main([*argv, "--url", stack.url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    ran = [line.split()[2] for line in out if line.startswith("ok   local__workflow__")]
+    assert ran == sorted(before), out
+    assert stale() == {}
+    assert main([*argv, "--url", stack.url]) == 0
+    assert "nothing stale" in capsys.readouterr().out
+    _pause_when_idle(stack, ["customer_features"])
