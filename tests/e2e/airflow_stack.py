@@ -1,10 +1,10 @@
 """A real Airflow deployment for end-to-end tests: one temp home, real processes, one REST client.
 
 Its metadata database is a fresh database of its own in the session's PostgreSQL server
-(tests/e2e/postgres.py): the servers and the LocalExecutor's parallel tasks write to it side by
-side, with no single-writer lock to wait for as on SQLite. Everything binds 127.0.0.1. Each server
-runs in its own process group and is stopped by that group's id (SIGTERM, then SIGKILL), also when
-start-up fails half-way.
+(tests/e2e/postgres.py), a copy of the one template that ``airflow db migrate`` filled: the
+servers and the LocalExecutor's parallel tasks write to it side by side, with no single-writer lock
+to wait for as on SQLite. Everything binds 127.0.0.1. Each server runs in its own process group and
+is stopped by that group's id (SIGTERM, then SIGKILL), also when start-up fails half-way.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -63,6 +65,19 @@ def migrate(env: dict[str, str]) -> None:
     command = [str(BIN / "airflow"), "db", "migrate"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def migrated_sqlite(env: dict[str, str], template: Path) -> None:
+    """The env's Airflow home gets its SQLite metadata database as ``airflow db migrate`` writes
+    it: a copy of ``template`` (tests/conftest.py's ``sqlite_template``)."""
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, Path(env["AIRFLOW_HOME"]) / "airflow.db")
+
+
+def _migrate_template(url: str) -> None:
+    """``airflow db migrate`` into the database at ``url``, from a throw-away Airflow home."""
+    with tempfile.TemporaryDirectory(prefix="airflow-template-") as home:
+        migrate(airflow_env(Path(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=url))
 
 
 def shifted_include(home: Path, first_day: dt.date) -> dict[str, dt.date]:
@@ -118,7 +133,7 @@ class AirflowStack:
         airflow_home.mkdir(parents=True, exist_ok=True)
         passwords = airflow_home / "simple_auth_manager_passwords.json"
         passwords.write_text(json.dumps({USERNAME: self.password}))
-        self.database = postgres.server().create_database()
+        self.database = postgres.server().migrated_database(_migrate_template)
         self.env = airflow_env(
             home,
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgres.server().url(self.database),
@@ -143,7 +158,6 @@ class AirflowStack:
 
     # -- processes ----------------------------------------------------------------------------
     def start(self) -> None:
-        migrate(self.env)
         for name, args in self.COMMANDS.items():
             log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
             self.procs[name] = subprocess.Popen(
@@ -156,11 +170,17 @@ class AirflowStack:
             )
             log.close()
 
+    # A server has shut down well within a second of the SIGTERM (the api-server's "Finished
+    # server process", the scheduler's "Exited execute loop"); the interpreter's garbage
+    # collection at exit then takes 5-10 s more on a loaded machine (faulthandler: "Garbage-
+    # collecting", no Python frame), which nothing needs: SIGKILL comes after this grace.
+    STOP_GRACE_S = 5
+
     def stop(self) -> None:
-        """SIGTERM each server's process group, then SIGKILL what is left after 15 s."""
+        """SIGTERM each server's process group, then SIGKILL what is left after STOP_GRACE_S."""
         for proc in self.procs.values():
             _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + self.STOP_GRACE_S
         for proc in self.procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -3,10 +3,10 @@ started on first use (:func:`server`), stopped at the session's end (tests/e2e/c
 
 It lives in a temp folder (``initdb -A trust``, no password), listens on 127.0.0.1 only (and a
 unix socket in that folder), and runs without fsync: its data is thrown away. Each stack gets a
-fresh database of its own (:meth:`PostgresServer.create_database`). initdb and postgres refuse to
-run as root: as root they run as the ``postgres`` system user (else ``nobody``), which owns the
-folder. The server runs in a session of its own and is stopped by its PID, also when start-up
-fails half-way. The binaries come from PATH, else from Debian's
+fresh database of its own, a copy of one migrated template (``migrated_database``).
+initdb and postgres refuse to run as root: as root they run as the ``postgres`` system user (else
+``nobody``), which owns the folder. The server runs in a session of its own and is stopped by its
+PID, also when start-up fails half-way. The binaries come from PATH, else from Debian's
 ``/usr/lib/postgresql/<version>/bin`` (the ``postgresql`` package, which .ci/run installs).
 """
 
@@ -24,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
@@ -91,6 +92,7 @@ class PostgresServer:
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self._names = itertools.count(1)
+        self._template: str | None = None  # see migrated_database
 
     # -- processes ----------------------------------------------------------------------------
     def _popen_args(self) -> dict:
@@ -182,16 +184,33 @@ class PostgresServer:
         con.autocommit = True
         return con
 
-    def create_database(self) -> str:
-        """A new, empty database; its name."""
+    def create_database(self, template: str | None = None) -> str:
+        """A new database, empty or a copy of ``template`` (no one may be connected to it); its
+        name."""
         name = f"airflow_{next(self._names)}_{os.getpid()}"
+        sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
         con = self.connect("postgres")
         try:
             with con.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
+                cur.execute(sql)
         finally:
             con.close()
         return name
+
+    def migrated_database(self, migrate: Callable[[str], None]) -> str:
+        """A new database holding Airflow's migrated schema; its name.
+
+        The first call migrates a template database (``migrate(its url)``, which must leave no
+        connection open); every call copies it (``CREATE DATABASE ... TEMPLATE``, a file copy
+        well under a second), instead of an ``airflow db migrate`` of its own per stack (tens of
+        seconds). The copy is the same schema and rows that migration wrote: nothing in a
+        migration depends on the stack (only on the Airflow version and the dialect).
+        """
+        if self._template is None:
+            template = self.create_database()
+            migrate(self.url(template))
+            self._template = template
+        return self.create_database(template=self._template)
 
     def url(self, database: str) -> str:
         """The SQLAlchemy URL Airflow connects with (its async engine maps it to asyncpg)."""

@@ -1,7 +1,8 @@
 """Real command lines in subprocesses: ``airflow dags test`` and the ``pipelines`` console script.
 
-Each runs in a fresh SQLite Airflow home (``airflow db migrate``) over a temp copy of include/
-and an empty temp lake, exactly as a user would run them.
+Each runs in a fresh SQLite Airflow home (the database ``airflow db migrate`` writes, copied from
+the session's template) over a temp copy of include/ and an empty temp lake, exactly as a user
+would run them.
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ import subprocess
 
 import pytest
 
-from tests.e2e.airflow_stack import BIN, REPO, airflow_env, migrate
+from tests.e2e.airflow_stack import BIN, REPO, airflow_env, migrated_sqlite
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, sqlite_template):
     """A project home (include/ copy, empty lake) with a migrated Airflow home; its env."""
     home = tmp_path_factory.mktemp("cli")
     shutil.copytree(REPO / "include", home / "include")
     env = airflow_env(home, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
-    migrate(env)
+    migrated_sqlite(env, sqlite_template)
     return home, env
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.e2e.airflow_stack import BIN, REPO, airflow_env, migrate
+from tests.e2e.airflow_stack import BIN, REPO, airflow_env, migrated_sqlite
 from tests.reliability.s3server import BUCKET, PASSWORD, S3Server
 
 pytestmark = pytest.mark.slow
@@ -30,13 +30,13 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, s3):
+def project(tmp_path_factory, s3, sqlite_template):
     """A project home whose lake is s3://BUCKET/cli, its connection in the metadata database."""
     home = tmp_path_factory.mktemp("s3cli")
     shutil.copytree(REPO / "include", home / "include")
     env = airflow_env(home, PIPELINES_LAKE=f"s3://{BUCKET}/cli")
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
-    migrate(env)
+    migrated_sqlite(env, sqlite_template)
     for conn_id, endpoint in (("pipelines_lake", s3.endpoint), ("deadend", _closed_port())):
         extra = json.dumps({"endpoint_url": endpoint, "region_name": "us-east-1"})
         login = ["--conn-login", "moto-access-key", "--conn-password", PASSWORD]
