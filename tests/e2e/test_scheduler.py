@@ -4,20 +4,25 @@ The sample is moved in time so that its four days end today (D1..D4 = today-3..t
 scheduler's own catchup then creates three runs of orders and events (D1..D3), not one per day
 since 2024. ``customers`` starts today (no scheduled run before tomorrow), so the cookbook runs
 for D4, which no scheduled run holds yet. ``orders_api`` (orders' row under another name, also
-starting today, in no cookbook) gives the client a date that no other run holds. Airflow does not
-start a run whose logical date is in the future, so every date here is today or earlier.
+starting today, in no cookbook) gives the client a date that no other run holds. ``orders_late``
+(orders' row from D2, its delivery for D2 withheld at first) and the workflow ``late_features`` on
+it give a window missing a day. Airflow does not start a run whose logical date is in the future,
+so every date here is today or earlier.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import subprocess
 import time
 import urllib.parse
 
+import pandas as pd
 import pytest
 
+from pipelines.cli import main
 from pipelines.inspection.reader import read
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
@@ -34,6 +39,8 @@ FEATURES = "local__workflow__customer_features"  # reads cleaned orders (3 days)
 MODEL = "local__workflow__train_refund_model"  # reads customer_features
 WORKFLOWS = {"customer_features": FEATURES, "train_refund_model": MODEL}
 CATCHUP = {"orders": ORDERS, "events": EVENTS}
+LATE = "local__orders_late"  # orders' row from D2, whose delivery for D2 comes late
+LATE_FEATURES = "local__workflow__late_features"  # customer_features on orders_late
 DAY = dt.timedelta(days=1)
 
 
@@ -64,23 +71,46 @@ def stack(tmp_path_factory):
 
     text = text.replace(row["customers"], starting_today(row["customers"]))
     text += "orders_api" + starting_today(row["orders"]).removeprefix("orders") + "\n"
-    registry.write_text(text)
+    registry.write_text(text + _late_delivery(home / "include", row["orders"], today))
     airflow = AirflowStack(home)
     airflow.today = today
     try:
         with airflow.stopped_on_sigterm():
             airflow.start()
-            airflow.wait_ready([ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT, *WORKFLOWS.values()])
-            for dag_id in WORKFLOWS.values():  # before any input lands: an event a paused
+            partitioned = (*WORKFLOWS.values(), LATE_FEATURES)
+            airflow.wait_ready([ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT, LATE, *partitioned])
+            for dag_id in partitioned:  # before any input lands: an event a paused
                 airflow.set_paused(dag_id, False)  # partitioned consumer gets is lost for good
             yield airflow
     finally:
         airflow.stop()
 
 
+def _late_delivery(include, orders: str, today: dt.date) -> str:
+    """``orders_late``: orders' row and files from D2 on, without D2's file (its delivery comes
+    late: the catch-up's run for D2 fails), no freshness; and ``late_features``, customer_features
+    on it. :return: its registry row"""
+    first = today - 2 * DAY
+    late = include / "sample" / "orders_late"
+    late.mkdir()
+    for path in (include / "sample" / "orders").iterdir():
+        if path.name != f"orders_{first}.csv":
+            (late / path.name).write_bytes(path.read_bytes())
+    with (include / "workflows.yaml").open("a") as out:
+        out.write(
+            "\n- name: late_features\n  function: features:customer_features\n  inputs:\n"
+            "    orders: {table: orders_late, window: 3d}\n"
+            "    customers: {table: customers, layer: cleaned, window: all}\n"
+            "  params: {min_orders: 0}\n  primary_key: [customer_id]\n"
+        )
+    row = orders.replace("orders,sample/orders/", "orders_late,sample/orders_late/", 1)
+    return row.replace(f",{today - 3 * DAY},", f",{first},").rsplit(",", 1)[0] + ",\n"
+
+
 @pytest.fixture(scope="module")
 def caught_up(stack):
-    """Unpause orders and events; the scheduler's catchup runs D1..D3 of each (max 150 s)."""
+    """Unpause orders and events; the scheduler's catchup runs D1..D3 of each (max 150 s). Then
+    orders_late: its catch-up runs while the next tests do."""
     expected = [stack.today - n * DAY for n in (3, 2, 1)]
     for dag_id in CATCHUP.values():
         stack.set_paused(dag_id, False)
@@ -95,6 +125,7 @@ def caught_up(stack):
             len(rs) == len(expected) and all(r["state"] == "success" for r in rs)
             for rs in runs.values()
         ):
+            stack.set_paused(LATE, False)  # its catch-up (D2 failing, D3) runs meanwhile
             return {"days": expected, "runs": runs}
         time.sleep(1)
     raise AssertionError(f"catchup incomplete after 150 s: {runs}\n{stack.logs()}")
@@ -447,6 +478,105 @@ def test_workflow_outputs_and_metrics_equal_an_in_process_run(stack, caught_up, 
         assert got == want, (name, got, want)
     metrics = workflows.metrics_of("train_refund_model", str(today), actual)
     assert set(metrics) == {"accuracy", "training_rows"} and metrics["training_rows"] > 0, metrics
+
+
+def _ended(stack, dag_id: str, count: int, key: str | None = None, timeout: float = 120) -> list:
+    """The DAG's first ``count`` runs (of partition ``key``: started by asset events) once each
+    has ended."""
+    deadline = time.monotonic() + timeout
+    runs: list[dict] = []
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        runs = _by_key(stack, dag_id).get(key, []) if key else stack.runs(dag_id)
+        if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs[:count]):
+            return runs[:count]
+        time.sleep(1)
+    raise AssertionError(f"{dag_id}: {count} runs not ended in {timeout}s: {runs}\n{stack.logs()}")
+
+
+def _task_log(stack, dag_id: str, run: dict) -> str:
+    """The text of the run's task logs (every try)."""
+    folder = stack.home / "airflow" / "logs" / f"dag_id={dag_id}" / f"run_id={run['dag_run_id']}"
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_workflow_window_missing_a_day_is_refused_until_that_day_lands(
+    stack, caught_up, monkeypatch, capsys
+):
+    """orders_late's delivery for D2 comes late: the catch-up's run for D2 failed (no source), D3
+    landed. Its run for D4 (customers landed D4 in the cookbook) starts late_features for D4, which
+    refuses, writing nothing, with the line naming D2. The file arrives and D2 is run again: its
+    rewrite signal starts late_features' D4 again (the refused run recorded D4), which reads the
+    whole window: it writes what customer_features wrote for D4 from the same deliveries, and
+    the orders a pandas count of the window's cleaned rows gives."""
+    today, d2, d3 = stack.today, stack.today - 2 * DAY, stack.today - DAY
+    catchup = _ended(stack, LATE, 2)
+    assert [(r["logical_date"], r["state"]) for r in catchup] == [
+        (_midnight(d2), "failed"),
+        (_midnight(d3), "success"),
+    ], catchup
+    run_id = f"late__{today}"
+    body = {"dag_run_id": run_id, "logical_date": _midnight(today)}
+    stack.api("POST", f"/api/v2/dags/{LATE}/dagRuns", body)
+    stack.wait_run(LATE, run_id, timeout=120)
+
+    [refused] = _ended(stack, LATE_FEATURES, 1, key=str(today))
+    assert refused["state"] == "failed", refused
+    line = (
+        f"late_features: input orders (cleaned orders_late, 3d) is missing {d2} of its window for "
+        f"{today}: run orders_late for them first (pipelines run orders_late --date {d2})"
+    )
+    log = _task_log(stack, LATE_FEATURES, refused)
+    assert line in log, log[-3000:]
+    lake = _lake(stack.home / "lake")
+    table = lake.workflow("late_features").snapshot()
+    assert not table.partitions, table.partitions  # no partial output
+    assert str(table.run_metrics(str(today))["checks"]).startswith("failed: " + line)
+    monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
+    monkeypatch.setenv("PIPELINES_LAKE", str(stack.home / "lake"))
+    monkeypatch.setenv("PIPELINES_AIRFLOW_USERNAME", USERNAME)
+    monkeypatch.setenv("PIPELINES_AIRFLOW_PASSWORD", stack.password)
+    capsys.readouterr()
+    assert main(["status", "--url", stack.url, "--json"]) == 0  # the day of the refused run
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["late_features"]["run"] == {"state": "failed", "ds": str(today)}, rows
+
+    sample = stack.home / "include" / "sample"
+    late_file = f"orders_{d2}.csv"
+    (sample / "orders_late" / late_file).write_bytes((sample / "orders" / late_file).read_bytes())
+    started = time.monotonic()
+    failed = catchup[0]
+    stack.api(
+        "POST", f"/api/v2/dags/{LATE}/dagRuns/{failed['dag_run_id']}/clear", {"dry_run": False}
+    )
+    rerun = stack.wait_run(LATE, failed["dag_run_id"], timeout=120)
+    assert _rewrites(stack, "late_features", rerun) == {str(today)}
+    refused_again, completed = _ended(stack, LATE_FEATURES, 2, key=str(today))
+    assert refused_again["dag_run_id"] == refused["dag_run_id"], (refused_again, refused)
+    assert completed["state"] == "success", (completed, stack.logs())
+    assert stack.task_states(LATE_FEATURES, completed["dag_run_id"]) == {
+        "workflow.run": ("success", 1)
+    }
+    events = _consumed(stack, LATE_FEATURES, completed)
+    assert {e["uri"].rsplit("/lake/local/", 1)[1] for e in events} == {
+        "workflows/late_features/_rewritten/cleaned.orders_late"
+    }, events
+    print(f"late day rerun -> workflow completed: {time.monotonic() - started:.1f}s")
+
+    table = lake.workflow("late_features").snapshot()
+    assert sorted(table.partitions) == [str(today)], table.partitions
+    assert table.run_metrics(str(today))["read"]["orders"]["days"] == 3  # D2..D4, whole
+    project = load_project(stack.home / "include")
+    got = read("late_features", "workflows", as_of=today, project=project, lake=lake)
+    same = read("customer_features", "workflows", as_of=today, project=project, lake=lake)
+    assert len(got) > 0 and data_columns(got).equals(data_columns(same)), (got, same)
+    orders = read("orders_late", "cleaned", project=project, lake=lake)
+    dated = pd.to_datetime(orders["order_date"]).dt.date
+    window = orders[(dated >= d2) & (dated <= today)]
+    assert d2 in set(dated[window.index]), window  # the late day's orders are in it
+    counted = got.set_index("customer_id")["orders"]  # the customers of D4's snapshot
+    want = window.groupby("customer_id")["order_id"].nunique().reindex(counted.index, fill_value=0)
+    assert counted.to_dict() == want.to_dict() and want.sum() > 0, (got, window)
 
 
 def test_a_scheduled_run_past_its_freshness_deadline_logs_one_late_line(stack, caught_up):

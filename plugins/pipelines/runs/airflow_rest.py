@@ -270,8 +270,9 @@ class AirflowRest:
 
     def latest_runs(self, dag_ids: Iterable[str]) -> dict[str, RemoteRun | None]:
         """The latest run of each DAG (the one to run last: newest ``run_after``), its day the
-        logical date's (else the ``run_after``'s); None for a DAG with no run yet. A DAG Airflow
-        does not know (not parsed, or another namespace's deployment) is left out."""
+        partition key's (a workflow's run its inputs' events started), else the logical date's,
+        else the ``run_after``'s; None for a DAG with no run yet. A DAG Airflow does not know (not
+        parsed, or another namespace's deployment) is left out."""
         from airflow_client.client.exceptions import ApiException
 
         found: dict[str, RemoteRun | None] = {}
@@ -292,10 +293,11 @@ class AirflowRest:
                 found[dag_id] = None
                 continue
             run = answer.dag_runs[0]
+            key = getattr(run, "partition_key", None)
             found[dag_id] = RemoteRun(
                 dag_id,
                 run.dag_run_id,
-                (run.logical_date or run.run_after).date().isoformat(),
+                key[:10] if key else (run.logical_date or run.run_after).date().isoformat(),
                 self.run_url(dag_id, run.dag_run_id),
                 state=str(getattr(run.state, "value", run.state)),
                 seconds=float(run.duration or 0.0),
