@@ -1,8 +1,9 @@
 """Which days of a workflow's output are stale, and why: what each output read, against now.
 
 A workflow's run for day D records, per input, the version of the table it read, and the hash
-of its code (:func:`pipelines.steps.workflow.code_hash`); each run of an input's day records the
-partitions it rewrote and the version that did (``wrote``, :data:`pipelines.lake.tables.WROTE`).
+of its code (:func:`pipelines.steps.workflow_code.code_hash`); each run of an input's day records
+the partitions it rewrote and the version that did (``wrote``,
+:data:`pipelines.lake.tables.WROTE`).
 An output day is **stale** when
 
 * an input's run rewrote a partition of D's window at a version after the one D read (a late
@@ -26,7 +27,7 @@ from pipelines.lake.tables import Snapshot
 from pipelines.project.config import Project
 from pipelines.project.workflows import WorkflowInput, WorkflowSpec
 from pipelines.steps.window_inputs import Source, source
-from pipelines.steps.workflow import code_hash
+from pipelines.steps.workflow_code import code_hash
 
 
 @dataclass(frozen=True)

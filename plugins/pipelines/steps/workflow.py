@@ -14,9 +14,7 @@ is put on ``sys.path`` first, so ``function: features:customer_features`` finds
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib
-import json
 import logging
 import sys
 import traceback
@@ -34,12 +32,12 @@ from pipelines.runtime import environment
 from pipelines.runtime.environment import include_dir
 from pipelines.steps.output import validated
 from pipelines.steps.window_inputs import DAYS_READ, read_inputs
+from pipelines.steps.workflow_code import FOLDER, code_hash
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-FOLDER = "workflows"  # include/workflows/: the users' modules
 PACKAGE = str(environment.PACKAGE_DIR)  # frames below it are not the user's code
 
 
@@ -197,26 +195,6 @@ def _record_failure(table, ds: str, why: str) -> None:
         commit_with_retry(table, attempt)
     except LakeError as exc:
         log.warning("could not record the failed run of %s: %s", ds, exc)
-
-
-def module_file(spec: WorkflowSpec, include: Path | None = None) -> Path | None:
-    """The file of the workflow's module in ``include/workflows/`` (None: not there)."""
-    base = (include or include_dir()) / FOLDER / Path(*spec.module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def code_hash(spec: WorkflowSpec, include: Path | None = None) -> str:
-    """What a workflow's output depends on besides its inputs: its module's source, the
-    function's name and the params, hashed (read from the file, never imported: ``status`` and
-    ``plan`` ask it too). Only the module itself is hashed, not the modules it imports."""
-    digest = hashlib.sha256(spec.function.encode())
-    path = module_file(spec, include)
-    digest.update(path.read_bytes() if path is not None else b"")
-    digest.update(json.dumps(dict(spec.params), sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
 
 
 def metrics_of(name: str, ds: str, lake: Lake) -> dict[str, Any]:
