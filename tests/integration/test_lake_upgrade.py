@@ -70,6 +70,21 @@ def records(frame) -> list[dict]:
     return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="us"))
 
 
+def as_released(status: dict) -> dict:
+    """``status --json`` as that release said it: what it did not say yet is taken out, once
+    checked to say what it must of an old lake (its outputs recorded nothing of what they read:
+    none is stale; each day ok or failed; a workflow's runs all wrote: passed)."""
+    for row in status["rows"]:
+        assert row.pop("stale") == {"days": [], "reasons": {}}, row["name"]
+        for day in row["days"]:
+            state = "failed" if day["failed"] else "ok"
+            assert (day.pop("stale"), day.pop("state")) == (False, state), (row["name"], day)
+        if row["kind"] == "workflow":
+            assert row["checks"] == "passed", row["name"]
+            row["checks"] = None  # that release said nothing of a workflow's runs' outcome
+    return status
+
+
 def out_of(capsys, argv) -> tuple[int, list[str]]:
     code = main(argv)
     captured = capsys.readouterr()
@@ -128,7 +143,7 @@ def test_upgrade_converts_every_table_and_every_reader_says_what_the_old_release
     code, lines = out_of(capsys, ["show"])
     assert code == 0 and lines[1:] == EXPECTED["show"].splitlines()[1:]  # [0]: the lake's path
     code = main(["status", "--json", "--now", "2024-01-04T03:00"])
-    assert code == 0 and json.loads(capsys.readouterr().out) == EXPECTED["status"]
+    assert code == 0 and as_released(json.loads(capsys.readouterr().out)) == EXPECTED["status"]
     code, lines = out_of(capsys, ["plan"])
     assert code == 0 and lines[-1].startswith("No changes: namespace local")
 

@@ -131,6 +131,7 @@ def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
     features = rows["customer_features"]
     assert (features["KIND"], features["RAW"], features["QUARANTINED"]) == ("workflow", "-", "-")
     assert features["PARTITION"] == "ds=2024-01-02" and features["FRESHNESS"] == "2d behind, late"
+    assert features["STALE"] == "-"  # every input ran before it: nothing changed since it read
     newest = pipelines.read("customer_features", layer="workflows", as_of="2024-01-02")
     assert features["ROWS"] == str(len(newest))  # a workflow's newest output
     assert rows["daily_revenue"]["GAPS"] == "2024-01-03"  # no run of orders that day
@@ -280,5 +281,134 @@ def test_the_html_page_is_written_whole_with_its_data(sample, capsys, tmp_path):
     assert "<script src" not in text and "<link" not in text and "https://" not in text
     data = json.loads(text.split('id="status-data">', 1)[1].split("</script>", 1)[0])
     assert [r["name"] for r in data["rows"]][:2] == ["orders", "customers"]
-    assert data["rows"][0]["days"][0] == ["2024-01-01", 6, 2, 0]
+    assert data["rows"][0]["days"][0] == ["2024-01-01", 6, 2, 0, 0]  # ds rows quar. failed stale
     assert [p.name for p in page.parent.iterdir()] == ["status.html"]  # no temp file left
+
+
+WINDOW_DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
+REWRITTEN = "input orders (cleaned orders) {days} rewritten after it (run {run})"
+CODE = "the code changed (features:customer_features, its module or params)"
+
+
+def run_features(day: str) -> None:
+    project = load_project()
+    run_workflow(project.workflow("customer_features"), day, project.lake(), project)
+
+
+@pytest.fixture(scope="module")
+def windowed_lake(tmp_path_factory):
+    """orders, customers and customer_features (orders over 3 days) run day by day for
+    :data:`WINDOW_DAYS`, as a cookbook runs them, built once for the module."""
+    root = tmp_path_factory.mktemp("stale")
+    shutil.copytree(REPO / "include", root / "include")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIPELINES_HOME", str(root))
+        env.setenv("PIPELINES_LAKE", str(root / "lake"))
+        for day in WINDOW_DAYS:
+            run_steps("orders", day)
+            run_steps("customers", day)
+            run_features(day)
+    return root
+
+
+@pytest.fixture
+def windowed(windowed_lake, home):
+    for folder in ("include", "lake"):
+        shutil.rmtree(home / folder, ignore_errors=True)
+        shutil.copytree(windowed_lake / folder, home / folder)
+    return home
+
+
+def stale_of(capsys, name: str, now: str = "2024-01-04T03:00") -> tuple[str, dict]:
+    """The STALE cell of ``name``'s row, and its row in ``--json``."""
+    _, out, _ = status_of(capsys, "--now", now)
+    cell = table_of(out)[name]["STALE"]
+    body = json.loads(status_of(capsys, "--now", now, "--json")[1])
+    return cell, next(r for r in body["rows"] if r["name"] == name)
+
+
+def test_a_workflow_day_is_stale_when_an_input_day_of_its_window_is_rewritten(
+    windowed, capsys, monkeypatch
+):
+    """The day-by-day run already leaves 01 and 02 stale: orders' delivery of the 3rd updates
+    order 1002 of the 1st (refunded), rewriting partition 2024-01-01 after their outputs read it.
+    A late correction of the 2nd, rerun, reaches the outputs whose 3-day windows hold it."""
+    from pipelines.lake import delta
+
+    opened: list[str] = []
+    real = delta.open_table
+    monkeypatch.setattr(delta, "open_table", lambda *a: opened.append(a[0]) or real(*a))
+    cell, row = stale_of(capsys, "customer_features")
+    first = REWRITTEN.format(days="2024-01-01", run="2024-01-03")
+    assert row["stale"] == {
+        "days": ["2024-01-01", "2024-01-02"],
+        "reasons": {"2024-01-01": first, "2024-01-02": first},
+    }
+    assert cell == f"2024-01-01..2024-01-02: {first}"
+    assert [d["state"] for d in row["days"]] == ["stale", "stale", "ok"]
+    assert row["freshness"]["text"] == "up to date" and row["checks"] == "passed"
+    logs = [str(Path(p).relative_to(windowed / "lake" / "local")) for p in opened]
+    assert logs.count("_runs") == 2  # once per status (the table, --json): stale_days too
+    unwritten = {"raw/events", "cleaned/events", "aggregated/events_by_type"}
+    unwritten.add("workflows/train_refund_model")  # nothing recorded: the outline asks its log
+    assert set(logs) - {"_runs"} == unwritten
+    assert stale_of(capsys, "orders")[1]["stale"] == {"days": [], "reasons": {}}
+
+    source = windowed / "include" / "sample" / "orders" / "orders_2024-01-02.csv"
+    text = source.read_text()
+    source.write_text(text.replace("1006,c2,placed,30.00", "1006,c2,refunded,0.00"))
+    run_steps("orders", "2024-01-02")  # the late correction: partition 2024-01-02 rewritten
+    cell, row = stale_of(capsys, "customer_features")
+    assert row["stale"]["days"] == list(WINDOW_DAYS)  # 03's window holds the 2nd
+    newest = row["stale"]["reasons"]["2024-01-03"]
+    assert newest.startswith("input orders (cleaned orders) ") and "2024-01-02" in newest
+    assert newest.endswith("rewritten after it (run 2024-01-02)")
+    assert cell.startswith(f"2024-01-01..2024-01-03: {newest}")
+
+    for day in WINDOW_DAYS:  # what a rerun of the stale days does: each reads its window anew
+        run_features(day)
+    cell, row = stale_of(capsys, "customer_features")
+    assert (cell, row["stale"]["days"]) == ("-", [])
+    assert {d["state"] for d in row["days"]} == {"ok"}
+
+
+def test_a_changed_param_makes_every_output_stale_with_the_code_as_reason(windowed, capsys):
+    for day in WINDOW_DAYS[:2]:  # 01 and 02 read what is there now: only the code can differ
+        run_features(day)
+    assert stale_of(capsys, "customer_features")[0] == "-"
+    workflows = windowed / "include" / "workflows.yaml"
+    workflows.write_text(workflows.read_text().replace("min_orders: 0", "min_orders: 1", 1))
+    cell, row = stale_of(capsys, "customer_features")
+    assert row["stale"]["reasons"] == dict.fromkeys(WINDOW_DAYS, CODE)
+    assert cell == f"2024-01-01..2024-01-03: {CODE}"
+    workflows.write_text(workflows.read_text().replace("min_orders: 1", "min_orders: 0", 1))
+    assert stale_of(capsys, "customer_features")[0] == "-"  # the code each output ran again
+
+
+def test_a_failed_workflow_day_shows_failed_not_as_a_gap(windowed, capsys, tmp_path):
+    with pytest.raises(pipelines.exceptions.LakeError, match="has no data for 2024-01-04"):
+        run_features("2024-01-04")  # orders and customers have not run for the 4th
+    now = "2024-01-05T03:00"
+    _, out, _ = status_of(capsys, "--now", now)
+    features = table_of(out)["customer_features"]
+    assert (features["CHECKS"], features["GAPS"]) == ("failed", "-")
+    assert features["FRESHNESS"] == "1d behind" and features["PARTITION"] == "ds=2024-01-03"
+    _, row = stale_of(capsys, "customer_features", now)
+    assert row["failed_days"] == ["2024-01-04"] and row["gaps"] == []
+    assert row["checks"].startswith("failed: customer_features: input orders (cleaned orders")
+    assert [d["state"] for d in row["days"]] == ["stale", "stale", "ok", "failed"]
+
+    page = tmp_path / "status.html"
+    assert status_of(capsys, "--now", now, "--html", str(page))[0] == 0
+    text = page.read_text()
+    data = json.loads(text.split('id="status-data">', 1)[1].split("</script>", 1)[0])
+    [shown] = [r for r in data["rows"] if r["name"] == "customer_features"]
+    assert [d[3:] for d in shown["days"]] == [[0, 1], [0, 1], [0, 0], [1, 0]]  # failed, stale
+    assert shown["cells"][data["columns"].index("STALE")].startswith("2024-01-01..2024-01-02: ")
+    assert "stale (an input rewritten, or the code changed)" in text  # the legend's entry
+
+    for name in ("orders", "customers"):
+        run_steps(name, "2024-01-04")
+    run_features("2024-01-04")  # a run that passes replaces the failure
+    _, row = stale_of(capsys, "customer_features", now)
+    assert (row["checks"], row["failed_days"], row["days"][-1]["state"]) == ("passed", [], "ok")

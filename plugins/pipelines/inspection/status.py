@@ -9,7 +9,10 @@ no recorded run for an aggregate or a workflow. Its **freshness** compares the n
 has *landed* (run, and checks passed: :meth:`Snapshot.has_landed`, what a workflow asks before it
 reads the day) with the latest complete interval
 (:func:`pipelines.project.run_dates.latest_date`): it is *late* when the first interval it lacks
-ended longer ago than its allowance.
+ended longer ago than its allowance. A workflow's output day is **stale** when what it read has
+changed since (an input day of its window rewritten, or no longer landed) or its code did
+(:func:`pipelines.steps.staleness.stale_days`, from the same records); a workflow's day whose
+run failed is **failed**, not a gap.
 
 Allowances: a dataset's is its registry ``freshness`` (none: never late); an aggregate's is its
 dataset's (the same run writes both); a workflow's is the largest of the datasets it waits for
@@ -23,32 +26,46 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from pipelines.common.partitions import DAILY, interval_for, run_days, utc
+from pipelines.common.windows import ranges_text
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import Snapshot
+from pipelines.lake.tables import PASSED, Snapshot
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.columns import DATASET_TESTS, TABLE_TESTS
 from pipelines.project.config import Kind, Project
 from pipelines.project.registry import Dataset
 from pipelines.project.run_dates import latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec
+from pipelines.steps.staleness import stale_days
 
 FAILED = "failed"  # how a day's failed checks start, in meta.runs[D]["checks"]
-COLUMNS = ("NAME", "KIND", "RAW", "PARTITION", "ROWS", "QUARANTINED", "CHECKS", "GAPS", "FRESHNESS")
+STALE = "stale"
+COLUMNS = (
+    *("NAME", "KIND", "RAW", "PARTITION", "ROWS", "QUARANTINED", "CHECKS", "GAPS", "STALE"),
+    "FRESHNESS",
+)
 RUN_COLUMN = "LATEST RUN"  # with Airflow's runs
-SHOWN_GAPS = 2  # gap ranges a table cell names (the JSON and the page have all)
+SHOWN_GAPS = 2  # gap (and stale) ranges a table cell names (the JSON and the page have all)
 
 
 class Day(NamedTuple):
-    """One day of a table: the rows it got (a dataset's raw delivery), of which quarantined, and
-    whether its checks failed (a tuple: a year of a hundred tables makes 70,000 of them)."""
+    """One day of a table: the rows it got (a dataset's raw delivery), of which quarantined,
+    whether its checks (a workflow's: its run) failed, and whether a workflow's output of it is
+    stale (a tuple: a year of a hundred tables makes 70,000 of them)."""
 
     ds: str
     rows: int
     quarantined: int = 0
     failed: bool = False
+    stale: bool = False
+
+    @property
+    def state(self) -> str:
+        """``failed``, ``stale`` or ``ok``."""
+        return FAILED if self.failed else STALE if self.stale else "ok"
 
 
 @dataclass(frozen=True)
@@ -104,12 +121,14 @@ class Status:
     :param rows: its rows as it stands: a cleaned table's current partitions (a full dataset's
         newest snapshot), every partition of an aggregate, a workflow's newest output
     :param quarantined: rows a dataset's newest run quarantined
-    :param checks: a dataset's newest run's checks (passed, pending, failed: ...)
-    :param failed_days: the days whose checks failed
+    :param checks: a dataset's newest run's checks (passed, pending, failed: ...); a
+        workflow's newest run's (passed: it wrote its output; failed: why it did not)
+    :param failed_days: the days whose checks (a workflow's: whose run) failed
     :param gaps: the days with nothing, as ranges ``(first, last)`` of consecutive run days
     :param days: what each day got, for the chart
     :param start: the first day it can have (its start_date, or its inputs' latest)
     :param dag_id: the DAG that writes the table
+    :param stale: a workflow's stale output days and why each is, ``(day, why)`` oldest first
     :param run: its latest run (only when Airflow was asked)
     """
 
@@ -128,6 +147,7 @@ class Status:
     days: tuple[Day, ...]
     start: str
     dag_id: str
+    stale: tuple[tuple[str, str], ...] = ()
     run: LastRun | None = None
 
     @property
@@ -149,6 +169,7 @@ class Status:
             "-" if self.quarantined is None else str(self.quarantined),
             self.checks_text,
             self.gaps_text,
+            self.stale_text,
             str(self.freshness),
         )
         return (*shown, str(self.run) if self.run else "-") if with_run else shown
@@ -174,15 +195,32 @@ class Status:
         more = len(self.gaps) - SHOWN_GAPS
         return f"{shown} (+{more} more)" if more > 0 else shown
 
+    @property
+    def stale_days(self) -> tuple[str, ...]:
+        return tuple(day for day, _ in self.stale)
+
+    @property
+    def stale_text(self) -> str:
+        """The first stale ranges, and why the newest stale day is (with how many other
+        reasons the others have)."""
+        if not self.stale:
+            return "-"
+        why = self.stale[-1][1]
+        others = len({w for _, w in self.stale} - {why})
+        more = f" (+{others} other reason{'s' if others > 1 else ''})" if others else ""
+        return f"{ranges_text(self.stale_days, SHOWN_GAPS)}: {why}{more}"
+
     def as_dict(self) -> dict[str, Any]:
-        """The row as JSON values (durations in seconds, gaps as ``[first, last]``)."""
+        """The row as JSON values (durations in seconds, gaps as ``[first, last]``, stale days
+        with their reasons, each day with its state)."""
         fresh = self.freshness
         body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         body.update(
             kind=str(self.kind),
             failed_days=list(self.failed_days),
             gaps=[list(g) for g in self.gaps],
-            days=[d._asdict() for d in self.days],
+            stale={"days": list(self.stale_days), "reasons": dict(self.stale)},
+            days=[{**d._asdict(), "state": d.state} for d in self.days],
             run=dataclasses.asdict(self.run) if self.run else None,
             freshness={
                 "expected": fresh.expected,
@@ -276,7 +314,7 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
     parts = sorted(cleaned.partitions)
     delivered = sorted(raw.partitions)
     last = runs.get(max(runs), {}) if runs else {}
-    failed = tuple(d for d, r in runs.items() if str(r.get("checks", "")).startswith(FAILED))
+    failed = _failed(runs)
     failed_set = set(failed)
     days = tuple(
         Day(ds, raw.rows(ds), int(runs.get(ds, {}).get("quarantined", 0)), ds in failed_set)
@@ -315,6 +353,8 @@ def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> 
 
 
 def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
+    """A workflow's row: an output, with its runs' outcomes (a failed run records its day as
+    failed) and the days whose output is stale."""
     table = lake.workflow(spec.name)
     snap = table.outline()
     cron, inputs = spec.cron or DAILY, waits_for(due.project, spec.name)
@@ -322,10 +362,21 @@ def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     allowances = [d.freshness for d in inputs]
     allowance = max(allowances) if allowances and None not in allowances else None
     expected = latest_date(due.project, spec.name, due.now)
-    newest = _newest_landed(snap, snap.meta.get("runs", {}), snap.partitions)
+    runs = snap.meta.get("runs", {})
+    newest = _newest_landed(snap, runs, snap.partitions)
     fresh = due.freshness(cron, start, expected, newest, allowance)
     dag_id = _dag_id(due.project, spec.name, lake)
-    return _output(spec.name, Kind.WORKFLOW, table.key, snap, (cron, start), fresh, dag_id, due)
+    include = Path(due.project.include) if due.project.include else None
+    stale = stale_days(spec, lake, due.project, include=include) if runs else {}
+    failed = _failed(runs)
+    schedule, marks = (cron, start), (set(failed), set(stale))
+    row = _output(spec.name, Kind.WORKFLOW, table.key, snap, schedule, fresh, dag_id, due, marks)
+    return dataclasses.replace(
+        row,
+        checks=runs[max(runs)].get("checks", PASSED) if runs else None,
+        failed_days=failed,
+        stale=tuple(stale.items()),
+    )
 
 
 def _output(
@@ -337,13 +388,19 @@ def _output(
     fresh: Freshness,
     dag_id: str,
     due: _Due,
+    marks: tuple[set[str], set[str]] = (set(), set()),
 ) -> Status:
     """The row of an aggregate or a workflow: a day is a run it recorded (with the rows that run
-    wrote); its rows are every partition's for an aggregate (the table is by ``dt``), the
-    newest output's for a workflow (one output a day)."""
+    wrote; ``marks``: the days that failed, and that are stale); its rows are every partition's
+    for an aggregate (the table is by ``dt``), the newest output's for a workflow (one output a
+    day)."""
     runs = snap.meta.get("runs", {})
     ran = sorted(set(runs) | (set(snap.partitions) if key == "ds" else set()))
-    days = tuple(Day(ds, _rows_of(runs, snap, ds)) for ds in (ran if due.days else ()))
+    failed, stale = marks
+    days = tuple(
+        Day(ds, _rows_of(runs, snap, ds), 0, ds in failed, ds in stale)
+        for ds in (ran if due.days else ())
+    )
     newest = max(snap.partitions, default=None)
     rows = snap.rows(newest) if kind is Kind.WORKFLOW and newest else snap.rows()
     cron, start = schedule
@@ -364,6 +421,11 @@ def _output(
         start=start.isoformat(),
         dag_id=dag_id,
     )
+
+
+def _failed(runs: dict) -> tuple[str, ...]:
+    """The days whose run recorded failed checks (a workflow's: a failed run), oldest first."""
+    return tuple(sorted(d for d, r in runs.items() if str(r.get("checks", "")).startswith(FAILED)))
 
 
 def _newest_landed(snap: Snapshot, runs: dict, partitions: Iterable[str] = ()) -> str | None:

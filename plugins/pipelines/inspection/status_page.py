@@ -4,7 +4,8 @@ rows per day for every row, written atomically.
 The page needs no network: its style and script are inline, and its data is the same rows as
 ``pipelines status --json`` (plus the table's cells), embedded as JSON. The script builds the
 table and the charts from it (inline SVG, one bar a day: rows kept, rows quarantined on top, a
-mark under a day whose checks failed; a band over each gap, and over the days due but not landed,
+mark under a day whose checks, or whose workflow run, failed; a workflow's stale day in its own
+colour, its reason in the bar's tip; a band over each gap, and over the days due but not landed,
 red when the row is late). Names and messages reach the page through ``textContent`` only, never
 as markup.
 """
@@ -33,6 +34,8 @@ tr.late td { background: #fff1f0; }
 .late-mark, .bad { font-weight: 600; }
 .bad { color: #cf222e; }
 .gap { color: #9a6700; }
+.stale { color: #8250df; }
+td.stale { max-width: 32em; overflow: hidden; text-overflow: ellipsis; }
 #charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; }
 figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 8px; }
 figure.late { border-color: #cf222e; }
@@ -70,7 +73,7 @@ SCRIPT = r"""
 
   data.rows.forEach(function (row) {
     row.days = row.days.map(function (d) {
-      return { ds: d[0], rows: d[1], quarantined: d[2], failed: d[3] === 1 };
+      return { ds: d[0], rows: d[1], quarantined: d[2], failed: d[3] === 1, stale: d[4] === 1 };
     });
   });
   document.getElementById("where").textContent =
@@ -95,6 +98,12 @@ SCRIPT = r"""
       if (column === "CHECKS" && (row.checks || "").indexOf("failed") === 0) td.className = "bad";
       if (column === "CHECKS" && row.checks) td.title = row.checks;
       if (column === "GAPS" && row.gaps.length) td.className = "gap";
+      if (column === "STALE" && row.stale.days.length) {
+        td.className = "stale";
+        td.title = row.stale.days.map(function (ds) {
+          return ds + ": " + row.stale.reasons[ds];
+        }).join("\n");
+      }
       line.appendChild(td);
     });
     body.appendChild(line);
@@ -137,12 +146,14 @@ SCRIPT = r"""
       var kept = d.rows - d.quarantined, hk = kept / most * H, hq = d.quarantined / most * H;
       var tip = d.ds + ": " + d.rows + " rows"
         + (d.quarantined ? ", " + d.quarantined + " quarantined" : "")
-        + (d.failed ? ", checks failed" : "");
+        + (d.failed ? (row.kind === "workflow" ? ", run failed" : ", checks failed") : "")
+        + (d.stale ? ", stale: " + row.stale.reasons[d.ds] : "");
       function bar(y, h, fill, cls) {
         var attrs = { x: x, y: y, width: w, height: h, fill: fill, "class": cls };
         box.appendChild(svg("rect", attrs, tip));
       }
-      bar(TOP + H - hk, hk, "#0969da", "bar");
+      if (d.stale) bar(TOP + H - hk, hk, "#8250df", "stale");
+      else bar(TOP + H - hk, hk, "#0969da", "bar");
       if (hq > 0) bar(TOP + H - hk - hq, hq, "#fb8f44", "quarantined");
       if (d.failed) { w = Math.max(w, 3); bar(TOP + H + 1, 4, "#cf222e", "failed"); }
     });
@@ -164,7 +175,8 @@ SCRIPT = r"""
 LEGEND = (
     ("#0969da", "rows"),
     ("#fb8f44", "quarantined"),
-    ("#cf222e", "checks failed"),
+    ("#cf222e", "checks failed (a workflow: its run)"),
+    ("#8250df", "stale (an input rewritten, or the code changed)"),
     ("#ffcecb", "gap (no delivery)"),
     ("#eaeef2", "due, not landed"),
     ("#ff8182", "late"),
@@ -200,10 +212,10 @@ def render(rows: list[Status], *, namespace: str, lake: str, now: dt.datetime) -
 
 def _row(row: Status, with_run: bool) -> dict:
     """A row as the page's script reads it: the table's cells, and its days as compact
-    ``[ds, rows, quarantined, failed]`` lists (a year of days is most of the page)."""
+    ``[ds, rows, quarantined, failed, stale]`` lists (a year of days is most of the page)."""
     body = row.as_dict()
     body["cells"] = row.cells(with_run=with_run)
-    body["days"] = [[d.ds, d.rows, d.quarantined, int(d.failed)] for d in row.days]
+    body["days"] = [[d.ds, d.rows, d.quarantined, int(d.failed), int(d.stale)] for d in row.days]
     return body
 
 
