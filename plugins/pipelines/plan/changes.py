@@ -58,7 +58,7 @@ class Recorded:
 class Code:
     """A workflow's code as the project holds it now.
 
-    :param hash: :func:`pipelines.steps.workflow.code_hash` of it (function, module, params)
+    :param hash: :func:`pipelines.steps.workflow_code.code_hash` of it (function, module, params)
     :param file: its module's file, as the plan names it (``features.py``)
     """
 

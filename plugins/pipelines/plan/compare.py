@@ -8,8 +8,9 @@ implies: :mod:`pipelines.plan.rules`, and the workflows that follow a rerun:
 :mod:`pipelines.plan.downstream`); :func:`settle` is what ``--apply`` records once the backfills
 ran.
 
-A workflow's code is what its runs hash (:func:`pipelines.steps.workflow.code_hash`): the module
-file its ``function`` names in ``include/workflows/``, read and never imported, and its params.
+A workflow's code is what its runs hash (:func:`pipelines.steps.workflow_code.code_hash`): the
+module file its ``function`` names in ``include/workflows/``, read and never imported, and its
+params.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from pipelines.project.table_config import (
     retire_cookbook,
 )
 from pipelines.runtime.environment import include_dir
-from pipelines.steps.workflow import FOLDER, code_hash, module_file
+from pipelines.steps.workflow_code import FOLDER, code_hash, module_file
 
 
 def wanted(project: Project) -> dict[Key, dict[str, Any]]:
