@@ -345,10 +345,12 @@ def test_a_workflow_day_is_stale_when_an_input_day_of_its_window_is_rewritten(
         "reasons": {"2024-01-01": first, "2024-01-02": first},
     }
     assert cell == f"2024-01-01..2024-01-02: {first}"
+    hint = "customer_features: 2 days stale: pipelines run customer_features --stale"
+    assert status_of(capsys, "--now", "2024-01-04T03:00")[2].splitlines() == [hint]
     assert [d["state"] for d in row["days"]] == ["stale", "stale", "ok"]
     assert row["freshness"]["text"] == "up to date" and row["checks"] == "passed"
     logs = [str(Path(p).relative_to(windowed / "lake" / "local")) for p in opened]
-    assert logs.count("_runs") == 2  # once per status (the table, --json): stale_days too
+    assert logs.count("_runs") == 3  # once per status (table, --json, table): stale_days too
     unwritten = {"raw/events", "cleaned/events", "aggregated/events_by_type"}
     unwritten.add("workflows/train_refund_model")  # nothing recorded: the outline asks its log
     assert set(logs) - {"_runs"} == unwritten

@@ -14,7 +14,9 @@ from pipelines.exceptions import PipelinesError
 
 
 def add_parser(sub, namespace_help: str) -> None:
-    p = sub.add_parser("status", help="per table: newest data, rows, checks, gaps, freshness")
+    p = sub.add_parser(
+        "status", help="per table: newest data, rows, checks, gaps, stale days, freshness"
+    )
     p.add_argument("--namespace", help=namespace_help)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained page with charts")
@@ -62,6 +64,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     late = sum(r.late for r in rows)
     if late:
         print(f"{plural(late, 'table')} late", file=sys.stderr)
+    for row in rows:
+        if row.stale:
+            days = plural(len(row.stale), "day")
+            print(f"{row.name}: {days} stale: pipelines run {row.name} --stale", file=sys.stderr)
     return 0
 
 
