@@ -220,3 +220,11 @@ def test_an_output_whose_needed_day_failed_since_is_stale():
     assert each.why_stale("2024-01-03", {"version": 5}, dt.date(2024, 1, 1)) == (
         "input recent (cleaned orders) 2024-01-02 no longer landed (failed or removed)"
     )
+
+
+def test_a_workflow_on_a_cron_is_not_stale_for_a_day_it_never_waited_for():
+    days = ["2024-01-01", "2024-01-03"]  # 2024-01-02 never ran: a cron workflow reads on
+    each = _input("all", {d: _wrote(i, d) for i, d in enumerate(days)}, days)
+    read = {"version": 5}
+    assert each.why_stale("2024-01-03", read, dt.date(2024, 1, 1), waits=False) is None
+    assert "2024-01-02 no longer landed" in each.why_stale("2024-01-03", read, "2024-01-01")

@@ -55,8 +55,12 @@ class _Input:
                 found.append(_Rewrite(wrote[0], day, tuple(wrote[1])))
         return cls(item, src, snap, tuple(sorted(found, key=lambda r: -r.version)))
 
-    def why_stale(self, day: str, read: dict | None, start) -> str | None:
-        """Why the output of ``day`` that read ``read`` of this input is stale (None: it is not)."""
+    def why_stale(self, day: str, read: dict | None, start, *, waits: bool = True) -> str | None:
+        """Why the output of ``day`` that read ``read`` of this input is stale (None: it is not).
+
+        :param waits: the workflow waits for its inputs' days (not on a cron, which reads what
+            has landed): a needed day that no longer has landed makes it stale
+        """
         item = self.item
         label = f"input {item.alias} ({item.layer} {item.table})"
         if read is None:
@@ -68,9 +72,9 @@ class _Input:
             inside = window.of(rewrite.partitions)
             if inside:
                 return f"{label} {ranges_text(inside)} rewritten after it (run {rewrite.day})"
+        if item.min_days is not None or not waits:
+            return None  # a partial window, or none awaited: only what it read can be rewritten
         needed = item.window.needs(day, start, snapshots=self.src.snapshots)
-        if item.min_days is not None:
-            return None  # a partial window: only what it read can be rewritten
         gone = [d for d in needed if not self.snap.has_landed(d)]
         return f"{label} {ranges_text(gone)} no longer landed (failed or removed)" if gone else None
 
@@ -100,7 +104,8 @@ def stale_days(
         if recorded.get("code") != code:
             why = f"the code changed ({spec.function}, its module or params)"
         for each in inputs:
-            why = why or each.why_stale(day, recorded["read"].get(each.item.alias), each.src.start)
+            read = recorded["read"].get(each.item.alias)
+            why = why or each.why_stale(day, read, each.src.start, waits=not spec.cron)
         if why:
             stale[day] = why
     return stale
