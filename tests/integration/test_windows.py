@@ -247,3 +247,25 @@ def test_a_code_change_makes_every_day_stale(window):
     assert sorted(stale) == DAYS[:2] and stale[DAYS[0]].startswith("the code changed")
     assert run("backfill", "order_window", "--start", DAYS[0], "--end", DAYS[1], "--stale") == 0
     assert stale_days(project.workflow("order_window"), lake, project) == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["run", "orders", "--stale"], "error: stale: orders is a dataset; only a workflow's"),
+        (
+            ["backfill", "order_window", "--start", DAYS[0], "--end", DAYS[1], "--downstream"],
+            "error: downstream: order_window is a workflow; it reruns the workflow days",
+        ),
+        (["run", "order_window"], "error: give --date (or --stale: every stale day"),
+        (
+            ["run", "orders", "--date", DAYS[0], "--downstream", "--url", "http://127.0.0.1:9"],
+            "error: --airflow, --upstream and --downstream run here: they cannot go with --url",
+        ),
+    ],
+)
+def test_wrong_uses_of_stale_and_downstream_are_one_line(window, capsys, argv, said):
+    assert run(*argv) == 1
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert said in out and "Traceback" not in out
