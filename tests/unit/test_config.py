@@ -115,3 +115,25 @@ def test_a_cookbook_naming_a_skipped_cookbook_stays_and_says_why_when_it_runs(ho
 def test_yaml_syntax_error_names_the_place(home):
     project = write(home, aggregates="- name: x\n  metrics: {n: count\n")
     assert str(project.problems[0]).startswith("aggregates.yaml: yaml: cannot parse (line")
+
+
+def test_a_name_ending_in_a_newline_is_refused_in_every_file(home):
+    """``^...$`` with ``match`` lets a trailing newline through (a lake folder ``agg\\n``, a DAG
+    id across two lines): every name is checked whole."""
+    (home / "include" / "workflows.yaml").write_text(
+        '- name: "features\\n"\n  function: features:customer_features\n'
+        "  inputs: {orders: {table: orders}}\n"
+        "- name: windowed\n  function: features:customer_features\n"
+        '  inputs: {"orders\\n": {table: orders}, customers: {table: customers, window: "3d\\n"}}\n'
+    )
+    project = write(
+        home,
+        '- name: "agg\\n"\n  dataset: orders\n  metrics: {n: count}\n'
+        '- name: by_status\n  dataset: orders\n  group_by: ["status\\n"]\n  metrics: {n: count}\n',
+        '- name: "book\\n"\n  steps: [orders]\n',
+    )
+    said = "\n".join(map(str, project.problems))
+    for name in ("'features\\n'", "'agg\\n'", "'book\\n'", "'orders\\n'", "'3d\\n'"):
+        assert name in said, (name, said)
+    assert "by_status" in said  # its group_by column
+    assert not project.workflows and not project.aggregates and not project.cookbooks

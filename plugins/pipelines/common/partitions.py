@@ -139,7 +139,7 @@ def parse_date(value: str | dt.date | dt.datetime) -> dt.date:
         return utc(value).date()
     if isinstance(value, dt.date):
         return value
-    if not DATE_RE.match(str(value)):
+    if not DATE_RE.fullmatch(str(value)):
         raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD")
     return dt.date.fromisoformat(value)
 
@@ -261,7 +261,7 @@ def table_path(lake: str, namespace: str, layer: Layer | str, table: str) -> str
     otherwise stay under the lake root yet land in another layer or namespace.
     """
     for name in (namespace, table):
-        if not SEGMENT_RE.match(name):
+        if not SEGMENT_RE.fullmatch(name):
             raise LakeError(
                 f"{name!r} is not a lake table or namespace name ({SEGMENT_RE.pattern})"
             )

@@ -34,7 +34,7 @@ DECIMAL_KIND = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
 def decimal_shape(kind: str) -> tuple[int, int] | None:
     """``(precision, scale)`` of a declared ``decimal(p,s)`` kind; None for the other kinds."""
-    match = DECIMAL_KIND.match(kind or "")
+    match = DECIMAL_KIND.fullmatch(kind or "")
     return (int(match[1]), int(match[2])) if match else None
 
 

@@ -40,7 +40,7 @@ class Window:
         """
         if text is None:
             return cls()
-        match = WINDOW_RE.match(str(text)) if isinstance(text, str) else None
+        match = WINDOW_RE.fullmatch(str(text)) if isinstance(text, str) else None
         if match is None:
             raise ValueError(f"window {text!r} must be {WINDOW_RULE}")
         return cls(int(match["days"]) if match["days"] else None)

@@ -149,7 +149,7 @@ def _rename(
     current = dataset.declared.column(column) if dataset.declared is not None else None
     if current is not None and current.rename:
         return current.rename, ""
-    if COLUMN_RE.match(column) and column == column.strip() and not REFUSED.search(column):
+    if COLUMN_RE.fullmatch(column) and column == column.strip() and not REFUSED.search(column):
         return None, ""
     if column in named:
         return None, "registry.csv names it: rename it there and here to give it a clean name"

@@ -66,7 +66,7 @@ class Lake:
     def __post_init__(self) -> None:
         # the prefix is what the write guard trusts: it must be one plain namespace folder
         for name in filter(None, (self.namespace, self.upstream)):
-            if not NAMESPACE_RE.match(name):
+            if not NAMESPACE_RE.fullmatch(name):
                 raise NamespaceError(
                     f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern}: lower-case "
                     "letters, digits and underscores)"

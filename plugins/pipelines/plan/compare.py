@@ -85,7 +85,7 @@ def read_state(project: Project, lake: Lake) -> State:
         names = [e.name for e in project.entries(kind)]
         for layer in (layer for layer in layers if lake.owns(layer)):
             found = lake.storage.list(f"{lake.prefix}/{layer}")
-            names += [n for n in found if SEGMENT_RE.match(n) and n not in names]
+            names += [n for n in found if SEGMENT_RE.fullmatch(n) and n not in names]
         for name in names:
             entry = _recorded(lake, kind, name)
             if entry is not None:

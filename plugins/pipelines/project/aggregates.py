@@ -44,7 +44,7 @@ def parse_aggregate(entry: dict[str, Any], name: str, report, registry: Registry
         report(f"dataset {dataset!r} is not a valid dataset of registry.csv")
     group_by = entry.get("group_by") or []
     if not isinstance(group_by, list) or not all(
-        isinstance(c, str) and COLUMN_RE.match(c) for c in group_by
+        isinstance(c, str) and COLUMN_RE.fullmatch(c) for c in group_by
     ):
         report("group_by must be a list of column names")
         group_by = []
@@ -60,9 +60,9 @@ def _metrics(raw: Any, report) -> tuple[tuple[str, str, str | None], ...]:
         return ()
     out = []
     for output, spec in raw.items():
-        match = METRIC_RE.match(str(spec)) if isinstance(spec, str) else None
+        match = METRIC_RE.fullmatch(str(spec)) if isinstance(spec, str) else None
         fn, col = (match["fn"], match["col"]) if match else (None, None)
-        if not isinstance(output, str) or not COLUMN_RE.match(output):
+        if not isinstance(output, str) or not COLUMN_RE.fullmatch(output):
             report(f"metric output {output!r} is not a valid column name ({COLUMN_RULE})")
         elif fn not in METRIC_FUNCTIONS:
             report(
@@ -72,7 +72,7 @@ def _metrics(raw: Any, report) -> tuple[tuple[str, str, str | None], ...]:
             report(f"metric {output}: 'count' takes no column (it counts rows)")
         elif fn != "count" and not col:
             report(f"metric {output}: {fn!r} needs a column, as '{fn}:column'")
-        elif col and not COLUMN_RE.match(col):
+        elif col and not COLUMN_RE.fullmatch(col):
             report(f"metric {output}: {col!r} is not a valid column name ({COLUMN_RULE})")
         else:
             out.append((output, fn, col))

@@ -229,7 +229,7 @@ def load_declarations(path: Path) -> Declarations:
     for key, value in root.value:
         name, line = _scalar(key), key.start_mark.line + 1
         report = _Report(problems, line, str(name))
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             report(f"dataset name {name!r} must match {NAME_RE.pattern}")
             continue
         if name in found:
@@ -351,7 +351,7 @@ def _column(name, node, line: int, report: _Report) -> Column | None:
             return None
     rename = spec.get("rename")
     if rename is not None and (
-        not isinstance(rename, str) or not COLUMN_RE.match(rename) or rename.startswith("_")
+        not isinstance(rename, str) or not COLUMN_RE.fullmatch(rename) or rename.startswith("_")
     ):
         report(f"rename {rename!r} is not a valid column name ({COLUMN_RULE})", line, name)
         return None
@@ -363,7 +363,7 @@ def _column(name, node, line: int, report: _Report) -> Column | None:
 
 
 def _decimal(type_: str) -> tuple[int, int] | None:
-    match = DECIMAL.match(type_)
+    match = DECIMAL.fullmatch(type_)
     if not match:
         return None
     precision, scale = int(match[1]), int(match[2])
@@ -463,7 +463,7 @@ def _test(item, line: int, name: str, report: _Report) -> Test | None:
         return Test(test, arg)
     if test == "relationships" and isinstance(arg, str) and arg.count(".") == 1:
         other, column = arg.split(".")
-        if NAME_RE.match(other) and column:
+        if NAME_RE.fullmatch(other) and column:
             return Test(test, (other, column))
     report(f"test {test!r} with {arg!r}: {_usage(test)}", line, name)
     return None

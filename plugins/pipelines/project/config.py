@@ -470,7 +470,7 @@ def _entries(path: Path, problems: list[Problem], taken: dict[str, Kind], build,
         report = _Reporter(path.name, label, entry_problems)
         if not isinstance(entry, dict):
             report("must be a mapping with a name")
-        elif not isinstance(name, str) or not NAME_RE.match(name):
+        elif not isinstance(name, str) or not NAME_RE.fullmatch(name):
             report(f"name {name!r} must match {NAME_RE.pattern}")
         elif name in taken:
             report(f"name {name!r} is already used by a {taken[name]}")

@@ -193,7 +193,7 @@ class Present:
 def in_lake(include: Path, root: str) -> list[Present]:
     """Every namespace with files under the lake root, by name."""
     rules = load_rules(include)
-    names = [n for n in Storage(root).list(root) if NAMESPACE_RE.match(n)]  # namespace folders
+    names = [n for n in Storage(root).list(root) if NAMESPACE_RE.fullmatch(n)]  # namespace folders
     return [p for p in (_present(rules, root, n) for n in names) if p is not None]
 
 
@@ -224,7 +224,7 @@ def to_drop(include: Path, root: str, name: str) -> Present:
     :raises NamespaceError: not a namespace name, nothing in the lake, or a serving or master
         namespace (only research namespaces are dropped)
     """
-    if not NAMESPACE_RE.match(name):
+    if not NAMESPACE_RE.fullmatch(name):
         raise NamespaceError(f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern})")
     found = _present(load_rules(include), root, name)
     if found is None:
@@ -311,7 +311,7 @@ def _value(where: str, key: str, value: Any, problem) -> Any:
     text = str(value) if key == "date" else value
     if not isinstance(text, str) or not text.strip():
         raise problem(where, "must be text")
-    if key == "upstream" and not environment.NAMESPACE_RE.match(text):
+    if key == "upstream" and not environment.NAMESPACE_RE.fullmatch(text):
         raise problem(where, f"{text!r} is not a namespace name")
     if key == "date" and not _is_date(text):
         raise problem(where, f"{text!r} is not a date in the form YYYY-MM-DD")
@@ -323,7 +323,7 @@ def _value(where: str, key: str, value: Any, problem) -> Any:
 
 
 def _is_date(text: str) -> bool:
-    if not DATE_RE.match(text):
+    if not DATE_RE.fullmatch(text):
         return False
     try:
         dt.date.fromisoformat(text)

@@ -102,7 +102,7 @@ def enum_value(kind, value: str, column: str, report: Reporter):
 
 
 def dataset_name(value: str, report: Reporter) -> str:
-    if value and not NAME_RE.match(value):
+    if value and not NAME_RE.fullmatch(value):
         shown = value if len(value) <= 80 else value[:77] + "..."
         report(
             "dataset",
@@ -188,7 +188,7 @@ def options_value(value: str, report: Reporter) -> SourceOptions:
 def columns_value(value: str, column: str, report: Reporter) -> tuple[str, ...]:
     cols = tuple(c.strip() for c in value.split("|")) if value else ()
     for col in cols:
-        if not COLUMN_RE.match(col) or col != col.strip():
+        if not COLUMN_RE.fullmatch(col) or col != col.strip():
             report(column, f"{col!r} is not a valid column name ({COLUMN_RULE})")
     dupes = sorted({c for c in cols if cols.count(c) > 1})
     if dupes:
@@ -282,7 +282,7 @@ def duration_value(value: str, column: str, report: Reporter) -> dt.timedelta | 
     """A duration such as ``30m``, ``2h`` or ``1d`` (``None`` when empty: no allowance)."""
     if not value:
         return None
-    match = DURATION_RE.match(value)
+    match = DURATION_RE.fullmatch(value)
     if not match or int(match[1]) == 0:
         report(column, f"{value!r} must be a duration such as 30m, 2h or 1d")
         return None

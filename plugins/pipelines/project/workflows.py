@@ -89,7 +89,7 @@ def parse_workflow(entry: dict[str, Any], name: str, report: Callable[[str], Non
         known = ", ".join(sorted(_KEYS))
         say(f"unknown keys: {', '.join(sorted(map(str, unknown)))} (known: {known})")
     function = entry.get("function")
-    if not isinstance(function, str) or not FUNCTION_RE.match(function):
+    if not isinstance(function, str) or not FUNCTION_RE.fullmatch(function):
         say(
             f"function {function!r} must be 'module:callable', a function of a module in "
             "include/workflows/ (features:customer_features)"
@@ -119,7 +119,9 @@ def parse_workflow(entry: dict[str, Any], name: str, report: Callable[[str], Non
 
 def _primary_key(raw: Any, say: Callable[[str], None]) -> tuple[str, ...]:
     key = [raw] if isinstance(raw, str) else (raw or [])
-    if not isinstance(key, list) or not all(isinstance(c, str) and COLUMN_RE.match(c) for c in key):
+    if not isinstance(key, list) or not all(
+        isinstance(c, str) and COLUMN_RE.fullmatch(c) for c in key
+    ):
         say(f"primary_key must be a list of column names ({COLUMN_RULE})")
         return ()
     if len(set(key)) != len(key):
@@ -136,7 +138,7 @@ def _inputs(raw: Any, say: Callable[[str], None]) -> tuple[WorkflowInput, ...]:
         return ()
     out = []
     for alias, value in raw.items():
-        if not isinstance(alias, str) or not NAME_RE.match(alias):
+        if not isinstance(alias, str) or not NAME_RE.fullmatch(alias):
             say(f"input alias {alias!r} must match {NAME_RE.pattern}")
             continue
         value = {"table": value} if isinstance(value, str) else value

@@ -48,7 +48,7 @@ def resolve_namespace() -> Resolved:
 
     value = os.environ.get("PIPELINES_NAMESPACE", "").strip()
     if value:
-        if not NAMESPACE_RE.match(value):
+        if not NAMESPACE_RE.fullmatch(value):
             raise PipelinesError(
                 f"PIPELINES_NAMESPACE: {value!r} must match {NAMESPACE_RE.pattern} "
                 "(lowercase letters, digits, underscores)"
