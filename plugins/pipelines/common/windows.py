@@ -116,10 +116,15 @@ def ranges(days: Iterable[str]) -> list[tuple[str, str]]:
     return found
 
 
+def range_text(first: str, last: str) -> str:
+    """``2024-01-03`` or ``2024-01-03..2024-01-05``."""
+    return first if first == last else f"{first}..{last}"
+
+
 def ranges_text(days: Iterable[str], shown: int = 3) -> str:
     """``2024-01-01, 2024-01-03..2024-01-05`` (the first ``shown`` ranges, then how many more)."""
     found = ranges(days)
-    text = ", ".join(a if a == b else f"{a}..{b}" for a, b in found[:shown])
+    text = ", ".join(range_text(*r) for r in found[:shown])
     return text + (f" (+{len(found) - shown} more)" if len(found) > shown else "")
 
 

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pipelines.common.partitions import DAILY, interval_for, run_days, utc
+from pipelines.common.windows import range_text as gap_text
 from pipelines.common.windows import ranges_text
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import PASSED, Snapshot
+from pipelines.lake.tables import FAILED, PASSED, Snapshot
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.columns import DATASET_TESTS, TABLE_TESTS
 from pipelines.project.config import Kind, Project
@@ -41,7 +42,6 @@ from pipelines.project.run_dates import latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec
 from pipelines.steps.staleness import stale_days
 
-FAILED = "failed"  # how a day's failed checks start, in meta.runs[D]["checks"]
 STALE = "stale"
 COLUMNS = (
     *("NAME", "KIND", "RAW", "PARTITION", "ROWS", "QUARANTINED", "CHECKS", "GAPS", "STALE"),
@@ -462,11 +462,6 @@ def gaps(expected: list[str], present: Iterable[str]) -> tuple[tuple[str, str], 
         else:
             ranges.append([ds, ds])
     return tuple((first, last) for first, last in ranges)
-
-
-def gap_text(first: str, last: str) -> str:
-    """``2024-01-03`` or ``2024-01-03..2024-01-05``."""
-    return first if first == last else f"{first}..{last}"
 
 
 def duration(value: dt.timedelta) -> str:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DTYPE = frames.DTYPE.encode()
+FAILED = "failed"  # how a failed run's checks start ("failed: why")
 PASSED = "passed"  # a run's checks (meta["runs"][D]["checks"]): "pending", "passed", "failed: ..."
 # in a run's record: the partitions the day's runs rewrote and the version of the last that did
 # (``{"version": V, "partitions": [...]}``): what tells a workflow output that read an older
@@ -115,6 +116,13 @@ class Snapshot:
         whose checks are still to come, or failed, has not landed)."""
         runs = self._recorded.runs
         return ds in runs and runs[ds].get("checks", PASSED) == PASSED
+
+    def failed_checks(self, ds: str) -> str | None:
+        """Why the run for day ``ds`` failed its checks (None: it did not fail, or never ran)."""
+        checks = str(self._recorded.runs.get(ds, {}).get("checks", ""))
+        if not checks.startswith(FAILED):
+            return None
+        return checks.removeprefix(FAILED).removeprefix(":").strip()
 
     def run_metrics(self, ds: str) -> dict[str, Any]:
         """What the run for day ``ds`` recorded when it committed ({}: no such run)."""

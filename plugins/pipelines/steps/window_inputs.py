@@ -77,12 +77,8 @@ class WindowState:
     @cached_property
     def failed(self) -> dict[str, str]:
         """``day -> why`` of the needed days whose run failed its checks."""
-        found = {}
-        for day in self.needed:
-            checks = str(self.snap.run_metrics(day).get("checks", ""))
-            if checks.startswith("failed"):
-                found[day] = checks.removeprefix("failed: ").removeprefix("failed")
-        return found
+        said = {day: self.snap.failed_checks(day) for day in self.needed}
+        return {day: why for day, why in said.items() if why is not None}
 
     @cached_property
     def missing(self) -> list[str]:
@@ -106,12 +102,9 @@ class WindowState:
         """The partitions to read, oldest first: those of the window whose day did not fail and
         is not missing (a partial window: a later delivery's update to a day that has not run
         is not that day; a snapshot input: the newest such snapshot at or before D)."""
-        bad = {p for p in self.snap.partitions if self._failed_day(p)} | set(self.missing)
-        kept = [p for p in self.snap.partitions if p not in bad]
+        bad = {p for p in self.snap.partitions if self.snap.failed_checks(p) is not None}
+        kept = [p for p in self.snap.partitions if p not in bad | set(self.missing)]
         return self.item.window.select(kept, self.ds, snapshots=self.src.snapshots)
-
-    def _failed_day(self, day: str) -> bool:
-        return str(self.snap.run_metrics(day).get("checks", "")).startswith("failed")
 
     def refusal(self) -> MissingInput:
         return MissingInput(self)
