@@ -1,9 +1,12 @@
 """Fixtures of the reliability suite, and the one summary line it prints at the end.
 
-Every module adds its figures to :data:`FIGURES`; ``pytest_terminal_summary`` prints them as
-``reliability: ...`` whenever any reliability test ran (no ``-s`` needed). Under pytest-xdist the
-tests run in worker processes: each worker hands its figures to the controller when it finishes
-(``workeroutput``), and the controller prints their sum.
+Every module adds its figures to :data:`FIGURES` (the attack cases of issue 26 as
+``secret_cases``/``secrets_printed`` (a secret that reached any output), ``escape_cases``/
+``escapes_escaped`` (a write, create or delete outside the namespace, or raw control text on
+the terminal) and ``corruption_cases``/``corruptions_healed``); ``pytest_terminal_summary``
+prints them as ``reliability: ...`` whenever any reliability test ran (no ``-s`` needed).
+Under pytest-xdist the tests run in worker processes: each worker hands its figures to the
+controller when it finishes (``workeroutput``), and the controller prints their sum.
 """
 
 from __future__ import annotations
@@ -73,7 +76,12 @@ def summary_line(figures: Counter, s3: Counter) -> str:
     return (
         f"reliability: {cases}, {figures['kills']} kills, {figures['corrupt_reads']} corrupt reads"
         f" (of {figures['checked_reads']} checked), {figures['lost_rows']} lost rows, {modes}, "
-        f"{figures['conflicts']} commit conflicts retried, s3: {status}"
+        f"{figures['conflicts']} commit conflicts retried, "
+        f"secrets: {figures['secret_cases']} cases, {figures['secrets_printed']} printed, "
+        f"escapes: {figures['escape_cases']} cases, {figures['escapes_escaped']} escaped, "
+        f"corruptions: {figures['corruption_cases']} cases, "
+        f"{figures['corruptions_healed']} healed, "
+        f"s3: {status}"
     )
 
 
