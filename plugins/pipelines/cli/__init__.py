@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 
 from pipelines.cli import plan
 from pipelines.cli.parser import build as build_parser
+from pipelines.cli.text import say, say_lines
 from pipelines.exceptions import ConfigError, PipelinesError
 
 
@@ -26,13 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem)
+            say(problem)
         return 1
     except PipelinesError as exc:
-        print(f"error: {exc}")
+        say_lines(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        print("interrupted")
+        say("interrupted")
         return 130
 
 

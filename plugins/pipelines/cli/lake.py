@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.cli.text import plural, quiet_airflow, table
+from pipelines.cli.text import escaped, json_text, plural, quiet_airflow, say, say_lines, table
 from pipelines.exceptions import PipelinesError
 
 KEPT_BOOKKEEPING = ("_reason",)  # why a row is in quarantine: content, not bookkeeping
@@ -29,12 +29,28 @@ def cmd_read(args: argparse.Namespace) -> int:
     elif len(frame) and args.format == "json":
         dates = {c: shown[c].dt.strftime("%Y-%m-%d") for c in shown if _is_date(shown[c])}
         records = shown.assign(**dates).to_json(orient="records", date_format="iso", lines=True)
-        print(records.rstrip())
+        print(json_text(records.rstrip()))
     elif len(frame):
         with pd.option_context("display.max_columns", 50, "display.width", 200):
-            print(shown.to_string(index=False))
-    print(f"({plural(len(frame), 'row')})", file=sys.stderr)
+            say_lines(_escaped_cells(shown).to_string(index=False))
+    say(f"({plural(len(frame), 'row')})", file=sys.stderr)
     return 0
+
+
+def _escaped_cells(frame):
+    """The frame with its text cells and column names escaped for a terminal (a newline inside
+    a cell would split its row, an escape sequence act on the terminal)."""
+
+    def cell(value):
+        return escaped(value) if isinstance(value, str) else value
+
+    texts = {c: frame[c].map(cell) for c in frame if not _plain(frame[c])}
+    return frame.assign(**texts).rename(columns=cell)
+
+
+def _plain(column) -> bool:
+    """A column that holds no text: numbers, booleans, dates."""
+    return column.dtype.kind in "biufcmM"
 
 
 def _is_date(column) -> bool:
@@ -81,13 +97,13 @@ def cmd_lake_upgrade(args: argparse.Namespace) -> int:
 
     lake = load_project().lake()
     where = f"namespace {lake.namespace} ({redact(lake.prefix)})"
-    done = upgrade(lake, on_table=print)
+    done = upgrade(lake, on_table=say)
     if not done:
-        print(f"nothing to upgrade: every table of {where} is a Delta table")
+        say(f"nothing to upgrade: every table of {where} is a Delta table")
         return 0
     parts = sum(u.partitions for u in done)
     rows = sum(u.rows for u in done)
-    print(
+    say(
         f"upgraded {plural(len(done), 'table')} of {where}: {plural(parts, 'partition')}, "
         f"{plural(rows, 'row')}, {plural(sum(u.runs for u in done), 'run record')}; "
         f"{plural(sum(u.removed for u in done), 'old file')} deleted"
@@ -105,7 +121,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
     with lake.runs_held():  # each table's rows from the runs table, read once
         rows += [_describe(*entry) for entry in tables(project, lake)]
-    print(f"lake {lake.root} namespace {lake.namespace}")
+    say(f"lake {lake.root} namespace {lake.namespace}")
     table(rows)
     return 0
 
@@ -119,7 +135,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
 
     why = retention_problem(args.retention_hours) if args.retention_hours is not None else None
     if why:
-        print(f"--retention-hours {why}", file=sys.stderr)
+        say(f"--retention-hours {why}", file=sys.stderr)
         return 2
     project = load_project()
     where = project.namespace()
@@ -127,7 +143,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     if hours is None:
         hours = where.settings.retention_hours
     done = vacuum(project, project.lake(where), hours)
-    print(
+    say(
         f"deleted {plural(done.deleted, 'file')} no version of the last "
         f"{done.retention_hours:g} h needs"
     )
@@ -142,9 +158,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     project = load_project()
     done = optimize(project, project.lake())
-    print(f"compacted {plural(done.removed, 'file')} into {done.added}")
+    say(f"compacted {plural(done.removed, 'file')} into {done.added}")
     for path in done.beaten:
-        print(f"{path}: not compacted, a writer committed first (run optimize again)")
+        say(f"{path}: not compacted, a writer committed first (run optimize again)")
     return 0
 
 

@@ -4,11 +4,10 @@ namespace's data, and what one namespace's tables hold that another's do not (``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from pipelines.cli.text import plural, quiet_airflow, table
+from pipelines.cli.text import escaped, plural, quiet_airflow, say, say_json, table
 from pipelines.exceptions import NamespaceError
 
 DOING = {
@@ -49,9 +48,9 @@ def _show(args: argparse.Namespace) -> int:
         rows.append(("e2e", f"{spec.e2e[0]} on {e2e[0]!r}, replaying {e2e[1]}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key.ljust(width)}  {value}")
+        say(f"{key.ljust(width)}  {value}")
     if lake.upstream and not lake.storage.list(raw):
-        print(
+        say(
             f"warning: namespace {lake.upstream!r} has no raw layer in this lake ({raw}): run "
             "it first, or set research's upstream in include/namespaces.yaml",
             file=sys.stderr,
@@ -72,7 +71,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append(
             (name, found.kind, str(found.tables), str(found.files), size, found.branch or "-")
         )
-    print(f"lake {current.root} (* this namespace)")
+    say(f"lake {current.root} (* this namespace)")
     table(rows)
     return 0
 
@@ -89,18 +88,16 @@ def _drop(args: argparse.Namespace) -> int:
             raise NamespaceError(f"drop {args.name!r}: confirm with --yes (no terminal to ask on)")
         try:
             answer = input(
-                f"delete {plural(found.files, 'file')} ({size}) under {prefix}? "
-                "type the namespace name to confirm: "
+                escaped(f"delete {plural(found.files, 'file')} ({size}) under {prefix}? ")
+                + "type the namespace name to confirm: "
             )
         except EOFError:
             answer = ""
         if answer.strip() != args.name:
-            print("not dropped")
+            say("not dropped")
             return 1
     deleted = found.lake.drop()
-    print(
-        f"dropped namespace {args.name}: deleted {plural(deleted, 'file')} ({size}) under {prefix}"
-    )
+    say(f"dropped namespace {args.name}: deleted {plural(deleted, 'file')} ({size}) under {prefix}")
     return 0
 
 
@@ -117,10 +114,10 @@ def _diff(args: argparse.Namespace) -> int:
         raise NamespaceError(f"namespace {args.other!r} has nothing in the lake ({other.prefix})")
     report = diff_namespaces(here, other, project, table=args.table)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2, default=str))
+        say_json(report.as_dict(), default=str)
     else:
         for line in report.lines():
-            print(line)
+            say(line)
     return 0
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 
 from pipelines.cli.parser import build as build_parser
-from pipelines.cli.text import note_unwritten, quiet_airflow
+from pipelines.cli.text import note_unwritten, quiet_airflow, say, say_json
 from pipelines.exceptions import PipelinesError
 
 PASSES = 3  # --apply plans again after its backfills, while new ones appear
@@ -44,12 +43,12 @@ def _plan(args: argparse.Namespace) -> int:
     found = plan(project, lake)
     if not args.json:
         for line in lines(found, lake.prefix):
-            print(line)
+            say(line)
     elif not args.apply:  # with --apply, the JSON holds the plan applied and the one after
-        print(json.dumps(found.as_dict(), indent=2, default=str))
+        say_json(found.as_dict(), default=str)
     if not args.apply or found.empty:
         if args.apply and args.json:
-            print(json.dumps({"applied": found.as_dict(), "after": found.as_dict()}, indent=2))
+            say_json({"applied": found.as_dict(), "after": found.as_dict()})
         return 0 if found.empty else CHANGES
     after = found
     # with --json, standard output is the JSON alone: the runs' lines go to standard error
@@ -63,9 +62,9 @@ def _plan(args: argparse.Namespace) -> int:
             if not after.backfills or after.backfills == ran.backfills:
                 break
     if args.json:
-        print(json.dumps({"applied": found.as_dict(), "after": after.as_dict()}, indent=2))
+        say_json({"applied": found.as_dict(), "after": after.as_dict()})
     else:
-        print(summary(after) if not after.empty else "applied: nothing left to do")
+        say(summary(after) if not after.empty else "applied: nothing left to do")
     return 0 if after.empty else CHANGES
 
 
@@ -110,16 +109,16 @@ def _apply(found, project, lake, args: argparse.Namespace) -> bool:
 
     for change in found.changes:
         for layer, name in change.reset:
-            print(f"emptying {layer}.{name} to rebuild it", flush=True)
+            say(f"emptying {layer}.{name} to rebuild it", flush=True)
             reset(lake.manifest(layer, name))
     for backfill in found.backfills:
         for first, last, _ in backfill.ranges:
             if _backfill(backfill.name, first, last, args) != 0:
-                print(f"error: the backfill of {backfill.name} {first} .. {last} failed")
+                say(f"error: the backfill of {backfill.name} {first} .. {last} failed")
                 return False
     recorded = settle(found, project, lake)
     if recorded:
-        print("recorded the project's config of " + ", ".join(recorded))
+        say("recorded the project's config of " + ", ".join(recorded))
     return True
 
 

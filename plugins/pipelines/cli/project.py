@@ -8,7 +8,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from pipelines.cli.text import plural, quiet_airflow, table, warn_skipped
+from pipelines.cli.text import plural, quiet_airflow, say, say_lines, table, warn_skipped
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -35,8 +35,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems += found.problems
         warnings += found.warnings
         for name, where in found.opened:
-            print(f"{name}: opened {where}", file=sys.stderr)
-        print(f"{plural(len(found.opened), 'source')} opened", file=sys.stderr)
+            say(f"{name}: opened {where}", file=sys.stderr)
+        say(f"{plural(len(found.opened), 'source')} opened", file=sys.stderr)
     if project.workflows:
         from pipelines.steps.workflow import resolve_all
 
@@ -44,9 +44,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             problems += resolve_all(project, include)
     problems += project.namespace_problems()
     for problem in problems:
-        print(problem)
+        say(problem)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}", file=sys.stderr)
     counts = [
         plural(len(project.datasets), "dataset"),
         plural(len(project.aggregates), "aggregate"),
@@ -55,7 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     ]
     bad = len(problems)
     warned = f", {plural(len(warnings), 'warning')}" if warnings else ""
-    print(f"{', '.join(counts)} valid; {plural(bad, 'problem')}{warned}", file=sys.stderr)
+    say(f"{', '.join(counts)} valid; {plural(bad, 'problem')}{warned}", file=sys.stderr)
     return 1 if bad else 0
 
 
@@ -67,7 +67,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     dataset = load_project().require(args.name, Kind.DATASET).spec
     deliveries, entries = infer(dataset, args.date)
-    print(as_yaml(dataset, deliveries, entries), end="")
+    say_lines(as_yaml(dataset, deliveries, entries).removesuffix("\n"))
     return 0
 
 
@@ -86,9 +86,9 @@ def _validate_file(path: Path) -> int:
 
     registry = load_registry(path)
     for problem in registry.problems:
-        print(problem)
+        say(problem)
     valid, bad = len(registry.datasets), len(registry.problems)
-    print(f"{plural(valid, 'dataset')} valid; {plural(bad, 'problem')}", file=sys.stderr)
+    say(f"{plural(valid, 'dataset')} valid; {plural(bad, 'problem')}", file=sys.stderr)
     return 1 if registry.problems else 0
 
 
@@ -96,7 +96,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     from pipelines.runs.local import configure
 
     home = configure()
-    print(f"Airflow home {home} (SQLite metadata database ready)")
+    say(f"Airflow home {home} (SQLite metadata database ready)")
     return 0
 
 
@@ -121,7 +121,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     )
     for name in names:
         if os.environ.get(name):
-            print(f"export {name}={shlex.quote(os.environ[name])}")
+            print(f"export {name}={shlex.quote(os.environ[name])}")  # for eval: exact
     return 0
 
 

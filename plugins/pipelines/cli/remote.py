@@ -9,7 +9,7 @@ import sys
 import time
 
 from pipelines.cli.runs import Progress, client_for, cmd_run
-from pipelines.cli.text import plural, table, warn_skipped
+from pipelines.cli.text import escaped, plural, say, say_json, table, warn_skipped
 from pipelines.exceptions import PipelinesError
 
 
@@ -41,10 +41,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     results = list(result) if isinstance(result, list) else [result]
     outputs = result.outputs if not no_wait else None
     if args.json:
-        print(json.dumps(_as_json(args.name, results, outputs), indent=2, default=str))
+        say_json(_as_json(args.name, results, outputs), default=str)
     elif no_wait:
         for r in results:
-            print(f"started {r.dag_id} {r.logical_date}: {r.run_id} ({r.url})")
+            say(f"started {r.dag_id} {r.logical_date}: {r.run_id} ({r.url})")
     else:
         _print_outputs(outputs)
     return 0 if no_wait or all(r.ok for r in results) else 1
@@ -84,9 +84,9 @@ class _Waiting:
             return
         line = f"  {run.dag_id} {run.ds}: {run.state} ({run.seconds:.0f}s)"
         if self.tty:
-            print("\r" + line.ljust(70), end="", flush=True)
+            print("\r" + escaped(line).ljust(70), end="", flush=True)
         elif self.last != (run.run_id, run.state):
-            print(line, flush=True)
+            say(line, flush=True)
         self.last = (run.run_id, run.state)
 
     def done(self) -> None:
@@ -100,9 +100,9 @@ def _print_outputs(outputs) -> None:
     if values:
         table([("output", "value"), *((k, _shown(v)) for k, v in values.items())])
     else:
-        print("no outputs (no run succeeded)")
+        say("no outputs (no run succeeded)")
     if outputs.tables:
-        print(f"tables: {', '.join(outputs.tables)} (outputs.tables[...] in Python)")
+        say(f"tables: {', '.join(outputs.tables)} (outputs.tables[...] in Python)")
 
 
 def _shown(value) -> str:
@@ -174,7 +174,7 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
         backwards=args.run_backwards,
     )
     order = "newest first" if args.run_backwards else "oldest first"
-    print(
+    say(
         f"backfill {backfill} of {dag_id}: {plural(len(days), 'day')} {days[0]} .. {days[-1]}, "
         f"{args.max_active_runs} at a time, {order} ({airflow.url}/dags/{dag_id}/backfills)",
         flush=True,
@@ -198,5 +198,5 @@ def cmd_remote_backfill(args: argparse.Namespace) -> int:
             )
         time.sleep(client.poll_seconds)
     good = sum(r.state == "success" for r in reported.values())
-    print(f"{good}/{len(reported)} runs succeeded (backfill {backfill})")
+    say(f"{good}/{len(reported)} runs succeeded (backfill {backfill})")
     return 0 if reported and good == len(reported) else 1

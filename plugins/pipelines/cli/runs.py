@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 
-from pipelines.cli.text import plural, warn_skipped
+from pipelines.cli.text import plural, say, warn_skipped
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -60,16 +60,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     if stale and not results.days:
-        print(f"nothing stale: every output day of {args.name} is current")
+        say(f"nothing stale: every output day of {args.name} is current")
         return 0
     ran = [d for d in results.days if d not in results.not_run]
     failed = {r.ds for r in results if not r.ok}
-    print(f"{len([d for d in ran if d not in failed])}/{len(ran)} runs succeeded")
+    say(f"{len([d for d in ran if d not in failed])}/{len(ran)} runs succeeded")
     if results.not_run:
-        print(f"not run: {_days(results.not_run)} (rerun them, or pass --keep-going)")
+        say(f"not run: {_days(results.not_run)} (rerun them, or pass --keep-going)")
     if downstream:
         good = sum(r.ok for r in results.downstream)
-        print(f"downstream: {good}/{len(results.downstream)} stale workflow days rerun")
+        say(f"downstream: {good}/{len(results.downstream)} stale workflow days rerun")
     return 0 if results.ok else 1
 
 
@@ -129,7 +129,7 @@ class Progress:
         if self.quiet:
             return
         span = days[0] if len(days) == 1 else f"{days[0]} .. {days[-1]}"
-        print(f"starting {plural(len(days), 'run')} of {self.name}: {span}", flush=True)
+        say(f"starting {plural(len(days), 'run')} of {self.name}: {span}", flush=True)
 
     def on_interrupt(self, signum, frame) -> None:
         self.stopping = True
@@ -148,12 +148,12 @@ class Progress:
         if outcome.dag_id == self.dag_id:
             self.done.append(outcome.ds)
         if not self.quiet:
-            print(line, flush=True)
+            say(line, flush=True)
 
     def interrupted(self) -> None:
         left = [d for d in self.days if d not in self.done]
         rest = f"not finished: {_days(left)} (runs are idempotent: run them again)"
-        print(f"interrupted; {rest if left else 'every run had finished'}", flush=True)
+        say(f"interrupted; {rest if left else 'every run had finished'}", flush=True)
 
 
 def summary(outcome) -> str:

@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 
-from pipelines.cli.text import note_unwritten, plural, quiet_airflow, table, warn_skipped
+from pipelines.cli.text import (
+    note_unwritten,
+    plural,
+    quiet_airflow,
+    say,
+    say_json,
+    table,
+    warn_skipped,
+)
 from pipelines.exceptions import PipelinesError
 
 
@@ -55,19 +62,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         _write_page(args.html, rows, lake, now)
     if args.json:
         body = {"namespace": lake.namespace, "now": now.isoformat(), "rows": rows}
-        print(json.dumps(body, indent=2, default=lambda r: r.as_dict()))
+        say_json(body, default=lambda r: r.as_dict())
         return 0
     with_run = any(r.run is not None for r in rows)
-    print(f"lake {redact(lake.root)} namespace {lake.namespace} as of {now:%Y-%m-%d %H:%M} UTC")
+    say(f"lake {redact(lake.root)} namespace {lake.namespace} as of {now:%Y-%m-%d %H:%M} UTC")
     header = (*COLUMNS, RUN_COLUMN) if with_run else COLUMNS
     table([header, *(r.cells(with_run=with_run) for r in rows)])
     late = sum(r.late for r in rows)
     if late:
-        print(f"{plural(late, 'table')} late", file=sys.stderr)
+        say(f"{plural(late, 'table')} late", file=sys.stderr)
     for row in rows:
         if row.stale:
             days = plural(len(row.stale), "day")
-            print(f"{row.name}: {days} stale: pipelines run {row.name} --stale", file=sys.stderr)
+            say(f"{row.name}: {days} stale: pipelines run {row.name} --stale", file=sys.stderr)
     return 0
 
 
@@ -114,4 +121,4 @@ def _write_page(path: str, rows: list, lake, now: dt.datetime) -> None:
         written = status_page.write(path, text)
     except OSError as exc:
         raise PipelinesError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
-    print(f"wrote {written} ({plural(len(rows), 'row')})", file=sys.stderr)
+    say(f"wrote {written} ({plural(len(rows), 'row')})", file=sys.stderr)
