@@ -17,6 +17,7 @@ from pipelines.project.namespaces import NamespaceSpec
 from pipelines.project.table_config import record_cookbook
 from pipelines.runtime import environment
 from pipelines.runtime.environment import child_run_id
+from pipelines.wiring.docs import code, text
 from pipelines.wiring.operators import RESULTS, ReachesTheLake, default_args, fail_clearly
 from pipelines.wiring.task_ids import VERIFY, trigger
 from pipelines.wiring.timetable import PipelinesTimetable
@@ -148,9 +149,9 @@ def cookbook_dag(
         max_active_runs=1,
         default_args=default_args("pipelines", where.pool) | {"retries": 0},
         description=book.description[:200] or f"cookbook {book.name}",
-        doc_md=f"### Cookbook `{book.name}`\n\nSteps: "
-        + ", ".join(f"`{c.name}`" for c in book.children)
-        + (f"\n\nScheduled runs replay {replay} (namespace kind master)." if replay else ""),
+        doc_md=f"### Cookbook {code(book.name)}\n\nSteps: "
+        + ", ".join(code(c.name) for c in book.children)
+        + (f"\n\nScheduled runs replay {text(replay)} (namespace kind master)." if replay else ""),
         tags=["pipelines", "cookbook", lake.namespace, where.kind],
     ) as dag:
         tasks = {

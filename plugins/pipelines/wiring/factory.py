@@ -24,6 +24,7 @@ from pipelines.project.registry import Dataset
 from pipelines.project.workflows import WorkflowSpec
 from pipelines.runtime import bundles, environment
 from pipelines.wiring import freshness
+from pipelines.wiring.docs import code, text
 from pipelines.wiring.operators import default_args
 from pipelines.wiring.stages import (
     aggregate,
@@ -256,13 +257,18 @@ def _workflow_schedule(spec: WorkflowSpec, lake: Lake):
 
 
 def workflow_doc(spec: WorkflowSpec) -> str:
-    """The DAG's doc_md: the declaration, shown literally."""
-    rows = "\n".join(f"| `{i.alias}` | `{i.layer}.{i.table}` | {i.window} |" for i in spec.inputs)
-    params = ", ".join(f"`{k}`" for k in spec.params) or "none"
+    """The DAG's doc_md: the declaration, shown literally (every value through
+    :mod:`pipelines.wiring.docs`)."""
+    rows = "\n".join(
+        f"| {code(i.alias)} | {code(f'{i.layer}.{i.table}')} | {text(i.window)} |"
+        for i in spec.inputs
+    )
+    params = ", ".join(code(k) for k in spec.params) or "none"
+    key = ", ".join(code(c) for c in spec.primary_key) or "none"
     return (
-        f"### Workflow `{spec.name}`\n\n`{spec.function}` from `include/workflows.yaml`.\n\n"
-        f"| input | table | window |\n|---|---|---|\n{rows}\n\nparams: {params}; key: "
-        f"{_md('|'.join(spec.primary_key)) or 'none'}\n"
+        f"### Workflow {code(spec.name)}\n\n{code(spec.function)} from "
+        f"`include/workflows.yaml`.\n\n| input | table | window |\n|---|---|---|\n{rows}\n\n"
+        f"params: {params}; key: {key}\n"
     )
 
 
@@ -274,14 +280,10 @@ def _timetable(cron: str) -> PipelinesTimetable:
 
 
 def registry_doc(dataset: Dataset) -> str:
-    """The DAG's doc_md: its registry row as a table (values escaped, shown literally)."""
-    rows = "\n".join(f"| `{col}` | {_md(value)} |" for col, value in dataset.row.items())
+    """The DAG's doc_md: its registry row as a table (every value through
+    :mod:`pipelines.wiring.docs`: shown literally, one cell each)."""
+    rows = "\n".join(f"| {code(col)} | {text(value)} |" for col, value in dataset.row.items())
     return (
-        f"### Dataset `{dataset.name}`\n\nFrom `include/registry.csv` line {dataset.line}.\n\n"
-        f"| column | value |\n|---|---|\n{rows}\n"
+        f"### Dataset {code(dataset.name)}\n\nFrom `include/registry.csv` line {dataset.line}."
+        f"\n\n| column | value |\n|---|---|\n{rows}\n"
     )
-
-
-def _md(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-    return escaped.replace("{", "&#123;").replace("}", "&#125;").replace("<", "&lt;") or "–"

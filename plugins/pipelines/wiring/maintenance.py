@@ -16,6 +16,7 @@ from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
 from pipelines.project.namespaces import NamespaceSpec
 from pipelines.runtime import environment
+from pipelines.wiring.docs import code
 from pipelines.wiring.operators import RESULTS, ReachesTheLake, default_args, fail_clearly
 from pipelines.wiring.task_ids import OPTIMIZE, VACUUM
 from pipelines.wiring.timetable import PipelinesTimetable
@@ -111,9 +112,9 @@ def maintenance_dag(where: NamespaceSpec, lake: Lake, shared: dict | None = None
         default_args=default_args("pipelines", where.pool),
         description=f"optimize, then vacuum every table of {lake.namespace}",
         doc_md=(
-            f"### Maintenance of `{lake.namespace}`\n\n`optimize` compacts the small files of "
+            f"### Maintenance of {code(lake.namespace)}\n\n`optimize` compacts the small files of "
             "every table the namespace writes; `vacuum` then deletes the files no version of "
-            f"the last {retention:g} h needs (`{where.kind}.maintenance` and "
+            f"the last {retention:g} h needs ({code(f'{where.kind}.maintenance')} and "
             "`retention_hours` in `include/namespaces.yaml`)."
         ),
         tags=["pipelines", "maintenance", lake.namespace, where.kind],

@@ -18,6 +18,7 @@ from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.config import Project
 from pipelines.project.registry import Dataset
 from pipelines.project.workflows import WorkflowInput, WorkflowSpec
+from pipelines.wiring.docs import code, text
 from pipelines.wiring.operators import (
     AggregateOperator,
     CheckKeysOperator,
@@ -103,17 +104,17 @@ def stage(
 def ingest(dataset: Dataset, lake: Lake, project: Project | None = None) -> TaskGroup:
     """Source -> the raw partition of the interval (in a namespace that reads its upstream's raw
     layer in place: the check that the upstream has the interval's delivery)."""
-    doc = f"Reads `{dataset.source}` for the interval into raw `ds=`."
+    doc = f"Reads {code(dataset.source)} for the interval into raw `ds=`."
     tip = f"{dataset.source} -> raw"
     if not lake.owns(Layer.RAW):
-        doc = f"Checks that namespace `{lake.upstream}` holds raw `ds=` (read there, in place)."
+        doc = f"Checks that namespace {code(lake.upstream)} holds raw `ds=` (read there, in place)."
         tip = f"{lake.upstream}.raw (read in place)"
     return stage(ExtractOperator, tip, dataset, lake, doc_md=doc, project=project)
 
 
 def clean(dataset: Dataset, lake: Lake) -> TaskGroup:
     """Raw -> typed, deduplicated rows merged into cleaned (bad rows to quarantine)."""
-    doc = f"{dataset.ingestion.value} merge by `{'|'.join(dataset.primary_key)}`"
+    doc = f"{dataset.ingestion.value} merge by {', '.join(map(code, dataset.primary_key))}"
     return stage(MergeOperator, "raw -> cleaned", dataset, lake, doc_md=doc)
 
 
@@ -130,7 +131,7 @@ def aggregate(
     tables = [table_asset(lake, Layer.AGGREGATED, s.name) for s in specs]
     if project is not None:
         tables += [a for s in specs for a in rewrites(project, lake, Layer.AGGREGATED, s.name)]
-    doc = ", ".join(f"`{s.name}`" for s in specs) or "no aggregates"
+    doc = ", ".join(code(s.name) for s in specs) or "no aggregates"
     return stage(
         AggregateOperator, "cleaned -> aggregated", dataset, lake, outlets=tables, doc_md=doc
     )
@@ -143,7 +144,7 @@ def input_asset(lake: Lake, item: WorkflowInput) -> Asset:
 
 def workflow(spec: WorkflowSpec, lake: Lake, project: Project | None = None) -> TaskGroup:
     """Inputs' windows -> the user's function -> ``workflows/{name}/ds=D`` and its metrics."""
-    reads = ", ".join(f"`{i.layer}.{i.table}` ({i.window})" for i in spec.inputs)
+    reads = ", ".join(f"{code(f'{i.layer}.{i.table}')} ({text(i.window)})" for i in spec.inputs)
     with TaskGroup(
         WorkflowOperator.group, tooltip=f"{spec.function} -> workflows.{spec.name}"
     ) as group:
@@ -156,6 +157,6 @@ def workflow(spec: WorkflowSpec, lake: Lake, project: Project | None = None) -> 
                 table_asset(lake, Layer.WORKFLOWS, spec.name),
                 *(rewrites(project, lake, Layer.WORKFLOWS, spec.name) if project else []),
             ],
-            doc_md=f"`{spec.function}(inputs, params, ds)` over {reads}",
+            doc_md=f"{code(f'{spec.function}(inputs, params, ds)')} over {reads}",
         )
     return group
