@@ -61,3 +61,21 @@ def test_plan_apply_parses_its_backfills_with_the_command_s_own_parser(monkeypat
     assert plan.backfill_args("orders", "2024-01-01", "2024-01-03", given).new_option == (
         "its default"
     )
+
+
+def test_an_error_line_never_shows_a_credential_in_a_url_it_names(monkeypatch, capsys):
+    """The last guard: whatever error a command raises, its line is redacted (user info, token
+    parameters, as written or URL-encoded)."""
+    from pipelines.cli import parser
+    from pipelines.exceptions import AirflowUnreachable
+
+    def fails(args):
+        raise AirflowUnreachable(
+            "cannot reach Airflow at http://admin:s3cret@host:8080: GET /x%3Ftoken%3Ds3cret failed"
+        )
+
+    monkeypatch.setattr(parser, "cmd_submit", fails)
+    assert main(["submit", "orders", "--date", "2024-01-02"]) == 1
+    assert capsys.readouterr().out == (
+        "error: cannot reach Airflow at http://***@host:8080: GET /x%3Ftoken%3D*** failed\n"
+    )

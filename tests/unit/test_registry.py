@@ -145,6 +145,49 @@ def test_invalid_rows_name_line_and_column(row, expected):
     assert any(p.startswith(expected) for p in found), found
 
 
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ("s3://b/o.csv?aws_session_token=topsecret", "key 'aws_session_token'"),
+        ("s3://b/o.csv?X-Amz-Signature=topsecret", "key 'X-Amz-Signature'"),
+        ("s3://b/o.csv?x-amz-security-token=topsecret", "key 'x-amz-security-token'"),
+        (
+            "s3://b/o.csv?X-Amz-Credential=AKIA%2Ftopsecret&X-Amz-Signature=topsecret",
+            "keys 'X-Amz-Credential', 'X-Amz-Signature'",
+        ),
+        ("file:///d/o.csv?SIG=topsecret", "key 'SIG'"),
+        ("s3://b/o.csv?Access_Token=topsecret", "key 'Access_Token'"),
+        ("s3://b/o.csv?X%2DAmz%2DSignature=topsecret", "key 'X-Amz-Signature'"),  # key encoded
+        ("s3://b/o.csv%3Faws_session_token%3Dtopsecret", "key 'aws_session_token'"),
+        ("s3://b/o.csv%253FX-Amz-Security-Token%253Dtopsecret", "key 'X-Amz-Security-Token'"),
+        ("s/o_{ds}.csv?token=topsecret", "key 'token'"),  # a path carries none either
+    ],
+)
+def test_a_credential_bearing_query_key_is_refused_by_name_never_by_value(source, named):
+    text = HEADER + f"o,{source},csv,id,u,d,incremental,@daily,2024-01-01\n"
+    found = problems(text)
+    assert found == [
+        "registry.csv:2: source: the URI query carries a secret; use an Airflow connection "
+        f"instead ({named})"
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["s3://b/o.csv?versionId=3", "s3://b/o_{ds}.csv", "s/it;x=1_{ds}.csv", "s3://b/user@x/o.csv"],
+)
+def test_a_source_without_a_credential_passes(source):
+    text = HEADER + f"o,{source},csv,id,u,d,incremental,@daily,2024-01-01\n"
+    assert not [p for p in problems(text) if ": source:" in p]
+
+
+def test_a_password_with_a_slash_written_unencoded_is_still_refused():
+    text = HEADER + "o,s3://AKIA:top/secret@bucket/o.csv,csv,id,u,d,incremental,@daily,2024-01-01\n"
+    found = problems(text)
+    assert any("source: credentials must not be written in the URI" in p for p in found), found
+    assert not any("top/secret" in p or "secret@" in p for p in found), found
+
+
 def test_secret_never_printed():
     text = HEADER + "o,s3://AKIA:topsecret@bucket/o.csv,csv,id,u,d,incremental,@daily,2024-01-01\n"
     assert not any("topsecret" in p for p in problems(text))

@@ -1,8 +1,9 @@
 """The ``pipelines`` command: thin argument parsing over the package.
 
 User mistakes (bad config, unknown names, missing data) print a message and exit 1, without a
-traceback; a traceback means a bug. ``--namespace`` (on every command that touches the lake or
-the DAGs) stands for ``PIPELINES_NAMESPACE`` while the command runs.
+traceback and without a credential (:func:`~pipelines.runtime.secrets.redact`); a traceback means
+a bug. ``--namespace`` (on every command that touches the lake or the DAGs) stands for
+``PIPELINES_NAMESPACE`` while the command runs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipelines.cli import plan
 from pipelines.cli.parser import build as build_parser
 from pipelines.cli.text import say, say_lines
 from pipelines.exceptions import ConfigError, PipelinesError
+from pipelines.runtime.secrets import redact
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(problem)
         return 1
     except PipelinesError as exc:
-        say_lines(f"error: {exc}")
+        say_lines(f"error: {redact(str(exc))}")  # the last guard: no credential in a URL it names
         return 1
     except KeyboardInterrupt:
         say("interrupted")

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from pipelines.common.partitions import DAILY, Ingestion, shortest_gap
 from pipelines.exceptions import Problem
-from pipelines.runtime.secrets import redact
+from pipelines.runtime.secrets import has_user_info, redact, secret_query_keys
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # a column as real files name them: letters (any script), digits, spaces and a little punctuation;
@@ -34,20 +34,6 @@ PRESETS = {
     "@quarterly": "0 0 1 */3 *",
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
-}
-SECRET_QUERY_KEYS = {
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "key",
-    "access_key",
-    "secret_key",
-    "aws_secret_access_key",
-    "aws_access_key_id",
-    "sig",
-    "signature",
 }
 
 
@@ -113,29 +99,34 @@ def dataset_name(value: str, report: Reporter) -> str:
 
 
 def source_value(value: str, report: Reporter) -> str:
+    """A path under include/ or a file:// or s3:// URI, with no credential in it: no user info,
+    and no query key :func:`~pipelines.runtime.secrets.redact` would hide (as written or
+    URL-encoded); the message names the key, never its value."""
     if not value:
         return value
     parts = urlsplit(value) if "://" in value else None
-    if parts is not None:
-        if parts.scheme not in ("file", "s3"):
-            report(
-                "source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://"
-            )
-        if parts.username or parts.password or "@" in parts.netloc:
-            report(
-                "source",
-                "credentials must not be written in the URI; put them in an Airflow "
-                "connection (PIPELINES_LAKE_CONN_ID / aws connection) instead",
-            )
-        elif any(k.lower() in SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query)):
-            report("source", "the URI query carries a secret; use an Airflow connection instead")
-    elif Path(value).is_absolute():
+    if parts is not None and parts.scheme not in ("file", "s3"):
+        report("source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://")
+    elif parts is None and Path(value).is_absolute():
         report(
             "source",
             "absolute paths are not allowed; use a path relative to include/ or a file:// URI",
         )
-    elif ".." in Path(value).parts:
+    elif parts is None and ".." in Path(value).parts:
         report("source", "relative source must stay inside include/ (no '..')")
+    keys = secret_query_keys(value)
+    if has_user_info(value):
+        report(
+            "source",
+            "credentials must not be written in the URI; put them in an Airflow "
+            "connection (PIPELINES_LAKE_CONN_ID / aws connection) instead",
+        )
+    elif keys:
+        names = ("key " if len(keys) == 1 else "keys ") + ", ".join(map(repr, keys))
+        report(
+            "source",
+            f"the URI query carries a secret; use an Airflow connection instead ({names})",
+        )
     stripped = value
     for ph in PLACEHOLDERS:
         stripped = stripped.replace(ph, "")

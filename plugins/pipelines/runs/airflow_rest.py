@@ -8,6 +8,10 @@ of its log), and create and follow a backfill. Every error a user can fix is one
 failed, timed out), never an HTTP traceback. The token comes from ``/auth/token``, the auth
 manager's endpoint, which the generated client has no method for: it is one POST through the same
 client's connection pool.
+
+No message prints a credential: the URL may not carry one (user info, a token parameter), and a
+server's answer is shown only through :func:`~pipelines.runtime.secrets.redact_known`, with the
+user name, password and tokens this client sent hidden, on one short line.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pipelines.exceptions import (
     LoginRefused,
     RunTimeout,
 )
+from pipelines.runtime.secrets import has_user_info, redact, redact_known, secret_query_keys
 
 FINISHED = ("success", "failed")
 LOG_LINES = 8  # the last lines of a failed task's log in its error
@@ -69,10 +74,12 @@ class AirflowRest:
         request_timeout: float = 30.0,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise AirflowError(f"the Airflow URL must be http:// or https://, not {url!r}")
+            raise AirflowError(f"the Airflow URL must be http:// or https://, not {redact(url)!r}")
+        _refuse_credentials(url)
         self.url = url.rstrip("/")
         self._login = (username, password)
         self._token = token
+        self._sent: str | None = None  # the bearer token the requests carry, once logged in
         self.request_timeout = request_timeout
 
     # -- the connection -------------------------------------------------------------------------
@@ -83,7 +90,7 @@ class AirflowRest:
 
         configuration = client.Configuration(host=self.url)
         api = client.ApiClient(configuration)
-        configuration.access_token = self._token or self._login_token(api)
+        configuration.access_token = self._sent = self._token or self._login_token(api)
         return api
 
     def _login_token(self, api: Any) -> str:
@@ -103,8 +110,15 @@ class AirflowRest:
             raise LoginRefused(f"Airflow at {self.url} refused the login of {username!r}")
         text = answer.read() if hasattr(answer, "read") else answer.data
         if answer.status >= 300:
-            raise AirflowError(f"Airflow at {self.url}: login answered {answer.status}: {text!r}")
+            said = self._said(text)
+            raise AirflowError(f"Airflow at {self.url}: login answered {answer.status}: {said}")
         return json.loads(text)["access_token"]
+
+    def _said(self, body: Any) -> str:
+        """A server's answer fit to print: its ``detail`` (else its text) on one short line, with
+        every credential this client sent (user name, password, tokens) and whatever
+        :func:`~pipelines.runtime.secrets.redact` finds replaced by ``***``."""
+        return redact_known(_detail(body), *self._login, self._token, self._sent)
 
     @contextlib.contextmanager
     def _calling(self, what: str, dag_id: str | None = None) -> Iterator[None]:
@@ -118,7 +132,9 @@ class AirflowRest:
             raise self._refused(exc, what, dag_id) from None
         except HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise AirflowUnreachable(f"cannot reach Airflow at {self.url}: {reason}") from None
+            raise AirflowUnreachable(
+                f"cannot reach Airflow at {self.url}: {redact(str(reason))}"
+            ) from None
 
     def _refused(self, exc: Any, what: str, dag_id: str | None) -> AirflowError:
         status = exc.status
@@ -133,7 +149,7 @@ class AirflowRest:
                 f"{dag_id} is not in Airflow at {self.url}: the DAG processor has not parsed it "
                 "(yet), or this deployment serves another namespace"
             )
-        detail = _detail(exc.body) or exc.reason
+        detail = self._said(exc.body) or exc.reason
         return AirflowError(f"Airflow at {self.url} could not {what} ({status}): {detail}")
 
     def _apis(self, name: str) -> Any:
@@ -236,7 +252,7 @@ class AirflowRest:
                 body = answer.read().decode(errors="replace")
                 raise AirflowError(
                     f"Airflow at {self.url} could not wait for {run.run_id} of {run.dag_id} "
-                    f"({answer.status}): {_detail(body)}"
+                    f"({answer.status}): {self._said(body)}"
                 )
             try:
                 buffered = b""
@@ -266,7 +282,7 @@ class AirflowRest:
             log = self._apis("TaskInstanceApi").get_log(
                 dag_id, run_id, task.task_id, task.try_number, full_content=True
             )
-        return task.task_id, _last_lines(log.content)
+        return task.task_id, redact(_last_lines(log.content))
 
     def latest_runs(self, dag_ids: Iterable[str]) -> dict[str, RemoteRun | None]:
         """The latest run of each DAG (the one to run last: newest ``run_after``), its day the
@@ -373,10 +389,22 @@ def _last_lines(content: Any) -> str:
 
 
 def _detail(body: Any) -> str:
-    """The ``detail`` of an error answer, else its text (short)."""
+    """The ``detail`` of an error answer, else its text (whole: the caller redacts, then cuts)."""
     text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
     with contextlib.suppress(ValueError, TypeError, AttributeError):
         detail = json.loads(text).get("detail")
         if detail:
-            return str(detail)[:300]
-    return text[:300]
+            return str(detail)
+    return text
+
+
+def _refuse_credentials(url: str) -> None:
+    """The Airflow URL names the server only: user info in it would not log in (the client
+    sends no basic auth) and a token parameter would not reach the API, yet either would be
+    printed with every message naming the server."""
+    if has_user_info(url) or secret_query_keys(url):
+        raise AirflowError(
+            f"the Airflow URL {redact(url)!r} must not carry credentials: give them in "
+            "PIPELINES_AIRFLOW_USERNAME and PIPELINES_AIRFLOW_PASSWORD, or PIPELINES_AIRFLOW_TOKEN "
+            "(in Python: Client(url, username=..., password=...) or token=...)"
+        )

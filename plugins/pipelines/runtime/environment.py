@@ -106,9 +106,10 @@ def _refuse_credentials(uri: str) -> None:
     from urllib.parse import urlsplit
 
     from pipelines.exceptions import PipelinesError
+    from pipelines.runtime.secrets import has_user_info, secret_query_keys
 
     parts = urlsplit(uri)
-    if "@" in parts.netloc or parts.query:
+    if "@" in parts.netloc or parts.query or has_user_info(uri) or secret_query_keys(uri):
         raise PipelinesError(
             "PIPELINES_LAKE: the lake URI must not carry credentials or query parameters; "
             f"put them in the Airflow connection {lake_conn_id()!r} ({LAKE_CONN_ENV})"

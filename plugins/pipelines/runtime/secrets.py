@@ -1,29 +1,136 @@
 """Credentials come from Airflow connections only; nothing here reads a secret from a config file.
 
-Also what keeps secrets out of messages: :func:`redact` strips userinfo and secret-looking
-query parameters from any URI before it is shown or logged.
+Also what keeps secrets out of messages, and the one list of credential-bearing query keys
+(:func:`is_secret_key`): :func:`redact` hides user info and those keys' values (as written or
+URL-encoded) in any text before it is shown or logged, and the registry refuses a source that
+carries one (:func:`secret_query_keys`); :func:`redact_known` makes a server's answer fit to print.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from pipelines.exceptions import LakeError
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-_SECRET_QUERY = re.compile(
-    r"(?i)(?P<key>[?&](?:password|passwd|pwd|secret|token|key|access_key|secret_key|sig"
-    r"|signature|aws_secret_access_key|aws_access_key_id)=)[^&\s]*"
+# user info in a URI, as written or URL-encoded ("%3A%2F%2F" ... "%40"): "user:password@" up to
+# the last "@" of the URI (a password written unencoded may hold "@", "/", "?" or "#"; a port is
+# digits only), else the netloc up to its last "@"
+_USERINFO = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)"
+    r"(?:[^/?#\s:@]*:(?!\d*(?:[/?#\s]|$))\S*@|[^/?#\s]*@)"
+)
+_USERINFO_ENCODED = re.compile(r"(?i)(?P<scheme>%3A%2F%2F)(?:(?!%2F|%3F|%23)[^/?#\s])*?%40")
+# a query pair: a separator ("?", "&", ";", or one of them URL-encoded, once or twice), a key (as
+# written or URL-encoded), "=" (or "%3D"), and the value up to the next pair. An encoded pair's
+# value ends at an encoded "&"; a plain pair's value runs to "&", a quote or white space.
+_PAIR = re.compile(
+    r"(?i)(?:(?P<plain>[?&;])|(?P<encoded>%(?:25)?(?:3F|26|3B)))"
+    r"(?P<key>[\w.~%+-]{1,64}?)(?:=|%(?:25)?3D)"
+    r"(?P<value>(?(encoded)(?:(?!%(?:25)?26)[^&\s'\"<>])*|[^&\s'\"<>]*))"
+)
+# a secret field of a JSON document or a Python dict as text: "password": "..."
+_FIELD = re.compile(
+    r"(?P<key>(?P<q>[\"'])(?P<name>[\w.-]{1,64})(?P=q)\s*:\s*)"
+    r"(?P<value>\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*')"
+)
+# the one list of credential-bearing query keys, compared without case, "-" or "_": a key that
+# is one of these, or holds one of the words
+SECRET_KEYS = frozenset(
+    {
+        "pwd",
+        "pass",
+        "key",
+        "sig",
+        "sas",
+        "auth",
+        "authorization",
+        "awsaccesskeyid",
+        "googleaccessid",
+    }
+)
+SECRET_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "signature",
+    "credential",
+    "apikey",
+    "accesskey",
+    "accountkey",
+    "privatekey",
+    "signingkey",
 )
 
 
+def is_secret_key(key: str) -> bool:
+    """Whether a query key (as written, URL-encoded or not) names a credential:
+    ``aws_session_token``, ``X-Amz-Signature``, ``X-Amz-Security-Token``, ``X-Amz-Credential``,
+    ``sig``, ``access_token``, ``password``, ... in any case."""
+    name = unquote(unquote(key)).lower().replace("-", "").replace("_", "")
+    return name in SECRET_KEYS or any(word in name for word in SECRET_WORDS)
+
+
+def has_user_info(text: str) -> bool:
+    """Whether ``text`` holds a URI with user info (``scheme://user:password@``), as written or
+    URL-encoded: what :func:`redact` hides before ``@``."""
+    return bool(_USERINFO.search(text) or _USERINFO_ENCODED.search(text))
+
+
+def secret_query_keys(text: str) -> list[str]:
+    """The credential-bearing query keys in ``text`` (decoded, in order, each once): what
+    :func:`redact` hides, and what a registry source must not carry."""
+    keys = (unquote(unquote(m["key"])) for m in _pairs(text) if is_secret_key(m["key"]))
+    return list(dict.fromkeys(keys))
+
+
+def _pairs(text: str) -> Iterator[re.Match]:
+    """The query pairs of ``text``, those inside the value of another included (a URL inside a
+    URL's query); a secret's value is not looked into."""
+    pos = 0
+    while match := _PAIR.search(text, pos):
+        yield match
+        pos = match.end("value") if is_secret_key(match["key"]) else match.start("value")
+
+
 def redact(text: str) -> str:
-    """``text`` with URI credentials and secret query values replaced by ``***``."""
+    """``text`` with URI credentials (user info) and the values of credential-bearing query
+    parameters and JSON fields replaced by ``***``, as written or URL-encoded."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _SECRET_QUERY.sub(r"\g<key>***", text)
+    text = _USERINFO_ENCODED.sub(r"\g<scheme>***%40", text)
+    text = _FIELD.sub(
+        lambda m: f"{m['key']}{m['q']}***{m['q']}" if is_secret_key(m["name"]) else m[0], text
+    )
+    out, pos = [], 0
+    for match in _pairs(text):
+        if is_secret_key(match["key"]):
+            out.append(text[pos : match.start("value")] + "***")
+            pos = match.end("value")
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def redact_known(text: str, *secrets: str | None, limit: int = 300) -> str:
+    """``text`` (a server's answer) made fit to print: every one of ``secrets`` the caller sent
+    (as written, JSON-, repr- or URL-encoded) and whatever :func:`redact` finds replaced by
+    ``***``, control characters and line breaks turned into spaces, cut to ``limit`` characters.
+    An answer that still holds a secret in some other encoding is not shown at all."""
+    known = sorted(filter(None, secrets), key=len, reverse=True)
+    for secret in known:
+        forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")}
+        for form in sorted(forms | {quote_plus(secret)}, key=len, reverse=True):
+            text = text.replace(form, "***")
+    decoded = (unquote(text), unquote_plus(text), text.replace("\\", ""))
+    if any(secret in form for secret in known for form in decoded):
+        return "(not shown: the answer repeats a credential this client sent)"
+    line = " ".join("".join(c if c.isprintable() else " " for c in redact(text)).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # botocore's defaults wait 60 s to connect and retry on top of our own retries: a wrong endpoint

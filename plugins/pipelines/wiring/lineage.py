@@ -21,6 +21,7 @@ from typing import Any
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Project
+from pipelines.runtime.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ def dataset_name(uri: str) -> tuple[str, str]:
 
 
 def _source(where: str) -> Any:
+    """A source as lineage names it: a credential in its URI is not sent on (``***``)."""
     from openlineage.client.event_v2 import InputDataset
 
+    where = redact(where)
     namespace, name = dataset_name(where if "://" in where else f"file://{where}")
     return InputDataset(namespace=namespace, name=name)
 
