@@ -104,32 +104,36 @@ def _measure(path: Path, root) -> None:
     anchor (a value that contains itself), or whose aliases expand it past :func:`_allowed`
     values. Each node is measured once (an alias is its anchor's node), so the measure takes the
     time of the file, not of its expansion."""
-    sizes: dict[int, int] = {}
+    sizes: dict[int, int] = {}  # collections only: a scalar is one value, one level
     depths: dict[int, int] = {}
-    order = []  # nodes as measured: each after its children
-    path_to: set[int] = set()  # the nodes being measured: the current one and its parents
-    stack = [(root, None, False)]
+    written = 1  # the nodes the file writes (an alias of a scalar counts once per use)
+    order = []  # collections as measured: each after its children
+    path_to: set[int] = set()  # the collections being measured: the current one and its parents
+    stack = [(root, None, None)]  # (node, its parent, its children once they are measured)
     while stack:
-        node, parent, children_done = stack.pop()
+        node, parent, children = stack.pop()
         key = id(node)
-        if key in sizes:
-            continue  # an alias of a node measured already
-        if key in path_to and not children_done:
-            raise _refused(path, "an alias inside its own anchor", parent.start_mark)
-        children = _children(node)
-        if not children_done:
+        if key in sizes or node.id == "scalar":
+            continue  # an alias of a collection measured already, or a root scalar
+        if children is None:
+            if key in path_to:
+                raise _refused(path, "an alias inside its own anchor", parent.start_mark)
+            children = _children(node)
+            written += len(children)
             path_to.add(key)
-            stack.append((node, parent, True))
-            stack.extend((child, node, False) for child in children if id(child) not in sizes)
+            stack.append((node, parent, children))
+            stack.extend(
+                (c, node, None) for c in children if c.id != "scalar" and id(c) not in sizes
+            )
             continue
         path_to.discard(key)
-        sizes[key] = 1 + sum(sizes[id(child)] for child in children)
-        depths[key] = 1 + max((depths[id(child)] for child in children), default=0)
+        sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
+        depths[key] = 1 + max((depths.get(id(child), 1) for child in children), default=0)
         if depths[key] > MAX_DEPTH:
             raise _refused(path, _too_deep(), node.start_mark)
         order.append(node)
-    allowed = _allowed(len(sizes))
-    if sizes[id(root)] > allowed:
+    allowed = _allowed(written)
+    if sizes.get(id(root), 1) > allowed:
         first = next(node for node in order if sizes[id(node)] > allowed)
         said = f"aliases expand to {sizes[id(first)]:,} values, over the {allowed:,} allowed"
         raise _refused(path, f"{said} (a YAML bomb?)", first.start_mark)
@@ -141,13 +145,10 @@ def _allowed(written: int) -> int:
 
 
 def _children(node) -> list:
-    import yaml
-
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
+    """A sequence's or a mapping's nodes (a mapping's keys and values)."""
+    if node.id == "sequence":
+        return node.value
+    return [part for pair in node.value for part in pair]
 
 
 def _too_deep() -> str:
