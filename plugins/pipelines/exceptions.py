@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MESSAGE_CHARS = 1000  # a problem's message is cut here: a value it quotes may be any size
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -18,6 +20,9 @@ class Problem:
     :param column: column or entry name the problem is about
     :param message: what is wrong, in words
     :param whole_file: the file as a whole cannot be read (not one entry of it)
+
+    A message longer than :data:`MESSAGE_CHARS` is cut there, saying how much was cut: the
+    values it quotes come from the user's file, and one line must stay one readable line.
     """
 
     file: str
@@ -25,6 +30,12 @@ class Problem:
     column: str
     message: str
     whole_file: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cut = len(self.message) - MESSAGE_CHARS
+        if cut > 0:
+            said = f"{self.message[:MESSAGE_CHARS]}... ({cut:,} character{'s' * (cut > 1)} cut)"
+            object.__setattr__(self, "message", said)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file

@@ -11,19 +11,23 @@ error (the run would fail its check), unless the dataset allows it (``max_quaran
 A dataset's declared columns (``columns.yaml``) are checked too: the other files name a renamed
 column by its clean name, and a declared column the file lacks is a warning (it reads null on
 the days it is not delivered).
+
+A source a run refuses is refused here in the run's words, through the run's own checks
+(:mod:`pipelines.steps.sources`): a file of a local per-interval source, on any day, that resolves
+outside include/ (a symlink out of it); a file whose first bytes are not text in its encoding;
+first rows (of a file short enough to be read whole) that are not of its format.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
-import glob
 import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.common.partitions import interval_for, source_pattern
+from pipelines.common.partitions import interval_for
 from pipelines.exceptions import PipelinesError, Problem, SchemaDriftError
 from pipelines.project.aggregates import AGGREGATES
 from pipelines.project.columns import COLUMNS
@@ -79,12 +83,18 @@ def shown(where: str) -> str:
 
 
 def source_header(dataset: Dataset) -> tuple[str, list[str]]:
-    """(where, the column names) of one file of the dataset's source."""
+    """(where, the column names) of one file of the dataset's source.
+
+    :raises PipelinesError: the file cannot be read, or not as its format; a file a run refuses
+        (outside include/, not text in its encoding) is refused in the run's words
+    """
     where = _one_file(dataset)
     try:
         return where, _columns(dataset, where)
     except FileNotFoundError:
         raise PipelinesError(f"{dataset.name}: no source file at {where}") from None
+    except UnicodeDecodeError as exc:
+        raise sources.unreadable(dataset, where, exc) from None
     except (OSError, ValueError, csv.Error) as exc:  # a folder, no access, not that format
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         raise PipelinesError(
@@ -98,7 +108,8 @@ def _columns(dataset: Dataset, where: str) -> list[str]:
 
         local = "://" not in where  # a local file's footer is read in place
         return list(pq.read_schema(where if local else io.BytesIO(sources.read_bytes(where))).names)
-    head = sources.read_bytes(where, limit=HEAD_BYTES).decode(dataset.options.encoding, "replace")
+    data = sources.read_bytes(where, limit=HEAD_BYTES)
+    head = sources.text(data, dataset.options, whole=len(data) < HEAD_BYTES)
     if dataset.format == "jsonl":
         return _json_keys(head)
     first = next((line for line in head.splitlines() if line.strip()), "")
@@ -106,11 +117,14 @@ def _columns(dataset: Dataset, where: str) -> list[str]:
 
 
 def _one_file(dataset: Dataset) -> str:
+    """The start_date's file, else the newest of a per-interval source's files. Each file of a
+    local per-interval source is judged as a run judges it (:func:`sources.deliveries`), so
+    one a run would refuse is refused here, whichever day it is."""
     where = sources.location(dataset, interval_for(dataset.cron, dataset.start_date))
-    if not dataset.per_interval_source or "://" in where or Path(where).exists():
+    if not dataset.per_interval_source or "://" in where:
         return where
-    found = sorted(glob.glob(sources.resolve(dataset, source_pattern(dataset.source))))
-    return found[-1] if found else where
+    found = sources.deliveries(dataset)
+    return where if Path(where).exists() or not found else found[-1]
 
 
 def _json_keys(head: str) -> list[str]:
@@ -179,8 +193,11 @@ def _quarantined_sample(project: Project, dataset: Dataset, where: str) -> list[
         return []
     try:
         rows = _sample(dataset, where)
-    except (OSError, ValueError, UnicodeDecodeError, csv.Error):
+    except OSError:
         return []  # the header check said what it could not read
+    except (ValueError, csv.Error) as exc:  # not its format: a run fails on it too
+        problem = sources.unreadable(dataset, where, exc)
+        return [Problem(project.registry.path.name, dataset.line, "source", str(problem))]
     if rows is None or rows.empty:
         return []
     rows["_row"] = range(len(rows))
@@ -202,7 +219,11 @@ def _quarantined_sample(project: Project, dataset: Dataset, where: str) -> list[
 
 def _sample(dataset: Dataset, where: str):
     """The source's first rows as the extract reads them (None: not read here: a Parquet file
-    not on this machine)."""
+    not on this machine, or the first rows of a text file too long to sample whole that do not
+    parse: a quoted field may go on past the bytes read, so the run judges the file).
+
+    :raises ValueError: the rows are not of the format: a run fails on them
+    """
     if dataset.format == "parquet":
         if "://" in where:
             return None
@@ -211,7 +232,13 @@ def _sample(dataset: Dataset, where: str):
         batch = next(pq.ParquetFile(where).iter_batches(batch_size=SAMPLE_ROWS), None)
         return batch.to_pandas() if batch is not None else None
     data = sources.read_bytes(where, limit=HEAD_BYTES)
-    if len(data) == HEAD_BYTES:  # the last line may be cut short
+    whole = len(data) < HEAD_BYTES
+    if not whole:  # the last line may be cut short
         data = data[: data.rfind(b"\n") + 1]
-    frame = sources.parse(data, dataset.format, dataset.options)
+    try:
+        frame = sources.parse(data, dataset.format, dataset.options)
+    except (ValueError, csv.Error):
+        if whole:
+            raise
+        return None
     return frame.head(SAMPLE_ROWS).reset_index(drop=True)

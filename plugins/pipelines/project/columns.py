@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.exceptions import Problem
+from pipelines.exceptions import ConfigError, Problem
 from pipelines.project.registry_values import COLUMN_RE, COLUMN_RULE, NAME_RE
+from pipelines.project.yaml_files import compose_yaml
 
 COLUMNS = "columns.yaml"
 # declared type -> the kind the typing code knows (a decimal keeps its precision and scale)
@@ -211,14 +212,9 @@ def load_declarations(path: Path) -> Declarations:
     if not path.exists():
         return Declarations()
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        root = yaml.compose(path.read_text(encoding="utf-8-sig"), Loader=loader)  # noqa: S506
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = mark.line + 1 if mark else None
-        said = [getattr(exc, "context", None), getattr(exc, "problem", None)]
-        detail = ": ".join(filter(None, said)) or str(exc).splitlines()[0]
-        return Declarations({}, (Problem(COLUMNS, where, "yaml", f"cannot parse: {detail}", True),))
+        root = compose_yaml(path)
+    except ConfigError as exc:
+        return Declarations({}, tuple(exc.problems))
     if root is None:
         return Declarations()
     if not isinstance(root, yaml.MappingNode):

@@ -36,6 +36,7 @@ from pipelines.lake.runs import FOLDER as RUNS
 from pipelines.lake.storage import Storage
 from pipelines.lake.tables import DEFAULT_RETENTION_HOURS, retention_problem
 from pipelines.project.registry_values import check_schedule
+from pipelines.project.yaml_files import read_yaml
 from pipelines.runtime import environment
 from pipelines.runtime.environment import NAMESPACE_RE, Resolved
 
@@ -248,17 +249,10 @@ def load_rules(include: Path) -> Rules:
 
 @lru_cache(maxsize=8)
 def _load(path: str, _mtime: int, _size: int) -> Rules:
-    import yaml
-
     def problem(where: str, message: str) -> ConfigError:
         return ConfigError([Problem(NAMESPACES, None, where, message, True)])
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:  # ValueError: 2024-13-01
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise problem("yaml", f"cannot parse{where}: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(Path(path)) or {}
     if not isinstance(data, dict):
         raise problem("file", "must be a mapping with 'kinds' and per-kind settings")
     unknown = set(data) - {"kinds", *NamespaceKind}

@@ -6,12 +6,15 @@ types. Nothing here is templated or passed to a shell: the location is plain str
 
 from __future__ import annotations
 
+import codecs
+import glob
 import io
 import json
+import os
 
 import pandas as pd
 
-from pipelines.common.partitions import Interval, source_for
+from pipelines.common.partitions import Interval, source_for, source_pattern
 from pipelines.exceptions import SourceError
 from pipelines.lake.storage import reached, retry
 from pipelines.project.registry import Dataset, SourceOptions
@@ -37,6 +40,20 @@ def resolve(dataset: Dataset, raw: str) -> str:
     return str(path)
 
 
+def deliveries(dataset: Dataset) -> list[str]:
+    """Every file a local per-interval source holds now (its pattern, dates as ``*``), sorted,
+    each where :func:`resolve` finds it: a run of any of them refuses it as this does.
+
+    :raises SourceError: a file of the pattern resolves outside include/ (a symlink out of it)
+    """
+    pattern = source_pattern(dataset.source)
+    found = sorted(glob.glob(resolve(dataset, pattern)))
+    if pattern.startswith(("s3://", "file://")):
+        return found
+    include = environment.include_dir().resolve()
+    return [resolve(dataset, os.path.relpath(path, include)) for path in found]
+
+
 def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
     """The source rows as delivered (whole file; filtering by interval happens in extract)."""
     where = location(dataset, interval)
@@ -49,9 +66,14 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
     try:
         return parse(data, dataset.format, dataset.options)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SourceError(
-            f"{dataset.name}: cannot read {redact(where)} as {dataset.format}: {exc}"
-        ) from None
+        raise unreadable(dataset, where, exc) from None
+
+
+def unreadable(dataset: Dataset, where: str, exc: Exception) -> SourceError:
+    """The error for a source file that is not text in its encoding or not its format: what a
+    run says, and ``validate --sources`` with it."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # pandas ends in "\n"
+    return SourceError(f"{dataset.name}: cannot read {redact(where)} as {dataset.format}: {reason}")
 
 
 def read_bytes(where: str, limit: int | None = None) -> bytes:
@@ -70,16 +92,26 @@ def parse(data: bytes, fmt: str, options: SourceOptions) -> pd.DataFrame:
     if fmt == "csv":
         if not data.strip():
             return pd.DataFrame()
-        return pd.read_csv(io.StringIO(data.decode(options.encoding)), **csv_options(options))
+        return pd.read_csv(io.StringIO(text(data, options)), **csv_options(options))
     if fmt == "jsonl":
         if not data.strip():
             return pd.DataFrame()
-        text = io.StringIO(data.decode(options.encoding))
+        text_io = io.StringIO(text(data, options))
         frame = _as_text_where_mixed(
-            pd.read_json(text, lines=True, dtype=False, convert_dates=False)
+            pd.read_json(text_io, lines=True, dtype=False, convert_dates=False)
         )
         return frame.replace(list(options.nulls), None) if options.nulls else frame
     return _parquet(data)
+
+
+def text(data: bytes, options: SourceOptions, *, whole: bool = True) -> str:
+    """A CSV or JSON Lines source's bytes as text in its encoding.
+
+    :param whole: the bytes are the whole file; False: its first bytes only, so a character cut
+        at their end is left out rather than refused
+    :raises UnicodeDecodeError: a byte the encoding cannot decode (a run fails on it)
+    """
+    return codecs.getincrementaldecoder(options.encoding)().decode(data, final=whole)
 
 
 def csv_options(options: SourceOptions) -> dict:
