@@ -1,8 +1,10 @@
 """The Delta Lake calls the lake makes (delta-rs), in one place: opening a table at a version,
 replacing partitions in one commit, appending, deleting, compacting, vacuuming.
 
-Every write passes the storage's namespace guard first (:meth:`Storage.check_writable`), and
-reaches S3 with the options derived from the lake's Airflow connection (never printed). Every
+Every write passes the storage's namespace guard first (:meth:`Storage.check_writable_folders`:
+the table's folder, its log and their entries, as delta-rs will write and list in them without
+asking the guard), and reaches S3 with the options derived from the lake's Airflow connection
+(never printed). Every
 call that reaches the object store goes through the lake's retry (:func:`reaching`): transient
 errors (500, 503, SlowDown) are retried with backoff, and refused credentials, a missing bucket
 or an endpoint that does not answer end as one LakeError line. A commit
@@ -116,7 +118,7 @@ def replace(
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import DeltaError
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     stream = not hasattr(data, "take")  # a stream of batches is written as it comes
     data = data if stream else _in_partition_order(data, key)
     target = open_table(path, storage, base) if base is not None else path
@@ -157,7 +159,7 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
     from deltalake import write_deltalake
     from deltalake.exceptions import DeltaError
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     try:
         reaching(
             storage,
@@ -193,7 +195,7 @@ def merge(
     """
     from deltalake import CommitProperties
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     table = open_table(path, storage, base)
     merger = (
         table.merge(
@@ -219,7 +221,7 @@ def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = 
     """
     from deltalake import write_deltalake
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     reaching(
         storage,
         path,
@@ -240,7 +242,7 @@ def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     table = open_table(path, storage)
     if table is None:
         return
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     reaching(storage, path, lambda: table.delete(predicate))
 
 
@@ -250,7 +252,7 @@ def compact(path: str, storage: Storage) -> None:
     table = open_table(path, storage)
     if table is None:
         return
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     try:
         reaching(storage, path, table.optimize.compact)
     except CommitConflict:
@@ -263,7 +265,7 @@ def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
     table = open_table(path, storage)
     if table is None:
         return []
-    storage.check_writable(f"{path}/{LOG}/")
+    storage.check_writable_folders(path, deep=True)  # it lists, and deletes, anywhere below
     return list(
         reaching(
             storage,
@@ -284,8 +286,15 @@ def optimize(path: str, storage: Storage) -> dict:
     table = open_table(path, storage)
     if table is None:
         return {}
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     return reaching(storage, path, table.optimize.compact)
+
+
+def _guard(storage: Storage, path: str) -> None:
+    """The namespace guard for a delta-rs write of the table at ``path``: delta-rs writes data
+    files in the table's folder and its partition folders, commits in its log and lists the log
+    (to clean it up), none of it through the storage: no link may be on the way or there."""
+    storage.check_writable_folders(path, f"{path}/{LOG}")
 
 
 def _in_partition_order(data: pa.Table, key: str) -> pa.Table:
