@@ -131,6 +131,15 @@ class Storage:
         target = Path(path)
         os.replace(_durable_temp(target, data), target)
 
+    def touch(self, path: str) -> None:
+        """Create the empty object ``path`` (a probe: the storage stamps its time on it)."""
+        self.check_writable(path)
+        if self.remote:
+            self._call(lambda: self.fs.pipe_file(self._key(path), b""), path)
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).touch(exist_ok=False)
+
     def create(self, path: str, data: bytes) -> bool:
         """Write an object only if it does not exist yet; False when it already did."""
         self.check_writable(path)
