@@ -73,7 +73,8 @@ class LakeError(PipelinesError):
 
 
 class OutsideNamespace(LakeError):
-    """A write or delete outside the namespace's own prefix: a bug, never retried."""
+    """A write or delete outside the namespace's own prefix, or through a symbolic link below the
+    lake root (which could lead outside it): never retried."""
 
 
 class CommitConflict(LakeError):

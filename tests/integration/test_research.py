@@ -206,7 +206,7 @@ def test_a_research_run_whose_code_writes_into_serving_fails_clearly(
     monkeypatch.setattr(Lake, "owns", lambda self, layer: True)
     outcome = run_dag("exp__orders", DAYS[0])
     assert (outcome.ok, outcome.failed_task) == (False, "ingest.extract")
-    assert outcome.error.startswith(f"refused to write {serving}/serving/raw/orders/")
+    assert outcome.error.startswith(f"refused to write {serving}/serving/raw/orders: ")
     assert f"writes only under {serving}/exp, and {serving}/serving belongs to another" in (
         outcome.error
     )

@@ -112,7 +112,7 @@ def work_serving(home: str, root: str, barrier, report: str) -> None:
     """Worker: rewrite serving's raw ds=D, alternating B, A, B, ... until the time is up, each
     commit followed by a vacuum (an aged orphan planted first); report which version holds
     which delivery, when each was committed, what was planted and what the vacuums deleted."""
-    from pipelines.lake.tables import MIN_RETENTION_HOURS
+    from pipelines.lake.delta import MIN_RETENTION_HOURS
     from pipelines.steps.dataset import run_steps
 
     env = Env(home, root, "serving")

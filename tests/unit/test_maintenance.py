@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from pipelines.exceptions import CommitConflict, PipelinesError
-from pipelines.lake.tables import MIN_RETENTION_HOURS, retention_problem
+from pipelines.lake.delta import MIN_RETENTION_HOURS, retention_problem
 from pipelines.steps import maintenance
 
 
@@ -19,6 +19,28 @@ def test_the_retention_floor_says_why():
         "0.5 is under 1: a commit in flight writes its files before it commits them, and a "
         "vacuum that young could delete them"
     )
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "-0.5", "nan"])
+def test_the_vacuum_command_refuses_no_or_negative_retention(hours, capsys):
+    from pipelines.cli import main
+
+    assert main(["vacuum", "--retention-hours", hours]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(f"--retention-hours {float(hours):g} ") and said.count("\n") == 1
+
+
+@pytest.mark.parametrize("hours", [0, -24, 0.99, float("nan")])
+def test_every_vacuum_of_a_table_refuses_a_short_retention(hours, tmp_path):
+    """The floor holds whoever calls the vacuum (a table's, the runs table's), before it opens
+    or probes anything."""
+    from pipelines.exceptions import LakeError
+    from pipelines.lake import delta
+    from pipelines.lake.storage import Storage
+
+    with pytest.raises(LakeError, match=r"^retention_hours "):
+        delta.vacuum(str(tmp_path / "t"), Storage(str(tmp_path)), hours)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_vacuum_refuses_a_short_retention_before_it_opens_a_table(monkeypatch):

@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.lake import delta, frames, holdings, tables
+from pipelines.lake import delta, frames, holdings
 from pipelines.lake.holdings import Holdings, change, replay
 from pipelines.lake.lake import Lake
 
@@ -91,7 +91,7 @@ def test_maintenance_and_clearing_keep_the_records_right(lake, opened, monkeypat
         == logged(table)
         == {"version": 3, DAYS[0]: 5, DAYS[1]: 3}
     )
-    monkeypatch.setattr(tables, "retention_problem", lambda hours: None)
+    monkeypatch.setattr(delta, "retention_problem", lambda hours: None)
     assert table.vacuum(0)  # the compacted files go, in two commits (VACUUM START, END)
     assert answered_from_records(table, opened) == logged(table)
     assert logged(table)["version"] == 5

@@ -129,7 +129,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_vacuum(args: argparse.Namespace) -> int:
     """Delta's vacuum of every table this namespace writes, and of its runs table."""
     quiet_airflow()
-    from pipelines.lake.tables import retention_problem
+    from pipelines.lake.delta import retention_problem
     from pipelines.project.config import load_project
     from pipelines.steps.maintenance import vacuum
 

@@ -15,7 +15,7 @@ from pipelines.cli.project import cmd_env, cmd_infer, cmd_init, cmd_list, cmd_va
 from pipelines.cli.remote import cmd_backfill, cmd_submit
 from pipelines.cli.runs import cmd_run
 from pipelines.cli.status import add_parser as add_status
-from pipelines.lake.tables import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS
+from pipelines.lake.delta import DEFAULT_RETENTION_HOURS, MIN_RETENTION_HOURS
 from pipelines.runs.airflow_rest import REPROCESS
 
 DESCRIPTION = "The ``pipelines`` command: thin argument parsing over the package."

@@ -1,8 +1,11 @@
 """The Delta Lake calls the lake makes (delta-rs), in one place: opening a table at a version,
 replacing partitions in one commit, appending, deleting, compacting, vacuuming.
 
-Every write passes the storage's namespace guard first (:meth:`Storage.check_writable`), and
-reaches S3 with the options derived from the lake's Airflow connection (never printed). Every
+Every write passes the storage's namespace guard first (:meth:`Storage.check_writable_folders`:
+the table's folder, its log and their entries, as delta-rs will write and list in them without
+asking the guard), and reaches S3 with the options derived from the lake's Airflow connection
+(never printed). A write then checks that the version it committed names only files that are
+there (:func:`_published`): one that names a file deleted meanwhile is undone at once. Every
 call that reaches the object store goes through the lake's retry (:func:`reaching`): transient
 errors (500, 503, SlowDown) are retried with backoff, and refused credentials, a missing bucket
 or an endpoint that does not answer end as one LakeError line. A commit
@@ -12,9 +15,14 @@ again and recomputes (delta-rs's own retry would commit rows computed from an ol
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import unquote
 
 from pipelines.exceptions import CommitConflict, LakeError
 from pipelines.lake.storage import RETRIES, Storage, plain, reached, retry
@@ -28,11 +36,34 @@ log = logging.getLogger(__name__)
 LOG = "_delta_log"
 OLD_LOG = "_log"  # the manifests of the format before Delta (pipelines <= 0.1)
 RUN_KEY = "pipelines.run"  # the custom metadata key a commit's run is recorded under
+CLOCK = "_clock"  # {table}/_clock/{uuid}: the probe a vacuum reads the storage's time from
 T = TypeVar("T")
+# A commit writes its files before it commits them: a vacuum that deleted files younger than the
+# longest commit could delete one in flight. Delta's own default keeps a week of versions.
+MIN_RETENTION_HOURS = 1
+DEFAULT_RETENTION_HOURS = 168
+CLOCK_SLACK = 60.0  # seconds: a clock this close to the storage's counts as agreeing with it
 
 
 class OldFormat(LakeError):
     """A table written in the lake format before Delta: ``pipelines lake upgrade`` converts it."""
+
+
+class FilesVanished(CommitConflict):
+    """A commit named files that were deleted while it was in flight (a vacuum beside it): the
+    version was undone at once, and the caller recomputes as after any lost commit race."""
+
+
+def retention_problem(hours: float) -> str | None:
+    """Why ``hours`` is too short a retention for a vacuum (None: it is long enough)."""
+    if hours >= MIN_RETENTION_HOURS:
+        return None
+    if hours != hours:  # NaN
+        return f"{hours} is not a number of hours"
+    return (
+        f"{hours:g} is under {MIN_RETENTION_HOURS}: a commit in flight writes its files before "
+        "it commits them, and a vacuum that young could delete them"
+    )
 
 
 def commit_path(path: str, version: int) -> str:
@@ -116,7 +147,7 @@ def replace(
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import DeltaError
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     stream = not hasattr(data, "take")  # a stream of batches is written as it comes
     data = data if stream else _in_partition_order(data, key)
     target = open_table(path, storage, base) if base is not None else path
@@ -146,7 +177,9 @@ def replace(
         if base is None and "already exists" in str(exc):
             raise CommitConflict(f"{redact(path)}: another writer created it first") from None
         raise
-    return 0 if base is None else base + 1  # one commit, never retried: the version after base
+    version = 0 if base is None else base + 1  # one commit, never retried: the one after base
+    _published(path, storage, version)
+    return version
 
 
 def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str) -> int:
@@ -157,7 +190,7 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
     from deltalake import write_deltalake
     from deltalake.exceptions import DeltaError
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     try:
         reaching(
             storage,
@@ -171,6 +204,7 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
         if "already exists" in str(exc):
             raise CommitConflict(f"{redact(path)}: another writer created it first") from None
         raise
+    _published(path, storage, 0)
     return 0
 
 
@@ -193,7 +227,7 @@ def merge(
     """
     from deltalake import CommitProperties
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     table = open_table(path, storage, base)
     merger = (
         table.merge(
@@ -207,7 +241,10 @@ def merge(
         .when_matched_update_all(predicate=update_when)
         .when_not_matched_insert_all()
     )
-    return reaching(storage, path, merger.execute, once=True)
+    metrics = reaching(storage, path, merger.execute, once=True)
+    if table.version() != base:  # a merge that changes nothing commits nothing
+        _published(path, storage, table.version())
+    return metrics
 
 
 def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = False) -> int:
@@ -219,19 +256,23 @@ def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = 
     """
     from deltalake import write_deltalake
 
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
+    table = open_table(path, storage)
+    target = path if table is None else table  # a table object follows the version it writes
     reaching(
         storage,
         path,
         lambda: write_deltalake(
-            path,
+            target,
             data,
             mode="append",
             schema_mode="merge" if merge_schema else None,
             storage_options=storage.delta_options,
         ),
     )
-    return open_table(path, storage).version()
+    version = (table if table is not None else open_table(path, storage)).version()
+    _published(path, storage, version)
+    return version
 
 
 def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
@@ -240,8 +281,8 @@ def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     table = open_table(path, storage)
     if table is None:
         return
-    storage.check_writable(f"{path}/{LOG}/")
-    reaching(storage, path, lambda: table.delete(predicate))
+    _guard(storage, path)
+    _changed(path, storage, table, lambda: table.delete(predicate))
 
 
 def compact(path: str, storage: Storage) -> None:
@@ -250,32 +291,79 @@ def compact(path: str, storage: Storage) -> None:
     table = open_table(path, storage)
     if table is None:
         return
-    storage.check_writable(f"{path}/{LOG}/")
+    _guard(storage, path)
     try:
-        reaching(storage, path, table.optimize.compact)
+        _changed(path, storage, table, table.optimize.compact)
     except CommitConflict:
         log.info("%s: compaction met a concurrent commit; left for later", redact(path))
 
 
 def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
     """Delete the files of ``path`` that no version younger than ``retention_hours`` needs (those
-    of replaced versions, and those crashed writers left); the deleted files."""
+    of replaced versions, and those crashed writers left); the deleted files.
+
+    Age is the storage's, not this machine's: delta-rs judges a file by its modification time
+    (stamped by the storage) against the local clock, so a local clock hours ahead would make a
+    file a commit in flight is about to publish look old. The vacuum reads the storage's time
+    from a probe it writes (:func:`_ahead_of_storage`) and keeps that much longer.
+
+    :raises LakeError: ``retention_hours`` is under :data:`MIN_RETENTION_HOURS`
+    """
+    why = retention_problem(retention_hours)
+    if why:
+        raise LakeError(f"retention_hours {why}")
     table = open_table(path, storage)
     if table is None:
         return []
-    storage.check_writable(f"{path}/{LOG}/")
-    return list(
-        reaching(
-            storage,
-            path,
-            lambda: table.vacuum(
-                retention_hours=int(retention_hours),
-                dry_run=False,
-                enforce_retention_duration=False,
-                full=True,  # also the files no commit names (a crashed writer's)
-            ),
+    storage.check_writable_folders(path, deep=True)  # it lists, and deletes, anywhere below
+    ahead = _ahead_of_storage(path, storage)
+    hours = math.ceil(retention_hours + ahead / 3600)
+    if ahead:
+        log.warning(
+            "%s: this machine's clock is %.0f s ahead of the storage's: the vacuum keeps %s h",
+            redact(path),
+            ahead,
+            hours,
         )
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return _vacuumed(path, storage, table, hours)
+        except CommitConflict:  # its record of the vacuum met a writer's commit: judge again
+            if attempt == RETRIES:
+                raise
+            table = open_table(path, storage)
+    raise AssertionError("unreachable")
+
+
+def _vacuumed(path: str, storage: Storage, table: DeltaTable, hours: int) -> list[str]:
+    """delta-rs's vacuum of ``table`` at ``hours`` of retention, by the local clock."""
+    vacuumed = reaching(
+        storage,
+        path,
+        lambda: table.vacuum(
+            retention_hours=hours,
+            dry_run=False,
+            enforce_retention_duration=False,
+            full=True,  # also the files no commit names (a crashed writer's)
+        ),
     )
+    return list(vacuumed)
+
+
+def _ahead_of_storage(path: str, storage: Storage) -> float:
+    """How many seconds this machine's clock is ahead of the storage's (0 when it is not, or by
+    under :data:`CLOCK_SLACK`): the modification time the storage stamps on a probe written in
+    the table's folder, against the local time just before it was written."""
+    probe = f"{path}/{CLOCK}/{uuid.uuid4().hex}"
+    before = time.time()
+    storage.touch(probe)
+    try:
+        stamped = storage.mtime(probe)
+    finally:
+        storage.delete([probe])
+        storage.prune(f"{path}/{CLOCK}")
+    ahead = before - stamped
+    return ahead if ahead > CLOCK_SLACK else 0.0
 
 
 def optimize(path: str, storage: Storage) -> dict:
@@ -284,8 +372,76 @@ def optimize(path: str, storage: Storage) -> dict:
     table = open_table(path, storage)
     if table is None:
         return {}
-    storage.check_writable(f"{path}/{LOG}/")
-    return reaching(storage, path, table.optimize.compact)
+    _guard(storage, path)
+    return _changed(path, storage, table, table.optimize.compact)
+
+
+def _guard(storage: Storage, path: str) -> None:
+    """The namespace guard for a delta-rs write of the table at ``path``: delta-rs writes data
+    files in the table's folder and its partition folders, commits in its log and lists the log
+    (to clean it up), none of it through the storage: no link may be on the way or there."""
+    storage.check_writable_folders(path, f"{path}/{LOG}")
+
+
+def _changed(path: str, storage: Storage, table: DeltaTable, call: Callable[[], T]) -> T:
+    """``call()``, a delta-rs call that commits through ``table`` (or does nothing), then the
+    version it committed checked (:func:`_published`)."""
+    before = table.version()
+    done = reaching(storage, path, call)
+    if table.version() != before:
+        _published(path, storage, table.version())
+    return done
+
+
+def _published(path: str, storage: Storage, version: int) -> None:
+    """Check that every file ``version`` (just committed) adds is there; undo the version when
+    one is gone (a vacuum deleted it while the commit was in flight), so the table stays
+    readable, and say so.
+
+    :raises FilesVanished: a file was gone (the caller recomputes and commits again)
+    """
+    gone = [f for f in _added(path, storage, version) if not storage.exists(f)]
+    if not gone:
+        return
+    undone = _undo(path, storage, version)
+    raise FilesVanished(
+        f"{redact(path)}: version {version} named {len(gone)} file(s) deleted while its commit "
+        f"was in flight ({redact(gone[0])}); {undone}"
+    )
+
+
+def _added(path: str, storage: Storage, version: int) -> list[str]:
+    """The files the commit of ``version`` adds (paths in the lake's form)."""
+    try:
+        lines = storage.read(commit_path(path, version)).decode().splitlines()
+    except FileNotFoundError:
+        return []
+    added = []
+    for line in filter(str.strip, lines):
+        add = json.loads(line).get("add")
+        if add:  # relative, and percent-encoded once more than the folders are named
+            name = add["path"]
+            added.append(name if "://" in name else f"{path}/{unquote(name)}")
+    return added
+
+
+def _undo(path: str, storage: Storage, version: int) -> str:
+    """Undo ``version``, which names files that are gone: the version before restored when none
+    came after it (rows as they were), else the gone files dropped from the table; what was done.
+    """
+    from deltalake import CommitProperties
+    from deltalake.exceptions import DeltaError
+
+    table = open_table(path, storage)
+    if version > 0 and table is not None and table.version() == version:
+        once = CommitProperties(max_commit_retries=0)
+        try:
+            reaching(storage, path, lambda: table.restore(version - 1, commit_properties=once))
+            return f"restored version {version - 1} as version {table.version()}"
+        except (CommitConflict, DeltaError):  # a writer got in; or older files are gone too
+            table = open_table(path, storage)
+    reaching(storage, path, lambda: table.repair(dry_run=False))
+    return f"dropped the gone files from the table (version {table.version()})"
 
 
 def _in_partition_order(data: pa.Table, key: str) -> pa.Table:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -78,8 +79,10 @@ class Storage:
         return norm if not self.remote else path
 
     def check_writable(self, path: str) -> None:
-        """Refuse a write or delete outside :attr:`writable`, naming both prefixes (the lake's
-        one guard between namespaces: every write and delete of the package comes here)."""
+        """Refuse a write or delete outside :attr:`writable`, naming both prefixes, or through a
+        symbolic link below the lake root (the lake's one guard between namespaces: every write
+        and delete of the package comes here; a link can lead anywhere, so the guard follows
+        none rather than trust a path as it reads)."""
         norm = self.check_inside(path)
         if self.writable is not None:
             prefix = self.check_inside(self.writable)
@@ -92,6 +95,8 @@ class Storage:
                     f"{redact(self.writable)}, and {redact(other)} belongs to another namespace "
                     "(read-only from here)"
                 )
+        if not self.remote:  # an object store has no links: a key is where it says
+            _refuse_link(path, _first_link_on_the_way(self.root, norm))
         if self._before_write is not None:
             claim, self._before_write = self._before_write, None  # the claim writes through here
             try:
@@ -99,6 +104,18 @@ class Storage:
             except BaseException:
                 self._before_write = claim  # refused: every later write is refused too
                 raise
+
+    def check_writable_folders(self, *folders: str, deep: bool = False) -> None:
+        """:meth:`check_writable` of every file a library writing under ``folders`` may touch (a
+        Delta table, which delta-rs writes, lists and deletes in by itself): no link is on the
+        way to a folder, nor among its entries (``deep``: its entries at any depth).
+
+        :param deep: for a call that lists, and deletes, anywhere below (a vacuum)
+        """
+        for folder in folders:
+            self.check_writable(folder.rstrip("/"))
+            if not self.remote:
+                _refuse_link(folder, _first_link_below(folder, deep))
 
     def read(self, path: str) -> bytes:
         if not self.remote:
@@ -113,6 +130,15 @@ class Storage:
             return
         target = Path(path)
         os.replace(_durable_temp(target, data), target)
+
+    def touch(self, path: str) -> None:
+        """Create the empty object ``path`` (a probe: the storage stamps its time on it)."""
+        self.check_writable(path)
+        if self.remote:
+            self._call(lambda: self.fs.pipe_file(self._key(path), b""), path)
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).touch(exist_ok=False)
 
     def create(self, path: str, data: bytes) -> bool:
         """Write an object only if it does not exist yet; False when it already did."""
@@ -202,6 +228,56 @@ class Storage:
         info = self._call(lambda: self.fs.info(self._key(path)), path)
         modified = info.get("LastModified")
         return modified.timestamp() if modified else time.time()
+
+
+def _first_link_on_the_way(root: str, path: str) -> str | None:
+    """The first symbolic link from below ``root`` down to ``path`` itself (None: there is
+    none; the root itself may be a link, to the disk the lake is on)."""
+    base = os.path.normpath(root)
+    here = base
+    for part in os.path.relpath(path, base).split(os.sep):
+        if part in ("", "."):
+            continue
+        here = os.path.join(here, part)
+        try:
+            if stat.S_ISLNK(os.lstat(here).st_mode):
+                return here
+        except FileNotFoundError:
+            return None  # nothing further down exists yet: no link either
+    return None
+
+
+def _first_link_below(folder: str, deep: bool) -> str | None:
+    """The first symbolic link among the entries of ``folder`` (``deep``: at any depth)."""
+    pending = [folder]
+    while pending:
+        try:
+            entries = os.scandir(pending.pop())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    return entry.path
+                if deep and entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+    return None
+
+
+def _refuse_link(path: str, link: str | None) -> None:
+    """Refuse a write of ``path`` through ``link`` (nothing when it is None): a link below the
+    lake root can lead into another namespace's tables, whatever its own path says."""
+    if link is None:
+        return
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    raise OutsideNamespace(
+        f"refused to write {redact(path)}: {redact(link)} is a symbolic link (to "
+        f"{redact(target)}), and the lake writes, creates and deletes through no link below its "
+        "root (one can lead into another namespace): replace the link with a folder of its own"
+    )
 
 
 def _namespace_of(path: str, root: str) -> str:

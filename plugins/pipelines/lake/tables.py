@@ -226,22 +226,6 @@ def _files_by_partition(snap: Snapshot) -> dict[str, frozenset[str]]:
     return {p: frozenset(f) for p, f in found.items()}
 
 
-# a commit writes its files before it commits them: a vacuum that deleted files younger than the
-# longest commit could delete one in flight. Delta's own default keeps a week of versions.
-MIN_RETENTION_HOURS = 1
-DEFAULT_RETENTION_HOURS = 168
-
-
-def retention_problem(hours: float) -> str | None:
-    """Why ``hours`` is too short a retention for a vacuum (None: it is long enough)."""
-    if hours >= MIN_RETENTION_HOURS:
-        return None
-    return (
-        f"{hours:g} is under {MIN_RETENTION_HOURS}: a commit in flight writes its files before "
-        "it commits them, and a vacuum that young could delete them"
-    )
-
-
 class Table:
     """A partitioned Delta table in the lake.
 
@@ -440,11 +424,9 @@ class Table:
 
     def vacuum(self, retention_hours: float) -> list[str]:
         """Delete the files no version of the last ``retention_hours`` needs (see
-        :data:`MIN_RETENTION_HOURS`); the deleted files. (Its commits change no row: the runs
-        table records the version they reach, as it does after any commit.)"""
-        why = retention_problem(retention_hours)
-        if why:
-            raise ValueError(f"retention_hours {why}")
+        :data:`~pipelines.lake.delta.MIN_RETENTION_HOURS`, judged by the storage's clock:
+        :func:`pipelines.lake.delta.vacuum`); the deleted files. (Its commits change no row: the
+        runs table records the version they reach, as it does after any commit.)"""
         return self._recording(lambda: delta.vacuum(self.path, self.storage, retention_hours))
 
     def optimize(self) -> dict:

@@ -30,11 +30,10 @@ from typing import Any
 
 from pipelines.common.partitions import DATE_RE
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
-from pipelines.lake.delta import LOG
+from pipelines.lake.delta import DEFAULT_RETENTION_HOURS, LOG, retention_problem
 from pipelines.lake.lake import Lake, claimed
 from pipelines.lake.runs import FOLDER as RUNS
 from pipelines.lake.storage import Storage
-from pipelines.lake.tables import DEFAULT_RETENTION_HOURS, retention_problem
 from pipelines.project.registry_values import check_schedule
 from pipelines.project.yaml_files import read_yaml
 from pipelines.runtime import environment
@@ -89,7 +88,7 @@ class Settings:
     :param maintenance: any kind: the schedule of the namespace's maintenance DAG (optimize,
         then vacuum, every table it writes); None: no such DAG
     :param retention_hours: any kind: what its vacuum keeps (every file a version of the last
-        N hours needs; at least :data:`~pipelines.lake.tables.MIN_RETENTION_HOURS`)
+        N hours needs; at least :data:`~pipelines.lake.delta.MIN_RETENTION_HOURS`)
     """
 
     pool: str | None = None

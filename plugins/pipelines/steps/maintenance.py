@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.common.partitions import Layer
 from pipelines.exceptions import CommitConflict, PipelinesError
-from pipelines.lake.tables import retention_problem
+from pipelines.lake.delta import retention_problem
 
 if TYPE_CHECKING:
     from pipelines.common.partitions import Ingestion
@@ -117,7 +117,7 @@ def vacuum(project: Project, lake: Lake, retention_hours: float) -> Vacuumed:
     them) and those crashed writers left.
 
     :raises PipelinesError: ``retention_hours`` is under
-        :data:`~pipelines.lake.tables.MIN_RETENTION_HOURS`
+        :data:`~pipelines.lake.delta.MIN_RETENTION_HOURS`
     """
     why = retention_problem(retention_hours)
     if why:

@@ -69,7 +69,7 @@ class VacuumOperator(MaintenanceOperator):
     vacuum, full: also files no commit names).
 
     :param retention_hours: the namespace's ``retention_hours`` (at least
-        :data:`~pipelines.lake.tables.MIN_RETENTION_HOURS`: a commit in flight writes its files
+        :data:`~pipelines.lake.delta.MIN_RETENTION_HOURS`: a commit in flight writes its files
         before it commits them)
     """
 
