@@ -234,6 +234,29 @@ def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = 
     return open_table(path, storage).version()
 
 
+def overwrite_where(path: str, storage: Storage, data: pa.Table, predicate: str) -> None:
+    """Replace the rows matching ``predicate`` with ``data`` (every row of which matches it), in
+    one commit (the table exists).
+
+    :raises CommitConflict: another writer's commit touched those rows first
+    """
+    from deltalake import CommitProperties, write_deltalake
+
+    storage.check_writable(f"{path}/{LOG}/")
+    reaching(
+        storage,
+        path,
+        lambda: write_deltalake(
+            path,
+            data,
+            mode="overwrite",
+            predicate=predicate,
+            storage_options=storage.delta_options,
+            commit_properties=CommitProperties(max_commit_retries=0),
+        ),
+    )
+
+
 def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     """Delete the rows matching ``predicate`` (None: every row; nothing when the table does not
     exist)."""
