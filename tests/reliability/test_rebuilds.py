@@ -21,6 +21,7 @@ from pipelines.lake.lake import Lake
 from pipelines.project.table_config import CONFIG
 from pipelines.steps.dataset import run_steps
 from tests.integration.test_plan_rebuild import DAYS, assert_same, configure, deliveries, state
+from tests.reliability.s3server import BUCKET
 
 # the line of the command's output after which it is killed
 KILLED_AFTER = [
@@ -83,3 +84,41 @@ def test_a_killed_rebuild_leaves_the_tables_readable_and_a_rerun_finishes_it(
     assert all(cleaned.has_landed(day) for day in DAYS)
     assert not os.path.exists(Lake.from_env().staging)
     figures["corruptions_healed"] += 1
+
+
+def test_on_s3_a_failed_rebuild_changes_nothing_and_a_fixed_one_is_switched(
+    home, s3, monkeypatch, capsys
+):
+    """The same all-or-nothing rebuild on an S3 lake (moto on 127.0.0.1): a rebuild that fails
+    on day 1 leaves every table at its version with its rows; the fixed one switches them all
+    and leaves nothing in the staging area."""
+    import boto3
+
+    from pipelines.runtime.secrets import delta_storage_options, s3_filesystem
+
+    s3.clear()
+    for key, value in s3.connection_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PIPELINES_LAKE", f"s3://{BUCKET}/rebuilds-{os.getpid()}")
+    s3_filesystem.cache_clear()
+    delta_storage_options.cache_clear()
+    deliveries(home)
+    configure(home, "order_id")
+    for day in DAYS:
+        run_steps("shop", day)
+    before = state()
+    configure(home, "order_id|discount", ", discounted: sum:discount")
+    assert main(["plan", "--apply"]) == 1
+    assert "nothing was switched" in capsys.readouterr().out
+    assert_same(before, state())
+    configure(home, "order_id|line", ", discounted: sum:discount")
+    assert main(["plan", "--apply"]) == 0, capsys.readouterr().out
+    after = state()
+    assert all(after[t][0] == before[t][0] + 1 for t in before), after
+    assert main(["plan"]) == 0
+    client = boto3.client("s3", **s3.client_args())
+    prefix = f"rebuilds-{os.getpid()}/local/_rebuild/"
+    assert client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0) == 0
+    assert s3.clear() == 0  # no fault was injected: every call answered
+    s3_filesystem.cache_clear()
+    delta_storage_options.cache_clear()
