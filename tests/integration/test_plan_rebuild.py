@@ -196,3 +196,46 @@ def test_a_read_only_lake_fails_in_one_line_and_changes_nothing(shop, capsys):
     assert "starting" not in out  # no run started
     assert_same(before, state())
     assert main(["plan"]) == 2
+
+
+def test_a_switch_that_meets_another_writer_says_what_stayed_and_a_rerun_finishes(
+    shop, capsys, monkeypatch
+):
+    """Another writer commits to the cleaned table while it is rebuilt: the tables switched
+    before it (its quarantine and aggregates) are named, the cleaned table stays at the other
+    writer's version, the plan still shows the change, and a rerun finishes the rebuild."""
+    from pipelines.cli import plan as plan_command
+    from pipelines.project.config import load_project
+
+    real = plan_command._backfill
+    other: list[int] = []
+
+    def meanwhile(name, first, last, args):
+        code = real(name, first, last, args)
+        lake = Lake(os.environ["PIPELINES_LAKE"], "local")  # the current tables, not beside
+        table = lake.cleaned(load_project().dataset("shop"))
+        base = table.snapshot()
+        other.append(table.commit(base, {DAYS[0]: table.read_partition(DAYS[0], base)}).version)
+        return code
+
+    before = state()
+    configure(shop, "order_id|line")
+    monkeypatch.setattr(plan_command, "_backfill", meanwhile)
+    code, out = apply(capsys)
+    monkeypatch.setattr(plan_command, "_backfill", real)
+    assert code == 1, out
+    assert (
+        "error: switching cleaned.shop to its rebuilt version failed (another writer committed "
+        "to it during the rebuild); switched: quarantine.shop, aggregated.by_status, "
+        "aggregated.totals; stayed as they were: cleaned.shop; rerun `pipelines plan --apply` "
+        "to finish it"
+    ) in out
+    now = state()
+    assert now["cleaned.shop"][0] == other[0] == before["cleaned.shop"][0] + 1
+    assert main(["plan"]) == 2
+    assert "primary_key: order_id -> order_id, line" in capsys.readouterr().out
+    code, out = apply(capsys)
+    assert code == 0, out
+    assert main(["plan"]) == 0
+    snap = Lake.from_env().manifest(Layer.CLEANED, "shop").snapshot()
+    assert snap.meta[CONFIG]["primary_key"] == ["order_id", "line"] and snap.rows() == 25

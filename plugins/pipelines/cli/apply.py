@@ -16,7 +16,7 @@ import argparse
 import contextlib
 from collections.abc import Callable
 
-from pipelines.exceptions import PipelinesError
+from pipelines.exceptions import CommitConflict, PipelinesError
 
 RERUN = "rerun `pipelines plan --apply` to finish it"
 
@@ -94,10 +94,13 @@ def _switch(lake, staged, tables: list, bases: dict) -> bool:
         try:
             staging.switch(lake, staged, layer, name, bases[(layer, name)])
         except (PipelinesError, OSError) as exc:
+            why = " ".join(str(exc).split())  # one line
+            if isinstance(exc, CommitConflict):
+                why = "another writer committed to it during the rebuild"
             stayed = ", ".join(_named(t) for t in tables[at:])
             print(
                 f"error: switching {_named((layer, name))} to its rebuilt version failed "
-                f"({exc}); switched: {', '.join(switched) or 'none'}; stayed as they were: "
+                f"({why}); switched: {', '.join(switched) or 'none'}; stayed as they were: "
                 f"{stayed}; {RERUN}"
             )
             return False

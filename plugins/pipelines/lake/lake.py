@@ -166,10 +166,10 @@ class Lake:
 
     def manifest(self, layer: Layer | str, name: str) -> Table:
         """The table of ``name`` in ``layer`` addressed for its manifest alone (the config and
-        runs it recorded; emptying it), whatever the registry now says of the name: a plan reads
-        and empties the tables of retired entries and of datasets whose ingestion changed. It
-        has no partition key, so it is for the manifest only (writing a partition through it is
-        refused)."""
+        runs it recorded; switching it whole), whatever the registry now says of the name: a plan
+        reads the tables of retired entries, and switches those of datasets whose ingestion
+        changed to their rebuilt versions. It has no partition key, so a partition cannot be
+        written through it (a switch overwrites the whole table)."""
         return Table(self.storage, self._path(layer, name), "", self._runs_of(layer, name))
 
     def _table(self, layer: Layer | str, name: str, kind: Ingestion | None = None) -> Table:

@@ -452,6 +452,18 @@ class Table:
         and is recorded as any commit)."""
         return self._recording(lambda: delta.optimize(self.path, self.storage))
 
+    def clear(self) -> None:
+        """Empty the table (the next write sets its schema anew) and forget its runs; the config
+        it was written with stays recorded."""
+        delta.delete_where(self.path, self.storage, None)
+        if self.runs is not None:
+            log_, name = self.runs
+            log_.forget(name)
+            after = self.snapshot()
+            log_.append(
+                name, after.version, partitions=change(None, after.holdings, after.holdings)
+            )
+
     def _recording(self, maintain: Callable[[], T]) -> T:
         """``maintain()``, a commit that changes no row (a compaction, a vacuum), then the
         version it reached recorded in the runs table, what the table holds with it: the next
