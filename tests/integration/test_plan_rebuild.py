@@ -132,6 +132,15 @@ def test_a_failed_rebuild_changes_nothing_and_a_fixed_one_switches_every_table(s
     assert snap.meta[CONFIG]["primary_key"] == ["order_id", "line"]
     assert all(snap.has_landed(day) for day in DAYS)  # the rebuild's runs are the table's
     assert not os.path.exists(lake.staging)
+    reference = _built_afresh()  # the same config run day by day into an empty namespace
+    for layer, name in TABLES:
+        ours, theirs = after[f"{layer}.{name}"][2], reference[f"{layer}.{name}"][1]
+        if layer is Layer.QUARANTINE:  # empty: its `_ds` dtype is the merge path's, either way
+            assert ours.empty and theirs.empty and set(ours) == set(theirs)
+            continue
+        assert lake.manifest(layer, name).snapshot().kinds == reference[f"{layer}.{name}"][0]
+        # in any order: a manifest reads in its files' order
+        pd.testing.assert_frame_equal(_sorted(ours), _sorted(theirs), obj=name)
     totals = after["aggregated.totals"][2].sort_values("dt").reset_index(drop=True)
     expected = _totals(shop)
     assert list(totals["dt"].astype(str)) == DAYS
@@ -139,6 +148,27 @@ def test_a_failed_rebuild_changes_nothing_and_a_fixed_one_switches_every_table(s
     assert totals["discounted"].astype(float).fillna(0).tolist() == pytest.approx(
         expected["discounted"]
     )
+
+
+def _built_afresh() -> dict:
+    """Each table's kinds and rows when the project now is run day by day into a namespace that
+    holds nothing yet."""
+    fresh = Lake(os.environ["PIPELINES_LAKE"], "fresh")
+    for day in DAYS:
+        run_steps("shop", day, lake=fresh)
+    found = {}
+    for layer, name in TABLES:
+        table = fresh.manifest(layer, name)
+        snap = table.snapshot()
+        rows = table.read(snapshot=snap) if snap.exists else pd.DataFrame()
+        found[f"{layer}.{name}"] = (snap.kinds, rows)
+    return found
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s columns by name, its rows by every column."""
+    frame = frame[sorted(frame.columns)]
+    return frame.sort_values(list(frame.columns), kind="stable").reset_index(drop=True)
 
 
 def _totals(home) -> dict[str, list[float]]:

@@ -115,6 +115,18 @@ def test_on_s3_a_failed_rebuild_changes_nothing_and_a_fixed_one_is_switched(
     assert main(["plan", "--apply"]) == 0, capsys.readouterr().out
     after = state()
     assert all(after[t][0] == before[t][0] + 1 for t in before), after
+    rows = {t: len(after[t][2]) for t in after}  # each partition copied once, not the table
+    assert (
+        rows
+        == {t: len(before[t][2]) for t in before}
+        == {
+            "cleaned.shop": 25,
+            "quarantine.shop": 0,
+            "aggregated.by_status": 10,
+            "aggregated.totals": 5,
+        }
+    )
+    assert after["aggregated.totals"][2]["discounted"].notna().sum() == 2  # days 4 and 5
     assert main(["plan"]) == 0
     client = boto3.client("s3", **s3.client_args())
     prefix = f"rebuilds-{os.getpid()}/local/_rebuild/"

@@ -91,9 +91,10 @@ def switch(lake: Lake, staged: Lake, layer: Layer, name: str, base: int) -> Swit
 def _overwrite(current: Table, rebuilt: Table, new: Snapshot, base: int) -> int:
     """The one commit that makes the current table hold what was rebuilt (an empty table when
     the rebuild wrote none: no delivery held a row of it); the version it committed."""
-    if new.exists:
-        data = rebuilt.arrow(new, sorted(new.partitions))
-        key = new.key
+    if new.exists and new.partitions:
+        data, key = _partition_by_partition(rebuilt, new), new.key
+    elif new.exists:  # no row: its schema alone (a stream of no batch would keep the old one)
+        data, key = new.schema.empty_table(), new.key
     elif base >= 0:
         old = current.snapshot(base)
         data, key = old.schema.empty_table(), old.key
@@ -104,6 +105,24 @@ def _overwrite(current: Table, rebuilt: Table, new: Snapshot, base: int) -> int:
         current.path, current.storage, data, key=key, partitions=None, base=start,
         reshape="overwrite" if start is not None else None,
     )  # fmt: skip
+
+
+def _partition_by_partition(rebuilt: Table, new: Snapshot):
+    """The rebuilt rows as a stream, one partition at a time in partition order (a rebuilt table
+    on local disk is never held in memory whole), in the rebuilt table's schema (its columns'
+    kinds too). On S3 the rows are read whole first: delta-rs cannot read inside its own write
+    ("cannot start a runtime from within a runtime")."""
+    import pyarrow as pa
+
+    schema = new.schema
+    if rebuilt.storage.remote:
+        return rebuilt.arrow(new, sorted(new.partitions)).select(schema.names).cast(schema)
+
+    def batches():
+        for part in sorted(new.partitions):
+            yield from rebuilt.arrow(new, [part]).select(schema.names).cast(schema).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _moved(metrics: dict, version: int) -> dict:
