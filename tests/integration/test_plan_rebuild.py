@@ -269,3 +269,18 @@ def test_a_switch_that_meets_another_writer_says_what_stayed_and_a_rerun_finishe
     assert main(["plan"]) == 0
     snap = Lake.from_env().manifest(Layer.CLEANED, "shop").snapshot()
     assert snap.meta[CONFIG]["primary_key"] == ["order_id", "line"] and snap.rows() == 25
+
+
+def test_a_rebuild_is_not_sent_to_airflow(shop, capsys):
+    """With --url the backfills run on Airflow, where a run cannot write beside the tables: a
+    plan with a rebuild is refused in one line, before anything is written or started."""
+    before = state()
+    configure(shop, "order_id|line")
+    code = main(["plan", "--apply", "--url", "http://127.0.0.1:9"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        "error: shop: a rebuild is built beside the current tables and switched in from here, "
+        "not on Airflow: run `pipelines plan --apply` without --url"
+    )
+    assert_same(before, state())
