@@ -14,7 +14,7 @@ from pipelines.cli import main
 from pipelines.common.partitions import Layer
 from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
-from pipelines.project.table_config import CONFIG, reset
+from pipelines.project.table_config import CONFIG
 from pipelines.steps.dataset import run_steps
 from pipelines.testing import run_workflow
 from tests.conftest import REPO
@@ -171,7 +171,8 @@ def test_apply_runs_the_backfills_then_nothing_is_left(ran, capsys):
     edit(ran)
     code, out = plan(capsys, "--apply")
     assert code == 0, out
-    assert "emptying cleaned.customers to rebuild it" in out
+    assert "rebuilding quarantine.customers, cleaned.customers beside the current tables" in out
+    assert "switched to their rebuilt versions: quarantine.customers, cleaned.customers" in out
     assert "starting 3 runs of orders: 2024-01-01 .. 2024-01-03" in out
     assert "starting 2 runs of orders_eu: 2024-01-02 .. 2024-01-03" in out
     assert out.rstrip().endswith("applied: nothing left to do")
@@ -199,10 +200,17 @@ def test_apply_with_json_prints_the_json_alone(ran, capsys):
 
 
 def test_a_rebuild_that_stopped_is_planned_again(ran, capsys):
-    """The table emptied for a rebuild keeps the config it was written with: when the backfill
-    that refills it does not run, the next plan still names the key change."""
+    """A rebuild stopped before its switch (its days written beside the current table, as a
+    killed ``--apply`` leaves them) changed nothing the next plan reads: it still names the key
+    change, and the cleaned table is the version it was."""
+    lake = Lake.from_env()
+    before = lake.manifest(Layer.CLEANED, "customers").snapshot()
     edit(ran)
-    reset(Lake.from_env().manifest(Layer.CLEANED, "customers"))
+    beside = lake.beside([(Layer.CLEANED, "customers"), (Layer.QUARANTINE, "customers")])
+    run_steps("customers", "2024-01-01", lake=beside)
+    assert beside.manifest(Layer.CLEANED, "customers").snapshot().rows() > 0  # written beside
+    after = Lake.from_env().manifest(Layer.CLEANED, "customers").snapshot()
+    assert (after.version, after.partitions) == (before.version, before.partitions)
     code, out = plan(capsys)
     assert code == 2
     customers = out.split("  ~ customers\n", 1)[1].split("\n  ", 1)[0]
@@ -247,7 +255,8 @@ def test_a_changed_test_rechecks_the_days_and_a_changed_type_rebuilds(ran, capsy
     assert [f["field"] for f in orders["fields"]] == ["columns.amount.type", "columns.status.tests"]
     assert orders["implications"][0].startswith("columns changed: the cleaned table must be")
     code, out = plan(capsys, "--apply")
-    assert code == 0 and "emptying cleaned.orders to rebuild it" in out, out
+    switched = "switched to their rebuilt versions: quarantine.orders, aggregated.daily_revenue, "
+    assert code == 0 and switched + "cleaned.orders" in out, out
     cleaned = Lake.from_env().cleaned(load_project().dataset("orders"))
     assert str(cleaned.read()["amount"].dtype).startswith("decimal128(12, 2)")
 

@@ -101,6 +101,7 @@ def test_start_date_moved_later_keeps_the_data_before_it():
     later = ORDERS.replace("2024-01-02", "2024-01-04")
     change = only(compare("local", project(dataset__orders=dataset(later)), written()))
     assert change.backfill is None and change.reset == ()
+    assert compare("local", project(dataset__orders=dataset(later)), written()).rebuilds == {}
     assert "the data before it stays (2 cleaned partitions)" in change.implications[0]
 
 
@@ -114,6 +115,14 @@ def test_a_new_primary_key_rebuilds_cleaned_and_its_aggregates_from_every_delive
     }
     assert change.reset == ((Layer.CLEANED, "orders"), (Layer.AGGREGATED, "daily_revenue"))
     assert change.backfill.days == DAYS
+    found = compare("local", project(dataset__orders=dataset(keyed)), written())
+    assert found.rebuilds == {  # every table its runs write but raw; cleaned switched last
+        "orders": (
+            (Layer.QUARANTINE, "orders"),
+            (Layer.AGGREGATED, "daily_revenue"),
+            (Layer.CLEANED, "orders"),
+        )
+    }
     assert change.implications == (
         "primary_key changed: the cleaned table must be rebuilt: 3 partitions, re-merged from "
         "3 deliveries (2024-01-02 .. 2024-01-04); aggregates recomputed: daily_revenue",

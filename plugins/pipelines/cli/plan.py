@@ -1,6 +1,7 @@
 """``pipelines plan``: what deploying the project to a namespace would do, grouped by kind
 (``+`` added, ``~`` changed, ``-`` removed, ``?`` config not recorded), or as JSON; ``--apply``
-runs the backfills it implies (here, or on Airflow with ``--url``) and records the configs.
+runs the rebuilds and backfills it implies (here, or the backfills on Airflow with ``--url``) and
+records the configs (:mod:`pipelines.cli.apply`).
 
 Exit codes: 0 nothing to do, 2 changes (after ``--apply``: changes left), 1 an error.
 """
@@ -11,6 +12,7 @@ import argparse
 import contextlib
 import sys
 
+from pipelines.cli.apply import apply
 from pipelines.cli.parser import build as build_parser
 from pipelines.cli.text import note_unwritten, quiet_airflow, say, say_json
 from pipelines.exceptions import PipelinesError
@@ -56,7 +58,7 @@ def _plan(args: argparse.Namespace) -> int:
     with progress:
         for _ in range(PASSES):  # a workflow reading a workflow added here has days only after
             ran = after
-            if not _apply(ran, project, lake, args):
+            if not apply(ran, project, lake, args, _backfill):
                 return 1
             after = plan(load_project(strict=True), lake)
             if not after.backfills or after.backfills == ran.backfills:
@@ -99,27 +101,6 @@ def _text(value) -> str:
     from pipelines.plan.compare import shown
 
     return shown(value)
-
-
-def _apply(found, project, lake, args: argparse.Namespace) -> bool:
-    """Empty the tables to rebuild, run the backfills, then record what needed no run; False
-    when a backfill failed (nothing more is recorded: the next plan shows the rest)."""
-    from pipelines.plan.compare import settle
-    from pipelines.project.table_config import reset
-
-    for change in found.changes:
-        for layer, name in change.reset:
-            say(f"emptying {layer}.{name} to rebuild it", flush=True)
-            reset(lake.manifest(layer, name))
-    for backfill in found.backfills:
-        for first, last, _ in backfill.ranges:
-            if _backfill(backfill.name, first, last, args) != 0:
-                say(f"error: the backfill of {backfill.name} {first} .. {last} failed")
-                return False
-    recorded = settle(found, project, lake)
-    if recorded:
-        say("recorded the project's config of " + ", ".join(recorded))
-    return True
 
 
 def _backfill(name: str, first: str, last: str, args: argparse.Namespace) -> int:

@@ -275,6 +275,32 @@ def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = 
     return version
 
 
+def overwrite_where(path: str, storage: Storage, data: pa.Table, predicate: str) -> None:
+    """Replace the rows matching ``predicate`` with ``data`` (every row of which matches it), in
+    one commit (the table exists).
+
+    :raises CommitConflict: another writer's commit touched those rows first
+    """
+    from deltalake import CommitProperties, write_deltalake
+
+    _guard(storage, path)
+    table = open_table(path, storage)
+    base = table.version()
+    reaching(
+        storage,
+        path,
+        lambda: write_deltalake(
+            table,
+            data,
+            mode="overwrite",
+            predicate=predicate,
+            storage_options=storage.delta_options,
+            commit_properties=CommitProperties(max_commit_retries=0),
+        ),
+    )
+    _published(path, storage, base + 1)  # one commit, never retried: the one after base
+
+
 def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     """Delete the rows matching ``predicate`` (None: every row; nothing when the table does not
     exist)."""

@@ -3,15 +3,17 @@
 Paths come from :mod:`pipelines.common.partitions`; bytes go through :mod:`.tables`. A namespace
 writes only under its own prefix ``{root}/{namespace}`` (the storage refuses anything else); a
 namespace with an ``upstream`` (research) reads that namespace's raw layer in place instead of
-ingesting its own.
+ingesting its own. A table being rebuilt (``plan --apply``) is written beside the current one,
+under ``{root}/{namespace}/_rebuild``, with its own runs table there: what every reader reads
+stays as it was until the rebuild is switched in (:mod:`.staging`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Protocol
 
@@ -26,6 +28,7 @@ from pipelines.runtime import environment
 from pipelines.runtime.branch import NAMESPACE_RE
 
 MARKER = "_namespace.json"  # {root}/{namespace}/_namespace.json: who writes this prefix
+STAGING = "_rebuild"  # {root}/{namespace}/_rebuild/{layer}/{name}: tables rebuilt beside
 
 
 class Ingested(Protocol):
@@ -55,6 +58,8 @@ class Lake:
     :param branch: the branch the namespace was resolved from; the first write claims the prefix
         for it, and another branch with the same normalised name is refused
     :param kind: the namespace's kind (serving, master, research), recorded in the claim
+    :param rebuilt: the tables (``layer/name``) addressed beside the current ones, under
+        :attr:`staging` (a rebuild's backfill writes them there; ``plan --apply`` switches them)
     """
 
     root: str
@@ -62,6 +67,7 @@ class Lake:
     upstream: str | None = None
     branch: str | None = None
     kind: str | None = None
+    rebuilt: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # the prefix is what the write guard trusts: it must be one plain namespace folder
@@ -81,16 +87,31 @@ class Lake:
         branch: str | None = None,
         kind: str | None = None,
     ) -> Lake:
-        """The lake of ``namespace`` (default: this process's) under ``PIPELINES_LAKE``."""
+        """The lake of ``namespace`` (default: this process's) under ``PIPELINES_LAKE``, with
+        the tables a rebuild's backfill writes beside (``PIPELINES_REBUILD``)."""
         if namespace is None:
             resolved = environment.resolve_namespace()
             namespace, branch = resolved.name, branch or resolved.branch
-        return cls(environment.lake_root(), namespace, upstream, branch, kind)
+        rebuilt = environment.rebuilt_tables(namespace)
+        return cls(environment.lake_root(), namespace, upstream, branch, kind, rebuilt)
 
     @property
     def prefix(self) -> str:
         """``{root}/{namespace}``: everything this namespace writes is under it."""
         return f"{self.root.rstrip('/')}/{self.namespace}"
+
+    @property
+    def staging(self) -> str:
+        """``{root}/{namespace}/_rebuild``: where the tables being rebuilt are written."""
+        return f"{self.prefix}/{STAGING}"
+
+    def beside(self, tables: Iterable[tuple[Layer, str]]) -> Lake:
+        """This lake with ``tables`` (``(layer, name)``) addressed under :attr:`staging`."""
+        return replace(self, rebuilt=frozenset(f"{Layer(a).value}/{b}" for a, b in tables))
+
+    def is_staged(self, layer: Layer | str, name: str) -> bool:
+        """Whether the table of ``name`` in ``layer`` is addressed under :attr:`staging`."""
+        return self.owns(layer) and f"{Layer(layer).value}/{name}" in self.rebuilt
 
     @cached_property
     def storage(self) -> Storage:
@@ -145,10 +166,10 @@ class Lake:
 
     def manifest(self, layer: Layer | str, name: str) -> Table:
         """The table of ``name`` in ``layer`` addressed for its manifest alone (the config and
-        runs it recorded; emptying it), whatever the registry now says of the name: a plan reads
-        and empties the tables of retired entries and of datasets whose ingestion changed. It
-        has no partition key, so it is for the manifest only (writing a partition through it is
-        refused)."""
+        runs it recorded; switching it whole), whatever the registry now says of the name: a plan
+        reads the tables of retired entries, and switches those of datasets whose ingestion
+        changed to their rebuilt versions. It has no partition key, so a partition cannot be
+        written through it (a switch overwrites the whole table)."""
         return Table(self.storage, self._path(layer, name), "", self._runs_of(layer, name))
 
     def _table(self, layer: Layer | str, name: str, kind: Ingestion | None = None) -> Table:
@@ -160,8 +181,15 @@ class Lake:
 
     def _runs_of(self, layer: Layer | str, name: str) -> tuple[RunLog, str]:
         """The runs table that records the runs of ``name`` in ``layer`` (the namespace's that
-        holds the layer), and the table's name in it."""
-        return self.run_log(self.home_of(layer)), f"{Layer(layer).value}/{name}"
+        holds the layer, or the staging area's for a table rebuilt beside), and the table's name
+        in it."""
+        table = f"{Layer(layer).value}/{name}"
+        if self.is_staged(layer, name):
+            home = f"{self.namespace}/{STAGING}"
+            if home not in self._run_logs:
+                self._run_logs[home] = RunLog(self.storage, f"{self.staging}/{RUNS}")
+            return self._run_logs[home], table
+        return self.run_log(self.home_of(layer)), table
 
     def run_log(self, namespace: str | None = None) -> RunLog:
         """The runs table of ``namespace`` (default this one): one reader per lake, which reads
@@ -188,8 +216,11 @@ class Lake:
 
     def _path(self, layer: Layer | str, name: str) -> str:
         """Where the table of ``name`` in ``layer`` is: under the namespace that holds the layer
-        (the upstream's, for raw read in place)."""
-        return table_path(self.root, self.home_of(layer), Layer(layer), name)
+        (the upstream's, for raw read in place), or under :attr:`staging` when rebuilt beside."""
+        path = table_path(self.root, self.home_of(layer), Layer(layer), name)
+        if self.is_staged(layer, name):
+            return f"{self.staging}/{Layer(layer).value}/{name}"
+        return path
 
     def asset_uri(self, layer: Layer | str, name: str) -> str:
         """The URI that names a table as an Airflow Asset (no I/O)."""

@@ -338,6 +338,51 @@ class RunLog:
             version = int(max(self.rows()["version"].to_pylist(), default=-1))
             self.append(table, version, config=before.config)
 
+    def rewrite(
+        self,
+        table: str,
+        version: int,
+        runs: dict[str, dict[str, Any]],
+        config: dict[str, Any] | None,
+        partitions: dict[str, Any],
+    ) -> None:
+        """Replace every record of ``table`` with ``runs`` at ``version`` (the config and what
+        the table holds with the newest), in one commit: a table switched to its rebuilt
+        version (``plan --apply``) records the rebuild's runs, never a mix with the old ones."""
+        import pyarrow as pa
+
+        days = sorted(runs)
+        records = [
+            (ds, runs[ds], *((config, partitions) if ds == days[-1] else (None, None)))
+            for ds in days
+        ] or [(None, None, config, partitions)]
+        now = int(time.time() * 1_000_000)
+        rows = [
+            {
+                "table": table,
+                "ds": ds,
+                "version": version,
+                "metrics": _json(metrics, sort_keys=True),
+                "config": _json(said),
+                "recorded_at": now,
+                "partitions": _json(holds, sort_keys=True),
+            }
+            for ds, metrics, said, holds in records
+        ]
+        data = pa.Table.from_pylist(rows, schema=self._schema())
+        if delta.open_table(self.path, self.storage) is None:
+            _appended(self.path, self.storage, data)
+            return
+        where = f"\"table\" = '{_quoted(table)}'"
+        for attempt in range(1, APPEND_TRIES + 1):
+            try:
+                delta.overwrite_where(self.path, self.storage, data, where)
+                return
+            except CommitConflict:
+                if attempt == APPEND_TRIES:
+                    raise
+                time.sleep(0.05 * attempt)
+
 
 def _appended(path: str, storage: Storage, data) -> int:
     """Append ``data`` to the runs table; the new version. A runs table from before a column

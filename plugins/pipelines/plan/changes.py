@@ -1,6 +1,7 @@
 """What ``pipelines plan`` finds: a :class:`Plan` of :class:`Change` entries, each with what it
-implies in words and what ``--apply`` must run (a :class:`Backfill`) or empty first (``reset``),
-and the lake's side of the comparison (:class:`State`, one :class:`Recorded` per entry)."""
+implies in words and what ``--apply`` must run (a :class:`Backfill`) or rebuild whole (``reset``:
+built beside the current tables and switched in once every day succeeded), and the lake's side
+of the comparison (:class:`State`, one :class:`Recorded` per entry)."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ class Change:
     """One entry deploying adds, changes or removes, and what that implies.
 
     :param backfill: what ``--apply`` runs for it
-    :param reset: the tables ``--apply`` empties before the backfill rebuilds them
+    :param reset: the tables ``--apply`` rebuilds whole: its backfill writes them beside the
+        current ones, which stay until every day succeeded (:attr:`Plan.rebuilds`)
     """
 
     kind: Kind
@@ -169,6 +171,20 @@ class Plan:
                 b, seen = change.backfill, merged.get(change.backfill.name)
                 merged[b.name] = Backfill(b.name, b.cron, (*(seen.days if seen else ()), *b.days))
         return list(merged.values())
+
+    @property
+    def rebuilds(self) -> dict[str, tuple[tuple[Layer, str], ...]]:
+        """Per dataset whose tables are rebuilt whole (a change with ``reset``), every table its
+        runs write but raw: its quarantine, its aggregates, its cleaned table last (the one whose
+        recorded config the next plan compares: switched last, a rebuild cut short is planned
+        again)."""
+        out: dict[str, tuple[tuple[Layer, str], ...]] = {}
+        for change in self.changes:
+            if change.reset and change.kind is Kind.DATASET:
+                tables = [(Layer.QUARANTINE, change.name), *change.reset]
+                rest = [t for t in tables if t[0] is not Layer.CLEANED]
+                out[change.name] = (*rest, *(t for t in tables if t[0] is Layer.CLEANED))
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return {

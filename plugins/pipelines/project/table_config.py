@@ -102,14 +102,6 @@ def record(table: Table, config: dict[str, Any]) -> None:
     commit_with_retry(table, lambda base: table.commit(base, {}, {CONFIG: config}))
 
 
-def reset(table: Table) -> None:
-    """Empty the table (every partition, its schema and runs) so runs rebuild it from scratch:
-    a changed key, partition field or ingestion makes what it holds unreadable as it is now.
-    The config it was written with stays: should the rebuild stop, the next plan still sees the
-    change (and plans the rebuild again) instead of a table with no config."""
-    table.clear()
-
-
 def record_cookbook(lake: Lake, spec: CookbookSpec) -> None:
     """Keep the steps a cookbook ran with (one small file, rewritten only when they change)."""
     path = f"{lake.prefix}/{COOKBOOKS}/{spec.name}.json"

@@ -116,6 +116,20 @@ def _refuse_credentials(uri: str) -> None:
         )
 
 
+REBUILD_ENV = "PIPELINES_REBUILD"  # NAMESPACE:LAYER/NAME,...: the tables runs write beside
+
+
+def rebuilt_tables(namespace: str) -> frozenset[str]:
+    """The tables (``layer/name``) of ``namespace`` that this process's runs write beside the
+    current ones (``PIPELINES_REBUILD``, set by ``plan --apply`` around a rebuild's backfill);
+    empty for every other namespace."""
+    value = os.environ.get(REBUILD_ENV, "").strip()
+    home, _, tables = value.partition(":")
+    if home != namespace:
+        return frozenset()
+    return frozenset(t for t in tables.split(",") if t)
+
+
 def lake_conn_id() -> str:
     """The Airflow connection used for an object-storage lake."""
     return os.environ.get(LAKE_CONN_ENV, "").strip() or DEFAULT_LAKE_CONN_ID

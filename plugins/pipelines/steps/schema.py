@@ -51,9 +51,9 @@ def delivery_kinds(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str]:
 
 
 def stored_kinds(base: Snapshot) -> dict[str, str]:
-    """The kinds a merge meets in the cleaned table at ``base``, in column order: none for a
-    table emptied to be rebuilt (``plan --apply`` after a key or a declared type changed), whose
-    rows written now say what it is."""
+    """The kinds a merge meets in the cleaned table at ``base``, in column order: none for an
+    empty table (a new one, or one ``plan --apply`` rebuilds beside the current one after a key
+    or a declared type changed), whose rows written now say what it is."""
     return base.kinds if base.partitions else {}
 
 
