@@ -173,6 +173,8 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
 
     for day in DAYS:
         run_steps("orders", day)
+    code, out = out_of(capsys, ["namespace", "diff", "serving", "--table", "orders"])
+    assert (code, out.splitlines()[-1]) == (0, "exp and serving are identical (tables compared: 2)")
     project = load_project()
     cleaned = project.lake().cleaned(project.dataset("orders"))
 
@@ -185,7 +187,7 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
     commit_with_retry(cleaned, edit)
     code, out = out_of(capsys, ["namespace", "diff", "serving", "--table", "orders"])
     lines = out.splitlines()
-    assert code == 0
+    assert code == 2  # they differ: exit 2, like plan's changes, so CI can fail on it
     assert "cleaned.orders: 0 only in exp, 1 only in serving, 1 changed, 4 same" in lines
     assert "  dt=2024-01-01: 0 only in exp, 1 only in serving, 1 changed" in lines
     assert "  e.g. only in serving: order_id=1003" in lines

@@ -1,8 +1,13 @@
-"""What every command prints the same way: aligned tables, counted nouns, skipped entries."""
+"""What every command prints the same way: aligned tables, counted nouns, skipped entries, and
+the exit code of a command that found differences."""
 
 from __future__ import annotations
 
 import sys
+
+# the exit code of a command that found what it looks for (plan: changes to deploy; namespace
+# diff: rows that differ), so CI can fail a check on it; 1 stays an error, 0 nothing found
+DIFFERENCES = 2
 
 
 def table(rows: list[tuple[str, ...]]) -> None:
