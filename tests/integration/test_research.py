@@ -120,9 +120,10 @@ def test_namespace_shows_the_kind_prefix_and_upstream(serving, capsys):
     assert "kind       serving" in out and "ingested from the registry's sources" in out
     _, out = out_of(capsys, ["list"])  # what the DAGs get here, not what the registry says
     rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines()[1:]}
-    assert rows["exp__orders"] == ["None", "(research)", "incremental"]
+    assert rows["exp__orders"] == ["triggered", "(research)", "incremental"]
     _, out = out_of(capsys, ["list", "--namespace", "main"])
-    assert "None (master)" in out.splitlines()[1]
+    assert "triggered (master)" in out.splitlines()[1]
+    assert "None" not in out  # Python's word for nothing is no schedule a user reads
     assert "0 * * * * (replays 2024-01-01)" in next(
         line for line in out.splitlines() if line.startswith("main__cookbook__e2e_test")
     )
