@@ -258,6 +258,7 @@ def test_namespace_selects_the_lake(home, capsys):
     [
         (["--namespace", "Bad-Name"], "error: PIPELINES_NAMESPACE: 'Bad-Name' must match"),
         (["--now", "yesterday"], "error: --now: 'yesterday' is not a time in the form"),
+        (["--now", "2024-02-30T03:00"], "error: --now: '2024-02-30' is not a real date: Febr"),
         (["--html", "/nonexistent/folder/s.html"], "error: --html: cannot write /nonexistent/"),
         (["--url", "ftp://airflow"], "error: the Airflow URL must be http:// or https://"),
         (["--url", "http://127.0.0.1:9"], "error: cannot reach Airflow at http://127.0.0.1:9"),
