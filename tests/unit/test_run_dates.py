@@ -95,8 +95,28 @@ def test_an_interval_still_running_is_refused_unless_asked_for(project):
 
 
 def test_the_future_is_refused_even_when_incomplete_is_allowed(project):
-    with pytest.raises(DateError, match=r"^daily: 2024-03-11 is in the future; the latest date"):
+    with pytest.raises(DateError) as caught:
         dates(project, "daily", "2024-03-11", allow_incomplete=True)
+    assert str(caught.value) == (  # the date it names is one that run would take
+        "daily: 2024-03-11 is in the future; the latest date it can run is 2024-03-10, "
+        "still incomplete"
+    )
+    assert dates(project, "daily", "2024-03-10", allow_incomplete=True) == ["2024-03-10"]
+
+
+@pytest.mark.parametrize(("name", "latest"), [("daily", "2024-03-09"), ("both", "2024-02-29")])
+def test_the_future_and_an_incomplete_interval_name_the_same_latest_date(project, name, latest):
+    """At one moment, refusing tomorrow and refusing today name one latest date: the latest
+    complete one (a cookbook's: its monthly child's February), the date that would be run."""
+    with pytest.raises(DateError) as future:
+        dates(project, name, "2024-03-11")
+    with pytest.raises(DateError) as incomplete:
+        dates(project, name, "2024-03-10")
+    assert str(future.value) == (
+        f"{name}: 2024-03-11 is in the future; the latest complete date is {latest}"
+    )
+    assert f"(the latest complete date is {latest});" in str(incomplete.value)
+    assert dates(project, name, latest) == [latest]
 
 
 def test_a_cookbook_checks_every_child(project):
