@@ -134,7 +134,8 @@ def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
     assert features["STALE"] == "-"  # every input ran before it: nothing changed since it read
     newest = pipelines.read("customer_features", layer="workflows", as_of="2024-01-02")
     assert features["ROWS"] == str(len(newest))  # a workflow's newest output
-    assert rows["daily_revenue"]["GAPS"] == "2024-01-03"  # no run of orders that day
+    # no run of orders on the 3rd, but the 4th's recomputed dt=2024-01-03 (a late row): no gap
+    assert rows["daily_revenue"]["GAPS"] == "-"
     assert rows["customers_by_country"]["FRESHNESS"] == "2d behind, late"  # its dataset's 2h
     assert err.strip() == "4 tables late"
 
@@ -197,6 +198,28 @@ def test_json_holds_every_figure_and_each_day(sample, capsys):
     assert rows["customer_features"]["freshness"]["allowance_seconds"] == 86400.0
     assert rows["train_refund_model"]["dag_id"] == "local__workflow__train_refund_model"
     assert rows["daily_revenue"]["dag_id"] == "local__orders"  # the DAG that writes it
+
+
+def test_an_aggregate_day_a_later_run_recomputed_is_no_gap(sample, home, capsys):
+    """daily_revenue has no run of 2024-01-03 (orders' delivery is missing) but holds that day:
+    the run of the 4th recomputed dt=2024-01-03 (order 1008, placed on the 3rd). The 5th, with
+    neither a run nor a partition, is a gap, for the aggregate as for its dataset."""
+    (home / "include" / "sample" / "orders" / "orders_2024-01-06.csv").write_text(
+        "order_id,customer_id,status,amount,updated_at,order_date\n"
+        "1010,c2,placed,5.00,2024-01-06T08:00:00Z,2024-01-06\n"
+    )
+    run_steps("orders", "2024-01-06")
+    assert "2024-01-03" in set(pipelines.read("daily_revenue", layer="aggregated")["dt"])
+    code, out, _ = status_of(capsys, "--now", "2024-01-07T03:00", "--json")
+    rows = {r["name"]: r for r in json.loads(out)["rows"]}
+    assert code == 0
+    assert rows["orders"]["gaps"] == [["2024-01-03", "2024-01-03"], ["2024-01-05", "2024-01-05"]]
+    revenue = rows["daily_revenue"]
+    assert revenue["gaps"] == [["2024-01-05", "2024-01-05"]]
+    days = {d["ds"]: d["rows"] for d in revenue["days"]}  # the chart has the covered day's bar
+    assert list(days) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-06"]
+    recomputed = pipelines.read("daily_revenue", layer="aggregated")
+    assert days["2024-01-03"] == int((recomputed["dt"] == "2024-01-03").sum())
 
 
 @pytest.mark.parametrize(
