@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import pipelines
@@ -261,6 +262,41 @@ def test_a_failed_check_shows_in_its_row(home, capsys):
     body = json.loads(status_of(capsys, "--now", NOW, "--json")[1])
     [row] = [r for r in body["rows"] if r["name"] == "orders"]
     assert row["failed_days"] == ["2024-01-02"] and row["checks"].startswith("failed: 2 of")
+
+
+def test_a_full_dataset_whose_snapshots_shrank_too_far_shows_failed(home, capsys):
+    """customers' deliveries of the 3rd and 4th keep 1 of 4 customers: each merge refuses the
+    snapshot (max_drop_pct, 50 by default) and keeps the 2nd's. The row says failed, naming the
+    check, as an incremental dataset's failed checks do; the cleaned table is unchanged."""
+    set_allowances(home, {})
+    folder = home / "include" / "sample" / "customers"
+    for day in ("2024-01-01", "2024-01-02"):
+        run_steps("customers", day)
+    kept = pipelines.read("customers")
+    one = "".join(folder.joinpath("customers_20240102.csv").read_text().splitlines(True)[:2])
+    for day in ("2024-01-03", "2024-01-04"):
+        folder.joinpath(f"customers_{day.replace('-', '')}.csv").write_text(one)
+        with pytest.raises(pipelines.exceptions.QualityCheckFailed, match="max_drop_pct=50"):
+            run_steps("customers", day)
+    pd.testing.assert_frame_equal(pipelines.read("customers"), kept)
+    _, out, _ = status_of(capsys, "--now", NOW)
+    customers = table_of(out)["customers"]
+    assert customers["CHECKS"] == "failed (max_drop_pct); 1 earlier failed"
+    assert customers["FRESHNESS"] == "2d behind" and customers["PARTITION"] == "ds=2024-01-02"
+    body = json.loads(status_of(capsys, "--now", NOW, "--json")[1])
+    [row] = [r for r in body["rows"] if r["name"] == "customers"]
+    assert row["failed_days"] == ["2024-01-03", "2024-01-04"]
+    assert row["checks"] == (
+        "failed: max_drop_pct: snapshot 2024-01-04 has 1 rows, 4 on 2024-01-02: a drop of 75% "
+        "is over max_drop_pct=50"
+    )
+    assert [d["state"] for d in row["days"]] == ["ok", "ok", "failed", "failed"]
+    folder.joinpath("customers_20240104.csv").write_text(
+        folder.joinpath("customers_20240102.csv").read_text()
+    )
+    run_steps("customers", "2024-01-04")  # a whole delivery heals the day
+    _, out, _ = status_of(capsys, "--now", NOW)
+    assert table_of(out)["customers"]["CHECKS"] == "passed; 1 earlier failed"
 
 
 def test_namespace_selects_the_lake(home, capsys):

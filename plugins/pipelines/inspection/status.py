@@ -39,7 +39,7 @@ from pipelines.lake.tables import FAILED, PASSED, Snapshot
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.columns import DATASET_TESTS, TABLE_TESTS
 from pipelines.project.config import Kind, Project
-from pipelines.project.registry import Dataset
+from pipelines.project.registry import SHRINK_CHECK, Dataset
 from pipelines.project.run_dates import latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec
 from pipelines.steps.staleness import stale_days
@@ -241,7 +241,7 @@ def failed_tests(outcome: str) -> list[str]:
     """The declared table tests a failed outcome names (``unique zip``, ``min_rows``)."""
     phrases = outcome.removeprefix(FAILED).lstrip(": ").split("; ")
     heads = [p.split(":", 1)[0] for p in phrases if ":" in p]
-    return [h for h in heads if h.split(" ", 1)[0] in TABLE_TESTS + DATASET_TESTS]
+    return [h for h in heads if h.split(" ", 1)[0] in (*TABLE_TESTS, *DATASET_TESTS, SHRINK_CHECK)]
 
 
 def status(
