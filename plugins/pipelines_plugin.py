@@ -1,4 +1,4 @@
-"""The one Airflow plugin of the project: registers the timetable so the scheduler can load it.
+"""The one Airflow plugin of the project: registers the timetables so the scheduler can load them.
 
 The ``pipelines`` package itself is kept out of Airflow's plugin loader by ``.airflowignore``
 (the loader imports every module as a top-level name, and ``runtime/secrets.py`` would shadow the
@@ -11,11 +11,12 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from pipelines import timetable as before_layers
-from pipelines.wiring.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import PipelinesTimetable, TriggeredTimetable
 
 
 class PipelinesPlugin(AirflowPlugin):
-    """Registers :class:`~pipelines.wiring.timetable.PipelinesTimetable`."""
+    """Registers :class:`~pipelines.wiring.timetable.PipelinesTimetable` and its unscheduled
+    twin, :class:`~pipelines.wiring.timetable.TriggeredTimetable`."""
 
     name = "pipelines"
-    timetables = [PipelinesTimetable, before_layers.PipelinesTimetable]
+    timetables = [PipelinesTimetable, TriggeredTimetable, before_layers.PipelinesTimetable]

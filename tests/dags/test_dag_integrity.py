@@ -11,6 +11,7 @@ import sys
 import pendulum
 import pytest
 
+import pipelines
 from pipelines.wiring.timetable import PipelinesTimetable
 from tests.conftest import REPO, write_registry
 
@@ -117,7 +118,7 @@ def test_k_bad_rows_of_n_give_n_minus_k_dags_and_k_errors(home, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed == [
         "registry.csv:4: ingestion: 'incremntal' is not one of: full, incremental",
-        "registry.csv:6: start_date: '2024-13-01' is not a date in the form YYYY-MM-DD",
+        "registry.csv:6: start_date: '2024-13-01' is not a real date: there is no month 13",
         "registry.csv:9: incremental_field: required when ingestion is incremental",
     ]
     bag = dagbag()
@@ -202,6 +203,56 @@ def test_scheduled_manual_and_dag_test_runs_get_the_same_full_width_interval(bag
     assert (manual.start, manual.end) == expected
     assert (run.data_interval_start, run.data_interval_end) == expected
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
+
+
+@pytest.mark.parametrize("namespace", ["serving", "exp", "main"])  # serving, research, master
+def test_a_dag_test_run_records_the_interval_its_tasks_process(
+    home, airflow_db, monkeypatch, namespace
+):
+    """``dag.test(logical_date=D)``, what ``airflow dags test DAG D`` runs, records ``[D, next
+    D)`` in Airflow in every kind of namespace, scheduled or not, as its tasks process it (a
+    research or master namespace schedules nothing: Airflow's NullTimetable recorded [D, D))."""
+    from pipelines.steps.dataset import run_steps
+
+    day = pendulum.datetime(2024, 1, 2, tz="UTC")
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "serving")
+    run_steps("orders", "2024-01-02")  # a research namespace reads serving's raw in place
+    monkeypatch.setenv("PIPELINES_NAMESPACE", namespace)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", f"{namespace}__orders")
+    run = dagbag().dags[f"{namespace}__orders"].test(logical_date=day)
+    assert str(run.state) in ("success", "DagRunState.SUCCESS")
+    assert (run.data_interval_start, run.data_interval_end) == (day, day + dt.timedelta(days=1))
+    cleaned = pipelines.read("orders", "cleaned")  # what the tasks merged: the delivery of D
+    assert set(cleaned["dt"]) <= {"2024-01-01", "2024-01-02"} and len(cleaned)
+    monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID")
+    for dag_id, dag in dagbag().dags.items():  # a run triggered for D, of any DAG, starts at D
+        if not isinstance(dag.timetable, PipelinesTimetable):
+            assert namespace == "serving" and "__workflow__" in dag_id  # on its inputs' assets
+            continue
+        manual = dag.timetable.infer_manual_data_interval(run_after=day)
+        assert manual.start == day < manual.end, (dag_id, manual)  # the e2e cookbook: hourly
+
+
+def test_an_unscheduled_dag_reads_back_unscheduled_with_its_interval(monkeypatch):
+    """What the scheduler and the API server load (the serialized DAG) of a research namespace's
+    DAG: never scheduled, shown as Airflow shows schedule=None, and a run for D covers [D, D+1)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from pipelines.wiring.factory import build_dags
+    from pipelines.wiring.timetable import TriggeredTimetable
+
+    monkeypatch.setenv("PIPELINES_NAMESPACE", "exp")
+    data = DagSerialization.to_dict(build_dags()["exp__orders"])
+    assert data["dag"]["timetable"]["__type"] == "pipelines.wiring.timetable.TriggeredTimetable"
+    back = DagSerialization.from_dict(data)
+    assert isinstance(back.timetable, TriggeredTimetable)
+    assert (back.timetable.can_be_scheduled, back.timetable.summary) == (False, "None")
+    day = pendulum.datetime(2024, 1, 2, tz="UTC")
+    assert (
+        back.timetable.next_dagrun_info(last_automated_data_interval=None, restriction=None) is None
+    )
+    interval = back.timetable.infer_manual_data_interval(run_after=day)
+    assert (interval.start, interval.end) == (day, day.add(days=1))
 
 
 def test_manual_run_without_a_date_point_gets_latest_complete_interval():

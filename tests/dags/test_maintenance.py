@@ -74,7 +74,7 @@ def test_every_kind_may_have_one(weekly, monkeypatch):
     dag = bag.dags["exp__maintenance"]
     assert dag.timetable._expression == "0 0 * * *"  # @daily, kept as cron
     assert dag.get_task("vacuum").retention_hours == 168  # the default
-    assert bag.dags["exp__orders"].timetable.__class__.__name__ == "NullTimetable"
+    assert not bag.dags["exp__orders"].timetable.can_be_scheduled
 
 
 def test_schedules_off_leaves_it_to_be_triggered(weekly, monkeypatch):

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from pipelines.wiring.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import PipelinesTimetable, TriggeredTimetable
 from tests.conftest import REPO
 
 GIT = "airflow.providers.git.bundles.git.GitDagBundle"
@@ -110,19 +110,22 @@ def test_research_reads_servings_raw_layer_in_place(bag):
 
 def test_schedules_follow_the_kind(bag):
     serving, master, research = (of(bag, n) for _, n, _ in BUNDLES.values())
+    # not scheduled: TriggeredTimetable, which starts no run (as schedule=None) but gives a run
+    # triggered for D the interval [D, next D) (NullTimetable recorded [D, D))
     for dag_id, dag in serving.items():
-        if "__cookbook__" in dag_id:
-            assert type(dag.timetable).__name__ == "NullTimetable", dag_id  # cookbooks.yaml: null
+        if "__cookbook__" in dag_id:  # cookbooks.yaml: schedule null
+            assert isinstance(dag.timetable, TriggeredTimetable), dag_id
         elif "__workflow__" not in dag_id:
-            assert isinstance(dag.timetable, PipelinesTimetable) and dag.catchup, dag_id
+            assert type(dag.timetable) is PipelinesTimetable and dag.catchup, dag_id
     assert type(serving["serving__workflow__customer_features"].timetable).__name__ == (
         "PartitionedAssetTimetable"
     )
     for dag_id, dag in [*master.items(), *research.items()]:
         if dag_id != "main__cookbook__e2e_test":
-            assert type(dag.timetable).__name__ == "NullTimetable", (dag_id, dag.timetable)
+            assert isinstance(dag.timetable, TriggeredTimetable), (dag_id, dag.timetable)
+            assert not dag.timetable.can_be_scheduled and dag.timetable.summary == "None"
     e2e = master["main__cookbook__e2e_test"]
-    assert isinstance(e2e.timetable, PipelinesTimetable)
+    assert type(e2e.timetable) is PipelinesTimetable
     assert e2e.timetable._expression == "0 * * * *"
     assert e2e.get_task("trigger_orders").replay == "2024-01-02"
     assert e2e.get_task("trigger_orders").trigger_dag_id == "main__orders"

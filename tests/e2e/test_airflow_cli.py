@@ -68,6 +68,28 @@ def test_airflow_dags_test_writes_the_partition_of_its_date(project):
     assert set(frame["ds"]) == {"2024-01-02"}
 
 
+def test_airflow_dags_test_of_a_research_dag_records_the_interval_its_tasks_process(project):
+    """A research namespace schedules nothing; ``airflow dags test exp__orders D`` still records
+    ``[D, next D)`` in Airflow, as serving's does and as its tasks process (with schedule=None,
+    Airflow recorded ``[D, D)``)."""
+    home, env = project
+    for namespace in ("serving", "exp"):  # exp reads serving's raw delivery in place
+        argv = ("airflow", "dags", "test", f"{namespace}__orders", "2024-01-02")
+        done = run(env | {"PIPELINES_NAMESPACE": namespace}, *argv)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT dag_id, state, data_interval_start, data_interval_end FROM dag_run "
+            "WHERE dag_id IN ('serving__orders', 'exp__orders')"
+        ).fetchall()
+    assert sorted((d, s, a[:19], b[:19]) for d, s, a, b in rows) == [
+        ("exp__orders", "success", "2024-01-02 00:00:00", "2024-01-03 00:00:00"),
+        ("serving__orders", "success", "2024-01-02 00:00:00", "2024-01-03 00:00:00"),
+    ]
+    cleaned = home / "lake" / "exp" / "cleaned" / "orders"
+    assert sorted(p.name for p in cleaned.glob("dt=*")) == ["dt=2024-01-01", "dt=2024-01-02"]
+
+
 def test_pipelines_run_then_read(project, tmp_path):
     home, env = project
     env = env | {"PIPELINES_LAKE": str(tmp_path / "lake")}  # its own, empty lake

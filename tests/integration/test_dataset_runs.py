@@ -161,7 +161,7 @@ def test_unscheduled_namespace_runs_triggered_dates_with_full_intervals(
 
     monkeypatch.setenv("PIPELINES_SCHEDULES", "off")
     datasets = [d for d in build_dags().values() if "cookbook" not in d.dag_id]
-    assert datasets and all(type(d.timetable).__name__ == "NullTimetable" for d in datasets)
+    assert datasets and not any(d.timetable.can_be_scheduled for d in datasets)
     outcome = run_dag("local__customers", "2024-01-02")
     assert outcome.ok, outcome.error
     raw = pipelines.read("customers", "raw")

@@ -39,7 +39,7 @@ def test_list_puts_a_cookbook_s_children_in_their_own_column(ran, capsys):
     header, *lines = out.splitlines()
     assert header.split("  ")[-1].strip() == "CHILDREN OR INPUTS"
     [book] = [line for line in lines if line.startswith("local__cookbook__e2e_test")]
-    assert book.split()[1:5] == ["None", "cookbook", "-", "orders,"]
+    assert book.split()[1:5] == ["triggered", "cookbook", "-", "orders,"]  # no schedule: not None
     assert book.endswith("orders, customers, events, customer_features, train_refund_model")
 
 

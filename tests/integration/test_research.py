@@ -120,9 +120,10 @@ def test_namespace_shows_the_kind_prefix_and_upstream(serving, capsys):
     assert "kind       serving" in out and "ingested from the registry's sources" in out
     _, out = out_of(capsys, ["list"])  # what the DAGs get here, not what the registry says
     rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines()[1:]}
-    assert rows["exp__orders"] == ["None", "(research)", "incremental"]
+    assert rows["exp__orders"] == ["triggered", "(research)", "incremental"]
     _, out = out_of(capsys, ["list", "--namespace", "main"])
-    assert "None (master)" in out.splitlines()[1]
+    assert "triggered (master)" in out.splitlines()[1]
+    assert "None" not in out  # Python's word for nothing is no schedule a user reads
     assert "0 * * * * (replays 2024-01-01)" in next(
         line for line in out.splitlines() if line.startswith("main__cookbook__e2e_test")
     )
@@ -173,6 +174,8 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
 
     for day in DAYS:
         run_steps("orders", day)
+    code, out = out_of(capsys, ["namespace", "diff", "serving", "--table", "orders"])
+    assert (code, out.splitlines()[-1]) == (0, "exp and serving are identical (tables compared: 2)")
     project = load_project()
     cleaned = project.lake().cleaned(project.dataset("orders"))
 
@@ -185,7 +188,7 @@ def test_namespace_diff_reports_the_rows_a_branch_changed(serving, capsys):
     commit_with_retry(cleaned, edit)
     code, out = out_of(capsys, ["namespace", "diff", "serving", "--table", "orders"])
     lines = out.splitlines()
-    assert code == 0
+    assert code == 2  # they differ: exit 2, like plan's changes, so CI can fail on it
     assert "cleaned.orders: 0 only in exp, 1 only in serving, 1 changed, 4 same" in lines
     assert "  dt=2024-01-01: 0 only in exp, 1 only in serving, 1 changed" in lines
     assert "  e.g. only in serving: order_id=1003" in lines

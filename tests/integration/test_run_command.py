@@ -146,7 +146,7 @@ def test_naming_a_dataset_whose_row_is_invalid_says_why(home, airflow_db, capsys
     ("argv", "message"),
     [
         (["run", "orders", "--date", "2010/01/02"], "--date: '2010/01/02' is not a date"),
-        (["run", "orders", "--date", "2010-02-30"], "--date: '2010-02-30' is not a date"),
+        (["run", "orders", "--date", "2010-02-30"], "--date: '2010-02-30' is not a real date"),
         (["backfill", "orders", "--start", "2024-01-01", "--end", "tomorrow"], "--end: 'tomorrow'"),
         (["read", "orders", "--layer", "raw", "--as-of", "2010-13-01"], "--as-of: '2010-13-01'"),
         (["run", "orders", "--date", "2023-12-31"], "orders: 2023-12-31 is before its start_date"),

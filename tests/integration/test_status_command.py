@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import pipelines
@@ -134,7 +135,8 @@ def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
     assert features["STALE"] == "-"  # every input ran before it: nothing changed since it read
     newest = pipelines.read("customer_features", layer="workflows", as_of="2024-01-02")
     assert features["ROWS"] == str(len(newest))  # a workflow's newest output
-    assert rows["daily_revenue"]["GAPS"] == "2024-01-03"  # no run of orders that day
+    # no run of orders on the 3rd, but the 4th's recomputed dt=2024-01-03 (a late row): no gap
+    assert rows["daily_revenue"]["GAPS"] == "-"
     assert rows["customers_by_country"]["FRESHNESS"] == "2d behind, late"  # its dataset's 2h
     assert err.strip() == "4 tables late"
 
@@ -199,6 +201,28 @@ def test_json_holds_every_figure_and_each_day(sample, capsys):
     assert rows["daily_revenue"]["dag_id"] == "local__orders"  # the DAG that writes it
 
 
+def test_an_aggregate_day_a_later_run_recomputed_is_no_gap(sample, home, capsys):
+    """daily_revenue has no run of 2024-01-03 (orders' delivery is missing) but holds that day:
+    the run of the 4th recomputed dt=2024-01-03 (order 1008, placed on the 3rd). The 5th, with
+    neither a run nor a partition, is a gap, for the aggregate as for its dataset."""
+    (home / "include" / "sample" / "orders" / "orders_2024-01-06.csv").write_text(
+        "order_id,customer_id,status,amount,updated_at,order_date\n"
+        "1010,c2,placed,5.00,2024-01-06T08:00:00Z,2024-01-06\n"
+    )
+    run_steps("orders", "2024-01-06")
+    assert "2024-01-03" in set(pipelines.read("daily_revenue", layer="aggregated")["dt"])
+    code, out, _ = status_of(capsys, "--now", "2024-01-07T03:00", "--json")
+    rows = {r["name"]: r for r in json.loads(out)["rows"]}
+    assert code == 0
+    assert rows["orders"]["gaps"] == [["2024-01-03", "2024-01-03"], ["2024-01-05", "2024-01-05"]]
+    revenue = rows["daily_revenue"]
+    assert revenue["gaps"] == [["2024-01-05", "2024-01-05"]]
+    days = {d["ds"]: d["rows"] for d in revenue["days"]}  # the chart has the covered day's bar
+    assert list(days) == ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-06"]
+    recomputed = pipelines.read("daily_revenue", layer="aggregated")
+    assert days["2024-01-03"] == int((recomputed["dt"] == "2024-01-03").sum())
+
+
 @pytest.mark.parametrize(
     ("now", "customers", "features"),
     [
@@ -240,6 +264,41 @@ def test_a_failed_check_shows_in_its_row(home, capsys):
     assert row["failed_days"] == ["2024-01-02"] and row["checks"].startswith("failed: 2 of")
 
 
+def test_a_full_dataset_whose_snapshots_shrank_too_far_shows_failed(home, capsys):
+    """customers' deliveries of the 3rd and 4th keep 1 of 4 customers: each merge refuses the
+    snapshot (max_drop_pct, 50 by default) and keeps the 2nd's. The row says failed, naming the
+    check, as an incremental dataset's failed checks do; the cleaned table is unchanged."""
+    set_allowances(home, {})
+    folder = home / "include" / "sample" / "customers"
+    for day in ("2024-01-01", "2024-01-02"):
+        run_steps("customers", day)
+    kept = pipelines.read("customers")
+    one = "".join(folder.joinpath("customers_20240102.csv").read_text().splitlines(True)[:2])
+    for day in ("2024-01-03", "2024-01-04"):
+        folder.joinpath(f"customers_{day.replace('-', '')}.csv").write_text(one)
+        with pytest.raises(pipelines.exceptions.QualityCheckFailed, match="max_drop_pct=50"):
+            run_steps("customers", day)
+    pd.testing.assert_frame_equal(pipelines.read("customers"), kept)
+    _, out, _ = status_of(capsys, "--now", NOW)
+    customers = table_of(out)["customers"]
+    assert customers["CHECKS"] == "failed (max_drop_pct); 1 earlier failed"
+    assert customers["FRESHNESS"] == "2d behind" and customers["PARTITION"] == "ds=2024-01-02"
+    body = json.loads(status_of(capsys, "--now", NOW, "--json")[1])
+    [row] = [r for r in body["rows"] if r["name"] == "customers"]
+    assert row["failed_days"] == ["2024-01-03", "2024-01-04"]
+    assert row["checks"] == (
+        "failed: max_drop_pct: snapshot 2024-01-04 has 1 rows, 4 on 2024-01-02: a drop of 75% "
+        "is over max_drop_pct=50"
+    )
+    assert [d["state"] for d in row["days"]] == ["ok", "ok", "failed", "failed"]
+    folder.joinpath("customers_20240104.csv").write_text(
+        folder.joinpath("customers_20240102.csv").read_text()
+    )
+    run_steps("customers", "2024-01-04")  # a whole delivery heals the day
+    _, out, _ = status_of(capsys, "--now", NOW)
+    assert table_of(out)["customers"]["CHECKS"] == "passed; 1 earlier failed"
+
+
 def test_namespace_selects_the_lake(home, capsys):
     set_allowances(home, ALLOWANCES)
     run_steps("customers", "2024-01-01", lake=Lake.from_env("prod"))
@@ -258,6 +317,7 @@ def test_namespace_selects_the_lake(home, capsys):
     [
         (["--namespace", "Bad-Name"], "error: PIPELINES_NAMESPACE: 'Bad-Name' must match"),
         (["--now", "yesterday"], "error: --now: 'yesterday' is not a time in the form"),
+        (["--now", "2024-02-30T03:00"], "error: --now: '2024-02-30' is not a real date: Febr"),
         (["--html", "/nonexistent/folder/s.html"], "error: --html: cannot write /nonexistent/"),
         (["--url", "ftp://airflow"], "error: the Airflow URL must be http:// or https://"),
         (["--url", "http://127.0.0.1:9"], "error: cannot reach Airflow at http://127.0.0.1:9"),

@@ -181,7 +181,7 @@ ROW_CASES = [
         "start-date-impossible",
         {"start_date": "2024-13-01"},
         "start_date",
-        "'2024-13-01' is not a date in the form YYYY-MM-DD",
+        "'2024-13-01' is not a real date: there is no month 13",
     ),
     (
         "start-date-with-time",

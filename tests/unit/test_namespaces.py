@@ -260,8 +260,10 @@ def test_an_impossible_unquoted_date_gives_a_config_error(tmp_path, env):
 
 def test_an_impossible_quoted_date_gives_a_config_error(tmp_path, env):
     home = project(tmp_path, "master:\n  date: '2024-02-30'\n")
-    with pytest.raises(ConfigError, match="master.date"):
+    with pytest.raises(ConfigError, match="master.date") as err:
         spec_at(env, home, name="main")
+    (problem,) = err.value.problems  # in the form: it is the day that does not exist
+    assert problem.message == "'2024-02-30' is not a real date: February 2024 has days 1 to 29"
 
 
 # -- maintenance ---------------------------------------------------------------------------------

@@ -115,6 +115,11 @@ def test_bom_crlf_blank_and_comment_lines():
             "registry.csv:2: start_date: '01/02/2024' is not a date in the form YYYY-MM-DD",
         ),
         (
+            "orders,s/o.csv,csv,id,u,d,incremental,@daily,2013-02-30",
+            "registry.csv:2: start_date: '2013-02-30' is not a real date: February 2013 has days "
+            "1 to 28",
+        ),
+        (
             "orders,s/o.csv,csv,id,u,d,incremental,@daily,2999-01-01",
             "registry.csv:2: start_date: 2999-01-01 is in the future",
         ),

@@ -1,5 +1,6 @@
 """``pipelines namespace``: the current namespace, the namespaces in the lake, dropping a research
-namespace's data, and what one namespace's tables hold that another's do not (``diff``)."""
+namespace's data, and what one namespace's tables hold that another's do not (``diff``: exit 0
+when they are identical, 2 when they differ, like ``plan``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.cli.text import escaped, plural, quiet_airflow, say, say_json, table
+from pipelines.cli.text import DIFFERENCES, escaped, plural, quiet_airflow, say, say_json, table
 from pipelines.exceptions import NamespaceError
 
 DOING = {
@@ -118,7 +119,7 @@ def _diff(args: argparse.Namespace) -> int:
     else:
         for line in report.lines():
             say(line)
-    return 0
+    return 0 if report.identical else DIFFERENCES
 
 
 def _size(count: int) -> str:
@@ -144,7 +145,9 @@ def add_parser(sub, namespace_help: str) -> None:
     q = actions.add_parser("drop", help="delete a research namespace's data from the lake")
     q.add_argument("name", help="the namespace to drop")
     q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    q = actions.add_parser("diff", help="rows that differ between this namespace and another")
+    q = actions.add_parser(
+        "diff", help="rows that differ between this namespace and another (exit 2: they differ)"
+    )
     q.add_argument("other", help="the namespace to compare with (e.g. serving)")
     q.add_argument("--table", help="only the tables of this dataset, aggregate or workflow")
     q.add_argument("--json", action="store_true", help="the report as JSON")

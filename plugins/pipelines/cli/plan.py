@@ -14,11 +14,11 @@ import sys
 
 from pipelines.cli.apply import apply
 from pipelines.cli.parser import build as build_parser
-from pipelines.cli.text import note_unwritten, quiet_airflow, say, say_json
+from pipelines.cli.text import DIFFERENCES, note_unwritten, quiet_airflow, say, say_json
 from pipelines.exceptions import PipelinesError
 
 PASSES = 3  # --apply plans again after its backfills, while new ones appear
-CHANGES = 2  # the exit code of a plan with changes: CI shows it on a pull request
+CHANGES = DIFFERENCES  # the exit code of a plan with changes: CI shows it on a pull request
 HEADINGS = {"dataset": "datasets", "aggregate": "aggregates", "workflow": "workflows"}
 
 

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from pipelines.cli.text import plural, quiet_airflow, say, say_lines, table, warn_skipped
 
+# the SCHEDULE of a DAG with none (a cookbook without one; every DAG of a namespace that
+# schedules nothing): it runs when triggered (the CLI, the client, the UI, a cookbook)
+TRIGGERED = "triggered"
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from pipelines.project.config import load_project
@@ -135,7 +139,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     warn_skipped(project)
     where = project.namespace()
     lake = project.lake(where)
-    off = f"None ({where.kind})"  # what a master or research namespace gives its DAGs
+    off = f"{TRIGGERED} ({where.kind})"  # a master or research namespace schedules nothing
 
     def scheduled(schedule: str) -> str:
         return schedule if where.schedules else off
@@ -151,7 +155,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append((project.dag_id(w.name), schedule, "workflow", newest, reads))
     for c in project.cookbooks:
         children = ", ".join(child.name for child in c.children)
-        schedule = scheduled(c.schedule) if c.schedule else "None"
+        schedule = scheduled(c.schedule or TRIGGERED)
         e2e = project.e2e_of(c.name, where)
         if e2e is not None:
             schedule = f"{e2e[0]} (replays {e2e[1]})"

@@ -81,14 +81,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _now(text: str | None) -> dt.datetime:
     if text is None:
         return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    from pipelines.common.partitions import DATE_RE, date_problem, utc
+
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
+        day = text[:10]
+        if DATE_RE.fullmatch(day) and date_problem(day):  # the form is right, the day is not
+            raise PipelinesError(f"--now: {date_problem(day)}") from None
         raise PipelinesError(
             f"--now: {text!r} is not a time in the form YYYY-MM-DD or YYYY-MM-DDTHH:MM"
         ) from None
-    from pipelines.common.partitions import utc
-
     return utc(value)
 
 

@@ -7,6 +7,7 @@ newline that would split a line or a row) is shown escaped, as Python writes it 
 ``\\n``: :func:`pipelines.common.control_chars.escaped`), and the rest of the text as it is
 (``é``, ``中文``). JSON goes through :func:`json_text`: exact JSON, with nothing raw a terminal
 would act on. ``--format csv`` and ``env`` print the values exactly: they are for programs.
+The exit code of a command that found differences (:data:`DIFFERENCES`) lives here too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def json_text(text: str) -> str:
 def say_json(body: object, *, default=None) -> None:
     """Print ``body`` as indented JSON (see :func:`json_text`)."""
     print(json_text(json.dumps(body, indent=2, default=default)))
+
+
+# the exit code of a command that found what it looks for (plan: changes to deploy; namespace
+# diff: rows that differ), so CI can fail a check on it; 1 stays an error, 0 nothing found
+DIFFERENCES = 2
 
 
 def table(rows: list[tuple[str, ...]]) -> None:

@@ -8,6 +8,7 @@ dataset's ingestion kind (:class:`Ingestion`).
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import enum
 import functools
@@ -133,14 +134,36 @@ def format_date(value: dt.date | dt.datetime) -> str:
     return value.isoformat()
 
 
+def date_problem(text: object) -> str | None:
+    """Why ``text`` is not a date ``YYYY-MM-DD`` (None: it is one), the one wording of every
+    date a user gives (options, registry, namespaces.yaml): not in that form, or in that form
+    but no day of the calendar (``'2013-02-30' is not a real date: February 2013 has days 1 to
+    28``)."""
+    if not isinstance(text, str) or not DATE_RE.fullmatch(text):
+        return f"{text!r} is not a date in the form YYYY-MM-DD"
+    year, month, day = (int(part) for part in text.split("-"))
+    if not 1 <= month <= 12:
+        why = f"there is no month {month}"
+    elif year == 0:
+        why = "there is no year 0"
+    else:
+        last = calendar.monthrange(year, month)[1]
+        if 1 <= day <= last:
+            return None
+        why = f"{calendar.month_name[month]} {year} has days 1 to {last}"
+    return f"{text!r} is not a real date: {why}"
+
+
 def parse_date(value: str | dt.date | dt.datetime) -> dt.date:
-    """A ``YYYY-MM-DD`` string (or date/datetime) as a date; ValueError otherwise."""
+    """A ``YYYY-MM-DD`` string (or date/datetime) as a date; ValueError otherwise, saying why
+    (:func:`date_problem`)."""
     if isinstance(value, dt.datetime):
         return utc(value).date()
     if isinstance(value, dt.date):
         return value
-    if not DATE_RE.fullmatch(str(value)):
-        raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD")
+    problem = date_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return dt.date.fromisoformat(value)
 
 
@@ -150,10 +173,7 @@ def date_option(value: str | dt.date | dt.datetime, option: str) -> dt.date:
     try:
         return parse_date(value)
     except ValueError as exc:
-        reason = "" if "YYYY-MM-DD" in str(exc) else f" ({exc})"
-        raise DateError(
-            f"{option}: {value!r} is not a date in the form YYYY-MM-DD{reason}"
-        ) from None
+        raise DateError(f"{option}: {exc}") from None
 
 
 def _croniter(cron: str, start: dt.datetime):

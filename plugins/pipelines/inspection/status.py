@@ -5,12 +5,14 @@ records cannot say what the table holds: :meth:`Table.outline`): what ``pipeline
 One :class:`Status` per table that a row of the project writes: a dataset's cleaned table (with
 its raw deliveries and each day's run), an aggregate's and a workflow's output. Its **gaps** are
 the run days from its start to its newest one that have nothing: no raw delivery for a dataset,
-no recorded run for an aggregate or a workflow. Its **freshness** compares the newest day that
-has *landed* (run, and checks passed: :meth:`Snapshot.has_landed`, what a workflow asks before it
-reads the day) with the latest complete interval
-(:func:`pipelines.project.run_dates.latest_date`): it is *late* when the first interval it lacks
-ended longer ago than its allowance. A workflow's output day is **stale** when what it read has
-changed since (an input day of its window rewritten, or no longer landed) or its code did
+no recorded run for a workflow, neither a run nor a partition for an aggregate (a run recomputes
+the ``dt`` of every row it touched: a late row's older day has data, though no run of its own).
+Its **freshness** compares the newest day that has *landed* (run, and checks passed:
+:meth:`Snapshot.has_landed`, what a workflow asks before it reads the day) with the latest
+complete interval (:func:`pipelines.project.run_dates.latest_date`): it is *late* when the
+first interval it lacks ended longer ago than its allowance. A workflow's output day is
+**stale** when what it read has changed since (an input day of its window rewritten, or no
+longer landed) or its code did
 (:func:`pipelines.steps.staleness.stale_days`, from the same records); a workflow's day whose
 run failed is **failed**, not a gap.
 
@@ -37,7 +39,7 @@ from pipelines.lake.tables import FAILED, PASSED, Snapshot
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.columns import DATASET_TESTS, TABLE_TESTS
 from pipelines.project.config import Kind, Project
-from pipelines.project.registry import Dataset
+from pipelines.project.registry import SHRINK_CHECK, Dataset
 from pipelines.project.run_dates import latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec
 from pipelines.steps.staleness import stale_days
@@ -239,7 +241,7 @@ def failed_tests(outcome: str) -> list[str]:
     """The declared table tests a failed outcome names (``unique zip``, ``min_rows``)."""
     phrases = outcome.removeprefix(FAILED).lstrip(": ").split("; ")
     heads = [p.split(":", 1)[0] for p in phrases if ":" in p]
-    return [h for h in heads if h.split(" ", 1)[0] in TABLE_TESTS + DATASET_TESTS]
+    return [h for h in heads if h.split(" ", 1)[0] in (*TABLE_TESTS, *DATASET_TESTS, SHRINK_CHECK)]
 
 
 def status(
@@ -391,11 +393,15 @@ def _output(
     marks: tuple[set[str], set[str]] = (set(), set()),
 ) -> Status:
     """The row of an aggregate or a workflow: a day is a run it recorded (with the rows that run
-    wrote; ``marks``: the days that failed, and that are stale); its rows are every partition's
-    for an aggregate (the table is by ``dt``), the newest output's for a workflow (one output a
-    day)."""
+    wrote; ``marks``: the days that failed, and that are stale), or a partition a run recomputed
+    up to the newest run (an aggregate's ``dt`` of a late row: that day has data, no gap); its
+    rows are every partition's for an aggregate (the table is by ``dt``), the newest output's
+    for a workflow (one output a day)."""
     runs = snap.meta.get("runs", {})
-    ran = sorted(set(runs) | (set(snap.partitions) if key == "ds" else set()))
+    cron, start = schedule
+    ran = (
+        sorted({*runs, *snap.partitions}) if key == "ds" else _covered(runs, snap.partitions, start)
+    )
     failed, stale = marks
     days = tuple(
         Day(ds, _rows_of(runs, snap, ds), 0, ds in failed, ds in stale)
@@ -403,7 +409,6 @@ def _output(
     )
     newest = max(snap.partitions, default=None)
     rows = snap.rows(newest) if kind is Kind.WORKFLOW and newest else snap.rows()
-    cron, start = schedule
     return Status(
         name=name,
         kind=kind,
@@ -421,6 +426,16 @@ def _output(
         start=start.isoformat(),
         dag_id=dag_id,
     )
+
+
+def _covered(runs: dict, partitions: Iterable[str], start: dt.date) -> list[str]:
+    """The days an aggregate has, oldest first: each day a run recorded, and each ``dt``
+    partition from ``start`` up to the newest run (a run recomputes the ``dt`` of every row it
+    touched, a late row's older day too: that day is covered, though no run was its own)."""
+    newest = max(runs, default=None)
+    first = start.isoformat()
+    held = {p for p in partitions if newest is not None and first <= p <= newest}
+    return sorted({*runs, *held})
 
 
 def _failed(runs: dict) -> tuple[str, ...]:

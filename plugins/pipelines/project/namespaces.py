@@ -19,7 +19,6 @@ name gives the kind. Without the file, the rules are :data:`DEFAULT_RULES`.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import fnmatch
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.partitions import DATE_RE
+from pipelines.common.partitions import date_problem
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
 from pipelines.lake.delta import DEFAULT_RETENTION_HOURS, LOG, retention_problem
 from pipelines.lake.lake import Lake, claimed
@@ -306,20 +305,10 @@ def _value(where: str, key: str, value: Any, problem) -> Any:
         raise problem(where, "must be text")
     if key == "upstream" and not environment.NAMESPACE_RE.fullmatch(text):
         raise problem(where, f"{text!r} is not a namespace name")
-    if key == "date" and not _is_date(text):
-        raise problem(where, f"{text!r} is not a date in the form YYYY-MM-DD")
+    if key == "date" and date_problem(text) is not None:
+        raise problem(where, date_problem(text))
     if key in ("schedule", "maintenance"):
         text, why = check_schedule(text, writes_partitions=False)
         if why:
             raise problem(where, why)
     return text
-
-
-def _is_date(text: str) -> bool:
-    if not DATE_RE.fullmatch(text):
-        return False
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:  # 2024-02-30
-        return False
-    return True

@@ -131,6 +131,9 @@ COLUMNS = {
     "freshness": False,
 }
 HEADER_REQUIRED = [c for c, req in COLUMNS.items() if req is True]
+# the registry's check of a run, named first in a failed outcome ("max_drop_pct: ...") as the
+# declared table tests are: a full snapshot that shrank too far against the one before it
+SHRINK_CHECK = "max_drop_pct"
 
 
 def load_registry(path: str | os.PathLike | None = None, *, strict: bool = False) -> Registry:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipelines.common.partitions import DAILY, Ingestion, shortest_gap
+from pipelines.common.partitions import DAILY, Ingestion, date_problem, shortest_gap
 from pipelines.exceptions import Problem
 from pipelines.runtime.secrets import has_user_info, redact, secret_query_keys
 
@@ -237,13 +237,11 @@ def check_schedule(value: str, *, writes_partitions: bool = True) -> tuple[str, 
 def start_date_value(value: str, report: Reporter) -> dt.date | None:
     if not value:
         return None
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError
-        date = dt.date.fromisoformat(value)
-    except ValueError:
-        report("start_date", f"{value!r} is not a date in the form YYYY-MM-DD")
+    problem = date_problem(value)
+    if problem is not None:
+        report("start_date", problem)
         return None
+    date = dt.date.fromisoformat(value)
     if date > dt.datetime.now(dt.UTC).date():
         report("start_date", f"{value} is in the future")
     return date

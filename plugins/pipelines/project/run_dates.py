@@ -115,17 +115,26 @@ def _check_complete(
     allow_incomplete: bool,
 ) -> None:
     if last.start > now:
-        latest = interval_for(cron, now).ds
-        raise DateError(f"{name}: {last.ds} is in the future; the latest date is {latest}")
+        latest = _latest(cron, datasets, now, allow_incomplete)
+        raise DateError(f"{name}: {last.ds} is in the future; {latest}")
     if allow_incomplete:
         return
     end = _ends(datasets, last)
     if end > now:
         raise DateError(
             f"{name}: the interval of {last.ds} ends {end:%Y-%m-%d %H:%M} UTC, which is still "
-            f"to come (the latest complete date is {_latest_complete(cron, datasets, now)}); "
+            f"to come ({_latest(cron, datasets, now, allow_incomplete)}); "
             "pass --allow-incomplete (allow_incomplete=True) to run it anyway"
         )
+
+
+def _latest(cron: str, datasets: list[Dataset], now: dt.datetime, allow_incomplete: bool) -> str:
+    """The latest date a run may be for at ``now``, in the words both refusals use: the latest
+    complete one (:func:`_latest_complete`, what a run without a date runs), or with
+    ``allow_incomplete`` the one whose interval has started."""
+    if allow_incomplete:
+        return f"the latest date it can run is {interval_for(cron, now).ds}, still incomplete"
+    return f"the latest complete date is {_latest_complete(cron, datasets, now)}"
 
 
 def _latest_complete(cron: str, datasets: list[Dataset], now: dt.datetime) -> str:

@@ -23,8 +23,8 @@ from pipelines.common.partitions import Ingestion, Interval, Layer
 from pipelines.exceptions import LakeError, QualityCheckFailed, SchemaDriftError
 from pipelines.lake import frames
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import Snapshot, Table, commit_with_retry, iso_utc
-from pipelines.project.registry import Dataset
+from pipelines.lake.tables import FAILED, Snapshot, Table, commit_with_retry, iso_utc
+from pipelines.project.registry import SHRINK_CHECK, Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.steps import declared, schema, typed_merge
 
@@ -230,7 +230,7 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
     prepared = (len(winners), len(quarantined), superseded)
     result = MergeResult(raw_rows=raw_rows)
     table = lake.cleaned(dataset)
-    delivery = _Delivery(dataset, interval, winners, table, result, [])
+    delivery = _Delivery(dataset, interval, winners, table, result, [], [])
     write = _WRITERS[dataset.ingestion]
 
     def attempt(base: Snapshot) -> Snapshot:
@@ -242,6 +242,10 @@ def merge(dataset: Dataset, interval: Interval, lake: Lake) -> MergeResult:
         return snap
 
     snap = commit_with_retry(table, attempt)
+    if delivery.refused:  # recorded as the day's failed checks; the current snapshot stands
+        raise QualityCheckFailed(
+            f"{dataset.name}: {delivery.refused[0]}; the current snapshot is kept"
+        )
     if delivery.collapsed:
         quarantined = pd.concat([quarantined, _collapsed_rows(delivery, lake)], ignore_index=True)
     write_quarantine(dataset, interval, lake, quarantined)
@@ -289,6 +293,7 @@ class _Delivery:
     table: Table
     result: MergeResult
     collapsed: list[int]  # the ``_row`` of each winner another took the key of once typed
+    refused: list[str]  # why the snapshot was refused (a full one that shrank too far)
 
     @property
     def counted(self) -> tuple[str, dict]:
@@ -423,7 +428,11 @@ def _snapshot(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]
     cols = _table_schema(dataset, delta, base)
     if not delta.empty:
         delta = transforms.sort_rows(delivery.typed(cols), dataset.primary_key)
-    _check_shrink(dataset, interval, base, len(delta))
+    delivery.refused[:] = [why] if (why := _shrank(dataset, interval, base, len(delta))) else []
+    if delivery.refused:  # the day's run is recorded, failed, as a failed check is: status says so
+        ds, counts = delivery.counted
+        run = (ds, {**counts, "checks": f"{FAILED}: {SHRINK_CHECK}: {delivery.refused[0]}"})
+        return delivery.table.commit(base, {}, run=run), []
     if delta.empty:  # an empty snapshot is still a snapshot: every row disappeared
         delta = pd.DataFrame(
             {c: pd.Series(dtype=transforms.DTYPES.get(k, "string")) for c, k in cols.items()}
@@ -434,18 +443,20 @@ def _snapshot(delivery: _Delivery, base: Snapshot) -> tuple[Snapshot, list[str]]
     ]
 
 
-def _check_shrink(dataset: Dataset, interval: Interval, base: Snapshot, rows: int) -> None:
-    """A full snapshot may not shrink by more than max_drop_pct against the one before it."""
+def _shrank(dataset: Dataset, interval: Interval, base: Snapshot, rows: int) -> str | None:
+    """Why a full snapshot of ``rows`` rows is refused (None: it is not): it may not shrink by
+    more than max_drop_pct against the one before it."""
     older = sorted(p for p in base.partitions if p < interval.ds)
     if not older:
-        return
+        return None
     before = base.rows(older[-1])
     if before and (before - rows) * 100 / before > dataset.max_drop_pct:
-        raise QualityCheckFailed(
-            f"{dataset.name}: snapshot {interval.ds} has {rows} rows, {before} on {older[-1]}: a "
-            f"drop of {(before - rows) * 100 / before:.0f}% is over max_drop_pct="
-            f"{dataset.max_drop_pct:g}; the current snapshot is kept"
+        return (
+            f"snapshot {interval.ds} has {rows} rows, {before} on {older[-1]}: a drop of "
+            f"{(before - rows) * 100 / before:.0f}% is over {SHRINK_CHECK}="
+            f"{dataset.max_drop_pct:g}"
         )
+    return None
 
 
 _WRITERS = {Ingestion.INCREMENTAL: _upsert, Ingestion.FULL: _snapshot}  # how each kind commits

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, BaseOperator
 
-from pipelines.common.partitions import format_date
+from pipelines.common.partitions import DAILY, format_date
 from pipelines.exceptions import PipelinesError
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Kind, Project
@@ -20,7 +20,7 @@ from pipelines.runtime.environment import child_run_id
 from pipelines.wiring.docs import code, text
 from pipelines.wiring.operators import RESULTS, ReachesTheLake, default_args, fail_clearly
 from pipelines.wiring.task_ids import VERIFY, trigger
-from pipelines.wiring.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import timetable_of
 
 
 def replayed_day(context: Any, replay: str | None) -> tuple[dt.datetime | None, bool]:
@@ -141,7 +141,8 @@ def cookbook_dag(
         cron, replay = e2e
     with DAG(
         dag_id=environment.cookbook_dag_id(book.name, lake.namespace),
-        schedule=PipelinesTimetable(cron, timezone="UTC") if cron else None,
+        # unscheduled, a run triggered for D still covers [D, next D) of the days it runs for
+        schedule=timetable_of(cron) if cron else timetable_of(book.cron or DAILY, scheduled=False),
         # a constant start (catchup is off): a date of the parse would make a new DAG version
         # every day
         start_date=_midnight(replay) if replay else None,

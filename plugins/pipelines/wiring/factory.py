@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import gc
 import logging
 from collections.abc import Iterator
 
 from airflow.sdk import DAG, get_parsing_context
 
+from pipelines.common.partitions import DAILY
 from pipelines.lake.lake import Lake
 from pipelines.project.config import Project, load_project
 from pipelines.project.namespaces import NamespaceSpec
@@ -35,7 +35,7 @@ from pipelines.wiring.stages import (
     rewrite_asset,
     workflow,
 )
-from pipelines.wiring.timetable import PipelinesTimetable
+from pipelines.wiring.timetable import timetable_of
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def dataset_dag(
     dag_id = environment.dataset_dag_id(dataset.name, lake.namespace)
     with DatasetDAG(
         dag_id=dag_id,
-        schedule=_timetable(dataset.cron) if where.schedules else None,
+        schedule=timetable_of(dataset.cron, scheduled=where.schedules),
         start_date=start,
         catchup=True,
         max_active_runs=dataset.max_active_runs,
@@ -228,7 +228,11 @@ def workflow_dag(
     start = dt.datetime.combine(spec.start_date or dt.date(2020, 1, 1), dt.time(), tzinfo=dt.UTC)
     with DAG(
         dag_id=environment.workflow_dag_id(spec.name, lake.namespace),
-        schedule=_workflow_schedule(spec, lake) if where.schedules else None,
+        schedule=(
+            _workflow_schedule(spec, lake)
+            if where.schedules
+            else timetable_of(spec.cron or DAILY, scheduled=False)
+        ),
         start_date=start,
         catchup=bool(spec.cron),
         max_active_runs=1,
@@ -245,7 +249,7 @@ def workflow_dag(
 
 def _workflow_schedule(spec: WorkflowSpec, lake: Lake):
     if spec.cron:
-        return _timetable(spec.cron)
+        return timetable_of(spec.cron)
     from airflow.sdk import AssetAll, AssetAny, IdentityMapper, PartitionedAssetTimetable
 
     tables = {(i.layer, i.table): i for i in spec.inputs}.values()  # one asset per table
@@ -270,13 +274,6 @@ def workflow_doc(spec: WorkflowSpec) -> str:
         f"`include/workflows.yaml`.\n\n| input | table | window |\n|---|---|---|\n{rows}\n\n"
         f"params: {params}; key: {key}\n"
     )
-
-
-@functools.lru_cache(maxsize=256)
-def _timetable(cron: str) -> PipelinesTimetable:
-    """One timetable per distinct schedule, shared by the DAGs that use it (building one parses
-    the cron expression and its description: per DAG that was a fifth of the parse)."""
-    return PipelinesTimetable(cron, timezone="UTC")
 
 
 def registry_doc(dataset: Dataset) -> str:
