@@ -65,6 +65,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if late:
         print(f"{plural(late, 'table')} late", file=sys.stderr)
     for row in rows:
+        for text in row.damaged:
+            print(f"{row.name}: damaged: {text}: pipelines repair {row.name}", file=sys.stderr)
         if row.stale:
             days = plural(len(row.stale), "day")
             print(f"{row.name}: {days} stale: pipelines run {row.name} --stale", file=sys.stderr)
