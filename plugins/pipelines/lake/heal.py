@@ -223,6 +223,25 @@ def salvage(healed: Healed, storage: Storage) -> int:
     return rows.num_rows
 
 
+def keep_added(healed: Healed, storage: Storage, prefix: str, aside: str) -> list[str]:
+    """Copy the data files the log entries set aside had added to ``aside`` too (when what
+    they held cannot be made again, a vacuum would otherwise delete the last copy); where they
+    are kept."""
+    root = healed.path.rstrip("/")
+    kept = []
+    for source, where in healed.moved:
+        if damage.commit_version(source.rsplit("/", 1)[1]) is None:
+            continue
+        text = storage.read(where).decode("utf-8", "replace")
+        for rel in _ADDED.findall(text):
+            path = f"{root}/{unquote(rel)}"
+            if storage.exists(path):
+                rest = path[len(prefix.rstrip("/")) :].lstrip("/")
+                storage.write(f"{aside}/{rest}", storage.read(path))
+                kept.append(f"{aside}/{rest}")
+    return kept
+
+
 def _orphans(opened, storage: Storage, root: str, healed: Healed) -> set[str]:
     """The data files no version of the table names now, written after the version kept."""
     referenced = {unquote(u.removeprefix("file://")) for u in opened.file_uris()}

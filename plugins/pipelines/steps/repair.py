@@ -21,6 +21,7 @@ from pipelines.lake.heal import Healed
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import Table
 from pipelines.project.config import Project
+from pipelines.runtime.secrets import redact
 from pipelines.steps.dataset import STEPS, run_steps
 from pipelines.steps.maintenance import tables
 
@@ -132,7 +133,16 @@ def _repair_table(
         try:
             run_steps(dataset, day, steps or STEPS, project=project, lake=lake)
         except PipelinesError as exc:
-            item.unhealed = f"{day} could not be made again ({exc})"
+            kept = heal.keep_added(healed, lake.storage, lake.prefix, aside)
+            copies = (
+                f"; the data files its entries had added are kept in {redact(aside)}"
+                if kept
+                else ""
+            )
+            item.unhealed = (
+                f"{day} could not be made again ({exc}){copies}; once its delivery is back: "
+                f"pipelines run {dataset} --date {day}"
+            )
             return item
         item.reran.append(day)
     return item
