@@ -121,3 +121,19 @@ def test_salvage_recommits_the_rows_of_an_append_set_aside(tmp_path, storage):
     healed = heal.heal(str(path), storage, str(tmp_path / "ns"), aside)
     assert heal.salvage(healed, storage) == 5
     assert rows_of(path) == everything
+
+
+def test_a_read_names_a_file_cut_short_and_leaves_a_missing_one_to_its_retry(tmp_path, storage):
+    from pipelines.lake.tables import Table
+
+    path = days_table(tmp_path)
+    table = Table(storage, str(path), "ds")
+    files = [u.removeprefix("file://") for u in DeltaTable(str(path)).file_uris()]
+    cut = Path(files[0])
+    cut.write_bytes(cut.read_bytes()[:-1])
+    with pytest.raises(CorruptFile) as caught:
+        table.read()
+    assert caught.value.path == str(cut) and "\n" not in str(caught.value)
+    Path(files[0]).unlink()  # as a concurrent commit and vacuum would: read the new version
+    with pytest.raises(FileNotFoundError):
+        table.read()

@@ -12,6 +12,7 @@ it reads data files, and says which file it is in one line (:class:`CorruptFile`
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from pipelines.runtime.secrets import redact
 if TYPE_CHECKING:
     from deltalake import DeltaTable
 
+log = logging.getLogger(__name__)
 LOG = "_delta_log"
 LAST_CHECKPOINT = "_last_checkpoint"
 # what delta-rs and Arrow say of a file that does not parse (the error names no file)
@@ -145,9 +147,11 @@ def _said(exc: BaseException, fallback: str) -> str:
     return f"{fallback}: {text}" if text else fallback
 
 
-def data_damage(table: DeltaTable, storage: Storage, paths: set[str] | None = None) -> list[Damage]:
+def data_damage(
+    table: DeltaTable, storage: Storage, paths: set[str] | None = None, *, missing: bool = True
+) -> list[Damage]:
     """The data files of ``table`` (at its version; only those of ``paths``, their log paths,
-    when given) missing, or not the size their log entry recorded."""
+    when given) not the size their log entry recorded, or (``missing``) not there."""
     import pyarrow as pa
 
     files = pa.table(table.get_add_actions(flatten=True))
@@ -155,14 +159,20 @@ def data_damage(table: DeltaTable, storage: Storage, paths: set[str] | None = No
     expected = dict(zip(files["path"].to_pylist(), files["size_bytes"].to_pylist(), strict=True))
     if paths is not None:
         expected = {p: s for p, s in expected.items() if p in paths}
-    return sizes_damage(root, expected, storage)
+    return sizes_damage(root, expected, storage, missing=missing)
 
 
 def sizes_damage(
-    root: str, expected: dict[str, int | None], storage: Storage | None = None
+    root: str,
+    expected: dict[str, int | None],
+    storage: Storage | None = None,
+    *,
+    missing: bool = True,
 ) -> list[Damage]:
-    """The files of ``expected`` (log path -> recorded size, under the table ``root``) that
-    are missing or of another size (``storage`` None: on local disk)."""
+    """The files of ``expected`` (log path -> recorded size, under the table ``root``) of
+    another size, or (``missing``) not there (``storage`` None: on local disk). A reader leaves
+    a missing file to its read: a concurrent commit and vacuum remove files, and the reader
+    reads the new version."""
     found = []
     remote = storage is not None and storage.remote
     listed = dict(storage.files(root)) if remote and expected else {}
@@ -175,9 +185,9 @@ def sizes_damage(
                 have = os.stat(path).st_size
             except FileNotFoundError:
                 have = None
-        if have is None:
+        if have is None and missing:
             found.append(Damage(path, "missing: its version's log names it", "data"))
-        elif size is not None and have != size:
+        elif have is not None and size is not None and have != size:
             found.append(Damage(path, f"{have} bytes, its log entry says {size}", "data"))
     return found
 
@@ -194,17 +204,22 @@ def explain(path: str, storage: Storage, exc: BaseException) -> CorruptFile | No
     reading error)."""
     if isinstance(exc, CorruptFile):
         return exc
-    if not looks_corrupt(exc):
+    if isinstance(exc, FileNotFoundError) or not looks_corrupt(exc):
+        return None  # a file a concurrent vacuum removed: the reader reads the new version
+    try:
+        return _named(path, storage)
+    except Exception:  # noqa: BLE001 - looking for the file never hides the error itself
+        log.debug("looking for a damaged file of %s failed", redact(path), exc_info=True)
         return None
+
+
+def _named(path: str, storage: Storage) -> CorruptFile | None:
     found = log_damage(path, storage)
     if not found:
         from deltalake import DeltaTable
 
-        try:
-            opened = DeltaTable(path, storage_options=storage.delta_options)
-        except Exception:  # noqa: BLE001 - the log reads badly for a reason found above or none
-            return None
-        found = data_damage(opened, storage)
+        opened = DeltaTable(path, storage_options=storage.delta_options)
+        found = data_damage(opened, storage, missing=False)
     return found[0].error(path) if found else None
 
 

@@ -231,7 +231,7 @@ class RunLog:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        found = damage.data_damage(opened, self.storage)  # a file cut short is named
+        found = damage.data_damage(opened, self.storage, missing=False)  # one cut short
         if found:
             raise found[0].error(self.path)
         pieces = [

@@ -165,7 +165,7 @@ class Snapshot:
             if part in partitions
         ]
         # a file cut short (or emptied) is named here, before a reader meets it
-        found = damage.sizes_damage(root, {p: s for p, _, s in chosen})
+        found = damage.sizes_damage(root, {p: s for p, _, s in chosen}, missing=False)
         if found:
             raise found[0].error(root)
         return [(f"{root}/{unquote(path)}", part) for path, part, _ in chosen]
@@ -554,6 +554,8 @@ def _readable(table: Table, read: Callable[[], T]) -> T:
 
     try:
         return read()
+    except FileNotFoundError:
+        raise  # a concurrent commit and vacuum: the reader reads the new version
     except (OSError, pa.ArrowException) as exc:
         named = damage.explain(table.path, table.storage, exc)
         if named is not None:
