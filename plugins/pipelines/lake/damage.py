@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOG = "_delta_log"
 LAST_CHECKPOINT = "_last_checkpoint"
+FEW = 8  # folders listed one by one on S3 for their files' sizes (more: the table, once)
 # what delta-rs and Arrow say of a file that does not parse (the error names no file)
 SYMPTOMS = ("json error", "parquet", "magic bytes", "eof", "truncated", "deserialize", "invalid")
 
@@ -154,7 +155,8 @@ def data_damage(
     when given) not the size their log entry recorded, or (``missing``) not there."""
     import pyarrow as pa
 
-    files = pa.table(table.get_add_actions(flatten=True))
+    # from the stream: pa.table() would import pandas (a second of status's budget)
+    files = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
     root = table.table_uri.removeprefix("file://").rstrip("/")
     expected = dict(zip(files["path"].to_pylist(), files["size_bytes"].to_pylist(), strict=True))
     if paths is not None:
@@ -175,7 +177,11 @@ def sizes_damage(
     reads the new version."""
     found = []
     remote = storage is not None and storage.remote
-    listed = dict(storage.files(root)) if remote and expected else {}
+    listed: dict[str, int] = {}
+    if remote and expected:  # sizes as a listing says them: the folders of the files, or all
+        folders = {f"{root}/{unquote(rel)}".rsplit("/", 1)[0] for rel in expected}
+        for folder in sorted(folders) if len(folders) <= FEW else [root]:
+            listed.update(storage.files(folder))
     for rel, size in sorted(expected.items()):
         path = f"{root}/{unquote(rel)}"
         if remote:
