@@ -247,3 +247,25 @@ def test_on_s3_a_damaged_log_entry_is_named_and_shown(s3, built, capsys):
     assert code == 0 and said.startswith(damaged), out
     assert not any(r["damaged"] for n, r in rows.items() if n != "ledger")
     assert s3.clear() == 0
+
+
+def test_a_raw_day_whose_delivery_is_gone_is_said_not_healed_and_kept(built, fast_dir, capsys):
+    """Raw's truth is the delivery: with it gone, repair says so (exit 1), keeps the damaged
+    entry and the data files it had added, and a rerun once the delivery is back heals."""
+    shutil.copytree(built, fast_dir / "copy")
+    env = Env(str(fast_dir / "copy" / "project"), str(fast_dir / "copy" / "lake"))
+    damaged = entry_cut(fast_dir / "copy" / "lake" / "local" / "raw" / "ledger")
+    source = fast_dir / "copy" / "project" / "include" / "data" / f"ledger_{DAYS[-1]}.csv"
+    source.rename(source.with_suffix(".away"))
+    code, out, _ = cli(env, capsys, "repair", "ledger")
+    assert code == 1 and f"raw/ledger: damaged ({damaged.name}" in out
+    assert f"NOT healed: {DAYS[-1]} could not be made again" in out
+    assert f"pipelines run ledger --date {DAYS[-1]}" in out
+    kept = fast_dir / "copy" / "lake" / "local" / "_damaged"
+    assert [p.name for p in kept.rglob(damaged.name)] == [damaged.name]
+    assert list(kept.rglob(f"ds={DAYS[-1]}/*.parquet"))  # the day's rows, kept with it
+    source.with_suffix(".away").rename(source)
+    code, out, _ = cli(env, capsys, "run", "ledger", "--date", DAYS[-1])
+    assert code == 0, out
+    before = read_table(Env(str(built / "project"), str(built / "lake")), "ledger", "raw")
+    assert fingerprint(read_table(env, "ledger", "raw")) == fingerprint(before)

@@ -127,21 +127,31 @@ def _repair_table(
                 f"pipelines run {name} --date DAY (for each)"
             )
         return item
-    dataset = dict((a.name, a.dataset) for a in project.aggregates).get(name, name)
-    steps = None if layer is Layer.RAW else FROM_RAW  # raw: from the deliveries themselves
+    return _remake(project, lake, layer, name, days, item, aside)
+
+
+def _remake(
+    project: Project,
+    lake: Lake,
+    layer: Layer,
+    name: str,
+    days: list[str],
+    item: Repaired,
+    aside: str,
+) -> Repaired:
+    """Run the days again, in order: a raw table's from its deliveries (every step), the
+    others' from the raw table (merge, checks, aggregates). The first that fails stops it."""
+    dataset = {a.name: a.dataset for a in project.aggregates}.get(name, name)
+    steps = STEPS if layer is Layer.RAW else FROM_RAW
     for day in days:
         try:
-            run_steps(dataset, day, steps or STEPS, project=project, lake=lake)
+            run_steps(dataset, day, steps, project=project, lake=lake)
         except PipelinesError as exc:
-            kept = heal.keep_added(healed, lake.storage, lake.prefix, aside)
-            copies = (
-                f"; the data files its entries had added are kept in {redact(aside)}"
-                if kept
-                else ""
-            )
+            kept = heal.keep_added(item.healed, lake.storage, lake.prefix, aside)
+            copies = f"; the data files its entries had added are kept in {redact(aside)}"
             item.unhealed = (
-                f"{day} could not be made again ({exc}){copies}; once its delivery is back: "
-                f"pipelines run {dataset} --date {day}"
+                f"{day} could not be made again ({exc}){copies if kept else ''}; once its "
+                f"delivery is back: pipelines run {dataset} --date {day}"
             )
             return item
         item.reran.append(day)
