@@ -96,7 +96,7 @@ def _heal_log(healed: Healed, storage: Storage, prefix: str, aside: str) -> None
     names = storage.list(folder)
     versions = sorted(v for v in map(damage.commit_version, names) if v is not None)
     bad = [d.version for d in found if d.kind == "commit" and d.version is not None]
-    moving = [n for n in names if n.startswith(".tmp-")]  # a crashed writer's, no commit
+    moving: list[str] = []
     if any(d.kind == "checkpoint" for d in found):
         moving += [d.path.rsplit("/", 1)[1] for d in found if d.kind == "checkpoint"]
         if damage.LAST_CHECKPOINT in names:
