@@ -77,6 +77,21 @@ class OutsideNamespace(LakeError):
     lake root (which could lead outside it): never retried."""
 
 
+class CorruptFile(LakeError):
+    """A file of a table (a Delta log entry, a checkpoint, a data file) is damaged: cut short,
+    empty, or not what its log says it is. The message names the file; ``pipelines repair``
+    sets it aside and restores the table.
+
+    :param path: the damaged file
+    :param table: the root of the table it belongs to
+    """
+
+    def __init__(self, message: str, *, path: str = "", table: str = ""):
+        super().__init__(message)
+        self.path = path
+        self.table = table
+
+
 class CommitConflict(LakeError):
     """Another writer committed a new version of the table first; the caller retries."""
 

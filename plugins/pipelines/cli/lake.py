@@ -175,3 +175,26 @@ def _describe(layer, name: str, lake_table, kind) -> tuple[str, ...]:
     newest = f"{lake_table.key}={parts[-1]}" if parts else "-"
     rows = sum(snap.rows(p) for p in current)
     return (str(layer), name, str(len(parts)), str(rows), newest)
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Set damaged files aside and restore their tables: a line per table repaired."""
+    quiet_airflow()
+    from pipelines.project.config import load_project
+    from pipelines.runtime.secrets import redact
+    from pipelines.steps.repair import repair
+
+    project = load_project()
+    if args.name is not None:
+        project.require(args.name)
+    lake = project.lake()
+    done = repair(project, lake, args.name, on_table=say_lines)
+    if not done:
+        say(f"nothing damaged in namespace {lake.namespace} ({redact(lake.prefix)})")
+        return 0
+    bad = [d for d in done if d.unhealed]
+    say(
+        f"repaired {plural(len(done) - len(bad), 'table')}"
+        + (f"; {plural(len(bad), 'table')} NOT healed (above)" if bad else "")
+    )
+    return 1 if bad else 0

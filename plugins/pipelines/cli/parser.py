@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.cli.lake import add_parser as add_lake
-from pipelines.cli.lake import cmd_optimize, cmd_read, cmd_show, cmd_vacuum
+from pipelines.cli.lake import cmd_optimize, cmd_read, cmd_repair, cmd_show, cmd_vacuum
 from pipelines.cli.namespaces import add_parser as add_namespace
 from pipelines.cli.project import cmd_env, cmd_infer, cmd_init, cmd_list, cmd_validate
 from pipelines.cli.remote import cmd_backfill, cmd_submit
@@ -77,6 +77,16 @@ def build(*more: Callable[[Any, str], None]) -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="compact each table's small files (Delta's optimize)")
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_optimize)
+    p = sub.add_parser(
+        "repair",
+        help="set damaged table files aside (kept under {namespace}/_damaged/) and restore "
+        "each table from its last good version and the raw deliveries",
+    )
+    p.add_argument(
+        "name", nargs="?", help="a dataset (its layers and aggregates), aggregate or workflow"
+    )
+    p.add_argument("--namespace", help=NAMESPACE_HELP)
+    p.set_defaults(func=cmd_repair)
     p = sub.add_parser("show", help="what each layer of the lake holds, per table")
     p.add_argument("--namespace", help=NAMESPACE_HELP)
     p.set_defaults(func=cmd_show)

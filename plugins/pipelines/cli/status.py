@@ -72,6 +72,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if late:
         say(f"{plural(late, 'table')} late", file=sys.stderr)
     for row in rows:
+        for text in row.damaged:
+            say(f"{row.name}: damaged: {text}: pipelines repair {row.name}", file=sys.stderr)
         if row.stale:
             days = plural(len(row.stale), "day")
             say(f"{row.name}: {days} stale: pipelines run {row.name} --stale", file=sys.stderr)

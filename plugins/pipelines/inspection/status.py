@@ -34,14 +34,16 @@ from typing import Any, NamedTuple
 from pipelines.common.partitions import DAILY, interval_for, run_days, utc
 from pipelines.common.windows import range_text as gap_text
 from pipelines.common.windows import ranges_text
+from pipelines.exceptions import CorruptFile
 from pipelines.lake.lake import Lake
-from pipelines.lake.tables import FAILED, PASSED, Snapshot
+from pipelines.lake.tables import FAILED, PASSED, Snapshot, Table
 from pipelines.project.aggregates import AggregateSpec
 from pipelines.project.columns import DATASET_TESTS, TABLE_TESTS
 from pipelines.project.config import Kind, Project
 from pipelines.project.registry import SHRINK_CHECK, Dataset
 from pipelines.project.run_dates import latest_date, waits_for
 from pipelines.project.workflows import WorkflowSpec
+from pipelines.runtime.secrets import redact
 from pipelines.steps.staleness import stale_days
 
 STALE = "stale"
@@ -132,6 +134,8 @@ class Status:
     :param dag_id: the DAG that writes the table
     :param stale: a workflow's stale output days and why each is, ``(day, why)`` oldest first
     :param run: its latest run (only when Airflow was asked)
+    :param damaged: the damaged files of its tables, each ``file: what is wrong`` (the newest
+        log entry of each, and the data files it adds: ``pipelines repair`` heals them)
     """
 
     name: str
@@ -151,6 +155,7 @@ class Status:
     dag_id: str
     stale: tuple[tuple[str, str], ...] = ()
     run: LastRun | None = None
+    damaged: tuple[str, ...] = ()
 
     @property
     def late(self) -> bool:
@@ -179,6 +184,8 @@ class Status:
     @property
     def checks_text(self) -> str:
         """The newest run's checks in a word, and how many earlier days failed theirs."""
+        if self.damaged:
+            return "damaged"
         if self.checks is None:
             return "-"
         newest_failed = self.checks.startswith(FAILED)
@@ -223,6 +230,7 @@ class Status:
             gaps=[list(g) for g in self.gaps],
             stale={"days": list(self.stale_days), "reasons": dict(self.stale)},
             days=[{**d._asdict(), "state": d.state} for d in self.days],
+            damaged=list(self.damaged),
             run=dataclasses.asdict(self.run) if self.run else None,
             freshness={
                 "expected": fresh.expected,
@@ -309,9 +317,9 @@ class _Due:
 
 
 def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
-    raw = lake.raw(dataset.name).outline()
+    raw, raw_damage = _outline(lake.raw(dataset.name))
     table = lake.cleaned(dataset)
-    cleaned = table.outline()
+    cleaned, damaged = _outline(table)
     runs = cleaned.meta.get("runs", {})
     parts = sorted(cleaned.partitions)
     delivered = sorted(raw.partitions)
@@ -341,24 +349,40 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
         days=days,
         start=dataset.start_date.isoformat(),
         dag_id=_dag_id(due.project, dataset.name, lake),
+        damaged=raw_damage + damaged,
     )
+
+
+def _outline(table: Table) -> tuple[Snapshot, tuple[str, ...]]:
+    """:meth:`Table.outline`, and the damaged files of the table's newest log entry (one small
+    read): a table whose log cannot be replayed is shown empty, and damaged."""
+    try:
+        snap = table.outline()
+    except CorruptFile as exc:
+        return Snapshot(-1, recorded=table.recorded, key=table.key), (_damage_text(exc),)
+    return snap, tuple(f"{redact(d.path)}: {d.why}" for d in table.newest_damage(snap.version))
+
+
+def _damage_text(exc: CorruptFile) -> str:
+    return f"{redact(exc.path)}: {str(exc).split(' is damaged (', 1)[-1].split('): ', 1)[0]}"
 
 
 def _aggregate(spec: AggregateSpec, dataset: Dataset, lake: Lake, due: _Due) -> Status:
     table = lake.aggregated(spec.name)
-    snap = table.outline()
+    snap, damaged = _outline(table)
     newest = _newest_landed(snap, snap.meta.get("runs", {}))
     start, cron = dataset.start_date, dataset.cron
     fresh = due.freshness(cron, start, due.of(dataset), newest, dataset.freshness)
     dag_id = _dag_id(due.project, dataset.name, lake)
-    return _output(spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due)
+    row = _output(spec.name, Kind.AGGREGATE, table.key, snap, (cron, start), fresh, dag_id, due)
+    return dataclasses.replace(row, damaged=damaged)
 
 
 def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     """A workflow's row: an output, with its runs' outcomes (a failed run records its day as
     failed) and the days whose output is stale."""
     table = lake.workflow(spec.name)
-    snap = table.outline()
+    snap, damaged = _outline(table)
     cron, inputs = spec.cron or DAILY, waits_for(due.project, spec.name)
     start = spec.start_date or max((d.start_date for d in inputs), default=dt.date.min)
     allowances = [d.freshness for d in inputs]
@@ -378,6 +402,7 @@ def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
         checks=runs[max(runs)].get("checks", PASSED) if runs else None,
         failed_days=failed,
         stale=tuple(stale.items()),
+        damaged=damaged,
     )
 
 

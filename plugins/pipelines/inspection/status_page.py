@@ -95,8 +95,13 @@ SCRIPT = r"""
       } else {
         td.textContent = cell;
       }
-      if (column === "CHECKS" && (row.checks || "").indexOf("failed") === 0) td.className = "bad";
-      if (column === "CHECKS" && row.checks) td.title = row.checks;
+      var damaged = (row.damaged || []).length > 0;
+      if (column === "CHECKS" && ((row.checks || "").indexOf("failed") === 0 || damaged)) {
+        td.className = "bad";
+      }
+      if (column === "CHECKS" && (row.checks || damaged)) {
+        td.title = damaged ? row.damaged.join("\n") : row.checks;
+      }
       if (column === "GAPS" && row.gaps.length) td.className = "gap";
       if (column === "STALE" && row.stale.days.length) {
         td.className = "stale";

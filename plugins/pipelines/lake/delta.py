@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote
 
 from pipelines.exceptions import CommitConflict, LakeError
+from pipelines.lake import damage
 from pipelines.lake.storage import RETRIES, Storage, plain, reached, retry
 from pipelines.runtime.secrets import redact
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from deltalake import DeltaTable
 
 log = logging.getLogger(__name__)
-LOG = "_delta_log"
+LOG = damage.LOG
 OLD_LOG = "_log"  # the manifests of the format before Delta (pipelines <= 0.1)
 RUN_KEY = "pipelines.run"  # the custom metadata key a commit's run is recorded under
 CLOCK = "_clock"  # {table}/_clock/{uuid}: the probe a vacuum reads the storage's time from
@@ -81,6 +83,7 @@ def reaching(storage: Storage, path: str, call: Callable[[], T], *, once: bool =
 
     :raises CommitConflict: another writer's commit (or this one's, its answer lost) took the
         version
+    :raises CorruptFile: a file of the table is damaged (the error names it)
     """
     from deltalake.exceptions import CommitFailedError, DeltaError
 
@@ -96,7 +99,13 @@ def reaching(storage: Storage, path: str, call: Callable[[], T], *, once: bool =
     # a stream of batches cannot be given twice (``once``): its errors are only explained
     attempts = 1 if once else RETRIES
     where = reached(path, storage.conn_id)
-    return retry(call_once, attempts, where=where, errors=(OSError, DeltaError))
+    try:
+        return retry(call_once, attempts, where=where, errors=(OSError, DeltaError))
+    except (OSError, DeltaError) as exc:  # a damaged file is named, not left to a traceback
+        named = damage.explain(path, storage, exc)
+        if named is None:
+            raise
+        raise named from None
 
 
 def open_table(path: str, storage: Storage, version: int | None = None) -> DeltaTable | None:
@@ -104,6 +113,8 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
     there yet.
 
     :raises OldFormat: the table was written before the lake moved to Delta
+    :raises CorruptFile: a log entry it replays is damaged (an empty newest entry too, which
+        delta-rs takes for a commit of nothing)
     """
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
@@ -121,6 +132,12 @@ def open_table(path: str, storage: Storage, version: int | None = None) -> Delta
                 "run `pipelines lake upgrade` to convert the lake to Delta tables"
             ) from None
         return None
+    if version is None and not storage.remote:  # a stat: an emptied entry reads as no change
+        newest = commit_path(path, table.version())
+        if os.path.exists(newest) and os.path.getsize(newest) == 0:
+            raise damage.Damage(
+                newest, "empty: a commit holds at least one action", "commit"
+            ).error(path)
     return table
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pipelines.exceptions import CommitConflict
-from pipelines.lake import delta
+from pipelines.lake import damage, delta
 from pipelines.lake.holdings import SINCE, Holdings, is_whole, replay
 from pipelines.lake.storage import Storage
 
@@ -154,6 +154,12 @@ class RunLog:
         self._held = False  # answer from the version read, without looking for a newer one
         self._batch: list[dict[str, Any]] | None = None  # records held back by :meth:`batched`
 
+    def forget_read(self) -> None:
+        """Read the table afresh at the next question (its log was changed under this reader:
+        a repair set entries aside)."""
+        self._read = None
+        self._opened = None
+
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Answer every question from one version of the records (the first read inside): a
@@ -225,6 +231,9 @@ class RunLog:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        found = damage.data_damage(opened, self.storage, missing=False)  # one cut short
+        if found:
+            raise found[0].error(self.path)
         pieces = [
             pq.ParquetFile(unquote(uri.removeprefix("file://")), read_dictionary=["config"]).read()
             for uri in opened.file_uris()

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pipelines.exceptions import CommitConflict
-from pipelines.lake import delta, frames
+from pipelines.exceptions import CommitConflict, LakeError
+from pipelines.lake import damage, delta, frames
 from pipelines.lake.holdings import Holdings, change
 from pipelines.lake.runs import Recorded, RunLog
 from pipelines.lake.storage import Storage
@@ -158,11 +158,17 @@ class Snapshot:
         root = self.delta.table_uri.removeprefix("file://").rstrip("/")
         paths = self.files["path"].to_pylist()
         parts = self.files[f"partition.{self.key}"].to_pylist()
-        return [
-            (f"{root}/{unquote(path)}", part)
-            for path, part in zip(paths, parts, strict=True)
+        sizes = self.files["size_bytes"].to_pylist()
+        chosen = [
+            (path, part, size)
+            for path, part, size in zip(paths, parts, sizes, strict=True)
             if part in partitions
         ]
+        # a file cut short (or emptied) is named here, before a reader meets it
+        found = damage.sizes_damage(root, {p: s for p, _, s in chosen}, missing=False)
+        if found:
+            raise found[0].error(root)
+        return [(f"{root}/{unquote(path)}", part) for path, part, _ in chosen]
 
     def key_ranges(self, column: str) -> dict[str, tuple[Any, Any]]:
         """``partition -> (lo, hi)`` of ``column`` from the files' statistics (dates and
@@ -245,6 +251,10 @@ class Table:
 
     def __repr__(self) -> str:
         return f"Table({redact(self.path)!r})"
+
+    def recorded(self) -> Recorded:
+        """What the runs of this table recorded (nothing, for a table no runs table records)."""
+        return self._recorded()
 
     def _recorded(self) -> Recorded:
         if self.runs is None:
@@ -366,7 +376,7 @@ class Table:
         names = frames.stored_names(snap.schema)
         wanted = None if columns is None else [*(names.get(c, c) for c in columns), self.key]
         if not self.storage.remote and snap.key:
-            rows = _read_files(snap, set(partitions), wanted)
+            rows = _readable(self, lambda: _read_files(snap, set(partitions), wanted))
         else:
             rows = delta.reaching(
                 self.storage,
@@ -439,12 +449,27 @@ class Table:
         it was written with stays recorded."""
         delta.delete_where(self.path, self.storage, None)
         if self.runs is not None:
+            self.runs[0].forget(self.runs[1])
+            self.record_holdings()
+
+    def record_holdings(self) -> None:
+        """Record what the table holds now, whole, in the runs table (what a command that
+        answers from the records reads from here on: after a clear, after a repair)."""
+        if self.runs is not None:
             log_, name = self.runs
-            log_.forget(name)
             after = self.snapshot()
             log_.append(
                 name, after.version, partitions=change(None, after.holdings, after.holdings)
             )
+
+    def newest_damage(self, version: int) -> list[damage.Damage]:
+        """What is wrong with the log entry of ``version`` (the newest, as :meth:`outline`
+        says), the data files it adds, and the checkpoint readers start from (its size): two
+        small reads, no replay of the log."""
+        if version < 0:
+            return []
+        found = damage.newest_entry(self.path, self.storage, version)
+        return found + damage.checkpoint_damage(self.path, self.storage)
 
     def _recording(self, maintain: Callable[[], T]) -> T:
         """``maintain()``, a commit that changes no row (a compaction, a vacuum), then the
@@ -502,6 +527,25 @@ def _read_files(snap: Snapshot, partitions: set[str], columns: list[str] | None)
         )
         table = dataset.to_table(columns=columns, use_threads=False)
     return table if columns is not None else table.select(schema.names)
+
+
+def _readable(table: Table, read: Callable[[], T]) -> T:
+    """``read()`` of the table's data files; a file that does not read as Parquet is named in
+    one line (whatever its size)."""
+    import pyarrow as pa
+
+    try:
+        return read()
+    except FileNotFoundError:
+        raise  # a concurrent commit and vacuum: the reader reads the new version
+    except (OSError, pa.ArrowException) as exc:
+        named = damage.explain(table.path, table.storage, exc)
+        if named is not None:
+            raise named from None
+        if damage.looks_corrupt(exc):
+            said = str(exc).splitlines()[0][:300]
+            raise LakeError(f"{redact(table.path)}: a data file does not read ({said})") from None
+        raise
 
 
 @functools.lru_cache(maxsize=1)

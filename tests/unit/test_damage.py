@@ -1,0 +1,139 @@
+"""A table's damaged files found (lake/damage.py) and set aside, the table put back at its last
+good version (lake/heal.py): on small Delta tables in a temp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from pipelines.exceptions import CorruptFile
+from pipelines.lake import damage, delta, heal
+from pipelines.lake.storage import Storage
+
+
+def days_table(root: Path, days: int = 3) -> Path:
+    """A table partitioned by ``ds``, one day appended per version (version = days - 1)."""
+    path = root / "ns" / "cleaned" / "t"
+    for d in range(days):
+        rows = pa.table({"k": [f"{d}-{i}" for i in range(5)], "ds": [f"2024-01-0{d + 1}"] * 5})
+        write_deltalake(str(path), rows, mode="append", partition_by=["ds"])
+    return path
+
+
+def rows_of(path: Path, version: int | None = None) -> list[str]:
+    return sorted(DeltaTable(str(path), version=version).to_pyarrow_table()["k"].to_pylist())
+
+
+def entry(path: Path, version: int) -> Path:
+    return path / "_delta_log" / f"{version:020d}.json"
+
+
+@pytest.fixture
+def storage(tmp_path) -> Storage:
+    return Storage(str(tmp_path), conn_id="aws_default", writable=str(tmp_path / "ns"))
+
+
+def test_a_sound_table_has_no_damage(tmp_path, storage):
+    path = days_table(tmp_path)
+    assert heal.find(str(path), storage) == []
+
+
+def test_a_log_entry_cut_short_is_named_by_every_open(tmp_path, storage):
+    path = days_table(tmp_path)
+    newest = entry(path, 2)
+    newest.write_bytes(newest.read_bytes()[:-1])
+    [found] = damage.log_damage(str(path), storage)
+    assert (found.path, found.kind, found.version) == (str(newest), "commit", 2)
+    assert "not JSON" in found.why
+    with pytest.raises(CorruptFile) as caught:
+        delta.open_table(str(path), storage)
+    assert str(newest) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_emptied_newest_entry_is_damage_not_a_commit_of_nothing(tmp_path, storage):
+    path = days_table(tmp_path)
+    entry(path, 2).write_bytes(b"")
+    assert len(DeltaTable(str(path)).file_uris()) == 2  # delta-rs alone: day 3 silently gone
+    with pytest.raises(CorruptFile, match="empty"):
+        delta.open_table(str(path), storage)
+    assert [d.version for d in damage.log_damage(str(path), storage)] == [2]
+
+
+def test_a_data_file_of_another_size_is_named(tmp_path, storage):
+    path = days_table(tmp_path)
+    target = Path(DeltaTable(str(path)).file_uris()[0].removeprefix("file://"))
+    data = target.read_bytes()
+    target.write_bytes(data[:100] + data[101:])
+    [found] = damage.data_damage(DeltaTable(str(path)), storage)
+    assert found.path == str(target) and f"its log entry says {len(data)}" in found.why
+
+
+def test_a_checkpoint_pointer_or_checkpoint_damaged_is_named(tmp_path, storage):
+    path = days_table(tmp_path)
+    DeltaTable(str(path)).create_checkpoint()
+    pointer = path / "_delta_log" / "_last_checkpoint"
+    checkpoint = path / "_delta_log" / f"{2:020d}.checkpoint.parquet"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-1])
+    [found] = damage.checkpoint_damage(str(path), storage)
+    assert found.path == str(checkpoint) and found.kind == "checkpoint"
+    pointer.write_text("{")
+    [found] = damage.checkpoint_damage(str(path), storage)
+    assert found.path == str(pointer)
+
+
+def test_heal_sets_a_damaged_entry_aside_and_keeps_versions_counting(tmp_path, storage):
+    path = days_table(tmp_path)
+    newest = entry(path, 2)
+    newest.write_bytes(newest.read_bytes()[:-1])
+    damaged = newest.read_bytes()
+    aside = heal.aside_folder(str(tmp_path / "ns"))
+    healed = heal.heal(str(path), storage, str(tmp_path / "ns"), aside)
+    assert healed.lost_from == 2 and healed.restored == 1 and healed.version == 2
+    [(source, kept)] = healed.moved
+    assert source == str(newest) and Path(kept).read_bytes() == damaged
+    assert kept.startswith(aside + "/cleaned/t/_delta_log/")
+    assert rows_of(path) == rows_of(path, 1)  # the last good version's rows, at version 2
+    assert heal.heal(str(path), storage, str(tmp_path / "ns"), aside) is None
+
+
+def test_heal_restores_the_version_before_a_damaged_data_file(tmp_path, storage):
+    path = days_table(tmp_path)
+    good = rows_of(path, 1)
+    table = DeltaTable(str(path))
+    added = [u for u in table.file_uris() if "2024-01-03" in u][0].removeprefix("file://")
+    Path(added).write_bytes(b"")
+    aside = heal.aside_folder(str(tmp_path / "ns"))
+    healed = heal.heal(str(path), storage, str(tmp_path / "ns"), aside)
+    assert healed.lost_from == 2 and healed.restored == 1 and healed.version == 3
+    assert rows_of(path) == good and not Path(added).exists()
+    assert Path(healed.moved[0][1]).read_bytes() == b""  # kept, as it was
+
+
+def test_salvage_recommits_the_rows_of_an_append_set_aside(tmp_path, storage):
+    path = days_table(tmp_path)
+    everything = rows_of(path)
+    newest = entry(path, 2)
+    newest.write_bytes(newest.read_bytes()[:-1])
+    aside = heal.aside_folder(str(tmp_path / "ns"))
+    healed = heal.heal(str(path), storage, str(tmp_path / "ns"), aside)
+    assert heal.salvage(healed, storage) == 5
+    assert rows_of(path) == everything
+
+
+def test_a_read_names_a_file_cut_short_and_leaves_a_missing_one_to_its_retry(tmp_path, storage):
+    from pipelines.lake.tables import Table
+
+    path = days_table(tmp_path)
+    table = Table(storage, str(path), "ds")
+    files = [u.removeprefix("file://") for u in DeltaTable(str(path)).file_uris()]
+    cut = Path(files[0])
+    cut.write_bytes(cut.read_bytes()[:-1])
+    with pytest.raises(CorruptFile) as caught:
+        table.read()
+    assert caught.value.path == str(cut) and "\n" not in str(caught.value)
+    Path(files[0]).unlink()  # as a concurrent commit and vacuum would: read the new version
+    with pytest.raises(FileNotFoundError):
+        table.read()
