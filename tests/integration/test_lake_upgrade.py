@@ -73,9 +73,10 @@ def records(frame) -> list[dict]:
 def as_released(status: dict) -> dict:
     """``status --json`` as that release said it: what it did not say yet is taken out, once
     checked to say what it must of an old lake (its outputs recorded nothing of what they read:
-    none is stale; each day ok or failed; a workflow's runs all wrote: passed)."""
+    none is stale; none is damaged; each day ok or failed; a workflow's runs all wrote: passed)."""
     for row in status["rows"]:
         assert row.pop("stale") == {"days": [], "reasons": {}}, row["name"]
+        assert row.pop("damaged") == [], row["name"]
         for day in row["days"]:
             state = "failed" if day["failed"] else "ok"
             assert (day.pop("stale"), day.pop("state")) == (False, state), (row["name"], day)
