@@ -277,32 +277,14 @@ class RunLog:
     ) -> None:
         """Record many runs of ``table`` at one version in one commit (all or none), the config
         and what the table holds with the newest of them (alone when there is no run)."""
-        days = sorted(runs)
-        records: list[tuple[str | None, dict | None, dict | None, dict | None]] = [
-            (ds, runs[ds], *((config, partitions) if ds == days[-1] else (None, None)))
-            for ds in days
-        ]
-        if not records and (config, partitions) != (None, None):
-            records = [(None, None, config, partitions)]
+        records = _records(runs, config, partitions)
         if records:
             self._append(table, version, records)
 
     def _append(self, table: str, version: int, records: list[tuple]) -> None:
         """Append ``(ds, metrics, config, partitions)`` records of ``table`` at ``version``, in
         one commit (or with the batch, :meth:`batched`)."""
-        now = int(time.time() * 1_000_000)
-        rows = [
-            {
-                "table": table,
-                "ds": ds,
-                "version": version,
-                "metrics": _json(metrics, sort_keys=True),
-                "config": _json(config),
-                "recorded_at": now,
-                "partitions": _json(partitions, sort_keys=True),
-            }
-            for ds, metrics, config, partitions in records
-        ]
+        rows = _rows(table, version, records)
         if self._batch is not None:
             self._batch.extend(rows)
         else:
@@ -360,25 +342,8 @@ class RunLog:
         version (``plan --apply``) records the rebuild's runs, never a mix with the old ones."""
         import pyarrow as pa
 
-        days = sorted(runs)
-        records = [
-            (ds, runs[ds], *((config, partitions) if ds == days[-1] else (None, None)))
-            for ds in days
-        ] or [(None, None, config, partitions)]
-        now = int(time.time() * 1_000_000)
-        rows = [
-            {
-                "table": table,
-                "ds": ds,
-                "version": version,
-                "metrics": _json(metrics, sort_keys=True),
-                "config": _json(said),
-                "recorded_at": now,
-                "partitions": _json(holds, sort_keys=True),
-            }
-            for ds, metrics, said, holds in records
-        ]
-        data = pa.Table.from_pylist(rows, schema=self._schema())
+        records = _records(runs, config, partitions) or [(None, None, None, None)]
+        data = pa.Table.from_pylist(_rows(table, version, records), schema=self._schema())
         if delta.open_table(self.path, self.storage) is None:
             _appended(self.path, self.storage, data)
             return
@@ -391,6 +356,38 @@ class RunLog:
                 if attempt == APPEND_TRIES:
                     raise
                 time.sleep(0.05 * attempt)
+
+
+def _records(
+    runs: dict[str, dict[str, Any]], config: dict | None, partitions: dict | None
+) -> list[tuple[str | None, dict | None, dict | None, dict | None]]:
+    """``(ds, metrics, config, partitions)`` records of ``runs``, the config and what the table
+    holds with the newest of them (alone when there is no run; none when there is nothing)."""
+    days = sorted(runs)
+    records = [
+        (ds, runs[ds], *((config, partitions) if ds == days[-1] else (None, None))) for ds in days
+    ]
+    if not records and (config, partitions) != (None, None):
+        records = [(None, None, config, partitions)]
+    return records
+
+
+def _rows(table: str, version: int, records: list[tuple]) -> list[dict[str, Any]]:
+    """The runs table's rows (a dict each, by column) of ``(ds, metrics, config, partitions)``
+    records of ``table`` at ``version``, recorded now."""
+    now = int(time.time() * 1_000_000)
+    return [
+        {
+            "table": table,
+            "ds": ds,
+            "version": version,
+            "metrics": _json(metrics, sort_keys=True),
+            "config": _json(config),
+            "recorded_at": now,
+            "partitions": _json(partitions, sort_keys=True),
+        }
+        for ds, metrics, config, partitions in records
+    ]
 
 
 def _appended(path: str, storage: Storage, data) -> int:
