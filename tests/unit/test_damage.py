@@ -41,6 +41,19 @@ def test_a_sound_table_has_no_damage(tmp_path, storage):
     assert heal.find(str(path), storage) == []
 
 
+@pytest.mark.parametrize("mark", ["\u2028", "\u0085", "\u2029"], ids=repr)
+def test_a_text_value_holding_a_line_mark_other_than_newline_is_no_damage(tmp_path, storage, mark):
+    """The log's statistics hold a column's min and max text: a value holding a character that
+    str.splitlines splits at stays inside one JSON line of the entry."""
+    path = tmp_path / "ns" / "cleaned" / "t"
+    rows = pa.table({"k": [f"a{mark}b", "c"], "ds": ["2024-01-01"] * 2})
+    write_deltalake(str(path), rows, mode="append", partition_by=["ds"])
+    assert mark in entry(path, 0).read_text()  # in the stats: the case the split must survive
+    assert damage.log_damage(str(path), storage) == []
+    assert heal.find(str(path), storage) == []
+    assert delta._added(str(path), storage, 0)  # the commit's files, found
+
+
 def test_a_log_entry_cut_short_is_named_by_every_open(tmp_path, storage):
     path = days_table(tmp_path)
     newest = entry(path, 2)

@@ -116,11 +116,17 @@ def checkpoint_damage(path: str, storage: Storage) -> list[Damage]:
     return [Damage(d.path, d.why, "checkpoint", version) for d in found]
 
 
+def entry_lines(data: bytes) -> list[str]:
+    """A log entry's lines, one action each: split at ``\n`` alone (``str.splitlines`` also
+    splits at U+2028, U+0085 and others, which a text value in a file's statistics may hold)."""
+    return data.decode("utf-8", "replace").split("\n")
+
+
 def _commit_problem(data: bytes) -> str | None:
     """Why a log entry's bytes are not a commit (None: they are one)."""
     if not data.strip():
         return "empty: a commit holds at least one action"
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+    for number, line in enumerate(entry_lines(data), 1):
         if not line.strip():
             continue
         try:
@@ -242,7 +248,7 @@ def newest_entry(path: str, storage: Storage, version: int) -> list[Damage]:
     if why:
         return [Damage(where, why, "commit", version)]
     expected = {}
-    for line in data.decode("utf-8", "replace").splitlines():
+    for line in entry_lines(data):
         add = json.loads(line).get("add") if line.strip() else None
         if add and "path" in add:
             expected[add["path"]] = add.get("size")

@@ -456,7 +456,7 @@ def _published(path: str, storage: Storage, version: int) -> None:
 def _added(path: str, storage: Storage, version: int) -> list[str]:
     """The files the commit of ``version`` adds (paths in the lake's form)."""
     try:
-        lines = storage.read(commit_path(path, version)).decode().splitlines()
+        lines = damage.entry_lines(storage.read(commit_path(path, version)))
     except FileNotFoundError:
         return []
     added = []
