@@ -187,7 +187,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     if args.name is not None:
         project.require(args.name)
     lake = project.lake()
-    done = repair(project, lake, args.name, on_table=say_lines)
+    done = repair(project, lake, args.name, on_table=say)  # one line per table, whatever it says
     if not done:
         say(f"nothing damaged in namespace {lake.namespace} ({redact(lake.prefix)})")
         return 0
