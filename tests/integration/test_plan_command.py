@@ -5,6 +5,7 @@ recorded."""
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -197,6 +198,8 @@ def test_apply_with_json_prints_the_json_alone(ran, capsys):
     assert [b["name"] for b in body["applied"]["backfills"]] == ["orders"]
     assert body["after"]["nothing_to_do"] is True
     assert "starting 1 run of orders: 2024-01-01" in err  # the runs' lines went to stderr
+    # no rebuild: the probe that the lake is writable leaves no staging folder in the namespace
+    assert not os.path.exists(Lake.from_env().staging)
 
 
 def test_a_rebuild_that_stopped_is_planned_again(ran, capsys):

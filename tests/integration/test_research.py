@@ -135,6 +135,15 @@ def test_namespace_list_then_drop(serving, capsys, monkeypatch):
     rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
     assert code == 0 and set(rows) == {"exp", "serving"}
     assert rows["exp"][1:3] == ["*", "research"] and rows["serving"][1:3] == ["serving", "8"]
+    # a log a repair set aside (kept under _damaged/) or a rebuild left (_rebuild/) is no table
+    log = next((serving / "serving" / "cleaned" / "orders" / "_delta_log").glob("*.json"))
+    for kept in ("_damaged/20240101T000000000000Z/cleaned/orders", "_rebuild/cleaned/orders"):
+        copy = serving / "serving" / kept / "_delta_log" / log.name
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(log.read_bytes())
+    code, out = out_of(capsys, ["namespace", "list"])
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert rows["serving"][1:3] == ["serving", "8"], out
     serving_files = files_of(serving / "serving")
 
     code, out = out_of(capsys, ["namespace", "drop", "serving", "--yes"])

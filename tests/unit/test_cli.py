@@ -79,3 +79,21 @@ def test_an_error_line_never_shows_a_credential_in_a_url_it_names(monkeypatch, c
     assert capsys.readouterr().out == (
         "error: cannot reach Airflow at http://***@host:8080: GET /x%3Ftoken%3D*** failed\n"
     )
+
+
+def test_repair_says_one_line_per_table_whatever_an_error_in_it_holds(home, monkeypatch, capsys):
+    # a day that cannot be made again quotes its run's error, which may hold newlines and
+    # escape sequences: the table's line stays one line, with both shown escaped
+    from pipelines.steps import repair
+
+    def repaired(project, lake, name, *, on_table):
+        done = [repair.Repaired("cleaned/orders", None, unhealed="first\nsecond \x1b[2J")]
+        for item in done:
+            on_table(item)
+        return done
+
+    monkeypatch.setattr(repair, "repair", repaired)
+    assert main(["repair"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "cleaned/orders: NOT healed: first\\nsecond \\x1b[2J"
+    assert lines[1:] == ["repaired 0 tables; 1 table NOT healed (above)"]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from pipelines.exceptions import CorruptFile
+from pipelines.exceptions import CorruptFile, OutsideNamespace
 from pipelines.lake import damage, delta, heal
 from pipelines.lake.storage import Storage
 
@@ -123,6 +123,28 @@ def test_heal_restores_the_version_before_a_damaged_data_file(tmp_path, storage)
     assert healed.lost_from == 2 and healed.restored == 1 and healed.version == 3
     assert rows_of(path) == good and not Path(added).exists()
     assert Path(healed.moved[0][1]).read_bytes() == b""  # kept, as it was
+
+
+@pytest.mark.parametrize("damaged", ["log entry", "data file"])
+def test_heal_refuses_a_table_holding_a_link_before_moving_anything(tmp_path, storage, damaged):
+    # a repair writes the table (restore, no-row commits) like any writer: the same guard, so a
+    # link planted in the table (here a partition folder into another namespace) is refused
+    path = days_table(tmp_path)
+    other = tmp_path / "serving" / "cleaned" / "t" / "ds=2024-01-09"
+    other.mkdir(parents=True)
+    (path / "ds=2024-01-09").symlink_to(other)
+    if damaged == "log entry":
+        cut = entry(path, 2)
+    else:
+        uris = DeltaTable(str(path)).file_uris()
+        cut = Path([u for u in uris if "01-03" in u][0].removeprefix("file://"))
+    cut.write_bytes(cut.read_bytes()[:-1])
+    before = sorted(p.name for p in (path / "_delta_log").iterdir())
+    aside = heal.aside_folder(str(tmp_path / "ns"))
+    with pytest.raises(OutsideNamespace, match="symbolic link"):
+        heal.heal(str(path), storage, str(tmp_path / "ns"), aside)
+    assert sorted(p.name for p in (path / "_delta_log").iterdir()) == before
+    assert cut.exists() and not Path(aside).exists()  # nothing set aside, nothing committed
 
 
 def test_salvage_recommits_the_rows_of_an_append_set_aside(tmp_path, storage):

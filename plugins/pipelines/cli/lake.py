@@ -9,6 +9,7 @@ import sys
 
 from pipelines.cli.text import escaped, json_text, plural, quiet_airflow, say, say_lines, table
 from pipelines.exceptions import PipelinesError
+from pipelines.runtime.secrets import redact
 
 KEPT_BOOKKEEPING = ("_reason",)  # why a row is in quarantine: content, not bookkeeping
 
@@ -93,7 +94,6 @@ def cmd_lake_upgrade(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.lake.upgrade import upgrade
     from pipelines.project.config import load_project
-    from pipelines.runtime.secrets import redact
 
     lake = load_project().lake()
     where = f"namespace {lake.namespace} ({redact(lake.prefix)})"
@@ -121,7 +121,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     rows = [("LAYER", "TABLE", "PARTITIONS", "ROWS", "NEWEST")]
     with lake.runs_held():  # each table's rows from the runs table, read once
         rows += [_describe(*entry) for entry in tables(project, lake)]
-    say(f"lake {lake.root} namespace {lake.namespace}")
+    say(f"lake {redact(lake.root)} namespace {lake.namespace}")
     table(rows)
     return 0
 
@@ -160,7 +160,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     done = optimize(project, project.lake())
     say(f"compacted {plural(done.removed, 'file')} into {done.added}")
     for path in done.beaten:
-        say(f"{path}: not compacted, a writer committed first (run optimize again)")
+        say(f"{redact(path)}: not compacted, a writer committed first (run optimize again)")
     return 0
 
 
@@ -181,14 +181,13 @@ def cmd_repair(args: argparse.Namespace) -> int:
     """Set damaged files aside and restore their tables: a line per table repaired."""
     quiet_airflow()
     from pipelines.project.config import load_project
-    from pipelines.runtime.secrets import redact
     from pipelines.steps.repair import repair
 
     project = load_project()
     if args.name is not None:
         project.require(args.name)
     lake = project.lake()
-    done = repair(project, lake, args.name, on_table=say_lines)
+    done = repair(project, lake, args.name, on_table=say)  # one line per table, whatever it says
     if not done:
         say(f"nothing damaged in namespace {lake.namespace} ({redact(lake.prefix)})")
         return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipelines.cli.text import DIFFERENCES, escaped, plural, quiet_airflow, say, say_json, table
 from pipelines.exceptions import NamespaceError
+from pipelines.runtime.secrets import redact
 
 DOING = {
     "serving": "schedules as in the registry, catchup on",
@@ -35,10 +36,10 @@ def _show(args: argparse.Namespace) -> int:
         ("namespace", spec.name),
         ("from", spec.source),
         ("kind", f"{spec.kind} ({DOING[spec.kind]})"),
-        ("lake", lake.prefix),
+        ("lake", redact(lake.prefix)),
         (
             "raw",
-            f"read in place from {lake.upstream!r} ({raw})"
+            f"read in place from {lake.upstream!r} ({redact(raw)})"
             if lake.upstream
             else "ingested from the registry's sources",
         ),
@@ -52,8 +53,8 @@ def _show(args: argparse.Namespace) -> int:
         say(f"{key.ljust(width)}  {value}")
     if lake.upstream and not lake.storage.list(raw):
         say(
-            f"warning: namespace {lake.upstream!r} has no raw layer in this lake ({raw}): run "
-            "it first, or set research's upstream in include/namespaces.yaml",
+            f"warning: namespace {lake.upstream!r} has no raw layer in this lake ({redact(raw)}): "
+            "run it first, or set research's upstream in include/namespaces.yaml",
             file=sys.stderr,
         )
     return 0
@@ -72,7 +73,7 @@ def _list(args: argparse.Namespace) -> int:
         rows.append(
             (name, found.kind, str(found.tables), str(found.files), size, found.branch or "-")
         )
-    say(f"lake {current.root} (* this namespace)")
+    say(f"lake {redact(current.root)} (* this namespace)")
     table(rows)
     return 0
 
@@ -83,7 +84,7 @@ def _drop(args: argparse.Namespace) -> int:
 
     project = load_project()
     found = to_drop(Path(project.include), project.lake().root, args.name)
-    prefix, size = found.lake.prefix, _size(found.size)
+    prefix, size = redact(found.lake.prefix), _size(found.size)
     if not args.yes:
         if not sys.stdin.isatty():
             raise NamespaceError(f"drop {args.name!r}: confirm with --yes (no terminal to ask on)")
@@ -112,7 +113,9 @@ def _diff(args: argparse.Namespace) -> int:
         raise NamespaceError(f"{args.other!r} is this namespace: name another one to compare")
     other = project.lake(args.other)  # a bad name is refused here
     if not other.storage.list(other.prefix):
-        raise NamespaceError(f"namespace {args.other!r} has nothing in the lake ({other.prefix})")
+        raise NamespaceError(
+            f"namespace {args.other!r} has nothing in the lake ({redact(other.prefix)})"
+        )
     report = diff_namespaces(here, other, project, table=args.table)
     if args.json:
         say_json(report.as_dict(), default=str)

@@ -164,7 +164,7 @@ def replace(
     from deltalake import CommitProperties, write_deltalake
     from deltalake.exceptions import DeltaError
 
-    _guard(storage, path)
+    guard(storage, path)
     stream = not hasattr(data, "take")  # a stream of batches is written as it comes
     data = data if stream else _in_partition_order(data, key)
     target = open_table(path, storage, base) if base is not None else path
@@ -207,7 +207,7 @@ def create(path: str, storage: Storage, data: pa.RecordBatchReader, *, key: str)
     from deltalake import write_deltalake
     from deltalake.exceptions import DeltaError
 
-    _guard(storage, path)
+    guard(storage, path)
     try:
         reaching(
             storage,
@@ -244,7 +244,7 @@ def merge(
     """
     from deltalake import CommitProperties
 
-    _guard(storage, path)
+    guard(storage, path)
     table = open_table(path, storage, base)
     merger = (
         table.merge(
@@ -273,7 +273,7 @@ def append(path: str, storage: Storage, data: pa.Table, *, merge_schema: bool = 
     """
     from deltalake import write_deltalake
 
-    _guard(storage, path)
+    guard(storage, path)
     table = open_table(path, storage)
     target = path if table is None else table  # a table object follows the version it writes
     reaching(
@@ -300,7 +300,7 @@ def overwrite_where(path: str, storage: Storage, data: pa.Table, predicate: str)
     """
     from deltalake import CommitProperties, write_deltalake
 
-    _guard(storage, path)
+    guard(storage, path)
     table = open_table(path, storage)
     base = table.version()
     reaching(
@@ -324,7 +324,7 @@ def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
     table = open_table(path, storage)
     if table is None:
         return
-    _guard(storage, path)
+    guard(storage, path)
     _changed(path, storage, table, lambda: table.delete(predicate))
 
 
@@ -334,7 +334,7 @@ def compact(path: str, storage: Storage) -> None:
     table = open_table(path, storage)
     if table is None:
         return
-    _guard(storage, path)
+    guard(storage, path)
     try:
         _changed(path, storage, table, table.optimize.compact)
     except CommitConflict:
@@ -415,15 +415,41 @@ def optimize(path: str, storage: Storage) -> dict:
     table = open_table(path, storage)
     if table is None:
         return {}
-    _guard(storage, path)
+    guard(storage, path)
     return _changed(path, storage, table, table.optimize.compact)
 
 
-def _guard(storage: Storage, path: str) -> None:
+def guard(storage: Storage, path: str) -> None:
     """The namespace guard for a delta-rs write of the table at ``path``: delta-rs writes data
     files in the table's folder and its partition folders, commits in its log and lists the log
     (to clean it up), none of it through the storage: no link may be on the way or there."""
     storage.check_writable_folders(path, f"{path}/{LOG}")
+
+
+def restore(path: str, storage: Storage, version: int) -> int:
+    """Delta's restore of the table at ``path`` to ``version`` (its files named again, in one new
+    commit; the table exists); the version committed.
+
+    :raises FilesVanished: a file of ``version`` was gone when the commit landed (it is undone)
+    """
+    table = open_table(path, storage)
+    guard(storage, path)
+    _changed(path, storage, table, lambda: table.restore(version))
+    return table.version()
+
+
+def set_properties(path: str, storage: Storage, properties: dict[str, str]) -> int:
+    """Commit ``properties`` as table properties (a commit that changes no row; the table
+    exists); the version committed."""
+    table = open_table(path, storage)
+    guard(storage, path)
+    _changed(
+        path,
+        storage,
+        table,
+        lambda: table.alter.set_table_properties(properties, raise_if_not_exists=False),
+    )
+    return table.version()
 
 
 def _changed(path: str, storage: Storage, table: DeltaTable, call: Callable[[], T]) -> T:

@@ -73,14 +73,18 @@ def heal(path: str, storage: Storage, prefix: str, aside: str) -> Healed | None:
     and put the table back at its last good version; None when nothing is damaged.
 
     :raises LakeError: the table cannot be put back (no good version is left on disk)
+    :raises OutsideNamespace: a symbolic link is on the way to the table or in it, as for any
+        write of the table (:func:`~pipelines.lake.delta.guard`): nothing is moved
     """
     found = damage.log_damage(path, storage)
     healed = Healed(path, found)
     if found:
+        delta.guard(storage, path)  # before anything moves: no link on the way or in the table
         _heal_log(healed, storage, prefix, aside)
     opened = delta.open_table(path, storage)
     files = damage.data_damage(opened, storage) if opened is not None else []
     if files:
+        delta.guard(storage, path)
         healed.damage += files
         _heal_files(healed, opened, files, storage, prefix, aside)
     if not healed.damage:
@@ -119,15 +123,8 @@ def _heal_log(healed: Healed, storage: Storage, prefix: str, aside: str) -> None
 def _count_up(path: str, storage: Storage, newest: int) -> None:
     """Commit no-row versions (a table property) until the table is at ``newest`` again."""
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    storage.check_writable(f"{path}/{damage.LOG}/")
-    while (opened := delta.open_table(path, storage)).version() < newest:
-        delta.reaching(
-            storage,
-            path,
-            lambda t=opened: t.alter.set_table_properties(
-                {REPAIRED: stamp}, raise_if_not_exists=False
-            ),
-        )
+    while delta.open_table(path, storage).version() < newest:
+        delta.set_properties(path, storage, {REPAIRED: stamp})
 
 
 def _heal_files(
@@ -150,8 +147,7 @@ def _heal_files(
             f"{redact(healed.path)}: version {added - 1}, before the damaged files, is damaged "
             "too (or vacuumed): it cannot be restored"
         )
-    storage.check_writable(f"{healed.path}/{damage.LOG}/")
-    delta.reaching(storage, healed.path, lambda: opened.restore(added - 1))
+    delta.restore(healed.path, storage, added - 1)
     for f in files:
         healed.moved.append((f.path, _set_aside(storage, f.path, prefix, aside)))
     healed.lost_from = added if healed.lost_from is None else min(added, healed.lost_from)

@@ -20,6 +20,7 @@ from pipelines.exceptions import LakeError
 from pipelines.lake import delta
 from pipelines.lake.lake import Lake
 from pipelines.lake.tables import WROTE, Snapshot, Table
+from pipelines.runtime.secrets import redact
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,17 @@ def writable(lake: Lake) -> None:
     try:
         lake.storage.write(probe, b"")
         lake.storage.delete([probe])
+        lake.storage.prune(lake.staging)  # no empty staging folder left behind
     except PermissionError as exc:
         raise LakeError(
-            f"the lake {lake.prefix} cannot be written here ({exc.strerror or exc}): "
-            "plan --apply rebuilds and records tables there; nothing was changed"
+            f"the lake {redact(lake.prefix)} cannot be written here "
+            f"({redact(str(exc.strerror or exc))}): plan --apply rebuilds and records tables "
+            "there; nothing was changed"
         ) from None
     except OSError as exc:
         raise LakeError(
-            f"the lake {lake.prefix} cannot be written here ({type(exc).__name__}: "
-            f"{exc.strerror or exc}): nothing was changed"
+            f"the lake {redact(lake.prefix)} cannot be written here ({type(exc).__name__}: "
+            f"{redact(str(exc.strerror or exc))}): nothing was changed"
         ) from None
 
 

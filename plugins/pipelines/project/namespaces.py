@@ -27,11 +27,10 @@ from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from pipelines.common.partitions import date_problem
+from pipelines.common.partitions import Layer, date_problem
 from pipelines.exceptions import ConfigError, NamespaceError, Problem
 from pipelines.lake.delta import DEFAULT_RETENTION_HOURS, LOG, retention_problem
 from pipelines.lake.lake import Lake, claimed
-from pipelines.lake.runs import FOLDER as RUNS
 from pipelines.lake.storage import Storage
 from pipelines.project.registry_values import check_schedule
 from pipelines.project.yaml_files import read_yaml
@@ -206,7 +205,10 @@ def _present(rules: Rules, root: str, name: str) -> Present | None:
     kind = claim.get("kind")
     logs = {p.rsplit(f"/{LOG}/", 1)[0] for p, _ in files if f"/{LOG}/" in p}
     recorded = {f"{lake.prefix}/{name}" for name in lake.run_log().all()}  # some only empty
-    tables = {t for t in logs | recorded if not t.endswith(f"/{RUNS}")}  # no data table
+    # a table is {prefix}/{layer}/{name}: not the runs table, nor a log a repair kept under
+    # _damaged/ or a rebuild left under _rebuild/ (their files still count, and their size)
+    layers = {layer.value for layer in Layer}
+    tables = {t for t in logs | recorded if _layer_of(t, lake.prefix) in layers}
     return Present(
         lake,
         NamespaceKind(kind) if kind in list(NamespaceKind) else rules.kind_of(name),
@@ -215,6 +217,12 @@ def _present(rules: Rules, root: str, name: str) -> Present | None:
         len(files),
         sum(size for _, size in files),
     )
+
+
+def _layer_of(table: str, prefix: str) -> str | None:
+    """The layer folder of a table path ``{prefix}/{layer}/{name}`` (None: not of that form)."""
+    parts = table[len(prefix.rstrip("/")) :].strip("/").split("/")
+    return parts[0] if len(parts) == 2 else None
 
 
 def to_drop(include: Path, root: str, name: str) -> Present:
