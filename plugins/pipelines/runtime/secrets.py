@@ -2,7 +2,7 @@
 
 Also what keeps secrets out of messages, and the one list of credential-bearing query keys
 (:func:`is_secret_key`): :func:`redact` hides user info and those keys' values (as written or
-URL-encoded) in any text before it is shown or logged, and the registry refuses a source that
+URL-encoded, in the query or after ``#``) in any text before it is shown or logged, and the registry refuses a source that
 carries one (:func:`secret_query_keys`); :func:`redact_known` makes a server's answer fit to print.
 """
 
@@ -26,11 +26,12 @@ _USERINFO = re.compile(
     r"(?:[^/?#\s:@]*:(?!\d*(?:[/?#\s]|$))\S*@|[^/?#\s]*@)"
 )
 _USERINFO_ENCODED = re.compile(r"(?i)(?P<scheme>%3A%2F%2F)(?:(?!%2F|%3F|%23)[^/?#\s])*?%40")
-# a query pair: a separator ("?", "&", ";", or one of them URL-encoded, once or twice), a key (as
-# written or URL-encoded), "=" (or "%3D"), and the value up to the next pair. An encoded pair's
+# a query pair: a separator ("?", "&", ";", "#" - a fragment is read as a query, since a signed
+# URL's keys may follow it - or one of them URL-encoded, once or twice), a key (as written or
+# URL-encoded), "=" (or "%3D"), and the value up to the next pair. An encoded pair's
 # value ends at an encoded "&"; a plain pair's value runs to "&", a quote or white space.
 _PAIR = re.compile(
-    r"(?i)(?:(?P<plain>[?&;])|(?P<encoded>%(?:25)?(?:3F|26|3B)))"
+    r"(?i)(?:(?P<plain>[?&;#])|(?P<encoded>%(?:25)?(?:3F|26|3B|23)))"
     r"(?P<key>[\w.~%+-]{1,64}?)(?:=|%(?:25)?3D)"
     r"(?P<value>(?(encoded)(?:(?!%(?:25)?26)[^&\s'\"<>])*|[^&\s'\"<>]*))"
 )
