@@ -143,3 +143,32 @@ def test_redact_known_makes_one_bounded_line():
     assert len(shown) == 120 and shown.endswith("...") and shown.isprintable()
     assert shown.startswith("<html> <h1>Error</h1> ")
     assert redact_known(f"refused {S}", None, "", S) == "refused ***"
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [  # a user name "u" (no secret) and a password "pw", both shorter than SHORT_SECRET
+        (
+            '{"detail": "Invalid username or password", "username": "u", "password": "pw"}',
+            '{"detail": "Invalid username or password", "username": "***", "password": "***"}',
+        ),
+        ("username=u&password=pw (unauthorized)", "username=***&password=*** (unauthorized)"),
+        (
+            "{'username': 'u', 'password': 'pw', 'n': 1}",
+            "{'username': '***', 'password': '***', 'n': 1}",
+        ),
+        ("user=u, pass=pw; source=upw", "user=***, pass=***; source=upw"),
+        ("Unauthorized: user not found, pwd unknown", "Unauthorized: user not found, pwd unknown"),
+    ],
+)
+def test_redact_known_hides_a_short_credential_only_as_a_value(body, shown):
+    """A user name of one letter is not eaten out of every word of the answer (it garbled
+    "Unauthorized" into "Un***thorized"); where it stands as a value it is still hidden."""
+    assert redact_known(body, "u", "pw") == shown
+
+
+def test_redact_known_still_hides_a_long_credential_anywhere():
+    assert redact_known("no user ops1 with password Kx7Q", "ops1", "Kx7Q") == (
+        "no user *** with password ***"
+    )
+    assert redact_known("ops1 in %6Fps1", "ops1").startswith("(not shown")
