@@ -80,6 +80,10 @@ SOURCES = {  # (source, the keys its refusal names)
         "key 'X-Amz-Security-Token'",
     ),
     "path": (f"data/x_{{ds}}.csv?X-Amz-Signature={SECRET}", "key 'X-Amz-Signature'"),
+    "fragment": (
+        f"file:///tmp/nonexist/ev.jsonl#X-Amz-Signature={SECRET}",
+        "key 'X-Amz-Signature'",
+    ),
 }
 
 

@@ -166,6 +166,9 @@ def test_invalid_rows_name_line_and_column(row, expected):
         ("s3://b/o.csv%3Faws_session_token%3Dtopsecret", "key 'aws_session_token'"),
         ("s3://b/o.csv%253FX-Amz-Security-Token%253Dtopsecret", "key 'X-Amz-Security-Token'"),
         ("s/o_{ds}.csv?token=topsecret", "key 'token'"),  # a path carries none either
+        ("file:///tmp/nonexist/ev.jsonl#X-Amz-Signature=topsecret", "key 'X-Amz-Signature'"),
+        ("s3://b/o.csv?versionId=3#sig=topsecret", "key 'sig'"),  # a fragment as a query
+        ("s3://b/o.csv%23aws_session_token%3Dtopsecret", "key 'aws_session_token'"),
     ],
 )
 def test_a_credential_bearing_query_key_is_refused_by_name_never_by_value(source, named):

@@ -80,6 +80,11 @@ def test_other_keys_are_not(key):
         (f"http://host:8080/?token={S}", "http://host:8080/?token=***"),
         (f'{{"username": "u", "password": "{S}\\"x"}}', '{"username": "u", "password": "***"}'),
         (f"{{'secret': '{S}', 'n': 1}}", "{'secret': '***', 'n': 1}"),
+        # a fragment is read as a query: keys after "#", as written or URL-encoded
+        (f"file:///d/ev.jsonl#X-Amz-Signature={S}", "file:///d/ev.jsonl#X-Amz-Signature=***"),
+        (f"s3://b/x.csv?a=1#token={S}&b=2", "s3://b/x.csv?a=1#token=***&b=2"),
+        (f"b/x.csv%23sig%3D{S} (404)", "b/x.csv%23sig%3D*** (404)"),
+        (f"b/x.csv%2523sig%253D{S}", "b/x.csv%2523sig%253D***"),
     ],
 )
 def test_redact_hides_credentials_as_written_and_url_encoded(text, shown):
@@ -105,6 +110,9 @@ def test_the_registry_and_redact_share_one_list():
     text = f"s3://b/x.csv?a=1&X-Amz-Signature={S}&sig={S}&versionId=2"
     assert secret_query_keys(text) == ["X-Amz-Signature", "sig"]
     assert secret_query_keys(f"b/x.csv%3FX%2DAmz%2DCredential%3D{S}") == ["X-Amz-Credential"]
+    assert secret_query_keys(f"file:///d/ev.jsonl#X-Amz-Signature={S}") == ["X-Amz-Signature"]
+    assert secret_query_keys(f"s3://b/x.csv%23sig%3D{S}") == ["sig"]
+    assert secret_query_keys("file:///d/ev.jsonl#part-2") == []
     assert S not in redact(text) and "versionId=2" in redact(text)
     assert has_user_info(f"s3://k:{S}@b/x") and has_user_info(f"s3%3A%2F%2Fk%3A{S}%40b")
     assert not has_user_info("s3://b/user@x/o.csv") and not has_user_info("http://h:80/a@b")
@@ -135,3 +143,32 @@ def test_redact_known_makes_one_bounded_line():
     assert len(shown) == 120 and shown.endswith("...") and shown.isprintable()
     assert shown.startswith("<html> <h1>Error</h1> ")
     assert redact_known(f"refused {S}", None, "", S) == "refused ***"
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [  # a user name "u" (no secret) and a password "pw", both shorter than SHORT_SECRET
+        (
+            '{"detail": "Invalid username or password", "username": "u", "password": "pw"}',
+            '{"detail": "Invalid username or password", "username": "***", "password": "***"}',
+        ),
+        ("username=u&password=pw (unauthorized)", "username=***&password=*** (unauthorized)"),
+        (
+            "{'username': 'u', 'password': 'pw', 'n': 1}",
+            "{'username': '***', 'password': '***', 'n': 1}",
+        ),
+        ("user=u, pass=pw; source=upw", "user=***, pass=***; source=upw"),
+        ("Unauthorized: user not found, pwd unknown", "Unauthorized: user not found, pwd unknown"),
+    ],
+)
+def test_redact_known_hides_a_short_credential_only_as_a_value(body, shown):
+    """A user name of one letter is not eaten out of every word of the answer (it garbled
+    "Unauthorized" into "Un***thorized"); where it stands as a value it is still hidden."""
+    assert redact_known(body, "u", "pw") == shown
+
+
+def test_redact_known_still_hides_a_long_credential_anywhere():
+    assert redact_known("no user ops1 with password Kx7Q", "ops1", "Kx7Q") == (
+        "no user *** with password ***"
+    )
+    assert redact_known("ops1 in %6Fps1", "ops1").startswith("(not shown")

@@ -41,9 +41,17 @@ FILES = list(LAUGHS)
 DEEP_FLOW = "[" * 20_000 + "]" * 20_000 + "\n"
 DEEP_BLOCK = "- " * 100 + "x\n"  # 100 nested block lists on one line
 SELF = "- &a {name: loop, steps: [*a]}\n"  # a value that contains itself
+# few values, long ones: 100 KB of text, 8 GB of it once expanded (under the values allowed)
+STRINGS = (
+    f'a0: &a0 "{"x" * 100_000}"\n'
+    f"a1: &a1 [{', '.join(['*a0'] * 100)}]\n"
+    f"a2: &a2 [{', '.join(['*a1'] * 100)}]\n"
+    f"a3: [{', '.join(['*a2'] * 8)}]\n"
+)
 
 CASES = [
-    ("laughs", None, r"aliases expand to [\d,]+ values, over the 100,000 allowed"),
+    ("laughs", None, r"aliases expand to more than the 100,000 values allowed"),
+    ("strings", STRINGS, r"\(line 3, column 5\): aliases expand to more than the 10,000,000 c"),
     ("deep-flow", DEEP_FLOW, r"nest"),  # libyaml: "exceeded maximum nesting depth"
     ("deep-block", DEEP_BLOCK, r"nested deeper than 64 levels"),
     ("self", SELF, r"anchor"),  # PyYAML: "found recursive anchor"
@@ -98,14 +106,48 @@ def test_a_bomb_in_namespaces_yaml_ends_every_command_in_one_line(home, capsys, 
 
 def test_the_bomb_names_the_anchor_that_explodes(home):
     """The line named is the first anchor whose expansion is over the allowance (``f``: 9**6
-    values and its own nodes), so the user finds it."""
+    values and its own nodes), so the user finds it; the message says what was allowed, not a
+    count that would be where the measure stopped rather than the whole expansion."""
     (home / "include" / "workflows.yaml").write_text(LAUGHS["workflows.yaml"])
     with pytest.raises(ConfigError) as raised:
         yaml_files.read_yaml(home / "include" / "workflows.yaml")
     assert str(raised.value) == (
-        "workflows.yaml: yaml: cannot parse (line 10, column 8): aliases expand to 597,871 "
-        "values, over the 100,000 allowed (a YAML bomb?)"
+        "workflows.yaml: yaml: cannot parse (line 10, column 8): aliases expand to more than "
+        "the 100,000 values allowed (a YAML bomb?)"
     )
+
+
+@pytest.mark.parametrize("command", [["validate"], ["status"], ["plan"]])
+def test_long_strings_repeated_through_aliases_are_refused_by_size(home, capsys, command):
+    """Workflow params of 100 KB that expand to 8 GB (few values, so under the values allowed)
+    passed validate and list, then status and plan died with MemoryError hashing their JSON: each
+    now ends in one line naming the anchor."""
+    workflows = home / "include" / "workflows.yaml"
+    bomb = "".join("    " + line + "\n" for line in STRINGS.splitlines())
+    workflows.write_text(
+        "- name: big\n  function: features:customer_features\n"
+        "  inputs: {orders: {table: orders}}\n  params:\n" + bomb
+    )
+    started = time.process_time()
+    assert main(command) == 1
+    spent = time.process_time() - started
+    captured = capsys.readouterr()
+    lines = [ln for ln in (captured.out + captured.err).splitlines() if "workflows.yaml" in ln]
+    assert lines == [
+        "workflows.yaml: yaml: cannot parse (line 7, column 9): aliases expand to more than "
+        "the 10,000,000 characters allowed (a YAML bomb?)"
+    ]
+    assert spent < 2.0, f"{spent:.2f}s of CPU"
+
+
+def test_long_strings_within_the_size_allowed_load(home):
+    """The size allowed grows with the file: a file of 2 MB may repeat it ten times."""
+    path = home / "include" / "columns.yaml"
+    path.write_text(f'a: &a "{"x" * 2_000_000}"\nb: [{", ".join(["*a"] * 9)}]\n')
+    assert len(yaml_files.read_yaml(path)["b"]) == 9
+    path.write_text(f'a: &a "{"x" * 2_000_000}"\nb: [{", ".join(["*a"] * 10)}]\n')
+    with pytest.raises(ConfigError, match=r"more than the 20,000,\d+ characters allowed"):
+        yaml_files.read_yaml(path)
 
 
 def test_anchors_and_merge_keys_within_the_allowance_load(home, parser):

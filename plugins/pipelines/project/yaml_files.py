@@ -3,12 +3,12 @@
 ``namespaces.yaml``).
 
 A file is composed first (libyaml's safe parser when PyYAML has it) and measured before anything
-builds or walks its values: aliases that would repeat more values than the file is worth (a
-"billion laughs" bomb) and nesting deeper than any config needs are refused, as is a file that
-is not YAML, not UTF-8 or cannot be read. Each refusal is one :class:`~pipelines.exceptions.
-ConfigError` line naming the file, with the line and column where the YAML has them, e.g.
-``workflows.yaml: yaml: cannot parse (line 9, column 13): aliases expand to 387,420,499 values,
-over the 100,000 allowed (a YAML bomb?)``.
+builds or walks its values: aliases that would repeat more values, or more characters, than
+the file is worth (a "billion laughs" bomb, or a few long strings repeated) and nesting deeper
+than any config needs are refused, as is a file that is not YAML, not UTF-8 or cannot be read.
+Each refusal is one :class:`~pipelines.exceptions.ConfigError` line naming the file, with the
+line and column where the YAML has them, e.g. ``workflows.yaml: yaml: cannot parse (line 9,
+column 13): aliases expand to more than the 100,000 values allowed (a YAML bomb?)``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pipelines.exceptions import ConfigError, Problem
 MAX_DEPTH = 64  # levels of nesting; the deepest config file needs about six
 EXPANSION_FLOOR = 100_000  # values the aliases of a file may always expand it to
 EXPANSION_FACTOR = 10  # ... or this many times the values the file writes, when that is more
+EXPANSION_CHARS_FLOOR = 10_000_000  # characters of scalars they may always expand it to (or
+# EXPANSION_FACTOR times the file's own characters): the size its values take once built,
+# hashed or written as JSON
 
 
 def read_yaml(path: Path) -> Any:
@@ -62,7 +65,7 @@ def compose_yaml(path: Path):
     finally:
         loader.dispose()
     if node is not None:
-        _measure(path, node)
+        _measure(path, node, len(text))
     return node
 
 
@@ -99,12 +102,14 @@ def _loader():
     return Loader
 
 
-def _measure(path: Path, root) -> None:
+def _measure(path: Path, root, file_chars: int) -> None:
     """Refuse a node graph nested deeper than :data:`MAX_DEPTH`, holding an alias inside its own
     anchor (a value that contains itself), or whose aliases expand it past :func:`_allowed`
-    values. Each node is measured once (an alias is its anchor's node), so the measure takes the
+    values or past :func:`_allowed_chars` characters of scalars (``file_chars``: the file's
+    own). Each node is measured once (an alias is its anchor's node), so the measure takes the
     time of the file, not of its expansion."""
     sizes: dict[int, int] = {}  # collections only: a scalar is one value, one level
+    chars: dict[int, int] = {}  # collections only: a scalar is its own length
     depths: dict[int, int] = {}
     written = 1  # the nodes the file writes (an alias of a scalar counts once per use)
     order = []  # collections as measured: each after its children
@@ -128,20 +133,31 @@ def _measure(path: Path, root) -> None:
             continue
         path_to.discard(key)
         sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
+        chars[key] = sum(
+            len(child.value) if child.id == "scalar" else chars[id(child)] for child in children
+        )
         depths[key] = 1 + max((depths.get(id(child), 1) for child in children), default=0)
         if depths[key] > MAX_DEPTH:
             raise _refused(path, _too_deep(), node.start_mark)
         order.append(node)
-    allowed = _allowed(written)
-    if sizes.get(id(root), 1) > allowed:
-        first = next(node for node in order if sizes[id(node)] > allowed)
-        said = f"aliases expand to {sizes[id(first)]:,} values, over the {allowed:,} allowed"
-        raise _refused(path, f"{said} (a YAML bomb?)", first.start_mark)
+    for measured, allowed, what in (
+        (sizes, _allowed(written), "values"),
+        (chars, _allowed_chars(file_chars), "characters"),
+    ):
+        if measured.get(id(root), 0) > allowed:  # the first node over it: where the user looks
+            first = next(node for node in order if measured[id(node)] > allowed)
+            said = f"aliases expand to more than the {allowed:,} {what} allowed (a YAML bomb?)"
+            raise _refused(path, said, first.start_mark)
 
 
 def _allowed(written: int) -> int:
     """How many values a file writing ``written`` of them may expand to through its aliases."""
     return max(EXPANSION_FLOOR, EXPANSION_FACTOR * written)
+
+
+def _allowed_chars(file_chars: int) -> int:
+    """How many characters of scalars a file of ``file_chars`` characters may expand to."""
+    return max(EXPANSION_CHARS_FLOOR, EXPANSION_FACTOR * file_chars)
 
 
 def _children(node) -> list:

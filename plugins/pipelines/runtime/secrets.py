@@ -2,8 +2,9 @@
 
 Also what keeps secrets out of messages, and the one list of credential-bearing query keys
 (:func:`is_secret_key`): :func:`redact` hides user info and those keys' values (as written or
-URL-encoded) in any text before it is shown or logged, and the registry refuses a source that
-carries one (:func:`secret_query_keys`); :func:`redact_known` makes a server's answer fit to print.
+URL-encoded, in the query or after ``#``) in any text before it is shown or logged, and the
+registry refuses a source that carries one (:func:`secret_query_keys`); :func:`redact_known`
+makes a server's answer fit to print.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ _USERINFO = re.compile(
     r"(?:[^/?#\s:@]*:(?!\d*(?:[/?#\s]|$))\S*@|[^/?#\s]*@)"
 )
 _USERINFO_ENCODED = re.compile(r"(?i)(?P<scheme>%3A%2F%2F)(?:(?!%2F|%3F|%23)[^/?#\s])*?%40")
-# a query pair: a separator ("?", "&", ";", or one of them URL-encoded, once or twice), a key (as
-# written or URL-encoded), "=" (or "%3D"), and the value up to the next pair. An encoded pair's
+# a query pair: a separator ("?", "&", ";", "#" - a fragment is read as a query, since a signed
+# URL's keys may follow it - or one of them URL-encoded, once or twice), a key (as written or
+# URL-encoded), "=" (or "%3D"), and the value up to the next pair. An encoded pair's
 # value ends at an encoded "&"; a plain pair's value runs to "&", a quote or white space.
 _PAIR = re.compile(
-    r"(?i)(?:(?P<plain>[?&;])|(?P<encoded>%(?:25)?(?:3F|26|3B)))"
+    r"(?i)(?:(?P<plain>[?&;#])|(?P<encoded>%(?:25)?(?:3F|26|3B|23)))"
     r"(?P<key>[\w.~%+-]{1,64}?)(?:=|%(?:25)?3D)"
     r"(?P<value>(?(encoded)(?:(?!%(?:25)?26)[^&\s'\"<>])*|[^&\s'\"<>]*))"
 )
@@ -116,21 +118,42 @@ def redact(text: str) -> str:
     return "".join(out)
 
 
+SHORT_SECRET = 4  # a credential shorter than this is hidden only where it stands as a value
+
+
 def redact_known(text: str, *secrets: str | None, limit: int = 300) -> str:
     """``text`` (a server's answer) made fit to print: every one of ``secrets`` the caller sent
     (as written, JSON-, repr- or URL-encoded) and whatever :func:`redact` finds replaced by
     ``***``, control characters and line breaks turned into spaces, cut to ``limit`` characters.
-    An answer that still holds a secret in some other encoding is not shown at all."""
+    An answer that still holds a secret in some other encoding is not shown at all.
+
+    A secret shorter than :data:`SHORT_SECRET` characters (a user name such as ``u``) is hidden
+    only where it stands as a whole value (``"username": "u"``, ``username=u``): as a bare
+    substring it would eat the letters of every other word."""
     known = sorted(filter(None, secrets), key=len, reverse=True)
     for secret in known:
         forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")}
         for form in sorted(forms | {quote_plus(secret)}, key=len, reverse=True):
-            text = text.replace(form, "***")
+            if len(secret) >= SHORT_SECRET:
+                text = text.replace(form, "***")
+            else:
+                text = _as_value(form).sub(r"\g<before>***", text)
+    long = [secret for secret in known if len(secret) >= SHORT_SECRET]
     decoded = (unquote(text), unquote_plus(text), text.replace("\\", ""))
-    if any(secret in form for secret in known for form in decoded):
+    if any(secret in form for secret in long for form in decoded):
         return "(not shown: the answer repeats a credential this client sent)"
     line = " ".join("".join(c if c.isprintable() else " " for c in redact(text)).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _as_value(form: str) -> re.Pattern:
+    """``form`` where it stands as a whole value: after ``=`` or ``:``, either quoted whole or
+    running to white space, ``&``, ``,``, ``;``, a closing bracket or the end."""
+    value = re.escape(form)
+    return re.compile(
+        rf"(?P<before>(?:=|:\s*)(?:(?P<q>[\"'])(?={value}(?P=q)))?){value}"
+        r"(?(q)|(?=[\s&,;)\]}]|$))"
+    )
 
 
 # botocore's defaults wait 60 s to connect and retry on top of our own retries: a wrong endpoint
