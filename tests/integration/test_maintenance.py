@@ -144,8 +144,8 @@ def test_pipelines_vacuum_keeps_the_namespaces_retention(lake, capsys):
     assert capsys.readouterr().out == "deleted 0 files no version of the last 1 h needs\n"
     assert main(["vacuum", "--retention-hours", "0.5"]) == 2
     assert capsys.readouterr().err == (
-        "--retention-hours 0.5 is under 1: a commit in flight writes its files before it commits "
-        "them, and a vacuum that young could delete them\n"
+        "error: --retention-hours 0.5 is under 1: a commit in flight writes its files before it "
+        "commits them, and a vacuum that young could delete them\n"
     )
     assert main(["optimize"]) == 0
     assert capsys.readouterr().out.startswith("compacted ")

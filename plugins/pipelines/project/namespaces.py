@@ -217,6 +217,22 @@ def _present(rules: Rules, root: str, name: str) -> Present | None:
     )
 
 
+def nothing_there(name: str, where: str) -> NamespaceError:
+    """The refusal of a command that needs namespace ``name`` to hold something (``where``: its
+    prefix), as ``namespace drop``, ``namespace diff`` and the maintenance commands say it."""
+    return NamespaceError(f"namespace {name!r} has nothing in the lake ({where})")
+
+
+def require_present(lake: Lake) -> None:
+    """Refuse a namespace with nothing in the lake, before anything writes there: a maintenance
+    command on a mistyped ``--namespace`` would otherwise claim it and create its runs table.
+
+    :raises NamespaceError: nothing under ``lake``'s prefix
+    """
+    if not lake.storage.list(lake.prefix):
+        raise nothing_there(lake.namespace, lake.prefix)
+
+
 def to_drop(include: Path, root: str, name: str) -> Present:
     """The namespace ``name`` of the lake, when ``pipelines namespace drop`` may delete it.
 
@@ -227,7 +243,7 @@ def to_drop(include: Path, root: str, name: str) -> Present:
         raise NamespaceError(f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern})")
     found = _present(load_rules(include), root, name)
     if found is None:
-        raise NamespaceError(f"namespace {name!r} has nothing in the lake ({root}/{name})")
+        raise nothing_there(name, f"{root}/{name}")
     if found.kind.protected:
         raise NamespaceError(
             f"namespace {name!r} is a {found.kind} namespace: drop deletes only research "
