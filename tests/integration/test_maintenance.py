@@ -144,8 +144,8 @@ def test_pipelines_vacuum_keeps_the_namespaces_retention(lake, capsys):
     assert capsys.readouterr().out == "deleted 0 files no version of the last 1 h needs\n"
     assert main(["vacuum", "--retention-hours", "0.5"]) == 2
     assert capsys.readouterr().err == (
-        "--retention-hours 0.5 is under 1: a commit in flight writes its files before it commits "
-        "them, and a vacuum that young could delete them\n"
+        "error: --retention-hours 0.5 is under 1: a commit in flight writes its files before it "
+        "commits them, and a vacuum that young could delete them\n"
     )
     assert main(["optimize"]) == 0
     assert capsys.readouterr().out.startswith("compacted ")
@@ -158,3 +158,31 @@ def test_the_maintenance_dag_runs_through_dag_test_too(lake, airflow_db):
     assert outcome.ok, outcome.error
     assert outcome.results["optimize"]["removed"] > outcome.results["optimize"]["added"] > 0
     assert outcome.results["vacuum"]["deleted"] == 0  # the replaced files are younger than 1 h
+
+
+def test_a_data_file_with_a_byte_changed_is_healed_by_the_repair_of_its_table(lake, capsys):
+    """Its size is unchanged (the sizes see nothing, nor does its footer): the read points to
+    ``pipelines repair items``, which reads the table's files whole, sets the file aside and
+    makes its days again from the raw table."""
+    from deltalake import DeltaTable
+
+    from pipelines.cli import main
+    from pipelines.inspection.reader import read
+
+    project, lk = lake
+    path = lk.cleaned(project.dataset("items")).path
+    before = data_columns(read("items"))
+    files = [u.removeprefix("file://") for u in DeltaTable(path).file_uris()]
+    newest = Path(max(files, key=os.path.getmtime))
+    data = newest.read_bytes()
+    newest.write_bytes(data[:4] + bytes([data[4] ^ 0xFF]) + data[5:])  # a page header's byte
+    assert main(["read", "items"]) == 1
+    said = capsys.readouterr().out
+    assert said.startswith("error: ") and "a data file does not read (" in said
+    assert "`pipelines repair items` reads each of its files" in said
+    assert main(["repair", "items"]) == 0
+    said = capsys.readouterr().out
+    assert f"cleaned/items: damaged ({newest.name} does not read as Parquet" in said, said
+    assert said.rstrip().endswith("repaired 1 table"), said
+    assert not newest.exists()
+    pd.testing.assert_frame_equal(data_columns(read("items")), before)

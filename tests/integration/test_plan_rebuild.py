@@ -98,6 +98,9 @@ def test_a_failed_rebuild_changes_nothing_and_a_fixed_one_switches_every_table(s
     assert code == 1, out
     assert_same(before, state())  # every table as it was, at the same version
     assert "FAIL local__shop 2024-01-01" in out
+    # the days left are plan --apply's to rerun: neither `pipelines run` (it writes the live
+    # tables) nor --keep-going (plan has none) is suggested
+    assert "\nnot run: 2024-01-02 .. 2024-01-05 (4 days)\n" in out and "keep-going" not in out
     assert (
         "error: the rebuild of shop failed (2024-01-01 .. 2024-01-05): nothing was switched, "
         "every table stays as it was (quarantine.shop, aggregated.by_status, aggregated.totals, "

@@ -84,6 +84,56 @@ def test_a_data_file_of_another_size_is_named(tmp_path, storage):
     assert found.path == str(target) and f"its log entry says {len(data)}" in found.why
 
 
+def flipped(target: Path, at: int) -> bytes:
+    """Change the byte at ``at`` of the file (its size unchanged); the bytes it held."""
+    data = target.read_bytes()
+    target.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    return data
+
+
+def newest_file(path: Path) -> Path:
+    table = DeltaTable(str(path))
+    return Path([u for u in table.file_uris() if "2024-01-03" in u][0].removeprefix("file://"))
+
+
+def test_a_data_file_with_a_byte_changed_in_its_footer_is_healed_by_a_footer_read(
+    tmp_path, storage
+):
+    """Its size is the one its log says: only a read finds it. Every repair reads the footers
+    (small); the sizes alone (status, readers) do not see it."""
+    path = days_table(tmp_path)
+    good = rows_of(path, 1)
+    target = newest_file(path)
+    data = target.read_bytes()
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    flipped(target, footer)
+    assert damage.data_damage(DeltaTable(str(path)), storage) == []
+    [found] = damage.data_damage(DeltaTable(str(path)), storage, read=damage.FOOTER)
+    assert found.path == str(target) and found.why.startswith("does not read as Parquet")
+    aside = heal.aside_folder(str(tmp_path / "ns"))
+    healed = heal.heal(str(path), storage, str(tmp_path / "ns"), aside)
+    assert healed.lost_from == 2 and healed.restored == 1
+    assert rows_of(path) == good and not target.exists()
+
+
+def test_a_data_file_with_a_byte_changed_inside_a_page_is_found_by_a_whole_read(tmp_path, storage):
+    """The footer reads; the page does not: found only when the file is read whole (a repair
+    of one table)."""
+    path = days_table(tmp_path)
+    good = rows_of(path, 1)
+    target = newest_file(path)
+    flipped(target, 4)  # the first page's header, just after the magic bytes
+    with pytest.raises(Exception):  # noqa: B017, PT011 - delta-rs's error names no file
+        rows_of(path)
+    ns = str(tmp_path / "ns")
+    assert damage.data_damage(DeltaTable(str(path)), storage, read=damage.FOOTER) == []
+    assert heal.heal(str(path), storage, ns, heal.aside_folder(ns)) is None
+    healed = heal.heal(str(path), storage, ns, heal.aside_folder(ns), whole=True)
+    assert [d.path for d in healed.damage] == [str(target)]
+    assert healed.lost_from == 2 and healed.restored == 1
+    assert rows_of(path) == good and not target.exists()
+
+
 def test_a_checkpoint_pointer_or_checkpoint_damaged_is_named(tmp_path, storage):
     path = days_table(tmp_path)
     DeltaTable(str(path)).create_checkpoint()
@@ -172,3 +222,18 @@ def test_a_read_names_a_file_cut_short_and_leaves_a_missing_one_to_its_retry(tmp
     Path(files[0]).unlink()  # as a concurrent commit and vacuum would: read the new version
     with pytest.raises(FileNotFoundError):
         table.read()
+
+
+def test_a_read_of_a_file_with_a_byte_changed_points_to_the_repair_of_its_table(tmp_path, storage):
+    """Its size is right, so the read cannot name the file (the sizes say nothing): the line
+    names the table and the repair that reads each of its files."""
+    from pipelines.exceptions import LakeError
+    from pipelines.lake.tables import Table
+
+    path = days_table(tmp_path)
+    flipped(newest_file(path), 4)
+    with pytest.raises(LakeError) as caught:
+        Table(storage, str(path), "ds").read()
+    said = str(caught.value)
+    assert said.startswith(f"{path}: a data file does not read (") and "\n" not in said
+    assert "): `pipelines repair t` reads each of its files, sets the damaged one aside" in said

@@ -27,7 +27,21 @@ def test_the_vacuum_command_refuses_no_or_negative_retention(hours, capsys):
 
     assert main(["vacuum", "--retention-hours", hours]) == 2
     said = capsys.readouterr().err
-    assert said.startswith(f"--retention-hours {float(hours):g} ") and said.count("\n") == 1
+    assert said.startswith(f"error: --retention-hours {float(hours):g} ")
+    assert said.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["vacuum", "optimize", "repair"])
+def test_maintenance_of_a_namespace_with_nothing_in_the_lake_is_refused(command, home, capsys):
+    """A mistyped ``--namespace`` is refused in one line, and nothing is written: no claim, no
+    runs table (maintenance would otherwise create the namespace)."""
+    from pipelines.cli import main
+
+    assert main([command, "--namespace", "nosuch"]) == 1
+    out, err = capsys.readouterr()
+    where = home / "lake" / "nosuch"
+    assert out + err == f"error: namespace 'nosuch' has nothing in the lake ({where})\n"
+    assert not where.exists()
 
 
 @pytest.mark.parametrize("hours", [0, -24, 0.99, float("nan")])

@@ -114,6 +114,12 @@ def test_a_stale_workflow_names_its_days_and_the_newest_reason():
     assert earlier.checks_text == "passed; 1 earlier failed"
 
 
+def test_a_damaged_table_s_checks_say_damaged_in_json_as_in_text():
+    row = workflow_row(checks="passed", damaged=("part-0.parquet: cut short",))
+    assert row.checks_text == row.as_dict()["checks"] == "damaged"
+    assert workflow_row(checks="passed").as_dict()["checks"] == "passed"
+
+
 def test_the_json_row_has_the_stale_days_their_reasons_and_each_days_state():
     body = workflow_row().as_dict()
     assert body["stale"] == {

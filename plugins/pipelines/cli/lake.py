@@ -131,18 +131,21 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.lake.delta import retention_problem
     from pipelines.project.config import load_project
+    from pipelines.project.namespaces import require_present
     from pipelines.steps.maintenance import vacuum
 
     why = retention_problem(args.retention_hours) if args.retention_hours is not None else None
     if why:
-        say(f"--retention-hours {why}", file=sys.stderr)
+        say(f"error: --retention-hours {why}", file=sys.stderr)
         return 2
     project = load_project()
     where = project.namespace()
     hours = args.retention_hours
     if hours is None:
         hours = where.settings.retention_hours
-    done = vacuum(project, project.lake(where), hours)
+    lake = project.lake(where)
+    require_present(lake)
+    done = vacuum(project, lake, hours)
     say(
         f"deleted {plural(done.deleted, 'file')} no version of the last "
         f"{done.retention_hours:g} h needs"
@@ -154,10 +157,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     """Compact the small files of every table this namespace writes."""
     quiet_airflow()
     from pipelines.project.config import load_project
+    from pipelines.project.namespaces import require_present
     from pipelines.steps.maintenance import optimize
 
     project = load_project()
-    done = optimize(project, project.lake())
+    lake = project.lake()
+    require_present(lake)
+    done = optimize(project, lake)
     say(f"compacted {plural(done.removed, 'file')} into {done.added}")
     for path in done.beaten:
         say(f"{redact(path)}: not compacted, a writer committed first (run optimize again)")
@@ -181,12 +187,14 @@ def cmd_repair(args: argparse.Namespace) -> int:
     """Set damaged files aside and restore their tables: a line per table repaired."""
     quiet_airflow()
     from pipelines.project.config import load_project
+    from pipelines.project.namespaces import require_present
     from pipelines.steps.repair import repair
 
     project = load_project()
     if args.name is not None:
         project.require(args.name)
     lake = project.lake()
+    require_present(lake)
     done = repair(project, lake, args.name, on_table=say)  # one line per table, whatever it says
     if not done:
         say(f"nothing damaged in namespace {lake.namespace} ({redact(lake.prefix)})")

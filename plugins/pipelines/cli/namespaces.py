@@ -106,16 +106,14 @@ def _drop(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from pipelines.inspection.diff import diff_namespaces
     from pipelines.project.config import load_project
+    from pipelines.project.namespaces import require_present
 
     project = load_project()
     here = project.lake()
     if args.other == here.namespace:
         raise NamespaceError(f"{args.other!r} is this namespace: name another one to compare")
     other = project.lake(args.other)  # a bad name is refused here
-    if not other.storage.list(other.prefix):
-        raise NamespaceError(
-            f"namespace {args.other!r} has nothing in the lake ({redact(other.prefix)})"
-        )
+    require_present(other)
     report = diff_namespaces(here, other, project, table=args.table)
     if args.json:
         say_json(report.as_dict(), default=str)

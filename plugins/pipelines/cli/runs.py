@@ -66,11 +66,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = {r.ds for r in results if not r.ok}
     say(f"{len([d for d in ran if d not in failed])}/{len(ran)} runs succeeded")
     if results.not_run:
-        say(f"not run: {_days(results.not_run)} (rerun them, or pass --keep-going)")
+        say(f"not run: {_days(results.not_run)}{_rerun_hint(client.namespace)}")
     if downstream:
         good = sum(r.ok for r in results.downstream)
         say(f"downstream: {good}/{len(results.downstream)} stale workflow days rerun")
     return 0 if results.ok else 1
+
+
+def _rerun_hint(namespace: str) -> str:
+    """How to run the days a failure left: none inside a rebuild (``plan --apply`` ran this
+    backfill, has no --keep-going, and its own line says to rerun it; ``pipelines run`` would
+    write the live tables, not the rebuilt ones)."""
+    from pipelines.runtime.environment import rebuilt_tables
+
+    return "" if rebuilt_tables(namespace) else " (rerun them, or pass --keep-going)"
 
 
 def _dates(args: argparse.Namespace) -> tuple:

@@ -221,7 +221,8 @@ class Status:
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON values (durations in seconds, gaps as ``[first, last]``, stale days
-        with their reasons, each day with its state)."""
+        with their reasons, each day with its state; ``checks`` is ``damaged`` for a table with
+        damaged files, as the text says: its recorded checks describe rows it cannot serve)."""
         fresh = self.freshness
         body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         body.update(
@@ -231,6 +232,7 @@ class Status:
             stale={"days": list(self.stale_days), "reasons": dict(self.stale)},
             days=[{**d._asdict(), "state": d.state} for d in self.days],
             damaged=list(self.damaged),
+            checks="damaged" if self.damaged else self.checks,
             run=dataclasses.asdict(self.run) if self.run else None,
             freshness={
                 "expected": fresh.expected,

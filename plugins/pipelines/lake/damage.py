@@ -1,6 +1,7 @@
 """Finding the damaged files of a Delta table: a log entry cut short or emptied, a checkpoint that
 does not read, a data file whose size is not the one its log entry recorded (one byte cut, or
-none left).
+none left), or, when asked (``pipelines repair``), one of the right size that does not read as
+Parquet (a byte changed): its footer, or the whole file.
 
 delta-rs reports such a file as a parse error that names no file ("Json error: Truncated
 record"), and accepts an empty log entry as a commit of nothing (the version's rows silently
@@ -154,11 +155,23 @@ def _said(exc: BaseException, fallback: str) -> str:
     return f"{fallback}: {text}" if text else fallback
 
 
+FOOTER = "footer"  # data_damage's read: each file's Parquet footer (its metadata), a small read
+WHOLE = "whole"  # data_damage's read: each file whole, every page decoded
+
+
 def data_damage(
-    table: DeltaTable, storage: Storage, paths: set[str] | None = None, *, missing: bool = True
+    table: DeltaTable,
+    storage: Storage,
+    paths: set[str] | None = None,
+    *,
+    missing: bool = True,
+    read: str | None = None,
 ) -> list[Damage]:
     """The data files of ``table`` (at its version; only those of ``paths``, their log paths,
-    when given) not the size their log entry recorded, or (``missing``) not there."""
+    when given) not the size their log entry recorded, or (``missing``) not there, or (``read``:
+    :data:`FOOTER` or :data:`WHOLE`) of the right size but not readable so far as Parquet (a
+    byte changed). Sizes alone are what ``status`` and the readers afford; reading is
+    ``pipelines repair``'s (on S3 each file read is a download)."""
     import pyarrow as pa
 
     # from the stream: pa.table() would import pandas (a second of status's budget)
@@ -167,7 +180,35 @@ def data_damage(
     expected = dict(zip(files["path"].to_pylist(), files["size_bytes"].to_pylist(), strict=True))
     if paths is not None:
         expected = {p: s for p, s in expected.items() if p in paths}
-    return sizes_damage(root, expected, storage, missing=missing)
+    found = sizes_damage(root, expected, storage, missing=missing)
+    if read is None:
+        return found
+    sized = {d.path for d in found}
+    for rel in sorted(expected):
+        path = f"{root}/{unquote(rel)}"
+        why = None if path in sized else unreadable(path, storage, whole=read == WHOLE)
+        if why:
+            found.append(Damage(path, why, "data"))
+    return found
+
+
+def unreadable(path: str, storage: Storage, *, whole: bool = False) -> str | None:
+    """Why the data file at ``path`` does not read as Parquet: its footer, or (``whole``) every
+    page of it (None: it reads, or it is not there: a missing file is the sizes' to say)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        source = pa.BufferReader(storage.read(path)) if storage.remote else path
+        if whole:
+            pq.ParquetFile(source).read(use_threads=False)
+        else:
+            pq.read_metadata(source)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        return _said(exc, "does not read as Parquet")
+    return None
 
 
 def sizes_damage(

@@ -68,9 +68,13 @@ def aside_folder(prefix: str, when: dt.datetime | None = None) -> str:
     return f"{prefix.rstrip('/')}/{ASIDE}/{when:%Y%m%dT%H%M%S%fZ}"
 
 
-def heal(path: str, storage: Storage, prefix: str, aside: str) -> Healed | None:
+def heal(
+    path: str, storage: Storage, prefix: str, aside: str, *, whole: bool = False
+) -> Healed | None:
     """Set the table's damaged files aside (under ``aside``, their path below ``prefix`` kept)
-    and put the table back at its last good version; None when nothing is damaged.
+    and put the table back at its last good version; None when nothing is damaged. Each data
+    file of the newest version is read: its footer, or (``whole``) all of it, so that a file of
+    the right size with a byte changed counts as damaged too.
 
     :raises LakeError: the table cannot be put back (no good version is left on disk)
     :raises OutsideNamespace: a symbolic link is on the way to the table or in it, as for any
@@ -82,7 +86,8 @@ def heal(path: str, storage: Storage, prefix: str, aside: str) -> Healed | None:
         delta.guard(storage, path)  # before anything moves: no link on the way or in the table
         _heal_log(healed, storage, prefix, aside)
     opened = delta.open_table(path, storage)
-    files = damage.data_damage(opened, storage) if opened is not None else []
+    read = damage.WHOLE if whole else damage.FOOTER
+    files = damage.data_damage(opened, storage, read=read) if opened is not None else []
     if files:
         delta.guard(storage, path)
         healed.damage += files

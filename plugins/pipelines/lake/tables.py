@@ -534,9 +534,14 @@ def _readable(table: Table, read: Callable[[], T]) -> T:
         named = damage.explain(table.path, table.storage, exc)
         if named is not None:
             raise named from None
-        if damage.looks_corrupt(exc):
+        if damage.looks_corrupt(exc):  # of the right size: a byte changed inside it
             said = str(exc).splitlines()[0][:300]
-            raise LakeError(f"{redact(table.path)}: a data file does not read ({said})") from None
+            name = table.path.rstrip("/").rsplit("/", 1)[-1]
+            raise LakeError(
+                f"{redact(table.path)}: a data file does not read ({said}): `pipelines repair "
+                f"{name}` reads each of its files, sets the damaged one aside and restores the "
+                "table from its last good version and the raw deliveries"
+            ) from None
         raise
 
 

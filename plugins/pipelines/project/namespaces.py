@@ -36,6 +36,7 @@ from pipelines.project.registry_values import check_schedule
 from pipelines.project.yaml_files import read_yaml
 from pipelines.runtime import environment
 from pipelines.runtime.environment import NAMESPACE_RE, Resolved
+from pipelines.runtime.secrets import redact
 
 NAMESPACES = "namespaces.yaml"
 DEFAULT_E2E = "e2e_test"  # the cookbook a master namespace schedules unless told otherwise
@@ -225,6 +226,22 @@ def _layer_of(table: str, prefix: str) -> str | None:
     return parts[0] if len(parts) == 2 else None
 
 
+def nothing_there(name: str, where: str) -> NamespaceError:
+    """The refusal of a command that needs namespace ``name`` to hold something (``where``: its
+    prefix), as ``namespace drop``, ``namespace diff`` and the maintenance commands say it."""
+    return NamespaceError(f"namespace {name!r} has nothing in the lake ({redact(where)})")
+
+
+def require_present(lake: Lake) -> None:
+    """Refuse a namespace with nothing in the lake, before anything writes there: a maintenance
+    command on a mistyped ``--namespace`` would otherwise claim it and create its runs table.
+
+    :raises NamespaceError: nothing under ``lake``'s prefix
+    """
+    if not lake.storage.list(lake.prefix):
+        raise nothing_there(lake.namespace, lake.prefix)
+
+
 def to_drop(include: Path, root: str, name: str) -> Present:
     """The namespace ``name`` of the lake, when ``pipelines namespace drop`` may delete it.
 
@@ -235,7 +252,7 @@ def to_drop(include: Path, root: str, name: str) -> Present:
         raise NamespaceError(f"{name!r} is not a namespace name ({NAMESPACE_RE.pattern})")
     found = _present(load_rules(include), root, name)
     if found is None:
-        raise NamespaceError(f"namespace {name!r} has nothing in the lake ({root}/{name})")
+        raise nothing_there(name, f"{root}/{name}")
     if found.kind.protected:
         raise NamespaceError(
             f"namespace {name!r} is a {found.kind} namespace: drop deletes only research "

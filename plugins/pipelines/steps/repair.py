@@ -70,7 +70,9 @@ def repair(
 ) -> list[Repaired]:
     """Repair every table of the namespace (or those of ``name``: a dataset's layers and its
     aggregates, an aggregate, a workflow), its runs table first; what was done to each damaged
-    one (none: nothing was damaged)."""
+    one (none: nothing was damaged). The footer of every data file of each table's newest
+    version is read; with ``name``, each of those tables' files is read whole (a changed byte
+    inside a page)."""
     aside = heal.aside_folder(lake.prefix)
     done: list[Repaired] = []
 
@@ -90,7 +92,7 @@ def repair(
         report(Repaired("_runs", None, unhealed=str(exc)))
         return done  # every other table's repair reads and writes the records
     for layer, table_name, table in _chosen(project, lake, name):
-        item = _repair_table(project, lake, layer, table_name, table, aside)
+        item = _repair_table(project, lake, layer, table_name, table, aside, whole=name is not None)
         if item is not None:
             report(item)
     return done
@@ -106,11 +108,18 @@ def _chosen(project: Project, lake: Lake, name: str | None) -> Iterable[tuple[La
 
 
 def _repair_table(
-    project: Project, lake: Lake, layer: Layer, name: str, table: Table, aside: str
+    project: Project,
+    lake: Lake,
+    layer: Layer,
+    name: str,
+    table: Table,
+    aside: str,
+    *,
+    whole: bool = False,
 ) -> Repaired | None:
     label = f"{layer}/{name}"
     try:
-        healed = heal.heal(table.path, lake.storage, lake.prefix, aside)
+        healed = heal.heal(table.path, lake.storage, lake.prefix, aside, whole=whole)
     except LakeError as exc:
         return Repaired(label, None, unhealed=str(exc))
     if healed is None:
