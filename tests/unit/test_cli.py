@@ -84,6 +84,7 @@ def test_an_error_line_never_shows_a_credential_in_a_url_it_names(monkeypatch, c
 def test_repair_says_one_line_per_table_whatever_an_error_in_it_holds(home, monkeypatch, capsys):
     # a day that cannot be made again quotes its run's error, which may hold newlines and
     # escape sequences: the table's line stays one line, with both shown escaped
+    from pipelines.project import namespaces
     from pipelines.steps import repair
 
     def repaired(project, lake, name, *, on_table):
@@ -93,6 +94,7 @@ def test_repair_says_one_line_per_table_whatever_an_error_in_it_holds(home, monk
         return done
 
     monkeypatch.setattr(repair, "repair", repaired)
+    monkeypatch.setattr(namespaces, "require_present", lambda lake: None)  # a lake with tables
     assert main(["repair"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "cleaned/orders: NOT healed: first\\nsecond \\x1b[2J"
