@@ -444,9 +444,17 @@ class Table:
         and is recorded as any commit)."""
         return self._recording(lambda: delta.optimize(self.path, self.storage))
 
+    def clear(self) -> None:
+        """Empty the table (the next write sets its schema anew) and forget its runs; the config
+        it was written with stays recorded."""
+        delta.delete_where(self.path, self.storage, None)
+        if self.runs is not None:
+            self.runs[0].forget(self.runs[1])
+            self.record_holdings()
+
     def record_holdings(self) -> None:
         """Record what the table holds now, whole, in the runs table (what a command that
-        answers from the records reads from here on: after a repair)."""
+        answers from the records reads from here on: after a clear, after a repair)."""
         if self.runs is not None:
             log_, name = self.runs
             after = self.snapshot()
