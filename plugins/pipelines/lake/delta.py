@@ -301,11 +301,11 @@ def overwrite_where(path: str, storage: Storage, data: pa.Table, predicate: str)
     from deltalake import CommitProperties, write_deltalake
 
     guard(storage, path)
-    table = open_table(path, storage)
-    base = table.version()
-    reaching(
-        storage,
+    table = open_table(path, storage)  # a table object follows the version it writes
+    _changed(
         path,
+        storage,
+        table,
         lambda: write_deltalake(
             table,
             data,
@@ -315,7 +315,6 @@ def overwrite_where(path: str, storage: Storage, data: pa.Table, predicate: str)
             commit_properties=CommitProperties(max_commit_retries=0),
         ),
     )
-    _published(path, storage, base + 1)  # one commit, never retried: the one after base
 
 
 def delete_where(path: str, storage: Storage, predicate: str | None) -> None:
