@@ -21,10 +21,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from pipelines.exceptions import CommitConflict
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 FOLDER = "_runs"
 COMPACT_EVERY = 50  # versions: a reader of the log opens a few files, not one per run
 APPEND_TRIES = 5
+T = TypeVar("T")
 PARTITIONS = "partitions"  # the column of what a table holds (:mod:`.holdings`)
 
 
@@ -348,14 +349,7 @@ class RunLog:
             _appended(self.path, self.storage, data)
             return
         where = f"\"table\" = '{_quoted(table)}'"
-        for attempt in range(1, APPEND_TRIES + 1):
-            try:
-                delta.overwrite_where(self.path, self.storage, data, where)
-                return
-            except CommitConflict:
-                if attempt == APPEND_TRIES:
-                    raise
-                time.sleep(0.05 * attempt)
+        _tried(lambda: delta.overwrite_where(self.path, self.storage, data, where))
 
 
 def _records(
@@ -394,9 +388,15 @@ def _appended(path: str, storage: Storage, data) -> int:
     """Append ``data`` to the runs table; the new version. A runs table from before a column
     gets it (the older records read null there): the one append that adds it can meet another
     writer's append, and is then tried again."""
+    return _tried(lambda: delta.append(path, storage, data, merge_schema=True))
+
+
+def _tried(commit: Callable[[], T]) -> T:
+    """``commit()``, tried again (up to :data:`APPEND_TRIES` times) while another writer's
+    commit beats it: a record's commit is small, and its rows do not depend on the version."""
     for attempt in range(1, APPEND_TRIES + 1):
         try:
-            return delta.append(path, storage, data, merge_schema=True)
+            return commit()
         except CommitConflict:
             if attempt == APPEND_TRIES:
                 raise
