@@ -97,7 +97,12 @@ class CommitConflict(LakeError):
 
 
 class SourceError(PipelinesError):
-    """The source of a dataset cannot be read."""
+    """The source of a dataset cannot be read (perhaps for now: Airflow retries)."""
+
+
+class SourceRefused(SourceError):
+    """The source refuses what was asked, and will again: no such connection, a refused login,
+    an unknown table or column. No retry."""
 
 
 class SchemaDriftError(PipelinesError):

@@ -217,12 +217,13 @@ class PostgresServer:
         return f"postgresql+psycopg2://{SUPERUSER}@{HOST}:{self.port}/{database}"
 
     def query(self, database: str, sql: str, *args) -> list[tuple]:
-        """The rows of one statement (``%s`` placeholders), on a connection of its own."""
+        """The rows of one statement (``%s`` placeholders), on a connection of its own (none
+        for a statement that returns none: DDL, an INSERT)."""
         con = self.connect(database)
         try:
             with con.cursor() as cur:
                 cur.execute(sql, args)
-                return cur.fetchall()
+                return cur.fetchall() if cur.description is not None else []
         finally:
             con.close()
 

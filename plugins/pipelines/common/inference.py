@@ -55,6 +55,9 @@ def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
         return "null"
     if pd.api.types.is_bool_dtype(series):
         return "bool"
+    decimal = _decimal_kind(series)
+    if decimal is not None:
+        return decimal
     if pd.api.types.is_integer_dtype(series):
         return "int"
     if pd.api.types.is_float_dtype(series):
@@ -64,6 +67,17 @@ def infer_kind(series: pd.Series, *, sniff: bool = True) -> str:
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
         return "timestamp"
     return text_kind(values) if sniff else "string"
+
+
+def _decimal_kind(series: pd.Series) -> str | None:
+    """``decimal(p,s)`` for a column of Arrow decimals (a database's ``numeric(p, s)``): its
+    digits are kept, never turned into a float."""
+    import pyarrow as pa
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.ArrowDtype) and pa.types.is_decimal(dtype.pyarrow_dtype):
+        return f"decimal({dtype.pyarrow_dtype.precision},{dtype.pyarrow_dtype.scale})"
+    return None
 
 
 def text_kind(values: pd.Series) -> str:

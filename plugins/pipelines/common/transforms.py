@@ -306,10 +306,13 @@ def sort_rows(frame: pd.DataFrame, primary_key: Sequence[str]) -> pd.DataFrame:
 
 
 def is_date_only(delivered: pd.Series, parsed: pd.Series) -> bool:
-    """Whether timestamps were delivered as dates (``2024-01-02``: ten characters, midnight UTC)
-    rather than times. ``parsed`` holds the rows kept, by the index of ``delivered``; the first
-    kept value decides cheaply for a delivery of times (a million rows: no work at all)."""
+    """Whether timestamps were delivered as dates (``2024-01-02``: ten characters, midnight UTC;
+    or a column of dates, a database's ``date``) rather than times. ``parsed`` holds the rows
+    kept, by the index of ``delivered``; the first kept value decides cheaply for a delivery of
+    times (a million rows: no work at all)."""
     parsed = parsed.dropna()
+    if not parsed.empty and str(delivered.dtype) == DTYPES["date"]:  # typed dates (a database's)
+        return bool((parsed == parsed.dt.normalize()).all())
     if parsed.empty or not DATE_TEXT.fullmatch(str(delivered.at[parsed.index[0]]).strip()):
         return False
     text = delivered.loc[parsed.index].astype("string").str.strip()

@@ -16,6 +16,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipelines.exceptions import Problem, RegistryError
+from pipelines.project import sql_source
 from pipelines.project.columns import Declaration
 from pipelines.project.registry_values import (  # noqa: F401 - re-exported: the registry's contract
     COLUMN_RE,
@@ -72,6 +73,11 @@ class Dataset:
     declared: Declaration | None = None  # its entry in columns.yaml (None: nothing declared)
     line: int = 0
     row: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @cached_property
+    def sql(self) -> sql_source.SqlSource | None:
+        """The database table or query the source names (None: the source is files)."""
+        return sql_source.parse(self.source)[0] if sql_source.is_sql(self.source) else None
 
     @property
     def per_interval_source(self) -> bool:
@@ -333,6 +339,23 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
         "options": options_value(get("options", ""), report),
         "freshness": duration_value(get("freshness", ""), "freshness", report),
     }
+    if sql_source.is_sql(source):
+        _sql_columns(checked, report)
     if report.problems:
         return None
     return Dataset(**checked, line=line, row=dict(values))
+
+
+def _sql_columns(checked: dict, report: Reporter) -> None:
+    """The columns a database source's row names go into its statements (quoted): each must be
+    a plain identifier, whatever the quoting would make of it."""
+    named = {
+        "primary_key": checked["primary_key"],
+        "incremental_field": (checked["incremental_field"],),
+        "partition_field": (checked["partition_field"],),
+    }
+    for column, names in named.items():
+        for name in filter(None, names):
+            problem = sql_source.column_problem(name)
+            if problem:
+                report(column, problem)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pipelines.common.partitions import DAILY, Ingestion, date_problem, shortest_gap
 from pipelines.exceptions import Problem
+from pipelines.project import sql_source
 from pipelines.runtime.secrets import has_user_info, redact, secret_query_keys
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -102,11 +103,15 @@ def source_value(value: str, report: Reporter) -> str:
     """A path under include/ or a file:// or s3:// URI, with no credential in it: no user info,
     and no query key :func:`~pipelines.runtime.secrets.redact` would hide (as written or
     URL-encoded); the message names the key, never its value."""
-    if not value:
+    if not value or _sql_source(value, report):
         return value
     parts = urlsplit(value) if "://" in value else None
     if parts is not None and parts.scheme not in ("file", "s3"):
-        report("source", f"scheme {parts.scheme!r} is not supported; use a path, file:// or s3://")
+        report(
+            "source",
+            f"scheme {parts.scheme!r} is not supported; use a path, file://, s3:// or "
+            "sql://CONN_ID/schema.table",
+        )
     elif parts is None and Path(value).is_absolute():
         report(
             "source",
@@ -135,7 +140,21 @@ def source_value(value: str, report: Reporter) -> str:
     return value
 
 
+def _sql_source(value: str, report: Reporter) -> bool:
+    """Whether ``value`` is a database source (``sql://``); what is wrong with it reported."""
+    if not sql_source.is_sql(value):
+        return False
+    problem = sql_source.parse(value)[1]
+    if problem:
+        report("source", problem)
+    return True
+
+
 def format_value(value: str, source: str, report: Reporter) -> str:
+    if sql_source.is_sql(source):
+        if value and value.lower() != sql_source.FORMAT:
+            report("format", f"a database source (sql://) is read as sql, not {value!r}")
+        return sql_source.FORMAT
     if value:
         if value.lower() not in ("csv", "parquet", "jsonl"):
             report("format", f"{value!r} is not one of: csv, jsonl, parquet")

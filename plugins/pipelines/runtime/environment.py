@@ -199,6 +199,22 @@ def memory_limit() -> int:
     return int(number * scale)
 
 
+SQL_CHUNK_ROWS = 50_000
+
+
+def sql_chunk_rows() -> int:
+    """``PIPELINES_SQL_CHUNK_ROWS`` (default :data:`SQL_CHUNK_ROWS`): the rows of a database
+    source held in memory at a time, whatever the table's size."""
+    from pipelines.exceptions import PipelinesError
+
+    value = os.environ.get("PIPELINES_SQL_CHUNK_ROWS", "").strip()
+    if not value:
+        return SQL_CHUNK_ROWS
+    if not value.isdigit() or int(value) < 1:
+        raise PipelinesError(f"PIPELINES_SQL_CHUNK_ROWS: {value!r} is not a whole number of rows")
+    return int(value)
+
+
 def late_notifier() -> str | None:
     """``PIPELINES_LATE_NOTIFIER``: the dotted path of a function called, besides the warning
     line, when a run misses its freshness deadline (``None``: the warning only)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -250,13 +250,16 @@ def _client_options(config_kwargs: dict) -> dict[str, str]:
     return options
 
 
-def require_connection(conn_id: str) -> None:
+def require_connection(conn_id: str, missing: Callable[[str], Exception] | None = None) -> None:
     """Make sure the Task SDK can find ``conn_id`` in this process.
 
     Inside a task it asks the API server, which reads the secrets backends and the metadata
     database. Elsewhere it reads only the environment and a configured secrets backend: a
     connection made with ``airflow connections add`` is then looked up here the way Airflow's
     own components do, and handed over as ``AIRFLOW_CONN_<ID>`` to this process.
+
+    :param missing: the error for a connection found nowhere, from why (default: the lake's
+        :class:`LakeError`, saying how to add an ``aws`` connection)
     """
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -267,6 +270,8 @@ def require_connection(conn_id: str) -> None:
     except AirflowNotFoundException:
         pass
     found, why = connection_from_metadata(conn_id)
+    if found is None and missing is not None:
+        raise missing(why)
     if found is None:
         raise LakeError(
             f"no Airflow connection {conn_id!r} ({why}): add it with `airflow connections add "

@@ -16,7 +16,7 @@ from pipelines.lake.tables import Snapshot, commit_with_retry
 from pipelines.project.registry import Dataset
 from pipelines.project.table_config import CONFIG, of_dataset
 from pipelines.runtime.secrets import redact
-from pipelines.steps import declared, declared_sql, sources, typed_extract
+from pipelines.steps import declared, declared_sql, sources, sql_extract, typed_extract
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ def extract(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
     """
     if not lake.owns(Layer.RAW):
         return upstream_delivery(dataset, interval, lake)
+    if dataset.sql is not None:
+        return _extract_sql(dataset, interval, lake)
     source = typed_extract.source_of(dataset, sources.location(dataset, interval))
     if source is not None and declared_sql.extract_reads_field(dataset):
         done = _extract_typed(dataset, interval, lake, source)
@@ -103,6 +105,23 @@ def _extract_typed(dataset: Dataset, interval: Interval, lake: Lake, source: str
     if not rows:
         return None
     log.info("%s: raw ds=%s: %s rows (DuckDB)", dataset.name, interval.ds, rows[0])
+    return {"rows": rows[0], "ds": interval.ds}
+
+
+def _extract_sql(dataset: Dataset, interval: Interval, lake: Lake) -> dict:
+    """The extract of a database source: its rows of the interval, streamed in chunks."""
+    table = lake.raw(dataset.name)
+    rows: list[int] = []
+
+    def attempt(base: Snapshot) -> Snapshot:
+        snap, written, columns, stray = sql_extract.extract(dataset, interval, table, base)
+        rows[:] = [written]
+        counted = _counted(dataset, written, columns, written + stray)
+        meta = {CONFIG: of_dataset(dataset)}
+        return table.commit(snap, {}, meta, run=(interval.ds, counted), since=base)
+
+    commit_with_retry(table, attempt)
+    log.info("%s: raw ds=%s: %s rows (database)", dataset.name, interval.ds, rows[0])
     return {"rows": rows[0], "ds": interval.ds}
 
 

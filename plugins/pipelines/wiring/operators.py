@@ -41,6 +41,7 @@ from pipelines.exceptions import (
     QualityCheckFailed,
     SchemaDriftError,
     SourceError,
+    SourceRefused,
     WorkflowError,
 )
 from pipelines.project.config import Kind, load_project
@@ -73,15 +74,16 @@ DETAILS = "_details"  # the aggregate task's per-table results (no aggregate nam
 def fail_clearly(operator: BaseOperator, context: Any, exc: Exception) -> Exception:
     """Log a user-facing error in one line and pick the exception that ends the task.
 
-    Config, schema and quality errors, a workflow function that failed (it has no I/O: it
+    Config, schema and quality errors, a database source that refused (no such connection, a
+    wrong password, an unknown table), a workflow function that failed (it has no I/O: it
     would fail again), and a namespace clash or a write outside the namespace (a bug) will not
-    fix themselves: no retry. A missing source or a storage error may:
-    Airflow retries those.
+    fix themselves: no retry. A missing source file, a dropped database connection or a storage
+    error may: Airflow retries those.
     """
     message = redact(str(exc))
     FAILURES[f"{operator.dag_id}.{operator.task_id}"] = message
     operator.log.error("%s", message)
-    final = (ConfigError, SchemaDriftError, QualityCheckFailed, WorkflowError)
+    final = (ConfigError, SchemaDriftError, SourceRefused, QualityCheckFailed, WorkflowError)
     if isinstance(exc, (*final, NamespaceError, OutsideNamespace)):
         return AirflowFailException(message)
     if message == str(exc):
@@ -287,6 +289,8 @@ class ExtractOperator(DatasetStepOperator):
             return TaskLineage(writes=raw)
         from pipelines.steps import sources
 
+        if dataset.sql is not None:  # a database source: its sql:// name (no host, no login)
+            return TaskLineage(writes=raw, sources=(dataset.source,))
         return TaskLineage(writes=raw, sources=(sources.location(dataset, self._interval),))
 
 
