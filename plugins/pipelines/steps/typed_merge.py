@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-FORMATS = ("parquet", "csv")
+FORMATS = ("parquet", "csv", "sql")  # sql: a database source's typed columns, as Parquet's
 SUPERSEDED = "duplicate key in this delivery: superseded by a later version"
 ARROW = {"int": "int64", "float": "float64", "bool": "bool_", "string": "string", "null": "string"}
 SQL = {
