@@ -172,8 +172,9 @@ def _target(dataset: Dataset, columns: list[sql_types.Column], base: Snapshot) -
             if f.name in had and f.type != had[f.name]
         ]
         raise SchemaDriftError(
-            f"{dataset.name}: the database's type of {', '.join(moved)} is not the raw "
-            "table's: rebuild the dataset (pipelines plan --apply) to take the new type"
+            f"{dataset.name}: the database's type of {', '.join(moved)} is not the one the "
+            "raw table holds (one type per column, on every day): read the column in its "
+            "old type through a query file (sql://CONN_ID/queries/NAME.sql, with a CAST)"
         )
     return merged
 
