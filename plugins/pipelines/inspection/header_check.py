@@ -2,7 +2,8 @@
 header of each dataset's source, and its first rows against the merge's rules, before any run.
 
 A per-interval source (``{ds}``) is checked on one interval's file: the one of its start_date, else
-the newest file of the pattern that exists (local sources); which one is said. A column that is not
+the newest file of the pattern that exists (local sources); a glob source on the first file (by
+name) of its start_date's files; which one is said. A column that is not
 in the header is reported in the usual form, with the closest names the header has: a registry
 column is an error; a column an aggregate reads is a warning while the dataset takes new columns
 (``on_schema_change=append``: a later delivery may bring it, and the days before read it as null),
@@ -117,10 +118,13 @@ def _columns(dataset: Dataset, where: str) -> list[str]:
 
 
 def _one_file(dataset: Dataset) -> str:
-    """The start_date's file, else the newest of a per-interval source's files. Each file of a
-    local per-interval source is judged as a run judges it (:func:`sources.deliveries`), so
-    one a run would refuse is refused here, whichever day it is."""
-    where = sources.location(dataset, interval_for(dataset.cron, dataset.start_date))
+    """The start_date's file (a glob's first, by name), else the newest of a per-interval
+    source's files. Each file of a local per-interval source is judged as a run judges it
+    (:func:`sources.deliveries`), so one a run would refuse is refused here, whichever day it
+    is."""
+    interval = interval_for(dataset.cron, dataset.start_date)
+    found = sources.files(dataset, interval)
+    where = found[0] if found else sources.location(dataset, interval)
     if not dataset.per_interval_source or "://" in where:
         return where
     found = sources.deliveries(dataset)

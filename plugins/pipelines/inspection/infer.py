@@ -61,9 +61,9 @@ def infer(
     frames: dict[str, tuple[str, pd.DataFrame]] = {}
     for day in dates or [dataset.start_date.isoformat()]:
         interval = interval_for(dataset.cron, date_option(day, "--date"))
-        where = sources.location(dataset, interval)
+        where = sources.first_file(dataset, interval)  # a glob's first, by name
         if where not in frames:
-            frames[where] = (interval.ds, sources.read_source(dataset, interval))
+            frames[where] = (interval.ds, sources.read_file(dataset, interval, where))
     deliveries = [Delivery(shown(w), ds, len(f)) for w, (ds, f) in frames.items()]
     kinds: dict[str, str] = {}
     unparsed: dict[str, list] = {}

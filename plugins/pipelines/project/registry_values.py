@@ -26,6 +26,8 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 COLUMN_RE = re.compile(r"^[^\W\d_][\w .()\[\]/%#&+-]{0,127}$")
 COLUMN_RULE = "letters, digits, spaces, _ . - ( ) [ ] / % # & +; must start with a letter"
 PLACEHOLDERS = ("{ds}", "{ds_nodash}")
+GLOB_CHARS = "*?["  # in a source's path: many files per interval (every match is read)
+QUERY_RE = re.compile(r"\?[A-Za-z_][\w.-]*=")  # "?versionId=3" starts a URI's query, not a glob
 FORMATS = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
 PRESETS = {
     "@hourly": "0 * * * *",
@@ -137,6 +139,8 @@ def source_value(value: str, report: Reporter) -> str:
         stripped = stripped.replace(ph, "")
     if "{" in stripped or "}" in stripped:
         report("source", "only the placeholders {ds} and {ds_nodash} are allowed")
+    if is_glob(value):
+        _glob_value(value, parts, report)
     return value
 
 
@@ -150,6 +154,23 @@ def _sql_source(value: str, report: Reporter) -> bool:
     return True
 
 
+def is_glob(source: str) -> bool:
+    """Whether a source names many files: ``*``, ``?`` or ``[...]`` in its path (a ``?`` that
+    starts a query, ``?name=``, is not one)."""
+    path = QUERY_RE.split(source, maxsplit=1)[0]
+    return any(c in path for c in GLOB_CHARS)
+
+
+def _glob_value(value: str, parts, report: Reporter) -> None:
+    """A glob matches within one folder level, locally as on S3, under a named bucket."""
+    if "**" in value:
+        report(
+            "source", "'**' is not supported: a glob matches within one folder; write * for each"
+        )
+    if parts is not None and parts.scheme == "s3" and any(c in parts.netloc for c in GLOB_CHARS):
+        report("source", "an s3:// glob must name its bucket; only the key may hold * ? [...]")
+
+
 def format_value(value: str, source: str, report: Reporter) -> str:
     if sql_source.is_sql(source):
         if value and value.lower() != sql_source.FORMAT:
@@ -159,7 +180,11 @@ def format_value(value: str, source: str, report: Reporter) -> str:
         if value.lower() not in ("csv", "parquet", "jsonl"):
             report("format", f"{value!r} is not one of: csv, jsonl, parquet")
         return value.lower()
-    name = (urlsplit(source).path if "://" in source else source).rsplit("/", 1)[-1]
+    if is_glob(source):  # its ? is a wildcard, not a URI's query
+        path = QUERY_RE.split(source, maxsplit=1)[0]
+    else:
+        path = urlsplit(source).path if "://" in source else source
+    name = path.rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if source and ext not in FORMATS:
         report(

@@ -2,6 +2,10 @@
 
 CSV is read as text (raw keeps exactly what the source gave); Parquet and JSON Lines keep their
 types. Nothing here is templated or passed to a shell: the location is plain string substitution.
+
+A source with a glob in its path (``landing/{ds}/part-*.csv``) is one delivery of many files:
+every file it matches once the dates are filled in, read one by one in name order, their rows one
+after the other (columns: the union, null where a file has none, as one file would give them).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import glob
 import io
 import json
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +24,7 @@ from pipelines.common.partitions import Interval, source_for, source_pattern
 from pipelines.exceptions import SourceError
 from pipelines.lake.storage import reached, retry
 from pipelines.project.registry import Dataset, SourceOptions
+from pipelines.project.registry_values import is_glob
 from pipelines.runtime import environment
 from pipelines.runtime.secrets import redact, s3_filesystem
 
@@ -47,16 +54,98 @@ def deliveries(dataset: Dataset) -> list[str]:
     :raises SourceError: a file of the pattern resolves outside include/ (a symlink out of it)
     """
     pattern = source_pattern(dataset.source)
-    found = sorted(glob.glob(resolve(dataset, pattern)))
-    if pattern.startswith(("s3://", "file://")):
-        return found
+    return [] if pattern.startswith("s3://") else _local_matches(dataset, pattern)
+
+
+def files(dataset: Dataset, interval: Interval) -> list[str]:
+    """The files of the interval's delivery, sorted by name, each as :func:`resolve` gives it: a
+    source's one file (there or not), or every file its glob matches now (none: no delivery).
+    Folders and hidden files (a name starting with ``.``: partial uploads, checksums) are not
+    matched.
+
+    :raises SourceError: a matched file resolves outside include/ (a symlink out of it)
+    """
+    if not is_glob(dataset.source):
+        return [location(dataset, interval)]
+    pattern = source_for(dataset.source, interval)
+    if pattern.startswith("s3://"):
+        return _s3_matches(pattern)
+    return _local_matches(dataset, pattern)
+
+
+def _local_matches(dataset: Dataset, pattern: str) -> list[str]:
+    """The files a local pattern (as written, dates filled in or ``*``) matches, sorted by
+    name; a path under include/ is matched there, and each match checked by :func:`resolve`."""
+    if pattern.startswith("file://"):
+        found = glob.glob(pattern.removeprefix("file://"))
+        return sorted(path for path in found if not os.path.isdir(path))
     include = environment.include_dir().resolve()
-    return [resolve(dataset, os.path.relpath(path, include)) for path in found]
+    found = glob.glob(pattern, root_dir=include)  # include/'s own path may hold [ or *
+    return [resolve(dataset, rel) for rel in sorted(found) if not (include / rel).is_dir()]
+
+
+def _s3_matches(pattern: str) -> list[str]:
+    """The objects an ``s3://`` glob matches now (listed afresh), sorted by key."""
+    conn_id = environment.lake_conn_id()
+    fs = s3_filesystem(conn_id)
+    key = pattern.removeprefix("s3://")
+    found = retry(lambda: fs.glob(key, detail=True, refresh=True), where=reached(pattern, conn_id))
+    hidden = key.rsplit("/", 1)[-1].startswith(".")  # a pattern may name hidden files
+    return sorted(
+        f"s3://{name}"
+        for name, info in found.items()
+        if info.get("type") == "file" and (hidden or not name.rsplit("/", 1)[-1].startswith("."))
+    )
 
 
 def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
-    """The source rows as delivered (whole file; filtering by interval happens in extract)."""
-    where = location(dataset, interval)
+    """The source rows as delivered (whole; filtering by interval happens in extract): a glob's
+    files one after the other, in name order, read one at a time.
+
+    :raises SourceError: no file (a glob matching none), or one that is not of its format
+    """
+    found = files(dataset, interval)
+    if not found:
+        raise not_delivered(dataset, interval)
+    if len(found) == 1:
+        return read_file(dataset, interval, found[0])
+    if dataset.format == "parquet":
+        return _parquet_union(dataset, interval, found)
+    frames = [read_file(dataset, interval, where) for where in found]
+    frames = [frame for frame in frames if len(frame.columns)]  # an empty file has none
+    if not frames:
+        return pd.DataFrame()
+    frame = pd.concat(frames, ignore_index=True)
+    return _as_text_where_mixed(frame) if dataset.format == "jsonl" else frame
+
+
+def first_file(dataset: Dataset, interval: Interval) -> str:
+    """The interval's file, or the first (by name) of the files its glob matches: the one
+    ``validate --sources`` and ``infer`` open.
+
+    :raises SourceError: a glob that matches no file (no delivery, as a run says)
+    """
+    found = files(dataset, interval)
+    if not found:
+        raise not_delivered(dataset, interval)
+    return found[0]
+
+
+def not_delivered(dataset: Dataset, interval: Interval) -> SourceError:
+    """The error for an interval whose glob matches no file, naming the pattern (redacted)."""
+    where = redact(location(dataset, interval))
+    return SourceError(f"{dataset.name}: source for {interval.ds} not found: {where}")
+
+
+def read_file(dataset: Dataset, interval: Interval, where: str) -> pd.DataFrame:
+    """The rows of one file of the interval's delivery, as the extract reads them."""
+    return _read(
+        dataset, interval, where, lambda data: parse(data, dataset.format, dataset.options)
+    )
+
+
+def _read(dataset: Dataset, interval: Interval, where: str, parsed: Callable[[bytes], Any]):
+    """One file's bytes, ``parsed``; a file that is not there, or not of its format, refused."""
     try:
         data = read_bytes(where)
     except FileNotFoundError:
@@ -64,9 +153,24 @@ def read_source(dataset: Dataset, interval: Interval) -> pd.DataFrame:
             f"{dataset.name}: source for {interval.ds} not found: {redact(where)}"
         ) from None
     try:
-        return parse(data, dataset.format, dataset.options)
+        return parsed(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise unreadable(dataset, where, exc) from None
+
+
+def _parquet_union(dataset: Dataset, interval: Interval, found: list[str]) -> pd.DataFrame:
+    """Parquet files as one table: a column a file lacks is null there, in the others' type (an
+    integer column widened to float, as one file's nulls make it); a column of two types that
+    have no common one (integer and text) is refused, naming them."""
+    import pyarrow as pa
+
+    tables = [_read(dataset, interval, where, _parquet_table) for where in found]
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise unreadable(dataset, location(dataset, interval), exc) from None
+    del tables
+    return _to_pandas(table)
 
 
 def unreadable(dataset: Dataset, where: str, exc: Exception) -> SourceError:
@@ -127,11 +231,19 @@ def csv_options(options: SourceOptions) -> dict:
 
 
 def _parquet(data: bytes) -> pd.DataFrame:
+    return _to_pandas(_parquet_table(data))
+
+
+def _parquet_table(data: bytes):
     import pyarrow.parquet as pq
 
+    return pq.read_table(io.BytesIO(data))
+
+
+def _to_pandas(table) -> pd.DataFrame:
     # not to_pandas(self_destruct=True): it lowered peak memory but made ~1 process in 7 abort
     # at exit (SIGABRT, "terminate called without an active exception"), pyarrow 26
-    return pq.read_table(io.BytesIO(data)).to_pandas()
+    return table.to_pandas()
 
 
 def _as_text_where_mixed(frame: pd.DataFrame) -> pd.DataFrame:

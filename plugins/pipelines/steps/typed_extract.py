@@ -11,8 +11,8 @@ incremental field is text, parsed batch by batch by the pandas path's own rules
 (:func:`~pipelines.common.transforms.kept_by_interval`, one column at a time).
 
 What this path does not do falls back to pandas (:func:`source_of` or :func:`extract` say
-None): JSON Lines, a source on S3, a CSV source into a lake on S3 (a stream of batches is not
-retried there), a Parquet incremental field that is not a timestamp, a CSV
+None): JSON Lines, a source on S3, a glob's many files, a CSV source into a lake on S3 (a stream
+of batches is not retried there), a Parquet incremental field that is not a timestamp, a CSV
 file DuckDB would read differently, an empty delivery, a raw table whose columns the source
 would change.
 """
@@ -29,6 +29,7 @@ from pipelines.lake import delta, frames
 from pipelines.lake.engine import BATCH_ROWS, beside_delta, connect, quoted
 from pipelines.lake.tables import Snapshot, Table
 from pipelines.project.registry import Dataset
+from pipelines.project.registry_values import is_glob
 from pipelines.steps.csv_source import CsvSource
 
 if TYPE_CHECKING:
@@ -39,12 +40,13 @@ FORMATS = ("parquet", "csv")
 
 
 def source_of(dataset: Dataset, where: str) -> str | None:
-    """The local file the DuckDB path reads (None: the pandas path extracts)."""
+    """The local file the DuckDB path reads (None: the pandas path extracts, as it does a glob's
+    many files)."""
     import os
 
-    if dataset.format not in FORMATS or "://" in where or not os.path.isfile(where):
+    if dataset.format not in FORMATS or "://" in where or is_glob(dataset.source):
         return None
-    return where
+    return where if os.path.isfile(where) else None
 
 
 @dataclass
