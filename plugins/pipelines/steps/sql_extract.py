@@ -119,6 +119,7 @@ def extract(
     secrets = databases.secrets_of(source.conn_id)
     doing = f"reading {source.query or '.'.join(source.table)} for {interval.ds}"
     counts = {"written": 0, "stray": 0}
+    dropped: list[Exception] = []  # a read that failed inside the lake's write of the batches
     try:
         with engine.connect() as con:
             sql = sa.text(statement(dataset, source, engine.dialect))
@@ -126,7 +127,7 @@ def extract(
             columns = sql_types.columns(result.cursor.description, engine.dialect)
             target = _target(dataset, columns, base)
             added = base.exists and bool(set(target.names) - set(base.schema.names))
-            batches = _batches(dataset, result, columns, target, interval.ds, counts)
+            batches = _batches(dataset, result, columns, target, interval.ds, counts, dropped)
             delta.replace(
                 table.path,
                 table.storage,
@@ -138,6 +139,12 @@ def extract(
             )
     except sa.exc.DBAPIError as exc:
         raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
+    except Exception:
+        if not dropped:
+            raise
+        # the writer wraps what the batches raised (a DeltaError quoting its traceback): the
+        # database's own error says what happened, in one line, and whether it may pass
+        raise databases.failure(source.conn_id, dropped[0], doing=doing, secrets=secrets) from None
     finally:
         engine.dispose()
     names = [c.name for c in columns] + ["_row"]
@@ -189,16 +196,26 @@ def _batches(
     target: pa.Schema,
     ds: str,
     counts: dict[str, int],
+    dropped: list[Exception],
 ) -> pa.RecordBatchReader:
     """The result's rows as batches of the target schema, with ``_row`` (their position in the
-    key order) and ``ds``; the rows written and those with a null incremental field counted."""
+    key order) and ``ds``; the rows written and those with a null incremental field counted; a
+    database error while reading kept in ``dropped`` (the writer reading the batches wraps it)."""
     import pyarrow as pa
+    import sqlalchemy as sa
 
     field = dataset.incremental_field if dataset.filtered_source else None
     at = next((i for i, c in enumerate(columns) if c.name == field), None)
     positions = {c.name: i for i, c in enumerate(columns)}
 
     def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from chunks()
+        except sa.exc.DBAPIError as exc:
+            dropped.append(exc)
+            raise
+
+    def chunks() -> Iterator[pa.RecordBatch]:
         offset = 0
         for rows in result.partitions():
             arrays = sql_types.arrays(rows, columns)
