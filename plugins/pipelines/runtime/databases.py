@@ -53,8 +53,9 @@ def hook(conn_id: str):
     def missing(why: str) -> SourceRefused:
         return SourceRefused(
             f"no Airflow connection {conn_id!r} ({why}): add it with `airflow connections add "
-            f"{conn_id} --conn-uri postgresql://USER@HOST:5432/DB` (and its password), or an "
-            f"AIRFLOW_CONN_{conn_id.upper()} variable or a secrets backend"
+            f"{conn_id} --conn-type postgres --conn-host HOST --conn-schema DB --conn-login USER "
+            f"--conn-password …`, or an AIRFLOW_CONN_{conn_id.upper()} variable or a secrets "
+            "backend"
         )
 
     require_connection(conn_id, missing)
