@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.common.partitions import Interval
+from pipelines.common.partitions import Ingestion, Interval
 from pipelines.exceptions import SchemaDriftError, SourceRefused
 from pipelines.lake import delta, frames
 from pipelines.lake.tables import Snapshot, Table
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBQUERY = "source_rows"
+UNDEFINED_COLUMN = "42703"  # SQLSTATE of a column the table does not have
 
 
 def query_text(dataset: Dataset, source: SqlSource) -> str:
@@ -92,6 +94,42 @@ def probe(dataset: Dataset, source: SqlSource, dialect: Dialect) -> str:
     return f"SELECT * FROM (\n{inner}\n) AS probe WHERE 1 = 0"  # noqa: S608 - as statement
 
 
+def described(dataset: Dataset, interval: Interval) -> list[sql_types.Column]:
+    """The columns (names and types) the database says the dataset's statement for ``interval``
+    gives, from its :func:`probe` (no row read): ``validate --sources`` and ``infer``.
+
+    A column the incremental filter names that the table lacks fails the probe: the columns are
+    then those of the rows alone, for the caller to say which registry column is not among them.
+
+    :raises SourceRefused: no connection, refused login, unknown table, a query the database
+        rejects, a query file missing (one line, no password)
+    :raises SourceError: the database could not be reached
+    """
+    import sqlalchemy as sa
+
+    source = dataset.sql
+    assert source is not None
+    engine = databases.engine(source.conn_id)
+    secrets = databases.secrets_of(source.conn_id)
+    doing = f"probing {source.query or '.'.join(source.table)}"
+    try:
+        with engine.connect() as con:
+            sql = probe(dataset, source, engine.dialect)
+            try:
+                result = con.execute(sa.text(sql), bounds(interval))
+            except sa.exc.DBAPIError as exc:
+                if not dataset.filtered_source or databases.sqlstate(exc) != UNDEFINED_COLUMN:
+                    raise
+                con.rollback()
+                rows = replace(dataset, ingestion=Ingestion.FULL)  # the rows alone, unfiltered
+                result = con.execute(sa.text(probe(rows, source, engine.dialect)), bounds(interval))
+            return sql_types.columns(result.cursor.description, engine.dialect)
+    except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
+        raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
+    finally:
+        engine.dispose()
+
+
 def bounds(interval: Interval) -> dict:
     """The interval's bound parameters: UTC instants (a PostgreSQL session is set to UTC, so a
     ``timestamp without time zone`` compares as UTC)."""
@@ -137,7 +175,7 @@ def extract(
                 base=base.version if base.exists else None,
                 reshape="merge" if added else None,
             )
-    except sa.exc.DBAPIError as exc:
+    except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
         raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
     except Exception:
         if not dropped:
@@ -211,7 +249,7 @@ def _batches(
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from chunks()
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.StatementError as exc:
             dropped.append(exc)
             raise
 
