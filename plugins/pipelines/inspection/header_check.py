@@ -16,6 +16,11 @@ A source a run refuses is refused here in the run's words, through the run's own
 (:mod:`pipelines.steps.sources`): a file of a local per-interval source, on any day, that resolves
 outside include/ (a symlink out of it); a file whose first bytes are not text in its encoding;
 first rows (of a file short enough to be read whole) that are not of its format.
+
+A database source (``sql://``) is opened by running its statement for the start_date's interval
+to return no row (:func:`.sql_extract.described`): the columns the database says are its header;
+what the database refuses (a login, a table, a query) is one line naming the connection. Its first
+rows are not sampled (the database types them: the run's check judges them).
 """
 
 from __future__ import annotations

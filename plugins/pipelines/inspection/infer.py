@@ -7,6 +7,10 @@ fields: a key column of a text delivery stays text (the merge compares keys as d
 the incremental and partition fields are dates or timestamps as the merge parses them. A header
 that is not a valid column name, or that Delta cannot store as it is, gets a ``rename``
 suggestion; the key columns get ``not_null``. Nothing is written and no lake is opened.
+
+A database source's columns get the database's own types (its statement run to return no row),
+not an inference: ``integer``, ``float``, ``decimal(p,s)``, ``boolean``, ``date``,
+``timestamp``, ``text`` (a type columns.yaml has no name for is left untyped, with a note).
 """
 
 from __future__ import annotations
