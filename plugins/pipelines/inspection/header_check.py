@@ -17,6 +17,11 @@ A source a run refuses is refused here in the run's words, through the run's own
 (:mod:`pipelines.steps.sources`): a file of a local per-interval source, on any day, that resolves
 outside include/ (a symlink out of it); a file whose first bytes are not text in its encoding;
 first rows (of a file short enough to be read whole) that are not of its format.
+
+A database source (``sql://``) is opened by running its statement for the start_date's interval
+to return no row (:func:`.sql_extract.described`): the columns the database says are its header;
+what the database refuses (a login, a table, a query) is one line naming the connection. Its first
+rows are not sampled (the database types them: the run's check judges them).
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ from pipelines.project.aggregates import AGGREGATES
 from pipelines.project.columns import COLUMNS
 from pipelines.project.config import Project
 from pipelines.project.registry import Dataset, SchemaChange
-from pipelines.runtime import environment
+from pipelines.project.sql_source import is_sql
+from pipelines.runtime import databases, environment
 from pipelines.runtime.secrets import redact
-from pipelines.steps import merge, sources
+from pipelines.steps import merge, sources, sql_extract
 
 HEAD_BYTES = 1 << 16  # enough for a header line and the first JSON Lines records
 SAMPLE_ROWS = 1000  # the first rows of a source the merge's rules are tried on
@@ -89,6 +95,8 @@ def source_header(dataset: Dataset) -> tuple[str, list[str]]:
     :raises PipelinesError: the file cannot be read, or not as its format; a file a run refuses
         (outside include/, not text in its encoding) is refused in the run's words
     """
+    if dataset.sql is not None:
+        return _described(dataset)
     where = _one_file(dataset)
     try:
         return where, _columns(dataset, where)
@@ -101,6 +109,32 @@ def source_header(dataset: Dataset) -> tuple[str, list[str]]:
         raise PipelinesError(
             f"{dataset.name}: cannot read {where} as {dataset.format} ({reason})"
         ) from None
+
+
+def _described(dataset: Dataset) -> tuple[str, list[str]]:
+    """(the ``sql://`` name, the column names) of a database source: its statement for the
+    start_date's interval, run to return no row (the database checks the connection, the login,
+    the table or query and the incremental field's comparison).
+
+    :raises PipelinesError: what the database (or a missing connection or query file) refused,
+        in one line naming the dataset and the connection, never its password
+    """
+    assert dataset.sql is not None
+    interval = interval_for(dataset.cron, dataset.start_date)
+    try:
+        columns = sql_extract.described(dataset, interval)
+    except PipelinesError as exc:
+        said = str(exc).removeprefix(f"{dataset.name}: ").removesuffix(databases.RETRIED)
+        if repr(dataset.sql.conn_id) not in said:  # a query file's problem: say whose
+            said += f" ({dataset.sql.shown()})"
+        raise type(exc)(f"{dataset.name}: {said}") from None
+    return dataset.sql.shown(), [c.name for c in columns]
+
+
+def _named(where: str) -> str:
+    """A source as a message names it: a database source by its ``sql://`` name, a file by its
+    file name."""
+    return where if is_sql(where) else Path(where).name
 
 
 def _columns(dataset: Dataset, where: str) -> list[str]:
@@ -162,7 +196,7 @@ def _declared_columns(dataset: Dataset, where: str, header: list[str]):
         return
     for column in dataset.declared.columns:
         if column.name not in header:
-            message = _missing(column.name, header, f"the source ({Path(where).name})")
+            message = _missing(column.name, header, f"the source ({_named(where)})")
             yield Problem(
                 COLUMNS,
                 column.line,
@@ -177,13 +211,13 @@ def _registry_columns(project: Project, dataset: Dataset, where: str, header: li
     file = project.registry.path.name
     for column, wanted in named.items():
         for name in filter(None, wanted):
-            message = _missing(name, header, f"the source ({Path(where).name})")
+            message = _missing(name, header, f"the source ({_named(where)})")
             if message:
                 yield Problem(file, dataset.line, column, message)
 
 
 def _aggregate_columns(project: Project, dataset: Dataset, where: str, header: list[str]):
-    source = f"the source of dataset {dataset.name} ({Path(where).name})"
+    source = f"the source of dataset {dataset.name} ({_named(where)})"
     for spec in project.aggregates_of(dataset.name):
         for name in sorted(spec.columns):
             message = _missing(name, header, source)
@@ -193,8 +227,8 @@ def _aggregate_columns(project: Project, dataset: Dataset, where: str, header: l
 
 def _quarantined_sample(project: Project, dataset: Dataset, where: str) -> list[Problem]:
     """An error when the merge would quarantine every one of the source's first rows."""
-    if dataset.max_quarantine_pct == 100:
-        return []
+    if dataset.max_quarantine_pct == 100 or dataset.sql is not None:
+        return []  # a database's rows come typed by it: the run's check judges them
     try:
         rows = _sample(dataset, where)
     except OSError:

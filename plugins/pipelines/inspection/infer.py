@@ -7,6 +7,10 @@ fields: a key column of a text delivery stays text (the merge compares keys as d
 the incremental and partition fields are dates or timestamps as the merge parses them. A header
 that is not a valid column name, or that Delta cannot store as it is, gets a ``rename``
 suggestion; the key columns get ``not_null``. Nothing is written and no lake is opened.
+
+A database source's columns get the database's own types (its statement run to return no row),
+not an inference: ``integer``, ``float``, ``decimal(p,s)``, ``boolean``, ``date``,
+``timestamp``, ``text`` (a type columns.yaml has no name for is left untyped, with a note).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ def infer(
 
     :raises PipelinesError: a date that is not one, a source that cannot be read, no column
     """
+    if dataset.sql is not None:
+        return _described(dataset, dates)
     frames: dict[str, tuple[str, pd.DataFrame]] = {}
     for day in dates or [dataset.start_date.isoformat()]:
         interval = interval_for(dataset.cron, date_option(day, "--date"))
@@ -74,6 +80,50 @@ def infer(
         raise PipelinesError(f"{dataset.name}: no column in {', '.join(map(shown, frames))}")
     notes = {c: _unparsed_note(*counts) for c, counts in unparsed.items() if counts[0]}
     return deliveries, _entries(dataset, kinds, notes)
+
+
+def _described(dataset: Dataset, dates: list[str] | None) -> tuple[list[Delivery], list[Inferred]]:
+    """A database source's columns as the database types them (no row read, no inference):
+    its statement for the interval of the first date (default the start_date)."""
+    from pipelines.steps import sql_extract
+
+    day = (dates or [dataset.start_date.isoformat()])[0]
+    interval = interval_for(dataset.cron, date_option(day, "--date"))
+    columns = sql_extract.described(dataset, interval)
+    if not columns:
+        raise PipelinesError(f"{dataset.name}: no column in {dataset.source}")
+    keys = set(dataset.primary_key)
+    taken = {c.name for c in columns}
+    named = keys | set(_stamps(dataset))
+    entries = []
+    for column in columns:
+        declared_type, note = database_type(column.type)
+        rename, why = _rename(dataset, column.name, named, taken)
+        tests = ("not_null",) if column.name in keys else ()
+        entries.append(Inferred(column.name, declared_type, rename, tests, note or why))
+    return [Delivery(dataset.source, interval.ds, 0)], entries
+
+
+def database_type(arrow) -> tuple[str | None, str]:
+    """The ``columns.yaml`` type of a database column stored as Arrow type ``arrow`` (None and
+    why: a type columns.yaml has no name for, kept as read)."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(arrow):
+        return "integer", ""
+    if pa.types.is_floating(arrow):
+        return "float", ""
+    if pa.types.is_decimal(arrow) and 1 <= arrow.precision <= 38:
+        return f"decimal({arrow.precision},{arrow.scale})", ""
+    if pa.types.is_boolean(arrow):
+        return "boolean", ""
+    if pa.types.is_date(arrow):
+        return "date", ""
+    if pa.types.is_timestamp(arrow):
+        return "timestamp", ""
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return "text", ""
+    return None, f"the database's type is stored as {arrow}: columns.yaml has no name for it"
 
 
 def _kinds(dataset: Dataset, frame: pd.DataFrame, unparsed: dict[str, list]) -> dict[str, str]:
@@ -173,10 +223,19 @@ def as_yaml(dataset: Dataset, deliveries: list[Delivery], entries: list[Inferred
     """The entry as YAML for ``columns.yaml``: a comment saying what was read, then one line a
     column."""
     rows = sum(d.rows for d in deliveries)
+    if dataset.sql is not None:
+        said = [
+            f"# pipelines infer {dataset.name}: the database's own types "
+            f"(no row read) of {dataset.source} ({deliveries[0].ds}):"
+        ]
+    else:
+        said = [
+            f"# pipelines infer {dataset.name}: the lossless inference over "
+            f"{_counted(len(deliveries), 'file')}, {_counted(rows, 'row')}:",
+            *(f"#   {d.where} ({d.ds}): {_counted(d.rows, 'row')}" for d in deliveries),
+        ]
     lines = [
-        f"# pipelines infer {dataset.name}: the lossless inference over "
-        f"{_counted(len(deliveries), 'file')}, {_counted(rows, 'row')}:",
-        *(f"#   {d.where} ({d.ds}): {_counted(d.rows, 'row')}" for d in deliveries),
+        *said,
         f"# Edit it (types, formats, tests, contracts), then put it in include/{COLUMNS}.",
         f"{dataset.name}:",
         "  columns:",

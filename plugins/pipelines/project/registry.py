@@ -341,6 +341,12 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
     }
     if sql_source.is_sql(source):
         _sql_columns(checked, report)
+        if get("options", "").strip():
+            report(
+                "options",
+                "a database source takes no options (delimiter, encoding, null and epoch read "
+                "files): the database types its columns",
+            )
     if report.problems:
         return None
     return Dataset(**checked, line=line, row=dict(values))
@@ -348,7 +354,8 @@ def _build(values: dict[str, str], line: int, report: Reporter) -> Dataset | Non
 
 def _sql_columns(checked: dict, report: Reporter) -> None:
     """The columns a database source's row names go into its statements (quoted): each must be
-    a plain identifier, whatever the quoting would make of it."""
+    a plain identifier, whatever the quoting would make of it (a name that is no column name at
+    all is reported once, by :func:`columns_value`)."""
     named = {
         "primary_key": checked["primary_key"],
         "incremental_field": (checked["incremental_field"],),
@@ -356,6 +363,8 @@ def _sql_columns(checked: dict, report: Reporter) -> None:
     }
     for column, names in named.items():
         for name in filter(None, names):
+            if not COLUMN_RE.fullmatch(name):
+                continue
             problem = sql_source.column_problem(name)
             if problem:
                 report(column, problem)

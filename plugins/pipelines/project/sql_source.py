@@ -20,6 +20,10 @@ CONN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")  # Airflow's own co
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 IDENTIFIER_RULE = "a letter or _, then letters, digits or _ (at most 63)"
 QUERY_SUFFIX = ".sql"
+# a query file's path: plain names, so the registry's text is one a shell, a log and a message
+# quote safely (no quote, ';', space or control character)
+QUERY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+QUERY_RULE = "a path under include/ of letters, digits, _ . - and /"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ def parse(source: str) -> tuple[SqlSource | None, str | None]:
             return None, f"query file {_short(where)!r} must be a path inside include/ (no '..')"
         if any(c in where for c in "{}?*[]"):
             return None, f"query file {_short(where)!r}: no placeholders or wildcards"
+        if not QUERY_RE.fullmatch(where):
+            return None, f"query file {_short(where)!r} must be {QUERY_RULE}"
         return SqlSource(conn_id, query=where), None
     parts = where.split(".")
     if len(parts) > 2:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # authorization (28), invalid catalog name (3D), syntax error or access rule violation (42),
 # invalid schema name (3F), data exception (22), feature not supported (0A)
 REFUSED_CLASSES = ("28", "3D", "3F", "42", "22", "0A")
+RETRIED = "; retried: it may pass"  # ends the message of a failure that is not refused
 # what drivers say, without a SQLSTATE, of a login or a database that will not be accepted
 REFUSED_WORDS = (
     "password authentication failed",
@@ -53,8 +54,9 @@ def hook(conn_id: str):
     def missing(why: str) -> SourceRefused:
         return SourceRefused(
             f"no Airflow connection {conn_id!r} ({why}): add it with `airflow connections add "
-            f"{conn_id} --conn-uri postgresql://USER@HOST:5432/DB` (and its password), or an "
-            f"AIRFLOW_CONN_{conn_id.upper()} variable or a secrets backend"
+            f"{conn_id} --conn-type postgres --conn-host HOST --conn-schema DB --conn-login USER "
+            f"--conn-password …`, or an AIRFLOW_CONN_{conn_id.upper()} variable or a secrets "
+            "backend"
         )
 
     require_connection(conn_id, missing)
@@ -114,12 +116,19 @@ def failure(conn_id: str, exc: BaseException, *, doing: str = "", secrets=()) ->
     refused = state[:2] in REFUSED_CLASSES if state else _refused_by_words(text)
     if type(original).__name__ in ("ProgrammingError", "NotSupportedError") and not state:
         refused = True  # PEP 249: the statement is wrong, and will be again
+    if _not_sent(exc):
+        refused = True  # SQLAlchemy refused it before the database saw it: it will again
     where = f"connection {conn_id!r}" + (f", {doing}" if doing else "")
     message = f"{where}: {text}" + (f" (SQLSTATE {state})" if state else "")
     message = redact_known(message, *secrets, limit=500)
     if refused:
         return SourceRefused(message)
-    return SourceError(message + "; retried: it may pass")
+    return SourceError(message + RETRIED)
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE of a failed database call (a SQLAlchemy error or the driver's), or ''."""
+    return _sqlstate(getattr(exc, "orig", None) or exc)
 
 
 def _sqlstate(exc: BaseException) -> str:
@@ -134,6 +143,13 @@ def _sqlstate(exc: BaseException) -> str:
     return value if isinstance(value, str) and len(value) == 5 else ""
 
 
+def _not_sent(exc: BaseException) -> bool:
+    """A statement SQLAlchemy would not send (a query file's ``:name`` with no value bound)."""
+    from sqlalchemy import exc as sa_exc
+
+    return isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError)
+
+
 def _refused_by_words(text: str) -> bool:
     lowered = text.lower()
     return any(w in lowered for w in REFUSED_WORDS)
@@ -142,7 +158,8 @@ def _refused_by_words(text: str) -> bool:
 def _first_line(exc: BaseException) -> str:
     """The driver's message without its noise: the line that says what is wrong (PostgreSQL's
     ``FATAL:``/``ERROR:`` line, else the first), no SQLAlchemy background link."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = str(exc).split(" (Background on this error at:")[0]  # SQLAlchemy's link, inline
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith(("(Background on", "[SQL:", "[parameters:"))]
     for line in lines:
         for mark in ("FATAL:", "ERROR:"):

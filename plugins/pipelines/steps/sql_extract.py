@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipelines.common.partitions import Interval
+from pipelines.common.partitions import Ingestion, Interval
 from pipelines.exceptions import SchemaDriftError, SourceRefused
 from pipelines.lake import delta, frames
 from pipelines.lake.tables import Snapshot, Table
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBQUERY = "source_rows"
+UNDEFINED_COLUMN = "42703"  # SQLSTATE of a column the table does not have
 
 
 def query_text(dataset: Dataset, source: SqlSource) -> str:
@@ -92,6 +94,42 @@ def probe(dataset: Dataset, source: SqlSource, dialect: Dialect) -> str:
     return f"SELECT * FROM (\n{inner}\n) AS probe WHERE 1 = 0"  # noqa: S608 - as statement
 
 
+def described(dataset: Dataset, interval: Interval) -> list[sql_types.Column]:
+    """The columns (names and types) the database says the dataset's statement for ``interval``
+    gives, from its :func:`probe` (no row read): ``validate --sources`` and ``infer``.
+
+    A column the incremental filter names that the table lacks fails the probe: the columns are
+    then those of the rows alone, for the caller to say which registry column is not among them.
+
+    :raises SourceRefused: no connection, refused login, unknown table, a query the database
+        rejects, a query file missing (one line, no password)
+    :raises SourceError: the database could not be reached
+    """
+    import sqlalchemy as sa
+
+    source = dataset.sql
+    assert source is not None
+    engine = databases.engine(source.conn_id)
+    secrets = databases.secrets_of(source.conn_id)
+    doing = f"probing {source.query or '.'.join(source.table)}"
+    try:
+        with engine.connect() as con:
+            sql = probe(dataset, source, engine.dialect)
+            try:
+                result = con.execute(sa.text(sql), bounds(interval))
+            except sa.exc.DBAPIError as exc:
+                if not dataset.filtered_source or databases.sqlstate(exc) != UNDEFINED_COLUMN:
+                    raise
+                con.rollback()
+                rows = replace(dataset, ingestion=Ingestion.FULL)  # the rows alone, unfiltered
+                result = con.execute(sa.text(probe(rows, source, engine.dialect)), bounds(interval))
+            return sql_types.columns(result.cursor.description, engine.dialect)
+    except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
+        raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
+    finally:
+        engine.dispose()
+
+
 def bounds(interval: Interval) -> dict:
     """The interval's bound parameters: UTC instants (a PostgreSQL session is set to UTC, so a
     ``timestamp without time zone`` compares as UTC)."""
@@ -119,6 +157,7 @@ def extract(
     secrets = databases.secrets_of(source.conn_id)
     doing = f"reading {source.query or '.'.join(source.table)} for {interval.ds}"
     counts = {"written": 0, "stray": 0}
+    dropped: list[Exception] = []  # a read that failed inside the lake's write of the batches
     try:
         with engine.connect() as con:
             sql = sa.text(statement(dataset, source, engine.dialect))
@@ -126,7 +165,7 @@ def extract(
             columns = sql_types.columns(result.cursor.description, engine.dialect)
             target = _target(dataset, columns, base)
             added = base.exists and bool(set(target.names) - set(base.schema.names))
-            batches = _batches(dataset, result, columns, target, interval.ds, counts)
+            batches = _batches(dataset, result, columns, target, interval.ds, counts, dropped)
             delta.replace(
                 table.path,
                 table.storage,
@@ -136,8 +175,14 @@ def extract(
                 base=base.version if base.exists else None,
                 reshape="merge" if added else None,
             )
-    except sa.exc.DBAPIError as exc:
+    except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
         raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
+    except Exception:
+        if not dropped:
+            raise
+        # the writer wraps what the batches raised (a DeltaError quoting its traceback): the
+        # database's own error says what happened, in one line, and whether it may pass
+        raise databases.failure(source.conn_id, dropped[0], doing=doing, secrets=secrets) from None
     finally:
         engine.dispose()
     names = [c.name for c in columns] + ["_row"]
@@ -145,8 +190,12 @@ def extract(
 
 
 def _execute(con: Connection, sql, params: dict, chunk: int):
-    """The statement's result, read through a server-side cursor ``chunk`` rows at a time."""
-    return con.execution_options(yield_per=chunk).execute(sql, params)
+    """The statement's result, read through a server-side cursor ``chunk`` rows at a time.
+
+    The connection's ``yield_per`` opens the server-side cursor; the result's own ``yield_per``
+    sizes ``partitions()`` (SQLAlchemy 2.1 gave a text statement's whole result as one partition
+    without it: the table in memory at once)."""
+    return con.execution_options(yield_per=chunk).execute(sql, params).yield_per(chunk)
 
 
 def _target(dataset: Dataset, columns: list[sql_types.Column], base: Snapshot) -> pa.Schema:
@@ -186,16 +235,26 @@ def _batches(
     target: pa.Schema,
     ds: str,
     counts: dict[str, int],
+    dropped: list[Exception],
 ) -> pa.RecordBatchReader:
     """The result's rows as batches of the target schema, with ``_row`` (their position in the
-    key order) and ``ds``; the rows written and those with a null incremental field counted."""
+    key order) and ``ds``; the rows written and those with a null incremental field counted; a
+    database error while reading kept in ``dropped`` (the writer reading the batches wraps it)."""
     import pyarrow as pa
+    import sqlalchemy as sa
 
     field = dataset.incremental_field if dataset.filtered_source else None
     at = next((i for i, c in enumerate(columns) if c.name == field), None)
     positions = {c.name: i for i, c in enumerate(columns)}
 
     def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from chunks()
+        except sa.exc.StatementError as exc:
+            dropped.append(exc)
+            raise
+
+    def chunks() -> Iterator[pa.RecordBatch]:
         offset = 0
         for rows in result.partitions():
             arrays = sql_types.arrays(rows, columns)
