@@ -145,8 +145,12 @@ def extract(
 
 
 def _execute(con: Connection, sql, params: dict, chunk: int):
-    """The statement's result, read through a server-side cursor ``chunk`` rows at a time."""
-    return con.execution_options(yield_per=chunk).execute(sql, params)
+    """The statement's result, read through a server-side cursor ``chunk`` rows at a time.
+
+    The connection's ``yield_per`` opens the server-side cursor; the result's own ``yield_per``
+    sizes ``partitions()`` (SQLAlchemy 2.1 gave a text statement's whole result as one partition
+    without it: the table in memory at once)."""
+    return con.execution_options(yield_per=chunk).execute(sql, params).yield_per(chunk)
 
 
 def _target(dataset: Dataset, columns: list[sql_types.Column], base: Snapshot) -> pa.Schema:
