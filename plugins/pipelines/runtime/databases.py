@@ -79,14 +79,34 @@ def hook(conn_id: str):
 
 def engine(conn_id: str) -> Engine:
     """A SQLAlchemy engine on the connection: one database connection at a time, not pooled
-    (a step reads once, then the engine is disposed of)."""
+    (a step reads once, then the engine is disposed of).
+
+    A PostgreSQL session runs in UTC, whatever the server's, database's or role's ``TimeZone``:
+    a ``timestamp without time zone`` is compared with the interval's bounds (UTC instants) as
+    the UTC wall time it is read as, not as a wall time of the database's zone.
+    """
+    from sqlalchemy import event
     from sqlalchemy.pool import NullPool
 
     found = hook(conn_id)
     try:
-        return found.get_sqlalchemy_engine(engine_kwargs={"poolclass": NullPool})
+        made = found.get_sqlalchemy_engine(engine_kwargs={"poolclass": NullPool})
     except Exception as exc:  # noqa: BLE001 - no SQLAlchemy dialect for it
         raise failure(conn_id, exc, secrets=_secrets(found)) from None
+    if made.dialect.name == "postgresql":
+        event.listen(made, "connect", _utc_session)
+    return made
+
+
+def _utc_session(dbapi_connection, _record) -> None:
+    """Set a new PostgreSQL connection's session time zone to UTC (committed: it outlives the
+    transaction it ran in)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def secrets_of(conn_id: str) -> tuple[str, ...]:
