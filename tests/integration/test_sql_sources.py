@@ -396,6 +396,26 @@ def test_a_query_file_joins_and_binds_the_interval_inside(src, home):
         (11, "Ann", 2), (12, "Bo", 1), (13, "Ann", 1), (14, "Bo", 0)]  # fmt: skip
 
 
+def test_the_connections_extras_reach_the_session_as_airflows_own_hook_connects(
+    src, home, monkeypatch
+):
+    """The engine's connections come from the hook (``get_conn``): an extra of the connection
+    that the hook's SQLAlchemy URL leaves out (``application_name``; ``sslmode`` alike) is
+    in force in the session that reads."""
+    monkeypatch.setenv("AIRFLOW_CONN_SRC", src.uri + "?application_name=pipelines-extract")
+    (home / "include" / "queries").mkdir()
+    (home / "include" / "queries" / "session.sql").write_text(
+        "SELECT 1 AS id, current_setting('application_name') AS app, "
+        "current_setting('TimeZone') AS zone, TIMESTAMPTZ '2024-01-01 10:00+00' AS updated_at"
+    )
+    registry(home, "session,sql://src/queries/session.sql,id,updated_at,updated_at,incremental,"
+                   "2024-01-01")  # fmt: skip
+    ok("run", "session", "--date", DAYS[0])
+    assert records(read("session", "raw", DAYS[0]), ["id", "app", "zone"]) == [
+        (1, "pipelines-extract", "UTC")
+    ]
+
+
 # 6 -----------------------------------------------------------------------------------------------
 def test_dag_test_writes_the_same_rows_as_the_local_runner(src, home, airflow_db, monkeypatch):
     registry(home, "both_ways,sql://src/public.both_ways,id,updated_at,placed,incremental,"

@@ -90,7 +90,11 @@ def engine(conn_id: str) -> Engine:
 
     found = hook(conn_id)
     try:
-        made = found.get_sqlalchemy_engine(engine_kwargs={"poolclass": NullPool})
+        # connections come from the hook itself, as Airflow's own SQL operators get them: every
+        # extra of the connection (sslmode, options, IAM tokens, …) applies, not only those
+        # the hook puts in its SQLAlchemy URL
+        kwargs = {"poolclass": NullPool, "creator": found.get_conn}
+        made = found.get_sqlalchemy_engine(engine_kwargs=kwargs)
     except Exception as exc:  # noqa: BLE001 - no SQLAlchemy dialect for it
         raise failure(conn_id, exc, secrets=_secrets(found)) from None
     if made.dialect.name == "postgresql":
