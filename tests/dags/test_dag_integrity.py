@@ -20,6 +20,7 @@ EXPECTED = [
     "local__orders",
     "local__customers",
     "local__events",
+    "local__payments",
     "local__workflow__customer_features",
     "local__workflow__train_refund_model",
     "local__cookbook__e2e_test",
@@ -70,6 +71,18 @@ def test_dataset_dag_shape(bag, dag_id):
         f"local.quarantine.{name}",
     }
     assert all(a.uri.startswith("file:///") for a in merge.outlets)
+
+
+def test_the_database_dataset_is_a_dataset_dag_reading_its_connection_only_when_run(bag):
+    """The sample's database source (sql://shop_db/..., the compose stack's shop-db): the same
+    steps as a file dataset's (no aggregate reads it), its source shown as the registry spells it;
+    parsing it needs no connection (test_parse_touches_no_network_data_or_heavy_imports)."""
+    dag = bag.dags["local__payments"]
+    assert isinstance(dag.timetable, PipelinesTimetable) and dag.catchup is True
+    steps = [t.task_id for t in dag.topological_sort()]
+    assert steps == ["ingest.extract", "clean.merge", "check.check_keys"]
+    assert "| `source` | sql://shop\\_db/public.payments |" in dag.doc_md
+    assert "| `format` | sql |" in dag.doc_md
 
 
 def test_cookbook_dag_triggers_children_in_order_then_verifies(bag):
@@ -302,7 +315,7 @@ def test_a_task_reads_the_project_and_opens_the_lake_only_when_it_runs(bag, home
     from pipelines.wiring.operators import StepOperator
 
     tasks = [t for dag in bag.dags.values() for t in dag.tasks if isinstance(t, StepOperator)]
-    assert len(tasks) == 14  # 3 datasets x 4 steps, 2 workflows
+    assert len(tasks) == 17  # 3 datasets x 4 steps, payments' 3 (no aggregate), 2 workflows
     assert all("project" not in vars(t) and "lake" not in vars(t) for t in tasks)  # parsed
     parsed = bag.dags["local__orders"].get_task("clean.merge")
     running = parsed.prepare_for_execution()  # the copy Airflow runs

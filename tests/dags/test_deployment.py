@@ -270,3 +270,83 @@ def test_the_celery_profile_switches_the_executor_and_stays_in_its_profile():
     )
     # the celery provider and redis come with the regular apache/airflow image, not its -slim one
     assert re.search(r"^FROM apache/airflow:\d", (REPO / "Dockerfile").read_text(), re.M)
+
+
+def sample_database_sources() -> dict[str, object]:
+    """The sample registry's database sources: dataset name -> its SqlSource."""
+    from pipelines.project.config import load_project
+
+    project = load_project(REPO / "include")
+    return {d.name: d.sql for d in project.datasets if d.sql is not None}
+
+
+def test_the_source_database_is_a_postgres_of_its_own_seeded_from_the_repo():
+    """shop-db is not Airflow's metadata database: another service, another data volume; its
+    seed is a folder of the repo mounted read-only where the image runs it on first start, and
+    it creates every table the sample's database sources read."""
+    services = compose()["services"]
+    shop = services["shop-db"]
+    assert resolved(shop["image"]).startswith("postgres:")
+    metadata = urlsplit(services["scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert metadata.hostname == "postgres" != "shop-db"
+    data = {m.split(":")[1]: m.split(":")[0] for m in shop["volumes"]}
+    assert data["/var/lib/postgresql/data"] in compose()["volumes"]
+    assert data["/var/lib/postgresql/data"] not in services["postgres"]["volumes"][0]
+    [seed] = [m for m in shop["volumes"] if ":/docker-entrypoint-initdb.d" in m]
+    host, _, mode = seed.split(":")
+    assert mode == "ro" and host.startswith("./include/")
+    scripts = sorted((REPO / host).glob("*.sql"))
+    assert [p.name for p in scripts] == ["seed.sql"]
+    seed_sql = scripts[0].read_text()
+    sources = sample_database_sources()
+    assert sources, "no sample dataset reads a database"
+    for name, source in sources.items():
+        assert source.query is None, name  # a table the seed creates
+        table = r"\.".join(source.table)
+        assert re.search(rf"^CREATE TABLE {table} \(", seed_sql, re.M), (name, source.table)
+    assert "\\" not in seed_sql  # plain SQL: psql in the image and psycopg in the tests run it
+
+
+def test_the_sample_s_database_connection_is_in_every_airflow_service(monkeypatch):
+    """Each connection a sample database source names is an ``AIRFLOW_CONN_*`` variable of every
+    Airflow service, the same everywhere, that the package's own lookup turns into a PostgreSQL
+    hook on the shop-db service with the database, user and password shop-db is started with;
+    that password is a demo value a variable replaces, not a secret."""
+    from pipelines.runtime import databases
+
+    shop = compose()["services"]["shop-db"]
+    credentials = {k: resolved(v) for k, v in shop["environment"].items()}
+    assert "demo" in credentials["POSTGRES_PASSWORD"]  # says what it is
+    assert shop["environment"]["POSTGRES_PASSWORD"].startswith("${SHOP_DB_PASSWORD:-")
+    services = airflow_services()
+    for source in sample_database_sources().values():
+        variable = f"AIRFLOW_CONN_{source.conn_id.upper()}"
+        values = {name: s["environment"].get(variable) for name, s in services.items()}
+        assert len(set(values.values())) == 1 and None not in values.values(), values
+        value = resolved(next(iter(values.values())))
+        monkeypatch.setenv(variable, value)
+        connection = databases.hook(source.conn_id).get_connection(source.conn_id)
+        assert connection.conn_type == "postgres"
+        assert (connection.host, connection.port) == ("shop-db", 5432)
+        assert connection.schema == credentials["POSTGRES_DB"]  # the database, in Airflow's terms
+        assert connection.login == credentials["POSTGRES_USER"]
+        assert connection.password == credentials["POSTGRES_PASSWORD"]
+    init = services["airflow-init"]["depends_on"]  # which every other Airflow service awaits
+    assert init["shop-db"]["condition"] == "service_healthy"  # up before any DAG runs
+
+
+def test_the_local_demo_runs_no_database_source():
+    """`make demo` has no database server: nothing its commands name runs a database source,
+    directly or as a cookbook's child (the compose stack runs it, and `make test` through
+    tests/integration/test_sample_database.py)."""
+    from pipelines.project.config import load_project
+
+    project = load_project(REPO / "include")
+    sources = set(sample_database_sources())
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
+    words = set(recipe.group(1).split())
+    cookbooks = [c for c in project.cookbooks if c.name in words]
+    assert cookbooks, "the demo runs no cookbook: read its recipe again"
+    run = words | {child.name for c in cookbooks for child in c.children}
+    assert {d.name for d in project.datasets} & run  # the recipe was read
+    assert not run & sources, recipe.group(1)

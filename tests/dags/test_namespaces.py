@@ -66,13 +66,14 @@ def test_each_bundle_gives_its_namespace_every_dag(bag):
                 "orders",
                 "customers",
                 "events",
+                "payments",
                 "workflow__customer_features",
                 "workflow__train_refund_model",
                 "cookbook__e2e_test",
                 "cookbook__refund_model",
             ]
         )
-    assert len(bag.dags) == 3 * 7
+    assert len(bag.dags) == 3 * 8
 
 
 def test_no_two_namespaces_share_a_written_asset_a_pool_or_a_tag(bag):

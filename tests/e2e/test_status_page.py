@@ -50,10 +50,10 @@ def test_the_page_renders_its_rows_in_chromium(sample, chromium, tmp_path, capsy
     page = tmp_path / "status.html"
     assert main(["status", "--now", NOW, "--html", str(page)]) == 0
     dom = chromium(page, "--dump-dom")
-    assert 'data-rendered="8"' in dom  # the script ran to its end
+    assert 'data-rendered="9"' in dom  # the script ran to its end
     found = re.findall(r'<tr(?: class="([^"]*)")? id="row-(\w+)">', dom)
     rows = {name: cls for cls, name in found}
-    assert list(rows)[:3] == ["orders", "customers", "events"] and len(rows) == 8
+    assert list(rows)[:4] == ["orders", "customers", "events", "payments"] and len(rows) == 9
     late = {name for name, cls in rows.items() if cls == "late"}
     assert late == {"customers", "customer_features", "train_refund_model", "customers_by_country"}
     customers = dom.split('id="row-customers"', 1)[1].split("</tr>", 1)[0]

@@ -33,6 +33,7 @@ from pipelines.steps import check, typed_extract
 from pipelines.steps import merge as merging
 from pipelines.steps import typed_merge as engine
 from pipelines.steps.dataset import run_steps
+from tests import sample_database
 from tests.conftest import write_registry
 
 DAY = "2024-01-01"
@@ -321,7 +322,8 @@ def test_validate_sources_notices_a_source_whose_first_rows_would_all_be_quarant
     )
 
 
-def test_validate_sources_of_the_sample_project_finds_nothing(home, capsys):
+def test_validate_sources_of_the_sample_project_finds_nothing(home, capsys, monkeypatch):
+    monkeypatch.setenv(sample_database.CONN_ENV, sample_database.seeded())  # payments' database
     assert main(["validate", "--sources"]) == 0
     captured = capsys.readouterr()
     assert captured.out == "" and "valid; 0 problems" in captured.err

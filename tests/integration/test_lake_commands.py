@@ -115,4 +115,4 @@ def _lake(namespace):
 def test_validate_counts_in_words(home, capsys):
     code, _, err = out_of(capsys, ["validate"])
     assert code == 0
-    assert err.strip() == "3 datasets, 3 aggregates, 2 workflows, 2 cookbooks valid; 0 problems"
+    assert err.strip() == "4 datasets, 3 aggregates, 2 workflows, 2 cookbooks valid; 0 problems"

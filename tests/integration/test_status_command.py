@@ -19,6 +19,7 @@ from pipelines.project.config import load_project
 from pipelines.steps.dataset import run_steps
 from pipelines.steps.maintenance import tables
 from pipelines.steps.workflow import run as run_workflow
+from tests import sample_database
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = "2024-01-05T03:00"  # the latest complete day is 2024-01-04
@@ -27,6 +28,7 @@ DAYS = {  # what each dataset delivered: orders misses 2024-01-03, customers sto
     "orders": ("2024-01-01", "2024-01-02", "2024-01-04"),
     "customers": ("2024-01-01", "2024-01-02"),
     "events": ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"),
+    "payments": ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"),  # the shop database
 }
 FEATURE_DAYS = ("2024-01-01", "2024-01-02")
 
@@ -56,9 +58,12 @@ def build_sample_lake(home: Path, lake: Lake | None = None) -> dict[str, dict]:
     (home / "include" / "sample" / "orders" / "orders_2024-01-03.csv").unlink()
     with pytest.raises(pipelines.exceptions.PipelinesError, match="not found"):
         run_steps("orders", "2024-01-03", lake=lake)
-    results = {
-        name: {day: run_steps(name, day, lake=lake) for day in days} for name, days in DAYS.items()
-    }
+    with pytest.MonkeyPatch.context() as env:  # payments reads the sample's seeded database
+        env.setenv(sample_database.CONN_ENV, sample_database.seeded())
+        results = {
+            name: {day: run_steps(name, day, lake=lake) for day in days}
+            for name, days in DAYS.items()
+        }
     project = load_project()
     for name in ("customer_features", "train_refund_model"):
         for day in FEATURE_DAYS:
@@ -113,7 +118,7 @@ def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
     assert out.splitlines()[0].endswith("namespace local as of 2024-01-05 03:00 UTC")
     rows = table_of(out)
     assert list(rows) == [
-        *("orders", "customers", "events", "customer_features", "train_refund_model"),
+        *("orders", "customers", "events", "payments", "customer_features", "train_refund_model"),
         *("daily_revenue", "customers_by_country", "events_by_type"),
     ]
     orders = rows["orders"]
@@ -129,6 +134,10 @@ def test_the_table_has_a_row_per_dataset_workflow_and_aggregate(sample, capsys):
     assert customers["PARTITION"] == "ds=2024-01-02" and customers["FRESHNESS"] == "2d behind, late"
     assert customers["ROWS"] == str(len(pipelines.read("customers")))
     assert rows["events"]["FRESHNESS"] == "up to date" and rows["events"]["GAPS"] == "-"
+    payments = rows["payments"]  # a database source: the same row as a file's
+    assert (payments["KIND"], payments["RAW"], payments["GAPS"]) == ("dataset", "2024-01-04", "-")
+    assert payments["ROWS"] == str(len(pipelines.read("payments"))) == "8"  # every seeded row
+    assert (payments["QUARANTINED"], payments["CHECKS"]) == ("0", "passed")
     features = rows["customer_features"]
     assert (features["KIND"], features["RAW"], features["QUARANTINED"]) == ("workflow", "-", "-")
     assert features["PARTITION"] == "ds=2024-01-02" and features["FRESHNESS"] == "2d behind, late"
@@ -336,7 +345,7 @@ def test_the_html_page_is_written_whole_with_its_data(sample, capsys, tmp_path):
     page.write_text("the old page")
     code, out, err = status_of(capsys, "--now", NOW, "--html", str(page))
     assert code == 0 and table_of(out)["orders"]["GAPS"] == "2024-01-03"  # the table too
-    assert err.splitlines()[0] == f"wrote {page} (8 rows)"
+    assert err.splitlines()[0] == f"wrote {page} (9 rows)"
     text = page.read_text()
     assert "<script src" not in text and "<link" not in text and "https://" not in text
     data = json.loads(text.split('id="status-data">', 1)[1].split("</script>", 1)[0])
@@ -412,6 +421,7 @@ def test_a_workflow_day_is_stale_when_an_input_day_of_its_window_is_rewritten(
     logs = [str(Path(p).relative_to(windowed / "lake" / "local")) for p in opened]
     assert logs.count("_runs") == 3  # once per status (table, --json, table): stale_days too
     unwritten = {"raw/events", "cleaned/events", "aggregated/events_by_type"}
+    unwritten |= {"raw/payments", "cleaned/payments"}  # the sample's database source: not run
     unwritten.add("workflows/train_refund_model")  # nothing recorded: the outline asks its log
     assert set(logs) - {"_runs"} == unwritten
     assert stale_of(capsys, "orders")[1]["stale"] == {"days": [], "reasons": {}}

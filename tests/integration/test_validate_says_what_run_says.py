@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.project.config import load_project
+from tests import sample_database
 
 ORDERS = "sample/orders/orders_{ds}.csv"
 
@@ -48,6 +49,7 @@ CASES = [
 def test_validate_says_what_the_run_says(
     home, airflow_db, tmp_path, capsys, case, spoil, day, said
 ):
+    sample_database.without_database_sources(home / "include")  # validate opens every source
     (tmp_path / "outside").mkdir()
     spoil(home / "include" / ORDERS.format(ds=day), tmp_path / "outside")
     line = load_project(home / "include").dataset("orders").line

@@ -15,7 +15,7 @@ def write(home, aggregates: str = "[]", cookbooks: str = "[]"):
 def test_shipped_config_is_valid():
     project = load_project(REPO / "include")
     assert project.problems == ()
-    assert [d.name for d in project.datasets] == ["orders", "customers", "events"]
+    assert [d.name for d in project.datasets] == ["orders", "customers", "events", "payments"]
     assert project.cookbook("e2e_test") is not None
 
 

@@ -10,7 +10,7 @@ from pipelines.cli import main
 from pipelines.exceptions import UnknownNameError
 from pipelines.project.config import RUNNABLE, load_project
 
-DATASETS = "known: orders, customers, events"
+DATASETS = "known: orders, customers, events, payments"
 WORKFLOWS = "customer_features, train_refund_model"
 COOKBOOKS = "e2e_test, refund_model"
 AGGREGATE = "'daily_revenue' is an aggregate (aggregates.yaml)"
