@@ -145,8 +145,13 @@ def extract(
 
 
 def _execute(con: Connection, sql, params: dict, chunk: int):
-    """The statement's result, read through a server-side cursor ``chunk`` rows at a time."""
-    return con.execution_options(yield_per=chunk).execute(sql, params)
+    """The statement's result, read through a server-side cursor ``chunk`` rows at a time.
+
+    The ``yield_per`` execution option opens the server-side cursor, but SQLAlchemy does not
+    apply it to a ``text()`` statement's result, whose ``partitions()`` would then fetch every
+    row at once: the result's own ``yield_per`` sets the size of its partitions.
+    """
+    return con.execution_options(yield_per=chunk).execute(sql, params).yield_per(chunk)
 
 
 def _target(dataset: Dataset, columns: list[sql_types.Column], base: Snapshot) -> pa.Schema:
