@@ -12,10 +12,10 @@ table whole holds it), it passes ``BOUND``: the bound tells the two apart.
 
 Measured (2026-12-07, load ~7), the rise with chunks against one chunk: 82 against 155 MiB at
 200,000 rows (chunks of 10,000: this test); 140 against 683 MiB at 1,000,000 rows (chunks of
-50,000, the default). What grows with the rows when read in chunks (82 -> 140 MiB for five
-times the rows) is not the chunk: the Parquet file the Delta writer builds in memory, and
-memory the allocators keep. The test takes two children of 5-12 s each (most of it importing
-Airflow for the connection); PostgreSQL fills the table in about a second.
+50,000, the default). What still grows with the rows read in chunks (82 -> 140 MiB for five
+times the rows) is not the chunk: smaller Delta row groups or files saved ~20 MiB of it at 1M
+rows, the rest is not attributed. The test takes two children of 5-12 s each (most of it
+importing Airflow for the connection); PostgreSQL fills the table in about a second.
 """
 
 from __future__ import annotations
