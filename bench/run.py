@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import big_interval, history, overhead, parse, scale, status, throughput
+from bench import big_interval, database, history, overhead, parse, scale, status, throughput
 from bench.measure import BenchError
 from bench.report import (
     Row,
@@ -61,7 +61,7 @@ def _measures(*modules) -> tuple[Measure, ...]:
     )
 
 
-MEASURES = _measures(parse, throughput, big_interval, history, overhead, status)
+MEASURES = _measures(parse, throughput, big_interval, database, history, overhead, status)
 # run only when named (--only) and, at tiny sizes, by --smoke: outside the 15-minute budget
 APART = _measures(scale)
 

@@ -31,6 +31,9 @@ class Sizes:
     :param status_repeats: timed ``pipelines status`` processes
     :param scale_rows: rows in the interval of the scale run (``--only scale``)
     :param scale_chunk_rows: rows generated at a time for it
+    :param database_rows: rows of the PostgreSQL table the database source reads
+    :param database_repeats: timed runs of its extract and of the plain psycopg script
+    :param database_one_chunk: one more run of the extract, the table as one chunk
     """
 
     warmup: bool
@@ -53,6 +56,9 @@ class Sizes:
     status_repeats: int
     scale_rows: int
     scale_chunk_rows: int
+    database_rows: int
+    database_repeats: int
+    database_one_chunk: bool
 
 
 FULL = Sizes(
@@ -76,6 +82,9 @@ FULL = Sizes(
     status_repeats=5,
     scale_rows=50_000_000,
     scale_chunk_rows=5_000_000,
+    database_rows=1_000_000,
+    database_repeats=3,
+    database_one_chunk=True,
 )
 
 SMOKE = Sizes(
@@ -99,4 +108,7 @@ SMOKE = Sizes(
     status_repeats=1,
     scale_rows=30_000,
     scale_chunk_rows=10_000,
+    database_rows=20_000,
+    database_repeats=1,
+    database_one_chunk=False,
 )
