@@ -178,7 +178,10 @@ def extract(
                 reshape="merge" if added else None,
             )
     except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
-        raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
+        # a read that failed first (closing its lost connection then fails too: "the
+        # connection is lost") is what the line says
+        said = dropped[0] if dropped else exc
+        raise databases.failure(source.conn_id, said, doing=doing, secrets=secrets) from None
     except Exception:
         if not dropped:
             raise
