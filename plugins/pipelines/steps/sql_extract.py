@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,23 +110,46 @@ def described(dataset: Dataset, interval: Interval) -> list[sql_types.Column]:
 
     source = dataset.sql
     assert source is not None
+    with _connected(source, f"probing {source.query or '.'.join(source.table)}") as (engine, con):
+        sql = probe(dataset, source, engine.dialect)
+        try:
+            result = con.execute(sa.text(sql), bounds(interval))
+        except sa.exc.DBAPIError as exc:
+            if not dataset.filtered_source or databases.sqlstate(exc) != UNDEFINED_COLUMN:
+                raise
+            con.rollback()
+            rows = replace(dataset, ingestion=Ingestion.FULL)  # the rows alone, unfiltered
+            result = con.execute(sa.text(probe(rows, source, engine.dialect)), bounds(interval))
+        return sql_types.columns(result.cursor.description, engine.dialect)
+
+
+@contextmanager
+def _connected(source: SqlSource, doing: str, dropped: Sequence[Exception] = ()):
+    """``(engine, connection)`` on the source's database, disposed of after; a database error
+    inside (or a read's that failed first: ``dropped``) raised as its one line, refused or
+    retried (:func:`databases.failure`).
+
+    :param doing: what is being done, for the line (``reading public.orders for 2024-01-01``)
+    :param dropped: where a read that failed inside the lake's write of its rows is kept
+    """
+    import sqlalchemy as sa
+
     engine = databases.engine(source.conn_id)
     secrets = databases.secrets_of(source.conn_id)
-    doing = f"probing {source.query or '.'.join(source.table)}"
     try:
         with engine.connect() as con:
-            sql = probe(dataset, source, engine.dialect)
-            try:
-                result = con.execute(sa.text(sql), bounds(interval))
-            except sa.exc.DBAPIError as exc:
-                if not dataset.filtered_source or databases.sqlstate(exc) != UNDEFINED_COLUMN:
-                    raise
-                con.rollback()
-                rows = replace(dataset, ingestion=Ingestion.FULL)  # the rows alone, unfiltered
-                result = con.execute(sa.text(probe(rows, source, engine.dialect)), bounds(interval))
-            return sql_types.columns(result.cursor.description, engine.dialect)
+            yield engine, con
     except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
-        raise databases.failure(source.conn_id, exc, doing=doing, secrets=secrets) from None
+        # a read that failed first (closing its lost connection then fails too: "the
+        # connection is lost") is what the line says
+        said = dropped[0] if dropped else exc
+        raise databases.failure(source.conn_id, said, doing=doing, secrets=secrets) from None
+    except Exception:
+        if not dropped:
+            raise
+        # the writer wraps what the batches raised (a DeltaError quoting its traceback): the
+        # database's own error says what happened, in one line, and whether it may pass
+        raise databases.failure(source.conn_id, dropped[0], doing=doing, secrets=secrets) from None
     finally:
         engine.dispose()
 
@@ -153,43 +177,27 @@ def extract(
 
     source = dataset.sql
     assert source is not None
-    engine = databases.engine(source.conn_id)
-    secrets = databases.secrets_of(source.conn_id)
     doing = f"reading {source.query or '.'.join(source.table)} for {interval.ds}"
     counts = {"written": 0, "stray": 0}
     dropped: list[Exception] = []  # a read that failed inside the lake's write of the batches
-    try:
-        with engine.connect() as con:
-            sql = sa.text(statement(dataset, source, engine.dialect))
-            chunk = environment.sql_chunk_rows()
-            result = _execute(con, sql, bounds(interval), chunk)
-            columns = sql_types.columns(result.cursor.description, engine.dialect)
-            target = _target(dataset, columns, base)
-            added = base.exists and bool(set(target.names) - set(base.schema.names))
-            chunks = _chunks(result, chunk, engine.dialect.loaded_dbapi.Error)
-            batches = _batches(dataset, chunks, columns, target, interval.ds, counts, dropped)
-            delta.replace(
-                table.path,
-                table.storage,
-                batches,
-                key="ds",
-                partitions=[interval.ds],
-                base=base.version if base.exists else None,
-                reshape="merge" if added else None,
-            )
-    except sa.exc.StatementError as exc:  # the database's error, or a parameter without a value
-        # a read that failed first (closing its lost connection then fails too: "the
-        # connection is lost") is what the line says
-        said = dropped[0] if dropped else exc
-        raise databases.failure(source.conn_id, said, doing=doing, secrets=secrets) from None
-    except Exception:
-        if not dropped:
-            raise
-        # the writer wraps what the batches raised (a DeltaError quoting its traceback): the
-        # database's own error says what happened, in one line, and whether it may pass
-        raise databases.failure(source.conn_id, dropped[0], doing=doing, secrets=secrets) from None
-    finally:
-        engine.dispose()
+    with _connected(source, doing, dropped) as (engine, con):
+        sql = sa.text(statement(dataset, source, engine.dialect))
+        chunk = environment.sql_chunk_rows()
+        result = _execute(con, sql, bounds(interval), chunk)
+        columns = sql_types.columns(result.cursor.description, engine.dialect)
+        target = _target(dataset, columns, base)
+        added = base.exists and bool(set(target.names) - set(base.schema.names))
+        chunks = _chunks(result, chunk, engine.dialect.loaded_dbapi.Error)
+        batches = _batches(dataset, chunks, columns, target, interval.ds, counts, dropped)
+        delta.replace(
+            table.path,
+            table.storage,
+            batches,
+            key="ds",
+            partitions=[interval.ds],
+            base=base.version if base.exists else None,
+            reshape="merge" if added else None,
+        )
     names = [c.name for c in columns] + ["_row"]
     return table.snapshot(), counts["written"], names, counts["stray"]
 
