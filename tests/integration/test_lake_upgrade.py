@@ -27,6 +27,7 @@ from pipelines.cli.text import plural
 from pipelines.lake import upgrade as upgrading
 from pipelines.lake.lake import Lake
 from pipelines.lake.runs import RunLog
+from tests.sample_database import without_database_sources
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXPECTED = json.loads((DATA / "lake_before_delta.expected.json").read_text())
@@ -41,8 +42,10 @@ UNIT_NOW_KEPT = {("customers_by_country", "first_signup"): ("datetime64[ms]", "d
 def old_lake(home) -> Path:
     """The fixture lake unpacked as the ``home`` project's lake (namespace ``local``), with the
     project as the release that wrote it had it: no ``columns.yaml`` (a declaration is a change
-    of config that ``plan`` would rightly show)."""
+    of config that ``plan`` would rightly show), no database dataset (``payments`` came later:
+    ``show`` would list its raw table, never written)."""
     (home / "include" / "columns.yaml").unlink()
+    without_database_sources(home / "include")
     return unpack(home / "lake")
 
 
