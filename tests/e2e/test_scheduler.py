@@ -609,28 +609,6 @@ def test_a_workflow_window_missing_a_day_is_refused_until_that_day_lands(
     assert counted.to_dict() == want.to_dict() and want.sum() > 0, (got, window)
 
 
-def test_a_scheduled_run_past_its_freshness_deadline_logs_one_late_line(stack, caught_up):
-    """orders allows 1d: the catch-up runs of the intervals that ended more than a day ago were
-    past their deadline while they ran, and the deadline alert's callback said so, once each, in
-    the executor's callback log; the newest interval's run was not late, and customers and
-    events (no allowance) have no alert."""
-    logs = stack.home / "airflow" / "logs" / "executor_callbacks"
-    lines = [
-        line
-        for path in logs.rglob("*")
-        if path.is_file()
-        for line in path.read_text(errors="replace").splitlines()
-        if "late: " in line
-    ]
-    said = re.findall(r"late: (\S+) run \S+ \(interval ending (\S+?)T", "\n".join(lines))
-    late = set(said)
-    ends = {str(day + DAY) for day in caught_up["days"]}
-    assert late, f"no late line under {logs}"
-    assert len(said) == len(late), said  # once per run
-    assert {dag for dag, _ in late} == {ORDERS}
-    assert {end for _, end in late} <= ends - {str(stack.today)}  # the newest one is on time
-
-
 def test_scheduler_reads_a_postgresql_table_through_a_connection(stack, caught_up, monkeypatch):
     """orders_db's catch-up: two scheduled runs (D2, D3), every task once, through the connection
     ``airflow connections add`` put in the metadata database (the task finds it through the Task
@@ -654,3 +632,25 @@ def test_scheduler_reads_a_postgresql_table_through_a_connection(stack, caught_u
     sql_orders.assert_read_incrementally(
         stack.home, "orders_db", stack.source_database, first, first_rows
     )
+
+
+def test_a_scheduled_run_past_its_freshness_deadline_logs_one_late_line(stack, caught_up):
+    """orders allows 1d: the catch-up runs of the intervals that ended more than a day ago were
+    past their deadline while they ran, and the deadline alert's callback said so, once each, in
+    the executor's callback log; the newest interval's run was not late, and customers and
+    events (no allowance) have no alert."""
+    logs = stack.home / "airflow" / "logs" / "executor_callbacks"
+    lines = [
+        line
+        for path in logs.rglob("*")
+        if path.is_file()
+        for line in path.read_text(errors="replace").splitlines()
+        if "late: " in line
+    ]
+    said = re.findall(r"late: (\S+) run \S+ \(interval ending (\S+?)T", "\n".join(lines))
+    late = set(said)
+    ends = {str(day + DAY) for day in caught_up["days"]}
+    assert late, f"no late line under {logs}"
+    assert len(said) == len(late), said  # once per run
+    assert {dag for dag, _ in late} == {ORDERS}
+    assert {end for _, end in late} <= ends - {str(stack.today)}  # the newest one is on time
