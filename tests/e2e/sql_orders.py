@@ -175,16 +175,20 @@ class UpdateBetweenReads:
 
     def _until_waiting(self, mode: str) -> None:
         deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            waiting = postgres.server().query(
-                self.database,
-                "SELECT count(*) FROM pg_locks WHERE relation = %s AND mode = %s AND NOT granted",
-                self.relation,
-                mode,
-            )
-            if waiting[0][0]:
-                return
-            time.sleep(0.2)
+        con = postgres.server().connect(self.database)  # one, not one per look
+        try:
+            with con.cursor() as cur:
+                while time.monotonic() < deadline:
+                    cur.execute(
+                        "SELECT count(*) FROM pg_locks "
+                        "WHERE relation = %s AND mode = %s AND NOT granted",
+                        (self.relation, mode),
+                    )
+                    if cur.fetchone()[0]:
+                        return
+                    time.sleep(0.3)
+        finally:
+            con.close()
         raise AssertionError(f"no {mode} waited on {TABLE} in {self.timeout}s")
 
     def _update(self) -> None:

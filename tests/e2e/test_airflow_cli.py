@@ -98,13 +98,20 @@ def test_airflow_dags_test_reads_a_postgresql_table_through_a_connection(
     """A dataset over a PostgreSQL table, through a connection made with ``airflow connections
     add`` (in the SQLite metadata database: the task finds it through the Task SDK). Two days,
     the table updated in between: each day's raw is that day's SELECT, cleaned the latest version
-    of each order (the late update wins), the day after untouched, the password in no output."""
+    of each order (the late update wins), the day after untouched, the password in no output.
+    Its project holds that dataset alone: each ``airflow dags test`` parses one DAG."""
     home, env = project
-    shutil.copytree(home / "include", tmp_path / "include")
+    include = tmp_path / "include"
+    include.mkdir()
+    for name in ("aggregates.yaml", "cookbooks.yaml", "workflows.yaml"):
+        (include / name).write_text("[]\n")
+    (include / "columns.yaml").write_text("{}\n")
     first, second = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+    header = (REPO / "include" / "registry.csv").read_text().splitlines()[0]
+    (include / "registry.csv").write_text(
+        f"{header}\n{sql_orders.registry_row('orders_db', first)}"
+    )
     database = sql_orders.create(first)
-    with (tmp_path / "include" / "registry.csv").open("a") as registry:
-        registry.write(sql_orders.registry_row("orders_db", first))
     env = env | {"PIPELINES_HOME": str(tmp_path), "PIPELINES_LAKE": str(tmp_path / "lake")}
     password = "e2e-" + "never-printed"
     uri = sql_orders.uri(database, password)
