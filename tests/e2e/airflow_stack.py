@@ -9,6 +9,7 @@ is stopped by that group's id (SIGTERM, then SIGKILL), also when start-up fails 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -142,6 +143,9 @@ class AirflowStack:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USERNAME}:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
             AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(64),
+            # one key for every process: each that starts before airflow.cfg exists would make a
+            # key of its own, and a connection one encrypted the others could not read
+            AIRFLOW__CORE__FERNET_KEY=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__API__BASE_URL=self.url,

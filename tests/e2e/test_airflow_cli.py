@@ -7,12 +7,14 @@ would run them.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sqlite3
 import subprocess
 
 import pytest
 
+from tests.e2e import sql_orders
 from tests.e2e.airflow_stack import BIN, REPO, airflow_env, migrated_sqlite
 
 pytestmark = pytest.mark.slow
@@ -88,6 +90,55 @@ def test_airflow_dags_test_of_a_research_dag_records_the_interval_its_tasks_proc
     ]
     cleaned = home / "lake" / "exp" / "cleaned" / "orders"
     assert sorted(p.name for p in cleaned.glob("dt=*")) == ["dt=2024-01-01", "dt=2024-01-02"]
+
+
+def test_airflow_dags_test_reads_a_postgresql_table_through_a_connection(
+    project, tmp_path, monkeypatch
+):
+    """A dataset over a PostgreSQL table, through a connection made with ``airflow connections
+    add`` (in the SQLite metadata database: the task finds it through the Task SDK). Two days,
+    the table updated in between: each day's raw is that day's SELECT, cleaned the latest version
+    of each order (the late update wins), the day after untouched, the password in no output.
+    Its project holds that dataset alone: each ``airflow dags test`` parses one DAG."""
+    home, env = project
+    include = tmp_path / "include"
+    include.mkdir()
+    for name in ("aggregates.yaml", "cookbooks.yaml", "workflows.yaml"):
+        (include / name).write_text("[]\n")
+    (include / "columns.yaml").write_text("{}\n")
+    first, second = dt.date(2024, 1, 2), dt.date(2024, 1, 3)
+    header = (REPO / "include" / "registry.csv").read_text().splitlines()[0]
+    (include / "registry.csv").write_text(
+        f"{header}\n{sql_orders.registry_row('orders_db', first)}"
+    )
+    database = sql_orders.create(first)
+    env = env | {"PIPELINES_HOME": str(tmp_path), "PIPELINES_LAKE": str(tmp_path / "lake")}
+    password = "e2e-" + "never-printed"
+    uri = sql_orders.uri(database, password)
+    done = run(env, "airflow", "connections", "add", sql_orders.CONN_ID, "--conn-uri", uri)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    want_first = sql_orders.source_rows(database, first, second)  # before the update
+    outputs = []
+    for day in (first, second):
+        if day == second:
+            sql_orders.update_late(database, first)
+        done = run(env, "airflow", "dags", "test", "local__orders_db", str(day))
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        outputs.append(done.stdout + done.stderr)
+    assert not [out for out in outputs if password in out]
+
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        runs = db.execute(
+            "SELECT state, data_interval_start, data_interval_end FROM dag_run "
+            "WHERE dag_id = 'local__orders_db' ORDER BY logical_date"
+        ).fetchall()
+    assert [(s, a[:10], b[:10]) for s, a, b in runs] == [
+        ("success", str(first), str(second)),
+        ("success", str(second), str(second + sql_orders.DAY)),
+    ]
+    monkeypatch.setenv("PIPELINES_HOME", str(tmp_path))
+    sql_orders.assert_read_incrementally(tmp_path, "orders_db", database, first, want_first)
 
 
 def test_pipelines_run_then_read(project, tmp_path):

@@ -6,8 +6,10 @@ since 2024. ``customers`` starts today (no scheduled run before tomorrow), so th
 for D4, which no scheduled run holds yet. ``orders_api`` (orders' row under another name, also
 starting today, in no cookbook) gives the client a date that no other run holds. ``orders_late``
 (orders' row from D2, its delivery for D2 withheld at first) and the workflow ``late_features`` on
-it give a window missing a day. Airflow does not start a run whose logical date is in the future,
-so every date here is today or earlier.
+it give a window missing a day. ``orders_db`` (from D2) reads a PostgreSQL table through a
+connection made with ``airflow connections add``; the table is updated between its two days'
+reads (tests/e2e/sql_orders.py). Airflow does not start a run whose logical date is in the
+future, so every date here is today or earlier.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pipelines.lake.lake import Lake
 from pipelines.project.config import load_project
 from pipelines.steps.dataset import run_steps
 from tests.conftest import data_columns
+from tests.e2e import sql_orders
 from tests.e2e.airflow_stack import BIN, USERNAME, AirflowStack, shifted_include
 
 pytestmark = pytest.mark.slow
@@ -41,6 +44,8 @@ WORKFLOWS = {"customer_features": FEATURES, "train_refund_model": MODEL}
 CATCHUP = {"orders": ORDERS, "events": EVENTS}
 LATE = "local__orders_late"  # orders' row from D2, whose delivery for D2 comes late
 LATE_FEATURES = "local__workflow__late_features"  # customer_features on orders_late
+SQL = "local__orders_db"  # a PostgreSQL table, from D2: two scheduled runs
+SQL_PASSWORD = "e2e-" + "never-printed"  # the connection's (the server trusts any)
 DAY = dt.timedelta(days=1)
 
 
@@ -71,14 +76,28 @@ def stack(tmp_path_factory):
 
     text = text.replace(row["customers"], starting_today(row["customers"]))
     text += "orders_api" + starting_today(row["orders"]).removeprefix("orders") + "\n"
-    registry.write_text(text + _late_delivery(home / "include", row["orders"], today))
+    text += _late_delivery(home / "include", row["orders"], today)
+    registry.write_text(text + sql_orders.registry_row("orders_db", today - 2 * DAY))
     airflow = AirflowStack(home)
     airflow.today = today
+    airflow.source_database = sql_orders.create(today - 2 * DAY)
     try:
         with airflow.stopped_on_sigterm():
             airflow.start()
+            uri = sql_orders.uri(airflow.source_database, SQL_PASSWORD)
+            adding = subprocess.Popen(  # as a user does, while the servers start
+                [str(BIN / "airflow"), "connections", "add", sql_orders.CONN_ID, "--conn-uri", uri],
+                env=airflow.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             partitioned = (*WORKFLOWS.values(), LATE_FEATURES)
-            airflow.wait_ready([ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT, LATE, *partitioned])
+            airflow.wait_ready(
+                [ORDERS, CUSTOMERS, EVENTS, ORDERS_API, PARENT, LATE, SQL, *partitioned]
+            )
+            said = adding.communicate(timeout=120)[0]
+            assert adding.returncode == 0, said[-3000:]
             for dag_id in partitioned:  # before any input lands: an event a paused
                 airflow.set_paused(dag_id, False)  # partitioned consumer gets is lost for good
             yield airflow
@@ -110,7 +129,7 @@ def _late_delivery(include, orders: str, today: dt.date) -> str:
 @pytest.fixture(scope="module")
 def caught_up(stack):
     """Unpause orders and events; the scheduler's catchup runs D1..D3 of each (max 150 s). Then
-    orders_late: its catch-up runs while the next tests do."""
+    orders_late and orders_db: their catch-ups run while the next tests do."""
     expected = [stack.today - n * DAY for n in (3, 2, 1)]
     for dag_id in CATCHUP.values():
         stack.set_paused(dag_id, False)
@@ -126,9 +145,20 @@ def caught_up(stack):
             for rs in runs.values()
         ):
             stack.set_paused(LATE, False)  # its catch-up (D2 failing, D3) runs meanwhile
-            return {"days": expected, "runs": runs}
+            return {"days": expected, "runs": runs, "sql": _sql_catchup(stack)}
         time.sleep(1)
     raise AssertionError(f"catchup incomplete after 150 s: {runs}\n{stack.logs()}")
+
+
+def _sql_catchup(stack) -> dict:
+    """Unpause orders_db: the scheduler's catchup runs D2, then D3 (one run at a time); the late
+    update is made between the two reads (a lock queue, not timing).
+    :return: D2's rows as the SELECT gives them before the update, and the update's gate"""
+    first = stack.today - 2 * DAY
+    first_rows = sql_orders.source_rows(stack.source_database, first, first + DAY)
+    gate = sql_orders.UpdateBetweenReads(stack.source_database, first)
+    stack.set_paused(SQL, False)
+    return {"first_rows": first_rows, "gate": gate}
 
 
 def _lake(root) -> Lake:
@@ -577,6 +607,32 @@ def test_a_workflow_window_missing_a_day_is_refused_until_that_day_lands(
     counted = got.set_index("customer_id")["orders"]  # the customers of D4's snapshot
     want = window.groupby("customer_id")["order_id"].nunique().reindex(counted.index, fill_value=0)
     assert counted.to_dict() == want.to_dict() and want.sum() > 0, (got, window)
+
+
+def test_scheduler_reads_a_postgresql_table_through_a_connection(stack, caught_up, monkeypatch):
+    """orders_db's catch-up: two scheduled runs (D2, D3), every task once, through the connection
+    ``airflow connections add`` put in the metadata database (the task finds it through the Task
+    SDK). Each day's raw is that day's SELECT, cleaned each order once as the table holds it now
+    (the late update made between the reads won), D4's row unread; no log holds the password."""
+    first = stack.today - 2 * DAY
+    runs = _ended(stack, SQL, 2, timeout=240)
+    failed = [_task_log(stack, SQL, r)[-4000:] for r in runs if r["state"] != "success"]
+    assert [(r["run_type"], r["state"]) for r in runs] == [("scheduled", "success")] * 2, (
+        runs,
+        failed,
+    )
+    assert [_interval(r) for r in runs] == [
+        (_midnight(d), _midnight(d), _midnight(d + DAY)) for d in (first, first + DAY)
+    ]
+    for run in runs:
+        assert set(stack.task_states(SQL, run["dag_run_id"]).values()) == {("success", 1)}
+        assert SQL_PASSWORD not in _task_log(stack, SQL, run)
+    caught_up["sql"]["gate"].join()
+    monkeypatch.setenv("PIPELINES_HOME", str(stack.home))
+    first_rows = caught_up["sql"]["first_rows"]
+    sql_orders.assert_read_incrementally(
+        stack.home, "orders_db", stack.source_database, first, first_rows
+    )
 
 
 def test_a_scheduled_run_past_its_freshness_deadline_logs_one_late_line(stack, caught_up):
