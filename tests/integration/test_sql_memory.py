@@ -27,6 +27,7 @@ import sys
 
 import pytest
 
+from bench.database import FILL, TABLE  # the benchmark's table: one shape of orders
 from tests.conftest import write_registry
 from tests.e2e import postgres
 
@@ -35,22 +36,6 @@ CHUNK = ROWS // 20
 BOUND = 2**20 * 112  # bytes of peak RSS the rows may add, read in chunks of CHUNK
 DAY, EMPTY_DAY = "2024-01-10", "2024-01-09"
 
-TABLE = """
-CREATE TABLE public.orders (
-    order_id bigint PRIMARY KEY,
-    amount numeric(12, 2) NOT NULL,
-    updated_at timestamptz NOT NULL,
-    note text
-)
-"""
-FILL = """
-INSERT INTO public.orders
-SELECT i,
-       mod(i, 1000000) / 100.0 + 0.05,
-       %s::timestamptz + make_interval(secs => i * 86000.0 / %s),
-       'order ' || i || repeat('x', mod(i, 25)::int)
-FROM generate_series(1, %s) AS i
-"""
 CHILD = """
 import json, re, sys
 from pathlib import Path
