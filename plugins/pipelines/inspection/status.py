@@ -326,7 +326,7 @@ def _dataset(dataset: Dataset, lake: Lake, due: _Due) -> Status:
     parts = sorted(cleaned.partitions)
     delivered = sorted(raw.partitions)
     last = runs.get(max(runs), {}) if runs else {}
-    failed = _failed(runs)
+    failed = cleaned.failed_days()
     failed_set = set(failed)
     days = tuple(
         Day(ds, raw.rows(ds), int(runs.get(ds, {}).get("quarantined", 0)), ds in failed_set)
@@ -396,7 +396,7 @@ def _workflow(spec: WorkflowSpec, lake: Lake, due: _Due) -> Status:
     dag_id = _dag_id(due.project, spec.name, lake)
     include = Path(due.project.include) if due.project.include else None
     stale = stale_days(spec, lake, due.project, include=include) if runs else {}
-    failed = _failed(runs)
+    failed = snap.failed_days()
     schedule, marks = (cron, start), (set(failed), set(stale))
     row = _output(spec.name, Kind.WORKFLOW, table.key, snap, schedule, fresh, dag_id, due, marks)
     return dataclasses.replace(
@@ -463,11 +463,6 @@ def _covered(runs: dict, partitions: Iterable[str], start: dt.date) -> list[str]
     first = start.isoformat()
     held = {p for p in partitions if newest is not None and first <= p <= newest}
     return sorted({*runs, *held})
-
-
-def _failed(runs: dict) -> tuple[str, ...]:
-    """The days whose run recorded failed checks (a workflow's: a failed run), oldest first."""
-    return tuple(sorted(d for d, r in runs.items() if str(r.get("checks", "")).startswith(FAILED)))
 
 
 def _newest_landed(snap: Snapshot, runs: dict, partitions: Iterable[str] = ()) -> str | None:

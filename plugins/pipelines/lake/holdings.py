@@ -19,7 +19,6 @@ log has a version past the records' newest (one file's existence): then the log 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +85,8 @@ def replay(changes: Iterable[tuple[int, dict[str, Any]]]) -> Holdings | None:
     return None if rows is None else Holdings(version, dict(sorted(rows.items())), steps)
 
 
-def is_whole(text: str) -> bool:
-    """Whether the ``partitions`` JSON ``text`` is a whole record (where a replay can start: a
-    reader finds the newest by :data:`SINCE` missing from the text, and parses only from it)."""
-    return "since" not in json.loads(text)
+def is_whole(said: dict[str, Any]) -> bool:
+    """Whether the parsed ``partitions`` record ``said`` is a whole record (where a replay can
+    start: a reader finds the newest by :data:`SINCE` missing from the text, and parses only
+    from it)."""
+    return "since" not in said

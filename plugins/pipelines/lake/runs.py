@@ -54,21 +54,38 @@ class Recorded:
     records: Any = field(default=None, repr=False, compare=False)
 
     @cached_property
+    def _lists(self) -> dict[str, list[Any]]:
+        return {}  # :meth:`_column`'s, by column
+
+    def _column(self, name: str) -> list[Any]:
+        """Column ``name`` of the records as a list (None each where a runs table from before
+        the column lacks it), converted once: every question below is a loop over these (one
+        Arrow compute call costs more than a loop over a table's few hundred records)."""
+        columns = self._lists
+        if name not in columns:
+            rows = self.records
+            if rows is None:
+                columns[name] = []
+            elif name in rows.column_names:
+                columns[name] = rows[name].to_pylist()
+            else:
+                columns[name] = [None] * rows.num_rows
+        return columns[name]
+
+    @cached_property
     def _days(self) -> tuple[dict[str, str], dict[str, int]]:
         """Each day's newest metrics (JSON text) and the version its run left."""
         texts: dict[str, str] = {}
         versions: dict[str, int] = {}
-        if self.records is None:
-            return texts, versions
-        rows = self.records.filter(_valid(self.records, "metrics"))
-        columns = (rows[c].to_pylist() for c in ("ds", "metrics", "version"))
-        for ds, metrics, version in zip(*columns, strict=True):
-            if ds is not None:
+        for ds, metrics, version in zip(
+            self._column("ds"), self._column("metrics"), self._column("version"), strict=True
+        ):
+            if ds is not None and metrics is not None:
                 texts[ds], versions[ds] = metrics, version
         return texts, versions
 
     @cached_property
-    def runs(self) -> Mapping[str, dict[str, Any]]:
+    def runs(self) -> _Days:
         """``{day: metrics}`` of the newest record of each day, by day (each parsed when read)."""
         texts = self._days[0]
         return _Days({d: texts[d] for d in sorted(texts)})
@@ -83,7 +100,7 @@ class Recorded:
         """The newest config recorded (None: none)."""
         if self.records is None:
             return None
-        configs = self.records["config"].drop_null()
+        configs = self.records["config"].drop_null()  # a dictionary: read as lists, slow
         return json.loads(configs[len(configs) - 1].as_py()) if len(configs) else None
 
     @cached_property
@@ -91,15 +108,21 @@ class Recorded:
         """What the table holds at its newest recorded version (None: the records cannot say)."""
         if self.records is None or PARTITIONS not in self.records.column_names:
             return None  # none, or a runs table from before the column
-        import pyarrow.compute as pc
-
-        rows = self.records.filter(_valid(self.records, PARTITIONS))
-        texts = rows[PARTITIONS]
-        maybe = pc.indices_nonzero(pc.invert(pc.match_substring(texts, SINCE))).to_pylist()
-        start = next((i for i in reversed(maybe) if is_whole(texts[i].as_py())), 0)
-        rows = rows.slice(start)  # where the replay starts: the records before are not read
-        said = _parsed(rows[PARTITIONS].to_pylist())
-        return replay(zip(rows["version"].to_pylist(), said, strict=True))
+        said = [
+            (version, text)
+            for version, text in zip(self._column("version"), self._column(PARTITIONS), strict=True)
+            if text is not None
+        ]
+        # the replay starts at the newest whole record: the records before are not parsed
+        for start in range(len(said) - 1, -1, -1):
+            if SINCE not in said[start][1]:
+                first = json.loads(said[start][1])
+                if is_whole(first):
+                    break
+        else:
+            start, first = 0, json.loads(said[0][1]) if said else None
+        parsed = [first, *_parsed(text for _, text in said[start + 1 :])] if said else []
+        return replay(zip((version for version, _ in said[start:]), parsed, strict=True))
 
 
 class _Days(Mapping[str, dict[str, Any]]):
@@ -132,6 +155,11 @@ class _Days(Mapping[str, dict[str, Any]]):
 
     def items(self):
         return self._all().items()
+
+    def mentioning(self, word: str) -> dict[str, dict[str, Any]]:
+        """``{day: metrics}`` of the days whose metrics' text holds ``word``, by day: a question
+        about a rare outcome (failed checks) parses those days alone, not a year of them."""
+        return {d: self[d] for d, text in self._texts.items() if word in text}
 
     def values(self):
         return self._all().values()
@@ -419,13 +447,6 @@ def _by_table(rows) -> dict[str, Recorded]:
         found[table] = Recorded(ordered.slice(start, end - start))
         start = end
     return found
-
-
-def _valid(rows, column: str):
-    """Where ``column`` of ``rows`` is not null."""
-    import pyarrow.compute as pc
-
-    return pc.is_valid(rows[column])
 
 
 def _parsed(texts) -> list[Any]:

@@ -117,6 +117,15 @@ class Snapshot:
         runs = self._recorded.runs
         return ds in runs and runs[ds].get("checks", PASSED) == PASSED
 
+    def failed_days(self) -> tuple[str, ...]:
+        """The days whose run recorded failed checks (a workflow's: a failed run), oldest first."""
+        runs = self._recorded.runs
+        return tuple(
+            d
+            for d, metrics in runs.mentioning(FAILED).items()
+            if str(metrics.get("checks", "")).startswith(FAILED)
+        )
+
     def failed_checks(self, ds: str) -> str | None:
         """Why the run for day ``ds`` failed its checks (None: it did not fail, or never ran)."""
         checks = str(self._recorded.runs.get(ds, {}).get("checks", ""))
