@@ -45,9 +45,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     quiet_airflow()
     from pipelines.inspection.status import COLUMNS, RUN_COLUMN, status
     from pipelines.project.config import load_project
+    from pipelines.runtime import arrow_pool
     from pipelines.runtime.environment import airflow_login
     from pipelines.runtime.secrets import redact
 
+    arrow_pool.steady()
     now = _now(args.now)
     project = load_project()
     project.require_readable()
