@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import alone
+
 REPO = Path(__file__).resolve().parents[1]
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="pipelines-tests-"))
 
@@ -50,7 +52,16 @@ for _name in [n for n in os.environ if n.startswith(("OPENLINEAGE", "AIRFLOW__OP
     del os.environ[_name]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Each test (its set-up and teardown too) holds a turn shared with the other workers', which
+    a timing test takes alone for its timed lines (:mod:`tests.alone`)."""
+    with alone.shared():
+        yield
+
+
 def pytest_sessionfinish(session, exitstatus):
+    alone.forget()
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
 
 

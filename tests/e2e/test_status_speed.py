@@ -3,7 +3,10 @@
 (what each commit left each table holding), built by ``bench/workers/status_lake.py``.
 
 The machine is shared and noisy, so the figure is the best of three runs after an untimed one
-(which also writes the bytecode: a deployed process does not compile its modules each time).
+(which also writes the bytecode: a deployed process does not compile its modules each time), and
+the three run while no other test of the suite runs (:func:`tests.alone.alone`: on two cores, a
+test beside it starting Airflow's servers took half the machine; the CI of 8657a04 measured
+2.87 s there).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from bench.workers import status_lake
 from pipelines.lake.lake import Lake
+from tests.alone import alone
 
 BUDGET_S = 2.0
 DATASETS, DAYS = 100, 365
@@ -41,5 +45,6 @@ def test_status_of_100_datasets_by_365_days_takes_under_2s(home, tmp_path):
     assert len(lines) == 2 * DATASETS + 2  # a dataset and its aggregate each, two workflows
     late = {line.split()[0] for line in lines if line.endswith(", late")}
     assert late == {n for d in status_lake.late(DATASETS) for n in (d, f"{d}_by_status")}
-    best = min(timed()[0] for _ in range(3))
+    with alone():
+        best = min(timed()[0] for _ in range(3))
     assert best < BUDGET_S, f"pipelines status took {best:.2f} s (best of 3)"
