@@ -233,9 +233,9 @@ def test_errors_a_user_can_fix_are_one_clear_line(stack, at, capsys, monkeypatch
     monkeypatch.setenv("PIPELINES_AIRFLOW_PASSWORD", "wrong")
     capsys.readouterr()
     assert main(["submit", "orders", "--date", D1, "--url", stack.url]) == 1
-    out = capsys.readouterr().out
-    assert f"error: Airflow at {stack.url} refused the login of 'admin'" in out
-    assert "Traceback" not in out
+    err = capsys.readouterr().err
+    assert f"error: Airflow at {stack.url} refused the login of 'admin'" in err
+    assert "Traceback" not in err
 
 
 def test_a_wait_that_runs_out_names_the_run_which_goes_on(stack, at):

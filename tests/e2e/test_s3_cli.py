@@ -114,9 +114,10 @@ def test_what_cannot_be_reached_is_one_line_within_seconds(project, extra, messa
         done = pipelines(env, *command, **extra)
         seconds = time.monotonic() - started
         assert done.returncode == 1, (command, done.stdout, done.stderr[-2000:])
-        lines = done.stdout.splitlines()
+        lines = done.stderr.splitlines()
         assert len(lines) <= 2 and message in lines[-1], (command, lines)
         assert lines[-1].startswith("error: ") and "Traceback" not in done.stdout + done.stderr
+        assert "error: " not in done.stdout
         assert seconds < 30, (command, seconds)
         assert PASSWORD not in done.stdout + done.stderr
 
@@ -129,7 +130,7 @@ def test_a_run_into_a_missing_bucket_names_it_on_the_run_s_line(project):
     assert line.startswith("FAIL local__orders 2024-01-02 (")
     assert "the bucket 'gone' does not exist" in line
     done = pipelines(env, "vacuum", PIPELINES_LAKE="s3://gone/x")
-    assert done.returncode == 1 and "the bucket 'gone' does not exist" in done.stdout
+    assert done.returncode == 1 and "the bucket 'gone' does not exist" in done.stderr
 
 
 def test_no_metadata_database_is_created_by_looking_for_the_connection(project, tmp_path):
@@ -137,7 +138,7 @@ def test_no_metadata_database_is_created_by_looking_for_the_connection(project, 
     fresh = tmp_path / "no-airflow-yet"
     done = pipelines(env, "show", AIRFLOW_HOME=str(fresh))
     assert done.returncode == 1
-    assert done.stdout.startswith("error: no Airflow connection 'pipelines_lake' (there is no ")
+    assert done.stderr.startswith("error: no Airflow connection 'pipelines_lake' (there is no ")
     assert not (fresh / "airflow.db").exists()  # `pipelines init` would find none and make one
 
 

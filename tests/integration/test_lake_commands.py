@@ -64,8 +64,9 @@ def test_read_as_csv_or_json_with_chosen_columns(ran, capsys):
     # saw 1003 before 1001 in dt=2024-01-01), so the first row is not asserted
     assert {"order_id": "1001"} in rows and all(set(r) == {"order_id"} for r in rows)
     assert all(isinstance(r["order_id"], str) for r in rows) and len(rows) == 6
-    code, out, _ = out_of(capsys, ["read", "orders", "--columns", "nope"])
-    assert code == 1 and out.startswith("error: --columns: no column 'nope' (columns: dt,")
+    code, out, err = out_of(capsys, ["read", "orders", "--columns", "nope"])
+    assert code == 1 and err.startswith("error: --columns: no column 'nope' (columns: dt,")
+    assert out == ""  # a CSV read into a file gets no error line among its rows
 
 
 def test_an_empty_read_says_so_once(ran, capsys):
@@ -83,10 +84,10 @@ def test_as_of_on_an_incremental_cleaned_table_reads_it_as_it_stood(ran, capsys)
     assert set(first["_ds"]) == {"2024-01-01"} and 0 < len(first) < len(now)
     kept = pipelines.read("orders", "raw", as_of="2024-01-01")
     assert set(first["order_id"]) <= set(kept["order_id"])  # a CSV key: the text delivered
-    code, out, _ = out_of(capsys, ["read", "orders", "--as-of", "2023-12-31"])
+    code, _, err = out_of(capsys, ["read", "orders", "--as-of", "2023-12-31"])
     assert code == 1
-    assert out.startswith("error: as_of: no run of orders recorded for 2023-12-31 in cleaned")
-    assert "(days: 2024-01-01, 2024-01-02)" in out
+    assert err.startswith("error: as_of: no run of orders recorded for 2023-12-31 in cleaned")
+    assert "(days: 2024-01-01, 2024-01-02)" in err
 
 
 def test_namespace_is_an_option_of_every_lake_command(ran, capsys):
@@ -102,8 +103,8 @@ def test_namespace_is_an_option_of_every_lake_command(ran, capsys):
     assert code == 0 and err.strip() == "(5 rows)"
     code, out, _ = out_of(capsys, ["list", "--namespace", "prod"])
     assert "prod__customers" in out
-    code, out, _ = out_of(capsys, ["show", "--namespace", "Bad-Name"])
-    assert code == 1 and out.startswith("error: PIPELINES_NAMESPACE: 'Bad-Name' must match")
+    code, _, err = out_of(capsys, ["show", "--namespace", "Bad-Name"])
+    assert code == 1 and err.startswith("error: PIPELINES_NAMESPACE: 'Bad-Name' must match")
 
 
 def _lake(namespace):

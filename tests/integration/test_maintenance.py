@@ -177,7 +177,7 @@ def test_a_data_file_with_a_byte_changed_is_healed_by_the_repair_of_its_table(la
     data = newest.read_bytes()
     newest.write_bytes(data[:4] + bytes([data[4] ^ 0xFF]) + data[5:])  # a page header's byte
     assert main(["read", "items"]) == 1
-    said = capsys.readouterr().out
+    said = capsys.readouterr().err
     assert said.startswith("error: ") and "a data file does not read (" in said
     assert "`pipelines repair items` reads each of its files" in said
     assert main(["repair", "items"]) == 0

@@ -127,15 +127,17 @@ def test_json_is_the_same_plan_as_data(ran, capsys):
 
 def test_errors_exit_1_on_one_line(ran, capsys):
     assert plan(capsys, "--against", "Not A Name")[0] == 1
-    code, out = plan(capsys, "--url", "http://127.0.0.1:9")
-    assert (code, out) == (
+    code = main(["plan", "--url", "http://127.0.0.1:9"])
+    assert (code, *capsys.readouterr()) == (
         1,
+        "",
         "error: --url is where --apply runs the backfills: give --apply too\n",
     )
     configure(ran, ORDERS + "2024-01-02", CUSTOMERS.replace("2024-01-01", "yesterday"))
-    code, out = plan(capsys)  # a skipped entry would read as removed: no plan at all
-    assert (code, out) == (
+    code = main(["plan"])  # a skipped entry would read as removed: no plan at all
+    assert (code, *capsys.readouterr()) == (
         1,
+        "",
         "registry.csv:3: start_date: 'yesterday' is not a date in the form YYYY-MM-DD\n",
     )
 

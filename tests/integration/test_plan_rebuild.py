@@ -85,16 +85,17 @@ def assert_same(before: dict, after: dict) -> None:
         pd.testing.assert_frame_equal(after[table][2], rows, obj=table)
 
 
-def apply(capsys) -> tuple[int, str]:
+def apply(capsys) -> tuple[int, str, str]:
     code = main(["plan", "--apply"])
-    return code, capsys.readouterr().out
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_a_failed_rebuild_changes_nothing_and_a_fixed_one_switches_every_table(shop, capsys):
     before = state()
     assert before["cleaned.shop"][0] >= 0 and len(before["cleaned.shop"][1]) == 5
     configure(shop, "order_id|discount", ", discounted: sum:discount")
-    code, out = apply(capsys)
+    code, out, err = apply(capsys)
     assert code == 1, out
     assert_same(before, state())  # every table as it was, at the same version
     assert "FAIL local__shop 2024-01-01" in out
@@ -105,7 +106,7 @@ def test_a_failed_rebuild_changes_nothing_and_a_fixed_one_switches_every_table(s
         "error: the rebuild of shop failed (2024-01-01 .. 2024-01-05): nothing was switched, "
         "every table stays as it was (quarantine.shop, aggregated.by_status, aggregated.totals, "
         "cleaned.shop); fix the cause, then rerun `pipelines plan --apply` to finish it"
-    ) in out
+    ) in err
     lake = Lake.from_env()
     assert not os.path.exists(lake.staging)  # the staging area is removed
     assert lake.manifest(Layer.CLEANED, "shop").snapshot().meta[CONFIG]["primary_key"] == [
@@ -119,7 +120,7 @@ def test_a_failed_rebuild_changes_nothing_and_a_fixed_one_switches_every_table(s
     assert "the cleaned table must be rebuilt: 5 partitions" in out
 
     configure(shop, "order_id|line", ", discounted: sum:discount")  # the fix
-    code, out = apply(capsys)
+    code, out, _ = apply(capsys)
     assert code == 0, out
     assert (
         "switched to their rebuilt versions: quarantine.shop, aggregated.by_status, "
@@ -214,17 +215,16 @@ def test_a_read_only_lake_fails_in_one_line_and_changes_nothing(shop, capsys):
     configure(shop, "order_id|line")
     lake = Lake.from_env()
     with read_only(shop / "lake"):
-        code, out = apply(capsys)
-        err = capsys.readouterr().err
+        code, out, err = apply(capsys)
     assert code == 1
-    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [
         f"error: the lake {lake.prefix} cannot be written here (Operation not permitted): "
         "plan --apply rebuilds and records tables there; nothing was changed"
     ] or errors == [
         f"error: the lake {lake.prefix} cannot be written here (Permission denied): "
         "plan --apply rebuilds and records tables there; nothing was changed"
-    ], out
+    ], err
     assert "Traceback" not in out + err
     assert "starting" not in out  # no run started
     assert_same(before, state())
@@ -254,7 +254,7 @@ def test_a_switch_that_meets_another_writer_says_what_stayed_and_a_rerun_finishe
     before = state()
     configure(shop, "order_id|line")
     monkeypatch.setattr(plan_command, "_backfill", meanwhile)
-    code, out = apply(capsys)
+    code, out, err = apply(capsys)
     monkeypatch.setattr(plan_command, "_backfill", real)
     assert code == 1, out
     assert (
@@ -262,12 +262,12 @@ def test_a_switch_that_meets_another_writer_says_what_stayed_and_a_rerun_finishe
         "to it during the rebuild); switched: quarantine.shop, aggregated.by_status, "
         "aggregated.totals; stayed as they were: cleaned.shop; rerun `pipelines plan --apply` "
         "to finish it"
-    ) in out
+    ) in err
     now = state()
     assert now["cleaned.shop"][0] == other[0] == before["cleaned.shop"][0] + 1
     assert main(["plan"]) == 2
     assert "primary_key: order_id -> order_id, line" in capsys.readouterr().out
-    code, out = apply(capsys)
+    code, out, _ = apply(capsys)
     assert code == 0, out
     assert main(["plan"]) == 0
     snap = Lake.from_env().manifest(Layer.CLEANED, "shop").snapshot()
@@ -280,9 +280,9 @@ def test_a_rebuild_is_not_sent_to_airflow(shop, capsys):
     before = state()
     configure(shop, "order_id|line")
     code = main(["plan", "--apply", "--url", "http://127.0.0.1:9"])
-    out = capsys.readouterr().out
-    assert code == 1
-    assert out.splitlines()[-1] == (
+    out, err = capsys.readouterr()
+    assert code == 1 and "error" not in out
+    assert err.splitlines()[-1] == (
         "error: shop: a rebuild is built beside the current tables and switched in from here, "
         "not on Airflow: run `pipelines plan --apply` without --url"
     )

@@ -40,6 +40,14 @@ def out_of(capsys, argv) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def err_of(capsys, argv) -> tuple[int, str]:
+    """The exit code and standard error of a command that fails (its standard output: empty)."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert out == "", out
+    return code, err
+
+
 def test_research_reads_servings_raw_in_place_and_writes_only_its_own(
     serving, airflow_db, monkeypatch
 ):
@@ -146,35 +154,35 @@ def test_namespace_list_then_drop(serving, capsys, monkeypatch):
     assert rows["serving"][1:3] == ["serving", "8"], out
     serving_files = files_of(serving / "serving")
 
-    code, out = out_of(capsys, ["namespace", "drop", "serving", "--yes"])
-    assert code == 1 and "is a serving namespace" in out
+    code, err = err_of(capsys, ["namespace", "drop", "serving", "--yes"])
+    assert code == 1 and "is a serving namespace" in err
     for name in ("serving/raw", ".", "..", "exp/../serving", ""):  # never a path, only a name
-        code, out = out_of(capsys, ["namespace", "drop", name, "--yes"])
-        assert code == 1 and "is not a namespace name" in out, (name, out)
+        code, err = err_of(capsys, ["namespace", "drop", name, "--yes"])
+        assert code == 1 and "is not a namespace name" in err, (name, err)
     assert files_of(serving / "serving") == serving_files
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: (_ for _ in ()).throw(EOFError))
     assert out_of(capsys, ["namespace", "drop", "exp"]) == (1, "not dropped\n")
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    code, out = out_of(capsys, ["namespace", "drop", "exp"])
+    code, err = err_of(capsys, ["namespace", "drop", "exp"])
     assert (
-        code == 1 and out.strip() == "error: drop 'exp': confirm with --yes (no terminal to ask on)"
+        code == 1 and err.strip() == "error: drop 'exp': confirm with --yes (no terminal to ask on)"
     )
     assert (serving / "exp").exists()
     code, out = out_of(capsys, ["namespace", "drop", "exp", "--yes"])
     assert code == 0 and out.startswith("dropped namespace exp: deleted ")
     assert not (serving / "exp").exists()
     assert files_of(serving / "serving") == serving_files
-    code, out = out_of(capsys, ["namespace", "drop", "exp", "--yes"])
-    assert code == 1 and "has nothing in the lake" in out
+    code, err = err_of(capsys, ["namespace", "drop", "exp", "--yes"])
+    assert code == 1 and "has nothing in the lake" in err
 
 
 def test_a_master_namespace_cannot_be_dropped(home, capsys, monkeypatch):
     monkeypatch.setenv("PIPELINES_NAMESPACE", "main")
     run_steps("orders", DAYS[0])
     monkeypatch.setenv("PIPELINES_NAMESPACE", "exp")
-    code, out = out_of(capsys, ["namespace", "drop", "main", "--yes"])
-    assert code == 1 and "'main' is a master namespace" in out
+    code, err = err_of(capsys, ["namespace", "drop", "main", "--yes"])
+    assert code == 1 and "'main' is a master namespace" in err
     assert (home / "lake" / "main" / "cleaned" / "orders").exists()
 
 

@@ -24,11 +24,14 @@ COMMAND_LINE = re.compile(
 
 
 def lines(capsys) -> list[str]:
-    """The command's own lines. The test session runs Airflow's logging at WARNING (conftest),
-    so task logs (and their tracebacks) reach stdout too; the command alone runs it at CRITICAL
-    (see test_the_command_prints_nothing_but_its_lines)."""
-    out = capsys.readouterr().out.strip().splitlines()
-    return [line for line in out if COMMAND_LINE.match(line)]
+    """The command's own lines: stdout's, then stderr's (an error or a config problem, which
+    ends the command). The test session runs Airflow's logging at WARNING (conftest), so task
+    logs (and their tracebacks) reach the streams too; the command alone runs it at CRITICAL
+    (`cli.text.quiet_airflow`)."""
+    out, err = capsys.readouterr()
+    said = [line for line in out.strip().splitlines() if COMMAND_LINE.match(line)]
+    assert not [line for line in said if line.startswith("error: ")]  # errors go to stderr
+    return said + [line for line in err.strip().splitlines() if COMMAND_LINE.match(line)]
 
 
 def test_a_backfill_announces_its_runs_and_each_line_says_what_the_run_did(

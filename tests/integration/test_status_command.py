@@ -334,9 +334,10 @@ def test_namespace_selects_the_lake(home, capsys):
 )
 def test_wrong_uses_are_one_line_and_exit_1(home, capsys, monkeypatch, argv, message):
     monkeypatch.setenv("PIPELINES_AIRFLOW_TOKEN", "not-a-token")
-    code, out, _ = status_of(capsys, *argv)
-    assert code == 1 and out.startswith(message), out
-    assert len(out.splitlines()) == 1
+    code, out, err = status_of(capsys, *argv)
+    errors = [line for line in err.splitlines() if not line.startswith("note: ")]
+    assert code == 1 and len(errors) == 1 and errors[0].startswith(message), err
+    assert out == ""
 
 
 def test_the_html_page_is_written_whole_with_its_data(sample, capsys, tmp_path):

@@ -85,8 +85,8 @@ def test_a_failed_run_exits_1_with_the_task_and_its_error(home, capsys):
 )
 def test_wrong_use_is_one_line(home, capsys, argv, message):
     assert main(argv) == 1
-    out = capsys.readouterr().out
-    assert message in out and "Traceback" not in out
+    out, err = capsys.readouterr()
+    assert message in err and "Traceback" not in err and out == ""
 
 
 def test_without_a_date_the_latest_complete_interval_is_run(home):

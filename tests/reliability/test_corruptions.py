@@ -239,8 +239,9 @@ def test_on_s3_a_damaged_log_entry_is_named_and_shown(s3, built, capsys):
     damaged = f"s3://{BUCKET}/{key}"
 
     code, out, err = cli(env, capsys, "read", "ledger")
-    said = out.strip()  # (stderr has the test proxy's own noise: delta-rs hung up on it)
-    assert code == 1 and damaged in said and len(said.splitlines()) == 1, said
+    # (stderr also has the test proxy's own noise: delta-rs hung up on it)
+    said = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert code == 1 and out == "" and len(said) == 1 and damaged in said[0], err
     code, out, _ = cli(env, capsys, "status", "--json")
     rows = {r["name"]: r for r in json.loads(out)["rows"]}
     [said] = rows["ledger"]["damaged"]  # its raw table's sizes agree with their log

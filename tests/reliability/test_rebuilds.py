@@ -109,7 +109,7 @@ def test_on_s3_a_failed_rebuild_changes_nothing_and_a_fixed_one_is_switched(
     before = state()
     configure(home, "order_id|discount", ", discounted: sum:discount")
     assert main(["plan", "--apply"]) == 1
-    assert "nothing was switched" in capsys.readouterr().out
+    assert "nothing was switched" in capsys.readouterr().err
     assert_same(before, state())
     configure(home, "order_id|line", ", discounted: sum:discount")
     assert main(["plan", "--apply"]) == 0, capsys.readouterr().out

@@ -14,14 +14,14 @@ def test_env_prints_only_exports(airflow_db, capsys):
 
 def test_unknown_name_is_a_message_not_a_traceback(home, capsys):
     assert main(["read", "nope"]) == 1
-    out = capsys.readouterr().out
-    assert out.startswith("error: no dataset named 'nope' in registry.csv; known: orders")
-    assert "Traceback" not in out
+    out, err = capsys.readouterr()
+    assert err.startswith("error: no dataset named 'nope' in registry.csv; known: orders")
+    assert "Traceback" not in err and out == ""  # stdout carries the command's output alone
 
 
 def test_reading_before_any_run_says_what_to_do(home, capsys):
     assert main(["read", "orders"]) == 1
-    assert "run: pipelines run orders --date YYYY-MM-DD" in capsys.readouterr().out
+    assert "run: pipelines run orders --date YYYY-MM-DD" in capsys.readouterr().err
 
 
 def test_list_shows_dag_ids_and_newest_raw_ds(home, capsys):
@@ -76,7 +76,7 @@ def test_an_error_line_never_shows_a_credential_in_a_url_it_names(monkeypatch, c
 
     monkeypatch.setattr(parser, "cmd_submit", fails)
     assert main(["submit", "orders", "--date", "2024-01-02"]) == 1
-    assert capsys.readouterr().out == (
+    assert capsys.readouterr().err == (
         "error: cannot reach Airflow at http://***@host:8080: GET /x%3Ftoken%3D*** failed\n"
     )
 

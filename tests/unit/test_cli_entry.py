@@ -40,7 +40,7 @@ def test_a_good_command_exits_0_with_its_whole_output_and_the_exit_handlers_run(
 def test_a_user_mistake_keeps_its_exit_code_1():
     done = _run("read", "no_such_dataset")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "no_such_dataset" in done.stdout
+    assert "no_such_dataset" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout.splitlines()[-1] == "exit handler ran"
 

@@ -124,9 +124,9 @@ def test_the_command_prints_the_same_error_without_a_traceback(
     home, airflow_db, capsys, argv, message
 ):
     assert main(argv) == 1
-    out = capsys.readouterr().out
-    assert out.startswith(f"error: {message}")
-    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_an_unknown_name_says_where_it_was_looked_for_and_what_exists(home):

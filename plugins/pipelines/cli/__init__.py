@@ -1,9 +1,10 @@
 """The ``pipelines`` command: thin argument parsing over the package.
 
-User mistakes (bad config, unknown names, missing data) print a message and exit 1, without a
-traceback and without a credential (:func:`~pipelines.runtime.secrets.redact`); a traceback means
-a bug. ``--namespace`` (on every command that touches the lake or the DAGs) stands for
-``PIPELINES_NAMESPACE`` while the command runs.
+User mistakes (bad config, unknown names, missing data) print a message on stderr and exit 1,
+without a traceback and without a credential (:func:`~pipelines.runtime.secrets.redact`); a
+traceback means a bug. stdout carries the command's output alone (``--json``, ``read --format
+csv`` into a file: never an error line among the rows). ``--namespace`` (on every command that
+touches the lake or the DAGs) stands for ``PIPELINES_NAMESPACE`` while the command runs.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            say(problem)
+            say(problem, file=sys.stderr)
         return 1
     except PipelinesError as exc:
-        say_lines(f"error: {redact(str(exc))}")  # the last guard: no credential in a URL it names
+        # the last guard: no credential in a URL it names
+        say_lines(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        say("interrupted")
+        say("interrupted", file=sys.stderr)
         return 130
 
 

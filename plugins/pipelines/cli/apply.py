@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Callable
 
 from pipelines.cli.text import say
@@ -45,7 +46,7 @@ def apply(found, project, lake, args: argparse.Namespace, backfill: Callable) ->
             continue
         for first, last, _ in each.ranges:
             if backfill(each.name, first, last, args) != 0:
-                say(f"error: the backfill of {each.name} {first} .. {last} failed")
+                say(f"error: the backfill of {each.name} {first} .. {last} failed", file=sys.stderr)
                 return False
     recorded = settle(found, project, lake)
     if recorded:
@@ -76,7 +77,8 @@ def _rebuild(found, rebuilds: dict, lake, args: argparse.Namespace, backfill: Ca
                         say(
                             f"error: the rebuild of {each.name} failed ({first} .. {last}): "
                             f"nothing was switched, every table stays as it was ({names}); "
-                            f"fix the cause, then {RERUN}"
+                            f"fix the cause, then {RERUN}",
+                            file=sys.stderr,
                         )
                         return False
         return _switch(lake, staged, tables, bases)
@@ -102,7 +104,8 @@ def _switch(lake, staged, tables: list, bases: dict) -> bool:
             say(
                 f"error: switching {_named((layer, name))} to its rebuilt version failed "
                 f"({why}); switched: {', '.join(switched) or 'none'}; stayed as they were: "
-                f"{stayed}; {RERUN}"
+                f"{stayed}; {RERUN}",
+                file=sys.stderr,
             )
             return False
         switched.append(_named((layer, name)))
