@@ -15,6 +15,7 @@ again and recomputes (delta-rs's own retry would commit rows computed from an ol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ LOG = damage.LOG
 OLD_LOG = "_log"  # the manifests of the format before Delta (pipelines <= 0.1)
 RUN_KEY = "pipelines.run"  # the custom metadata key a commit's run is recorded under
 CLOCK = "_clock"  # {table}/_clock/{uuid}: the probe a vacuum reads the storage's time from
+CUT_SHORT = "#"  # object_store writes a local file as `name#N`, renamed to `name` once whole
 T = TypeVar("T")
 # A commit writes its files before it commits them: a vacuum that deleted files younger than the
 # longest commit could delete one in flight. Delta's own default keeps a week of versions.
@@ -342,7 +344,8 @@ def compact(path: str, storage: Storage) -> None:
 
 def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
     """Delete the files of ``path`` that no version younger than ``retention_hours`` needs (those
-    of replaced versions, and those crashed writers left); the deleted files.
+    of replaced versions, and those crashed writers left, half-written ones too:
+    :func:`_cut_short`); the deleted files.
 
     Age is the storage's, not this machine's: delta-rs judges a file by its modification time
     (stamped by the storage) against the local clock, so a local clock hours ahead would make a
@@ -369,7 +372,7 @@ def vacuum(path: str, storage: Storage, retention_hours: float) -> list[str]:
         )
     for attempt in range(1, RETRIES + 1):
         try:
-            return _vacuumed(path, storage, table, hours)
+            return _vacuumed(path, storage, table, hours) + _cut_short(path, storage, hours)
         except CommitConflict:  # its record of the vacuum met a writer's commit: judge again
             if attempt == RETRIES:
                 raise
@@ -390,6 +393,28 @@ def _vacuumed(path: str, storage: Storage, table: DeltaTable, hours: int) -> lis
         ),
     )
     return list(vacuumed)
+
+
+def _cut_short(path: str, storage: Storage, hours: int) -> list[str]:
+    """Delete the half-written files of local writes a kill cut short, older than ``hours``; the
+    deleted files (relative to ``path``). object_store writes a local data file as ``name#N``
+    and renames it to ``name`` once whole, and its listing, so delta-rs's vacuum, never shows a
+    ``#N`` name: a writer killed inside that window left it for good. An upload to S3 that
+    never finished is no object."""
+    if storage.remote:
+        return []
+    cutoff = time.time() - hours * 3600
+    found = []
+    for file, _ in storage.files(path):
+        name = os.path.basename(file)
+        head, cut, tail = name.rpartition(CUT_SHORT)
+        if not (cut and head and tail.isdigit()) or f"/{LOG}/" in file:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if storage.mtime(file) < cutoff:
+                found.append(file)
+    storage.delete(found)
+    return [os.path.relpath(file, path) for file in found]
 
 
 def _ahead_of_storage(path: str, storage: Storage) -> float:
