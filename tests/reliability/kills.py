@@ -153,9 +153,11 @@ def unfinished_commits(lake: Path) -> int:
 
 def age(lake: Path, hours: float) -> None:
     """Make every data file of the lake look ``hours`` old (what a vacuum's retention goes by
-    for files no commit names), as if the kills had happened that long ago."""
+    for files no commit names), as if the kills had happened that long ago: half-written ones
+    too (``name.parquet#N``, a local write a kill cut short; a CI run's kill left one, which
+    this missed)."""
     then = time.time() - hours * 3600
-    for path in lake.rglob("*.parquet"):
+    for path in lake.rglob("*.parquet*"):
         os.utime(path, (then, then))
 
 
